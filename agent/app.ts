@@ -1,0 +1,90 @@
+/**
+ * Agent wiring: config → apiserver access → identity → tunnels.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import * as k8s from '@kubernetes/client-node';
+import { KgError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { parseHostPort } from '../common/config.js';
+import { version } from '../common/version.js';
+import type { AgentConfig } from './config.js';
+import { kubeConfigFor } from './kube-client.js';
+import { IdentityManager } from './identity.js';
+import { Upstream } from './forward.js';
+import { TunnelClient } from './tunnel-client.js';
+
+export interface AgentApp {
+  tunnels: TunnelClient[];
+  close(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger): Promise<AgentApp> {
+  if (!config.apiserverUrl) {
+    throw new KgError(
+      'KG_ERR_CONFIG',
+      'KUBEGATE_APISERVER_URL is not set and this is not a pod (no KUBERNETES_SERVICE_HOST)',
+    );
+  }
+  const caPem = readFileSync(config.apiserverCaFile, 'utf8');
+  const proxyCaPem = readFileSync(config.proxyCaFile, 'utf8');
+  const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
+  const kc = kubeConfigFor({
+    server: config.apiserverUrl,
+    caFile: config.apiserverCaFile,
+    tokenFile: config.apiserverTokenFile,
+  });
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+
+  const identity = new IdentityManager({
+    cluster: config.cluster,
+    tunnelAddress: config.tunnelAddress,
+    serverName,
+    proxyCaPem,
+    bootstrapTokenFile: config.bootstrapTokenFile,
+    namespace: config.namespace,
+    secretName: config.identitySecret,
+    core,
+    log: log.child({ part: 'identity' }),
+  });
+  await identity.init();
+
+  const upstream = new Upstream({
+    apiserverUrl: config.apiserverUrl,
+    caPem,
+    tokenFile: config.apiserverTokenFile,
+    log: log.child({ part: 'upstream' }),
+  });
+  const agentId = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
+  const tunnels = Array.from(
+    { length: config.tunnels },
+    (_, i) =>
+      new TunnelClient(i, {
+        cluster: config.cluster,
+        agentId,
+        agentVersion: version,
+        tunnelAddress: config.tunnelAddress,
+        serverName,
+        proxyCaPem,
+        identity: () => identity.current(),
+        onStream: (stream, headers) => upstream.handle(stream, headers),
+        reconnectBaseMs: config.reconnectBase,
+        reconnectMaxMs: config.reconnectMax,
+        log: log.child({ part: 'tunnel' }),
+      }),
+  );
+  for (const t of tunnels) t.start();
+  log.info(
+    { cluster: config.cluster, tunnels: tunnels.length, proxy: config.tunnelAddress },
+    'kubegate agent started',
+  );
+  return {
+    tunnels,
+    close: async () => {
+      identity.stop();
+      for (const t of tunnels) t.stop();
+      await upstream.close();
+    },
+  };
+}

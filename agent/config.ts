@@ -1,0 +1,109 @@
+/**
+ * The agent's configuration. In a cluster, the bootstrap YAML's Deployment
+ * sets these from the bootstrap Secret; in tests the agent runs as a local
+ * process with exactly the same variables.
+ */
+import { loadConfig, type ConfigOf, type Schema } from '../common/config.js';
+
+const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export const agentSchema = {
+  cluster: {
+    env: 'KUBEGATE_CLUSTER',
+    type: 'string',
+    required: true,
+    doc: 'Name of this cluster as registered in kubegate.',
+  },
+  tunnelAddress: {
+    env: 'KUBEGATE_TUNNEL_ADDRESS',
+    type: 'string',
+    required: true,
+    doc: 'host:port of the proxy tunnel listener.',
+  },
+  tunnelServerName: {
+    env: 'KUBEGATE_TUNNEL_SERVER_NAME',
+    type: 'string',
+    doc: 'TLS server name to expect on the tunnel listener (defaults to the host of tunnelAddress).',
+  },
+  proxyCaFile: {
+    env: 'KUBEGATE_PROXY_CA_FILE',
+    type: 'string',
+    required: true,
+    doc: 'The proxy CA pinned at enrollment; the agent refuses any proxy that does not chain to it.',
+  },
+  bootstrapTokenFile: {
+    env: 'KUBEGATE_BOOTSTRAP_TOKEN_FILE',
+    type: 'string',
+    doc: 'File holding the one-time bootstrap token (used only when no identity Secret exists yet).',
+  },
+  apiserverUrl: {
+    env: 'KUBEGATE_APISERVER_URL',
+    type: 'url',
+    doc: 'The apiserver; defaults to the in-cluster service address.',
+  },
+  apiserverCaFile: {
+    env: 'KUBEGATE_APISERVER_CA_FILE',
+    type: 'string',
+    doc: "CA of the apiserver's serving certificate.",
+  },
+  apiserverTokenFile: {
+    env: 'KUBEGATE_APISERVER_TOKEN_FILE',
+    type: 'string',
+    doc: "The agent's own ServiceAccount token (re-read as it rotates).",
+  },
+  namespace: {
+    env: 'KUBEGATE_NAMESPACE',
+    type: 'string',
+    doc: 'Namespace of the agent and everything it creates.',
+  },
+  identitySecret: {
+    env: 'KUBEGATE_IDENTITY_SECRET',
+    type: 'string',
+    doc: 'Secret that keeps the agent certificate and key between restarts.',
+  },
+  tunnels: {
+    env: 'KUBEGATE_TUNNELS',
+    type: 'int',
+    doc: 'Tunnels to keep open to the proxy.',
+    check: (v) =>
+      (v as number) >= 1 && (v as number) <= 16 ? undefined : 'must be between 1 and 16',
+  },
+  reconnectBase: {
+    env: 'KUBEGATE_RECONNECT_BASE',
+    type: 'duration',
+    doc: 'First reconnect delay; doubles per failure, with full jitter.',
+  },
+  reconnectMax: {
+    env: 'KUBEGATE_RECONNECT_MAX',
+    type: 'duration',
+    doc: 'Cap of the reconnect delay.',
+  },
+  logLevel: { env: 'KUBEGATE_LOG_LEVEL', type: 'string', doc: 'pino log level.' },
+} as const satisfies Schema;
+
+export type AgentConfig = ConfigOf<typeof agentSchema>;
+
+function inClusterUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (!host || !port) return undefined;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return loadConfig(
+    agentSchema,
+    {
+      apiserverUrl: inClusterUrl(env),
+      apiserverCaFile: `${sa}/ca.crt`,
+      apiserverTokenFile: `${sa}/token`,
+      namespace: 'kubegate-system',
+      identitySecret: 'kubegate-agent-identity',
+      tunnels: 2,
+      reconnectBase: '250ms',
+      reconnectMax: '30s',
+      logLevel: 'info',
+    },
+    env,
+  );
+}

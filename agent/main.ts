@@ -1,0 +1,35 @@
+/**
+ * `kubegate agent`: config → wiring → signals. The only place the agent
+ * process exits.
+ */
+import { createLogger } from '../common/log.js';
+import { isKgError } from '../common/errors.js';
+import { loadAgentConfig } from './config.js';
+import { startAgent } from './app.js';
+
+export async function runAgent(): Promise<void> {
+  let config;
+  try {
+    config = loadAgentConfig();
+  } catch (err) {
+    console.error(isKgError(err) ? err.message : err);
+    process.exit(2);
+  }
+  const log = createLogger({ name: 'kubegate-agent', level: config.logLevel });
+  const app = await startAgent(config, log).catch((err: unknown) => {
+    log.fatal(
+      { code: isKgError(err) ? err.code : undefined },
+      isKgError(err) ? err.message : String(err),
+    );
+    process.exit(1);
+  });
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

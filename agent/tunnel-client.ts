@@ -1,0 +1,160 @@
+/**
+ * Tunnels to the proxy. The agent dials out (nothing in the cluster
+ * listens), checks the proxy against the CA pinned at enrollment, presents
+ * its client certificate, and then serves HTTP/2 on that socket: roles
+ * reversed, each proxied request is one stream. Lost tunnels are redialled
+ * with full-jitter exponential back-off, so thousands of agents returning
+ * after an outage spread out instead of stampeding.
+ */
+import { isIP } from 'node:net';
+import * as http2 from 'node:http2';
+import * as tls from 'node:tls';
+import type { Logger } from '../common/log.js';
+import { parseHostPort } from '../common/config.js';
+import {
+  alpnTunnel,
+  controlPrefix,
+  hdrReplica,
+  helloPath,
+  tunnelMaxSessionMemoryMb,
+  tunnelMaxStreams,
+  tunnelSessionWindow,
+  tunnelStreamWindow,
+  type HelloResponse,
+} from '../common/tunnel-protocol.js';
+import type { AgentIdentity } from './identity.js';
+import { replyStatus } from './forward.js';
+
+export interface TunnelClientDeps {
+  cluster: string;
+  agentId: string;
+  agentVersion: string;
+  tunnelAddress: string;
+  serverName: string;
+  proxyCaPem: string;
+  identity: () => AgentIdentity;
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+  reconnectBaseMs: number;
+  reconnectMaxMs: number;
+  log: Logger;
+}
+
+/** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"). */
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30)));
+}
+
+export class TunnelClient {
+  private readonly server: http2.Http2Server;
+  private socket: tls.TLSSocket | undefined;
+  private stopped = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Replica id of the proxy the tunnel currently reaches, from its hello. */
+  replica: string | undefined;
+  connected = false;
+
+  constructor(
+    readonly index: number,
+    private readonly deps: TunnelClientDeps,
+  ) {
+    this.server = http2.createServer({
+      settings: {
+        initialWindowSize: tunnelStreamWindow,
+        maxConcurrentStreams: tunnelMaxStreams,
+        enablePush: false,
+      },
+      maxSessionMemory: tunnelMaxSessionMemoryMb,
+    });
+    this.server.on('session', (session) => {
+      session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+      session.on('error', (err) => deps.log.debug({ err: err.message }, 'tunnel session error'));
+    });
+    this.server.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      const path = String(headers[':path'] ?? '');
+      if (path.startsWith(controlPrefix)) return this.control(stream, headers, path);
+      deps.onStream(stream, headers);
+    });
+  }
+
+  private control(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    path: string,
+  ): void {
+    if (path === helloPath) {
+      this.replica = String(headers[hdrReplica] ?? '');
+      this.connected = true;
+      this.attempt = 0;
+      this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'tunnel up');
+      const hello: HelloResponse = {
+        cluster: this.deps.cluster,
+        agentVersion: this.deps.agentVersion,
+        agentId: this.deps.agentId,
+      };
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify(hello));
+      return;
+    }
+    replyStatus(stream, 404, 'NotFound', `unknown control path ${path}`);
+  }
+
+  start(): void {
+    this.dial();
+  }
+
+  private dial(): void {
+    if (this.stopped) return;
+    const { host, port } = parseHostPort(this.deps.tunnelAddress);
+    const id = this.deps.identity();
+    const socket = tls.connect({
+      host,
+      port,
+      servername: isIP(this.deps.serverName) ? undefined : this.deps.serverName,
+      ca: this.deps.proxyCaPem,
+      cert: id.certPem,
+      key: id.keyPem,
+      ALPNProtocols: [alpnTunnel],
+      minVersion: 'TLSv1.3',
+    });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== alpnTunnel) {
+        socket.destroy(new Error(`proxy did not agree to ALPN ${alpnTunnel}`));
+        return;
+      }
+      this.server.emit('connection', socket);
+    });
+    socket.on('error', (err) =>
+      this.deps.log.warn({ tunnel: this.index, err: err.message }, 'tunnel connection failed'),
+    );
+    socket.once('close', () => {
+      if (this.connected)
+        this.deps.log.warn({ tunnel: this.index, replica: this.replica }, 'tunnel down');
+      this.connected = false;
+      this.socket = undefined;
+      if (this.stopped) return;
+      const delay = backoffDelay(
+        this.attempt++,
+        this.deps.reconnectBaseMs,
+        this.deps.reconnectMaxMs,
+      );
+      this.timer = setTimeout(() => this.dial(), delay);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.server.close();
+  }
+}

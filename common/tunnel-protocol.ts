@@ -1,0 +1,76 @@
+/**
+ * The tunnel between agent and proxy: one mTLS connection, dialled by the
+ * agent, carrying HTTP/2 with roles reversed (the agent is the HTTP/2 server,
+ * the proxy the client). Each user request is one stream. These names are the
+ * whole contract between the two programs.
+ */
+
+/** ALPN on the tunnel listener: `h2` is a tunnel, `http/1.1` enrollment and renewal. */
+export const alpnTunnel = 'h2';
+export const alpnEnroll = 'http/1.1';
+
+/** Paths served over `http/1.1` on the tunnel listener. */
+export const enrollPath = '/enroll/v1';
+export const renewPath = '/renew/v1';
+
+/** Paths the proxy requests from the agent over the tunnel (never forwarded to the apiserver). */
+export const helloPath = '/.kubegate/v1/hello';
+export const controlPrefix = '/.kubegate/';
+
+/** Request headers the proxy adds on a tunnel stream; the agent trusts only these. */
+export const hdrIdentity = 'kg-identity'; // base64url(JSON TunnelIdentity)
+export const hdrAuditId = 'kg-audit-id';
+export const hdrReplica = 'kg-replica';
+/** Response header the agent sets on its own errors (tunnel-level, not the apiserver's). */
+export const hdrAgentError = 'kg-agent-error';
+
+export interface TunnelIdentity {
+  user: string;
+  groups: string[];
+  uid?: string;
+}
+
+export function encodeIdentity(id: TunnelIdentity): string {
+  return Buffer.from(JSON.stringify(id)).toString('base64url');
+}
+
+export function decodeIdentity(value: string): TunnelIdentity | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as unknown;
+    if (
+      typeof v === 'object' &&
+      v !== null &&
+      typeof (v as TunnelIdentity).user === 'string' &&
+      Array.isArray((v as TunnelIdentity).groups) &&
+      (v as TunnelIdentity).groups.every((g) => typeof g === 'string')
+    ) {
+      return v as TunnelIdentity;
+    }
+  } catch {
+    // fall through
+  }
+  return undefined;
+}
+
+export interface HelloResponse {
+  cluster: string;
+  agentVersion: string;
+  agentId: string;
+}
+
+/**
+ * HTTP/2 tuning for the tunnel (performance.md): windows of megabytes, not the
+ * 64 KiB default, so one stream can fill the pipe; a high stream limit, since
+ * every watch is a stream; more session memory for many open streams.
+ */
+export const tunnelStreamWindow = 4 * 1024 * 1024;
+export const tunnelSessionWindow = 64 * 1024 * 1024;
+export const tunnelMaxStreams = 100_000;
+export const tunnelMaxSessionMemoryMb = 256;
+export const tunnelPingIntervalMs = 15_000;
+export const tunnelPingTimeoutMs = 10_000;
+
+/** The URI SAN that names a cluster in an agent certificate. */
+export function clusterUri(cluster: string): string {
+  return `spiffe://kubegate/cluster/${cluster}`;
+}

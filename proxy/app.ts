@@ -1,0 +1,114 @@
+/**
+ * Wiring: config → database → CAs → stores → listeners. Everything the proxy
+ * runs is created here and closed by the returned handle, so `main.ts` only
+ * deals with the process (signals, exit codes).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Logger } from '../common/log.js';
+import { parseHostPort } from '../common/config.js';
+import type { ProxyConfig } from './config.js';
+import { createPool, type Pool } from './db/pool.js';
+import { migrate } from './db/migrate.js';
+import { parseMasterKey } from './pki/master-key.js';
+import { loadCas, type Cas } from './pki/ca-store.js';
+import { TokenStore } from './authn/token-store.js';
+import { ClusterStore } from './clusters/cluster-store.js';
+import { TunnelRegistry } from './tunnel/registry.js';
+import { createEnrollServer } from './tunnel/enroll-server.js';
+import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
+import { startFront, type Front } from './front/server.js';
+import { createKubeHandler } from './pipeline.js';
+
+export interface ProxyApp {
+  front: Front;
+  tunnel: TunnelListener;
+  registry: TunnelRegistry;
+  pool: Pool;
+  cas: Cas;
+  close(): Promise<void>;
+}
+
+export async function startProxy(config: ProxyConfig, log: Logger): Promise<ProxyApp> {
+  const pool = createPool({
+    url: config.databaseUrl,
+    applicationName: `kubegate-proxy ${config.replicaId}`,
+  });
+  try {
+    if (config.migrateOnStart) {
+      const r = await migrate(pool, undefined, (m) => log.info(m));
+      if (r.applied.length) log.info({ applied: r.applied }, 'migrations applied');
+    }
+    const cas = await loadCas(pool, parseMasterKey(config.masterKey));
+    const hosts = config.tlsHosts;
+    const serving = await cas.server.issueKeyAndCert({
+      commonName: hosts[0] ?? 'kubegate',
+      usage: 'server',
+      ttlMs: 30 * 86_400_000,
+      dnsNames: hosts.filter((h) => !isIP(h)),
+      ips: hosts.filter((h) => isIP(h)),
+    });
+    const frontCert = config.tlsCertFile
+      ? readFileSync(config.tlsCertFile, 'utf8')
+      : serving.certPem;
+    const frontKey = config.tlsKeyFile ? readFileSync(config.tlsKeyFile, 'utf8') : serving.keyPem;
+
+    const tokens = new TokenStore(pool, config.tokenCacheTtl);
+    const clusters = new ClusterStore(pool);
+    const registry = new TunnelRegistry();
+    const enrollServer = createEnrollServer({
+      clusters,
+      agentCa: cas.agent,
+      certTtlMs: config.agentCertTtl,
+      log: log.child({ part: 'enroll' }),
+    });
+
+    const t = parseHostPort(config.tunnelListen);
+    const tunnel = await startTunnelListener({
+      host: t.host,
+      port: t.port,
+      certPem: serving.certPem,
+      keyPem: serving.keyPem,
+      agentCaPem: cas.agent.certPem,
+      clusters,
+      registry,
+      enrollServer,
+      replicaId: config.replicaId,
+      log: log.child({ part: 'tunnel' }),
+    });
+    const f = parseHostPort(config.listen);
+    let ready = true;
+    const front = await startFront({
+      host: f.host,
+      port: f.port,
+      certPem: frontCert,
+      keyPem: frontKey,
+      log: log.child({ part: 'front' }),
+      kube: createKubeHandler({ tokens, registry, maxRequestBody: config.maxRequestBody, log }),
+      ready: () => ready,
+    });
+    log.info(
+      {
+        front: `${f.host}:${front.port}`,
+        tunnel: `${t.host}:${tunnel.port}`,
+        replica: config.replicaId,
+      },
+      'kubegate proxy listening',
+    );
+    return {
+      front,
+      tunnel,
+      registry,
+      pool,
+      cas,
+      close: async () => {
+        ready = false;
+        await Promise.all([tunnel.close(), front.close()]);
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}

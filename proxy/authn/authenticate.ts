@@ -1,0 +1,32 @@
+/**
+ * Stage 2: `Authorization: Bearer kg_…` → identity. Unknown, expired or
+ * revoked → 401. Any other kind of credential (basic auth, a client
+ * certificate, a bare Impersonate-User) gets nothing.
+ */
+import { KgError } from '../../common/errors.js';
+import type { TokenIdentity, TokenStore } from './token-store.js';
+import { bearerToken } from './token.js';
+
+const unauthorized =
+  'Unauthorized: a valid kubegate token is required; download a fresh kubeconfig from kubegate';
+
+export async function authenticate(
+  tokens: TokenStore,
+  authorization: string | undefined,
+): Promise<TokenIdentity> {
+  const token = bearerToken(authorization);
+  if (!token) throw new KgError('KG_ERR_UNAUTHENTICATED', unauthorized);
+  let id: TokenIdentity | undefined;
+  try {
+    id = await tokens.authenticate(token);
+  } catch (err) {
+    // The database cannot answer: fail closed, and say so.
+    throw new KgError(
+      'KG_ERR_UNAVAILABLE',
+      'kubegate cannot verify credentials right now (database unavailable); retry shortly',
+      { cause: err, retryAfter: 2 },
+    );
+  }
+  if (!id) throw new KgError('KG_ERR_UNAUTHENTICATED', unauthorized);
+  return id;
+}

@@ -1,0 +1,213 @@
+/**
+ * The `kubegate` command: `proxy`, `migrate` and `admin …` (the agent and the
+ * dev stack have their own entry points, dispatched by bin/kubegate.js).
+ */
+import { writeFileSync } from 'node:fs';
+import { loadConfig } from '../../common/config.js';
+import { isKgError, KgError } from '../../common/errors.js';
+import { parseDuration } from '../../common/config.js';
+import { proxySchema, proxyDefaults } from '../config.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { migrate } from '../db/migrate.js';
+import { parseMasterKey } from '../pki/master-key.js';
+import { loadCas } from '../pki/ca-store.js';
+import { ClusterStore } from '../clusters/cluster-store.js';
+import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
+import { renderKubeconfig } from '../clusters/kubeconfig.js';
+import { TokenStore } from '../authn/token-store.js';
+import { parseHostPort } from '../../common/config.js';
+import { flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
+
+const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
+
+Usage:
+  kubegate proxy                              run a proxy replica (config from KUBEGATE_* env)
+  kubegate agent                              run the cluster agent
+  kubegate dev                                run the whole stack locally (see README)
+  kubegate migrate                            apply database migrations (DATABASE_URL)
+  kubegate admin cluster add NAME [--label k=v]... [--out FILE]
+                                              register a cluster and write its bootstrap YAML
+  kubegate admin cluster bootstrap NAME [--out FILE]
+                                              a fresh one-time bootstrap YAML for NAME
+  kubegate admin cluster list                 list registered clusters
+  kubegate admin token create --user NAME [--group G]... [--ttl 8h] [--robot]
+                                              mint a bearer token (printed once)
+  kubegate admin kubeconfig --user NAME [--group G]... [--ttl 8h] [--out FILE]
+                                              write a fleet kubeconfig with a fresh token
+`;
+
+type Fields = keyof typeof proxySchema;
+
+function configFor<K extends Fields>(keys: K[]) {
+  const schema = Object.fromEntries(keys.map((k) => [k, proxySchema[k]])) as Pick<
+    typeof proxySchema,
+    K
+  >;
+  return loadConfig(schema, proxyDefaults as Partial<Record<K, unknown>>);
+}
+
+async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const { databaseUrl } = configFor(['databaseUrl']);
+  const pool = createPool({ url: databaseUrl, max: 2, applicationName: 'kubegate-cli' });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+function output(p: Parsed, text: string, what: string): void {
+  const out = flag(p, 'out');
+  if (out && out !== '-') {
+    writeFileSync(out, text, { mode: 0o600 });
+    process.stderr.write(`wrote ${what} to ${out}\n`);
+  } else {
+    process.stdout.write(text);
+  }
+}
+
+async function bootstrap(pool: Pool, clusterId: string, name: string): Promise<string> {
+  const cfg = configFor(['masterKey', 'tunnelAddress', 'bootstrapTokenTtl', 'agentImage']);
+  const cas = await loadCas(pool, parseMasterKey(cfg.masterKey));
+  const { token } = await new ClusterStore(pool).createBootstrapToken(
+    clusterId,
+    cfg.bootstrapTokenTtl,
+    'cli',
+  );
+  return renderBootstrapYaml({
+    cluster: name,
+    token,
+    tunnelAddress: cfg.tunnelAddress,
+    tunnelServerName: parseHostPort(cfg.tunnelAddress).host,
+    proxyCaPem: cas.server.certPem,
+    image: cfg.agentImage,
+  });
+}
+
+function ttlOf(p: Parsed, fallback: number): number {
+  const t = flag(p, 'ttl');
+  if (t === undefined) return fallback;
+  const ms = parseDuration(t);
+  if (!ms)
+    throw new KgError('KG_ERR_BAD_REQUEST', `--ttl "${t}" must be a duration like 30m, 8h or 7d`);
+  return ms;
+}
+
+async function admin(args: string[]): Promise<void> {
+  const p = parseArgs(args, new Set(['robot']));
+  const [area, verb, name] = p.positionals;
+  if (area === 'cluster' && verb === 'add' && name) {
+    await withPool(async (pool) => {
+      const c = await new ClusterStore(pool).add(name, labelsOf(p));
+      output(p, await bootstrap(pool, c.id, c.name), `bootstrap YAML for cluster "${name}"`);
+      process.stderr.write(
+        `cluster "${name}" registered; apply the bootstrap YAML on it: kubectl apply -f <file>\n`,
+      );
+    });
+    return;
+  }
+  if (area === 'cluster' && verb === 'bootstrap' && name) {
+    await withPool(async (pool) => {
+      const c = await new ClusterStore(pool).get(name);
+      if (!c)
+        throw new KgError(
+          'KG_ERR_CLUSTER_NOT_FOUND',
+          `cluster "${name}" is not registered; add it with: kubegate admin cluster add ${name}`,
+        );
+      output(p, await bootstrap(pool, c.id, c.name), `bootstrap YAML for cluster "${name}"`);
+    });
+    return;
+  }
+  if (area === 'cluster' && verb === 'list') {
+    await withPool(async (pool) => {
+      for (const c of await new ClusterStore(pool).list()) {
+        const labels = Object.entries(c.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
+        process.stdout.write(
+          `${c.name}\t${labels || '-'}\t${c.disabled ? 'disabled' : 'enabled'}\n`,
+        );
+      }
+    });
+    return;
+  }
+  if ((area === 'token' && verb === 'create') || area === 'kubeconfig') {
+    const user = flag(p, 'user');
+    if (!user) throw new KgError('KG_ERR_BAD_REQUEST', '--user is required');
+    const cfg = configFor(['tokenTtl', 'publicUrl', 'masterKey']);
+    await withPool(async (pool) => {
+      const t = await new TokenStore(pool).create({
+        subject: user,
+        kind: flag(p, 'robot') === 'true' ? 'robot' : 'user',
+        groups: flagList(p, 'group'),
+        ttlMs: ttlOf(p, cfg.tokenTtl),
+        description: area === 'kubeconfig' ? 'kubeconfig (cli)' : 'cli',
+        createdBy: 'cli',
+      });
+      if (area === 'token') {
+        output(p, t.token + '\n', 'token');
+        process.stderr.write(`token ${t.id} for ${user} expires ${t.expiresAt.toISOString()}\n`);
+        return;
+      }
+      const cas = await loadCas(pool, parseMasterKey(cfg.masterKey));
+      const clusters = (await new ClusterStore(pool).list())
+        .filter((c) => !c.disabled)
+        .map((c) => c.name);
+      output(
+        p,
+        renderKubeconfig({
+          publicUrl: cfg.publicUrl,
+          clusters,
+          user,
+          token: t.token,
+          caPem: cas.server.certPem,
+        }),
+        `kubeconfig for ${user}`,
+      );
+    });
+    return;
+  }
+  throw new KgError('KG_ERR_BAD_REQUEST', `unknown admin command: ${args.join(' ')}\n\n${usage}`);
+}
+
+/** Entry point for everything but `agent` and `dev`. Returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'proxy': {
+        const { runProxy } = await import('../main.js');
+        await runProxy();
+        return -1; // keeps running
+      }
+      case 'migrate': {
+        const r = await withPool((pool) =>
+          migrate(pool, undefined, (m) => process.stderr.write(m + '\n')),
+        );
+        process.stderr.write(
+          r.applied.length
+            ? `applied ${r.applied.length} migration(s); schema at ${r.current}\n`
+            : `schema up to date at ${r.current}\n`,
+        );
+        return 0;
+      }
+      case 'admin':
+        await admin(rest);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(usage);
+        return 0;
+      default:
+        process.stderr.write(`unknown command "${cmd}"\n\n${usage}`);
+        return 2;
+    }
+  } catch (err) {
+    process.stderr.write(
+      `kubegate: ${isKgError(err) ? err.message : String((err as Error).stack ?? err)}\n`,
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Per-request state, in one typed object (docs/style.md §5). Stages fill it
+ * in order: route → identity → info → decision.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../common/log.js';
+import type { KubeRoute } from './route/kube-path.js';
+import type { TokenIdentity } from './authn/token-store.js';
+
+export interface RequestContext {
+  auditId: string;
+  receivedAt: number;
+  method: string;
+  rawTarget: string;
+  sourceIp: string;
+  userAgent: string;
+  log: Logger;
+  route?: KubeRoute;
+  identity?: TokenIdentity;
+}
+
+export function newContext(
+  method: string,
+  rawTarget: string,
+  sourceIp: string,
+  userAgent: string,
+  log: Logger,
+): RequestContext {
+  const auditId = randomUUID();
+  return {
+    auditId,
+    receivedAt: Date.now(),
+    method,
+    rawTarget,
+    sourceIp,
+    userAgent,
+    log: log.child({ auditId }),
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Stage 6: forward one request over a tunnel stream and stream the answer
+ * back. Nothing is buffered: request and response bodies are piped with
+ * back-pressure, and each chunk of a watch goes out as soon as it arrives.
+ * There is no idle timeout: watches and `logs -f` end when the client or the
+ * apiserver ends them.
+ */
+import * as http2 from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import type { Writable } from 'node:stream';
+import { KgError } from '../../common/errors.js';
+import { encodeIdentity, hdrAuditId, hdrIdentity } from '../../common/tunnel-protocol.js';
+import type { AnyResponse } from '../http/respond-error.js';
+import type { Tunnel } from '../tunnel/registry.js';
+import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+import type { RequestContext } from '../context.js';
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+export interface ForwardOptions {
+  maxRequestBody: number;
+}
+
+function hasBody(req: AnyRequest): boolean {
+  if ('stream' in req) return !req.stream.endAfterHeaders;
+  return (
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+  );
+}
+
+/**
+ * Forward `req` over `tunnel`. Resolves when the response is complete (or the
+ * client went away); rejects with a KgError only before the response started.
+ */
+export function forward(
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+  tunnel: Tunnel,
+  opts: ForwardOptions,
+): Promise<void> {
+  const route = ctx.route!;
+  const identity = ctx.identity!;
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > opts.maxRequestBody) {
+    throw new KgError(
+      'KG_ERR_BODY_TOO_LARGE',
+      `request body of ${declared} bytes is larger than the limit of ${opts.maxRequestBody} bytes`,
+    );
+  }
+  const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
+  headers[hdrIdentity] = encodeIdentity({ user: identity.user, groups: identity.groups });
+  headers[hdrAuditId] = ctx.auditId;
+  const withBody = hasBody(req);
+
+  return new Promise<void>((resolve, reject) => {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = tunnel.session.request(headers, { endStream: !withBody });
+    } catch (err) {
+      reject(
+        new KgError(
+          'KG_ERR_CLUSTER_OFFLINE',
+          `cluster "${route.cluster}" tunnel is closing; retry`,
+          { cause: err, retryAfter: 1 },
+        ),
+      );
+      return;
+    }
+    tunnel.active++;
+    let started = false;
+    let settled = false;
+    const done = (err?: KgError) => {
+      if (settled) return;
+      settled = true;
+      tunnel.active--;
+      if (err && !started) reject(err);
+      else {
+        if (err) res.destroy();
+        resolve();
+      }
+    };
+
+    // Client gone (ctrl-C on a watch, closed connection): cancel upstream.
+    res.on('close', () => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      done();
+    });
+
+    if (withBody) {
+      let seen = 0;
+      req.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > opts.maxRequestBody) {
+          req.unpipe(stream);
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          done(
+            new KgError(
+              'KG_ERR_BODY_TOO_LARGE',
+              `request body is larger than the limit of ${opts.maxRequestBody} bytes`,
+            ),
+          );
+        }
+      });
+      req.pipe(stream);
+    }
+
+    stream.on('response', (h) => {
+      started = true;
+      const out: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(h)) {
+        if (value === undefined || isHopByHopResponseHeader(name)) continue;
+        out[name] = value as string | string[];
+      }
+      out['audit-id'] = ctx.auditId;
+      res.writeHead(Number(h[':status']), out);
+      // Send headers now: a watch may not produce its first event for minutes.
+      if ('flushHeaders' in res) res.flushHeaders();
+      stream.on('data', (chunk: Buffer) => {
+        if (!(res as Writable).write(chunk)) {
+          stream.pause();
+          res.once('drain', () => stream.resume());
+        }
+      });
+      stream.on('end', () => {
+        res.end();
+        done();
+      });
+    });
+
+    stream.on('error', (err) => {
+      done(
+        new KgError(
+          'KG_ERR_UPSTREAM',
+          `cluster "${route.cluster}": the tunnel stream failed (${err.message}); retry`,
+          { cause: err },
+        ),
+      );
+    });
+    stream.on('close', () => {
+      if (!settled)
+        done(
+          new KgError(
+            'KG_ERR_UPSTREAM',
+            `cluster "${route.cluster}": the agent closed the stream (code ${stream.rstCode ?? 0}); retry`,
+          ),
+        );
+    });
+  });
+}

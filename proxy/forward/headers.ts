@@ -1,0 +1,77 @@
+/**
+ * The outgoing header set of a forwarded request, rebuilt from an allow-list
+ * (security.md, "Impersonation smuggling"). Client identity headers
+ * (Authorization, Impersonate-*, X-Remote-*) are never copied; anything the
+ * client named in `Connection` is dropped before the allow-list is applied,
+ * so a client can never make hop-by-hop stripping remove *our* headers. We
+ * read `rawHeaders`, because Node folds repeated headers in `req.headers`.
+ */
+
+/** End-to-end request headers that Kubernetes clients need upstream. */
+const allowedRequest = new Set([
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'cache-control',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-unmodified-since',
+  'kubectl-command',
+  'kubectl-session',
+  'user-agent',
+  'traceparent',
+  'tracestate',
+  'x-stream-protocol-version',
+  'sec-websocket-key',
+  'sec-websocket-protocol',
+  'sec-websocket-version',
+]);
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus HTTP/2 pseudo headers. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+]);
+
+/**
+ * Pick the request headers to forward, from Node's rawHeaders (name, value,
+ * name, value …). Returns lower-case names; repeated allowed headers keep
+ * every value.
+ */
+export function forwardRequestHeaders(
+  rawHeaders: readonly string[],
+): Record<string, string | string[]> {
+  const named = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'connection') {
+      for (const token of rawHeaders[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    }
+  }
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!allowedRequest.has(name) || named.has(name)) continue;
+    const value = rawHeaders[i + 1]!;
+    const prev = out[name];
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+/** Response headers from upstream that must not be relayed to the client. */
+export function isHopByHopResponseHeader(name: string): boolean {
+  return hopByHop.has(name) || name.startsWith(':') || name.startsWith('kg-');
+}

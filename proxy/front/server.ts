@@ -1,0 +1,103 @@
+/**
+ * The front server: TLS with HTTP/2 and HTTP/1.1 negotiated by ALPN. kubectl
+ * (client-go) speaks HTTP/2; browsers and older tools HTTP/1.1. Node's
+ * default request timeouts are kept for request *headers and bodies* only;
+ * responses (watches, logs -f) have no idle cut-off.
+ */
+import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { KgError, kubeStatus } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { respondError, type AnyResponse } from '../http/respond-error.js';
+import type { AnyRequest } from '../forward/forward.js';
+
+export interface FrontDeps {
+  host: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  log: Logger;
+  kube: (req: AnyRequest, res: AnyResponse) => void;
+  api?: (req: AnyRequest, res: AnyResponse) => void;
+  ready: () => boolean;
+}
+
+export interface Front {
+  server: http2.Http2SecureServer;
+  port: number;
+  close(): Promise<void>;
+}
+
+function plain(res: AnyResponse, status: number, text: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+  });
+  res.end(text + '\n');
+}
+
+export async function startFront(deps: FrontDeps): Promise<Front> {
+  const server = http2.createSecureServer(
+    {
+      cert: deps.certPem,
+      key: deps.keyPem,
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      settings: {
+        initialWindowSize: 4 * 1024 * 1024,
+        maxConcurrentStreams: 1000,
+        enablePush: false,
+      },
+      maxSessionMemory: 64,
+    },
+    (req, res) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/k8s/')) return deps.kube(req, res);
+      if (url === '/healthz' || url === '/livez') return plain(res, 200, 'ok');
+      if (url === '/readyz')
+        return deps.ready() ? plain(res, 200, 'ok') : plain(res, 503, 'not ready');
+      if (url.startsWith('/api/') && deps.api) return deps.api(req, res);
+      respondError(
+        res,
+        new KgError(
+          'KG_ERR_NOT_FOUND',
+          `no such endpoint; Kubernetes API requests go to /k8s/<cluster>/…`,
+        ),
+        url,
+        deps.log,
+      );
+    },
+  );
+  // Upgrades (exec, attach, port-forward) are not carried yet: refuse cleanly,
+  // as a Status kubectl prints, and close the connection.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const body = JSON.stringify(
+      kubeStatus(
+        400,
+        'BadRequest',
+        'kubegate does not carry connection upgrades (exec, attach, port-forward) yet',
+      ),
+    );
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    void req;
+  });
+  server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
+  server.on('tlsClientError', (err) =>
+    deps.log.debug({ err: err.message }, 'front TLS handshake failed'),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(deps.port, deps.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : deps.port;
+  return {
+    server,
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The one place where an error becomes an HTTP response: a Kubernetes
+ * `Status` on `/k8s/` (kubectl prints its message cleanly), problem JSON on
+ * `/api/`, and the same problem JSON elsewhere. Unknown errors are a 500
+ * logged as a bug, with no internals in the body.
+ */
+import type { Http2ServerResponse } from 'node:http2';
+import type { ServerResponse } from 'node:http';
+import { KgError, isKgError, kubeStatus, problemOf } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+
+export type AnyResponse = ServerResponse | Http2ServerResponse;
+
+export function toKgError(err: unknown): KgError {
+  if (isKgError(err)) return err;
+  return new KgError('KG_ERR_INTERNAL', 'internal error; the proxy logged the details', {
+    cause: err,
+  });
+}
+
+export function respondError(
+  res: AnyResponse,
+  err: unknown,
+  path: string,
+  log: Logger,
+  auditId?: string,
+): void {
+  const e = toKgError(err);
+  if (!isKgError(err)) log.error({ err, path }, 'unexpected error (bug)');
+  if (res.headersSent) {
+    // Mid-stream failure: nothing valid can be written; end it so the client sees a broken stream, not a hang.
+    res.destroy();
+    return;
+  }
+  const kube = path.startsWith('/k8s/');
+  const body = JSON.stringify(
+    kube
+      ? kubeStatus(
+          e.status,
+          e.reason,
+          e.message,
+          e.retryAfter ? { retryAfterSeconds: e.retryAfter } : undefined,
+        )
+      : problemOf(e, path.split('?')[0]),
+  );
+  const headers: Record<string, string | number> = {
+    'content-type': kube ? 'application/json' : 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  };
+  if (e.retryAfter) headers['retry-after'] = e.retryAfter;
+  if (auditId) headers['audit-id'] = auditId;
+  if (e.status === 401 && kube) headers['www-authenticate'] = 'Bearer realm="kubegate"';
+  res.writeHead(e.status, headers);
+  res.end(body);
+}

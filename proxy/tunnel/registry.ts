@@ -1,0 +1,56 @@
+/**
+ * The live tunnels this replica holds, by cluster. A request picks the tunnel
+ * with the fewest open streams, so load spreads across an agent's tunnels.
+ */
+import type { ClientHttp2Session } from 'node:http2';
+
+export interface Tunnel {
+  id: string;
+  cluster: string;
+  agentId: string;
+  agentVersion: string;
+  certSerial: string;
+  connectedAt: Date;
+  session: ClientHttp2Session;
+  /** Streams currently open on this tunnel. */
+  active: number;
+}
+
+export class TunnelRegistry {
+  private readonly byCluster = new Map<string, Tunnel[]>();
+
+  add(t: Tunnel): void {
+    const list = this.byCluster.get(t.cluster) ?? [];
+    list.push(t);
+    this.byCluster.set(t.cluster, list);
+  }
+
+  remove(t: Tunnel): void {
+    const list = this.byCluster.get(t.cluster);
+    if (!list) return;
+    const rest = list.filter((x) => x !== t);
+    if (rest.length) this.byCluster.set(t.cluster, rest);
+    else this.byCluster.delete(t.cluster);
+  }
+
+  /** The least-loaded usable tunnel for a cluster, or undefined. */
+  pick(cluster: string): Tunnel | undefined {
+    const list = this.byCluster.get(cluster);
+    if (!list) return undefined;
+    let best: Tunnel | undefined;
+    for (const t of list) {
+      if (t.session.closed || t.session.destroyed) continue;
+      if (!best || t.active < best.active) best = t;
+    }
+    return best;
+  }
+
+  tunnels(cluster?: string): Tunnel[] {
+    if (cluster) return [...(this.byCluster.get(cluster) ?? [])];
+    return [...this.byCluster.values()].flat();
+  }
+
+  closeAll(): void {
+    for (const t of this.tunnels()) t.session.destroy();
+  }
+}

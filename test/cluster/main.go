@@ -1,0 +1,59 @@
+// Command kg-testcluster runs a real Kubernetes control plane (embedded etcd,
+// kube-apiserver in-process, kube-controller-manager as a child process) for
+// kubegate's tests. Everything is linked into this one binary; see README.md.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/component-base/version"
+)
+
+const usage = `kg-testcluster: a real Kubernetes control plane for tests.
+
+Usage:
+  kg-testcluster up --dir DIR [--die-with-parent] [--verbose]
+      Start etcd, kube-apiserver and kube-controller-manager with all state in
+      DIR; print one line "READY {json}" on stdout once the cluster is usable;
+      stop cleanly on SIGTERM/SIGINT.
+  kg-testcluster version
+      Print the Kubernetes version this binary was built from.
+  kg-testcluster controller-manager FLAGS...
+      (internal) run kube-controller-manager; started by "up".
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "up":
+		os.Exit(runUp(os.Args[2:]))
+	case "controller-manager":
+		os.Exit(runControllerManager(os.Args[2:]))
+	case "version":
+		fmt.Println(version.Get().GitVersion)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}
+
+// watchParent calls onExit once when this process's parent has gone away
+// (the process is re-parented). Polls every 500ms.
+func watchParent(onExit func()) {
+	ppid := os.Getppid()
+	go func() {
+		for range time.Tick(500 * time.Millisecond) {
+			if os.Getppid() != ppid {
+				onExit()
+				return
+			}
+		}
+	}()
+}

@@ -1,0 +1,91 @@
+/**
+ * `make dev` / `kubegate dev`: the whole stack on this machine, on embedded
+ * defaults — PostgreSQL, the real test cluster, a proxy and an enrolled
+ * agent — plus ready kubeconfigs for the demo users. Ctrl-C stops it all.
+ */
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startStack } from '../support/stack.js';
+import { kubectlOk, kubectlPath } from '../support/kubectl.js';
+import { repoRoot } from '../support/repo.js';
+
+export async function runDev(_args: string[]): Promise<void> {
+  const root = join(repoRoot(), '.dev');
+  const state = join(root, 'state');
+  rmSync(state, { recursive: true, force: true });
+  mkdirSync(state, { recursive: true });
+  const t0 = Date.now();
+  const say = (m: string) =>
+    process.stdout.write(
+      `[kubegate dev ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`,
+    );
+  say('starting the local stack (first run builds nothing here: run through `make dev`)');
+  const stack = await startStack({ dir: state, log: say });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    await stack.stop();
+    say('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+
+  // Until central RBAC lands, what a user may do is decided by the cluster's
+  // own RBAC (requests are impersonated): give the demo groups their roles.
+  const admin = { kubeconfig: stack.cluster.kubeconfig };
+  await kubectlOk(
+    [
+      'create',
+      'clusterrolebinding',
+      'kubegate-demo-admins',
+      '--clusterrole=cluster-admin',
+      '--group=kubegate-admins',
+    ],
+    admin,
+  );
+  await kubectlOk(
+    [
+      'create',
+      'clusterrolebinding',
+      'kubegate-demo-developers',
+      '--clusterrole=view',
+      '--group=developers',
+    ],
+    admin,
+  );
+
+  const adminCfg = join(root, 'kubeconfig');
+  const devCfg = join(root, 'kubeconfig-developer');
+  copyFileSync(await stack.kubeconfig('admin@example.com', ['kubegate-admins'], '12h'), adminCfg);
+  copyFileSync(await stack.kubeconfig('dev@example.com', ['developers'], '12h'), devCfg);
+
+  const kubectl = kubectlPath();
+  process.stdout.write(`
+kubegate is running.
+
+  proxy (kubectl, REST API)   ${stack.publicUrl}
+  cluster "dev"               reached at ${stack.publicUrl}/k8s/dev through the agent's tunnel
+  demo admin kubeconfig       ${adminCfg}
+  demo developer kubeconfig   ${devCfg}   (read-only)
+  direct admin kubeconfig     ${stack.cluster.kubeconfig}   (bypasses kubegate)
+
+Try:
+  export KUBECONFIG=${adminCfg}
+  ${kubectl} get ns
+  ${kubectl} auth whoami
+  ${kubectl} create deployment demo-app --image=nginx
+  KUBECONFIG=${devCfg} ${kubectl} delete deployment demo-app    # Forbidden
+
+Admin CLI (same database):
+  DATABASE_URL='${stack.databaseUrl}' KUBEGATE_MASTER_KEY='${stack.env.KUBEGATE_MASTER_KEY}' \\
+    KUBEGATE_PUBLIC_URL=${stack.publicUrl} KUBEGATE_TUNNEL_ADDRESS=${stack.env.KUBEGATE_TUNNEL_ADDRESS} \\
+    node bin/kubegate.js admin cluster list
+
+Logs: proxy and agent logs stream below. Press Ctrl-C to stop everything.
+`);
+  stack.proxy.child.stdout?.pipe(process.stdout);
+  for (const a of stack.agents.values()) a.child.stdout?.pipe(process.stdout);
+}

@@ -1,0 +1,229 @@
+// A real Kubernetes control plane for tests: runs test/cluster/bin/kg-testcluster
+// (embedded etcd + kube-apiserver + kube-controller-manager, built by `make cluster`)
+// with all state in a temp dir, and stops it again.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export interface TestCluster {
+  /** https://127.0.0.1:PORT */
+  server: string;
+  /** Path of the cluster CA certificate (PEM). */
+  caFile: string;
+  /** The cluster CA certificate (PEM). */
+  ca: string;
+  /** Path of a kubeconfig for the admin user (token auth, group system:masters). */
+  kubeconfig: string;
+  /** Bearer token of the admin user (random per cluster). */
+  token: string;
+  /** Kubernetes version, e.g. v1.36.3. */
+  version: string;
+  /** Temp dir holding all state and the component logs; removed by stop(). */
+  dir: string;
+  /** SIGTERM, wait for exit (SIGKILL after 10 s), remove dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface ReadyLine {
+  server: string;
+  kubeconfig: string;
+  caFile: string;
+  token: string;
+  version: string;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+const STOP_GRACE_MS = 10_000;
+const STDERR_TAIL_LINES = 40;
+
+/** The repo root: the first dir above this file with a package.json and test/cluster/. */
+function repoRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test', 'cluster'))) {
+      return dir;
+    }
+    if (dirname(dir) === dir) {
+      throw new Error(`cannot find the kubegate repo root above ${start}`);
+    }
+  }
+}
+
+/** Absolute path of test/cluster/bin/kg-testcluster; throws if it has not been built. */
+export function clusterBinary(): string {
+  const bin = join(repoRoot(), 'test', 'cluster', 'bin', 'kg-testcluster');
+  if (!existsSync(bin)) {
+    throw new Error(
+      `test cluster binary ${bin} is missing: run \`make cluster\` first ` +
+        '(it builds test/cluster with Go; the first build takes ~15 min, later ones are cached)',
+    );
+  }
+  return bin;
+}
+
+/**
+ * Starts a fresh cluster (etcd + kube-apiserver + kube-controller-manager) in a temp dir and
+ * resolves once it is usable: /readyz answers 200 and the controllers have created the
+ * `default` ServiceAccount. Set KG_TESTCLUSTER_VERBOSE=1 to echo the fixture's stderr.
+ */
+export async function startCluster(opts: { timeoutMs?: number } = {}): Promise<TestCluster> {
+  const bin = clusterBinary();
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const dir = await mkdtemp(join(tmpdir(), 'kg-testcluster-'));
+  const child = spawn(bin, ['up', '--dir', dir, '--die-with-parent'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  // Safety net: if this process exits without stop(), take the cluster down with it
+  // (--die-with-parent covers a crash that skips 'exit' handlers).
+  const onProcessExit = (): void => {
+    child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onProcessExit);
+
+  // Keep draining stderr for the cluster's whole life, or the child blocks on a full pipe.
+  const stderrTail: string[] = [];
+  const echo = Boolean(process.env['KG_TESTCLUSTER_VERBOSE']);
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderrTail.push(line);
+    if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+    if (echo) process.stderr.write(`[kg-testcluster] ${line}\n`);
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      child.ref();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+      process.off('exit', onProcessExit);
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  let ready: ReadyLine;
+  try {
+    ready = await waitForReady(child, exited, timeoutMs, () => describeFailure(dir, stderrTail));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  unrefChild(child);
+
+  return {
+    server: ready.server,
+    caFile: ready.caFile,
+    ca: await readFile(ready.caFile, 'utf8'),
+    kubeconfig: ready.kubeconfig,
+    token: ready.token,
+    version: ready.version,
+    dir,
+    stop,
+  };
+}
+
+function waitForReady(
+  child: ChildProcess,
+  exited: Promise<Exit>,
+  timeoutMs: number,
+  details: () => string,
+): Promise<ReadyLine> {
+  return new Promise<ReadyLine>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(() => {
+      settle(() =>
+        reject(new Error(`kg-testcluster was not ready within ${timeoutMs} ms${details()}`)),
+      );
+    }, timeoutMs);
+
+    child.once('error', (err) => {
+      settle(() => reject(new Error(`cannot run kg-testcluster: ${err.message}`)));
+    });
+    void exited.then(({ code, signal }) => {
+      // Let the last stderr lines arrive before describing the failure.
+      setTimeout(() => {
+        settle(() =>
+          reject(
+            new Error(
+              `kg-testcluster exited (${signal ?? `code ${code}`}) before it was ready${details()}`,
+            ),
+          ),
+        );
+      }, 50);
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!line.startsWith('READY ')) return;
+      let parsed: ReadyLine;
+      try {
+        parsed = parseReady(line.slice('READY '.length));
+      } catch (err) {
+        settle(() => reject(err instanceof Error ? err : new Error(String(err))));
+        return;
+      }
+      settle(() => resolve(parsed));
+    });
+  });
+}
+
+function parseReady(json: string): ReadyLine {
+  const value: unknown = JSON.parse(json);
+  const fields = ['server', 'kubeconfig', 'caFile', 'token', 'version'] as const;
+  if (typeof value !== 'object' || value === null) {
+    throw new Error(`kg-testcluster printed a malformed READY line: ${json}`);
+  }
+  const record = value as Record<string, unknown>;
+  const out: Partial<ReadyLine> = {};
+  for (const field of fields) {
+    const v = record[field];
+    if (typeof v !== 'string' || v === '') {
+      throw new Error(`kg-testcluster READY line lacks "${field}": ${json}`);
+    }
+    out[field] = v;
+  }
+  return out as ReadyLine;
+}
+
+/** The fixture's stderr tail plus, if present, the tails of the component logs in dir. */
+function describeFailure(dir: string, stderrTail: string[]): string {
+  let text = `\n--- last ${stderrTail.length} lines of kg-testcluster stderr ---\n${stderrTail.join('\n')}`;
+  for (const name of ['controller-manager.log', 'apiserver.log']) {
+    const path = join(dir, name);
+    if (!existsSync(path)) continue;
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n').slice(-20);
+    if (lines.length === 1 && lines[0] === '') continue;
+    text += `\n--- last ${lines.length} lines of ${path} ---\n${lines.join('\n')}`;
+  }
+  return text;
+}
+
+/** A running cluster must not keep the test process alive; stop() re-refs it. */
+function unrefChild(child: ChildProcess): void {
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) {
+    const socket = stream as unknown as { unref?: () => void } | null;
+    socket?.unref?.();
+  }
+}

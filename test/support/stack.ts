@@ -1,0 +1,186 @@
+/**
+ * The whole kubegate stack on one machine, from real parts: PostgreSQL, the
+ * real test cluster, `kubegate migrate`, a proxy process, clusters registered
+ * with the CLI, their bootstrap YAML applied to the cluster with kubectl, and
+ * agent processes configured exactly as the bootstrap Deployment would
+ * configure them. Used by the end-to-end tests and by `make dev`.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startCluster, type TestCluster } from './cluster.js';
+import { createDatabase, startPostgres, type PgServer } from './postgres.js';
+import { freePort } from './ports.js';
+import { runKubegate, startKubegate, type Proc } from './proc.js';
+import { kubectlOk } from './kubectl.js';
+
+export interface StackOptions {
+  /** Clusters to register and attach (each gets its own agent). Default: one named `dev`. */
+  clusters?: { name: string; labels?: Record<string, string> }[];
+  /** Keep state here instead of a temp dir (make dev). */
+  dir?: string;
+  proxyEnv?: NodeJS.ProcessEnv;
+  log?: (msg: string) => void;
+  /** Reuse a running Postgres / cluster (several stacks in one suite). */
+  pg?: PgServer;
+  cluster?: TestCluster;
+}
+
+export interface Stack {
+  dir: string;
+  pg: PgServer;
+  cluster: TestCluster;
+  databaseUrl: string;
+  env: NodeJS.ProcessEnv;
+  publicUrl: string;
+  proxy: Proc;
+  agents: Map<string, Proc>;
+  agentEnv: Map<string, NodeJS.ProcessEnv>;
+  /** `kubegate admin …` against this stack's database. */
+  admin(args: string[]): Promise<string>;
+  /** Write a fleet kubeconfig for a user; returns its path. */
+  kubeconfig(user: string, groups?: string[], ttl?: string): Promise<string>;
+  startAgent(cluster: string): Promise<Proc>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const log = opts.log ?? (() => undefined);
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'kg-stack-'));
+  mkdirSync(dir, { recursive: true });
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    log('starting PostgreSQL');
+    const pg = opts.pg ?? (await startPostgres());
+    if (!opts.pg) cleanup.push(() => pg.stop());
+    const databaseUrl = await createDatabase(pg);
+    log('starting the test cluster (kube-apiserver, etcd, controller-manager)');
+    const cluster = opts.cluster ?? (await startCluster());
+    if (!opts.cluster) cleanup.push(() => cluster.stop());
+
+    const frontPort = await freePort();
+    const tunnelPort = await freePort();
+    const publicUrl = `https://127.0.0.1:${frontPort}`;
+    const env: NodeJS.ProcessEnv = {
+      DATABASE_URL: databaseUrl,
+      KUBEGATE_MASTER_KEY: randomBytes(32).toString('base64'),
+      KUBEGATE_LISTEN: `127.0.0.1:${frontPort}`,
+      KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
+      KUBEGATE_PUBLIC_URL: publicUrl,
+      KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
+      KUBEGATE_LOG_LEVEL: 'info',
+      ...opts.proxyEnv,
+    };
+    const admin = async (args: string[]) => {
+      const r = await runKubegate(['admin', ...args], env);
+      if (r.code !== 0)
+        throw new Error(`kubegate admin ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+      return r.stdout;
+    };
+    log('applying migrations');
+    const m = await runKubegate(['migrate'], env);
+    if (m.code !== 0) throw new Error(`kubegate migrate failed: ${m.stderr}`);
+
+    log('starting the proxy');
+    const proxy = startKubegate(['proxy'], env, 'proxy');
+    cleanup.push(() => proxy.stop());
+    await proxy.waitFor(/kubegate proxy listening/, 30_000);
+
+    const agents = new Map<string, Proc>();
+    const agentEnv = new Map<string, NodeJS.ProcessEnv>();
+    const admKube = { kubeconfig: cluster.kubeconfig };
+    for (const c of opts.clusters ?? [{ name: 'dev', labels: { env: 'dev' } }]) {
+      log(`registering cluster "${c.name}" and applying its bootstrap YAML`);
+      const yamlFile = join(dir, `${c.name}-bootstrap.yaml`);
+      await admin([
+        'cluster',
+        'add',
+        c.name,
+        ...Object.entries(c.labels ?? {}).map(([k, v]) => `--label=${k}=${v}`),
+        '--out',
+        yamlFile,
+      ]);
+      await kubectlOk(['apply', '-f', yamlFile], admKube);
+      // The agent reads what the Deployment would mount: the bootstrap Secret and a ServiceAccount token.
+      const secret = JSON.parse(
+        await kubectlOk(
+          ['get', 'secret', 'kubegate-agent-bootstrap', '-n', 'kubegate-system', '-o', 'json'],
+          admKube,
+        ),
+      ) as { data: Record<string, string> };
+      const val = (k: string) => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
+      const adir = join(dir, `agent-${c.name}`);
+      mkdirSync(adir, { recursive: true });
+      writeFileSync(join(adir, 'ca.crt'), val('ca.crt'));
+      writeFileSync(join(adir, 'token'), val('token'), { mode: 0o600 });
+      const saToken = await kubectlOk(
+        ['create', 'token', 'kubegate-agent', '-n', 'kubegate-system', '--duration=24h'],
+        admKube,
+      );
+      writeFileSync(join(adir, 'sa-token'), saToken.trim(), { mode: 0o600 });
+      agentEnv.set(c.name, {
+        KUBEGATE_CLUSTER: val('cluster'),
+        KUBEGATE_TUNNEL_ADDRESS: val('tunnel-address'),
+        KUBEGATE_TUNNEL_SERVER_NAME: val('tunnel-server-name'),
+        KUBEGATE_PROXY_CA_FILE: join(adir, 'ca.crt'),
+        KUBEGATE_BOOTSTRAP_TOKEN_FILE: join(adir, 'token'),
+        KUBEGATE_APISERVER_URL: cluster.server,
+        KUBEGATE_APISERVER_CA_FILE: cluster.caFile,
+        KUBEGATE_APISERVER_TOKEN_FILE: join(adir, 'sa-token'),
+        KUBEGATE_NAMESPACE: 'kubegate-system',
+        KUBEGATE_LOG_LEVEL: 'info',
+      });
+    }
+
+    const startAgent = async (name: string) => {
+      const e = agentEnv.get(name);
+      if (!e) throw new Error(`no cluster ${name} in this stack`);
+      log(`starting the agent for "${name}"`);
+      const agent = startKubegate(['agent'], e, `agent-${name}`);
+      agents.set(name, agent);
+      await agent.waitFor(/"msg":"tunnel up"/, 30_000);
+      return agent;
+    };
+    for (const name of agentEnv.keys()) await startAgent(name);
+    cleanup.push(async () => {
+      for (const a of agents.values()) await a.stop();
+    });
+
+    return {
+      dir,
+      pg,
+      cluster,
+      databaseUrl,
+      env,
+      publicUrl,
+      proxy,
+      agents,
+      agentEnv,
+      admin,
+      async kubeconfig(user, groups = [], ttl = '1h') {
+        const file = join(dir, `kubeconfig-${user}-${randomBytes(3).toString('hex')}`);
+        await admin([
+          'kubeconfig',
+          '--user',
+          user,
+          ...groups.map((g) => `--group=${g}`),
+          '--ttl',
+          ttl,
+          '--out',
+          file,
+        ]);
+        return file;
+      },
+      startAgent,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
