@@ -41,6 +41,22 @@ export const catalogue = {
     title: 'Method not allowed',
   },
   KG_ERR_CONFLICT: { status: 409, reason: 'Conflict', title: 'Conflict' },
+  // Optimistic concurrency on the admin API (RFC 9110 §13.1.1, RFC 6585 §3).
+  KG_ERR_PRECONDITION_FAILED: {
+    status: 412,
+    reason: 'Conflict',
+    title: 'Precondition failed',
+  },
+  KG_ERR_PRECONDITION_REQUIRED: {
+    status: 428,
+    reason: 'BadRequest',
+    title: 'Precondition required',
+  },
+  KG_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    reason: 'BadRequest',
+    title: 'Unsupported media type',
+  },
   KG_ERR_BODY_TOO_LARGE: {
     status: 413,
     reason: 'RequestEntityTooLarge',

@@ -18,7 +18,10 @@ import { TunnelRegistry } from './tunnel/registry.js';
 import { createEnrollServer } from './tunnel/enroll-server.js';
 import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
 import { startFront, type Front } from './front/server.js';
-import { createKubeHandler } from './pipeline.js';
+import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
+import { PolicyStore } from './authz/policy-store.js';
+import { authorize } from './authz/authorizer.js';
+import { OpenRequests } from './open-requests.js';
 
 export interface ProxyApp {
   front: Front;
@@ -26,6 +29,7 @@ export interface ProxyApp {
   registry: TunnelRegistry;
   pool: Pool;
   cas: Cas;
+  policy: PolicyStore;
   close(): Promise<void>;
 }
 
@@ -56,6 +60,38 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const tokens = new TokenStore(pool, config.tokenCacheTtl);
     const clusters = new ClusterStore(pool);
     const registry = new TunnelRegistry();
+    const open = new OpenRequests();
+    const policy = new PolicyStore({
+      pool,
+      databaseUrl: config.databaseUrl,
+      staleAfterMs: config.policyStaleAfter,
+      log: log.child({ part: 'policy' }),
+    });
+    await policy.start();
+    // Stale grants (security.md): a revoked token, a removed or expired
+    // binding, an expired token each end the open requests they no longer allow.
+    policy.onTokenRevoked((hash) => {
+      tokens.evict(hash);
+      open.sweep((r) => r.identity.tokenHash !== hash, 'token revoked');
+    });
+    const stillAllowed =
+      (now: Date) => (r: Parameters<Parameters<OpenRequests['sweep']>[0]>[0]) => {
+        if (r.identity.expiresAt <= now) return false;
+        const state = policy.lastKnown();
+        const cluster = state?.clusters.get(r.cluster);
+        return (
+          !!state &&
+          !!cluster &&
+          !cluster.disabled &&
+          authorize(state.snapshot, r.identity, r.info, cluster, now).allowed
+        );
+      };
+    policy.onChange(() => open.sweep(stillAllowed(new Date()), 'access policy changed'));
+    const expirySweep = setInterval(
+      () => open.sweep(stillAllowed(new Date()), 'grant or token expired'),
+      500,
+    );
+    expirySweep.unref();
     const enrollServer = createEnrollServer({
       clusters,
       agentCa: cas.agent,
@@ -76,6 +112,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       replicaId: config.replicaId,
       log: log.child({ part: 'tunnel' }),
     });
+    const pipelineDeps = {
+      tokens,
+      policy,
+      registry,
+      open,
+      maxRequestBody: config.maxRequestBody,
+      log,
+    };
     const f = parseHostPort(config.listen);
     let ready = true;
     const front = await startFront({
@@ -84,7 +128,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       certPem: frontCert,
       keyPem: frontKey,
       log: log.child({ part: 'front' }),
-      kube: createKubeHandler({ tokens, registry, maxRequestBody: config.maxRequestBody, log }),
+      kube: createKubeHandler(pipelineDeps),
+      upgrade: createUpgradeHandler(pipelineDeps),
       ready: () => ready,
     });
     log.info(
@@ -101,9 +146,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       registry,
       pool,
       cas,
+      policy,
       close: async () => {
         ready = false;
-        await Promise.all([tunnel.close(), front.close()]);
+        clearInterval(expirySweep);
+        await Promise.all([tunnel.close(), front.close(), policy.stop()]);
         await pool.end();
       },
     };

@@ -93,6 +93,16 @@ export const proxySchema = {
     type: 'string',
     doc: 'Container image written into bootstrap YAML.',
   },
+  policyStaleAfter: {
+    env: 'KUBEGATE_POLICY_STALE_AFTER',
+    type: 'duration',
+    doc: 'When a replica cannot confirm its policy with the database for this long, it refuses Kubernetes requests (503) until it can.',
+  },
+  adminGroups: {
+    env: 'KUBEGATE_ADMIN_GROUPS',
+    type: 'list',
+    doc: 'Groups whose members administer kubegate (clusters, roles, bindings).',
+  },
   logLevel: {
     env: 'KUBEGATE_LOG_LEVEL',
     type: 'string',
@@ -117,6 +127,8 @@ export const proxyDefaults = {
   tokenCacheTtl: '1s',
   maxRequestBody: 3 * 1024 * 1024,
   agentImage: 'ghcr.io/kubegate/kubegate:0.1.0',
+  policyStaleAfter: '3s',
+  adminGroups: ['kubegate-admins'],
   logLevel: 'info',
   migrateOnStart: false,
 };

@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import type { KubeRoute } from './route/kube-path.js';
 import type { TokenIdentity } from './authn/token-store.js';
+import type { RequestInfo } from './authz/request-info.js';
+import type { Decision } from './authz/types.js';
 
 export interface RequestContext {
   auditId: string;
@@ -17,6 +19,8 @@ export interface RequestContext {
   log: Logger;
   route?: KubeRoute;
   identity?: TokenIdentity;
+  info?: RequestInfo;
+  decision?: Decision;
 }
 
 export function newContext(

@@ -5,17 +5,26 @@
  */
 import type { Logger } from '../common/log.js';
 import { KgError } from '../common/errors.js';
-import { newContext } from './context.js';
+import { newContext, type RequestContext } from './context.js';
 import { routeKubeRequest } from './route/kube-path.js';
 import { authenticate } from './authn/authenticate.js';
 import type { TokenStore } from './authn/token-store.js';
+import { requestInfo } from './authz/request-info.js';
+import { authorize, forbiddenMessage } from './authz/authorizer.js';
+import type { PolicyStore } from './authz/policy-store.js';
+import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
 import { forward, type AnyRequest } from './forward/forward.js';
-import { respondError, type AnyResponse } from './http/respond-error.js';
+import { respondError, writeStatusToSocket, type AnyResponse } from './http/respond-error.js';
+import type { Duplex } from 'node:stream';
+import { readBody } from './http/read-body.js';
 import type { TunnelRegistry } from './tunnel/registry.js';
+import type { OpenRequests } from './open-requests.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
+  policy: PolicyStore;
   registry: TunnelRegistry;
+  open: OpenRequests;
   maxRequestBody: number;
   log: Logger;
 }
@@ -29,24 +38,113 @@ export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: An
       req.headers['user-agent'] ?? '',
       deps.log,
     );
-    const run = async () => {
-      // 1. route: cluster from the validated raw path
-      ctx.route = routeKubeRequest(ctx.rawTarget);
-      // 2. authenticate: bearer token → identity
-      ctx.identity = await authenticate(deps.tokens, req.headers.authorization);
-      // 6. forward: over a tunnel to the cluster's agent
-      // No Retry-After here: client-go silently retries such a 503 up to ten
-      // times, so kubectl would hang instead of saying the cluster is offline.
-      const tunnel = deps.registry.pick(ctx.route.cluster);
-      if (!tunnel) {
-        throw new KgError(
-          'KG_ERR_CLUSTER_OFFLINE',
-          `cluster "${ctx.route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
-        );
-      }
-      await forward(ctx, req, res, tunnel, { maxRequestBody: deps.maxRequestBody });
-      ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
-    };
-    run().catch((err: unknown) => respondError(res, err, ctx.rawTarget, ctx.log, ctx.auditId));
+    run(deps, ctx, req, res).catch((err: unknown) =>
+      respondError(res, err, ctx.rawTarget, ctx.log, ctx.auditId),
+    );
   };
+}
+
+/**
+ * Connection upgrades (exec, attach, port-forward): the same stages 1–4 run,
+ * so a denial is a denial; carrying the upgraded stream is not built yet, so
+ * an allowed upgrade is refused with a clear Status and the socket closed.
+ */
+export function createUpgradeHandler(
+  deps: PipelineDeps,
+): (req: AnyRequest, socket: Duplex) => void {
+  return (req, socket) => {
+    const ctx = newContext(
+      req.method ?? 'GET',
+      req.url ?? '/',
+      req.socket.remoteAddress ?? '',
+      req.headers['user-agent'] ?? '',
+      deps.log,
+    );
+    const go = async () => {
+      if (!ctx.rawTarget.startsWith('/k8s/'))
+        throw new KgError('KG_ERR_BAD_REQUEST', 'upgrades are only accepted on /k8s/ paths');
+      await admit(deps, ctx, req);
+      throw new KgError(
+        'KG_ERR_BAD_REQUEST',
+        'kubegate does not carry connection upgrades (exec, attach, port-forward) yet',
+      );
+    };
+    go().catch((err: unknown) => writeStatusToSocket(socket, err, ctx.auditId));
+  };
+}
+
+/** Stages 1–4: route, authenticate, request info, authorize. Throws on any refusal. */
+async function admit(deps: PipelineDeps, ctx: RequestContext, req: AnyRequest) {
+  // 1. route: the cluster and the kube path, from the validated raw target
+  const route = (ctx.route = routeKubeRequest(ctx.rawTarget));
+  // 2. authenticate: bearer token → identity
+  const identity = (ctx.identity = await authenticate(deps.tokens, req.headers.authorization));
+  // 3. request info: method + path + query → the Kubernetes authorization tuple
+  const info = (ctx.info = requestInfo(ctx.method, route.kubePath, route.rawQuery));
+  // 4. authorize: central RBAC from the live snapshot; deny by default, fail closed
+  const policy = deps.policy.current();
+  const cluster = policy.clusters.get(route.cluster);
+  const decision =
+    cluster && !cluster.disabled
+      ? authorize(policy.snapshot, identity, info, cluster, new Date())
+      : undefined;
+  ctx.decision = decision;
+  if (!decision?.allowed) {
+    throw new KgError('KG_ERR_FORBIDDEN', forbiddenMessage(identity, info, route.cluster));
+  }
+  return { route, identity, info, policy, cluster: cluster! };
+}
+
+async function run(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+): Promise<void> {
+  const { route, identity, info, policy, cluster } = await admit(deps, ctx, req);
+  // Self reviews (kubectl auth can-i) are answered here, from the same policy.
+  const review = selfReviewKind(info);
+  if (review) {
+    const body = await readBody(req, 64 * 1024);
+    const answer = (review === 'access' ? accessReview : rulesReview)(
+      body,
+      policy.snapshot,
+      identity,
+      cluster,
+      new Date(),
+    );
+    const text = JSON.stringify(answer);
+    res.writeHead(201, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      'audit-id': ctx.auditId,
+    });
+    res.end(text);
+    return;
+  }
+  // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
+  // No Retry-After when offline: client-go silently retries such a 503 up to
+  // ten times, so kubectl would hang instead of saying the cluster is offline.
+  const tunnel = deps.registry.pick(route.cluster);
+  if (!tunnel) {
+    throw new KgError(
+      'KG_ERR_CLUSTER_OFFLINE',
+      `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
+    );
+  }
+  const untrack = deps.open.add({
+    cluster: route.cluster,
+    identity,
+    info,
+    end: (reason) => {
+      ctx.log.info({ reason }, 'ending open request');
+      res.destroy();
+    },
+  });
+  try {
+    await forward(ctx, req, res, tunnel, { maxRequestBody: deps.maxRequestBody });
+  } finally {
+    untrack();
+  }
+  ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
 }

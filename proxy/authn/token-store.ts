@@ -9,6 +9,8 @@ import { hashToken, looksLikeToken, mintToken } from './token.js';
 
 export interface TokenIdentity {
   tokenId: string;
+  /** SHA-256 of the token: the key revocation notices use. */
+  tokenHash: string;
   user: string;
   kind: 'user' | 'robot';
   groups: string[];
@@ -88,6 +90,7 @@ export class TokenStore {
     }
     const id: TokenIdentity = {
       tokenId: row.id,
+      tokenHash: hash,
       user: row.subject,
       kind: row.subject_kind,
       groups: row.groups,
@@ -96,6 +99,11 @@ export class TokenStore {
     if (this.cache.size > 50_000) this.cache.clear();
     this.cache.set(hash, { id, until: now + this.cacheMs });
     return id;
+  }
+
+  /** Forget a token at once (a revocation notice from another replica). */
+  evict(hash: string): void {
+    this.cache.delete(hash);
   }
 
   async revoke(id: string): Promise<boolean> {

@@ -16,6 +16,8 @@ import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
 import { TokenStore } from '../authn/token-store.js';
 import { parseHostPort } from '../../common/config.js';
+import { loadPolicy } from '../authz/policy-store.js';
+import { bindingsFor } from '../authz/authorizer.js';
 import { flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
 
 const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
@@ -150,9 +152,21 @@ async function admin(args: string[]): Promise<void> {
         return;
       }
       const cas = await loadCas(pool, parseMasterKey(cfg.masterKey));
-      const clusters = (await new ClusterStore(pool).list())
-        .filter((c) => !c.disabled)
-        .map((c) => c.name);
+      // One context per cluster the identity's bindings reach right now.
+      const policy = await loadPolicy(pool);
+      const who = {
+        user,
+        groups: flagList(p, 'group'),
+        kind: flag(p, 'robot') === 'true' ? ('robot' as const) : ('user' as const),
+      };
+      const clusters = [...policy.clusters.values()]
+        .filter((c) => !c.disabled && bindingsFor(policy.snapshot, who, c, new Date()).length > 0)
+        .map((c) => c.name)
+        .sort();
+      if (!clusters.length)
+        process.stderr.write(
+          `warning: ${user} has no binding on any cluster yet; the kubeconfig has no contexts\n`,
+        );
       output(
         p,
         renderKubeconfig({

@@ -7,7 +7,7 @@
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import { KgError, kubeStatus } from '../../common/errors.js';
+import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { respondError, type AnyResponse } from '../http/respond-error.js';
 import type { AnyRequest } from '../forward/forward.js';
@@ -20,6 +20,7 @@ export interface FrontDeps {
   log: Logger;
   kube: (req: AnyRequest, res: AnyResponse) => void;
   api?: (req: AnyRequest, res: AnyResponse) => void;
+  upgrade: (req: AnyRequest, socket: Duplex) => void;
   ready: () => boolean;
 }
 
@@ -69,21 +70,7 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
       );
     },
   );
-  // Upgrades (exec, attach, port-forward) are not carried yet: refuse cleanly,
-  // as a Status kubectl prints, and close the connection.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
-    const body = JSON.stringify(
-      kubeStatus(
-        400,
-        'BadRequest',
-        'kubegate does not carry connection upgrades (exec, attach, port-forward) yet',
-      ),
-    );
-    socket.end(
-      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    void req;
-  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => deps.upgrade(req, socket));
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'front TLS handshake failed'),

@@ -5,7 +5,8 @@
  * logged as a bug, with no internals in the body.
  */
 import type { Http2ServerResponse } from 'node:http2';
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { KgError, isKgError, kubeStatus, problemOf } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 
@@ -53,4 +54,18 @@ export function respondError(
   if (e.status === 401 && kube) headers['www-authenticate'] = 'Bearer realm="kubegate"';
   res.writeHead(e.status, headers);
   res.end(body);
+}
+
+/** The same error as a raw HTTP/1.1 response on an upgrade socket, then close it. */
+export function writeStatusToSocket(socket: Duplex, err: unknown, auditId?: string): void {
+  const e = toKgError(err);
+  const body = JSON.stringify(kubeStatus(e.status, e.reason, e.message));
+  const head = [
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`,
+    'content-type: application/json',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+    ...(auditId ? [`audit-id: ${auditId}`] : []),
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }

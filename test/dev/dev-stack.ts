@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startStack } from '../support/stack.js';
 import { kubectlOk, kubectlPath } from '../support/kubectl.js';
 import { repoRoot } from '../support/repo.js';
+import { grant } from '../support/grants.js';
 
 export async function runDev(_args: string[]): Promise<void> {
   const root = join(repoRoot(), '.dev');
@@ -33,8 +34,8 @@ export async function runDev(_args: string[]): Promise<void> {
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
 
-  // Until central RBAC lands, what a user may do is decided by the cluster's
-  // own RBAC (requests are impersonated): give the demo groups their roles.
+  // Requests reach the cluster impersonated until JIT accounts land, so the
+  // cluster's own RBAC must grant the demo groups the same roles (both layers).
   const admin = { kubeconfig: stack.cluster.kubeconfig };
   await kubectlOk(
     [
@@ -56,6 +57,10 @@ export async function runDev(_args: string[]): Promise<void> {
     ],
     admin,
   );
+
+  // Central kubegate bindings: admins everything on every cluster, developers read-only.
+  await grant(stack, { groups: ['kubegate-admins'], role: 'cluster-admin', selector: {} });
+  await grant(stack, { groups: ['developers'], role: 'view', selector: {} });
 
   const adminCfg = join(root, 'kubeconfig');
   const devCfg = join(root, 'kubeconfig-developer');

@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
+import { grant } from '../support/grants.js';
 
 let stack: Stack;
 let alice: string; // may edit in namespace team-a (granted by the cluster's own RBAC for now)
@@ -43,6 +44,20 @@ describe('kubectl through kubegate (foundations)', { timeout: 600_000 }, () => {
       ],
       admin,
     );
+    // The same grants centrally: kubegate authorizes first, the cluster again.
+    await grant(stack, { groups: ['developers'], role: 'view', clusters: ['dev'] });
+    await grant(stack, {
+      users: ['alice'],
+      role: 'edit',
+      clusters: ['dev'],
+      namespaces: ['team-a'],
+    });
+    await grant(stack, {
+      users: ['bob'],
+      role: 'view',
+      clusters: ['dev'],
+      namespaces: ['elsewhere'],
+    });
     alice = await stack.kubeconfig('alice', ['developers']);
     bob = await stack.kubeconfig('bob', []);
   });
@@ -166,7 +181,7 @@ spec:
     }
   });
 
-  test('a user without rights sees the Forbidden message from the cluster', async () => {
+  test("a user without rights sees kubectl's Forbidden message, naming the cluster", async () => {
     const r = await kubectl(['-n', 'team-a', 'get', 'configmaps'], { kubeconfig: bob });
     assert.equal(r.code, 1);
     assert.match(

@@ -14,23 +14,34 @@ import { createDatabase, startPostgres, type PgServer } from './postgres.js';
 import { freePort } from './ports.js';
 import { runKubegate, startKubegate, type Proc } from './proc.js';
 import { kubectlOk } from './kubectl.js';
+import pgLib from 'pg';
+
+export interface StackCluster {
+  name: string;
+  labels?: Record<string, string>;
+}
 
 export interface StackOptions {
-  /** Clusters to register and attach (each gets its own agent). Default: one named `dev`. */
-  clusters?: { name: string; labels?: Record<string, string> }[];
+  /**
+   * Clusters to register and attach, each a real test cluster of its own with
+   * its own agent. Default: one named `dev`.
+   */
+  clusters?: StackCluster[];
   /** Keep state here instead of a temp dir (make dev). */
   dir?: string;
   proxyEnv?: NodeJS.ProcessEnv;
   log?: (msg: string) => void;
   /** Reuse a running Postgres / cluster (several stacks in one suite). */
   pg?: PgServer;
-  cluster?: TestCluster;
 }
 
 export interface Stack {
   dir: string;
   pg: PgServer;
+  /** The first cluster's control plane. */
   cluster: TestCluster;
+  /** Every cluster's control plane, by registered name. */
+  clusters: Map<string, TestCluster>;
   databaseUrl: string;
   env: NodeJS.ProcessEnv;
   publicUrl: string;
@@ -41,7 +52,14 @@ export interface Stack {
   admin(args: string[]): Promise<string>;
   /** Write a fleet kubeconfig for a user; returns its path. */
   kubeconfig(user: string, groups?: string[], ttl?: string): Promise<string>;
-  startAgent(cluster: string): Promise<Proc>;
+  /** Start (or restart) the agent of a cluster, optionally against another replica's tunnel listener. */
+  startAgent(cluster: string, tunnelAddress?: string): Promise<Proc>;
+  /** Register one more cluster (a new real control plane) and attach its agent. */
+  addCluster(c: StackCluster): Promise<void>;
+  /** Another proxy replica sharing the database; returns its env and process. */
+  startReplica(): Promise<{ proxy: Proc; env: NodeJS.ProcessEnv; publicUrl: string }>;
+  /** Run SQL against the stack's database (tests only). */
+  sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   stop(): Promise<void>;
 }
 
@@ -59,9 +77,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const pg = opts.pg ?? (await startPostgres());
     if (!opts.pg) cleanup.push(() => pg.stop());
     const databaseUrl = await createDatabase(pg);
-    log('starting the test cluster (kube-apiserver, etcd, controller-manager)');
-    const cluster = opts.cluster ?? (await startCluster());
-    if (!opts.cluster) cleanup.push(() => cluster.stop());
+    const clusters = new Map<string, TestCluster>();
 
     const frontPort = await freePort();
     const tunnelPort = await freePort();
@@ -93,8 +109,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
     const agents = new Map<string, Proc>();
     const agentEnv = new Map<string, NodeJS.ProcessEnv>();
-    const admKube = { kubeconfig: cluster.kubeconfig };
-    for (const c of opts.clusters ?? [{ name: 'dev', labels: { env: 'dev' } }]) {
+    const attach = async (c: StackCluster) => {
+      log(`starting a test cluster for "${c.name}" (kube-apiserver, etcd, controller-manager)`);
+      const cluster = await startCluster();
+      cleanup.push(() => cluster.stop());
+      clusters.set(c.name, cluster);
+      const admKube = { kubeconfig: cluster.kubeconfig };
       log(`registering cluster "${c.name}" and applying its bootstrap YAML`);
       const yamlFile = join(dir, `${c.name}-bootstrap.yaml`);
       await admin([
@@ -135,14 +155,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         KUBEGATE_NAMESPACE: 'kubegate-system',
         KUBEGATE_LOG_LEVEL: 'info',
       });
-    }
+    };
+    for (const c of opts.clusters ?? [{ name: 'dev', labels: { env: 'dev' } }]) await attach(c);
 
-    const startAgent = async (name: string) => {
+    const startAgent = async (name: string, tunnelAddress?: string) => {
       const e = agentEnv.get(name);
       if (!e) throw new Error(`no cluster ${name} in this stack`);
       log(`starting the agent for "${name}"`);
-      const agent = startKubegate(['agent'], e, `agent-${name}`);
-      agents.set(name, agent);
+      const agent = startKubegate(
+        ['agent'],
+        tunnelAddress ? { ...e, KUBEGATE_TUNNEL_ADDRESS: tunnelAddress } : e,
+        `agent-${name}`,
+      );
+      agents.set(tunnelAddress ? `${name}@${tunnelAddress}` : name, agent);
       await agent.waitFor(/"msg":"tunnel up"/, 30_000);
       return agent;
     };
@@ -151,10 +176,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       for (const a of agents.values()) await a.stop();
     });
 
+    const sqlPool = new pgLib.Pool({ connectionString: databaseUrl, max: 2 });
+    cleanup.unshift(() => sqlPool.end());
     return {
       dir,
       pg,
-      cluster,
+      cluster: clusters.values().next().value!,
+      clusters,
       databaseUrl,
       env,
       publicUrl,
@@ -177,6 +205,28 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         return file;
       },
       startAgent,
+      async addCluster(c) {
+        await attach(c);
+        await startAgent(c.name);
+      },
+      async startReplica() {
+        const front = await freePort();
+        const tunnel = await freePort();
+        const renv = {
+          ...env,
+          KUBEGATE_LISTEN: `127.0.0.1:${front}`,
+          KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnel}`,
+          KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${front}`,
+          KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnel}`,
+        };
+        const replica = startKubegate(['proxy'], renv, 'proxy-replica');
+        cleanup.push(() => replica.stop());
+        await replica.waitFor(/kubegate proxy listening/, 30_000);
+        return { proxy: replica, env: renv, publicUrl: renv.KUBEGATE_PUBLIC_URL };
+      },
+      async sql<T>(text: string, params: unknown[] = []) {
+        return (await sqlPool.query(text, params)).rows as T[];
+      },
       stop,
     };
   } catch (err) {

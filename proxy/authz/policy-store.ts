@@ -1,0 +1,224 @@
+/**
+ * The live policy: every replica holds clusters, roles and bindings in
+ * memory and reloads them when PostgreSQL announces a change (LISTEN
+ * kubegate_policy), so an admin's edit is enforced everywhere within a
+ * second. The same connection carries token revocations (kubegate_tokens).
+ *
+ * Fail closed: a replica that cannot confirm it is current — the listening
+ * connection has not answered a heartbeat within `staleAfterMs` — refuses
+ * to authorize (503 + Retry-After) until it has reconnected and reloaded.
+ */
+import pg from 'pg';
+import type { Pool } from '../db/pool.js';
+import type { Logger } from '../../common/log.js';
+import { KgError } from '../../common/errors.js';
+import { builtinRoles } from './builtin-roles.js';
+import type { Binding, ClusterRef, LabelSelector, PolicySnapshot, Role } from './types.js';
+import type { PolicyRule } from './policy-rule.js';
+
+export interface PolicyCluster extends ClusterRef {
+  disabled: boolean;
+}
+
+export interface PolicyState {
+  snapshot: PolicySnapshot;
+  clusters: ReadonlyMap<string, PolicyCluster>;
+  loadedAt: Date;
+}
+
+export interface PolicyStoreOptions {
+  pool: Pool;
+  databaseUrl: string;
+  /** Refuse to authorize when the policy could not be confirmed for this long. */
+  staleAfterMs: number;
+  /** Heartbeat on the listening connection. */
+  heartbeatMs?: number;
+  log: Logger;
+}
+
+/** Load the whole policy in one consistent read. */
+export async function loadPolicy(client: pg.ClientBase | Pool): Promise<PolicyState> {
+  const [clusters, roles, bindings] = await Promise.all([
+    client.query<{ name: string; labels: Record<string, string>; disabled: boolean }>(
+      'SELECT name, labels, disabled FROM clusters',
+    ),
+    client.query<{ name: string; rules: PolicyRule[] }>('SELECT name, rules FROM roles'),
+    client.query<{
+      id: string;
+      subjects: Binding['subjects'];
+      role: string;
+      cluster_names: string[];
+      cluster_selector: LabelSelector | null;
+      namespaces: string[];
+      expires_at: Date | null;
+      reason: string;
+    }>(
+      'SELECT id, subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason FROM bindings',
+    ),
+  ]);
+  const roleMap = new Map<string, Role>();
+  for (const r of builtinRoles) roleMap.set(r.name, { name: r.name, rules: r.rules });
+  for (const r of roles.rows)
+    if (!roleMap.has(r.name)) roleMap.set(r.name, { name: r.name, rules: r.rules });
+  return {
+    snapshot: {
+      roles: roleMap,
+      bindings: bindings.rows.map((b) => ({
+        id: b.id,
+        subjects: b.subjects,
+        role: b.role,
+        clusters: {
+          ...(b.cluster_names.length ? { names: b.cluster_names } : {}),
+          ...(b.cluster_selector ? { selector: b.cluster_selector } : {}),
+        },
+        namespaces: b.namespaces,
+        expiresAt: b.expires_at,
+        reason: b.reason,
+      })),
+    },
+    clusters: new Map(
+      clusters.rows.map((c) => [c.name, { name: c.name, labels: c.labels, disabled: c.disabled }]),
+    ),
+    loadedAt: new Date(),
+  };
+}
+
+export class PolicyStore {
+  private state: PolicyState | undefined;
+  private confirmedAt = 0;
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private busy = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private reloadQueued = false;
+  private reloading: Promise<void> | undefined;
+  private readonly tokenListeners: ((hash: string) => void)[] = [];
+  private readonly changeListeners: ((s: PolicyState) => void)[] = [];
+
+  constructor(private readonly opts: PolicyStoreOptions) {}
+
+  /** Connect, load, listen. Resolves once a first snapshot is loaded. */
+  async start(): Promise<void> {
+    await this.connect();
+    this.heartbeat = setInterval(() => void this.beat(), this.opts.heartbeatMs ?? 250);
+    this.heartbeat.unref();
+  }
+
+  /** The current policy, or a 503 if this replica cannot vouch for it. */
+  current(): PolicyState {
+    if (!this.state || Date.now() - this.confirmedAt > this.opts.staleAfterMs) {
+      throw new KgError(
+        'KG_ERR_UNAVAILABLE',
+        'kubegate cannot confirm its access policy is current (database unreachable); refusing to authorize. Retry shortly',
+        { retryAfter: 2 },
+      );
+    }
+    return this.state;
+  }
+
+  /** The last loaded policy even if stale (for read-only views that say so). */
+  lastKnown(): PolicyState | undefined {
+    return this.state;
+  }
+
+  onTokenRevoked(fn: (hash: string) => void): void {
+    this.tokenListeners.push(fn);
+  }
+
+  onChange(fn: (s: PolicyState) => void): void {
+    this.changeListeners.push(fn);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    await this.client?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.opts.databaseUrl,
+      connectionTimeoutMillis: 3000,
+      query_timeout: 3000,
+      application_name: 'kubegate-policy',
+    });
+    client.on('error', (err) => {
+      this.opts.log.warn({ err: err.message }, 'policy connection lost');
+      if (this.client === client) this.client = undefined;
+    });
+    client.on('end', () => {
+      if (this.client === client) this.client = undefined;
+    });
+    client.on('notification', (n) => {
+      if (n.channel === 'kubegate_tokens' && n.payload)
+        for (const fn of this.tokenListeners) fn(n.payload);
+      else if (n.channel === 'kubegate_policy') this.scheduleReload();
+    });
+    await client.connect();
+    await client.query('LISTEN kubegate_policy');
+    await client.query('LISTEN kubegate_tokens');
+    this.client = client;
+    // Listen first, then load: a change between the two is then never missed.
+    await this.reload();
+  }
+
+  private scheduleReload(): void {
+    if (this.reloading) {
+      this.reloadQueued = true;
+      return;
+    }
+    this.reloading = this.reload()
+      .catch((err: unknown) =>
+        this.opts.log.warn({ err: (err as Error).message }, 'policy reload failed'),
+      )
+      .finally(() => {
+        this.reloading = undefined;
+        if (this.reloadQueued) {
+          this.reloadQueued = false;
+          this.scheduleReload();
+        }
+      });
+  }
+
+  private async reload(): Promise<void> {
+    const client = this.client;
+    if (!client) throw new Error('no policy connection');
+    const started = Date.now();
+    const state = await loadPolicy(client);
+    this.state = state;
+    this.confirmedAt = started;
+    for (const fn of this.changeListeners) fn(state);
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped || this.busy) return;
+    this.busy = true;
+    try {
+      await this.beatOnce();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async beatOnce(): Promise<void> {
+    if (!this.client) {
+      try {
+        await this.connect();
+        this.opts.log.info('policy connection restored; snapshot reloaded');
+      } catch {
+        // still down; current() keeps failing closed once stale
+      }
+      return;
+    }
+    const sent = Date.now();
+    try {
+      // Notifications queued before this round trip are delivered before its answer.
+      await this.client.query('SELECT 1');
+      if (!this.reloading) this.confirmedAt = sent;
+    } catch {
+      const c = this.client;
+      this.client = undefined;
+      await c?.end().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * `kubectl auth can-i` through kubegate: SelfSubjectAccessReview and
+ * SelfSubjectRulesReview are answered by the proxy from the central policy
+ * for that cluster, not forwarded — so the answer is the one kubegate will
+ * enforce (architecture.md "Authorization"; authorization.k8s.io/v1).
+ */
+import { KgError } from '../../common/errors.js';
+import { authorize, bindingsFor } from './authorizer.js';
+import { authenticatedBaseline } from './builtin-roles.js';
+import type { PolicyRule } from './policy-rule.js';
+import type { RequestInfo } from './request-info.js';
+import type { ClusterRef, Identity, PolicySnapshot } from './types.js';
+
+export type SelfReviewKind = 'access' | 'rules';
+
+/** Which self review a request is, if any. */
+export function selfReviewKind(info: RequestInfo): SelfReviewKind | undefined {
+  if (
+    !info.isResourceRequest ||
+    info.verb !== 'create' ||
+    info.apiGroup !== 'authorization.k8s.io' ||
+    info.namespace !== '' ||
+    info.name !== '' ||
+    info.subresource !== ''
+  )
+    return undefined;
+  if (info.resource === 'selfsubjectaccessreviews') return 'access';
+  if (info.resource === 'selfsubjectrulesreviews') return 'rules';
+  return undefined;
+}
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function reviewBody(body: Buffer): Obj {
+  try {
+    return obj(JSON.parse(body.toString('utf8')));
+  } catch (err) {
+    throw new KgError('KG_ERR_BAD_REQUEST', 'the review body is not valid JSON', { cause: err });
+  }
+}
+
+/** Answer a SelfSubjectAccessReview from the central policy. */
+export function accessReview(
+  body: Buffer,
+  snap: PolicySnapshot,
+  who: Identity,
+  cluster: ClusterRef,
+  now: Date,
+): Obj {
+  const review = reviewBody(body);
+  const spec = obj(review.spec);
+  const ra = spec.resourceAttributes === undefined ? undefined : obj(spec.resourceAttributes);
+  const nra =
+    spec.nonResourceAttributes === undefined ? undefined : obj(spec.nonResourceAttributes);
+  if (!ra === !nra)
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'exactly one of spec.resourceAttributes and spec.nonResourceAttributes must be set',
+    );
+  const info: RequestInfo = ra
+    ? {
+        isResourceRequest: true,
+        path: '',
+        verb: str(ra.verb),
+        apiPrefix: 'apis',
+        apiGroup: str(ra.group),
+        apiVersion: str(ra.version),
+        namespace: str(ra.namespace),
+        resource: str(ra.resource),
+        subresource: str(ra.subresource),
+        name: str(ra.name),
+        parts: [],
+      }
+    : {
+        isResourceRequest: false,
+        path: str(nra!.path),
+        verb: str(nra!.verb),
+        apiPrefix: '',
+        apiGroup: '',
+        apiVersion: '',
+        namespace: '',
+        resource: '',
+        subresource: '',
+        name: '',
+        parts: [],
+      };
+  const d = authorize(snap, who, info, cluster, now);
+  return {
+    apiVersion: str(review.apiVersion) || 'authorization.k8s.io/v1',
+    kind: 'SelfSubjectAccessReview',
+    metadata: { creationTimestamp: null },
+    spec,
+    status: d.allowed
+      ? { allowed: true, reason: `kubegate: ${d.reason}` }
+      : { allowed: false, reason: `kubegate: ${d.reason}` },
+  };
+}
+
+/** Answer a SelfSubjectRulesReview (`kubectl auth can-i --list`) for spec.namespace. */
+export function rulesReview(
+  body: Buffer,
+  snap: PolicySnapshot,
+  who: Identity,
+  cluster: ClusterRef,
+  now: Date,
+): Obj {
+  const review = reviewBody(body);
+  const namespace = str(obj(review.spec).namespace);
+  const resourceRules: Obj[] = [];
+  const nonResourceRules: Obj[] = [];
+  const add = (rules: readonly PolicyRule[], clusterWide: boolean) => {
+    for (const r of rules) {
+      if (r.nonResourceURLs?.length) {
+        if (clusterWide)
+          nonResourceRules.push({ verbs: r.verbs, nonResourceURLs: r.nonResourceURLs });
+        continue;
+      }
+      resourceRules.push({
+        verbs: r.verbs,
+        apiGroups: r.apiGroups ?? [],
+        resources: r.resources ?? [],
+        ...(r.resourceNames?.length ? { resourceNames: r.resourceNames } : {}),
+      });
+    }
+  };
+  const effective = bindingsFor(snap, who, cluster, now);
+  for (const b of effective) {
+    const role = snap.roles.get(b.role);
+    if (!role) continue;
+    if (b.namespaces.length === 0) add(role.rules, true);
+    else if (namespace !== '' && b.namespaces.includes(namespace)) add(role.rules, false);
+  }
+  if (effective.length) add(authenticatedBaseline.rules, true);
+  return {
+    apiVersion: str(review.apiVersion) || 'authorization.k8s.io/v1',
+    kind: 'SelfSubjectRulesReview',
+    metadata: { creationTimestamp: null },
+    spec: { namespace },
+    status: { resourceRules, nonResourceRules, incomplete: false },
+  };
+}
