@@ -13,6 +13,7 @@ import { requestInfo } from './authz/request-info.js';
 import { authorize, forbiddenMessage } from './authz/authorizer.js';
 import type { PolicyStore } from './authz/policy-store.js';
 import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
+import { decodeReview } from './authz/review-protobuf.js';
 import { forward, type AnyRequest } from './forward/forward.js';
 import { respondError, writeStatusToSocket, type AnyResponse } from './http/respond-error.js';
 import type { Duplex } from 'node:stream';
@@ -106,8 +107,9 @@ async function run(
   const review = selfReviewKind(info);
   if (review) {
     const body = await readBody(req, 64 * 1024);
+    const parsed = decodeReview(body, req.headers['content-type'], review);
     const answer = (review === 'access' ? accessReview : rulesReview)(
-      body,
+      parsed,
       policy.snapshot,
       identity,
       cluster,

@@ -34,23 +34,14 @@ const obj = (v: unknown): Obj =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function reviewBody(body: Buffer): Obj {
-  try {
-    return obj(JSON.parse(body.toString('utf8')));
-  } catch (err) {
-    throw new KgError('KG_ERR_BAD_REQUEST', 'the review body is not valid JSON', { cause: err });
-  }
-}
-
 /** Answer a SelfSubjectAccessReview from the central policy. */
 export function accessReview(
-  body: Buffer,
+  review: Obj,
   snap: PolicySnapshot,
   who: Identity,
   cluster: ClusterRef,
   now: Date,
 ): Obj {
-  const review = reviewBody(body);
   const spec = obj(review.spec);
   const ra = spec.resourceAttributes === undefined ? undefined : obj(spec.resourceAttributes);
   const nra =
@@ -101,13 +92,12 @@ export function accessReview(
 
 /** Answer a SelfSubjectRulesReview (`kubectl auth can-i --list`) for spec.namespace. */
 export function rulesReview(
-  body: Buffer,
+  review: Obj,
   snap: PolicySnapshot,
   who: Identity,
   cluster: ClusterRef,
   now: Date,
 ): Obj {
-  const review = reviewBody(body);
   const namespace = str(obj(review.spec).namespace);
   const resourceRules: Obj[] = [];
   const nonResourceRules: Obj[] = [];

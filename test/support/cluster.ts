@@ -208,7 +208,10 @@ function parseReady(json: string): ReadyLine {
 
 /** The fixture's stderr tail plus, if present, the tails of the component logs in dir. */
 function describeFailure(dir: string, stderrTail: string[]): string {
-  let text = `\n--- last ${stderrTail.length} lines of kg-testcluster stderr ---\n${stderrTail.join('\n')}`;
+  let text =
+    stderrTail.length === 0
+      ? '\n(kg-testcluster printed nothing on stderr)'
+      : `\n--- last ${stderrTail.length} lines of kg-testcluster stderr ---\n${stderrTail.join('\n')}`;
   for (const name of ['controller-manager.log', 'apiserver.log']) {
     const path = join(dir, name);
     if (!existsSync(path)) continue;

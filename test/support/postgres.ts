@@ -39,7 +39,7 @@ export async function startPostgres(): Promise<PgServer> {
     port,
     user: 'postgres',
     password,
-    persistent: false,
+    persistent: true, // pause() must keep the data; stop() removes the whole temp dir
     createPostgresUser: true,
     onLog: () => undefined,
     onError: () => undefined,

@@ -177,6 +177,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     });
 
     const sqlPool = new pgLib.Pool({ connectionString: databaseUrl, max: 2 });
+    sqlPool.on('error', () => undefined); // the database may be stopped on purpose
     cleanup.unshift(() => sqlPool.end());
     return {
       dir,
