@@ -54,11 +54,10 @@ type controllerManager struct {
 // startControllerManager starts `<this binary> controller-manager args...`
 // with output to out. The child gets SIGKILL if this process dies.
 func startControllerManager(args []string, out io.Writer) (*controllerManager, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, append([]string{"controller-manager"}, args...)...)
+	// /proc/self/exe is this very binary even if build.sh has replaced the
+	// file on disk since we started.
+	cmd := exec.Command("/proc/self/exe", append([]string{"controller-manager"}, args...)...)
+	cmd.Args[0] = os.Args[0] // what ps shows
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
