@@ -14,6 +14,15 @@ import { kubeConfigFor } from './kube-client.js';
 import { IdentityManager } from './identity.js';
 import { Upstream } from './forward.js';
 import { TunnelClient } from './tunnel-client.js';
+import { JitManager } from './jit/jit-manager.js';
+import type { KubeRule } from './jit/rules.js';
+import {
+  grantsPath,
+  jitUsersPath,
+  rolesPath,
+  type GrantUpdate,
+  type TunnelRoles,
+} from '../common/tunnel-protocol.js';
 
 export interface AgentApp {
   tunnels: TunnelClient[];
@@ -50,12 +59,47 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   });
   await identity.init();
 
+  const jit =
+    config.forwardMode === 'jit'
+      ? new JitManager({
+          core,
+          rbac: kc.makeApiClient(k8s.RbacAuthorizationV1Api),
+          namespace: config.namespace,
+          idleMs: config.jitIdle,
+          tokenSeconds: config.jitTokenSeconds,
+          ceiling: config.jitCeilingFile
+            ? (JSON.parse(readFileSync(config.jitCeilingFile, 'utf8')) as KubeRule[])
+            : undefined,
+          log: log.child({ part: 'jit' }),
+        })
+      : undefined;
+  jit?.startCleanup(config.jitCleanupInterval);
   const upstream = new Upstream({
     apiserverUrl: config.apiserverUrl,
     caPem,
     tokenFile: config.apiserverTokenFile,
+    jit,
     log: log.child({ part: 'upstream' }),
   });
+  const onControl = async (path: string, _method: string, body: Buffer): Promise<unknown> => {
+    if (!jit)
+      return path === jitUsersPath
+        ? []
+        : path === rolesPath || path === grantsPath
+          ? { ok: true }
+          : undefined;
+    if (path === rolesPath) {
+      jit.setRoles(JSON.parse(body.toString('utf8')) as TunnelRoles);
+      return { ok: true };
+    }
+    if (path === grantsPath) {
+      const updates = JSON.parse(body.toString('utf8')) as GrantUpdate[];
+      await Promise.all(updates.map((u) => jit.applyUpdate(u)));
+      return { ok: true, applied: updates.length };
+    }
+    if (path === jitUsersPath) return jit.knownUsers();
+    return undefined;
+  };
   const agentId = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
   const tunnels = Array.from(
     { length: config.tunnels },
@@ -69,6 +113,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         proxyCaPem,
         identity: () => identity.current(),
         onStream: (stream, headers) => upstream.handle(stream, headers),
+        onControl,
         reconnectBaseMs: config.reconnectBase,
         reconnectMaxMs: config.reconnectMax,
         log: log.child({ part: 'tunnel' }),
@@ -83,6 +128,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     tunnels,
     close: async () => {
       identity.stop();
+      jit?.stop();
       for (const t of tunnels) t.stop();
       await upstream.close();
     },

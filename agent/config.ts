@@ -78,6 +78,33 @@ export const agentSchema = {
     type: 'duration',
     doc: 'Cap of the reconnect delay.',
   },
+  forwardMode: {
+    env: 'KUBEGATE_FORWARD_MODE',
+    type: 'string',
+    doc: '`jit` (default): requests run as a just-in-time ServiceAccount per user; `impersonate`: as the user via impersonation headers.',
+    check: (v) => (v === 'jit' || v === 'impersonate' ? undefined : 'must be jit or impersonate'),
+  },
+  jitIdle: {
+    env: 'KUBEGATE_JIT_IDLE',
+    type: 'duration',
+    doc: 'A JIT account unused this long is deleted with its bindings.',
+  },
+  jitTokenSeconds: {
+    env: 'KUBEGATE_JIT_TOKEN_SECONDS',
+    type: 'int',
+    doc: 'Lifetime of JIT account tokens (TokenRequest; at least 600).',
+    check: (v) => ((v as number) >= 600 ? undefined : 'must be at least 600'),
+  },
+  jitCleanupInterval: {
+    env: 'KUBEGATE_JIT_CLEANUP_INTERVAL',
+    type: 'duration',
+    doc: 'How often idle JIT accounts and orphaned bindings are swept.',
+  },
+  jitCeilingFile: {
+    env: 'KUBEGATE_JIT_CEILING_FILE',
+    type: 'string',
+    doc: 'JSON list of PolicyRules: the agent refuses grants beyond them.',
+  },
   logLevel: { env: 'KUBEGATE_LOG_LEVEL', type: 'string', doc: 'pino log level.' },
 } as const satisfies Schema;
 
@@ -103,6 +130,10 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
       reconnectBase: '250ms',
       reconnectMax: '30s',
       logLevel: 'info',
+      forwardMode: 'jit',
+      jitIdle: '30m',
+      jitTokenSeconds: 600,
+      jitCleanupInterval: '1m',
     },
     env,
   );

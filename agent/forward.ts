@@ -10,13 +10,17 @@ import * as http2 from 'node:http2';
 import { PassThrough, pipeline } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import { kubeStatus } from '../common/errors.js';
+import { KgError, kubeStatus, type StatusReason } from '../common/errors.js';
+import type { JitManager } from './jit/jit-manager.js';
 import type { Logger } from '../common/log.js';
 import {
   decodeIdentity,
   hdrAgentError,
   hdrAuditId,
   hdrIdentity,
+  hdrGrants,
+  hdrRanAs,
+  decodeGrants,
   type TunnelIdentity,
 } from '../common/tunnel-protocol.js';
 
@@ -24,7 +28,15 @@ export interface UpstreamDeps {
   apiserverUrl: string;
   caPem: string;
   tokenFile: string;
+  /** Just-in-time accounts; absent = impersonation mode. */
+  jit?: JitManager;
   log: Logger;
+}
+
+interface Credential {
+  headers: Record<string, string | string[]>;
+  /** The identity the apiserver sees, returned to the proxy for audit. */
+  ranAs: string;
 }
 
 const dropRequest =
@@ -75,39 +87,85 @@ export class Upstream {
   handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const identity = decodeIdentity(String(headers[hdrIdentity] ?? ''));
     const problem = identityProblem(identity);
-    if (problem)
+    if (problem) {
       return replyStatus(
         stream,
         403,
         'Forbidden',
         `kubegate agent refused the request: ${problem}`,
       );
-
-    const out: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(headers)) {
-      if (name.startsWith(':') || value === undefined || dropRequest.test(name)) continue;
-      out[name] = value as string | string[];
     }
-    out['authorization'] = `Bearer ${this.bearer()}`;
-    out['impersonate-user'] = identity!.user;
-    if (identity!.groups.length) out['impersonate-group'] = identity!.groups;
-    const auditId = headers[hdrAuditId];
-    if (typeof auditId === 'string') out['audit-id'] = auditId;
-
-    const abort = new AbortController();
-    stream.on('close', () => abort.abort());
-    const method = String(headers[':method']);
-    // undici destroys a request body stream once it has sent it; hand it a
-    // PassThrough so that never tears down the tunnel stream we answer on.
+    // Hold the request body while the credential is prepared (a first request
+    // may create the JIT account): paused, it back-pressures the tunnel stream.
     let body: PassThrough | null = null;
     if (!stream.endAfterHeaders) {
       body = new PassThrough();
       stream.pipe(body);
     }
+    this.credential(identity!, headers).then(
+      (cred) => this.send(stream, headers, cred, body),
+      (err: unknown) => {
+        const e =
+          err instanceof KgError
+            ? err
+            : new KgError('KG_ERR_INTERNAL', 'internal error', { cause: err });
+        if (!(err instanceof KgError)) this.deps.log.error({ err }, 'credential failed (bug)');
+        replyStatus(stream, e.status, e.reason, e.message, e.retryAfter);
+      },
+    );
+    return undefined;
+  }
+
+  /** How this request authenticates to the apiserver: a JIT account, or impersonation. */
+  private async credential(
+    identity: TunnelIdentity,
+    headers: http2.IncomingHttpHeaders,
+  ): Promise<Credential> {
+    if (this.deps.jit) {
+      const grants = decodeGrants(String(headers[hdrGrants] ?? ''));
+      if (!grants)
+        throw new KgError(
+          'KG_ERR_FORBIDDEN',
+          'kubegate agent refused the request: it carries no grants',
+        );
+      const c = await this.deps.jit.credentialFor(
+        identity.user,
+        identity.groups,
+        grants,
+        identity.kind ?? 'user',
+      );
+      return { headers: { authorization: `Bearer ${c.token}` }, ranAs: c.username };
+    }
+    const h: Record<string, string | string[]> = {
+      authorization: `Bearer ${this.bearer()}`,
+      'impersonate-user': identity.user,
+    };
+    if (identity.groups.length) h['impersonate-group'] = identity.groups;
+    return { headers: h, ranAs: identity.user };
+  }
+
+  private send(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    cred: Credential,
+    body: PassThrough | null,
+  ): void {
+    if (stream.destroyed) return;
+    const out: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.startsWith(':') || value === undefined || dropRequest.test(name)) continue;
+      out[name] = value as string | string[];
+    }
+    Object.assign(out, cred.headers);
+    const auditId = headers[hdrAuditId];
+    if (typeof auditId === 'string') out['audit-id'] = auditId;
+
+    const abort = new AbortController();
+    stream.on('close', () => abort.abort());
     this.pool
       .request({
         path: String(headers[':path']),
-        method: method as 'GET',
+        method: String(headers[':method']) as 'GET',
         headers: out,
         body,
         signal: abort.signal,
@@ -115,18 +173,21 @@ export class Upstream {
         headersTimeout: 0,
         maxRedirections: 0,
       } as Parameters<Pool['request']>[0])
-      .then(({ statusCode, headers: h, body }) => {
+      .then(({ statusCode, headers: h, body: resBody }) => {
         if (stream.destroyed) {
-          body.destroy();
+          resBody.destroy();
           return;
         }
-        const resHeaders: http2.OutgoingHttpHeaders = { ':status': statusCode };
+        const resHeaders: http2.OutgoingHttpHeaders = {
+          ':status': statusCode,
+          [hdrRanAs]: cred.ranAs,
+        };
         for (const [name, value] of Object.entries(h)) {
           if (value === undefined || dropResponse.has(name)) continue;
           resHeaders[name] = value;
         }
         stream.respond(resHeaders);
-        pipeline(body, stream, (err) => {
+        pipeline(resBody, stream, (err) => {
           if (err && !abort.signal.aborted)
             this.deps.log.debug({ err: err.message }, 'response stream ended early');
         });
@@ -141,7 +202,6 @@ export class Upstream {
           `kubegate agent could not reach the apiserver: ${err.message}`,
         );
       });
-    return undefined;
   }
 
   close(): Promise<void> {
@@ -152,11 +212,19 @@ export class Upstream {
 export function replyStatus(
   stream: http2.ServerHttp2Stream,
   code: number,
-  reason: 'Forbidden' | 'InternalError' | 'NotFound',
+  reason: StatusReason,
   message: string,
+  retryAfter?: number,
 ): void {
   if (stream.headersSent || stream.destroyed) return;
-  const body = JSON.stringify(kubeStatus(code, reason, message));
-  stream.respond({ ':status': code, 'content-type': 'application/json', [hdrAgentError]: '1' });
+  const body = JSON.stringify(
+    kubeStatus(code, reason, message, retryAfter ? { retryAfterSeconds: retryAfter } : undefined),
+  );
+  stream.respond({
+    ':status': code,
+    'content-type': 'application/json',
+    [hdrAgentError]: '1',
+    ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}),
+  });
   stream.end(body);
 }

@@ -34,6 +34,8 @@ export interface TunnelClientDeps {
   proxyCaPem: string;
   identity: () => AgentIdentity;
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+  /** A control message from the proxy; resolve undefined for an unknown path. */
+  onControl: (path: string, method: string, body: Buffer) => Promise<unknown>;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   log: Logger;
@@ -102,7 +104,28 @@ export class TunnelClient {
       stream.end(JSON.stringify(hello));
       return;
     }
-    replyStatus(stream, 404, 'NotFound', `unknown control path ${path}`);
+    // Other control messages (role definitions, grant updates, JIT users).
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      this.deps
+        .onControl(path, String(headers[':method']), Buffer.concat(chunks))
+        .then((answer) => {
+          if (answer === undefined)
+            return replyStatus(stream, 404, 'NotFound', `unknown control path ${path}`);
+          stream.respond({ ':status': 200, 'content-type': 'application/json' });
+          stream.end(JSON.stringify(answer));
+        })
+        .catch((err: unknown) => {
+          this.deps.log.warn({ path, err: (err as Error).message }, 'control message failed');
+          replyStatus(
+            stream,
+            500,
+            'InternalError',
+            `control message failed: ${(err as Error).message}`,
+          );
+        });
+    });
   }
 
   start(): void {

@@ -21,13 +21,75 @@ export const controlPrefix = '/.kubegate/';
 export const hdrIdentity = 'kg-identity'; // base64url(JSON TunnelIdentity)
 export const hdrAuditId = 'kg-audit-id';
 export const hdrReplica = 'kg-replica';
+/** The user's effective grants on this cluster: base64url(JSON TunnelGrant[]). */
+export const hdrGrants = 'kg-grants';
+/** Response header: the Kubernetes identity the request ran as on the cluster. */
+export const hdrRanAs = 'kg-impersonated-as';
+/** Control paths (proxy → agent): role definitions, grant updates, the agent's JIT users. */
+export const rolesPath = '/.kubegate/v1/roles';
+export const grantsPath = '/.kubegate/v1/grants';
+export const jitUsersPath = '/.kubegate/v1/jit-users';
 /** Response header the agent sets on its own errors (tunnel-level, not the apiserver's). */
 export const hdrAgentError = 'kg-agent-error';
 
 export interface TunnelIdentity {
   user: string;
   groups: string[];
+  /** Robots and users are distinct subjects in bindings; absent means user. */
+  kind?: 'user' | 'robot';
   uid?: string;
+}
+
+/** One effective binding: a role by content-addressed name (`edit@1a2b…`), where. */
+export interface TunnelGrant {
+  role: string;
+  /** Empty: cluster-wide. */
+  namespaces: string[];
+}
+
+/** Role definitions pushed to agents: `name@hash` → PolicyRule-shaped rules. */
+export type TunnelRoles = Record<string, TunnelRule[]>;
+
+export interface TunnelRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+}
+
+/** A grant update for one user (empty grants: the account goes away). */
+export interface GrantUpdate {
+  user: string;
+  groups: string[];
+  kind?: 'user' | 'robot';
+  grants: TunnelGrant[];
+}
+
+export function encodeGrants(g: TunnelGrant[]): string {
+  return Buffer.from(JSON.stringify(g)).toString('base64url');
+}
+
+export function decodeGrants(value: string): TunnelGrant[] | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as unknown;
+    if (
+      Array.isArray(v) &&
+      v.every(
+        (g) =>
+          typeof g === 'object' &&
+          g !== null &&
+          typeof (g as TunnelGrant).role === 'string' &&
+          Array.isArray((g as TunnelGrant).namespaces) &&
+          (g as TunnelGrant).namespaces.every((n) => typeof n === 'string'),
+      )
+    ) {
+      return v as TunnelGrant[];
+    }
+  } catch {
+    // fall through
+  }
+  return undefined;
 }
 
 export function encodeIdentity(id: TunnelIdentity): string {

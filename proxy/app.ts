@@ -22,6 +22,7 @@ import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
 import { PolicyStore } from './authz/policy-store.js';
 import { authorize } from './authz/authorizer.js';
 import { OpenRequests } from './open-requests.js';
+import { GrantSync } from './jit/grant-sync.js';
 
 export interface ProxyApp {
   front: Front;
@@ -87,6 +88,27 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         );
       };
     policy.onChange(() => open.sweep(stillAllowed(new Date()), 'access policy changed'));
+    // JIT accounts follow the policy: push roles and grants to agents on every
+    // change, and again when the next binding expires.
+    const grantSync = new GrantSync(registry, () => policy.lastKnown(), log.child({ part: 'jit' }));
+    let expiryTimer: NodeJS.Timeout | undefined;
+    policy.onChange((state) => {
+      void grantSync.policyChanged(state);
+      clearTimeout(expiryTimer);
+      const now = Date.now();
+      const next = Math.min(
+        ...state.snapshot.bindings
+          .map((b) => b.expiresAt?.getTime() ?? Infinity)
+          .filter((t) => t > now),
+      );
+      if (Number.isFinite(next)) {
+        expiryTimer = setTimeout(
+          () => void grantSync.policyChanged(state),
+          Math.min(next - now + 50, 2 ** 31 - 1),
+        );
+        expiryTimer.unref();
+      }
+    });
     const expirySweep = setInterval(
       () => open.sweep(stillAllowed(new Date()), 'grant or token expired'),
       500,
@@ -110,6 +132,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       registry,
       enrollServer,
       replicaId: config.replicaId,
+      onTunnelReady: (t) => grantSync.tunnelReady(t),
       log: log.child({ part: 'tunnel' }),
     });
     const pipelineDeps = {
@@ -150,6 +173,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       close: async () => {
         ready = false;
         clearInterval(expirySweep);
+        clearTimeout(expiryTimer);
         await Promise.all([tunnel.close(), front.close(), policy.stop()]);
         await pool.end();
       },

@@ -21,6 +21,8 @@ export interface RequestContext {
   identity?: TokenIdentity;
   info?: RequestInfo;
   decision?: Decision;
+  /** The `kg-grants` header for the agent (JIT accounts). */
+  grants?: string;
 }
 
 export function newContext(

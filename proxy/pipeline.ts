@@ -14,6 +14,7 @@ import { authorize, forbiddenMessage } from './authz/authorizer.js';
 import type { PolicyStore } from './authz/policy-store.js';
 import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
 import { decodeReview } from './authz/review-protobuf.js';
+import { grantsHeader } from './jit/grant-sync.js';
 import { forward, type AnyRequest } from './forward/forward.js';
 import { respondError, writeStatusToSocket, type AnyResponse } from './http/respond-error.js';
 import type { Duplex } from 'node:stream';
@@ -93,6 +94,8 @@ async function admit(deps: PipelineDeps, ctx: RequestContext, req: AnyRequest) {
   if (!decision?.allowed) {
     throw new KgError('KG_ERR_FORBIDDEN', forbiddenMessage(identity, info, route.cluster));
   }
+  // What the agent needs to run it as the user's JIT account on the cluster.
+  ctx.grants = grantsHeader(policy.snapshot, identity, cluster!, new Date());
   return { route, identity, info, policy, cluster: cluster! };
 }
 

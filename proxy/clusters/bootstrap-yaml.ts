@@ -16,10 +16,78 @@ export interface BootstrapInput {
   namespace?: string;
 }
 
-const labels = {
+/**
+ * Data shared with the agent Helm chart (helm/kubegate-agent): the chart
+ * renders the same objects from these, and test/integration/agent-chart.test.ts
+ * proves both paths produce identical manifests.
+ */
+export const agentLabels = {
   'app.kubernetes.io/name': 'kubegate-agent',
   'app.kubernetes.io/managed-by': 'kubegate',
+} as const;
+
+/** One RBAC rule as Kubernetes spells it (rbac.authorization.k8s.io/v1 PolicyRule). */
+export interface AgentRbacRule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  verbs: string[];
+  nonResourceURLs?: string[];
+}
+
+/**
+ * The agent's own permissions, the single list both the bootstrap YAML and
+ * the agent chart install (the chart reads the generated copy in
+ * helm/kubegate-agent/files/bootstrap-shared.json; `make docs` regenerates it).
+ * `cluster` goes into the ClusterRole, `namespace` into the Role in the
+ * agent's namespace. Every rule says why it exists; keep them minimal.
+ */
+export const agentRbacRules: { cluster: AgentRbacRule[]; namespace: AgentRbacRule[] } = {
+  cluster: [
+    // Requests run as the signed-in kubegate user and their groups (the
+    // agent refuses any system: name), so the cluster's RBAC decides.
+    { apiGroups: [''], resources: ['users', 'groups'], verbs: ['impersonate'] },
+    // JIT accounts: RoleBindings go only into namespaces that exist (never created).
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+    // JIT accounts: one ClusterRole per central role, content-addressed. `escalate`
+    // and `bind` are needed because central roles may grant what the agent itself
+    // does not hold; KUBEGATE_JIT_CEILING_FILE caps what the agent will grant.
+    {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterroles'],
+      verbs: ['get', 'list', 'create', 'delete', 'escalate', 'bind'],
+    },
+    // JIT accounts: the user's bindings, cluster-wide or per namespace; clean-up
+    // lists them by label and deletes only kubegate-labelled ones.
+    {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterrolebindings', 'rolebindings'],
+      verbs: ['get', 'list', 'create', 'delete'],
+    },
+  ],
+  namespace: [
+    // JIT accounts: one ServiceAccount per user in the agent's namespace; the
+    // last-use time is an annotation, so idle clean-up survives restarts.
+    {
+      apiGroups: [''],
+      resources: ['serviceaccounts'],
+      verbs: ['get', 'list', 'create', 'delete', 'patch'],
+    },
+    // JIT accounts: short-lived tokens via TokenRequest, kept in memory only.
+    { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
+    // The agent keeps its client certificate in one Secret between restarts.
+    {
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: ['kubegate-agent-identity'],
+      verbs: ['get', 'update'],
+    },
+    // create cannot be limited by name in Kubernetes RBAC; it is limited to this namespace.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+  ],
 };
+
+const labels = agentLabels;
 
 /** The Kubernetes objects, in apply order. */
 export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>[] {
@@ -35,11 +103,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
       metadata: { name: 'kubegate-agent', labels },
-      rules: [
-        // Requests run as the signed-in kubegate user and their groups (the
-        // agent refuses any system: name), so the cluster's RBAC decides.
-        { apiGroups: [''], resources: ['users', 'groups'], verbs: ['impersonate'] },
-      ],
+      rules: agentRbacRules.cluster,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -56,17 +120,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: 'kubegate-agent', namespace: ns, labels },
-      rules: [
-        // The agent keeps its client certificate in one Secret between restarts.
-        {
-          apiGroups: [''],
-          resources: ['secrets'],
-          resourceNames: ['kubegate-agent-identity'],
-          verbs: ['get', 'update'],
-        },
-        // create cannot be limited by name in Kubernetes RBAC; it is limited to this namespace.
-        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-      ],
+      rules: agentRbacRules.namespace,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

@@ -10,7 +10,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { KgError } from '../../common/errors.js';
-import { encodeIdentity, hdrAuditId, hdrIdentity } from '../../common/tunnel-protocol.js';
+import {
+  encodeIdentity,
+  hdrAuditId,
+  hdrGrants,
+  hdrIdentity,
+} from '../../common/tunnel-protocol.js';
 import type { AnyResponse } from '../http/respond-error.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
@@ -52,7 +57,12 @@ export function forward(
   const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  headers[hdrIdentity] = encodeIdentity({ user: identity.user, groups: identity.groups });
+  headers[hdrIdentity] = encodeIdentity({
+    user: identity.user,
+    groups: identity.groups,
+    kind: identity.kind,
+  });
+  if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
   const withBody = hasBody(req);
 

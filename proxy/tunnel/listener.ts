@@ -37,6 +37,8 @@ export interface TunnelListenerDeps {
   registry: TunnelRegistry;
   enrollServer: HttpServer;
   replicaId: string;
+  /** Runs before a new tunnel takes requests (role definitions for JIT accounts). */
+  onTunnelReady?: (t: Tunnel) => Promise<void>;
   log: Logger;
 }
 
@@ -121,6 +123,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       session,
       active: 0,
     };
+    await deps.onTunnelReady?.(tunnel);
     deps.registry.add(tunnel);
     log.info({ cluster: tunnel.cluster, tunnel: tunnel.id, agent: tunnel.agentId }, 'tunnel up');
 

@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack } from '../support/stack.js';
-import { kubectlOk, kubectlPath } from '../support/kubectl.js';
+import { kubectlPath } from '../support/kubectl.js';
 import { repoRoot } from '../support/repo.js';
 import { grant } from '../support/grants.js';
 
@@ -33,30 +33,6 @@ export async function runDev(_args: string[]): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
-
-  // Requests reach the cluster impersonated until JIT accounts land, so the
-  // cluster's own RBAC must grant the demo groups the same roles (both layers).
-  const admin = { kubeconfig: stack.cluster.kubeconfig };
-  await kubectlOk(
-    [
-      'create',
-      'clusterrolebinding',
-      'kubegate-demo-admins',
-      '--clusterrole=cluster-admin',
-      '--group=kubegate-admins',
-    ],
-    admin,
-  );
-  await kubectlOk(
-    [
-      'create',
-      'clusterrolebinding',
-      'kubegate-demo-developers',
-      '--clusterrole=view',
-      '--group=developers',
-    ],
-    admin,
-  );
 
   // Central kubegate bindings: admins everything on every cluster, developers read-only.
   await grant(stack, { groups: ['kubegate-admins'], role: 'cluster-admin', selector: {} });

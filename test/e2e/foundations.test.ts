@@ -22,29 +22,8 @@ describe('kubectl through kubegate (foundations)', { timeout: 600_000 }, () => {
     stack = await startStack({ log: (m) => process.stderr.write(`# ${m}\n`) });
     admin = { kubeconfig: stack.cluster.kubeconfig };
     await kubectlOk(['create', 'namespace', 'team-a'], admin);
-    await kubectlOk(
-      ['create', 'rolebinding', 'alice-edit', '--clusterrole=edit', '--user=alice', '-n', 'team-a'],
-      admin,
-    );
-    await kubectlOk(
-      ['create', 'clusterrolebinding', 'devs-view-ns', '--clusterrole=view', '--group=developers'],
-      admin,
-    );
-    await kubectlOk(
-      ['create', 'clusterrole', 'ns-reader', '--verb=get,list,watch', '--resource=namespaces'],
-      admin,
-    );
-    await kubectlOk(
-      [
-        'create',
-        'clusterrolebinding',
-        'devs-ns-reader',
-        '--clusterrole=ns-reader',
-        '--group=developers',
-      ],
-      admin,
-    );
-    // The same grants centrally: kubegate authorizes first, the cluster again.
+    // Central grants only: kubegate authorizes, and the agent's JIT account
+    // carries the same grants, so the cluster enforces them again.
     await grant(stack, { groups: ['developers'], role: 'view', clusters: ['dev'] });
     await grant(stack, {
       users: ['alice'],
@@ -81,7 +60,7 @@ describe('kubectl through kubegate (foundations)', { timeout: 600_000 }, () => {
     assert.equal(cfg['current-context'], 'dev');
   });
 
-  test('get ns works, as the user (impersonated), over verified TLS', async () => {
+  test("get ns works, as the user's JIT account, over verified TLS", async () => {
     const out = await kubectlOk(['get', 'ns', '-o', 'name'], { kubeconfig: alice });
     assert.match(out, /namespace\/team-a/);
     assert.match(out, /namespace\/kube-system/);
@@ -89,8 +68,11 @@ describe('kubectl through kubegate (foundations)', { timeout: 600_000 }, () => {
     const status = JSON.parse(who) as {
       status: { userInfo: { username: string; groups: string[] } };
     };
-    assert.equal(status.status.userInfo.username, 'alice');
-    assert.ok(status.status.userInfo.groups.includes('developers'));
+    // The request ran as alice's just-in-time account, never as the agent.
+    assert.match(
+      status.status.userInfo.username,
+      /^system:serviceaccount:kubegate-system:kg-u-[0-9a-f]{16}$/,
+    );
   });
 
   test('create, apply and delete a ConfigMap and a Deployment, checked directly on the apiserver', async () => {
@@ -219,7 +201,7 @@ spec:
       ],
       { kubeconfig: alice },
     );
-    assert.equal(r.stdout, 'alice');
+    assert.match(r.stdout, /^system:serviceaccount:kubegate-system:kg-u-/);
     const r2 = await kubectl(
       ['--as=system:admin', '--as-group=system:masters', '-n', 'kube-system', 'get', 'secrets'],
       { kubeconfig: alice },

@@ -30,6 +30,8 @@ export interface StackOptions {
   /** Keep state here instead of a temp dir (make dev). */
   dir?: string;
   proxyEnv?: NodeJS.ProcessEnv;
+  /** Extra agent settings (e.g. a short JIT idle time). */
+  agentEnv?: NodeJS.ProcessEnv;
   log?: (msg: string) => void;
   /** Reuse a running Postgres / cluster (several stacks in one suite). */
   pg?: PgServer;
@@ -154,6 +156,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         KUBEGATE_APISERVER_TOKEN_FILE: join(adir, 'sa-token'),
         KUBEGATE_NAMESPACE: 'kubegate-system',
         KUBEGATE_LOG_LEVEL: 'info',
+        ...opts.agentEnv,
       });
     };
     for (const c of opts.clusters ?? [{ name: 'dev', labels: { env: 'dev' } }]) await attach(c);

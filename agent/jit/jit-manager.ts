@@ -1,0 +1,422 @@
+/**
+ * Just-in-time service accounts (architecture.md "Just-in-time service
+ * accounts"). Per user: a ServiceAccount in the agent's namespace,
+ * content-addressed ClusterRoles from the central role rules, and a
+ * ClusterRoleBinding (cluster-wide grants) or RoleBindings (namespaced
+ * grants, only in namespaces that exist) — then a short-lived TokenRequest
+ * token kept in memory only. The cluster's own RBAC thus enforces the same
+ * rules again. Reconcile happens on the first request, whenever the grants
+ * change, and at most a minute apart while in use; idle accounts are deleted.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { GrantUpdate, TunnelGrant, TunnelRoles } from '../../common/tunnel-protocol.js';
+import { statusCode } from '../kube-client.js';
+import {
+  bindingName,
+  clusterRoleName,
+  lastUsedAnnotation,
+  managedBy,
+  roleHash,
+  roleLabel,
+  serviceAccountName,
+  userAnnotation,
+  userKey,
+  userLabel,
+} from './names.js';
+import { toKubeRules, withinCeiling, type KubeRule } from './rules.js';
+
+export interface JitDeps {
+  core: k8s.CoreV1Api;
+  rbac: k8s.RbacAuthorizationV1Api;
+  namespace: string;
+  idleMs: number;
+  /** TokenRequest lifetime; the apiserver's minimum is 600 s. */
+  tokenSeconds: number;
+  /** Optional: grants beyond these rules are refused. */
+  ceiling?: KubeRule[];
+  log: Logger;
+}
+
+interface UserState {
+  user: string;
+  groups: string[];
+  kind: 'user' | 'robot';
+  account: string;
+  digest: string;
+  reconciledAt: number;
+  token?: string;
+  tokenRefreshAt: number;
+  lastUsedWritten: number;
+  chain: Promise<unknown>;
+}
+
+export interface Credential {
+  token: string;
+  /** `system:serviceaccount:<ns>:<name>`, for audit. */
+  username: string;
+}
+
+/** Only objects carrying this label are ever listed for change or deletion. */
+const managed = 'app.kubernetes.io/managed-by=kubegate';
+
+const ignore =
+  (...codes: number[]) =>
+  (err: unknown) => {
+    if (!codes.includes(statusCode(err) ?? -1)) throw err;
+  };
+
+function digestOf(grants: TunnelGrant[]): string {
+  const canon = grants
+    .map((g) => `${g.role}|${[...g.namespaces].sort().join(',')}`)
+    .sort()
+    .join(';');
+  return createHash('sha256').update(canon).digest('hex');
+}
+
+export interface JitStats {
+  accounts: number;
+  created: number;
+  deleted: number;
+  tokenRequests: number;
+  reconcileErrors: number;
+}
+
+export class JitManager {
+  private roles: TunnelRoles = {};
+  private readonly users = new Map<string, UserState>();
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  readonly stats: JitStats = {
+    accounts: 0,
+    created: 0,
+    deleted: 0,
+    tokenRequests: 0,
+    reconcileErrors: 0,
+  };
+
+  constructor(private readonly deps: JitDeps) {}
+
+  setRoles(roles: TunnelRoles): void {
+    this.roles = { ...this.roles, ...roles };
+  }
+
+  /** Users with a live account on this agent (the proxy asks after policy changes). */
+  knownUsers(): { user: string; groups: string[]; kind: 'user' | 'robot' }[] {
+    return [...this.users.values()].map((u) => ({ user: u.user, groups: u.groups, kind: u.kind }));
+  }
+
+  /** The credential to forward `user`'s request with, reconciling first if needed. */
+  async credentialFor(
+    user: string,
+    groups: string[],
+    grants: TunnelGrant[],
+    kind: 'user' | 'robot' = 'user',
+  ): Promise<Credential> {
+    if (grants.length === 0)
+      throw new KgError(
+        'KG_ERR_FORBIDDEN',
+        `kubegate agent: user "${user}" has no grants on this cluster`,
+      );
+    const st = this.state(user, groups, kind);
+    const digest = digestOf(grants);
+    const stale = st.digest !== digest || Date.now() - st.reconciledAt > 60_000;
+    if (stale) await this.serial(st, () => this.reconcile(st, grants, digest));
+    if (!st.token || Date.now() >= st.tokenRefreshAt)
+      await this.serial(st, () => this.refreshToken(st));
+    this.touch(st);
+    return {
+      token: st.token!,
+      username: `system:serviceaccount:${this.deps.namespace}:${st.account}`,
+    };
+  }
+
+  /** A pushed grant change: update bindings now; no grants → delete the account. */
+  async applyUpdate(u: GrantUpdate): Promise<void> {
+    const st = this.users.get(u.user);
+    if (!st) return; // no account here: the next request reconciles
+    st.groups = u.groups;
+    const digest = digestOf(u.grants);
+    if (u.grants.length === 0) {
+      await this.serial(st, () => this.removeUser(st.user, 'grants revoked'));
+      return;
+    }
+    if (digest !== st.digest) await this.serial(st, () => this.reconcile(st, u.grants, digest));
+  }
+
+  private state(user: string, groups: string[], kind: 'user' | 'robot'): UserState {
+    let st = this.users.get(user);
+    if (!st) {
+      st = {
+        user,
+        groups,
+        kind,
+        account: serviceAccountName(user),
+        digest: '',
+        reconciledAt: 0,
+        tokenRefreshAt: 0,
+        lastUsedWritten: 0,
+        chain: Promise.resolve(),
+      };
+      this.users.set(user, st);
+    }
+    st.groups = groups;
+    st.kind = kind;
+    return st;
+  }
+
+  /** Run `fn` after any reconcile already under way for this user: concurrent first requests create things once. */
+  private serial<T>(st: UserState, fn: () => Promise<T>): Promise<T> {
+    const next = st.chain.then(fn, fn);
+    st.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reconcile(st: UserState, grants: TunnelGrant[], digest: string): Promise<void> {
+    if (st.digest === digest && Date.now() - st.reconciledAt <= 60_000) return; // done by a racing request
+    const { core, rbac, namespace } = this.deps;
+    const key = userKey(st.user);
+    const labels = { ...managedBy, [userLabel]: key };
+    try {
+      // 1. the ServiceAccount
+      await core
+        .createNamespacedServiceAccount({
+          namespace,
+          body: {
+            metadata: {
+              name: st.account,
+              namespace,
+              labels,
+              annotations: {
+                [userAnnotation]: st.user,
+                [lastUsedAnnotation]: new Date().toISOString(),
+              },
+            },
+            automountServiceAccountToken: false,
+          },
+        })
+        .then(() => {
+          this.stats.created++;
+          this.deps.log.info({ user: st.user, account: st.account }, 'JIT account created');
+        }, ignore(409));
+
+      // 2. content-addressed ClusterRoles, 3. the bindings we want
+      const wantCrb = new Set<string>();
+      const wantRb = new Set<string>(); // `${ns}/${name}`
+      const namespaceExists = new Map<string, boolean>();
+      for (const g of grants) {
+        const rules = this.roles[g.role];
+        if (!rules)
+          throw new KgError(
+            'KG_ERR_UNAVAILABLE',
+            `kubegate agent has not received role ${g.role} yet; retry`,
+            { retryAfter: 1 },
+          );
+        const kubeRules = toKubeRules(rules);
+        if (this.deps.ceiling && !withinCeiling(kubeRules, this.deps.ceiling)) {
+          throw new KgError(
+            'KG_ERR_FORBIDDEN',
+            `kubegate agent refuses role ${g.role.split('@')[0]}: it grants more than this cluster's ceiling allows; ask an admin to narrow the binding`,
+          );
+        }
+        const roleName = clusterRoleName(g.role);
+        await rbac
+          .createClusterRole({
+            body: {
+              metadata: { name: roleName, labels: { ...managedBy, [roleLabel]: roleHash(g.role) } },
+              rules: kubeRules,
+            },
+          })
+          .catch(ignore(409));
+        const name = bindingName(st.user, g.role);
+        const subjects = [{ kind: 'ServiceAccount', name: st.account, namespace }];
+        const roleRef = {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: roleName,
+        };
+        if (g.namespaces.length === 0) {
+          wantCrb.add(name);
+          await rbac
+            .createClusterRoleBinding({ body: { metadata: { name, labels }, roleRef, subjects } })
+            .catch(ignore(409));
+          continue;
+        }
+        for (const ns of g.namespaces) {
+          if (!namespaceExists.has(ns)) {
+            // Never create namespaces: a grant in a namespace that does not exist waits for it.
+            const exists = await core.readNamespace({ name: ns }).then(
+              () => true,
+              (err: unknown) => (statusCode(err) === 404 ? false : Promise.reject(err)),
+            );
+            namespaceExists.set(ns, exists);
+          }
+          if (!namespaceExists.get(ns)) continue;
+          wantRb.add(`${ns}/${name}`);
+          await rbac
+            .createNamespacedRoleBinding({
+              namespace: ns,
+              body: { metadata: { name, namespace: ns, labels }, roleRef, subjects },
+            })
+            .catch(ignore(409));
+        }
+      }
+
+      // 4. remove what the user no longer has
+      const selector = `${managed},${userLabel}=${key}`;
+      const crbs = await rbac.listClusterRoleBinding({ labelSelector: selector });
+      for (const b of crbs.items) {
+        if (!wantCrb.has(b.metadata!.name!))
+          await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
+      }
+      const rbs = await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector });
+      for (const b of rbs.items) {
+        const id = `${b.metadata!.namespace}/${b.metadata!.name}`;
+        if (!wantRb.has(id))
+          await rbac
+            .deleteNamespacedRoleBinding({
+              name: b.metadata!.name!,
+              namespace: b.metadata!.namespace!,
+            })
+            .catch(ignore(404));
+      }
+      st.digest = digest;
+      st.reconciledAt = Date.now();
+      this.stats.accounts = this.users.size;
+    } catch (err) {
+      this.stats.reconcileErrors++;
+      if (err instanceof KgError) throw err;
+      this.deps.log.warn({ user: st.user, status: statusCode(err) }, 'JIT reconcile failed');
+      throw new KgError(
+        'KG_ERR_UPSTREAM',
+        `kubegate agent could not prepare the cluster identity for "${st.user}" (apiserver status ${statusCode(err) ?? 'none'}); check the agent's RBAC`,
+        { cause: err },
+      );
+    }
+  }
+
+  private async refreshToken(st: UserState): Promise<void> {
+    if (st.token && Date.now() < st.tokenRefreshAt) return;
+    const tr = await this.deps.core.createNamespacedServiceAccountToken({
+      name: st.account,
+      namespace: this.deps.namespace,
+      body: { spec: { audiences: [], expirationSeconds: this.deps.tokenSeconds } },
+    });
+    this.stats.tokenRequests++;
+    const token = tr.status?.token;
+    if (!token) throw new KgError('KG_ERR_UPSTREAM', 'TokenRequest returned no token');
+    const expires = tr.status?.expirationTimestamp
+      ? new Date(tr.status.expirationTimestamp).getTime()
+      : Date.now() + this.deps.tokenSeconds * 1000;
+    st.token = token;
+    // Refresh with a fifth of the lifetime left, well before the apiserver would refuse it.
+    st.tokenRefreshAt = Date.now() + ((expires - Date.now()) * 4) / 5;
+  }
+
+  private touch(st: UserState): void {
+    const now = Date.now();
+    if (now - st.lastUsedWritten < 60_000) return;
+    st.lastUsedWritten = now;
+    // Last use lives on the ServiceAccount, so idle clean-up survives agent restarts.
+    this.deps.core
+      .patchNamespacedServiceAccount(
+        {
+          name: st.account,
+          namespace: this.deps.namespace,
+          body: {
+            metadata: { annotations: { [lastUsedAnnotation]: new Date(now).toISOString() } },
+          },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      )
+      .catch((err: unknown) =>
+        this.deps.log.debug({ status: statusCode(err) }, 'could not record last use'),
+      );
+  }
+
+  /** Delete a user's account and bindings (idle, revoked or deactivated). */
+  async removeUser(user: string, why: string): Promise<void> {
+    const { core, rbac, namespace } = this.deps;
+    const selector = `${managed},${userLabel}=${userKey(user)}`;
+    this.users.delete(user);
+    for (const b of (await rbac.listClusterRoleBinding({ labelSelector: selector })).items) {
+      await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
+    }
+    for (const b of (await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector }))
+      .items) {
+      await rbac
+        .deleteNamespacedRoleBinding({ name: b.metadata!.name!, namespace: b.metadata!.namespace! })
+        .catch(ignore(404));
+    }
+    await core
+      .deleteNamespacedServiceAccount({ name: serviceAccountName(user), namespace })
+      .catch(ignore(404));
+    this.stats.deleted++;
+    this.stats.accounts = this.users.size;
+    this.deps.log.info({ user, why }, 'JIT account deleted');
+  }
+
+  /** Delete idle accounts, orphaned bindings and unused ClusterRoles. Only kubegate-labelled objects are touched. */
+  async cleanup(now = Date.now()): Promise<void> {
+    const { core, rbac, namespace } = this.deps;
+    const sas = await core.listNamespacedServiceAccount({
+      namespace,
+      labelSelector: `${managed},${userLabel}`,
+    });
+    const liveKeys = new Set<string>();
+    for (const sa of sas.items) {
+      const user = sa.metadata?.annotations?.[userAnnotation];
+      const last = Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '');
+      const inMemory = user ? this.users.get(user) : undefined;
+      const lastUse = Math.max(Number.isNaN(last) ? 0 : last, inMemory?.lastUsedWritten ?? 0);
+      if (user && now - lastUse > this.deps.idleMs) await this.removeUser(user, 'idle');
+      else if (sa.metadata?.labels?.[userLabel]) liveKeys.add(sa.metadata.labels[userLabel]);
+    }
+    // Bindings whose account is gone (e.g. the agent stopped mid-reconcile).
+    const crbs = await rbac.listClusterRoleBinding({ labelSelector: `${managed},${userLabel}` });
+    const rbs = await rbac.listRoleBindingForAllNamespaces({
+      labelSelector: `${managed},${userLabel}`,
+    });
+    const used = new Set<string>();
+    for (const b of crbs.items) {
+      if (!liveKeys.has(b.metadata!.labels![userLabel]!))
+        await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
+      else used.add(b.roleRef.name);
+    }
+    for (const b of rbs.items) {
+      if (!liveKeys.has(b.metadata!.labels![userLabel]!))
+        await rbac
+          .deleteNamespacedRoleBinding({
+            name: b.metadata!.name!,
+            namespace: b.metadata!.namespace!,
+          })
+          .catch(ignore(404));
+      else used.add(b.roleRef.name);
+    }
+    // ClusterRoles no binding uses any more (a minute old at least, so a reconcile in flight keeps its role).
+    for (const r of (await rbac.listClusterRole({ labelSelector: `${managed},${roleLabel}` }))
+      .items) {
+      const age = now - new Date(r.metadata?.creationTimestamp ?? now).getTime();
+      if (!used.has(r.metadata!.name!) && age > 60_000)
+        await rbac.deleteClusterRole({ name: r.metadata!.name! }).catch(ignore(404));
+    }
+  }
+
+  startCleanup(everyMs: number): void {
+    const run = () =>
+      this.cleanup().catch((err: unknown) =>
+        this.deps.log.warn(
+          { status: statusCode(err), err: (err as Error).message },
+          'JIT clean-up failed',
+        ),
+      );
+    void run();
+    this.cleanupTimer = setInterval(run, everyMs);
+    this.cleanupTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.cleanupTimer);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Central role rules → Kubernetes ClusterRole rules, so both layers decide
+ * alike. Kubegate's `*` verb never grants impersonate, escalate or bind
+ * (security.md); Kubernetes' `*` would. So `*` on resource rules is spelled
+ * out as the ordinary verbs, and those three stay only where named.
+ */
+import type { TunnelRule } from '../../common/tunnel-protocol.js';
+
+export const explicitOnlyVerbs = ['impersonate', 'escalate', 'bind'];
+const ordinaryVerbs = [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+  'use',
+  'approve',
+  'sign',
+  'attest',
+];
+
+export interface KubeRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+}
+
+export function toKubeRules(rules: readonly TunnelRule[]): KubeRule[] {
+  return rules.map((r) => {
+    const out: KubeRule = { verbs: [...r.verbs] };
+    if (r.nonResourceURLs?.length) {
+      out.nonResourceURLs = [...r.nonResourceURLs];
+      return out;
+    }
+    if (r.verbs.includes('*')) {
+      out.verbs = [...ordinaryVerbs, ...r.verbs.filter((v) => explicitOnlyVerbs.includes(v))];
+    }
+    out.apiGroups = [...(r.apiGroups ?? [])];
+    out.resources = [...(r.resources ?? [])];
+    if (r.resourceNames?.length) out.resourceNames = [...r.resourceNames];
+    return out;
+  });
+}
+
+const covers = (have: readonly string[] | undefined, want: readonly string[] | undefined) =>
+  (want ?? []).every((w) => (have ?? []).includes('*') || (have ?? []).includes(w));
+
+/**
+ * True when every rule is within the ceiling: each of its groups, resources,
+ * verbs (and URLs) is named, or wildcarded, by one ceiling rule.
+ */
+export function withinCeiling(rules: readonly KubeRule[], ceiling: readonly KubeRule[]): boolean {
+  return rules.every((r) =>
+    ceiling.some((c) => {
+      if (r.nonResourceURLs?.length)
+        return (
+          !!c.nonResourceURLs?.length &&
+          covers(c.nonResourceURLs, r.nonResourceURLs) &&
+          covers(c.verbs, r.verbs)
+        );
+      if (c.nonResourceURLs?.length) return false;
+      const namesOk =
+        !c.resourceNames?.length ||
+        (!!r.resourceNames?.length && covers(c.resourceNames, r.resourceNames));
+      return (
+        covers(c.apiGroups, r.apiGroups) &&
+        covers(c.resources, r.resources) &&
+        covers(c.verbs, r.verbs) &&
+        namesOk
+      );
+    }),
+  );
+}

@@ -1,0 +1,342 @@
+/**
+ * Just-in-time service accounts against the real test cluster: the cluster
+ * itself sees and enforces each user's central grants.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { startStack, type Stack } from '../support/stack.js';
+import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { grant, ungrant } from '../support/grants.js';
+import { until } from '../support/http.js';
+
+let stack: Stack;
+let admin: { kubeconfig: string };
+
+const sa = (user: string) => `kg-u-${createHashHex(user).slice(0, 16)}`;
+import { createHash } from 'node:crypto';
+function createHashHex(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+async function json<T>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectlOk([...args, '-o', 'json'], admin)) as T;
+}
+/** A kubeconfig that talks to the apiserver directly with a ServiceAccount token. */
+function directKubeconfig(name: string, token: string): string {
+  const file = `${stack.dir}/${name}-direct`;
+  writeFileSync(
+    file,
+    `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: ${stack.cluster.server}, certificate-authority: ${stack.cluster.caFile}}}]\nusers: [{name: u, user: {token: ${token}}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n`,
+  );
+  return file;
+}
+type List = {
+  items: {
+    metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+    type?: string;
+  }[];
+};
+const names = (l: List) =>
+  l.items
+    .map((i) =>
+      i.metadata.namespace ? `${i.metadata.namespace}/${i.metadata.name}` : i.metadata.name,
+    )
+    .sort();
+
+describe('just-in-time service accounts', { timeout: 600_000 }, () => {
+  before(async () => {
+    stack = await startStack({
+      agentEnv: { KUBEGATE_JIT_IDLE: '8s', KUBEGATE_JIT_CLEANUP_INTERVAL: '1s' },
+      log: (m) => process.stderr.write(`# ${m}\n`),
+    });
+    admin = { kubeconfig: stack.cluster.kubeconfig };
+    for (const ns of ['team-a', 'team-b']) await kubectlOk(['create', 'namespace', ns], admin);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("a request runs as the user's account, whose own token gets the same answers as the central policy", async () => {
+    await grant(stack, { users: ['erin'], role: 'view', clusters: ['dev'] });
+    await grant(stack, {
+      users: ['erin'],
+      role: 'edit',
+      clusters: ['dev'],
+      namespaces: ['team-a', 'not-there'],
+    });
+    const erin = await stack.kubeconfig('erin');
+    const who = await kubectlOk(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], {
+      kubeconfig: erin,
+    });
+    assert.equal(who, `system:serviceaccount:kubegate-system:${sa('erin')}`);
+
+    // What the agent created, all labelled; no RoleBinding in the missing namespace, which was not created.
+    const rbs = await json<List>(['get', 'rolebindings', '-A', '-l', 'kubegate.dev/user']);
+    assert.deepEqual(
+      names(rbs).map((n) => n.split('/')[0]),
+      ['team-a'],
+    );
+    assert.notEqual((await kubectl(['get', 'namespace', 'not-there'], admin)).code, 0);
+    const crbs = await json<List>(['get', 'clusterrolebindings', '-l', 'kubegate.dev/user']);
+    assert.equal(crbs.items.length, 1);
+
+    // The account's own token straight at the apiserver: same answers as kubegate's can-i.
+    const token = (
+      await kubectlOk(['create', 'token', sa('erin'), '-n', 'kubegate-system'], admin)
+    ).trim();
+    const direct = directKubeconfig('erin', token);
+    const table: string[][] = [
+      ['list', 'pods', '-n', 'team-b'],
+      ['create', 'configmaps', '-n', 'team-a'],
+      ['create', 'configmaps', '-n', 'team-b'],
+      ['delete', 'deployments.apps', '-n', 'team-a'],
+      ['get', 'secrets', '-n', 'team-a'],
+      ['get', 'secrets', '-n', 'team-b'],
+      ['create', 'pods/exec', '-n', 'team-a'],
+      ['create', 'pods/exec', '-n', 'team-b'],
+      ['list', 'nodes'],
+      ['delete', 'namespaces'],
+      ['impersonate', 'users'],
+      ['create', 'clusterrolebindings.rbac.authorization.k8s.io'],
+    ];
+    for (const row of table) {
+      const central = (await kubectl(['auth', 'can-i', ...row], { kubeconfig: erin })).stdout.split(
+        /\s/,
+      )[0];
+      const cluster = (
+        await kubectl(['auth', 'can-i', ...row], { kubeconfig: direct })
+      ).stdout.split(/\s/)[0];
+      assert.equal(
+        cluster,
+        central,
+        `both layers agree on: ${row.join(' ')} (central ${central}, cluster ${cluster})`,
+      );
+    }
+  });
+
+  test('no Secret of type service-account-token is ever created', async () => {
+    const secrets = await json<List>(['get', 'secrets', '-A']);
+    assert.deepEqual(
+      secrets.items
+        .filter((s) => s.type === 'kubernetes.io/service-account-token')
+        .map((s) => s.metadata.name),
+      [],
+    );
+  });
+
+  test('two racing first requests create one account', async () => {
+    await grant(stack, { users: ['frank'], role: 'view', clusters: ['dev'] });
+    const frank = await stack.kubeconfig('frank');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        kubectl(['get', 'pods', '-n', 'team-a'], { kubeconfig: frank }),
+      ),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const accounts = await json<List>([
+      'get',
+      'serviceaccounts',
+      '-n',
+      'kubegate-system',
+      '-l',
+      `kubegate.dev/user`,
+    ]);
+    assert.equal(accounts.items.filter((a) => a.metadata.name === sa('frank')).length, 1);
+    const crbs = await json<List>([
+      'get',
+      'clusterrolebindings',
+      '-l',
+      `kubegate.dev/user=${createHashHex('frank').slice(0, 16)}`,
+    ]);
+    assert.equal(crbs.items.length, 1);
+  });
+
+  test('revoking a grant removes its RoleBinding within a second, and both layers deny', async () => {
+    const viewId = await grant(stack, { users: ['gina'], role: 'view', clusters: ['dev'] });
+    const editId = await grant(stack, {
+      users: ['gina'],
+      role: 'edit',
+      clusters: ['dev'],
+      namespaces: ['team-b'],
+    });
+    const gina = await stack.kubeconfig('gina');
+    await kubectlOk(['create', 'configmap', 'g1', '-n', 'team-b'], { kubeconfig: gina });
+    const key = createHashHex('gina').slice(0, 16);
+    const direct = directKubeconfig(
+      'gina',
+      (await kubectlOk(['create', 'token', sa('gina'), '-n', 'kubegate-system'], admin)).trim(),
+    );
+    const t0 = Date.now();
+    await ungrant(stack, editId);
+    await until(
+      async () =>
+        (
+          await json<List>([
+            'get',
+            'rolebindings',
+            '-n',
+            'team-b',
+            '-l',
+            `kubegate.dev/user=${key}`,
+          ])
+        ).items.length === 0,
+      5000,
+      'RoleBinding removed',
+    );
+    const ms = Date.now() - t0;
+    process.stderr.write(`# grant revoked → RoleBinding gone after ${ms} ms\n`);
+    assert.ok(ms < 1500, `within about a second (${ms} ms)`);
+    const viaKubegate = await kubectl(['create', 'configmap', 'g2', '-n', 'team-b'], {
+      kubeconfig: gina,
+    });
+    assert.match(viaKubegate.stderr, /forbidden/);
+    assert.match(
+      (
+        await kubectl(['auth', 'can-i', 'create', 'configmaps', '-n', 'team-b'], {
+          kubeconfig: direct,
+        })
+      ).stdout,
+      /^no/,
+    );
+    assert.match(
+      (await kubectl(['auth', 'can-i', 'list', 'pods', '-n', 'team-b'], { kubeconfig: direct }))
+        .stdout,
+      /^yes/,
+      'the remaining grant still works on the cluster',
+    );
+
+    // The last grant gone: the account itself is deleted, and its tokens stop working.
+    await ungrant(stack, viewId);
+    await until(
+      async () =>
+        (await kubectl(['get', 'serviceaccount', sa('gina'), '-n', 'kubegate-system'], admin))
+          .code !== 0,
+      5000,
+      'account deleted',
+    );
+    const after = await kubectl(['get', 'pods', '-n', 'team-b'], { kubeconfig: direct });
+    // Unauthorized once the apiserver's token cache notices; Forbidden until then: denied either way.
+    assert.match(after.stderr, /Unauthorized|Forbidden/);
+  });
+
+  test('idle accounts are deleted with their bindings; nothing unlabelled is touched', async () => {
+    await kubectlOk(['create', 'serviceaccount', 'not-ours', '-n', 'kubegate-system'], admin);
+    await kubectlOk(
+      [
+        'create',
+        'rolebinding',
+        'not-ours',
+        '--clusterrole=view',
+        '--serviceaccount=kubegate-system:not-ours',
+        '-n',
+        'team-a',
+      ],
+      admin,
+    );
+    // An orphan as a crash mid-reconcile would leave: our labels, no account.
+    await kubectlOk(
+      [
+        'create',
+        'rolebinding',
+        'orphan',
+        '--clusterrole=view',
+        '--serviceaccount=kubegate-system:ghost',
+        '-n',
+        'team-a',
+      ],
+      admin,
+    );
+    await kubectlOk(
+      [
+        'label',
+        'rolebinding',
+        'orphan',
+        '-n',
+        'team-a',
+        'app.kubernetes.io/managed-by=kubegate',
+        'kubegate.dev/user=0000000000000000',
+      ],
+      admin,
+    );
+    const ms = await until(
+      async () =>
+        (
+          await json<List>([
+            'get',
+            'serviceaccounts',
+            '-n',
+            'kubegate-system',
+            '-l',
+            'kubegate.dev/user',
+          ])
+        ).items.length === 0,
+      40_000,
+      'idle accounts deleted',
+    );
+    process.stderr.write(`# idle accounts gone after ${ms} ms (idle 8 s, sweep 1 s)\n`);
+    await until(
+      async () =>
+        (await json<List>(['get', 'rolebindings', '-A', '-l', 'kubegate.dev/user'])).items
+          .length === 0,
+      10_000,
+      'bindings deleted',
+    );
+    assert.equal(
+      (await json<List>(['get', 'clusterrolebindings', '-l', 'kubegate.dev/user'])).items.length,
+      0,
+    );
+    await until(
+      async () =>
+        (await json<List>(['get', 'clusterroles', '-l', 'kubegate.dev/role'])).items.length === 0,
+      90_000,
+      'unused ClusterRoles deleted',
+    );
+    await kubectlOk(['get', 'serviceaccount', 'not-ours', '-n', 'kubegate-system'], admin);
+    await kubectlOk(['get', 'rolebinding', 'not-ours', '-n', 'team-a'], admin);
+    // The next request simply recreates what is needed.
+    const erin = await stack.kubeconfig('erin');
+    await kubectlOk(['get', 'pods', '-n', 'team-b'], { kubeconfig: erin });
+  });
+
+  test('an agent restart in the middle of reconciling leaves no orphans', async () => {
+    await grant(stack, {
+      users: ['hank'],
+      role: 'edit',
+      clusters: ['dev'],
+      namespaces: ['team-a', 'team-b'],
+    });
+    const hank = await stack.kubeconfig('hank');
+    const pending = kubectl(['get', 'pods', '-n', 'team-a'], {
+      kubeconfig: hank,
+      timeoutMs: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, 150)); // the first request is reconciling
+    await stack.agents.get('dev')!.stop('SIGKILL');
+    await pending;
+    await stack.startAgent('dev');
+    // Idle clean-up after the restart removes whatever the killed reconcile left behind.
+    const key = createHashHex('hank').slice(0, 16);
+    await until(
+      async () => {
+        const left = [
+          ...(
+            await json<List>([
+              'get',
+              'serviceaccounts',
+              '-n',
+              'kubegate-system',
+              '-l',
+              `kubegate.dev/user=${key}`,
+            ])
+          ).items,
+          ...(await json<List>(['get', 'rolebindings', '-A', '-l', `kubegate.dev/user=${key}`]))
+            .items,
+        ];
+        return left.length === 0;
+      },
+      40_000,
+      'no orphans',
+    );
+  });
+});
