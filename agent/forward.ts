@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../common/errors.js';
 import type { JitManager } from './jit/jit-manager.js';
+import { upgradeUpstream } from './upgrade.js';
 import type { Logger } from '../common/log.js';
 import {
   decodeIdentity,
@@ -20,6 +21,7 @@ import {
   hdrIdentity,
   hdrGrants,
   hdrRanAs,
+  hdrUpgrade,
   decodeGrants,
   type TunnelIdentity,
 } from '../common/tunnel-protocol.js';
@@ -98,12 +100,16 @@ export class Upstream {
     // Hold the request body while the credential is prepared (a first request
     // may create the JIT account): paused, it back-pressures the tunnel stream.
     let body: PassThrough | null = null;
-    if (!stream.endAfterHeaders) {
+    // (An upgrade's stream is not a body: after a 101 it is piped raw.)
+    if (!stream.endAfterHeaders && !headers[hdrUpgrade]) {
       body = new PassThrough();
       stream.pipe(body);
     }
     this.credential(identity!, headers).then(
-      (cred) => this.send(stream, headers, cred, body),
+      (cred) =>
+        headers[hdrUpgrade]
+          ? this.sendUpgrade(stream, headers, cred)
+          : this.send(stream, headers, cred, body),
       (err: unknown) => {
         const e =
           err instanceof KgError
@@ -142,6 +148,28 @@ export class Upstream {
     };
     if (identity.groups.length) h['impersonate-group'] = identity.groups;
     return { headers: h, ranAs: identity.user };
+  }
+
+  private sendUpgrade(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    cred: Credential,
+  ): void {
+    const out: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.startsWith(':') || value === undefined || dropRequest.test(name)) continue;
+      out[name] = value as string | string[];
+    }
+    Object.assign(out, cred.headers);
+    const auditId = headers[hdrAuditId];
+    if (typeof auditId === 'string') out['audit-id'] = auditId;
+    upgradeUpstream(
+      { url: new URL(this.deps.apiserverUrl), caPem: this.deps.caPem, log: this.deps.log },
+      stream,
+      headers,
+      out,
+      cred.ranAs,
+    );
   }
 
   private send(

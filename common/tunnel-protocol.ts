@@ -25,6 +25,10 @@ export const hdrReplica = 'kg-replica';
 export const hdrGrants = 'kg-grants';
 /** Response header: the Kubernetes identity the request ran as on the cluster. */
 export const hdrRanAs = 'kg-impersonated-as';
+/** Request header: this stream is a connection upgrade (its value is the Upgrade header). */
+export const hdrUpgrade = 'kg-upgrade';
+/** Response header: the apiserver switched protocols (101); the stream now carries raw bytes. */
+export const hdrUpgradeStatus = 'kg-upgrade-status';
 /** Control paths (proxy → agent): role definitions, grant updates, the agent's JIT users. */
 export const rolesPath = '/.kubegate/v1/roles';
 export const grantsPath = '/.kubegate/v1/grants';

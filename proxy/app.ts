@@ -23,6 +23,7 @@ import { PolicyStore } from './authz/policy-store.js';
 import { authorize } from './authz/authorizer.js';
 import { OpenRequests } from './open-requests.js';
 import { GrantSync } from './jit/grant-sync.js';
+import { createApiHandler } from './api/router.js';
 
 export interface ProxyApp {
   front: Front;
@@ -152,6 +153,18 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       keyPem: frontKey,
       log: log.child({ part: 'front' }),
       kube: createKubeHandler(pipelineDeps),
+      api: createApiHandler({
+        pool,
+        tokens,
+        adminGroups: config.adminGroups,
+        log: log.child({ part: 'api' }),
+        bootstrap: {
+          tunnelAddress: config.tunnelAddress,
+          serverCaPem: cas.server.certPem,
+          bootstrapTokenTtlMs: config.bootstrapTokenTtl,
+          agentImage: config.agentImage,
+        },
+      }),
       upgrade: createUpgradeHandler(pipelineDeps),
       ready: () => ready,
     });

@@ -18,6 +18,8 @@ import { grantsHeader } from './jit/grant-sync.js';
 import { forward, type AnyRequest } from './forward/forward.js';
 import { respondError, writeStatusToSocket, type AnyResponse } from './http/respond-error.js';
 import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';
 import { readBody } from './http/read-body.js';
 import type { TunnelRegistry } from './tunnel/registry.js';
 import type { OpenRequests } from './open-requests.js';
@@ -47,14 +49,14 @@ export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: An
 }
 
 /**
- * Connection upgrades (exec, attach, port-forward): the same stages 1–4 run,
- * so a denial is a denial; carrying the upgraded stream is not built yet, so
- * an allowed upgrade is refused with a clear Status and the socket closed.
+ * Connection upgrades (exec, attach, port-forward, proxy): the same stages
+ * 1–4 run, so a denial is a denial; then the upgrade is carried through the
+ * tunnel (proxy/forward/upgrade.ts), and only a 101 is ever piped.
  */
 export function createUpgradeHandler(
   deps: PipelineDeps,
-): (req: AnyRequest, socket: Duplex) => void {
-  return (req, socket) => {
+): (req: AnyRequest, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => {
     const ctx = newContext(
       req.method ?? 'GET',
       req.url ?? '/',
@@ -65,11 +67,27 @@ export function createUpgradeHandler(
     const go = async () => {
       if (!ctx.rawTarget.startsWith('/k8s/'))
         throw new KgError('KG_ERR_BAD_REQUEST', 'upgrades are only accepted on /k8s/ paths');
-      await admit(deps, ctx, req);
-      throw new KgError(
-        'KG_ERR_BAD_REQUEST',
-        'kubegate does not carry connection upgrades (exec, attach, port-forward) yet',
-      );
+      const { route, identity, info } = await admit(deps, ctx, req);
+      const upgrade = checkUpgrade(req as IncomingMessage, info);
+      const tunnel = deps.registry.pick(route.cluster);
+      if (!tunnel) {
+        throw new KgError(
+          'KG_ERR_CLUSTER_OFFLINE',
+          `cluster "${route.cluster}" is offline: no kubegate agent is connected for it`,
+        );
+      }
+      // exec and port-forward sessions end when the grant or token does.
+      const untrack = deps.open.add({
+        cluster: route.cluster,
+        identity,
+        info,
+        end: () => socket.destroy(),
+      });
+      try {
+        await forwardUpgrade(ctx, req as IncomingMessage, socket, head, tunnel, upgrade);
+      } finally {
+        untrack();
+      }
     };
     go().catch((err: unknown) => writeStatusToSocket(socket, err, ctx.auditId));
   };
@@ -147,7 +165,9 @@ async function run(
     },
   });
   try {
-    await forward(ctx, req, res, tunnel, { maxRequestBody: deps.maxRequestBody });
+    await forward(ctx, req, res, tunnel, {
+      maxRequestBody: deps.maxRequestBody,
+    });
   } finally {
     untrack();
   }

@@ -18,6 +18,7 @@ import { TokenStore } from '../authn/token-store.js';
 import { parseHostPort } from '../../common/config.js';
 import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
+import { adminRbac, rbacUsage } from './admin-rbac.js';
 import { flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
 
 const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
@@ -36,7 +37,7 @@ Usage:
                                               mint a bearer token (printed once)
   kubegate admin kubeconfig --user NAME [--group G]... [--ttl 8h] [--out FILE]
                                               write a fleet kubeconfig with a fresh token
-`;
+${rbacUsage}`;
 
 type Fields = keyof typeof proxySchema;
 
@@ -96,6 +97,8 @@ function ttlOf(p: Parsed, fallback: number): number {
 }
 
 async function admin(args: string[]): Promise<void> {
+  // Before this function's own parsing: the RBAC commands take --robot NAME.
+  if (args[0] === 'role' || args[0] === 'binding') return adminRbac(args);
   const p = parseArgs(args, new Set(['robot']));
   const [area, verb, name] = p.positionals;
   if (area === 'cluster' && verb === 'add' && name) {

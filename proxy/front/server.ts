@@ -20,7 +20,7 @@ export interface FrontDeps {
   log: Logger;
   kube: (req: AnyRequest, res: AnyResponse) => void;
   api?: (req: AnyRequest, res: AnyResponse) => void;
-  upgrade: (req: AnyRequest, socket: Duplex) => void;
+  upgrade: (req: AnyRequest, socket: Duplex, head: Buffer) => void;
   ready: () => boolean;
 }
 
@@ -70,7 +70,9 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
       );
     },
   );
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => deps.upgrade(req, socket));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    deps.upgrade(req, socket, head),
+  );
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'front TLS handshake failed'),

@@ -1,0 +1,112 @@
+/**
+ * The agent's half of a connection upgrade: an HTTP/1.1 upgrade request to
+ * the apiserver with the user's credential. A 101 turns the tunnel stream
+ * into a raw byte pipe both ways; any other answer is returned whole on the
+ * stream and the upstream connection closed (CVE-2018-1002105). Redirects
+ * are never followed.
+ */
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/log.js';
+import { hdrUpgrade, hdrUpgradeStatus } from '../common/tunnel-protocol.js';
+
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
+
+export interface UpgradeTarget {
+  url: URL;
+  caPem: string;
+  log: Logger;
+}
+
+export function upgradeUpstream(
+  target: UpgradeTarget,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  outHeaders: Record<string, string | string[]>,
+  ranAs: string,
+): void {
+  const upgrade = String(headers[hdrUpgrade]);
+  const req = https.request({
+    host: target.url.hostname,
+    port: target.url.port || 443,
+    path: String(headers[':path']),
+    method: String(headers[':method']),
+    ca: target.caPem,
+    agent: false,
+    headers: { ...outHeaders, connection: 'Upgrade', upgrade },
+  });
+  let upstream: Socket | undefined;
+  stream.on('close', () => {
+    upstream?.destroy();
+    req.destroy();
+  });
+
+  req.on('upgrade', (res, socket, head) => {
+    upstream = socket;
+    if (stream.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const out: http2.OutgoingHttpHeaders = {
+      ':status': 200,
+      [hdrUpgradeStatus]: '101',
+      [hdrUpgrade]: String(res.headers.upgrade ?? upgrade),
+      'kg-impersonated-as': ranAs,
+    };
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+    }
+    stream.respond(out);
+    if (head.length) stream.write(head);
+    socket.pipe(stream);
+    stream.pipe(socket);
+    socket.on('error', () => stream.destroy());
+    socket.on('close', () => stream.end());
+  });
+
+  req.on('response', (res) => {
+    // Not switched: the whole answer goes back, and this connection is done.
+    if (stream.destroyed) {
+      res.destroy();
+      return;
+    }
+    const out: http2.OutgoingHttpHeaders = {
+      ':status': res.statusCode ?? 502,
+      'kg-impersonated-as': ranAs,
+    };
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+    }
+    stream.respond(out);
+    res.pipe(stream);
+    res.on('end', () => req.destroy());
+  });
+
+  req.on('error', (err) => {
+    target.log.warn({ err: err.message }, 'upgrade to the apiserver failed');
+    if (!stream.headersSent && !stream.destroyed) {
+      stream.respond({ ':status': 502, 'content-type': 'application/json', 'kg-agent-error': '1' });
+      stream.end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: `kubegate agent could not reach the apiserver: ${err.message}`,
+          reason: 'InternalError',
+          code: 502,
+        }),
+      );
+    } else stream.destroy();
+  });
+  req.end();
+}

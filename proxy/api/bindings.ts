@@ -1,0 +1,91 @@
+/**
+ * `/api/v1/bindings`: list (filters subject, subjectKind, role, cluster;
+ * paginated in creation order), get, create, replace (PUT) and delete, plus
+ * `/api/v1/bindings/preview`: the bindings in effect for an identity on a
+ * cluster, as the authorizer would see them now.
+ */
+import { KgError } from '../../common/errors.js';
+import type { Identity } from '../authz/types.js';
+import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
+import { checkQuery, oneOf, optional, pageParams } from './params.js';
+import type { ApiCall, Route } from './types.js';
+
+const collection = '/api/v1/bindings';
+const subjectKinds = ['Group', 'User', 'Robot'] as const;
+
+async function list(call: ApiCall) {
+  const page = pageParams(call.query, ['subject', 'subjectKind', 'role', 'cluster']);
+  const subjectKind = oneOf(call.query, 'subjectKind', subjectKinds);
+  const subject = optional(call.query, 'subject');
+  if (subjectKind && subject === undefined) {
+    throw new KgError('KG_ERR_BAD_REQUEST', 'subjectKind narrows subject; give subject too');
+  }
+  const result = await call.store.listBindings({
+    ...page,
+    subject,
+    subjectKind,
+    role: optional(call.query, 'role'),
+    cluster: optional(call.query, 'cluster'),
+  });
+  sendJson(call, result);
+}
+
+async function preview(call: ApiCall) {
+  checkQuery(call.query, ['user', 'kind', 'group', 'cluster'], ['group']);
+  const user = optional(call.query, 'user');
+  const cluster = optional(call.query, 'cluster');
+  if (user === undefined || cluster === undefined) {
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'preview needs user and cluster (and optionally kind=user|robot and group, repeated)',
+    );
+  }
+  const who: Identity = {
+    user,
+    kind: oneOf(call.query, 'kind', ['user', 'robot'] as const) ?? 'user',
+    groups: call.query.getAll('group').filter((g) => g !== ''),
+  };
+  sendJson(call, { items: await call.store.previewBindings(who, cluster) });
+}
+
+export const bindingRoutes: Route[] = [
+  {
+    pattern: /^\/api\/v1\/bindings$/,
+    methods: {
+      GET: list,
+      POST: async (call) => {
+        checkQuery(call.query, []);
+        const b = await call.store.createBinding(await readJson(call), call.actor);
+        sendCreated(call, b, b.version, `${collection}/${b.id}`);
+      },
+    },
+  },
+  { pattern: /^\/api\/v1\/bindings\/preview$/, methods: { GET: preview } },
+  {
+    pattern: /^\/api\/v1\/bindings\/([^/]+)$/,
+    methods: {
+      GET: async (call) => {
+        checkQuery(call.query, []);
+        const id = call.params[0]!;
+        const b = await call.store.getBinding(id);
+        if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${id}" does not exist`);
+        sendJson(call, b, b.version);
+      },
+      PUT: async (call) => {
+        checkQuery(call.query, []);
+        const version = ifMatchVersion(call);
+        const b = await call.store.updateBinding(call.params[0]!, await readJson(call), {
+          actor: call.actor,
+          version,
+        });
+        sendJson(call, b, b.version);
+      },
+      DELETE: async (call) => {
+        checkQuery(call.query, []);
+        const version = ifMatchVersion(call);
+        await call.store.deleteBinding(call.params[0]!, { actor: call.actor, version });
+        sendNoContent(call);
+      },
+    },
+  },
+];

@@ -1,0 +1,77 @@
+/**
+ * `/api/v1/clusters`: register (the response carries the bootstrap YAML
+ * with its one-time token, shown once), list, get, change with a JSON merge
+ * patch (labels, description, disabled) and delete.
+ */
+import { parseHostPort } from '../../common/config.js';
+import { KgError } from '../../common/errors.js';
+import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
+import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
+import { checkQuery, pageParams } from './params.js';
+import type { ApiCall, Route } from './types.js';
+
+const collection = '/api/v1/clusters';
+/** RFC 7396; plain JSON is accepted too, with the same merge semantics. */
+const patchTypes = ['application/merge-patch+json', 'application/json'];
+
+async function register(call: ApiCall) {
+  checkQuery(call.query, []);
+  const b = call.deps.bootstrap;
+  const r = await call.store.createCluster(await readJson(call), call.actor, b.bootstrapTokenTtlMs);
+  const bootstrapYaml = renderBootstrapYaml({
+    cluster: r.cluster.name,
+    token: r.bootstrapToken,
+    tunnelAddress: b.tunnelAddress,
+    tunnelServerName: parseHostPort(b.tunnelAddress).host,
+    proxyCaPem: b.serverCaPem,
+    image: b.agentImage,
+  });
+  sendCreated(
+    call,
+    { ...r.cluster, bootstrapYaml, bootstrapExpiresAt: r.bootstrapExpiresAt },
+    r.cluster.version,
+    `${collection}/${r.cluster.name}`,
+  );
+}
+
+export const clusterRoutes: Route[] = [
+  {
+    pattern: /^\/api\/v1\/clusters$/,
+    methods: {
+      GET: async (call) => sendJson(call, await call.store.listClusters(pageParams(call.query))),
+      POST: register,
+    },
+  },
+  {
+    pattern: /^\/api\/v1\/clusters\/([^/]+)$/,
+    methods: {
+      GET: async (call) => {
+        checkQuery(call.query, []);
+        const name = call.params[0]!;
+        const c = await call.store.getCluster(name);
+        if (!c)
+          throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
+        sendJson(call, c, c.version);
+      },
+      PATCH: async (call) => {
+        checkQuery(call.query, []);
+        const version = ifMatchVersion(call);
+        const c = await call.store.updateCluster(
+          call.params[0]!,
+          await readJson(call, patchTypes),
+          {
+            actor: call.actor,
+            version,
+          },
+        );
+        sendJson(call, c, c.version);
+      },
+      DELETE: async (call) => {
+        checkQuery(call.query, []);
+        const version = ifMatchVersion(call);
+        await call.store.deleteCluster(call.params[0]!, { actor: call.actor, version });
+        sendNoContent(call);
+      },
+    },
+  },
+];

@@ -1,0 +1,81 @@
+/**
+ * Types shared by the REST API's router and its resource modules: what the
+ * handler needs from the proxy (ApiDeps), the per-request state every
+ * resource handler gets (ApiCall, one typed object — docs/style.md §5) and
+ * the shape of a route.
+ */
+import type { Logger } from '../../common/log.js';
+import type { TokenStore } from '../authn/token-store.js';
+import type { Pool } from '../db/pool.js';
+import type { AnyRequest } from '../forward/forward.js';
+import type { AnyResponse } from '../http/respond-error.js';
+import type { RbacStore } from '../rbac/rbac-store.js';
+
+/** What `POST /api/v1/clusters` needs to write a cluster's bootstrap YAML. */
+export interface BootstrapDeps {
+  /** host:port agents dial (config `tunnelAddress`). */
+  tunnelAddress: string;
+  /** The internal server CA the agent pins (`cas.server.certPem`). */
+  serverCaPem: string;
+  /** Lifetime of the one-time bootstrap token (config `bootstrapTokenTtl`). */
+  bootstrapTokenTtlMs: number;
+  /** Agent container image (config `agentImage`). */
+  agentImage: string;
+}
+
+/** Who is calling, as authentication resolved it. */
+export interface ApiCaller {
+  user: string;
+  kind: 'user' | 'robot';
+  groups: string[];
+  /** Who the admin change log names: `user:alice`, `robot:ci`. */
+  actor: string;
+}
+
+export interface ApiDeps {
+  pool: Pool;
+  tokens: TokenStore;
+  /** Identities with a group in this list may use the admin API; empty = nobody. */
+  adminGroups: readonly string[];
+  log: Logger;
+  bootstrap: BootstrapDeps;
+  /** Largest accepted request body in bytes; default 1 MiB. */
+  maxBodyBytes?: number;
+  /**
+   * Resolve the caller or throw (401). Default: `Authorization: Bearer kg_…`
+   * through authenticate(). Swap in a resolver that also accepts console
+   * session cookies only together with its CSRF checks.
+   */
+  authenticate?: (req: AnyRequest) => Promise<ApiCaller>;
+  /**
+   * Where requests for `/api/` paths this API does not serve go (e.g. the
+   * identity endpoints), before any authentication here; default: 404 for
+   * an admin, 401/403 for anyone else.
+   */
+  fallback?: (req: AnyRequest, res: AnyResponse) => void;
+}
+
+/** One API request, as every resource handler sees it. */
+export interface ApiCall {
+  req: AnyRequest;
+  res: AnyResponse;
+  method: string;
+  /** The path without the query, exactly as received (never decoded). */
+  path: string;
+  query: URLSearchParams;
+  /** Capture groups of the matched route pattern (names, ids). */
+  params: string[];
+  caller: ApiCaller;
+  /** Who the admin change log names: `user:alice`, `robot:ci`. */
+  actor: string;
+  store: RbacStore;
+  deps: ApiDeps;
+  log: Logger;
+}
+
+export type Handler = (call: ApiCall) => Promise<void>;
+
+export interface Route {
+  pattern: RegExp;
+  methods: Partial<Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Handler>>;
+}

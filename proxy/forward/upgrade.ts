@@ -1,0 +1,174 @@
+/**
+ * Connection upgrades (exec, attach, port-forward, proxy) through the tunnel.
+ * The original method, path and upgrade headers travel on one tunnel stream;
+ * the agent makes the HTTP/1.1 upgrade to the apiserver. Only a 101 is ever
+ * piped onwards (CVE-2018-1002105): any other answer is returned whole and
+ * the client connection closed, so no byte the client sends after a refused
+ * upgrade can reach the apiserver. Only WebSocket and SPDY/3.1 upgrades on
+ * exec/attach/portforward/proxy subresources are accepted at all.
+ */
+import * as http2 from 'node:http2';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { KgError } from '../../common/errors.js';
+import {
+  encodeIdentity,
+  hdrAuditId,
+  hdrGrants,
+  hdrIdentity,
+  hdrUpgrade,
+  hdrUpgradeStatus,
+} from '../../common/tunnel-protocol.js';
+import type { RequestInfo } from '../authz/request-info.js';
+import type { RequestContext } from '../context.js';
+import type { Tunnel } from '../tunnel/registry.js';
+import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+
+const protocols = new Set(['websocket', 'spdy/3.1']);
+
+/** The Upgrade value, if this is an upgrade kubegate carries; otherwise a 400. */
+export function checkUpgrade(req: IncomingMessage, info: RequestInfo): string {
+  const upgrade = String(req.headers.upgrade ?? '').trim();
+  if (!protocols.has(upgrade.toLowerCase())) {
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      `upgrade to "${upgrade}" is not supported; kubegate carries only websocket and SPDY/3.1 upgrades`,
+    );
+  }
+  const streaming =
+    info.resource === 'pods' && ['exec', 'attach', 'portforward'].includes(info.subresource);
+  const proxy =
+    ['pods', 'services', 'nodes'].includes(info.resource) && info.subresource === 'proxy';
+  if (!info.isResourceRequest || info.apiGroup !== '' || !(streaming || proxy)) {
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'connection upgrades are only accepted for pods/exec, pods/attach, pods/portforward and the proxy subresources',
+    );
+  }
+  return upgrade;
+}
+
+const maxRefusalBody = 1024 * 1024;
+
+/**
+ * Carry one upgrade. Resolves with the upstream status (101 when switched)
+ * when the connection is over. Rejects (before
+ * anything was written to the client) when the tunnel stream fails.
+ */
+export function forwardUpgrade(
+  ctx: RequestContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  tunnel: Tunnel,
+  upgrade: string,
+): Promise<number> {
+  const route = ctx.route!;
+  const identity = ctx.identity!;
+  const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
+  headers[hdrIdentity] = encodeIdentity({
+    user: identity.user,
+    groups: identity.groups,
+    kind: identity.kind,
+  });
+  if (ctx.grants) headers[hdrGrants] = ctx.grants;
+  headers[hdrAuditId] = ctx.auditId;
+  headers[hdrUpgrade] = upgrade;
+
+  return new Promise<number>((resolve, reject) => {
+    let status = 0;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = tunnel.session.request(headers, { endStream: false });
+    } catch (err) {
+      reject(
+        new KgError(
+          'KG_ERR_CLUSTER_OFFLINE',
+          `cluster "${route.cluster}" tunnel is closing; retry`,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    tunnel.active++;
+    let answered = false;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      tunnel.active--;
+      socket.destroy();
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      resolve(status);
+    };
+    socket.on('close', finish);
+    socket.on('error', finish);
+
+    stream.on('response', (h) => {
+      answered = true;
+      status = h[hdrUpgradeStatus] === '101' ? 101 : Number(h[':status']);
+      const lines: string[] = [];
+      for (const [name, value] of Object.entries(h)) {
+        if (value === undefined || isHopByHopResponseHeader(name)) continue;
+        for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
+      }
+      lines.push(`audit-id: ${ctx.auditId}`);
+      if (h[hdrUpgradeStatus] === '101') {
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${String(h[hdrUpgrade] ?? upgrade)}\r\n${lines.join('\r\n')}\r\n\r\n`,
+        );
+        if (head.length) stream.write(head);
+        socket.pipe(stream);
+        stream.pipe(socket);
+        stream.on('close', finish);
+        return;
+      }
+      // Refused upstream: return the answer whole, then close. Never pipe.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= maxRefusalBody) chunks.push(c);
+      });
+      stream.on('end', () => {
+        const body = Buffer.concat(chunks);
+        socket.end(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${lines.filter((l) => !l.startsWith('content-length:')).join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+            ),
+            body,
+          ]),
+        );
+        finish();
+      });
+    });
+    stream.on('error', (err) => {
+      if (!answered && !finished) {
+        finished = true;
+        tunnel.active--;
+        reject(
+          new KgError(
+            'KG_ERR_UPSTREAM',
+            `cluster "${route.cluster}": the tunnel stream failed (${err.message}); retry`,
+            { cause: err },
+          ),
+        );
+      } else finish();
+    });
+    stream.on('close', () => {
+      if (!answered && !finished) {
+        finished = true;
+        tunnel.active--;
+        reject(
+          new KgError(
+            'KG_ERR_UPSTREAM',
+            `cluster "${route.cluster}": the agent closed the stream; retry`,
+          ),
+        );
+      }
+    });
+  });
+}
