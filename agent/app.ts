@@ -15,6 +15,7 @@ import { IdentityManager } from './identity.js';
 import { Upstream } from './forward.js';
 import { TunnelClient } from './tunnel-client.js';
 import { JitManager } from './jit/jit-manager.js';
+import { agentMetrics, startMetricsServer } from './metrics.js';
 import type { KubeRule } from './jit/rules.js';
 import {
   grantsPath,
@@ -119,6 +120,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         log: log.child({ part: 'tunnel' }),
       }),
   );
+  agentMetrics.setSources({
+    tunnels,
+    certificateNotAfter: () => identity.current().notAfter,
+    jit: jit ? () => jit.stats : undefined,
+  });
+  const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
+  const metricsServer = m ? await startMetricsServer(m.host, m.port) : undefined;
   for (const t of tunnels) t.start();
   log.info(
     { cluster: config.cluster, tunnels: tunnels.length, proxy: config.tunnelAddress },
@@ -131,6 +139,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       jit?.stop();
       for (const t of tunnels) t.stop();
       await upstream.close();
+      await metricsServer?.close();
     },
   };
 }

@@ -105,6 +105,11 @@ export const agentSchema = {
     type: 'string',
     doc: 'JSON list of PolicyRules: the agent refuses grants beyond them.',
   },
+  metricsListen: {
+    env: 'KUBEGATE_METRICS_LISTEN',
+    type: 'string',
+    doc: 'host:port of the internal Prometheus /metrics endpoint (plain HTTP). Unset: no metrics server.',
+  },
   logLevel: { env: 'KUBEGATE_LOG_LEVEL', type: 'string', doc: 'pino log level.' },
 } as const satisfies Schema;
 

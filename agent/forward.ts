@@ -13,6 +13,7 @@ import { Pool } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../common/errors.js';
 import type { JitManager } from './jit/jit-manager.js';
 import { upgradeUpstream } from './upgrade.js';
+import { agentMetrics } from './metrics.js';
 import type { Logger } from '../common/log.js';
 import {
   decodeIdentity,
@@ -87,6 +88,7 @@ export class Upstream {
   }
 
   handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.once('close', agentMetrics.openStream());
     const identity = decodeIdentity(String(headers[hdrIdentity] ?? ''));
     const problem = identityProblem(identity);
     if (problem) {
@@ -190,6 +192,8 @@ export class Upstream {
 
     const abort = new AbortController();
     stream.on('close', () => abort.abort());
+    const method = String(headers[':method']);
+    const sentAt = performance.now();
     this.pool
       .request({
         path: String(headers[':path']),
@@ -202,6 +206,7 @@ export class Upstream {
         maxRedirections: 0,
       } as Parameters<Pool['request']>[0])
       .then(({ statusCode, headers: h, body: resBody }) => {
+        agentMetrics.observeUpstream(method, statusCode, (performance.now() - sentAt) / 1000);
         if (stream.destroyed) {
           resBody.destroy();
           return;
@@ -223,6 +228,7 @@ export class Upstream {
       .catch((err: Error) => {
         if (abort.signal.aborted || stream.destroyed) return;
         this.deps.log.warn({ err: err.message }, 'apiserver request failed');
+        agentMetrics.observeUpstream(method, 502, (performance.now() - sentAt) / 1000);
         replyStatus(
           stream,
           502,

@@ -121,7 +121,7 @@ export class IdentityManager {
   /** Load the stored identity, or enroll with the bootstrap token. */
   async init(): Promise<AgentIdentity> {
     const stored = await this.load();
-    if (stored && stored.notAfter.getTime() > Date.now() + 60_000) {
+    if (stored && stored.notAfter.getTime() > Date.now() + 5_000) {
       this.deps.log.info({ notAfter: stored.notAfter }, 'using stored agent certificate');
       this.set(stored);
       return stored;
@@ -165,11 +165,13 @@ export class IdentityManager {
   private scheduleRenewal(): void {
     clearTimeout(this.timer);
     const id = this.current();
-    const life = id.notAfter.getTime() - certNotBefore(id.certPem);
-    const at = certNotBefore(id.certPem) + (life * 2) / 3;
+    // Certificates are backdated a minute for clock skew: their life starts at
+    // notBefore + 60 s (or now, for an older stored one). Renew at two thirds.
+    const start = Math.min(Date.now(), certNotBefore(id.certPem) + 60_000);
+    const at = start + ((id.notAfter.getTime() - start) * 2) / 3;
     this.timer = setTimeout(
       () => void this.renew(1),
-      Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)),
+      Math.max(500, Math.min(at - Date.now(), 2 ** 31 - 1)),
     );
     this.timer.unref();
   }

@@ -24,6 +24,7 @@ import {
 } from '../common/tunnel-protocol.js';
 import type { AgentIdentity } from './identity.js';
 import { replyStatus } from './forward.js';
+import { agentMetrics } from './metrics.js';
 
 export interface TunnelClientDeps {
   cluster: string;
@@ -95,6 +96,7 @@ export class TunnelClient {
       this.connected = true;
       this.attempt = 0;
       this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'tunnel up');
+      agentMetrics.observeTunnel('up');
       const hello: HelloResponse = {
         cluster: this.deps.cluster,
         agentVersion: this.deps.agentVersion,
@@ -156,12 +158,15 @@ export class TunnelClient {
       }
       this.server.emit('connection', socket);
     });
-    socket.on('error', (err) =>
-      this.deps.log.warn({ tunnel: this.index, err: err.message }, 'tunnel connection failed'),
-    );
+    socket.on('error', (err) => {
+      agentMetrics.observeTunnel('failed');
+      this.deps.log.warn({ tunnel: this.index, err: err.message }, 'tunnel connection failed');
+    });
     socket.once('close', () => {
-      if (this.connected)
+      if (this.connected) {
         this.deps.log.warn({ tunnel: this.index, replica: this.replica }, 'tunnel down');
+        agentMetrics.observeTunnel('down');
+      }
       this.connected = false;
       this.socket = undefined;
       if (this.stopped) return;

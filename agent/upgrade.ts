@@ -42,7 +42,9 @@ export function upgradeUpstream(
     method: String(headers[':method']),
     ca: target.caPem,
     agent: false,
-    headers: { ...outHeaders, connection: 'Upgrade', upgrade },
+    // No body, ever: without a length Node would send a POST (SPDY) chunked and
+    // its terminating chunk would land inside the upgraded byte stream.
+    headers: { ...outHeaders, connection: 'Upgrade', upgrade, 'content-length': '0' },
   });
   let upstream: Socket | undefined;
   stream.on('close', () => {

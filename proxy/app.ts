@@ -22,8 +22,16 @@ import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
 import { PolicyStore } from './authz/policy-store.js';
 import { authorize } from './authz/authorizer.js';
 import { OpenRequests } from './open-requests.js';
+import { createIdentityHandler } from './identity/handler.js';
 import { GrantSync } from './jit/grant-sync.js';
 import { createApiHandler } from './api/router.js';
+import { proxyMetrics, startMetricsServer } from './metrics.js';
+import { AuditLog } from './audit/audit-log.js';
+import { createAuditApiHandler } from './audit/api.js';
+import { loadPolicyFile } from './audit/policy.js';
+import { defaultSpoolDir } from './audit/spool-dir.js';
+import { KgError } from '../common/errors.js';
+import { respondError } from './http/respond-error.js';
 
 export interface ProxyApp {
   front: Front;
@@ -32,6 +40,7 @@ export interface ProxyApp {
   pool: Pool;
   cas: Cas;
   policy: PolicyStore;
+  audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -40,6 +49,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     url: config.databaseUrl,
     applicationName: `kubegate-proxy ${config.replicaId}`,
   });
+  let audit: AuditLog | undefined;
   try {
     if (config.migrateOnStart) {
       const r = await migrate(pool, undefined, (m) => log.info(m));
@@ -136,16 +146,58 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       onTunnelReady: (t) => grantSync.tunnelReady(t),
       log: log.child({ part: 'tunnel' }),
     });
+    // Before the front opens: a spool left by a previous run is replayed first.
+    const auditLog = (audit = await AuditLog.open({
+      pool,
+      log,
+      replica: config.replicaId,
+      enabled: config.audit !== 'off',
+      spoolDir: config.auditSpoolDir || defaultSpoolDir(config.databaseUrl, config.listen),
+      spoolMaxBytes: config.auditSpoolMaxBytes,
+      strict: config.auditStrict,
+      retentionMs: config.auditRetention,
+      policy: config.auditPolicyFile ? loadPolicyFile(config.auditPolicyFile) : undefined,
+      webhookUrl: config.auditWebhookUrl || undefined,
+      observe: (o, n) => proxyMetrics.observeAudit(o, n),
+    }));
+    const auditApi = createAuditApiHandler({
+      pool,
+      tokens,
+      adminGroups: config.adminGroups,
+      log,
+    });
+    proxyMetrics.setSources({
+      tunnels: registry,
+      pool,
+      isKnownCluster: (n) => policy.lastKnown()?.clusters.has(n) ?? false,
+      knownClusters: () =>
+        [...(policy.lastKnown()?.clusters.values() ?? [])]
+          .filter((c) => !c.disabled)
+          .map((c) => c.name),
+      auditQueueEvents: () => auditLog.queued,
+      auditSpoolBytes: () => auditLog.spoolBytes,
+      auditSpoolLimitBytes: () => config.auditSpoolMaxBytes,
+    });
+    const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
+    const metricsServer = m ? await startMetricsServer(m.host, m.port) : undefined;
     const pipelineDeps = {
       tokens,
       policy,
       registry,
       open,
       maxRequestBody: config.maxRequestBody,
+      audit: auditLog,
       log,
     };
     const f = parseHostPort(config.listen);
     let ready = true;
+    const identity = createIdentityHandler({
+      config,
+      pool,
+      tokens,
+      caPem: config.tlsCertFile ? undefined : cas.server.certPem,
+      log: log.child({ part: 'identity' }),
+    });
     const front = await startFront({
       host: f.host,
       port: f.port,
@@ -153,6 +205,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       keyPem: frontKey,
       log: log.child({ part: 'front' }),
       kube: createKubeHandler(pipelineDeps),
+      upgrade: createUpgradeHandler(pipelineDeps),
+      identity: identity.handle,
       api: createApiHandler({
         pool,
         tokens,
@@ -164,8 +218,17 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           bootstrapTokenTtlMs: config.bootstrapTokenTtl,
           agentImage: config.agentImage,
         },
+        // Paths the admin API does not serve: the audit API, then 404.
+        fallback: (req, res) => {
+          if (auditApi(req, res)) return;
+          respondError(
+            res,
+            new KgError('KG_ERR_NOT_FOUND', 'no such API endpoint'),
+            req.url ?? '/',
+            log,
+          );
+        },
       }),
-      upgrade: createUpgradeHandler(pipelineDeps),
       ready: () => ready,
     });
     log.info(
@@ -183,15 +246,27 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       pool,
       cas,
       policy,
+      audit: auditLog,
       close: async () => {
         ready = false;
         clearInterval(expirySweep);
         clearTimeout(expiryTimer);
-        await Promise.all([tunnel.close(), front.close(), policy.stop()]);
+        // End open watches and streams now, so their audit events are written
+        // before the audit log closes (clients re-watch on another replica).
+        open.sweep(() => false, 'the proxy is shutting down');
+        await Promise.all([
+          tunnel.close(),
+          front.close(),
+          policy.stop(),
+          metricsServer?.close(),
+          identity.close(),
+        ]);
+        await auditLog.close();
         await pool.end();
       },
     };
   } catch (err) {
+    await audit?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }

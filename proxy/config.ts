@@ -103,6 +103,122 @@ export const proxySchema = {
     type: 'list',
     doc: 'Groups whose members administer kubegate (clusters, roles, bindings).',
   },
+  // --- Identity: OIDC single sign-on, sessions, tokens, robots (docs/sso.md) ---
+  oidcIssuerUrl: {
+    env: 'KUBEGATE_OIDC_ISSUER_URL',
+    type: 'url',
+    doc: 'Issuer URL of the company OpenID Provider; unset = single sign-on off (tokens from the CLI still work). Must be https unless oidcAllowInsecureIssuer.',
+  },
+  oidcClientId: {
+    env: 'KUBEGATE_OIDC_CLIENT_ID',
+    type: 'string',
+    doc: 'OIDC client id registered for kubegate at the provider.',
+  },
+  oidcClientSecret: {
+    env: 'KUBEGATE_OIDC_CLIENT_SECRET',
+    type: 'string',
+    secret: true,
+    doc: 'OIDC client secret (client_secret_basic); unset = a public client (PKCE only).',
+  },
+  oidcScopes: {
+    env: 'KUBEGATE_OIDC_SCOPES',
+    type: 'list',
+    doc: 'Scopes requested at sign-in; add the scope your provider needs to release the groups claim (e.g. "groups").',
+  },
+  oidcRedirectUrl: {
+    env: 'KUBEGATE_OIDC_REDIRECT_URL',
+    type: 'url',
+    doc: 'The redirect URI registered at the provider; defaults to <publicUrl>/auth/callback. Never taken from Host or X-Forwarded-*.',
+  },
+  oidcUsernameClaim: {
+    env: 'KUBEGATE_OIDC_USERNAME_CLAIM',
+    type: 'string',
+    doc: 'ID token / userinfo claim that becomes the kubegate (and Kubernetes) user name.',
+  },
+  oidcGroupsClaim: {
+    env: 'KUBEGATE_OIDC_GROUPS_CLAIM',
+    type: 'string',
+    doc: "Claim holding the user's groups: a JSON array or a comma-separated string.",
+  },
+  oidcGroupsOverage: {
+    env: 'KUBEGATE_OIDC_GROUPS_OVERAGE',
+    type: 'string',
+    check: (v) =>
+      v === 'refuse' || v === 'no-groups'
+        ? undefined
+        : `must be "refuse" or "no-groups", got "${String(v)}"`,
+    doc: 'When the provider says the groups did not fit in the token (overage: _claim_names/_claim_sources or hasgroups): "refuse" the sign-in, or sign in with "no-groups" (only bindings naming the user apply).',
+  },
+  oidcAllowInsecureIssuer: {
+    env: 'KUBEGATE_OIDC_ALLOW_INSECURE_ISSUER',
+    type: 'bool',
+    doc: 'Allow an http:// issuer (a loopback dev or test provider only; never in production).',
+  },
+  sessionMaxAge: {
+    env: 'KUBEGATE_SESSION_MAX_AGE',
+    type: 'duration',
+    doc: 'Longest a browser session lives after the user authenticated at the provider; then a fresh SSO sign-in is required.',
+  },
+  tokenMaxTtl: {
+    env: 'KUBEGATE_TOKEN_MAX_TTL',
+    type: 'duration',
+    doc: 'Longest lifetime a user may ask for a kubeconfig token (tokenTtl is the default).',
+  },
+  robotTokenTtl: {
+    env: 'KUBEGATE_ROBOT_TOKEN_TTL',
+    type: 'duration',
+    doc: 'Default lifetime of robot tokens.',
+  },
+  robotTokenMaxTtl: {
+    env: 'KUBEGATE_ROBOT_TOKEN_MAX_TTL',
+    type: 'duration',
+    doc: 'Longest lifetime an admin may give a robot token.',
+  },
+  // --- Audit: every request one event, nothing lost (proxy/audit/) ---
+  audit: {
+    env: 'KUBEGATE_AUDIT',
+    type: 'string',
+    check: (v) =>
+      v === 'on' || v === 'off' ? undefined : `must be "on" or "off", got "${String(v)}"`,
+    doc: '"on" records every request. "off" records nothing and exists ONLY to measure the cost of audit (benchmark P8); never run a real proxy with it.',
+  },
+  auditSpoolDir: {
+    env: 'KUBEGATE_AUDIT_SPOOL_DIR',
+    type: 'string',
+    doc: 'Directory of the local audit spool (events kept on disk while PostgreSQL is unreachable, replayed when it returns); one per proxy process, on a persistent volume in production. Default: a directory under the system temp dir derived from the database and listen address.',
+  },
+  auditSpoolMaxBytes: {
+    env: 'KUBEGATE_AUDIT_SPOOL_MAX_BYTES',
+    type: 'int',
+    check: (v) => ((v as number) > 0 ? undefined : 'must be a positive number of bytes'),
+    doc: 'When the spool holds this many bytes, new Kubernetes requests are refused with 503 rather than served without a record.',
+  },
+  auditStrict: {
+    env: 'KUBEGATE_AUDIT_STRICT',
+    type: 'bool',
+    doc: "Write each request's event to the spool (fsync) before forwarding it, so even a crash loses no event of a forwarded request; costs a disk flush per request batch.",
+  },
+  auditRetention: {
+    env: 'KUBEGATE_AUDIT_RETENTION',
+    type: 'duration',
+    doc: 'How long audit events are kept; whole days past it are dropped.',
+  },
+  auditPolicyFile: {
+    env: 'KUBEGATE_AUDIT_POLICY_FILE',
+    type: 'string',
+    doc: 'An audit.k8s.io/v1 Policy (YAML or JSON; rules may name `clusters`) choosing Metadata, Request or RequestResponse per cluster, user, group, resource and verb. Unset: Metadata for everything.',
+  },
+  auditWebhookUrl: {
+    env: 'KUBEGATE_AUDIT_WEBHOOK_URL',
+    type: 'url',
+    secret: true,
+    doc: "Also POST events to this URL as audit.k8s.io/v1 EventList batches (as the apiserver's webhook backend does), retried with back-off.",
+  },
+  metricsListen: {
+    env: 'KUBEGATE_METRICS_LISTEN',
+    type: 'string',
+    doc: 'host:port of the internal Prometheus /metrics endpoint (plain HTTP). Unset: no metrics server.',
+  },
   logLevel: {
     env: 'KUBEGATE_LOG_LEVEL',
     type: 'string',
@@ -129,6 +245,19 @@ export const proxyDefaults = {
   agentImage: 'ghcr.io/kubegate/kubegate:0.1.0',
   policyStaleAfter: '3s',
   adminGroups: ['kubegate-admins'],
+  oidcScopes: ['openid', 'email', 'profile'],
+  oidcUsernameClaim: 'email',
+  oidcGroupsClaim: 'groups',
+  oidcGroupsOverage: 'refuse',
+  oidcAllowInsecureIssuer: false,
+  sessionMaxAge: '12h',
+  tokenMaxTtl: '7d',
+  robotTokenTtl: '90d',
+  robotTokenMaxTtl: '365d',
+  audit: 'on',
+  auditSpoolMaxBytes: 1024 * 1024 * 1024,
+  auditStrict: false,
+  auditRetention: '90d',
   logLevel: 'info',
   migrateOnStart: false,
 };

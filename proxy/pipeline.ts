@@ -15,14 +15,22 @@ import type { PolicyStore } from './authz/policy-store.js';
 import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
 import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
+import { proxyMetrics } from './metrics.js';
 import { forward, type AnyRequest } from './forward/forward.js';
-import { respondError, writeStatusToSocket, type AnyResponse } from './http/respond-error.js';
+import {
+  respondError,
+  toKgError,
+  writeStatusToSocket,
+  type AnyResponse,
+} from './http/respond-error.js';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';
 import { readBody } from './http/read-body.js';
 import type { TunnelRegistry } from './tunnel/registry.js';
 import type { OpenRequests } from './open-requests.js';
+import type { AuditLog } from './audit/audit-log.js';
+import type { AuditRecorder } from './audit/recorder.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
@@ -30,6 +38,7 @@ export interface PipelineDeps {
   registry: TunnelRegistry;
   open: OpenRequests;
   maxRequestBody: number;
+  audit: AuditLog;
   log: Logger;
 }
 
@@ -42,16 +51,30 @@ export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: An
       req.headers['user-agent'] ?? '',
       deps.log,
     );
-    run(deps, ctx, req, res).catch((err: unknown) =>
-      respondError(res, err, ctx.rawTarget, ctx.log, ctx.auditId),
-    );
+    proxyMetrics.beginRequest(ctx);
+    res.once('close', () => proxyMetrics.endRequest(ctx, res.statusCode));
+    // The audit record (stage 5) opens first and completes when the response
+    // closes, so every outcome — refusals included — is one event. It throws
+    // (503) only when the event could not be kept: nothing is done then.
+    let audit: AuditRecorder;
+    try {
+      audit = deps.audit.begin(ctx, req.headers).watch(res);
+    } catch (err) {
+      respondError(res, err, ctx.rawTarget, ctx.log, ctx.auditId);
+      return;
+    }
+    run(deps, ctx, req, res, audit).catch((err: unknown) => {
+      audit.fail(err);
+      respondError(res, err, ctx.rawTarget, ctx.log, ctx.auditId);
+    });
   };
 }
 
 /**
  * Connection upgrades (exec, attach, port-forward, proxy): the same stages
  * 1–4 run, so a denial is a denial; then the upgrade is carried through the
- * tunnel (proxy/forward/upgrade.ts), and only a 101 is ever piped.
+ * tunnel (proxy/forward/upgrade.ts), and only a 101 is ever piped. The audit
+ * record completes when the connection ends, or with the refusal.
  */
 export function createUpgradeHandler(
   deps: PipelineDeps,
@@ -64,18 +87,22 @@ export function createUpgradeHandler(
       req.headers['user-agent'] ?? '',
       deps.log,
     );
+    let recorder: AuditRecorder | undefined;
+    let settled = false;
     const go = async () => {
+      const audit = (recorder = deps.audit.begin(ctx, req.headers));
       if (!ctx.rawTarget.startsWith('/k8s/'))
         throw new KgError('KG_ERR_BAD_REQUEST', 'upgrades are only accepted on /k8s/ paths');
       const { route, identity, info } = await admit(deps, ctx, req);
       const upgrade = checkUpgrade(req as IncomingMessage, info);
+      // 5. audit: as for every request (strict mode: on disk before forwarding)
+      await audit.admitted();
       const tunnel = deps.registry.pick(route.cluster);
-      if (!tunnel) {
+      if (!tunnel)
         throw new KgError(
           'KG_ERR_CLUSTER_OFFLINE',
           `cluster "${route.cluster}" is offline: no kubegate agent is connected for it`,
         );
-      }
       // exec and port-forward sessions end when the grant or token does.
       const untrack = deps.open.add({
         cluster: route.cluster,
@@ -84,12 +111,26 @@ export function createUpgradeHandler(
         end: () => socket.destroy(),
       });
       try {
-        await forwardUpgrade(ctx, req as IncomingMessage, socket, head, tunnel, upgrade);
+        const status = await forwardUpgrade(
+          ctx,
+          req as IncomingMessage,
+          socket,
+          head,
+          tunnel,
+          upgrade,
+        );
+        settled = true;
+        audit.complete(status);
       } finally {
         untrack();
       }
     };
-    go().catch((err: unknown) => writeStatusToSocket(socket, err, ctx.auditId));
+    go().catch((err: unknown) => {
+      if (settled) return; // already answered and recorded
+      recorder?.fail(err);
+      writeStatusToSocket(socket, err, ctx.auditId);
+      recorder?.complete(toKgError(err).status);
+    });
   };
 }
 
@@ -122,12 +163,17 @@ async function run(
   ctx: RequestContext,
   req: AnyRequest,
   res: AnyResponse,
+  audit: AuditRecorder,
 ): Promise<void> {
   const { route, identity, info, policy, cluster } = await admit(deps, ctx, req);
+  // 5. audit: the audit policy sets what is kept of this request; in strict
+  // mode its event is on disk before we act on it.
+  await audit.admitted();
   // Self reviews (kubectl auth can-i) are answered here, from the same policy.
   const review = selfReviewKind(info);
   if (review) {
     const body = await readBody(req, 64 * 1024);
+    audit.requestBodyRead(body);
     const parsed = decodeReview(body, req.headers['content-type'], review);
     const answer = (review === 'access' ? accessReview : rulesReview)(
       parsed,
@@ -165,9 +211,7 @@ async function run(
     },
   });
   try {
-    await forward(ctx, req, res, tunnel, {
-      maxRequestBody: deps.maxRequestBody,
-    });
+    await forward(ctx, req, res, tunnel, { maxRequestBody: deps.maxRequestBody, audit });
   } finally {
     untrack();
   }

@@ -6,6 +6,7 @@
 import type { Pool } from '../db/pool.js';
 import { KgError } from '../../common/errors.js';
 import { hashToken, looksLikeToken, mintToken } from './token.js';
+import { proxyMetrics } from '../metrics.js';
 
 export interface TokenIdentity {
   tokenId: string;
@@ -24,6 +25,12 @@ export interface CreateTokenInput {
   ttlMs: number;
   description?: string;
   createdBy?: string;
+  /** The users row of a signed-in person (deactivating them revokes the token). */
+  userId?: string;
+  /** The robots row of a robot. */
+  robotId?: string;
+  /** Never valid past this, whatever `ttlMs` says (a token minted with a token never outlives it). */
+  notAfter?: Date;
 }
 
 /** Names that would let a kubegate identity claim a Kubernetes system identity. */
@@ -45,12 +52,19 @@ export class TokenStore {
     private readonly cacheMs = 1000,
   ) {}
 
-  async create(input: CreateTokenInput): Promise<{ token: string; id: string; expiresAt: Date }> {
+  /** Mint a token (shown once; only its hash is stored). `db` lets a caller's transaction include it. */
+  async create(
+    input: CreateTokenInput,
+    db: Pick<Pool, 'query'> = this.pool,
+  ): Promise<{ token: string; id: string; expiresAt: Date }> {
     checkSubjectNames(input.subject, input.groups);
     const token = mintToken();
-    const { rows } = await this.pool.query<{ id: string; expires_at: Date }>(
-      `INSERT INTO api_tokens (hash, subject, subject_kind, groups, description, created_by, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now() + ($7 || ' milliseconds')::interval) RETURNING id, expires_at`,
+    const { rows } = await db.query<{ id: string; expires_at: Date }>(
+      `INSERT INTO api_tokens (hash, subject, subject_kind, groups, description, created_by, expires_at, user_id, robot_id)
+       VALUES ($1, $2, $3, $4, $5, $6,
+               LEAST(now() + ($7 || ' milliseconds')::interval, COALESCE($8::timestamptz, 'infinity')),
+               $9, $10)
+       RETURNING id, expires_at`,
       [
         hashToken(token),
         input.subject,
@@ -59,18 +73,28 @@ export class TokenStore {
         input.description ?? '',
         input.createdBy ?? '',
         String(input.ttlMs),
+        input.notAfter ?? null,
+        input.userId ?? null,
+        input.robotId ?? null,
       ],
     );
     return { token, id: rows[0]!.id, expiresAt: rows[0]!.expires_at };
   }
 
-  /** The identity behind a token, or undefined if unknown, expired or revoked. */
+  /**
+   * The identity behind a token, or undefined if unknown, expired, revoked,
+   * or owned by a deactivated user or robot — matched by reference or, for
+   * tokens minted by the CLI, by name (deny by default: deactivation must
+   * hold even if revoking a token was missed).
+   */
   async authenticate(token: string): Promise<TokenIdentity | undefined> {
     if (!looksLikeToken(token)) return undefined;
     const hash = hashToken(token);
     const now = Date.now();
     const hit = this.cache.get(hash);
-    if (hit && hit.until > now && hit.id.expiresAt.getTime() > now) return hit.id;
+    const fresh = !!hit && hit.until > now && hit.id.expiresAt.getTime() > now;
+    proxyMetrics.observeTokenCache(fresh);
+    if (fresh) return hit!.id;
     const { rows } = await this.pool.query<{
       id: string;
       subject: string;
@@ -78,9 +102,15 @@ export class TokenStore {
       groups: string[];
       expires_at: Date;
     }>(
-      `UPDATE api_tokens SET last_used_at = now()
-        WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()
-        RETURNING id, subject, subject_kind, groups, expires_at`,
+      `UPDATE api_tokens t SET last_used_at = now()
+        WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()
+          AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND NOT u.active)
+          AND NOT EXISTS (SELECT 1 FROM users u
+                WHERE t.subject_kind = 'user' AND u.username = t.subject AND NOT u.active)
+          AND NOT EXISTS (SELECT 1 FROM robots r WHERE r.id = t.robot_id AND NOT r.active)
+          AND NOT EXISTS (SELECT 1 FROM robots r
+                WHERE t.subject_kind = 'robot' AND r.name = t.subject AND NOT r.active)
+        RETURNING t.id, t.subject, t.subject_kind, t.groups, t.expires_at`,
       [hash],
     );
     const row = rows[0];

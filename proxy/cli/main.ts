@@ -19,6 +19,8 @@ import { parseHostPort } from '../../common/config.js';
 import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { adminRbac, rbacUsage } from './admin-rbac.js';
+import { adminIdentity, identityUsage } from './admin-identity.js';
+import { adminAudit, auditUsage } from './admin-audit.js';
 import { flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
 
 const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
@@ -37,7 +39,7 @@ Usage:
                                               mint a bearer token (printed once)
   kubegate admin kubeconfig --user NAME [--group G]... [--ttl 8h] [--out FILE]
                                               write a fleet kubeconfig with a fresh token
-${rbacUsage}`;
+${rbacUsage}${identityUsage}${auditUsage}`;
 
 type Fields = keyof typeof proxySchema;
 
@@ -99,6 +101,8 @@ function ttlOf(p: Parsed, fallback: number): number {
 async function admin(args: string[]): Promise<void> {
   // Before this function's own parsing: the RBAC commands take --robot NAME.
   if (args[0] === 'role' || args[0] === 'binding') return adminRbac(args);
+  if (args[0] === 'user' || args[0] === 'robot') return adminIdentity(args);
+  if (args[0] === 'audit') return adminAudit(args.slice(1));
   const p = parseArgs(args, new Set(['robot']));
   const [area, verb, name] = p.positionals;
   if (area === 'cluster' && verb === 'add' && name) {
@@ -211,6 +215,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'admin':
         await admin(rest);
         return 0;
+      case 'config-reference': {
+        const { configReference } = await import('./config-reference.js');
+        process.stdout.write(configReference());
+        return 0;
+      }
+      case 'agent-chart-data': {
+        const { agentChartData } = await import('./agent-chart-data.js');
+        process.stdout.write(agentChartData());
+        return 0;
+      }
       case undefined:
       case 'help':
       case '--help':

@@ -15,16 +15,21 @@ import {
   hdrAuditId,
   hdrGrants,
   hdrIdentity,
+  hdrRanAs,
 } from '../../common/tunnel-protocol.js';
 import type { AnyResponse } from '../http/respond-error.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+import { proxyMetrics } from '../metrics.js';
 import type { RequestContext } from '../context.js';
+import type { AuditRecorder } from '../audit/recorder.js';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
 export interface ForwardOptions {
   maxRequestBody: number;
+  /** The request's audit record: bytes, bodies (at the policy's level), who it ran as. */
+  audit?: AuditRecorder;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -69,6 +74,7 @@ export function forward(
   return new Promise<void>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
+      proxyMetrics.markSent(ctx);
       stream = tunnel.session.request(headers, { endStream: !withBody });
     } catch (err) {
       reject(
@@ -87,6 +93,7 @@ export function forward(
       if (settled) return;
       settled = true;
       tunnel.active--;
+      if (err && started) opts.audit?.fail(err);
       if (err && !started) reject(err);
       else {
         if (err) res.destroy();
@@ -102,8 +109,13 @@ export function forward(
 
     if (withBody) {
       let seen = 0;
+      const audit = opts.audit;
       req.on('data', (chunk: Buffer) => {
         seen += chunk.length;
+        if (audit) {
+          audit.bytesIn = seen;
+          if (audit.wantsRequestBody) audit.requestChunk(chunk);
+        }
         if (seen > opts.maxRequestBody) {
           req.unpipe(stream);
           stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -119,6 +131,7 @@ export function forward(
     }
 
     stream.on('response', (h) => {
+      proxyMetrics.markHeaders(ctx);
       started = true;
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(h)) {
@@ -126,10 +139,12 @@ export function forward(
         out[name] = value as string | string[];
       }
       out['audit-id'] = ctx.auditId;
+      opts.audit?.responseStarted(Number(h[':status']), h, hdrRanAs);
       res.writeHead(Number(h[':status']), out);
       // Send headers now: a watch may not produce its first event for minutes.
       if ('flushHeaders' in res) res.flushHeaders();
       stream.on('data', (chunk: Buffer) => {
+        opts.audit?.responseChunk(chunk);
         if (!(res as Writable).write(chunk)) {
           stream.pause();
           res.once('drain', () => stream.resume());

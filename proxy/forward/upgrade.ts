@@ -76,6 +76,9 @@ export function forwardUpgrade(
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
   headers[hdrUpgrade] = upgrade;
+  // After a 101 this stream carries raw bytes; a declared length (SPDY's POST
+  // says 0) would make HTTP/2 reset the stream at the first byte.
+  delete headers['content-length'];
 
   return new Promise<number>((resolve, reject) => {
     let status = 0;

@@ -12,6 +12,7 @@ import { clusterUri, enrollPath, renewPath } from '../../common/tunnel-protocol.
 import type { CertificateAuthority } from '../../common/pki.js';
 import type { ClusterStore } from '../clusters/cluster-store.js';
 import { agentCertCluster } from './peer-cert.js';
+import { proxyMetrics } from '../metrics.js';
 
 export interface EnrollDeps {
   clusters: ClusterStore;
@@ -83,6 +84,7 @@ export function createEnrollServer(deps: EnrollDeps): Server {
       );
       const out = await issue(cluster.id, cluster.name, str(body, 'csr'));
       deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent enrolled');
+      proxyMetrics.observeEnrollment('enrolled');
       return send(res, 200, out);
     }
     if (req.url === renewPath) {
@@ -100,6 +102,7 @@ export function createEnrollServer(deps: EnrollDeps): Server {
         throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${who.cluster}" is not registered`);
       const out = await issue(cluster.id, cluster.name, str(body, 'csr'));
       deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent certificate renewed');
+      proxyMetrics.observeEnrollment('renewed');
       return send(res, 200, out);
     }
     throw new KgError('KG_ERR_NOT_FOUND', `no such endpoint ${req.url ?? ''}`);
@@ -112,6 +115,7 @@ export function createEnrollServer(deps: EnrollDeps): Server {
         : new KgError('KG_ERR_INTERNAL', 'internal error', { cause: err });
       if (!isKgError(err)) deps.log.error({ err }, 'enrollment failed (bug)');
       else deps.log.warn({ code: e.code, msg: e.message }, 'enrollment refused');
+      if (isKgError(err)) proxyMetrics.observeEnrollment('refused');
       send(res, e.status, { code: e.code, message: e.message });
     });
   });

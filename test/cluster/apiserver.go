@@ -33,6 +33,13 @@ func apiserverArgs(dir string, port int, etcdURL, tokenFile string, p *pki) []st
 		"--service-account-key-file=" + p.saPub,
 		"--service-account-signing-key-file=" + p.saKey,
 		"--service-cluster-ip-range=" + serviceClusterIPs,
+		// Kubelets are kwok's front (kg-kwok) on 127.0.0.1: verify it with the
+		// test CA, present a client certificate, and dial the InternalIP (the
+		// Hostname address is the node name, which does not resolve).
+		"--kubelet-certificate-authority=" + p.caCert,
+		"--kubelet-client-certificate=" + p.kubeletClientCert,
+		"--kubelet-client-key=" + p.kubeletClientKey,
+		"--kubelet-preferred-address-types=InternalIP",
 		// The default plugin set (NamespaceLifecycle, ServiceAccount, PodSecurity,
 		// ResourceQuota, webhooks, ...) stays on; NodeRestriction is added as in kubeadm.
 		"--enable-admission-plugins=NodeRestriction",

@@ -23,7 +23,11 @@ type pki struct {
 	caCert, caKey           string // self-signed CA (also signs CSRs in the controller-manager)
 	servingCert, servingKey string // kube-apiserver serving cert for 127.0.0.1/localhost/kubernetes.default...
 	saKey, saPub            string // ServiceAccount token signing key pair (RSA)
-	caPEM                   []byte
+	// kwok's kubelet endpoint (127.0.0.1), verified by kube-apiserver with the CA.
+	kubeletCert, kubeletKey string
+	// kube-apiserver's client certificate towards kubelets (kwok does not check it).
+	kubeletClientCert, kubeletClientKey string
+	caPEM                               []byte
 }
 
 // generatePKI writes a fresh CA, an apiserver serving certificate and a
@@ -36,6 +40,11 @@ func generatePKI(dir string) (*pki, error) {
 		servingKey:  filepath.Join(dir, "apiserver.key"),
 		saKey:       filepath.Join(dir, "sa.key"),
 		saPub:       filepath.Join(dir, "sa.pub"),
+
+		kubeletCert:       filepath.Join(dir, "kubelet.crt"),
+		kubeletKey:        filepath.Join(dir, "kubelet.key"),
+		kubeletClientCert: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKey:  filepath.Join(dir, "apiserver-kubelet-client.key"),
 	}
 	now := time.Now()
 
@@ -61,25 +70,29 @@ func generatePKI(dir string) (*pki, error) {
 		return nil, err
 	}
 
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	if err := issue(p.servingCert, p.servingKey, ca, caKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{
 			"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local",
 		},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1")},
+	}); err != nil {
+		return nil, err
 	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, srvKey.Public(), caKey)
-	if err != nil {
+	if err := issue(p.kubeletCert, p.kubeletKey, ca, caKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kwok-kubelet"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}); err != nil {
+		return nil, err
+	}
+	if err := issue(p.kubeletClientCert, p.kubeletClientKey, ca, caKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
 		return nil, err
 	}
 
@@ -95,13 +108,6 @@ func generatePKI(dir string) (*pki, error) {
 	if err := writePrivateKey(p.caKey, caKey); err != nil {
 		return nil, err
 	}
-	srvPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER})
-	if err := writeFileAtomic(p.servingCert, srvPEM, 0o644); err != nil {
-		return nil, err
-	}
-	if err := writePrivateKey(p.servingKey, srvKey); err != nil {
-		return nil, err
-	}
 	if err := writePrivateKey(p.saKey, saKey); err != nil {
 		return nil, err
 	}
@@ -113,6 +119,28 @@ func generatePKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// issue writes a fresh P-256 key and a certificate for it from tmpl, signed
+// by the CA, valid for ten years.
+func issue(certPath, keyPath string, ca *x509.Certificate, caKey crypto.Signer, tmpl *x509.Certificate) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl.SerialNumber = randomSerial()
+	tmpl.NotBefore = now.Add(-time.Hour)
+	tmpl.NotAfter = now.Add(10 * 365 * 24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	return writePrivateKey(keyPath, key)
 }
 
 func writePrivateKey(path string, key crypto.Signer) error {

@@ -1,6 +1,8 @@
 // Command kg-testcluster runs a real Kubernetes control plane (embedded etcd,
-// kube-apiserver in-process, kube-controller-manager as a child process) for
-// kubegate's tests. Everything is linked into this one binary; see README.md.
+// kube-apiserver in-process, kube-controller-manager and kube-scheduler as
+// child processes) for kubegate's tests, optionally with fake kwok nodes
+// (kg-kwok, a separate binary). Kubernetes is linked into this one binary;
+// see README.md.
 package main
 
 import (
@@ -14,14 +16,16 @@ import (
 const usage = `kg-testcluster: a real Kubernetes control plane for tests.
 
 Usage:
-  kg-testcluster up --dir DIR [--die-with-parent] [--verbose]
+  kg-testcluster up --dir DIR [--nodes N] [--die-with-parent] [--verbose]
       Start etcd, kube-apiserver and kube-controller-manager with all state in
-      DIR; print one line "READY {json}" on stdout once the cluster is usable;
+      DIR; with --nodes N > 0 also kube-scheduler, kg-kwok and N fake nodes.
+      Print one line "READY {json}" on stdout once the cluster is usable;
       stop cleanly on SIGTERM/SIGINT.
   kg-testcluster version
       Print the Kubernetes version this binary was built from.
   kg-testcluster controller-manager FLAGS...
-      (internal) run kube-controller-manager; started by "up".
+  kg-testcluster scheduler FLAGS...
+      (internal) run kube-controller-manager / kube-scheduler; started by "up".
 `
 
 func main() {
@@ -34,6 +38,8 @@ func main() {
 		os.Exit(runUp(os.Args[2:]))
 	case "controller-manager":
 		os.Exit(runControllerManager(os.Args[2:]))
+	case "scheduler":
+		os.Exit(runScheduler(os.Args[2:]))
 	case "version":
 		fmt.Println(version.Get().GitVersion)
 	case "help", "-h", "--help":

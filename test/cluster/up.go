@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +32,11 @@ type readyLine struct {
 	CAFile     string `json:"caFile"`
 	Token      string `json:"token"`
 	Version    string `json:"version"`
+	// Names of the fake nodes (--nodes), all Ready; empty without nodes.
+	Nodes []string `json:"nodes"`
+	// With nodes: the CRI log file that logs and attach read for every pod
+	// that has no Logs/Attach object of its own.
+	PodLogsFile string `json:"podLogsFile,omitempty"`
 }
 
 // Causes of a stop that are not failures (exit 0).
@@ -43,15 +49,23 @@ func (s stopSignal) Error() string { return "received " + s.sig.String() }
 // cluster is the state of `up`.
 type cluster struct {
 	dir     string
+	nodes   int
 	verbose bool
 	log     io.Writer // our own progress messages: the original stderr
 
-	etcd    *embed.Etcd
-	apiDone chan struct{} // closed when kube-apiserver has returned (nil: never started)
-	kcm     *controllerManager
+	etcd     *embed.Etcd
+	apiDone  chan struct{} // closed when kube-apiserver has returned (nil: never started)
+	children []*child      // controller-manager, scheduler, kg-kwok
 
-	apiserverLog, kcmLog, etcdLog string
+	apiserverLog, etcdLog string
 }
+
+// Log files of the child processes in DIR (unless --verbose).
+const (
+	kcmLogName       = "controller-manager.log"
+	schedulerLogName = "scheduler.log"
+	kwokLogName      = "kwok.log"
+)
 
 func (c *cluster) logf(format string, args ...any) {
 	fmt.Fprintf(c.log, "kg-testcluster: "+format+"\n", args...)
@@ -61,12 +75,13 @@ func runUp(argv []string) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	dirFlag := fs.String("dir", "", "directory for all state: etcd data, certs, kubeconfig, logs (created if missing)")
 	dieWithParent := fs.Bool("die-with-parent", false, "stop the cluster when the parent process exits")
-	verbose := fs.Bool("verbose", false, "send etcd/apiserver/controller-manager logs to stderr instead of files in DIR")
+	verbose := fs.Bool("verbose", false, "send component logs to stderr instead of files in DIR")
+	nodes := fs.Int("nodes", 0, "number of fake kwok nodes; > 0 also starts kube-scheduler and kg-kwok")
 	if err := fs.Parse(argv); err != nil {
 		return 2
 	}
-	if *dirFlag == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: kg-testcluster up --dir DIR [--die-with-parent] [--verbose]")
+	if *dirFlag == "" || fs.NArg() > 0 || *nodes < 0 || *nodes > 100 {
+		fmt.Fprintln(os.Stderr, "usage: kg-testcluster up --dir DIR [--nodes N (0-100)] [--die-with-parent] [--verbose]")
 		return 2
 	}
 
@@ -86,10 +101,10 @@ func runUp(argv []string) int {
 	}
 	c := &cluster{
 		dir:          dir,
+		nodes:        *nodes,
 		verbose:      *verbose,
 		log:          os.Stderr,
 		apiserverLog: filepath.Join(dir, "apiserver.log"),
-		kcmLog:       filepath.Join(dir, "controller-manager.log"),
 		etcdLog:      filepath.Join(dir, "etcd.log"),
 	}
 	if !c.verbose {
@@ -191,24 +206,13 @@ func (c *cluster) start(ctx context.Context, stop context.CancelCauseFunc) error
 	if err := writeFileAtomic(kcmKubeconfig, kubeconfig(server, p.caPEM, token), 0o600); err != nil {
 		return err
 	}
-	var kcmOut io.Writer = os.Stderr
-	if !c.verbose {
-		f, err := os.OpenFile(c.kcmLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close() // the child has its own copy of the descriptor
-		kcmOut = f
-	}
-	c.kcm, err = startControllerManager(controllerManagerArgs(kcmKubeconfig, p), kcmOut)
+	kcm, err := c.startChild(stop, kcmLogName, func(out io.Writer) (*child, error) {
+		return startSelf("kube-controller-manager", "controller-manager", controllerManagerArgs(kcmKubeconfig, p), out)
+	})
 	if err != nil {
 		return err
 	}
-	c.logf("started kube-controller-manager (pid %d), waiting for the default ServiceAccount", c.kcm.cmd.Process.Pid)
-	go func() {
-		<-c.kcm.done
-		stop(fmt.Errorf("kube-controller-manager exited: %v", c.kcm.err))
-	}()
+	c.logf("started kube-controller-manager (pid %d), waiting for the default ServiceAccount", kcm.cmd.Process.Pid)
 
 	// The default ServiceAccount is created by the controller-manager: its
 	// existence proves the controllers run (and that tokens can be minted).
@@ -217,16 +221,27 @@ func (c *cluster) start(ctx context.Context, stop context.CancelCauseFunc) error
 		return err
 	}
 
+	var nodes []string
+	var podLogsFile string
+	if c.nodes > 0 {
+		if podLogsFile, err = c.startNodes(ctx, stop, server, client, p, token); err != nil {
+			return err
+		}
+		nodes = nodeNames(c.nodes)
+	}
+
 	adminKubeconfig := filepath.Join(c.dir, "admin.kubeconfig")
 	if err := writeFileAtomic(adminKubeconfig, kubeconfig(server, p.caPEM, token), 0o600); err != nil {
 		return err
 	}
 	line, err := json.Marshal(readyLine{
-		Server:     server,
-		Kubeconfig: adminKubeconfig,
-		CAFile:     p.caCert,
-		Token:      token,
-		Version:    version.Get().GitVersion,
+		Server:      server,
+		Kubeconfig:  adminKubeconfig,
+		CAFile:      p.caCert,
+		Token:       token,
+		Version:     version.Get().GitVersion,
+		Nodes:       append([]string{}, nodes...), // [] rather than null
+		PodLogsFile: podLogsFile,
 	})
 	if err != nil {
 		return err
@@ -236,18 +251,24 @@ func (c *cluster) start(ctx context.Context, stop context.CancelCauseFunc) error
 	return nil
 }
 
-// shutdown stops the controller-manager, kube-apiserver and etcd, in that
+// shutdown stops the child processes, kube-apiserver and etcd, in that
 // order, each with a bounded wait.
 func (c *cluster) shutdown(ctx context.Context) {
 	began := time.Now()
-	kcmStopped := make(chan struct{})
+	childrenStopped := make(chan struct{})
 	go func() {
-		if c.kcm != nil {
-			// It holds no state worth a long goodbye (no leader lock).
-			c.kcm.stop(time.Second)
-			c.logf("kube-controller-manager stopped after %s", time.Since(began).Round(time.Millisecond))
+		var wg sync.WaitGroup
+		for _, ch := range c.children {
+			wg.Go(func() {
+				// None holds state worth a long goodbye (no leader locks).
+				ch.stop(time.Second)
+			})
 		}
-		close(kcmStopped)
+		wg.Wait()
+		if len(c.children) > 0 {
+			c.logf("%d child process(es) stopped after %s", len(c.children), time.Since(began).Round(time.Millisecond))
+		}
+		close(childrenStopped)
 	}()
 
 	if c.apiDone != nil {
@@ -264,7 +285,7 @@ func (c *cluster) shutdown(ctx context.Context) {
 			c.logf("kube-apiserver did not stop within 8s; exiting anyway")
 		}
 	}
-	<-kcmStopped
+	<-childrenStopped
 
 	if c.etcd != nil {
 		closed := make(chan struct{})
@@ -304,7 +325,11 @@ func (c *cluster) dumpLogs() {
 	if c.verbose {
 		return
 	}
-	for _, path := range []string{c.etcdLog, c.apiserverLog, c.kcmLog} {
+	paths := []string{c.etcdLog, c.apiserverLog}
+	for _, name := range []string{kcmLogName, schedulerLogName, kwokLogName} {
+		paths = append(paths, filepath.Join(c.dir, name))
+	}
+	for _, path := range paths {
 		data, err := os.ReadFile(path)
 		if err != nil || len(data) == 0 {
 			continue

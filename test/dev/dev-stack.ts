@@ -9,6 +9,7 @@ import { startStack } from '../support/stack.js';
 import { kubectlPath } from '../support/kubectl.js';
 import { repoRoot } from '../support/repo.js';
 import { grant } from '../support/grants.js';
+import { startStackIdp } from '../support/idp.js';
 
 export async function runDev(_args: string[]): Promise<void> {
   const root = join(repoRoot(), '.dev');
@@ -21,13 +22,16 @@ export async function runDev(_args: string[]): Promise<void> {
       `[kubegate dev ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`,
     );
   say('starting the local stack (first run builds nothing here: run through `make dev`)');
-  const stack = await startStack({ dir: state, log: say });
+  say('starting the dev identity provider (oidc-provider) with demo users');
+  const sso = await startStackIdp();
+  const stack = await startStack({ dir: state, log: say, proxyEnv: sso.proxyEnv });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     say('stopping…');
     await stack.stop();
+    await sso.idp.close();
     say('stopped');
     process.exit(0);
   };
@@ -47,6 +51,7 @@ export async function runDev(_args: string[]): Promise<void> {
   process.stdout.write(`
 kubegate is running.
 
+  sign in (browser)           ${stack.publicUrl}/   admin@example.com or dev@example.com, password: demo
   proxy (kubectl, REST API)   ${stack.publicUrl}
   cluster "dev"               reached at ${stack.publicUrl}/k8s/dev through the agent's tunnel
   demo admin kubeconfig       ${adminCfg}

@@ -1,10 +1,13 @@
 // A real Kubernetes control plane for tests: runs test/cluster/bin/kg-testcluster
 // (embedded etcd + kube-apiserver + kube-controller-manager, built by `make cluster`)
-// with all state in a temp dir, and stops it again.
+// with all state in a temp dir, and stops it again. With `nodes` it also runs
+// kube-scheduler and kwok (test/cluster/bin/kg-kwok): Pods are scheduled onto fake
+// nodes and become Running, and exec/attach/logs/port-forward reach local commands,
+// a local log file and local ports through the real apiserver.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,6 +26,13 @@ export interface TestCluster {
   token: string;
   /** Kubernetes version, e.g. v1.36.3. */
   version: string;
+  /** Names of the fake kwok nodes (all Ready when startCluster resolves); [] without `nodes`. */
+  nodes: string[];
+  /**
+   * With `nodes`: the file behind `kubectl logs` and `kubectl attach` of every pod that has no
+   * kwok Logs/Attach object of its own. It is in CRI log format; append with appendPodLog().
+   */
+  podLogsFile?: string;
   /** Temp dir holding all state and the component logs; removed by stop(). */
   dir: string;
   /** SIGTERM, wait for exit (SIGKILL after 10 s), remove dir. Idempotent. */
@@ -35,6 +45,18 @@ interface ReadyLine {
   caFile: string;
   token: string;
   version: string;
+  nodes: string[];
+  podLogsFile?: string;
+}
+
+export interface StartClusterOptions {
+  /** Give up (and stop the cluster) after this long; default 120 s. */
+  timeoutMs?: number;
+  /**
+   * Fake kwok nodes to create (0–100, default 0). Any > 0 also starts kube-scheduler and
+   * kg-kwok; startup then waits until every node is Ready and schedulable.
+   */
+  nodes?: number;
 }
 
 interface Exit {
@@ -59,9 +81,9 @@ function repoRoot(): string {
   }
 }
 
-/** Absolute path of test/cluster/bin/kg-testcluster; throws if it has not been built. */
-export function clusterBinary(): string {
-  const bin = join(repoRoot(), 'test', 'cluster', 'bin', 'kg-testcluster');
+/** Absolute path of test/cluster/bin/NAME (default kg-testcluster); throws if it has not been built. */
+export function clusterBinary(name: 'kg-testcluster' | 'kg-kwok' = 'kg-testcluster'): string {
+  const bin = join(repoRoot(), 'test', 'cluster', 'bin', name);
   if (!existsSync(bin)) {
     throw new Error(
       `test cluster binary ${bin} is missing: run \`make cluster\` first ` +
@@ -74,13 +96,21 @@ export function clusterBinary(): string {
 /**
  * Starts a fresh cluster (etcd + kube-apiserver + kube-controller-manager) in a temp dir and
  * resolves once it is usable: /readyz answers 200 and the controllers have created the
- * `default` ServiceAccount. Set KG_TESTCLUSTER_VERBOSE=1 to echo the fixture's stderr.
+ * `default` ServiceAccount (and, with `nodes`, every fake node is Ready).
+ * Set KG_TESTCLUSTER_VERBOSE=1 to echo the fixture's stderr.
  */
-export async function startCluster(opts: { timeoutMs?: number } = {}): Promise<TestCluster> {
+export async function startCluster(opts: StartClusterOptions = {}): Promise<TestCluster> {
   const bin = clusterBinary();
+  const nodes = opts.nodes ?? 0;
+  if (!Number.isInteger(nodes) || nodes < 0 || nodes > 100) {
+    throw new Error(`startCluster: nodes must be an integer 0–100, got ${nodes}`);
+  }
+  if (nodes > 0) clusterBinary('kg-kwok');
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const dir = await mkdtemp(join(tmpdir(), 'kg-testcluster-'));
-  const child = spawn(bin, ['up', '--dir', dir, '--die-with-parent'], {
+  const args = ['up', '--dir', dir, '--die-with-parent'];
+  if (nodes > 0) args.push('--nodes', String(nodes));
+  const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 
@@ -134,9 +164,24 @@ export async function startCluster(opts: { timeoutMs?: number } = {}): Promise<T
     kubeconfig: ready.kubeconfig,
     token: ready.token,
     version: ready.version,
+    nodes: ready.nodes,
+    ...(ready.podLogsFile === undefined ? {} : { podLogsFile: ready.podLogsFile }),
     dir,
     stop,
   };
+}
+
+/**
+ * Appends lines to a kwok log file (TestCluster.podLogsFile, or the file of a kwok Logs
+ * object) in the CRI format that kwok reads: `<RFC 3339 time> <stream> F <text>`.
+ */
+export async function appendPodLog(
+  file: string,
+  lines: string[],
+  stream: 'stdout' | 'stderr' = 'stdout',
+): Promise<void> {
+  const text = lines.map((line) => `${new Date().toISOString()} ${stream} F ${line}\n`).join('');
+  await appendFile(file, text);
 }
 
 function waitForReady(
@@ -203,6 +248,13 @@ function parseReady(json: string): ReadyLine {
     }
     out[field] = v;
   }
+  const nodes = record['nodes'];
+  if (!Array.isArray(nodes) || !nodes.every((n): n is string => typeof n === 'string')) {
+    throw new Error(`kg-testcluster READY line lacks "nodes": ${json}`);
+  }
+  out.nodes = nodes;
+  const podLogsFile = record['podLogsFile'];
+  if (typeof podLogsFile === 'string' && podLogsFile !== '') out.podLogsFile = podLogsFile;
   return out as ReadyLine;
 }
 
@@ -212,7 +264,7 @@ function describeFailure(dir: string, stderrTail: string[]): string {
     stderrTail.length === 0
       ? '\n(kg-testcluster printed nothing on stderr)'
       : `\n--- last ${stderrTail.length} lines of kg-testcluster stderr ---\n${stderrTail.join('\n')}`;
-  for (const name of ['controller-manager.log', 'apiserver.log']) {
+  for (const name of ['controller-manager.log', 'scheduler.log', 'kwok.log', 'apiserver.log']) {
     const path = join(dir, name);
     if (!existsSync(path)) continue;
     const lines = readFileSync(path, 'utf8').trimEnd().split('\n').slice(-20);

@@ -19,6 +19,8 @@ import pgLib from 'pg';
 export interface StackCluster {
   name: string;
   labels?: Record<string, string>;
+  /** Fake kwok nodes, so Pods run and exec/logs/port-forward work. */
+  nodes?: number;
 }
 
 export interface StackOptions {
@@ -113,7 +115,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const agentEnv = new Map<string, NodeJS.ProcessEnv>();
     const attach = async (c: StackCluster) => {
       log(`starting a test cluster for "${c.name}" (kube-apiserver, etcd, controller-manager)`);
-      const cluster = await startCluster();
+      const cluster = await startCluster(c.nodes ? { nodes: c.nodes, timeoutMs: 180_000 } : {});
       cleanup.push(() => cluster.stop());
       clusters.set(c.name, cluster);
       const admKube = { kubeconfig: cluster.kubeconfig };
@@ -189,7 +191,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       clusters,
       databaseUrl,
       env,
-      publicUrl,
+      publicUrl: env.KUBEGATE_PUBLIC_URL!, // proxyEnv may move the front
       proxy,
       agents,
       agentEnv,

@@ -1,0 +1,198 @@
+/**
+ * The agent's Prometheus metrics (prom-client), in one place (docs/style.md
+ * §10): `kubegate_<subsystem>_<name>_<unit>`, bounded labels only (method,
+ * code, small fixed enums) — never a user, a group, a path or a token; the
+ * agent serves one cluster, so there is no cluster label (the scrape target
+ * says which cluster it is). docs/metrics.md describes each one.
+ *
+ * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  boundedLabel,
+  codeLabel,
+  startMetricsServer as serve,
+  type MetricsServer,
+} from '../common/metrics-server.js';
+import { version } from '../common/version.js';
+
+export type { MetricsServer };
+
+const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+export type TunnelEvent = 'up' | 'down' | 'failed';
+
+/** The just-in-time manager's running totals (agent/jit JitStats), read at scrape time. */
+export interface JitCounts {
+  accounts: number;
+  created: number;
+  deleted: number;
+  tokenRequests: number;
+  reconcileErrors: number;
+}
+
+/** What the scrape reads from the objects that own the state. Every source is optional. */
+export interface AgentMetricSources {
+  /** The tunnel clients; `connected` says whether each is up. */
+  tunnels?: readonly { connected: boolean }[];
+  /** When the agent's client certificate expires. */
+  certificateNotAfter?: () => Date | undefined;
+  /** The just-in-time manager's counts (absent in impersonation mode). */
+  jit?: () => JitCounts;
+}
+
+/** Upstream (apiserver) time to response headers, seconds. */
+const upstreamBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private sources: AgentMetricSources = {};
+
+  private readonly requests = new Counter({
+    name: 'kubegate_agent_requests_total',
+    help: 'Requests the agent forwarded to the apiserver, by HTTP method and status.',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  });
+  private readonly upstreamTime = new Histogram({
+    name: 'kubegate_agent_upstream_duration_seconds',
+    help: 'Time from the agent sending a request to the apiserver until its response headers.',
+    labelNames: ['method'] as const,
+    buckets: upstreamBuckets,
+    registers: [this.registry],
+  });
+  private readonly openStreams = new Gauge({
+    name: 'kubegate_agent_open_streams',
+    help: 'Tunnel streams the agent is carrying now (requests, watches, upgrades).',
+    registers: [this.registry],
+  });
+  private readonly tunnelEvents = new Counter({
+    name: 'kubegate_agent_tunnel_events_total',
+    help: 'Tunnel lifecycle: up (connected), down (lost), failed (a connection attempt failed).',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  constructor() {
+    // Scrape-time collectors read the live objects through this (inside
+    // collect(), `this` is the gauge).
+    const src = () => this.sources;
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'kubegate_build_info',
+      help: 'Always 1; the labels say which kubegate runs.',
+      labelNames: ['program', 'version'] as const,
+      registers: [this.registry],
+    }).set({ program: 'agent', version }, 1);
+    new Gauge({
+      name: 'kubegate_agent_tunnels_connected',
+      help: 'Tunnels to the proxy that are up now (KUBEGATE_TUNNELS wanted).',
+      registers: [this.registry],
+      collect() {
+        const t = src().tunnels;
+        if (t) this.set(t.filter((x) => x.connected).length);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_agent_tunnels_wanted',
+      help: 'Tunnels the agent tries to keep open (KUBEGATE_TUNNELS).',
+      registers: [this.registry],
+      collect() {
+        const t = src().tunnels;
+        if (t) this.set(t.length);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_agent_certificate_expiry_timestamp_seconds',
+      help: 'When the agent client certificate expires (Unix seconds); it renews at two thirds of its life.',
+      registers: [this.registry],
+      collect() {
+        const at = src().certificateNotAfter?.();
+        if (at) this.set(at.getTime() / 1000);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_jit_service_accounts',
+      help: 'Just-in-time ServiceAccounts the agent manages now (one per recently active user).',
+      registers: [this.registry],
+      collect() {
+        const j = src().jit?.();
+        if (j) this.set(j.accounts);
+      },
+    });
+    // Running totals kept by the JIT manager itself, exported as counters.
+    const totals: [string, string, keyof JitCounts][] = [
+      [
+        'kubegate_jit_service_accounts_created_total',
+        'Just-in-time ServiceAccounts created.',
+        'created',
+      ],
+      [
+        'kubegate_jit_service_accounts_deleted_total',
+        'Just-in-time ServiceAccounts deleted (idle clean-up or revoked grants).',
+        'deleted',
+      ],
+      [
+        'kubegate_jit_token_requests_total',
+        'TokenRequest calls for just-in-time ServiceAccounts.',
+        'tokenRequests',
+      ],
+      [
+        'kubegate_jit_reconcile_errors_total',
+        "Failed reconciles of a user's ServiceAccount and bindings.",
+        'reconcileErrors',
+      ],
+    ];
+    for (const [name, help, field] of totals) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const j = src().jit?.();
+          if (!j) return;
+          this.reset();
+          this.inc(j[field]);
+        },
+      });
+    }
+  }
+
+  /** Tell the scrape where the live state is; later calls add to or replace earlier ones. */
+  setSources(sources: AgentMetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  /** One request answered by the apiserver (time to its response headers), or failed. */
+  observeUpstream(method: string | undefined, code: number, seconds: number): void {
+    const m = boundedLabel(method?.toUpperCase(), knownMethods, 'unknown');
+    this.requests.inc({ method: m, code: codeLabel(code) });
+    this.upstreamTime.observe({ method: m }, seconds);
+  }
+
+  /** A stream now in flight; call the returned function exactly once when it ends. */
+  openStream(): () => void {
+    this.openStreams.inc();
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.openStreams.dec();
+    };
+  }
+
+  observeTunnel(event: TunnelEvent): void {
+    this.tunnelEvents.inc({ event });
+  }
+}
+
+/** The process's metrics. Tests that need isolation construct their own AgentMetrics. */
+export const agentMetrics = new AgentMetrics();
+
+/** Serve the agent's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
+export function startMetricsServer(
+  host: string,
+  port: number,
+  metrics: AgentMetrics = agentMetrics,
+): Promise<MetricsServer> {
+  return serve(host, port, metrics.registry);
+}

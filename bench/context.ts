@@ -1,0 +1,76 @@
+/**
+ * What every row gets: the running stack, the upstream, nginx, the three
+ * ways to reach the same upstream, and the time budget.
+ */
+import { readFileSync } from 'node:fs';
+import type { Proc } from '../test/support/proc.js';
+import type { BenchStack } from './stack.js';
+import type { UpstreamProc } from './upstream-proc.js';
+import type { Nginx } from './nginx.js';
+
+export type TargetName = 'direct' | 'kubegate' | 'nginx';
+
+/** One way to reach an upstream: base URL, path prefix and headers. */
+export interface Target {
+  name: TargetName;
+  base: string;
+  prefix: string;
+  headers: Record<string, string>;
+  ca: string;
+}
+
+export const url = (t: Target, path: string): string => `${t.base}${t.prefix}${path}`;
+
+export interface BenchContext {
+  dir: string;
+  stack: BenchStack;
+  upstream: UpstreamProc;
+  nginx: Nginx;
+  /** The bench upstream reached directly, through kubegate, through nginx. */
+  targets: Record<TargetName, Target>;
+  /** The agent of cluster `bench` on the main replica. */
+  agent: Proc;
+  agentEnv: NodeJS.ProcessEnv;
+  benchToken: string;
+  budget: Budget;
+  log: (m: string) => void;
+  /** The real test cluster, reached directly (admin token) and through kubegate. */
+  real?: { direct: Target; kubegate: Target };
+}
+
+/** The whole run's deadline; rows ask before they start and size themselves to it. */
+export class Budget {
+  private readonly end: number;
+
+  constructor(totalMs: number) {
+    this.end = Date.now() + totalMs;
+  }
+
+  leftMs(): number {
+    return this.end - Date.now();
+  }
+
+  allows(ms: number): boolean {
+    return this.leftMs() > ms;
+  }
+}
+
+/** User + system CPU seconds a process has used so far (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[11], fields[12] are utime and stime (fields 14 and 15 of stat), in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Rotate the order of targets round by round, so no target always goes first. */
+export function rotate<T>(xs: readonly T[], round: number): T[] {
+  const k = round % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}

@@ -1,0 +1,71 @@
+/** docs/benchmarks.md: the latest table, the machine, the limits, the profiles. */
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import type { Machine } from './machine.js';
+import { renderMarkdown, type Row } from './table.js';
+
+export interface Report {
+  rows: Row[];
+  machine: Machine;
+  limits: string[];
+  profiles?: string;
+  elapsedS: number;
+}
+
+export function renderReport(r: Report): string {
+  const m = r.machine;
+  return `# Benchmarks
+
+Written by \`make bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC
+in ${Math.round(r.elapsedS)} s. Method and goals P1–P11: performance.md in the project's shared
+docs. Every figure is kubegate measured side by side in the same run
+against the same upstream reached directly and through nginx configured as two TLS hops, in
+interleaved rounds after a warm-up; results are medians over rounds with the range (min–max).
+
+- **kubegate**: a proxy replica and an agent process, bearer-token authentication and central
+  authorization on, the agent reaching the upstream over TLS exactly as it reaches an apiserver.
+- **nginx 2-hop**: hop 1 TLS + HTTP/2 front → mutual TLS → hop 2 → TLS → upstream; one worker
+  per hop, buffering off, keep-alive pools.
+- **upstreams**: the *bench upstream* is a minimal Node server answering like kube-apiserver
+  (fixed 1 KiB ConfigMap, streamed lists, watches with time-stamped events); the *real test
+  cluster* is kube-apiserver + etcd from test/cluster.
+
+## Machine
+
+| | |
+|---|---|
+| CPU | ${m.cpu} |
+| cores | ${m.cores} |
+| memory | ${m.memoryGiB} GiB |
+| Node.js | ${m.node} |
+| kernel | ${m.kernel} |
+| nginx | ${m.nginx} |
+| h2load | ${m.h2load} |
+| load average (1 min) at start / end | ${m.loadAtStart.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on this shared machine; kubegate's two processes share the cores with it) |
+
+## Results
+
+${renderMarkdown(r.rows)}
+
+## Goals not met: what limits them
+
+${r.limits.length ? r.limits.map((l) => `- ${l}`).join('\n') : 'Every measured goal is met.'}
+${
+  r.profiles
+    ? `
+## CPU profiles
+
+\`node --cpu-prof\` on a proxy replica and its agent, each under the P2 and the P3 workload
+(separate processes, so the profiler never slows a measured row). Self time, share of busy samples.
+
+\`\`\`text
+${r.profiles}
+\`\`\`
+`
+    : ''
+}`;
+}
+
+export function writeReport(file: string, r: Report): void {
+  writeFileSync(file, renderReport(r));
+}

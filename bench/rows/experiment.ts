@@ -1,0 +1,80 @@
+/**
+ * A/B of a proposed change before it is made: the main replica (as built)
+ * against a replica started with KG_BENCH_EXPERIMENT=<name> (gc-hook.ts
+ * applies the change from outside the program), each with its own agent,
+ * same upstream, interleaved rounds. `make bench` runs it when KG_BENCH_AB
+ * names an experiment; the result is an "X-<name>" row.
+ */
+import { http1Load } from '../http1-load.js';
+import { h2load } from '../h2load.js';
+import { fmtSpread, median, percentile, ratioSpread, spread } from '../stats.js';
+import { rotate, url, type BenchContext, type Target } from '../context.js';
+import type { Row } from '../table.js';
+
+const path = '/api/v1/namespaces/default/configmaps/bench-1k';
+
+export async function experimentRow(ctx: BenchContext, name: string): Promise<Row[]> {
+  const replica = await ctx.stack.startReplica(`proxy-x-${name}`, { KG_BENCH_EXPERIMENT: name });
+  await ctx.stack.startAgent(
+    'bench',
+    { ...ctx.agentEnv, KUBEGATE_TUNNEL_ADDRESS: replica.tunnelAddress },
+    false,
+  );
+  const a: Target = ctx.targets.kubegate;
+  const b: Target = { ...a, base: replica.publicUrl };
+  for (let i = 0; i < 50; i++) {
+    const r = await http1Load({
+      url: url(b, path),
+      headers: b.headers,
+      connections: 1,
+      durationS: 1,
+    });
+    if (r.latenciesMs.length) break;
+  }
+  const key = (t: Target) => (t === a ? 'before' : 'after');
+  const p50 = { before: [] as number[], after: [] as number[] };
+  const h1 = { before: [] as number[], after: [] as number[] };
+  const h2 = { before: [] as number[], after: [] as number[] };
+  for (let r = 0; r < 3; r++) {
+    for (const t of rotate([a, b], r)) {
+      const lat = await http1Load({
+        url: url(t, path),
+        headers: t.headers,
+        connections: 8,
+        durationS: 3,
+        rate: 200,
+      });
+      p50[key(t)].push(percentile(lat.latenciesMs, 50));
+      const thr = await http1Load({
+        url: url(t, path),
+        headers: t.headers,
+        connections: 32,
+        durationS: 3,
+      });
+      h1[key(t)].push(thr.reqPerSec);
+      const t2 = await h2load({
+        url: url(t, path),
+        headers: t.headers,
+        clients: 8,
+        streams: 8,
+        durationS: 3,
+        warmUpS: 1,
+      });
+      h2[key(t)].push(t2.reqPerSec);
+    }
+  }
+  await replica.stop();
+  const pct = (s: ReturnType<typeof spread>) =>
+    fmtSpread({ ...s, median: s.median * 100, min: s.min * 100, max: s.max * 100 }, 0);
+  return [
+    {
+      id: `X-${name}`,
+      what: `experiment "${name}": after / before, same run`,
+      upstream: 'bench upstream',
+      goal: '(proposed change)',
+      result: `HTTP/1.1 p50 at 200 req/s ${median(p50.before).toFixed(2)} → ${median(p50.after).toFixed(2)} ms; HTTP/1.1 throughput ${pct(ratioSpread(h1.after, h1.before))}%; h2 throughput ${pct(ratioSpread(h2.after, h2.before))}%`,
+      absolute: `req/s HTTP/1.1 ${median(h1.before).toFixed(0)} → ${median(h1.after).toFixed(0)}, h2 ${median(h2.before).toFixed(0)} → ${median(h2.after).toFixed(0)}`,
+      verdict: 'info',
+    },
+  ];
+}

@@ -1,0 +1,88 @@
+/**
+ * Daily partitions of `audit_events`: created a few days ahead (so inserts
+ * never wait on DDL) and dropped whole once past the retention. Any replica
+ * may run this; a transaction-scoped advisory lock lets one at a time act.
+ * The DDL runs in SECURITY DEFINER functions (migrations/0004_audit.sql), so
+ * the proxy's database role needs no CREATE or ownership privileges.
+ */
+import type { Logger } from '../../common/log.js';
+import type { Pool } from '../db/pool.js';
+
+const dayMs = 86_400_000;
+const lockKey = 7_346_519_005;
+
+export interface PartitionOptions {
+  retentionMs: number;
+  aheadDays?: number;
+  log: Logger;
+}
+
+function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export class PartitionMaintainer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly opts: PartitionOptions,
+  ) {}
+
+  /**
+   * Create the partitions for yesterday through `aheadDays` ahead; drop the
+   * ones whose whole day ended before now − retention.
+   */
+  async run(now = Date.now()): Promise<{ created: string[]; dropped: string[] }> {
+    const ahead = this.opts.aheadDays ?? 3;
+    const client = await this.pool.connect();
+    const created: string[] = [];
+    const dropped: string[] = [];
+    try {
+      await client.query('BEGIN');
+      const { rows: lock } = await client.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_xact_lock($1) AS ok',
+        [lockKey],
+      );
+      if (!lock[0]?.ok) {
+        await client.query('ROLLBACK');
+        return { created, dropped };
+      }
+      const { rows } = await client.query<{ day: string; made: boolean }>(
+        `SELECT d::date::text AS day, kg_audit_ensure_partition(d::date) AS made
+           FROM generate_series($1::date, $2::date, interval '1 day') d`,
+        [utcDay(now - dayMs), utcDay(now + ahead * dayMs)],
+      );
+      for (const r of rows) if (r.made) created.push(r.day);
+      const { rows: gone } = await client.query<{ name: string }>(
+        'SELECT kg_audit_drop_partitions($1) AS name',
+        [new Date(now - this.opts.retentionMs)],
+      );
+      dropped.push(...gone.map((r) => r.name));
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+    if (created.length || dropped.length)
+      this.opts.log.info({ created, dropped }, 'audit partitions maintained');
+    return { created, dropped };
+  }
+
+  /** Run now and then every `everyMs`; failures are logged and retried on the next run. */
+  start(everyMs = 3_600_000): void {
+    const go = () =>
+      void this.run().catch((err: Error) =>
+        this.opts.log.warn({ err: err.message }, 'audit partition maintenance failed; will retry'),
+      );
+    go();
+    this.timer = setInterval(go, everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Admin-only identity endpoints: users (list, show, deactivate, activate,
+ * their tokens) and robots (create, list, show, rotate, delete, their
+ * tokens). Every change is one transaction with its change-log row.
+ */
+import { KgError } from '../../common/errors.js';
+import { parseDuration } from '../../common/config.js';
+import { logChange } from './admin-log.js';
+import { inTransaction } from './db.js';
+import { readJsonObject, sendJson, sendNoContent } from './http.js';
+import { createRobot, deleteRobot, getRobot, listRobots, rotateRobot } from './robot-store.js';
+import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
+import { listTokens, revokeAllTokens } from './token-records.js';
+import { activateUser, deactivateUser, getUser, listUsers } from './user-store.js';
+
+/** Default overlap of a robot token rotation. */
+const defaultOverlapMs = 10 * 60_000;
+
+function stringList(v: unknown, what: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((g) => typeof g !== 'string'))
+    throw new KgError('KG_ERR_VALIDATION', `${what} must be a list of strings`);
+  return [...new Set(v as string[])];
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const extra = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (extra.length)
+    throw new KgError(
+      'KG_ERR_VALIDATION',
+      `unknown field(s) ${extra.join(', ')} (allowed: ${allowed.join(', ')})`,
+    );
+}
+
+// --- users -------------------------------------------------------------
+
+async function users(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  sendJson(call.res, 200, { items: await listUsers(call.deps.pool) });
+}
+
+async function user(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  sendJson(call.res, 200, await getUser(call.deps.pool, param(call, 0)));
+}
+
+async function deactivate(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const target = await getUser(call.deps.pool, param(call, 0));
+  if (
+    call.caller.userId === target.id ||
+    (call.caller.kind === 'user' && call.caller.name === target.username)
+  )
+    throw new KgError('KG_ERR_CONFLICT', 'you cannot deactivate yourself; ask another admin');
+  const r = await deactivateUser(call.deps.pool, target.id, call.caller.actor);
+  call.log.info(
+    { actor: call.caller.actor, user: r.user.username, revokedTokens: r.revokedTokens },
+    'user deactivated',
+  );
+  sendJson(call.res, 200, r);
+}
+
+async function activate(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const u = await activateUser(call.deps.pool, param(call, 0), call.caller.actor);
+  call.log.info({ actor: call.caller.actor, user: u.username }, 'user activated');
+  sendJson(call.res, 200, u);
+}
+
+async function userTokens(call: ApiCall): Promise<void> {
+  checkQuery(call.query, ['include']);
+  const u = await getUser(call.deps.pool, param(call, 0));
+  const items = await listTokens(
+    call.deps.pool,
+    { kind: 'user', name: u.username, userId: u.id },
+    call.query.get('include') === 'inactive',
+  );
+  sendJson(call.res, 200, { items });
+}
+
+async function revokeUserTokens(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const u = await getUser(call.deps.pool, param(call, 0));
+  const revoked = await inTransaction(call.deps.pool, async (c) => {
+    const n = await revokeAllTokens(c, { kind: 'user', name: u.username, userId: u.id });
+    await logChange(c, call.caller.actor, 'delete', 'token', u.username, undefined, {
+      revokedAllOf: u.username,
+      count: n,
+    });
+    return n;
+  });
+  call.log.info({ actor: call.caller.actor, user: u.username, revoked }, 'user tokens revoked');
+  sendJson(call.res, 200, { revoked });
+}
+
+// --- robots ------------------------------------------------------------
+
+async function robots(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  sendJson(call.res, 200, { items: await listRobots(call.deps.pool) });
+}
+
+async function newRobot(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const body = await readJsonObject(call.req);
+  onlyFields(body, ['name', 'groups', 'description', 'ttl']);
+  if (typeof body.name !== 'string') throw new KgError('KG_ERR_VALIDATION', 'name is required');
+  const description = body.description ?? '';
+  if (typeof description !== 'string' || description.length > 1000)
+    throw new KgError(
+      'KG_ERR_VALIDATION',
+      'description must be a string of at most 1000 characters',
+    );
+  const s = call.deps.settings;
+  const r = await createRobot(
+    call.deps.pool,
+    call.deps.tokens,
+    {
+      name: body.name,
+      groups: stringList(body.groups, 'groups'),
+      description,
+      ttlMs: parseTtl(body.ttl, s.robotTokenTtlMs, s.robotTokenMaxTtlMs, 'ttl'),
+    },
+    call.caller.actor,
+  );
+  call.log.info({ actor: call.caller.actor, robot: r.robot.name }, 'robot created');
+  call.res.setHeader('location', `/api/v1/robots/${r.robot.name}`);
+  sendJson(call.res, 201, { robot: r.robot, token: r.token });
+}
+
+async function robot(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  sendJson(call.res, 200, await getRobot(call.deps.pool, param(call, 0)));
+}
+
+async function removeRobot(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const name = param(call, 0);
+  const revoked = await deleteRobot(call.deps.pool, name, call.caller.actor);
+  call.log.info({ actor: call.caller.actor, robot: name, revoked }, 'robot deleted');
+  sendNoContent(call.res);
+}
+
+async function rotate(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const body = await readJsonObject(call.req);
+  onlyFields(body, ['overlap', 'ttl']);
+  let overlapMs = defaultOverlapMs;
+  if (body.overlap !== undefined) {
+    const o = typeof body.overlap === 'string' ? parseDuration(body.overlap) : undefined;
+    if (o === undefined)
+      throw new KgError('KG_ERR_VALIDATION', 'overlap must be a duration like 0s, 10m or 1h');
+    overlapMs = o;
+  }
+  const s = call.deps.settings;
+  const r = await rotateRobot(
+    call.deps.pool,
+    call.deps.tokens,
+    param(call, 0),
+    { overlapMs, ttlMs: parseTtl(body.ttl, s.robotTokenTtlMs, s.robotTokenMaxTtlMs, 'ttl') },
+    call.caller.actor,
+  );
+  call.log.info(
+    { actor: call.caller.actor, robot: param(call, 0), superseded: r.superseded, overlapMs },
+    'robot token rotated',
+  );
+  sendJson(call.res, 200, r);
+}
+
+async function robotTokens(call: ApiCall): Promise<void> {
+  checkQuery(call.query, ['include']);
+  const r = await getRobot(call.deps.pool, param(call, 0));
+  const items = await listTokens(
+    call.deps.pool,
+    { kind: 'robot', name: r.name, robotId: r.id },
+    call.query.get('include') === 'inactive',
+  );
+  sendJson(call.res, 200, { items });
+}
+
+const seg = '([^/]+)';
+export const adminRoutes: readonly ApiRoute[] = [
+  { pattern: /^\/api\/v1\/users$/, admin: true, methods: { GET: users } },
+  { pattern: new RegExp(`^/api/v1/users/${seg}$`), admin: true, methods: { GET: user } },
+  {
+    pattern: new RegExp(`^/api/v1/users/${seg}/deactivate$`),
+    admin: true,
+    methods: { POST: deactivate },
+  },
+  {
+    pattern: new RegExp(`^/api/v1/users/${seg}/activate$`),
+    admin: true,
+    methods: { POST: activate },
+  },
+  {
+    pattern: new RegExp(`^/api/v1/users/${seg}/tokens$`),
+    admin: true,
+    methods: { GET: userTokens, DELETE: revokeUserTokens },
+  },
+  { pattern: /^\/api\/v1\/robots$/, admin: true, methods: { GET: robots, POST: newRobot } },
+  {
+    pattern: new RegExp(`^/api/v1/robots/${seg}$`),
+    admin: true,
+    methods: { GET: robot, DELETE: removeRobot },
+  },
+  {
+    pattern: new RegExp(`^/api/v1/robots/${seg}/rotate$`),
+    admin: true,
+    methods: { POST: rotate },
+  },
+  {
+    pattern: new RegExp(`^/api/v1/robots/${seg}/tokens$`),
+    admin: true,
+    methods: { GET: robotTokens },
+  },
+];

@@ -1,0 +1,181 @@
+/**
+ * The browser routes: `/` (the minimal signed-in page), `/auth/login`,
+ * `/auth/callback` and `/auth/logout`.
+ *
+ * A sign-in is bound to the browser that started it: /auth/login stores
+ * state, nonce and PKCE verifier server-side under the hash of a fresh
+ * `__Host-kg_login` cookie, and the callback must present that cookie and
+ * echo the same state. The stored row is consumed by the first callback, so
+ * a callback URL (and the code in it) cannot be replayed, and an attacker's
+ * code cannot be planted into a victim's browser (login CSRF, RFC 9700 §4.7).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { Pool } from '../db/pool.js';
+import type { TokenStore } from '../authn/token-store.js';
+import type { AnyRequest } from '../forward/forward.js';
+import type { AnyResponse } from '../http/respond-error.js';
+import { checkBrowserRequest, resolveCaller } from './caller.js';
+import { clearCookie, loginCookie, readCookies, sessionCookie, setCookie } from './cookies.js';
+import { clustersFor } from './fleet.js';
+import { readForm, redirect } from './http.js';
+import { loginIdentity } from './login-identity.js';
+import type { OidcClient } from './oidc-client.js';
+import { sendHtml, signedInPage, signedOutPage } from './page.js';
+import {
+  createSession,
+  deleteSession,
+  findSession,
+  savePendingLogin,
+  takePendingLogin,
+} from './session-store.js';
+import type { IdentitySettings } from './settings.js';
+import { recordLogin } from './user-store.js';
+
+/** How long a sign-in may take at the provider. */
+const loginTtlMs = 10 * 60_000;
+
+export interface AuthDeps {
+  pool: Pool;
+  tokens: TokenStore;
+  settings: IdentitySettings;
+  oidc: OidcClient | undefined;
+  log: Logger;
+}
+
+function maxAgeSeconds(s: IdentitySettings): number {
+  return Math.max(1, Math.floor(s.sessionMaxAgeMs / 1000));
+}
+
+function formatTtl(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000} day(s)`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} hour(s)`;
+  return `${Math.round(ms / 60_000)} minute(s)`;
+}
+
+/** GET / — who you are, your clusters, the kubeconfig button; or a sign-in link. */
+export async function home(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
+  const cookie = readCookies(req.headers.cookie).get(sessionCookie);
+  const session = cookie ? await findSession(deps.pool, cookie) : undefined;
+  if (!session) {
+    sendHtml(
+      res,
+      200,
+      signedOutPage(!!deps.oidc, cookie ? 'Your session has ended; please sign in again.' : ''),
+      cookie ? { 'set-cookie': clearCookie(sessionCookie) } : {},
+    );
+    return;
+  }
+  const u = session.user;
+  const clusters = await clustersFor(deps.pool, {
+    user: u.username,
+    groups: u.groups,
+    kind: 'user',
+  });
+  sendHtml(
+    res,
+    200,
+    signedInPage({
+      name: u.name,
+      username: u.username,
+      groups: u.groups,
+      clusters,
+      csrfToken: session.csrfToken,
+      sessionEnds: session.expiresAt,
+      tokenTtl: formatTtl(deps.settings.tokenTtlMs),
+    }),
+  );
+}
+
+function notConfigured(): KgError {
+  return new KgError('KG_ERR_NOT_FOUND', 'single sign-on is not configured on this kubegate');
+}
+
+/** GET /auth/login — start a sign-in at the provider. */
+export async function login(deps: AuthDeps, _req: AnyRequest, res: AnyResponse): Promise<void> {
+  if (!deps.oidc) throw notConfigured();
+  const { url, pending } = await deps.oidc.begin(maxAgeSeconds(deps.settings));
+  const cookie = await savePendingLogin(deps.pool, pending, loginTtlMs);
+  redirect(res, url.href, [setCookie(loginCookie, cookie, loginTtlMs / 1000)]);
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * GET /auth/callback — finish a sign-in. The caller clears the sign-in
+ * cookie on every outcome (it is single use either way).
+ */
+export async function callback(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
+  if (!deps.oidc) throw notConfigured();
+  const target = req.url ?? '';
+  const rawQuery = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+  const params = new URLSearchParams(rawQuery);
+  const cookies = readCookies(req.headers.cookie);
+  const bound = cookies.get(loginCookie);
+  const pending = bound ? await takePendingLogin(deps.pool, bound) : undefined;
+  if (!pending)
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'Sign-in refused: no sign-in is in progress in this browser (it was already completed, took longer than 10 minutes, or cookies are blocked). Please sign in again.',
+    );
+  const state = params.get('state');
+  if (state === null || state === '')
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'Sign-in refused: the response from the identity provider has no state parameter.',
+    );
+  if (!sameText(state, pending.state))
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'Sign-in refused: the state parameter does not match the sign-in this browser started.',
+    );
+  if (!pending.codeVerifier)
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      'Sign-in refused: the PKCE code verifier of this sign-in is missing.',
+    );
+  const maxAge = maxAgeSeconds(deps.settings);
+  const claims = await deps.oidc.finish(rawQuery, pending, maxAge);
+  const li = loginIdentity(claims, deps.settings, deps.log);
+  const user = await recordLogin(deps.pool, li);
+
+  // The session never outlives max age counted from the authentication at
+  // the provider (auth_time), so an older provider session cannot stretch it.
+  const now = Date.now();
+  const authTime = typeof claims.auth_time === 'number' ? claims.auth_time * 1000 : now;
+  const expiresAt = new Date(Math.min(now, authTime) + deps.settings.sessionMaxAgeMs);
+  const old = cookies.get(sessionCookie);
+  if (old) await deleteSession(deps.pool, old);
+  const s = await createSession(deps.pool, user.id, expiresAt, {
+    userAgent: String(req.headers['user-agent'] ?? ''),
+    sourceIp: req.socket.remoteAddress ?? '',
+  });
+  deps.log.info(
+    { user: user.username, userId: user.id, groups: user.groups.length },
+    'signed in with single sign-on',
+  );
+  redirect(res, '/', [
+    clearCookie(loginCookie),
+    setCookie(sessionCookie, s.cookie, (expiresAt.getTime() - now) / 1000),
+  ]);
+}
+
+/** POST /auth/logout — end this browser's session (form post with the CSRF token). */
+export async function logout(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
+  const form = await readForm(req);
+  const cookie = readCookies(req.headers.cookie).get(sessionCookie);
+  if (cookie) {
+    const caller = await resolveCaller(deps, req).catch(() => undefined);
+    if (caller?.via === 'session') {
+      checkBrowserRequest(req, caller, deps.settings, form.get('csrf') ?? undefined);
+      await deleteSession(deps.pool, cookie);
+      deps.log.info({ user: caller.name }, 'signed out');
+    }
+  }
+  redirect(res, '/', [clearCookie(sessionCookie)]);
+}

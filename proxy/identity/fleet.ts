@@ -1,0 +1,38 @@
+/**
+ * What the fleet kubeconfig contains for one identity: a context for every
+ * enabled cluster at least one of its bindings reaches right now, named by
+ * cluster, sorted. Read from the database (loadPolicy) rather than a
+ * replica's snapshot: downloads are rare, and this way the file matches the
+ * policy committed at the moment it was made.
+ */
+import type { Pool } from '../db/pool.js';
+import { loadPolicy } from '../authz/policy-store.js';
+import { bindingsFor } from '../authz/authorizer.js';
+import type { Identity } from '../authz/types.js';
+import { dbError } from './db.js';
+
+export async function clustersFor(pool: Pool, who: Identity, now = new Date()): Promise<string[]> {
+  let policy;
+  try {
+    policy = await loadPolicy(pool);
+  } catch (err) {
+    throw dbError(err);
+  }
+  return [...policy.clusters.values()]
+    .filter((c) => !c.disabled && bindingsFor(policy.snapshot, who, c, now).length > 0)
+    .map((c) => c.name)
+    .sort();
+}
+
+/**
+ * `kubegate-<user>.kubeconfig` with the user name reduced to characters that
+ * are safe in a file name and inside a quoted Content-Disposition parameter
+ * on every OS (no quotes, slashes, control characters or leading dots).
+ */
+export function kubeconfigFilename(user: string): string {
+  const safe = user
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[._-]+/, '')
+    .slice(0, 64);
+  return `kubegate-${safe || 'user'}.kubeconfig`;
+}

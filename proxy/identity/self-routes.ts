@@ -1,0 +1,134 @@
+/**
+ * What every signed-in identity may do for itself: see who it is
+ * (`/api/v1/me`), download the fleet kubeconfig with a fresh token
+ * (`/api/v1/kubeconfig`), and list and revoke its own tokens
+ * (`/api/v1/tokens`). Admins may revoke anyone's token by id.
+ */
+import { KgError } from '../../common/errors.js';
+import { renderKubeconfig } from '../clusters/kubeconfig.js';
+import { logChange } from './admin-log.js';
+import { ownerOf } from './caller.js';
+import { dbError } from './db.js';
+import { clustersFor, kubeconfigFilename } from './fleet.js';
+import { sendJson, sendNoContent } from './http.js';
+import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
+import { listTokens, revokeToken } from './token-records.js';
+
+async function me(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const c = call.caller;
+  const clusters = await clustersFor(call.deps.pool, {
+    user: c.name,
+    groups: c.groups,
+    kind: c.kind,
+  });
+  sendJson(call.res, 200, {
+    kind: c.kind,
+    name: c.name,
+    groups: c.groups,
+    admin: c.admin,
+    via: c.via,
+    clusters,
+    ...(c.session
+      ? {
+          user: { id: c.session.user.id, email: c.session.user.email, name: c.session.user.name },
+          // For a browser console: the header value state-changing calls need.
+          csrfToken: c.session.csrfToken,
+          sessionExpiresAt: c.session.expiresAt,
+        }
+      : {}),
+    ...(c.tokenExpiresAt ? { tokenExpiresAt: c.tokenExpiresAt } : {}),
+  });
+}
+
+/**
+ * A fresh `kg_` token and the fleet kubeconfig around it. The lifetime is
+ * `?ttl=` (default tokenTtl, at most tokenMaxTtl — robotTokenMaxTtl for
+ * robots); a token minted with a bearer token never outlives that token, so
+ * a token cannot renew itself past its own expiry.
+ */
+async function kubeconfig(call: ApiCall): Promise<void> {
+  checkQuery(call.query, ['ttl']);
+  const { settings: s, pool, tokens, caPem } = call.deps;
+  const c = call.caller;
+  const robot = c.kind === 'robot';
+  const ttlMs = parseTtl(
+    call.query.get('ttl') ?? undefined,
+    robot ? s.robotTokenTtlMs : s.tokenTtlMs,
+    robot ? s.robotTokenMaxTtlMs : s.tokenMaxTtlMs,
+    'ttl',
+  );
+  const clusters = await clustersFor(pool, { user: c.name, groups: c.groups, kind: c.kind });
+  let t;
+  try {
+    t = await tokens.create({
+      subject: c.name,
+      kind: c.kind,
+      groups: c.groups,
+      ttlMs,
+      description:
+        c.via === 'session' ? 'kubeconfig (single sign-on)' : 'kubeconfig (from a token)',
+      createdBy: c.actor,
+      userId: c.userId,
+      robotId: c.robotId,
+      notAfter: c.tokenExpiresAt,
+    });
+  } catch (err) {
+    throw dbError(err);
+  }
+  const yaml = renderKubeconfig({
+    publicUrl: s.publicUrl,
+    clusters,
+    user: c.name,
+    token: t.token,
+    ...(caPem ? { caPem } : {}),
+  });
+  call.log.info(
+    { user: c.name, kind: c.kind, tokenId: t.id, clusters: clusters.length, via: c.via },
+    'fleet kubeconfig issued',
+  );
+  call.res.writeHead(200, {
+    'content-type': 'application/yaml; charset=utf-8',
+    'content-length': String(Buffer.byteLength(yaml)),
+    'content-disposition': `attachment; filename="${kubeconfigFilename(c.name)}"`,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-kubegate-token-id': t.id,
+    'x-kubegate-token-expires': t.expiresAt.toISOString(),
+  });
+  call.res.end(yaml);
+}
+
+async function myTokens(call: ApiCall): Promise<void> {
+  checkQuery(call.query, ['include']);
+  const include = call.query.get('include');
+  if (include !== null && include !== 'inactive')
+    throw new KgError('KG_ERR_BAD_REQUEST', 'include must be "inactive" (or absent)');
+  const items = await listTokens(call.deps.pool, ownerOf(call.caller), include === 'inactive');
+  sendJson(call.res, 200, {
+    items: items.map((t) => ({ ...t, current: t.id === call.caller.tokenId })),
+  });
+}
+
+async function revokeMine(call: ApiCall): Promise<void> {
+  checkQuery(call.query, []);
+  const id = param(call, 0);
+  const owner = call.caller.admin ? undefined : ownerOf(call.caller);
+  const r = await revokeToken(call.deps.pool, id, owner);
+  if (r === 'missing') throw new KgError('KG_ERR_NOT_FOUND', `no token ${id} of yours`);
+  if (r === 'revoked') {
+    call.log.info({ actor: call.caller.actor, tokenId: id }, 'token revoked');
+    if (call.caller.admin)
+      await logChange(call.deps.pool, call.caller.actor, 'delete', 'token', id, undefined, {
+        revoked: true,
+      });
+  }
+  sendNoContent(call.res);
+}
+
+export const selfRoutes: readonly ApiRoute[] = [
+  { pattern: /^\/api\/v1\/me$/, admin: false, methods: { GET: me } },
+  { pattern: /^\/api\/v1\/kubeconfig$/, admin: false, methods: { GET: kubeconfig } },
+  { pattern: /^\/api\/v1\/tokens$/, admin: false, methods: { GET: myTokens } },
+  { pattern: /^\/api\/v1\/tokens\/([^/]+)$/, admin: false, methods: { DELETE: revokeMine } },
+];

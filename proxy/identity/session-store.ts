@@ -1,0 +1,135 @@
+/**
+ * Browser sessions and sign-ins in progress, in PostgreSQL so any replica
+ * can answer any request. The cookie carries 32 random bytes; only their
+ * SHA-256 is stored, so a database dump holds no usable session. A session's
+ * expiry is fixed when it is made (max session age) and never extended: a
+ * fresh SSO sign-in is the only way to a new one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Pool } from '../db/pool.js';
+import { q } from './db.js';
+import type { PendingLogin } from './oidc-client.js';
+import { userRecord, type UserRecord } from './user-store.js';
+
+const secretPattern = /^[A-Za-z0-9_-]{43}$/;
+
+function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function hash(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export interface Session {
+  userId: string;
+  csrfToken: string;
+  createdAt: Date;
+  expiresAt: Date;
+  user: UserRecord;
+}
+
+/** Make a session; returns the cookie value (shown to the browser only). */
+export async function createSession(
+  pool: Pool,
+  userId: string,
+  expiresAt: Date,
+  meta: { userAgent: string; sourceIp: string },
+): Promise<{ cookie: string; csrfToken: string }> {
+  const cookie = newSecret();
+  const csrfToken = newSecret();
+  await q(
+    pool,
+    `INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at, user_agent, source_ip)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [hash(cookie), userId, csrfToken, expiresAt, meta.userAgent.slice(0, 512), meta.sourceIp],
+  );
+  return { cookie, csrfToken };
+}
+
+/** The live session behind a cookie value: not expired, and its user still active. */
+export async function findSession(pool: Pool, cookie: string): Promise<Session | undefined> {
+  if (!secretPattern.test(cookie)) return undefined;
+  const rows = await q<{
+    csrf_token: string;
+    s_created_at: Date;
+    expires_at: Date;
+    id: string;
+    issuer: string;
+    subject: string;
+    username: string;
+    email: string;
+    name: string;
+    groups: string[];
+    active: boolean;
+    created_at: Date;
+    last_login_at: Date | null;
+    deactivated_at: Date | null;
+    deactivated_by: string;
+  }>(
+    pool,
+    `SELECT s.csrf_token, s.created_at AS s_created_at, s.expires_at, u.id, u.issuer, u.subject,
+            u.username, u.email, u.name, u.groups, u.active, u.created_at, u.last_login_at,
+            u.deactivated_at, u.deactivated_by
+       FROM sessions s JOIN users u ON u.id = s.user_id
+      WHERE s.id_hash = $1 AND s.expires_at > now() AND u.active`,
+    [hash(cookie)],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    userId: r.id,
+    csrfToken: r.csrf_token,
+    createdAt: r.s_created_at,
+    expiresAt: r.expires_at,
+    user: userRecord(r),
+  };
+}
+
+export async function deleteSession(pool: Pool, cookie: string): Promise<void> {
+  if (!secretPattern.test(cookie)) return;
+  await q(pool, 'DELETE FROM sessions WHERE id_hash = $1', [hash(cookie)]);
+}
+
+/** Remember a sign-in in progress; returns the value of the cookie that binds it to this browser. */
+export async function savePendingLogin(
+  pool: Pool,
+  pending: PendingLogin,
+  ttlMs: number,
+): Promise<string> {
+  const cookie = newSecret();
+  await q(
+    pool,
+    `INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, expires_at)
+     VALUES ($1, $2, $3, $4, now() + ($5 || ' milliseconds')::interval)`,
+    [hash(cookie), pending.state, pending.nonce, pending.codeVerifier, String(ttlMs)],
+  );
+  return cookie;
+}
+
+/**
+ * Take (and delete) the sign-in in progress bound to this cookie: one
+ * callback consumes it, whatever its outcome, so a callback cannot be replayed.
+ */
+export async function takePendingLogin(
+  pool: Pool,
+  cookie: string,
+): Promise<PendingLogin | undefined> {
+  if (!secretPattern.test(cookie)) return undefined;
+  const rows = await q<{ state: string; nonce: string; code_verifier: string; live: boolean }>(
+    pool,
+    `DELETE FROM oidc_logins WHERE id_hash = $1
+     RETURNING state, nonce, code_verifier, expires_at > now() AS live`,
+    [hash(cookie)],
+  );
+  const r = rows[0];
+  if (!r?.live) return undefined;
+  return { state: r.state, nonce: r.nonce, codeVerifier: r.code_verifier };
+}
+
+/** Delete expired sessions and abandoned sign-ins; returns how many rows went. */
+export async function sweepExpired(pool: Pool): Promise<number> {
+  const a = await q(pool, 'DELETE FROM sessions WHERE expires_at <= now() RETURNING 1');
+  const b = await q(pool, 'DELETE FROM oidc_logins WHERE expires_at <= now() RETURNING 1');
+  return a.length + b.length;
+}

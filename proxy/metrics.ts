@@ -1,0 +1,376 @@
+/**
+ * The proxy's Prometheus metrics (prom-client), in one place (docs/style.md
+ * §10): names are `kubegate_<subsystem>_<name>_<unit>`, labels carry bounded
+ * values only — cluster, verb, code and small fixed enums — never a user, a
+ * group, a path or a token. docs/metrics.md describes each one.
+ *
+ * Two kinds of inputs:
+ * - events the request path reports (`observeRequest`, `observeDecision`, …),
+ *   cheap calls with no allocation beyond prom-client's label lookup;
+ * - state read at scrape time from the objects that own it (`setSources`:
+ *   tunnel registry, DB pool, audit queue), so nothing has to be kept in sync.
+ *
+ * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN),
+ * never on the public front.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Pool } from './db/pool.js';
+import type { RequestContext } from './context.js';
+import type { TunnelRegistry } from './tunnel/registry.js';
+import {
+  boundedLabel,
+  codeLabel,
+  startMetricsServer as serve,
+  type MetricsServer,
+} from '../common/metrics-server.js';
+import { version } from '../common/version.js';
+
+export type { MetricsServer };
+
+/** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
+const knownVerbs = new Set([
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+  'proxy',
+  'post',
+  'put',
+  'head',
+  'options',
+]);
+
+/** A request that failed before its verb was known (bad path, no token). */
+export const unknownVerb = 'unknown';
+/** Requests for a cluster kubegate does not know (or beyond the cardinality cap). */
+export const otherCluster = '_other';
+
+export type StreamKind = 'request' | 'watch' | 'upgrade';
+export type DecisionLabel = 'allow' | 'deny' | 'unavailable';
+export type AuditOutcome = 'written' | 'spooled' | 'replayed' | 'refused';
+export type EnrollResult = 'enrolled' | 'renewed' | 'refused';
+
+/** What the scrape reads from the objects that own the state. Every source is optional. */
+export interface ProxyMetricSources {
+  tunnels?: TunnelRegistry;
+  pool?: Pool;
+  /** Pool size limit, for the saturation ratio (default: the pool's own `max` option). */
+  poolMax?: number;
+  /** Seconds since the policy snapshot was last confirmed current with the database. */
+  policyAgeSeconds?: () => number | undefined;
+  /** Events waiting in the in-memory audit queue. */
+  auditQueueEvents?: () => number;
+  /** Bytes in the local audit spool, and its limit (new requests are refused at the limit). */
+  auditSpoolBytes?: () => number;
+  auditSpoolLimitBytes?: () => number;
+  /** Is this cluster registered? Unknown names are counted as `_other` (no label explosion). */
+  isKnownCluster?: (name: string) => boolean;
+  /**
+   * The enabled clusters, so a cluster with no tunnel on this replica reports
+   * 0 rather than nothing: `sum by (cluster) (kubegate_tunnel_connected) == 0`
+   * then finds a cluster offline on every replica at once.
+   */
+  knownClusters?: () => Iterable<string>;
+}
+
+/** Latency buckets (seconds): kubegate's own overhead is sub-millisecond to a few ms. */
+const proxyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Upstream time to first byte: apiserver answers, from ms to a large LIST. */
+const upstreamBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Most distinct cluster label values tracked; beyond it, `_other` (a fleet is bounded). */
+const maxClusters = 2000;
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  private sources: ProxyMetricSources = {};
+  private readonly clustersSeen = new Set<string>();
+  /** Per-request timestamps, keyed by the request's context (gone with it). */
+  private readonly timings = new WeakMap<
+    RequestContext,
+    { start: number; sent?: number; headers?: number; closeStream?: () => void }
+  >();
+
+  private readonly requests = new Counter({
+    name: 'kubegate_http_requests_total',
+    help: 'Kubernetes API requests through the proxy, by cluster, kube verb and HTTP status.',
+    labelNames: ['cluster', 'verb', 'code'] as const,
+    registers: [this.registry],
+  });
+  private readonly proxyTime = new Histogram({
+    name: 'kubegate_http_proxy_duration_seconds',
+    help: 'Time spent in kubegate itself (route, authenticate, authorize, pick a tunnel) before the request left for the cluster, or until kubegate answered it.',
+    labelNames: ['cluster', 'verb'] as const,
+    buckets: proxyBuckets,
+    registers: [this.registry],
+  });
+  private readonly upstreamTime = new Histogram({
+    name: 'kubegate_http_upstream_duration_seconds',
+    help: 'Time from sending the request over the tunnel to the response headers (agent + apiserver); watches count until their headers.',
+    labelNames: ['cluster', 'verb'] as const,
+    buckets: upstreamBuckets,
+    registers: [this.registry],
+  });
+  private readonly openStreams = new Gauge({
+    name: 'kubegate_http_open_streams',
+    help: 'Requests in flight on this replica, by cluster and kind (request, watch, upgrade).',
+    labelNames: ['cluster', 'kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly decisions = new Counter({
+    name: 'kubegate_authz_decisions_total',
+    help: 'Central authorization decisions: allow, deny, or unavailable (policy not confirmed current: fail closed).',
+    labelNames: ['cluster', 'decision'] as const,
+    registers: [this.registry],
+  });
+  private readonly tokenCache = new Counter({
+    name: 'kubegate_authn_token_cache_lookups_total',
+    help: 'Bearer token lookups answered from the in-memory cache (hit) or the database (miss).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly peerForwards = new Counter({
+    name: 'kubegate_peer_forwards_total',
+    help: 'Requests forwarded to a peer replica that holds the cluster tunnel, by cluster and HTTP status.',
+    labelNames: ['cluster', 'code'] as const,
+    registers: [this.registry],
+  });
+  private readonly enrollments = new Counter({
+    name: 'kubegate_tunnel_enrollments_total',
+    help: 'Agent certificate requests: enrolled (bootstrap token), renewed, refused.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly auditEvents = new Counter({
+    name: 'kubegate_audit_events_total',
+    help: 'Audit events by outcome: written to PostgreSQL, spooled to disk, replayed from the spool, refused (spool full).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    // Scrape-time collectors read the live objects through these (arrow
+    // functions keep `this`; inside collect(), `this` is the gauge).
+    const src = () => this.sources;
+    const label = (name: string) => this.cluster(name);
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'kubegate_build_info',
+      help: 'Always 1; the labels say which kubegate runs.',
+      labelNames: ['program', 'version'] as const,
+      registers: [this.registry],
+    }).set({ program: 'proxy', version: version }, 1);
+    new Gauge({
+      name: 'kubegate_tunnel_connected',
+      help: 'Live agent tunnels held by this replica, by cluster (0 for a known cluster with none here).',
+      labelNames: ['cluster'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const name of src().knownClusters?.() ?? []) this.set({ cluster: label(name) }, 0);
+        for (const t of src().tunnels?.tunnels() ?? []) {
+          if (!t.session.closed) this.inc({ cluster: label(t.cluster) });
+        }
+      },
+    });
+    new Gauge({
+      name: 'kubegate_tunnel_active_streams',
+      help: 'Streams open on this replica tunnels, by cluster (requests, watches and upgrades being carried).',
+      labelNames: ['cluster'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of src().tunnels?.tunnels() ?? []) {
+          this.inc({ cluster: label(t.cluster) }, t.active);
+        }
+      },
+    });
+    new Gauge({
+      name: 'kubegate_db_pool_connections',
+      help: 'PostgreSQL pool connections by state: total, idle, waiting (queued callers), max.',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = src().pool;
+        if (!p) return;
+        this.set({ state: 'total' }, p.totalCount);
+        this.set({ state: 'idle' }, p.idleCount);
+        this.set({ state: 'waiting' }, p.waitingCount);
+        const max = src().poolMax ?? p.options?.max;
+        if (max !== undefined) this.set({ state: 'max' }, max);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_authz_policy_age_seconds',
+      help: 'Seconds since the policy snapshot was last confirmed current; past KUBEGATE_POLICY_STALE_AFTER the replica fails closed.',
+      registers: [this.registry],
+      collect() {
+        const age = src().policyAgeSeconds?.();
+        if (age !== undefined) this.set(age);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_audit_queue_events',
+      help: 'Audit events waiting in memory to be written.',
+      registers: [this.registry],
+      collect() {
+        const n = src().auditQueueEvents?.();
+        if (n !== undefined) this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_audit_spool_bytes',
+      help: 'Bytes of audit events in the local spool (PostgreSQL was unreachable).',
+      registers: [this.registry],
+      collect() {
+        const n = src().auditSpoolBytes?.();
+        if (n !== undefined) this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'kubegate_audit_spool_limit_bytes',
+      help: 'Spool size at which new requests are refused (503) rather than lose audit events.',
+      registers: [this.registry],
+      collect() {
+        const n = src().auditSpoolLimitBytes?.();
+        if (n !== undefined) this.set(n);
+      },
+    });
+  }
+
+  /** Tell the scrape where the live state is; later calls add to or replace earlier ones. */
+  setSources(sources: ProxyMetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  /**
+   * The cluster label: registered names as they are, anything else `_other`,
+   * so a client inventing cluster names in URLs cannot grow the series count.
+   */
+  cluster(name: string | undefined): string {
+    if (!name) return otherCluster;
+    if (this.clustersSeen.has(name)) return name;
+    const known = this.sources.isKnownCluster?.(name) ?? false;
+    if (!known || this.clustersSeen.size >= maxClusters) return otherCluster;
+    this.clustersSeen.add(name);
+    return name;
+  }
+
+  /**
+   * One finished Kubernetes API request. `proxySeconds` is kubegate's own
+   * time; `upstreamSeconds` only when it was forwarded (time to headers).
+   */
+  observeRequest(
+    cluster: string | undefined,
+    verb: string | undefined,
+    code: number,
+    proxySeconds: number,
+    upstreamSeconds?: number,
+  ): void {
+    const c = this.cluster(cluster);
+    const v = boundedLabel(verb, knownVerbs, unknownVerb);
+    this.requests.inc({ cluster: c, verb: v, code: codeLabel(code) });
+    this.proxyTime.observe({ cluster: c, verb: v }, proxySeconds);
+    if (upstreamSeconds !== undefined)
+      this.upstreamTime.observe({ cluster: c, verb: v }, upstreamSeconds);
+  }
+
+  /**
+   * The request path's three calls, so the hot path stays one line each:
+   * `beginRequest` when the request arrives, `markSent` just before it goes
+   * over the tunnel (it is then also an open stream until it ends),
+   * `markHeaders` when the response headers come back, and `endRequest` when
+   * the response is closed. The decision label is read from the context the
+   * stages filled in: allowed → allow; refused (or a 403 for a cluster that is
+   * unknown or disabled) → deny; an authenticated 503 with no decision →
+   * unavailable (the policy could not be confirmed: fail closed).
+   */
+  beginRequest(ctx: RequestContext): void {
+    this.timings.set(ctx, { start: performance.now() });
+  }
+
+  markSent(ctx: RequestContext): void {
+    const t = this.timings.get(ctx);
+    if (!t || t.sent !== undefined) return;
+    t.sent = performance.now();
+    t.closeStream = this.openStream(
+      ctx.route?.cluster,
+      ctx.info?.verb === 'watch' ? 'watch' : 'request',
+    );
+  }
+
+  markHeaders(ctx: RequestContext): void {
+    const t = this.timings.get(ctx);
+    if (t && t.sent !== undefined && t.headers === undefined) t.headers = performance.now();
+  }
+
+  endRequest(ctx: RequestContext, code: number): void {
+    const t = this.timings.get(ctx);
+    if (!t) return;
+    this.timings.delete(ctx);
+    t.closeStream?.();
+    const now = performance.now();
+    const proxyMs = (t.sent ?? now) - t.start;
+    const upstreamMs =
+      t.sent !== undefined && t.headers !== undefined ? t.headers - t.sent : undefined;
+    const cluster = ctx.route?.cluster;
+    this.observeRequest(
+      cluster,
+      ctx.info?.verb,
+      code,
+      proxyMs / 1000,
+      upstreamMs === undefined ? undefined : upstreamMs / 1000,
+    );
+    if (ctx.decision?.allowed) this.observeDecision(cluster, 'allow');
+    else if (ctx.decision || (ctx.identity && code === 403)) this.observeDecision(cluster, 'deny');
+    else if (ctx.identity && code === 503) this.observeDecision(cluster, 'unavailable');
+  }
+
+  /** A request now in flight; call the returned function exactly once when it ends. */
+  openStream(cluster: string | undefined, kind: StreamKind): () => void {
+    const labels = { cluster: this.cluster(cluster), kind };
+    this.openStreams.inc(labels);
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.openStreams.dec(labels);
+    };
+  }
+
+  observeDecision(cluster: string | undefined, decision: DecisionLabel): void {
+    this.decisions.inc({ cluster: this.cluster(cluster), decision });
+  }
+
+  observeTokenCache(hit: boolean): void {
+    this.tokenCache.inc({ result: hit ? 'hit' : 'miss' });
+  }
+
+  observePeerForward(cluster: string | undefined, code: number): void {
+    this.peerForwards.inc({ cluster: this.cluster(cluster), code: codeLabel(code) });
+  }
+
+  observeEnrollment(result: EnrollResult): void {
+    this.enrollments.inc({ result });
+  }
+
+  observeAudit(outcome: AuditOutcome, events = 1): void {
+    this.auditEvents.inc({ outcome }, events);
+  }
+}
+
+/** The process's metrics. Tests that need isolation construct their own ProxyMetrics. */
+export const proxyMetrics = new ProxyMetrics();
+
+/** Serve the proxy's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
+export function startMetricsServer(
+  host: string,
+  port: number,
+  metrics: ProxyMetrics = proxyMetrics,
+): Promise<MetricsServer> {
+  return serve(host, port, metrics.registry);
+}

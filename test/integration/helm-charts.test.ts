@@ -1,0 +1,348 @@
+/**
+ * Both Helm charts with the real helm binary: lint and template with the
+ * minimal and the full values, invariants every rendered workload must keep
+ * (non-root, read-only root filesystem, no secret in plain env), and values
+ * the charts must refuse with a message that names the value and the fix.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { proxyDefaults, proxySchema } from '../../proxy/config.js';
+import { chartPath, helm, helmTemplate, renderObjects, type K8sObject } from '../support/helm.js';
+import { repoRoot } from '../support/repo.js';
+
+type Chart = 'kubegate' | 'kubegate-agent';
+const charts: Chart[] = ['kubegate', 'kubegate-agent'];
+const variants = ['minimal-values.yaml', 'full-values.yaml'];
+
+interface Container {
+  name: string;
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  securityContext?: {
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[] };
+  };
+}
+interface PodSpec {
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
+  containers: Container[];
+}
+
+/** The pod spec of a workload (Deployment, Job) or a Pod; undefined for other kinds. */
+function podSpecOf(o: K8sObject): PodSpec | undefined {
+  if (o.kind === 'Pod') return o.spec as PodSpec;
+  const spec = o.spec as { template?: { spec?: PodSpec } } | undefined;
+  return spec?.template?.spec;
+}
+
+for (const chart of charts) {
+  for (const v of variants) {
+    test(`${chart}: helm lint with ci/${v}`, async () => {
+      const r = await helm([
+        'lint',
+        '--strict',
+        chartPath(chart),
+        '-f',
+        join(chartPath(chart), 'ci', v),
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    });
+
+    test(`${chart}: helm template with ci/${v}: every pod is non-root, read-only, no secret in plain env`, async () => {
+      const { objects } = await renderObjects(chart, { ciValues: [v] });
+      const pods = objects.map(podSpecOf).filter((p): p is PodSpec => p !== undefined);
+      assert.ok(pods.length >= 2, 'a workload and a chart test pod at least');
+      for (const pod of pods) {
+        assert.equal(pod.securityContext?.runAsNonRoot, true);
+        assert.notEqual(pod.securityContext?.runAsUser, 0);
+        for (const c of pod.containers) {
+          assert.equal(c.securityContext?.readOnlyRootFilesystem, true, c.name);
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
+          assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], c.name);
+          for (const e of c.env ?? []) {
+            if (/DATABASE_URL|MASTER_KEY|SECRET|TOKEN$/.test(e.name))
+              assert.equal(e.value, undefined, `${e.name} comes from a Secret, never a literal`);
+          }
+        }
+      }
+    });
+  }
+}
+
+test('kubegate: several replicas spread over nodes, a PDB, probes, and a migration hook', async () => {
+  const { objects } = await renderObjects('kubegate', { ciValues: ['minimal-values.yaml'] });
+  const byKind = (k: string) => objects.filter((o) => o.kind === k);
+  const dep = byKind('Deployment')[0]!;
+  const spec = dep.spec as {
+    replicas: number;
+    template: {
+      spec: { affinity: { podAntiAffinity: unknown }; containers: Record<string, unknown>[] };
+    };
+  };
+  assert.ok(spec.replicas >= 2);
+  assert.ok(spec.template.spec.affinity.podAntiAffinity);
+  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+    assert.ok(spec.template.spec.containers[0]![probe], probe);
+  assert.equal(byKind('PodDisruptionBudget').length, 1);
+  assert.deepEqual(
+    byKind('Service')
+      .map((s) => s.metadata.name)
+      .sort(),
+    ['kubegate', 'kubegate-metrics', 'kubegate-tunnel'],
+  );
+  const job = byKind('Job')[0]!;
+  assert.equal(
+    (job.metadata.annotations as Record<string, string>)['helm.sh/hook'],
+    'pre-install,pre-upgrade',
+  );
+  assert.deepEqual(
+    (job.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec
+      .containers[0]!.args,
+    ['migrate'],
+  );
+  // The Secret the hook Job reads must exist before it: a hook with a lower weight.
+  const secret = byKind('Secret')[0]!;
+  const ann = secret.metadata.annotations as Record<string, string>;
+  assert.ok(Number(ann['helm.sh/hook-weight']) < 0);
+  assert.equal(byKind('HorizontalPodAutoscaler').length, 0, 'autoscaling is opt-in');
+  assert.equal(byKind('Ingress').length, 0, 'the Ingress is opt-in');
+  assert.equal(byKind('ServiceMonitor').length, 0, 'the ServiceMonitor is opt-in');
+});
+
+test('kubegate: full values render the optional objects', async () => {
+  const { objects } = await renderObjects('kubegate', { ciValues: ['full-values.yaml'] });
+  const kinds = new Set(objects.map((o) => o.kind));
+  for (const k of ['HorizontalPodAutoscaler', 'Ingress', 'ServiceMonitor', 'NetworkPolicy'])
+    assert.ok(kinds.has(k), k);
+  const dep = objects.find((o) => o.kind === 'Deployment')!;
+  assert.equal((dep.spec as { replicas?: number }).replicas, undefined, 'the HPA owns replicas');
+});
+
+test('kubegate: every env var the chart sets is a setting the proxy reads', async () => {
+  const known = new Set<string>(Object.values(proxySchema).map((s) => s.env));
+  const { objects } = await renderObjects('kubegate', { ciValues: ['full-values.yaml'] });
+  const dep = objects.find((o) => o.kind === 'Deployment')!;
+  const env = podSpecOf(dep)!.containers[0]!.env!.map((e) => e.name);
+  const extra = new Set(['NODE_OPTIONS']); // from extraEnv in full-values.yaml
+  for (const name of env) {
+    if (extra.has(name)) continue;
+    assert.ok(known.has(name), `${name} is not in proxySchema (proxy/config.ts)`);
+  }
+  // And the ones the proxy requires are always set.
+  for (const s of Object.values(proxySchema)) {
+    if ('required' in s && s.required) assert.ok(env.includes(s.env), `${s.env} is set`);
+  }
+});
+
+test('image, chart appVersion, package version and the default agent image agree', () => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  for (const chart of charts) {
+    const meta = parse(readFileSync(join(chartPath(chart), 'Chart.yaml'), 'utf8')) as {
+      appVersion: string;
+    };
+    const values = parse(readFileSync(join(chartPath(chart), 'values.yaml'), 'utf8')) as {
+      image: { repository: string };
+    };
+    assert.equal(meta.appVersion, pkg.version, `${chart} appVersion`);
+    assert.equal(`${values.image.repository}:${meta.appVersion}`, proxyDefaults.agentImage);
+  }
+});
+
+/** Values that must be refused, and what the message must say. */
+const refusals: { chart: Chart; name: string; values: unknown; message: RegExp }[] = [
+  // Required values: checked by the templates, with the fix in the message.
+  {
+    chart: 'kubegate',
+    name: 'no publicUrl',
+    values: { publicUrl: '' },
+    message: /set publicUrl to the https:\/\/ URL/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'no tunnelAddress',
+    values: { tunnelAddress: '' },
+    message: /set tunnelAddress to the host:port agents dial/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'no database',
+    values: { database: { url: '' } },
+    message: /set database\.url \(postgres:\/\/…\) or database\.existingSecret/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'no master key',
+    values: { masterKey: { value: '' } },
+    message:
+      /set masterKey\.existingSecret \(recommended\) or masterKey\.value.*openssl rand -base64 32/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a master key of the wrong length',
+    values: { masterKey: { value: 'c2hvcnQ=' } },
+    message: /masterKey\.value must be exactly 32 random bytes in base64/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a chart-managed setting in config',
+    values: { config: { KUBEGATE_PUBLIC_URL: 'https://x' } },
+    message: /config\.KUBEGATE_PUBLIC_URL is managed by the chart/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a pod label the chart owns',
+    values: { podLabels: { 'app.kubernetes.io/name': 'x' } },
+    message: /podLabels\.app\.kubernetes\.io\/name would override a label the chart sets/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'minReplicas above maxReplicas',
+    values: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
+    message: /minReplicas must not exceed autoscaling\.maxReplicas/,
+  },
+  // Types and shapes: the values schema, with the path of the bad value.
+  {
+    chart: 'kubegate',
+    name: 'plain http publicUrl',
+    values: { publicUrl: 'http://kubegate.example.com' },
+    message: /at '\/publicUrl': 'http:\/\/kubegate\.example\.com' does not match pattern/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a tunnel address without port',
+    values: { tunnelAddress: 'tunnel.example.com' },
+    message: /at '\/tunnelAddress'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a non-postgres database URL',
+    values: { database: { url: 'mysql://db/kubegate' } },
+    message: /at '\/database\/url'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a setting that is not KUBEGATE_*',
+    values: { config: { LOG_LEVEL: 'debug' } },
+    message: /invalid propertyName 'LOG_LEVEL'[\s\S]*does not match pattern '\^KUBEGATE_/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'an unknown service type',
+    values: { service: { tunnel: { type: 'External' } } },
+    message:
+      /at '\/service\/tunnel\/type': value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'replicas as a string',
+    values: { replicaCount: 'three' },
+    message: /at '\/replicaCount': got string, want integer/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a typo in a value name',
+    values: { replicas: 3 },
+    message: /additional properties 'replicas' not allowed/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a privileged container port',
+    values: { ports: { front: 443 } },
+    message: /at '\/ports\/front': minimum: got 443, want 1,?024/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'an anti-affinity mode that does not exist',
+    values: { podAntiAffinity: 'strict' },
+    message: /at '\/podAntiAffinity': value must be one of 'soft', 'hard'/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'no cluster',
+    values: { cluster: '' },
+    message: /set cluster to the name registered with `kubegate admin cluster add NAME`/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'no token',
+    values: { bootstrap: { token: '' } },
+    message: /set bootstrap\.token to the one-time token/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'a CA that is not PEM',
+    values: { bootstrap: { proxyCa: 'abc' } },
+    message: /set bootstrap\.proxyCa to the proxy CA certificate in PEM/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'a cluster name that is not a DNS label',
+    values: { cluster: 'EU_1' },
+    message: /at '\/cluster': 'EU_1' does not match pattern/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'a token of another kind',
+    values: { bootstrap: { token: 'kg_abc' } },
+    message: /at '\/bootstrap\/token'/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'a tunnel address without port',
+    values: { tunnelAddress: 'tunnel' },
+    message: /at '\/tunnelAddress'/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'an image digest that is not sha256',
+    values: { image: { digest: 'latest' } },
+    message: /at '\/image\/digest'/,
+  },
+];
+
+for (const r of refusals) {
+  test(`${r.chart} refuses ${r.name}`, async () => {
+    const res = await helmTemplate(r.chart, {
+      ciValues: ['minimal-values.yaml'],
+      values: [r.values],
+    });
+    assert.notEqual(
+      res.code,
+      0,
+      `helm template should fail; rendered:\n${res.stdout.slice(0, 300)}`,
+    );
+    assert.match(res.stderr, r.message);
+  });
+}
+
+test('NOTES.txt renders and says what to do next', async () => {
+  const want: Record<Chart, RegExp[]> = {
+    kubegate: [
+      /rollout status deploy\/kubegate/,
+      /admin cluster add eu-1/,
+      /back up the master key/,
+    ],
+    'kubegate-agent': [/"tunnel up"/, /helm test kubegate-agent/, /admin cluster bootstrap eu-1/],
+  };
+  for (const chart of charts) {
+    const r = await helm([
+      'install',
+      chart,
+      chartPath(chart),
+      '--dry-run=client',
+      '--namespace',
+      'kubegate',
+      '-f',
+      join(chartPath(chart), 'ci', 'minimal-values.yaml'),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    for (const re of want[chart]) assert.match(notes, re, `${chart} NOTES`);
+  }
+});
