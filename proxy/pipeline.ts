@@ -16,6 +16,7 @@ import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.j
 import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
+import { hdrRanAs } from '../common/tunnel-protocol.js';
 import { forward, type AnyRequest } from './forward/forward.js';
 import {
   respondError,
@@ -118,6 +119,7 @@ export function createUpgradeHandler(
           head,
           tunnel,
           upgrade,
+          (st, h) => audit?.responseStarted(st, h, hdrRanAs),
         );
         settled = true;
         audit.complete(status);

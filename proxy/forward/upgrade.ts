@@ -62,6 +62,8 @@ export function forwardUpgrade(
   head: Buffer,
   tunnel: Tunnel,
   upgrade: string,
+  /** Called once the agent answers (audit: ResponseStarted, the JIT account). */
+  onResponse?: (status: number, headers: http2.IncomingHttpHeaders) => void,
 ): Promise<number> {
   const route = ctx.route!;
   const identity = ctx.identity!;
@@ -112,6 +114,7 @@ export function forwardUpgrade(
     stream.on('response', (h) => {
       answered = true;
       status = h[hdrUpgradeStatus] === '101' ? 101 : Number(h[':status']);
+      onResponse?.(status, h);
       const lines: string[] = [];
       for (const [name, value] of Object.entries(h)) {
         if (value === undefined || isHopByHopResponseHeader(name)) continue;
