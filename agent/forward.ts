@@ -38,6 +38,8 @@ export interface UpstreamDeps {
 
 interface Credential {
   headers: Record<string, string | string[]>;
+  /** The kubegate user of a JIT credential (to rebuild it if the apiserver refuses it). */
+  user?: string;
   /** The identity the apiserver sees, returned to the proxy for audit. */
   ranAs: string;
 }
@@ -142,7 +144,11 @@ export class Upstream {
         grants,
         identity.kind ?? 'user',
       );
-      return { headers: { authorization: `Bearer ${c.token}` }, ranAs: c.username };
+      return {
+        headers: { authorization: `Bearer ${c.token}` },
+        ranAs: c.username,
+        user: identity.user,
+      };
     }
     const h: Record<string, string | string[]> = {
       authorization: `Bearer ${this.bearer()}`,
@@ -207,6 +213,7 @@ export class Upstream {
       } as Parameters<Pool['request']>[0])
       .then(({ statusCode, headers: h, body: resBody }) => {
         agentMetrics.observeUpstream(method, statusCode, (performance.now() - sentAt) / 1000);
+        if (statusCode === 401 && cred.user) this.deps.jit?.invalidate(cred.user);
         if (stream.destroyed) {
           resBody.destroy();
           return;

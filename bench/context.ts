@@ -28,7 +28,7 @@ export interface BenchContext {
   nginx: Nginx;
   /** The bench upstream reached directly, through kubegate, through nginx. */
   targets: Record<TargetName, Target>;
-  /** The agent of cluster `bench` on the main replica. */
+  /** The agent of cluster `bench` on the main replica (restarted if a row ends it). */
   agent: Proc;
   agentEnv: NodeJS.ProcessEnv;
   benchToken: string;

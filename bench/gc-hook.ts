@@ -64,3 +64,10 @@ if ((process.env.KG_BENCH_EXPERIMENT ?? '').split(',').includes('front-nodelay')
   http2.createSecureServer = patched;
   syncBuiltinESMExports();
 }
+
+// How a process under benchmark ended: a drained event loop (beforeExit), a
+// signal, or an explicit exit, whatever its own logger managed to flush.
+process.on('beforeExit', (code) => process.stderr.write(`kg-bench-before-exit code=${code}\n`));
+process.on('exit', (code) => process.stderr.write(`kg-bench-exit code=${code}\n`));
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+  process.on(sig, () => process.stderr.write(`kg-bench-signal ${sig}\n`));

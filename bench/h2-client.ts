@@ -9,6 +9,8 @@ import { nowMs } from './upstream.js';
 
 export interface GetResult {
   status: number;
+  /** The first 300 bytes of a non-2xx answer (to say why). */
+  error?: string;
   bytes: number;
   /** Request sent → first body byte, ms. */
   firstByteMs: number;
@@ -71,14 +73,19 @@ export class H2Client {
         stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(new Error(`GET ${path}: no answer within ${opts.timeoutMs ?? 10_000} ms`));
       }, opts.timeoutMs ?? 10_000);
+      let error = '';
       const finish = () => {
         clearTimeout(timer);
-        resolve({ status, bytes, firstByteMs: first, totalMs: performance.now() - t0 });
+        const r: GetResult = { status, bytes, firstByteMs: first, totalMs: performance.now() - t0 };
+        if (error) r.error = error;
+        resolve(r);
       };
       stream.on('response', (h) => (status = Number(h[':status'])));
       stream.on('data', (c: Buffer) => {
         if (!bytes) first = performance.now() - t0;
         bytes += c.length;
+        if ((status < 200 || status > 299) && error.length < 300)
+          error += c.toString('utf8', 0, Math.min(c.length, 300 - error.length));
         if (opts.firstByteOnly) {
           stream.close(http2.constants.NGHTTP2_CANCEL);
           finish();

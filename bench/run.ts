@@ -49,11 +49,13 @@ const log = (m: string) =>
 async function waitAllowed(t: Target, path: string): Promise<void> {
   const c = new H2Client(t.base, t.ca, t.headers);
   try {
-    let last = 0;
+    let last = '';
     for (let i = 0; i < 300; i++) {
-      const r = await c.get(t.prefix + path).catch(() => ({ status: 0 }));
+      const r = await c
+        .get(t.prefix + path)
+        .catch((err: Error) => ({ status: 0, error: err.message }));
       if (r.status === 200) return;
-      last = r.status;
+      last = `${r.status} ${r.error ?? ''}`.trim();
       await sleep(100);
     }
     throw new Error(`${t.name}: ${t.prefix}${path} did not answer 200 within 30 s (last: ${last})`);
@@ -228,9 +230,15 @@ async function main(): Promise<void> {
       return r.rows;
     });
     await attempt(rows, 'P3', '200 MiB LIST', () => p3List(ctx));
+    for (const x of (process.env.KG_BENCH_AB ?? '').split(',').filter(Boolean))
+      await attempt(rows, `X-${x}`, `experiment ${x}`, () => experimentRow(ctx, x));
     await attempt(rows, 'P4', 'concurrent watches', () =>
       p4Watches(ctx, Math.max(40_000, Math.min(100_000, budget.leftMs() - 360_000))),
     );
+    if (ctx.agent.child.exitCode !== null || ctx.agent.child.signalCode !== null) {
+      log('  the agent of "bench" ended during P4; starting it again for the next rows');
+      ctx.agent = await stack.startAgent('bench', agentEnv);
+    }
     // Let the proxy and agent finish tearing down P4's watches first.
     await attempt(rows, 'P5', 'stalled watch reader', async () => {
       const t = performance.now();
@@ -297,8 +305,6 @@ async function main(): Promise<void> {
       const r3 = await stack.startReplica('proxy-p11');
       return p11Agents(ctx, r3, budget.leftMs() - 60_000);
     });
-    for (const x of (process.env.KG_BENCH_AB ?? '').split(',').filter(Boolean))
-      await attempt(rows, `X-${x}`, `experiment ${x}`, () => experimentRow(ctx, x));
     if (budget.allows(40_000) && wanted('profile')) {
       log('profiles: node --cpu-prof on a replica and an agent');
       profiles = await profileRun(ctx).catch((err: unknown) => {

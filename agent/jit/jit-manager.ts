@@ -104,7 +104,9 @@ export class JitManager {
 
   /** Users with a live account on this agent (the proxy asks after policy changes). */
   knownUsers(): { user: string; groups: string[]; kind: 'user' | 'robot' }[] {
-    return [...this.users.values()].map((u) => ({ user: u.user, groups: u.groups, kind: u.kind }));
+    return [...this.users.values()]
+      .filter((u) => u.digest !== '')
+      .map((u) => ({ user: u.user, groups: u.groups, kind: u.kind }));
   }
 
   /** The credential to forward `user`'s request with, reconciling first if needed. */
@@ -143,6 +145,15 @@ export class JitManager {
       return;
     }
     if (digest !== st.digest) await this.serial(st, () => this.reconcile(st, u.grants, digest));
+  }
+
+  /** The apiserver refused the account's token (deleted or expired): rebuild on the next request. */
+  invalidate(user: string): void {
+    const st = this.users.get(user);
+    if (!st) return;
+    st.digest = '';
+    st.token = undefined;
+    st.tokenRefreshAt = 0;
   }
 
   private state(user: string, groups: string[], kind: 'user' | 'robot'): UserState {
@@ -339,7 +350,15 @@ export class JitManager {
   async removeUser(user: string, why: string): Promise<void> {
     const { core, rbac, namespace } = this.deps;
     const selector = `${managed},${userLabel}=${userKey(user)}`;
-    this.users.delete(user);
+    // Keep the entry (a request may be queued behind this removal on the same
+    // chain); forget what it held, so the next request reconciles from scratch.
+    const st = this.users.get(user);
+    if (st) {
+      st.digest = '';
+      st.token = undefined;
+      st.tokenRefreshAt = 0;
+      st.reconciledAt = 0;
+    }
     for (const b of (await rbac.listClusterRoleBinding({ labelSelector: selector })).items) {
       await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
     }
@@ -353,7 +372,7 @@ export class JitManager {
       .deleteNamespacedServiceAccount({ name: serviceAccountName(user), namespace })
       .catch(ignore(404));
     this.stats.deleted++;
-    this.stats.accounts = this.users.size;
+    this.stats.accounts = [...this.users.values()].filter((u) => u.digest !== '').length;
     this.deps.log.info({ user, why }, 'JIT account deleted');
   }
 
@@ -370,8 +389,13 @@ export class JitManager {
       const last = Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '');
       const inMemory = user ? this.users.get(user) : undefined;
       const lastUse = Math.max(Number.isNaN(last) ? 0 : last, inMemory?.lastUsedWritten ?? 0);
-      if (user && now - lastUse > this.deps.idleMs) await this.removeUser(user, 'idle');
-      else if (sa.metadata?.labels?.[userLabel]) liveKeys.add(sa.metadata.labels[userLabel]);
+      if (user && now - lastUse > this.deps.idleMs) {
+        const st = this.users.get(user);
+        await (st
+          ? this.serial(st, () => this.removeUser(user, 'idle'))
+          : this.removeUser(user, 'idle'));
+        if (this.users.get(user)?.digest === '') this.users.delete(user);
+      } else if (sa.metadata?.labels?.[userLabel]) liveKeys.add(sa.metadata.labels[userLabel]);
     }
     // Bindings whose account is gone (e.g. the agent stopped mid-reconcile).
     const crbs = await rbac.listClusterRoleBinding({ labelSelector: `${managed},${userLabel}` });

@@ -76,6 +76,9 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
     deps.upgrade(req, socket, head),
   );
+  // Nagle on the front (Node's HTTP/1.1 fallback leaves it on) holds small
+  // responses back for delayed ACKs: tens of ms per request (docs/decisions.md).
+  server.on('secureConnection', (socket: import('node:tls').TLSSocket) => socket.setNoDelay(true));
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'front TLS handshake failed'),
