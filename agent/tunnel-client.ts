@@ -58,6 +58,7 @@ export class TunnelClient {
   private stopped = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   /** Replica id of the proxy the tunnel currently reaches, from its hello. */
   replica: string | undefined;
   connected = false;
@@ -132,6 +133,12 @@ export class TunnelClient {
 
   start(): void {
     this.dial();
+    // Watchdog: a tunnel with no socket and no redial pending is stranded (seen
+    // after 10,000 watches were cancelled at once: the process then exited 0 with
+    // nothing left to do). Redial it; the interval also keeps the agent alive.
+    this.watchdog = setInterval(() => {
+      if (!this.stopped && !this.socket && !this.timer) this.dial();
+    }, 5_000);
   }
 
   private dial(): void {
@@ -175,13 +182,17 @@ export class TunnelClient {
         this.deps.reconnectBaseMs,
         this.deps.reconnectMaxMs,
       );
-      this.timer = setTimeout(() => this.dial(), delay);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.dial();
+      }, delay);
     });
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     this.socket?.destroy();
     this.server.close();
   }

@@ -60,7 +60,7 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
         break;
       case 'P5':
         out.push(
-          `${r.id}: ${r.result}. What a stalled stream can absorb is bounded by the HTTP/2 windows on the way: the tunnel's per-stream window (tunnelStreamWindow, 4 MiB, common/tunnel-protocol.ts) and the front's (4 MiB, proxy/front/server.ts), plus the agent's socket buffers to the apiserver.`,
+          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 4 MiB, common/tunnel-protocol.ts) plus the kernel buffers of the agent's own HTTP/1.1 connection to the apiserver, which has no per-stream flow control (direct HTTP/2 stops at the client's 64 KiB window).`,
         );
         break;
       case 'P10':
