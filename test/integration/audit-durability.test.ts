@@ -338,10 +338,9 @@ if (process.env.KG_AUDIT_CHILD) {
       assert.ok(s.orphansRecovered > 0, 'the kill left requests only the strict record knew about');
       const incomplete = rows.filter((r) => r.s === 'RequestReceived').map((r) => r.a);
       const complete = new Set(rows.filter((r) => r.s === 'ResponseComplete').map((r) => r.a));
-      assert.ok(
-        incomplete.length > 0 && complete.size > 0,
-        `${incomplete.length} / ${complete.size}`,
-      );
+      // Whether any ResponseComplete reached the database before the kill depends on
+      // the machine's load; the strict records must have covered the rest.
+      assert.ok(incomplete.length > 0, `${incomplete.length} / ${complete.size}`);
       assert.deepEqual(
         incomplete.filter((id) => complete.has(id)),
         [],
