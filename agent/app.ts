@@ -19,9 +19,11 @@ import { agentMetrics, startMetricsServer } from './metrics.js';
 import type { KubeRule } from './jit/rules.js';
 import {
   grantsPath,
+  jitAccountsPath,
   jitUsersPath,
   rolesPath,
   type GrantUpdate,
+  type JitAccountsReport,
   type TunnelRoles,
 } from '../common/tunnel-protocol.js';
 
@@ -83,6 +85,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     log: log.child({ part: 'upstream' }),
   });
   const onControl = async (path: string, _method: string, body: Buffer): Promise<unknown> => {
+    if (path === jitAccountsPath)
+      return jit ? jit.describe() : ({ mode: 'impersonate', accounts: [] } as JitAccountsReport);
     if (!jit)
       return path === jitUsersPath
         ? []

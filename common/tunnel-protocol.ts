@@ -33,6 +33,8 @@ export const hdrUpgradeStatus = 'kg-upgrade-status';
 export const rolesPath = '/.kubegate/v1/roles';
 export const grantsPath = '/.kubegate/v1/grants';
 export const jitUsersPath = '/.kubegate/v1/jit-users';
+/** Control path: what the agent holds on its cluster for JIT access (admin API view). */
+export const jitAccountsPath = '/.kubegate/v1/jit-accounts';
 /** Response header the agent sets on its own errors (tunnel-level, not the apiserver's). */
 export const hdrAgentError = 'kg-agent-error';
 
@@ -139,4 +141,39 @@ export const tunnelPingTimeoutMs = 10_000;
 /** The URI SAN that names a cluster in an agent certificate. */
 export function clusterUri(cluster: string): string {
   return `spiffe://kubegate/cluster/${cluster}`;
+}
+
+/** One JIT account as the agent sees it on its cluster (for admins; never a token). */
+export interface JitAccountView {
+  /** The kubegate user (or robot) name; absent when the account predates this agent's memory and carries no name. */
+  user?: string;
+  /** `system:serviceaccount:<namespace>:<name>`. */
+  serviceAccount: string;
+  createdAt?: string;
+  lastUsedAt?: string;
+  /** When idle clean-up deletes it unless it is used again. */
+  idleExpiresAt?: string;
+  /** When the agent's in-memory token for it expires (absent: none held now). */
+  tokenExpiresAt?: string;
+  bindings: {
+    kind: 'ClusterRoleBinding' | 'RoleBinding';
+    namespace?: string;
+    name: string;
+    clusterRole: string;
+  }[];
+}
+
+/** The answer to `jitAccountsPath`. */
+export interface JitAccountsReport {
+  mode: 'jit' | 'impersonate';
+  namespace?: string;
+  idleSeconds?: number;
+  accounts: JitAccountView[];
+  stats?: {
+    accounts: number;
+    created: number;
+    deleted: number;
+    tokenRequests: number;
+    reconcileErrors: number;
+  };
 }

@@ -23,7 +23,7 @@ import { PolicyStore } from './authz/policy-store.js';
 import { authorize } from './authz/authorizer.js';
 import { OpenRequests } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
-import { GrantSync } from './jit/grant-sync.js';
+import { askAgent, GrantSync } from './jit/grant-sync.js';
 import { createApiHandler } from './api/router.js';
 import { proxyMetrics, startMetricsServer } from './metrics.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -218,6 +218,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           bootstrapTokenTtlMs: config.bootstrapTokenTtl,
           agentImage: config.agentImage,
         },
+        askAgent: (cluster, path) => askAgent(registry, cluster, path),
         // Paths the admin API does not serve: the audit API, then 404.
         fallback: (req, res) => {
           if (auditApi(req, res)) return;

@@ -12,7 +12,13 @@ import * as k8s from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import type { GrantUpdate, TunnelGrant, TunnelRoles } from '../../common/tunnel-protocol.js';
+import type {
+  GrantUpdate,
+  JitAccountView,
+  JitAccountsReport,
+  TunnelGrant,
+  TunnelRoles,
+} from '../../common/tunnel-protocol.js';
 import { statusCode } from '../kube-client.js';
 import {
   bindingName,
@@ -49,6 +55,7 @@ interface UserState {
   reconciledAt: number;
   token?: string;
   tokenRefreshAt: number;
+  tokenExpiresAt: number;
   lastUsedWritten: number;
   chain: Promise<unknown>;
 }
@@ -167,6 +174,7 @@ export class JitManager {
         digest: '',
         reconciledAt: 0,
         tokenRefreshAt: 0,
+        tokenExpiresAt: 0,
         lastUsedWritten: 0,
         chain: Promise.resolve(),
       };
@@ -321,6 +329,7 @@ export class JitManager {
       ? new Date(tr.status.expirationTimestamp).getTime()
       : Date.now() + this.deps.tokenSeconds * 1000;
     st.token = token;
+    st.tokenExpiresAt = expires;
     // Refresh with a fifth of the lifetime left, well before the apiserver would refuse it.
     st.tokenRefreshAt = Date.now() + ((expires - Date.now()) * 4) / 5;
   }
@@ -425,6 +434,68 @@ export class JitManager {
       if (!used.has(r.metadata!.name!) && age > 60_000)
         await rbac.deleteClusterRole({ name: r.metadata!.name! }).catch(ignore(404));
     }
+  }
+
+  /**
+   * What this agent holds on its cluster now, read from the cluster itself
+   * (labelled objects only) plus what it knows in memory: for the admin API.
+   */
+  async describe(): Promise<JitAccountsReport> {
+    const { core, rbac, namespace } = this.deps;
+    const sel = `${managed},${userLabel}`;
+    const [sas, crbs, rbs] = await Promise.all([
+      core.listNamespacedServiceAccount({ namespace, labelSelector: sel }),
+      rbac.listClusterRoleBinding({ labelSelector: sel }),
+      rbac.listRoleBindingForAllNamespaces({ labelSelector: sel }),
+    ]);
+    const bindings = new Map<string, JitAccountView['bindings']>();
+    const add = (key: string | undefined, b: JitAccountView['bindings'][number]) => {
+      if (!key) return;
+      bindings.set(key, [...(bindings.get(key) ?? []), b]);
+    };
+    for (const b of crbs.items)
+      add(b.metadata?.labels?.[userLabel], {
+        kind: 'ClusterRoleBinding',
+        name: b.metadata!.name!,
+        clusterRole: b.roleRef.name,
+      });
+    for (const b of rbs.items)
+      add(b.metadata?.labels?.[userLabel], {
+        kind: 'RoleBinding',
+        namespace: b.metadata!.namespace!,
+        name: b.metadata!.name!,
+        clusterRole: b.roleRef.name,
+      });
+    const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : undefined);
+    const accounts = sas.items.map((sa): JitAccountView => {
+      const user = sa.metadata?.annotations?.[userAnnotation];
+      const st = user ? this.users.get(user) : undefined;
+      const last = Math.max(
+        Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '') || 0,
+        st?.lastUsedWritten ?? 0,
+      );
+      return {
+        user,
+        serviceAccount: `system:serviceaccount:${namespace}:${sa.metadata!.name!}`,
+        createdAt: sa.metadata?.creationTimestamp
+          ? new Date(sa.metadata.creationTimestamp).toISOString()
+          : undefined,
+        lastUsedAt: iso(last),
+        idleExpiresAt: iso(last > 0 ? last + this.deps.idleMs : 0),
+        tokenExpiresAt: st?.token ? iso(st.tokenExpiresAt) : undefined,
+        bindings: (bindings.get(sa.metadata?.labels?.[userLabel] ?? '') ?? []).sort((a, b) =>
+          `${a.namespace ?? ''}/${a.name}`.localeCompare(`${b.namespace ?? ''}/${b.name}`),
+        ),
+      };
+    });
+    accounts.sort((a, b) => (a.user ?? a.serviceAccount).localeCompare(b.user ?? b.serviceAccount));
+    return {
+      mode: 'jit',
+      namespace,
+      idleSeconds: Math.round(this.deps.idleMs / 1000),
+      accounts,
+      stats: { ...this.stats },
+    };
   }
 
   startCleanup(everyMs: number): void {

@@ -17,6 +17,7 @@ import { RbacStore } from '../rbac/rbac-store.js';
 import { bindingRoutes } from './bindings.js';
 import { changeRoutes } from './changes.js';
 import { clusterRoutes } from './clusters.js';
+import { jitAccountRoutes } from './jit-accounts.js';
 import { roleRoutes } from './roles.js';
 import type { ApiCaller, ApiDeps, Handler, Route } from './types.js';
 
@@ -24,6 +25,7 @@ export type { ApiCaller, ApiDeps, BootstrapDeps } from './types.js';
 
 const routes: readonly Route[] = [
   ...clusterRoutes,
+  ...jitAccountRoutes,
   ...roleRoutes,
   ...bindingRoutes,
   ...changeRoutes,

@@ -53,6 +53,11 @@ export interface ApiDeps {
    * an admin, 401/403 for anyone else.
    */
   fallback?: (req: AnyRequest, res: AnyResponse) => void;
+  /**
+   * Ask a cluster's agent a control question over a tunnel (GET `path`);
+   * undefined when no tunnel for it is reachable from this replica.
+   */
+  askAgent?: (cluster: string, path: string) => Promise<unknown>;
 }
 
 /** One API request, as every resource handler sees it. */

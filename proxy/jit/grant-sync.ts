@@ -124,6 +124,19 @@ function control(
   });
 }
 
+/**
+ * Ask the agent of `cluster` a control question over one of this replica's
+ * tunnels; undefined when this replica holds none.
+ */
+export async function askAgent(
+  registry: TunnelRegistry,
+  cluster: string,
+  path: string,
+): Promise<unknown> {
+  const t = registry.pick(cluster);
+  return t ? control(t.session, 'GET', path) : undefined;
+}
+
 export class GrantSync {
   constructor(
     private readonly registry: TunnelRegistry,

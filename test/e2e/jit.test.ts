@@ -4,14 +4,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant, ungrant } from '../support/grants.js';
-import { until } from '../support/http.js';
+import { httpGet, until } from '../support/http.js';
 
 let stack: Stack;
 let admin: { kubeconfig: string };
+let adminToken: string;
+let ca: string;
 
 const sa = (user: string) => `kg-u-${createHashHex(user).slice(0, 16)}`;
 import { createHash } from 'node:crypto';
@@ -51,6 +53,10 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
     admin = { kubeconfig: stack.cluster.kubeconfig };
+    // The front's CA is the internal server CA the agents pin too.
+    ca = readFileSync(stack.agentEnv.get('dev')!.KUBEGATE_PROXY_CA_FILE!, 'utf8');
+    const rootKc = await stack.kubeconfig('root', ['kubegate-admins']);
+    adminToken = /token: (kg_\S+)/.exec(readFileSync(rootKc, 'utf8'))![1]!;
     for (const ns of ['team-a', 'team-b']) await kubectlOk(['create', 'namespace', ns], admin);
   });
   after(async () => {
@@ -113,6 +119,49 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
         `both layers agree on: ${row.join(' ')} (central ${central}, cluster ${cluster})`,
       );
     }
+  });
+
+  test('the admin API shows the accounts the agent holds, read from the cluster, without tokens', async () => {
+    const url = `${stack.publicUrl}/api/v1/clusters/dev/jit-accounts`;
+    const r = await httpGet(url, { token: adminToken, ca });
+    assert.equal(r.status, 200, r.body);
+    const report = JSON.parse(r.body) as {
+      cluster: string;
+      mode: string;
+      accounts: {
+        user?: string;
+        serviceAccount: string;
+        lastUsedAt?: string;
+        idleExpiresAt?: string;
+        tokenExpiresAt?: string;
+        bindings: { kind: string; namespace?: string; clusterRole: string }[];
+      }[];
+      stats: { created: number; tokenRequests: number };
+    };
+    assert.equal(report.mode, 'jit');
+    const erin = report.accounts.find((a) => a.user === 'erin');
+    assert.ok(erin, `erin's account listed: ${r.body}`);
+    assert.equal(erin.serviceAccount, `system:serviceaccount:kubegate-system:${sa('erin')}`);
+    assert.deepEqual(
+      erin.bindings.map((b) => `${b.kind}:${b.namespace ?? ''}:${b.clusterRole.split(':')[1]}`),
+      ['ClusterRoleBinding::view', 'RoleBinding:team-a:edit'],
+    );
+    assert.ok(Date.parse(erin.idleExpiresAt!) > Date.parse(erin.lastUsedAt!));
+    assert.ok(Date.parse(erin.tokenExpiresAt!) > Date.now());
+    assert.ok(report.stats.created >= 1 && report.stats.tokenRequests >= 1);
+    // Whatever the agent holds in memory, no token leaves it.
+    assert.doesNotMatch(r.body, /eyJ[A-Za-z0-9_-]{10,}\./);
+    // Admins only; an unknown cluster is a 404 problem.
+    const erinToken = /token: (kg_\S+)/.exec(
+      readFileSync(await stack.kubeconfig('erin'), 'utf8'),
+    )![1]!;
+    assert.equal((await httpGet(url, { token: erinToken, ca })).status, 403);
+    const missing = await httpGet(`${stack.publicUrl}/api/v1/clusters/nope/jit-accounts`, {
+      token: adminToken,
+      ca,
+    });
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.headers['content-type']), /problem\+json/);
   });
 
   test('no Secret of type service-account-token is ever created', async () => {
@@ -338,5 +387,45 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       40_000,
       'no orphans',
     );
+  });
+
+  test('a grant above the ceiling role is refused by the agent with a clear error; grants within it work', async () => {
+    // A ceiling of read-only access: the agent must refuse to mint `edit`.
+    const ceiling = `${stack.dir}/ceiling.json`;
+    writeFileSync(
+      ceiling,
+      JSON.stringify([{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] }]),
+    );
+    await stack.agents.get('dev')!.stop();
+    await stack.startAgent('dev', undefined, { KUBEGATE_JIT_CEILING_FILE: ceiling });
+    try {
+      await grant(stack, {
+        users: ['ivy'],
+        role: 'edit',
+        clusters: ['dev'],
+        namespaces: ['team-a'],
+      });
+      await grant(stack, {
+        users: ['gina'],
+        role: 'view',
+        clusters: ['dev'],
+        namespaces: ['team-a'],
+      });
+      const ivy = await stack.kubeconfig('ivy');
+      const r = await kubectl(['get', 'configmaps', '-n', 'team-a'], { kubeconfig: ivy });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Forbidden/);
+      assert.match(r.stderr, /refuses role edit.*ceiling/);
+      // Nothing was bound for ivy on the cluster.
+      const key = createHashHex('ivy').slice(0, 16);
+      const rbs = await json<List>(['get', 'rolebindings', '-A', '-l', `kubegate.dev/user=${key}`]);
+      assert.deepEqual(names(rbs), []);
+      // Within the ceiling: works, and runs as gina's account.
+      const gina = await stack.kubeconfig('gina');
+      await kubectlOk(['get', 'configmaps', '-n', 'team-a'], { kubeconfig: gina });
+    } finally {
+      await stack.agents.get('dev')!.stop();
+      await stack.startAgent('dev');
+    }
   });
 });

@@ -57,7 +57,8 @@ export interface Stack {
   /** Write a fleet kubeconfig for a user; returns its path. */
   kubeconfig(user: string, groups?: string[], ttl?: string): Promise<string>;
   /** Start (or restart) the agent of a cluster, optionally against another replica's tunnel listener. */
-  startAgent(cluster: string, tunnelAddress?: string): Promise<Proc>;
+  /** Start (again) the agent of `cluster`, optionally at another tunnel address or with extra env. */
+  startAgent(cluster: string, tunnelAddress?: string, extraEnv?: NodeJS.ProcessEnv): Promise<Proc>;
   /** Register one more cluster (a new real control plane) and attach its agent. */
   addCluster(c: StackCluster): Promise<void>;
   /** Another proxy replica sharing the database; returns its env and process. */
@@ -163,8 +164,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     };
     for (const c of opts.clusters ?? [{ name: 'dev', labels: { env: 'dev' } }]) await attach(c);
 
-    const startAgent = async (name: string, tunnelAddress?: string) => {
-      const e = agentEnv.get(name);
+    const startAgent = async (
+      name: string,
+      tunnelAddress?: string,
+      extraEnv: NodeJS.ProcessEnv = {},
+    ) => {
+      const base = agentEnv.get(name);
+      const e = base && { ...base, ...extraEnv };
       if (!e) throw new Error(`no cluster ${name} in this stack`);
       log(`starting the agent for "${name}"`);
       const agent = startKubegate(

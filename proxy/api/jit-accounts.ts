@@ -1,0 +1,44 @@
+/**
+ * `GET /api/v1/clusters/{name}/jit-accounts`: the just-in-time accounts a
+ * cluster's agent holds right now — which user, which ServiceAccount, which
+ * bindings, last use and when idle clean-up will delete it. Read live from the
+ * agent (which reads its cluster), so it shows what the cluster enforces, not
+ * what the proxy believes. Never carries a token.
+ */
+import { KgError } from '../../common/errors.js';
+import { jitAccountsPath, type JitAccountsReport } from '../../common/tunnel-protocol.js';
+import { sendJson } from './json.js';
+import { checkQuery } from './params.js';
+import type { Route } from './types.js';
+
+export const jitAccountRoutes: Route[] = [
+  {
+    pattern: /^\/api\/v1\/clusters\/([^/]+)\/jit-accounts$/,
+    methods: {
+      GET: async (call) => {
+        checkQuery(call.query, []);
+        const name = call.params[0]!;
+        const cluster = await call.store.getCluster(name);
+        if (!cluster)
+          throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
+        let report: JitAccountsReport | undefined;
+        try {
+          report = (await call.deps.askAgent?.(name, jitAccountsPath)) as
+            JitAccountsReport | undefined;
+        } catch (err) {
+          throw new KgError(
+            'KG_ERR_UPSTREAM',
+            `the agent of cluster "${name}" could not list its accounts: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        if (!report)
+          throw new KgError(
+            'KG_ERR_CLUSTER_OFFLINE',
+            `cluster "${name}" has no agent connected to this proxy replica; retry, or check the agent`,
+          );
+        sendJson(call, { cluster: name, ...report });
+      },
+    },
+  },
+];
