@@ -220,12 +220,21 @@ function effectiveIndexed(
  * The bindings in effect for `who` on `cluster` at `now`, in snapshot order,
  * each once (for kubeconfig contexts and the agent's JIT bindings).
  */
+function isDeactivated(snap: PolicySnapshot, who: Identity): boolean {
+  return (
+    who.kind === 'user' &&
+    snap.deactivatedUsers !== undefined &&
+    snap.deactivatedUsers.has(who.user)
+  );
+}
+
 export function bindingsFor(
   snap: PolicySnapshot,
   who: Identity,
   cluster: ClusterRef,
   now: Date,
 ): Binding[] {
+  if (isDeactivated(snap, who)) return [];
   return effectiveIndexed(indexOf(snap), who, cluster, now.getTime()).map((ib) => ib.binding);
 }
 
@@ -265,6 +274,8 @@ export function authorize(
   cluster: ClusterRef,
   now: Date,
 ): Decision {
+  if (isDeactivated(snap, who))
+    return { allowed: false, reason: `denied: user ${JSON.stringify(who.user)} is deactivated` };
   const idx = indexOf(snap);
   const nowMs = now.getTime();
   const granting = firstBinding(idx, who, cluster, nowMs, info);

@@ -38,7 +38,7 @@ export interface PolicyStoreOptions {
 
 /** Load the whole policy in one consistent read. */
 export async function loadPolicy(client: pg.ClientBase | Pool): Promise<PolicyState> {
-  const [clusters, roles, bindings] = await Promise.all([
+  const [clusters, roles, bindings, inactive] = await Promise.all([
     client.query<{ name: string; labels: Record<string, string>; disabled: boolean }>(
       'SELECT name, labels, disabled FROM clusters',
     ),
@@ -55,6 +55,7 @@ export async function loadPolicy(client: pg.ClientBase | Pool): Promise<PolicySt
     }>(
       'SELECT id, subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason FROM bindings',
     ),
+    client.query<{ username: string }>('SELECT username FROM users WHERE NOT active'),
   ]);
   const roleMap = new Map<string, Role>();
   for (const r of builtinRoles) roleMap.set(r.name, { name: r.name, rules: r.rules });
@@ -75,6 +76,7 @@ export async function loadPolicy(client: pg.ClientBase | Pool): Promise<PolicySt
         expiresAt: b.expires_at,
         reason: b.reason,
       })),
+      deactivatedUsers: new Set(inactive.rows.map((u) => u.username)),
     },
     clusters: new Map(
       clusters.rows.map((c) => [c.name, { name: c.name, labels: c.labels, disabled: c.disabled }]),

@@ -53,6 +53,11 @@ export interface Role {
 export interface PolicySnapshot {
   roles: ReadonlyMap<string, Role>;
   bindings: readonly Binding[];
+  /**
+   * Users an admin deactivated: no binding applies to them, so the proxy
+   * denies them and their JIT accounts lose every grant (and are deleted).
+   */
+  deactivatedUsers?: ReadonlySet<string>;
 }
 
 export interface Decision {

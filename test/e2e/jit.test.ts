@@ -389,6 +389,52 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     );
   });
 
+  test("deactivating a user deletes the user's account on the cluster and both layers deny", async () => {
+    // A user known to kubegate (as after a sign-in) with a live JIT account.
+    await stack.sql(
+      `INSERT INTO users (issuer, subject, username) VALUES ('https://idp.test', 'jo-1', 'jo')`,
+    );
+    await grant(stack, { users: ['jo'], role: 'edit', clusters: ['dev'], namespaces: ['team-a'] });
+    const jo = await stack.kubeconfig('jo');
+    await kubectlOk(['get', 'configmaps', '-n', 'team-a'], { kubeconfig: jo });
+    const direct = directKubeconfig(
+      'jo',
+      (await kubectlOk(['create', 'token', sa('jo'), '-n', 'kubegate-system'], admin)).trim(),
+    );
+    assert.equal(
+      (
+        await kubectl(['auth', 'can-i', 'create', 'configmaps', '-n', 'team-a'], {
+          kubeconfig: direct,
+        })
+      ).stdout.trim(),
+      'yes',
+    );
+    const t0 = Date.now();
+    // Deleted because the grants were pushed empty, not by idle clean-up (8 s in this suite).
+    const pushed = stack.agents.get('dev')!.waitFor(/"user":"jo","why":"grants revoked"/, 15_000);
+    await stack.admin(['user', 'deactivate', 'jo']);
+    await pushed;
+    const key = createHashHex('jo').slice(0, 16);
+    await until(
+      async () =>
+        (await kubectl(['get', 'serviceaccount', sa('jo'), '-n', 'kubegate-system'], admin))
+          .code !== 0 &&
+        (await json<List>(['get', 'rolebindings', '-A', '-l', `kubegate.dev/user=${key}`])).items
+          .length === 0,
+      10_000,
+      "jo's account and bindings deleted",
+    );
+    process.stderr.write(`# user deactivated → JIT account gone after ${Date.now() - t0} ms\n`);
+    // The proxy refuses jo (the token was revoked too), and the account's token is dead on the cluster.
+    const r = await kubectl(['get', 'configmaps', '-n', 'team-a'], { kubeconfig: jo });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Unauthorized|Forbidden/);
+    const c = await kubectl(['auth', 'can-i', 'create', 'configmaps', '-n', 'team-a'], {
+      kubeconfig: direct,
+    });
+    assert.notEqual(c.stdout.trim(), 'yes');
+  });
+
   test('a grant above the ceiling role is refused by the agent with a clear error; grants within it work', async () => {
     // A ceiling of read-only access: the agent must refuse to mint `edit`.
     const ceiling = `${stack.dir}/ceiling.json`;

@@ -391,6 +391,27 @@ test('authorize: an allow names the binding and role; the baseline names itself'
   assert.equal(d.bindingId, 'b7');
 });
 
+test('a deactivated user has no bindings and is denied; a robot of the same name is not', () => {
+  const b = binding('b8', {
+    subjects: [
+      { kind: 'User', name: 'alice' },
+      { kind: 'Robot', name: 'alice' },
+    ],
+  });
+  const live = snapshot([b]);
+  const off = { ...live, deactivatedUsers: new Set(['alice']) };
+  assert.equal(authorize(live, alice, getPod, prod, NOW).allowed, true);
+  const d = authorize(off, alice, getPod, prod, NOW);
+  assert.deepEqual({ ...d }, { allowed: false, reason: 'denied: user "alice" is deactivated' });
+  assert.equal(authorize(off, alice, nonres('get', '/api'), prod, NOW).allowed, false);
+  assert.deepEqual(bindingsFor(off, alice, prod, NOW), []);
+  const robot: Identity = { user: 'alice', groups: [], kind: 'robot' };
+  assert.deepEqual(
+    bindingsFor(off, robot, prod, NOW).map((x) => x.id),
+    ['b8'],
+  );
+});
+
 // --- selectorMatches ----------------------------------------------------------
 
 const selectorCases: {
