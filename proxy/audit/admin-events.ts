@@ -28,6 +28,17 @@ export interface AdminEventInput {
   annotations?: Record<string, string>;
 }
 
+/** Where an admin action came from, as the request path records it for kube requests. */
+export function requestOrigin(req: {
+  socket: { remoteAddress?: string | undefined };
+  headers: { 'user-agent'?: string | undefined };
+}): { sourceIp: string; userAgent: string } {
+  return {
+    sourceIp: req.socket.remoteAddress ?? '',
+    userAgent: String(req.headers['user-agent'] ?? '').slice(0, 512),
+  };
+}
+
 /** Record one admin action as an audit event, inside the caller's transaction. */
 export async function recordAdminEvent(db: Queryable, e: AdminEventInput): Promise<void> {
   const detail =

@@ -5,7 +5,6 @@
  * --out FILE) and is shown once; messages for people go to stderr.
  */
 import { writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { loadConfig, parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import { proxyDefaults, proxySchema } from '../config.js';
@@ -13,7 +12,7 @@ import { TokenStore } from '../authn/token-store.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { createRobot, deleteRobot, listRobots, rotateRobot } from '../identity/robot-store.js';
 import { activateUser, deactivateUser, listUsers } from '../identity/user-store.js';
-import { flag, flagList, parseArgs, type Parsed } from './args.js';
+import { cliActor, flag, flagList, parseArgs, type Parsed } from './args.js';
 
 /** Appended to `kubegate --help`. */
 export const identityUsage = `  kubegate admin user list                    list users who signed in
@@ -27,13 +26,7 @@ export const identityUsage = `  kubegate admin user list                    list
   kubegate admin robot delete NAME            delete a robot and revoke its tokens
 `;
 
-function actor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return `cli:${process.env.USER ?? 'unknown'}`;
-  }
-}
+const actor = cliActor;
 
 async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
   const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {});

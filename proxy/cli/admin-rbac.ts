@@ -5,7 +5,6 @@
  * on one line, tables, YAML); messages for people go to stderr.
  */
 import { readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { loadConfig, parseDuration } from '../../common/config.js';
 import { KgError, isKgError } from '../../common/errors.js';
@@ -13,7 +12,7 @@ import { proxySchema } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { RbacStore, type BindingRecord, type Page } from '../rbac/rbac-store.js';
 import { formatSelector, parseSelectorText } from '../rbac/selector-text.js';
-import { flag, flagList, parseArgs, type Parsed } from './args.js';
+import { cliActor, flag, flagList, parseArgs, type Parsed } from './args.js';
 
 /** Appended to `kubegate --help`. */
 export const rbacUsage = `  kubegate admin role list                    list built-in and custom roles
@@ -31,15 +30,7 @@ export const rbacUsage = `  kubegate admin role list                    list bui
   kubegate admin binding delete ID            delete a binding
 `;
 
-/** Who the admin change log names for a CLI change. */
-function actor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    // No passwd entry (some containers): fall back to what the shell says.
-    return `cli:${process.env.USER ?? `uid-${process.getuid?.() ?? 'unknown'}`}`;
-  }
-}
+const actor = cliActor;
 
 async function withStore<T>(fn: (store: RbacStore) => Promise<T>): Promise<T> {
   const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {});

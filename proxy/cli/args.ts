@@ -1,4 +1,5 @@
 /** A small argument parser: positionals, `--flag value`, `--flag=value`, repeatable flags, booleans. */
+import { userInfo } from 'node:os';
 import { KgError } from '../../common/errors.js';
 
 export interface Parsed {
@@ -52,4 +53,14 @@ export function labelsOf(p: Parsed): Record<string, string> {
     out[l.slice(0, eq)] = l.slice(eq + 1);
   }
   return out;
+}
+
+/** How change logs and the audit log name whoever runs the CLI: `cli:<login>`. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    // No passwd entry (some containers): fall back to what the shell says.
+    return `cli:${process.env.USER ?? `uid-${process.getuid?.() ?? 'unknown'}`}`;
+  }
 }

@@ -12,6 +12,7 @@ import { migrate } from '../db/migrate.js';
 import { parseMasterKey } from '../pki/master-key.js';
 import { loadCas } from '../pki/ca-store.js';
 import { ClusterStore } from '../clusters/cluster-store.js';
+import { recordAdminEvent } from '../audit/admin-events.js';
 import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
 import { TokenStore } from '../authn/token-store.js';
@@ -21,7 +22,7 @@ import { bindingsFor } from '../authz/authorizer.js';
 import { adminRbac, rbacUsage } from './admin-rbac.js';
 import { adminIdentity, identityUsage } from './admin-identity.js';
 import { adminAudit, auditUsage } from './admin-audit.js';
-import { flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
+import { cliActor, flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
 
 const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
 
@@ -152,6 +153,18 @@ async function admin(args: string[]): Promise<void> {
         ttlMs: ttlOf(p, cfg.tokenTtl),
         description: area === 'kubeconfig' ? 'kubeconfig (cli)' : 'cli',
         createdBy: 'cli',
+      });
+      await recordAdminEvent(pool, {
+        actor: cliActor(),
+        verb: 'create',
+        resource: area === 'kubeconfig' ? 'kubeconfigs' : 'tokens',
+        name: user,
+        detail: {
+          tokenId: t.id,
+          expiresAt: t.expiresAt.toISOString(),
+          groups: flagList(p, 'group'),
+        },
+        userAgent: 'kubegate-cli',
       });
       if (area === 'token') {
         output(p, t.token + '\n', 'token');

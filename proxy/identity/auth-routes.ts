@@ -10,7 +10,7 @@
  * code cannot be planted into a victim's browser (login CSRF, RFC 9700 §4.7).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { KgError } from '../../common/errors.js';
+import { isKgError, KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
 import type { TokenStore } from '../authn/token-store.js';
@@ -32,6 +32,7 @@ import {
 } from './session-store.js';
 import type { IdentitySettings } from './settings.js';
 import { recordLogin } from './user-store.js';
+import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
 
 /** How long a sign-in may take at the provider. */
 const loginTtlMs = 10 * 60_000;
@@ -112,6 +113,26 @@ function sameText(a: string, b: string): boolean {
  */
 export async function callback(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
   if (!deps.oidc) throw notConfigured();
+  try {
+    await finishSignIn(deps, req, res);
+  } catch (err) {
+    // A refused sign-in is a security event too: recorded, then shown to the user.
+    await recordAdminEvent(deps.pool, {
+      actor: 'anonymous',
+      verb: 'login',
+      resource: 'logins',
+      code: isKgError(err) && err.status === 403 ? 403 : 401,
+      annotations: { 'kubegate.dev/reason': (err as Error).message.slice(0, 300) },
+      ...requestOrigin(req),
+    }).catch((e: unknown) =>
+      deps.log.warn({ err: (e as Error).message }, 'could not audit a refused sign-in'),
+    );
+    throw err;
+  }
+}
+
+async function finishSignIn(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
+  if (!deps.oidc) throw notConfigured();
   const target = req.url ?? '';
   const rawQuery = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
   const params = new URLSearchParams(rawQuery);
@@ -155,6 +176,14 @@ export async function callback(deps: AuthDeps, req: AnyRequest, res: AnyResponse
     userAgent: String(req.headers['user-agent'] ?? ''),
     sourceIp: req.socket.remoteAddress ?? '',
   });
+  await recordAdminEvent(deps.pool, {
+    actor: `user:${user.username}`,
+    verb: 'login',
+    resource: 'logins',
+    name: user.username,
+    detail: { issuer: li.issuer, groups: user.groups, sessionExpiresAt: expiresAt.toISOString() },
+    ...requestOrigin(req),
+  });
   deps.log.info(
     { user: user.username, userId: user.id, groups: user.groups.length },
     'signed in with single sign-on',
@@ -174,6 +203,13 @@ export async function logout(deps: AuthDeps, req: AnyRequest, res: AnyResponse):
     if (caller?.via === 'session') {
       checkBrowserRequest(req, caller, deps.settings, form.get('csrf') ?? undefined);
       await deleteSession(deps.pool, cookie);
+      await recordAdminEvent(deps.pool, {
+        actor: caller.actor,
+        verb: 'logout',
+        resource: 'logins',
+        name: caller.name,
+        ...requestOrigin(req),
+      });
       deps.log.info({ user: caller.name }, 'signed out');
     }
   }

@@ -8,7 +8,8 @@ import { KgError } from '../../common/errors.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
 import { logChange } from './admin-log.js';
 import { ownerOf } from './caller.js';
-import { dbError } from './db.js';
+import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
+import { dbError, inTransaction } from './db.js';
 import { clustersFor, kubeconfigFilename } from './fleet.js';
 import { sendJson, sendNoContent } from './http.js';
 import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
@@ -61,17 +62,37 @@ async function kubeconfig(call: ApiCall): Promise<void> {
   const clusters = await clustersFor(pool, { user: c.name, groups: c.groups, kind: c.kind });
   let t;
   try {
-    t = await tokens.create({
-      subject: c.name,
-      kind: c.kind,
-      groups: c.groups,
-      ttlMs,
-      description:
-        c.via === 'session' ? 'kubeconfig (single sign-on)' : 'kubeconfig (from a token)',
-      createdBy: c.actor,
-      userId: c.userId,
-      robotId: c.robotId,
-      notAfter: c.tokenExpiresAt,
+    // The token and the audit record of its download commit together.
+    t = await inTransaction(pool, async (db) => {
+      const minted = await tokens.create(
+        {
+          subject: c.name,
+          kind: c.kind,
+          groups: c.groups,
+          ttlMs,
+          description:
+            c.via === 'session' ? 'kubeconfig (single sign-on)' : 'kubeconfig (from a token)',
+          createdBy: c.actor,
+          userId: c.userId,
+          robotId: c.robotId,
+          notAfter: c.tokenExpiresAt,
+        },
+        db,
+      );
+      await recordAdminEvent(db, {
+        actor: c.actor,
+        verb: 'download',
+        resource: 'kubeconfigs',
+        name: c.name,
+        detail: {
+          tokenId: minted.id,
+          expiresAt: minted.expiresAt.toISOString(),
+          clusters,
+          via: c.via,
+        },
+        ...requestOrigin(call.req),
+      });
+      return minted;
     });
   } catch (err) {
     throw dbError(err);

@@ -342,6 +342,25 @@ describe('audit end to end', { timeout: 900_000 }, () => {
     assert.match(text, /erin\s+dev\s+delete\s+configmaps audit-e2e\/cm1\s+200\s+allow/);
   });
 
+  test('admin actions are events in the same log: a kubeconfig issued by the CLI names its token, not the token', async () => {
+    const rows = await stack.sql<{
+      username: string;
+      name: string;
+      event: { requestObject: { tokenId: string } };
+    }>(
+      `SELECT username, name, event FROM audit_events WHERE verb = 'create' AND resource = 'kubeconfigs' AND source = 'admin'`,
+    );
+    const forErin = rows.filter((r) => r.name === 'erin');
+    assert.equal(forErin.length, 1, 'the one kubeconfig the suite issued for erin');
+    const tokenId = forErin[0]!.event.requestObject.tokenId;
+    const [tok] = await stack.sql<{ subject: string }>(
+      `SELECT subject FROM api_tokens WHERE id = $1`,
+      [tokenId],
+    );
+    assert.equal(tok?.subject, 'erin');
+    assert.match(forErin[0]!.username, /^cli:/);
+  });
+
   test('no token and no Secret value anywhere in the database or the logs', async () => {
     // Stop the proxy first, so its logs are complete and the spool is flushed.
     await stack.proxy.stop();

@@ -317,4 +317,62 @@ describe('single sign-on to kubectl', { timeout: 900_000 }, () => {
       w.kill();
     }
   });
+
+  test('sign-ins (allowed and refused), sign-outs and kubeconfig downloads are audit events, without secrets', async () => {
+    type Row = { verb: string; username: string; code: number; event: AuditEventJson };
+    type AuditEventJson = {
+      sourceIPs: string[];
+      userAgent: string;
+      annotations: Record<string, string>;
+      requestObject?: { tokenId?: string; clusters?: string[] };
+    };
+    const rows = await stack.sql<Row>(
+      `SELECT verb, username, code, event FROM audit_events WHERE resource IN ('logins', 'kubeconfigs') ORDER BY received_at`,
+    );
+    const logins = rows.filter((r) => r.verb === 'login' && r.code === 200);
+    assert.ok(logins.some((r) => r.username === 'admin@example.com'));
+    assert.ok(
+      logins.every((r) => r.event.sourceIPs[0] === '127.0.0.1' && r.event.userAgent !== ''),
+    );
+    // The deactivated user's sign-in was refused and recorded as such.
+    const refused = rows.filter((r) => r.verb === 'login' && r.code === 403);
+    assert.ok(
+      refused.some((r) => /deactivated/.test(r.event.annotations['kubegate.dev/reason'] ?? '')),
+      JSON.stringify(refused),
+    );
+    // Every kubeconfig token minted by single sign-on has its download event, naming the token by id.
+    const minted = await stack.sql<{ id: string; subject: string }>(
+      `SELECT id::text, subject FROM api_tokens WHERE description = 'kubeconfig (single sign-on)'`,
+    );
+    assert.ok(minted.length >= 3);
+    const downloads = rows.filter((r) => r.verb === 'download');
+    for (const t of minted) {
+      const d = downloads.find((r) => r.event.requestObject?.tokenId === t.id);
+      assert.ok(d, `download event for token ${t.id}`);
+      assert.equal(d.username, t.subject);
+    }
+    assert.deepEqual(
+      downloads.find((r) => r.username === 'dev@example.com')?.event.requestObject?.clusters,
+      ['dev'],
+    );
+    // Sign out, and it is recorded.
+    const b = browser();
+    await signIn(b, publicUrl, 'dev@example.com');
+    const me = JSON.parse((await b.request(`${publicUrl}/api/v1/me`)).body) as {
+      csrfToken: string;
+    };
+    const out = await b.post(
+      `${publicUrl}/auth/logout`,
+      { csrf: me.csrfToken },
+      { origin: publicUrl },
+    );
+    assert.equal(out.status, 303);
+    const logouts = await stack.sql(
+      `SELECT 1 FROM audit_events WHERE verb = 'logout' AND username = 'dev@example.com'`,
+    );
+    assert.equal(logouts.length, 1);
+    // No token value anywhere in these events.
+    const text = JSON.stringify(rows);
+    assert.doesNotMatch(text, /kg_[A-Za-z0-9_-]{20,}/);
+  });
 });
