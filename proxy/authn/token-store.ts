@@ -46,6 +46,10 @@ export function checkSubjectNames(subject: string, groups: string[]): void {
 
 export class TokenStore {
   private readonly cache = new Map<string, { id: TokenIdentity; until: number }>();
+  /** One database lookup per token at a time: a burst after expiry waits for it. */
+  private readonly inflight = new Map<string, Promise<TokenIdentity | undefined>>();
+  /** Bumped by every eviction; a lookup that straddles one does not cache its answer. */
+  private evictions = 0;
 
   constructor(
     private readonly pool: Pool,
@@ -94,7 +98,28 @@ export class TokenStore {
     const hit = this.cache.get(hash);
     const fresh = !!hit && hit.until > now && hit.id.expiresAt.getTime() > now;
     proxyMetrics.observeTokenCache(fresh);
-    if (fresh) return hit!.id;
+    if (fresh) {
+      // Busy tokens are re-checked in the background shortly before their entry
+      // expires, so a steady stream of requests never waits on the database.
+      if (hit!.until - now < this.cacheMs / 4 && !this.inflight.has(hash))
+        void this.lookupOnce(hash).catch(() => undefined);
+      return hit!.id;
+    }
+    return this.lookupOnce(hash);
+  }
+
+  private lookupOnce(hash: string): Promise<TokenIdentity | undefined> {
+    const pending = this.inflight.get(hash);
+    if (pending) return pending;
+    const p: Promise<TokenIdentity | undefined> = this.lookup(hash).finally(() => {
+      if (this.inflight.get(hash) === p) this.inflight.delete(hash);
+    });
+    this.inflight.set(hash, p);
+    return p;
+  }
+
+  private async lookup(hash: string): Promise<TokenIdentity | undefined> {
+    const generation = this.evictions;
     const { rows } = await this.pool.query<{
       id: string;
       subject: string;
@@ -126,14 +151,19 @@ export class TokenStore {
       groups: row.groups,
       expiresAt: row.expires_at,
     };
+    // Revoked while we asked: answer this request, but do not keep the answer.
+    if (generation !== this.evictions) return id;
     if (this.cache.size > 50_000) this.cache.clear();
-    this.cache.set(hash, { id, until: now + this.cacheMs });
+    this.cache.set(hash, { id, until: Date.now() + this.cacheMs });
     return id;
   }
 
   /** Forget a token at once (a revocation notice from another replica). */
   evict(hash: string): void {
+    this.evictions++;
     this.cache.delete(hash);
+    // A lookup that started before the revocation must not answer later requests.
+    this.inflight.delete(hash);
   }
 
   async revoke(id: string): Promise<boolean> {
@@ -141,7 +171,9 @@ export class TokenStore {
       'UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
       [id],
     );
+    this.evictions++;
     this.cache.clear();
+    this.inflight.clear();
     return (r.rowCount ?? 0) > 0;
   }
 }
