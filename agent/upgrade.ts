@@ -21,6 +21,15 @@ const hopByHop = new Set([
   'trailer',
 ]);
 
+/**
+ * Framing headers of the 101 itself. kwok (like other kubelets) answers a SPDY
+ * upgrade with `Content-Length: 0`; on the tunnel stream that would declare an
+ * empty HTTP/2 body, and the first SPDY frame after it is then a protocol
+ * error that resets the stream (RFC 9113 §8.1.1) — kubectl saw "lost
+ * connection to pod". After a 101 the stream carries raw bytes of unknown length.
+ */
+const framing = new Set(['content-length']);
+
 export interface UpgradeTarget {
   url: URL;
   caPem: string;
@@ -65,7 +74,7 @@ export function upgradeUpstream(
       'kg-impersonated-as': ranAs,
     };
     for (const [name, value] of Object.entries(res.headers)) {
-      if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+      if (value !== undefined && !hopByHop.has(name) && !framing.has(name)) out[name] = value;
     }
     stream.respond(out);
     if (head.length) stream.write(head);

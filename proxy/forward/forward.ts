@@ -43,22 +43,73 @@ function hasBody(req: AnyRequest): boolean {
  * Forward `req` over `tunnel`. Resolves when the response is complete (or the
  * client went away); rejects with a KgError only before the response started.
  */
-export function forward(
+export async function forward(
   ctx: RequestContext,
   req: AnyRequest,
   res: AnyResponse,
   tunnel: Tunnel,
   opts: ForwardOptions,
 ): Promise<void> {
-  const route = ctx.route!;
-  const identity = ctx.identity!;
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > opts.maxRequestBody) {
+  const declared = req.headers['content-length'];
+  if (Number(declared ?? 0) > opts.maxRequestBody) {
     throw new KgError(
       'KG_ERR_BODY_TOO_LARGE',
       `request body of ${declared} bytes is larger than the limit of ${opts.maxRequestBody} bytes`,
     );
   }
+  // A body of unknown length (chunked, or HTTP/2 without content-length) is
+  // counted as it arrives and held here until it ends: one byte over the limit
+  // is a 413 and nothing of it crosses the tunnel. The apiserver holds a body
+  // in memory the same way before decoding it, up to the same limit.
+  const held =
+    declared === undefined && hasBody(req)
+      ? await holdBody(req, opts.maxRequestBody, opts.audit)
+      : undefined;
+  return send(ctx, req, res, tunnel, opts, held);
+}
+
+/** Read a body of unknown length up to `limit`; a KgError 413 beyond it. */
+function holdBody(req: AnyRequest, limit: number, audit?: AuditRecorder): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let seen = 0;
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (audit) audit.bytesIn = seen;
+      if (seen > limit) {
+        // Stop collecting, but do not destroy the request: the 413 still has
+        // to be written on its connection. Node discards the rest of the body.
+        req.off('data', onData);
+        req.off('end', onEnd);
+        chunks.length = 0;
+        reject(
+          new KgError(
+            'KG_ERR_BODY_TOO_LARGE',
+            `request body is larger than the limit of ${limit} bytes`,
+          ),
+        );
+        return;
+      }
+      if (audit?.wantsRequestBody) audit.requestChunk(chunk);
+      chunks.push(chunk);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', reject);
+  });
+}
+
+function send(
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+  tunnel: Tunnel,
+  opts: ForwardOptions,
+  held: Buffer | undefined,
+): Promise<void> {
+  const route = ctx.route!;
+  const identity = ctx.identity!;
   const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
@@ -69,7 +120,8 @@ export function forward(
   });
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
-  const withBody = hasBody(req);
+  if (held) headers['content-length'] = held.length;
+  const withBody = held ? held.length > 0 : hasBody(req);
 
   return new Promise<void>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
@@ -107,7 +159,9 @@ export function forward(
       done();
     });
 
-    if (withBody) {
+    if (held) {
+      if (held.length) stream.end(held);
+    } else if (withBody) {
       let seen = 0;
       const audit = opts.audit;
       req.on('data', (chunk: Buffer) => {

@@ -122,13 +122,24 @@ export function forwardUpgrade(
       }
       lines.push(`audit-id: ${ctx.auditId}`);
       if (h[hdrUpgradeStatus] === '101') {
+        // A 1xx never carries Content-Length (RFC 9110 §8.6); what follows is raw bytes.
+        const switched = lines.filter((l) => !l.startsWith('content-length:'));
         socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${String(h[hdrUpgrade] ?? upgrade)}\r\n${lines.join('\r\n')}\r\n\r\n`,
+          `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${String(h[hdrUpgrade] ?? upgrade)}\r\n${switched.join('\r\n')}\r\n\r\n`,
         );
         if (head.length) stream.write(head);
         socket.pipe(stream);
         stream.pipe(socket);
-        stream.on('close', finish);
+        // A clean end of the tunnel stream: let what is still buffered for the
+        // client drain before the socket goes (destroy would cut the tail of an
+        // exec's output). A reset ends the client's connection at once.
+        stream.on('close', () => {
+          if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && !socket.destroyed) {
+            if (socket.writableFinished) return finish();
+            socket.once('finish', finish);
+            socket.end();
+          } else finish();
+        });
         return;
       }
       // Refused upstream: return the answer whole, then close. Never pipe.
