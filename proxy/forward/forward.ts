@@ -30,6 +30,8 @@ export interface ForwardOptions {
   maxRequestBody: number;
   /** The request's audit record: bytes, bodies (at the policy's level), who it ran as. */
   audit?: AuditRecorder;
+  /** The request body, already read (the approval gate buffers gated requests); sent as is. */
+  body?: Buffer;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -69,7 +71,8 @@ export function forward(
   });
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
-  const withBody = hasBody(req);
+  const withBody = opts.body ? opts.body.length > 0 : hasBody(req);
+  if (opts.body) headers['content-length'] = String(opts.body.length);
 
   return new Promise<void>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
@@ -107,7 +110,9 @@ export function forward(
       done();
     });
 
-    if (withBody) {
+    if (opts.body) {
+      if (withBody) stream.end(opts.body);
+    } else if (withBody) {
       let seen = 0;
       const audit = opts.audit;
       req.on('data', (chunk: Buffer) => {
