@@ -78,12 +78,13 @@ export function lineDiff(before: string, after: string, from = 'live', to = 'req
       lines.push(` ${a[i]}`);
       i++;
       j++;
-    } else if (j < m && (i === n || lcs[at(i, j + 1)]! >= lcs[at(i + 1, j)]!)) {
-      lines.push(`+${b[j]}`);
-      j++;
-    } else {
+    } else if (i < n && (j === m || lcs[at(i + 1, j)]! >= lcs[at(i, j + 1)]!)) {
+      // Removals before additions, as diff(1) prints them.
       lines.push(`-${a[i]}`);
       i++;
+    } else {
+      lines.push(`+${b[j]}`);
+      j++;
     }
   }
   return head + lines.map((l) => l + '\n').join('');
