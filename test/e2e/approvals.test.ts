@@ -102,6 +102,12 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     });
     admin = { kubeconfig: stack.cluster.kubeconfig };
     await kubectlOk(['create', 'namespace', 'shop'], admin);
+    // Standing access: everyone reads prod; nobody but admins changes it.
+    await grant(stack, {
+      groups: ['developers', 'platform-leads'],
+      role: 'view',
+      selector: { matchLabels: { env: 'prod' } },
+    });
     await person('root', ['kubegate-admins']);
     await person('dev', ['developers']);
     await person('lead1', ['platform-leads']);
@@ -111,12 +117,6 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
       /certificate-authority-data: (\S+)/.exec(readFileSync(kubeconfigs.dev!, 'utf8'))![1]!,
       'base64',
     ).toString('utf8');
-    // Standing access: everyone reads prod; nobody but admins changes it.
-    await grant(stack, {
-      groups: ['developers', 'platform-leads'],
-      role: 'view',
-      selector: { matchLabels: { env: 'prod' } },
-    });
   });
   after(async () => {
     await stack?.stop();
