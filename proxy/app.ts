@@ -32,6 +32,7 @@ import { loadPolicyFile } from './audit/policy.js';
 import { defaultSpoolDir } from './audit/spool-dir.js';
 import { KgError } from '../common/errors.js';
 import { respondError } from './http/respond-error.js';
+import { startApprovals } from './approvals/wiring.js';
 
 export interface ProxyApp {
   front: Front;
@@ -198,14 +199,25 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       caPem: config.tlsCertFile ? undefined : cas.server.certPem,
       log: log.child({ part: 'identity' }),
     });
+    // Just-in-time approvals: the gate (stage 4b), its REST API, webhooks.
+    const approvals = startApprovals({
+      pool,
+      tokens,
+      registry,
+      settings: identity.settings,
+      masterKey: parseMasterKey(config.masterKey),
+      maxGatedBody: Math.min(config.maxRequestBody, 8 * 1024 * 1024),
+      log,
+    });
+    policy.onChange(() => approvals.gate.invalidate());
     const front = await startFront({
       host: f.host,
       port: f.port,
       certPem: frontCert,
       keyPem: frontKey,
       log: log.child({ part: 'front' }),
-      kube: createKubeHandler(pipelineDeps),
-      upgrade: createUpgradeHandler(pipelineDeps),
+      kube: createKubeHandler({ ...pipelineDeps, gate: approvals.gate }),
+      upgrade: createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate }),
       identity: identity.handle,
       api: createApiHandler({
         pool,
@@ -222,6 +234,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         // Paths the admin API does not serve: the audit API, then 404.
         fallback: (req, res) => {
           if (auditApi(req, res)) return;
+          if (approvals.api(req, res)) return;
           respondError(
             res,
             new KgError('KG_ERR_NOT_FOUND', 'no such API endpoint'),
@@ -261,6 +274,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           policy.stop(),
           metricsServer?.close(),
           identity.close(),
+          approvals.close(),
         ]);
         await auditLog.close();
         await pool.end();

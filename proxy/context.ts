@@ -23,6 +23,8 @@ export interface RequestContext {
   decision?: Decision;
   /** The `kg-grants` header for the agent (JIT accounts). */
   grants?: string;
+  /** Extra audit annotations from later stages (the approval gate links its approval here). */
+  annotations?: Record<string, string>;
 }
 
 export function newContext(

@@ -32,6 +32,7 @@ import type { TunnelRegistry } from './tunnel/registry.js';
 import type { OpenRequests } from './open-requests.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { AuditRecorder } from './audit/recorder.js';
+import type { ApprovalGate } from './approvals/gate.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
@@ -41,6 +42,8 @@ export interface PipelineDeps {
   maxRequestBody: number;
   audit: AuditLog;
   log: Logger;
+  /** Stage 4b, approval-gated actions (proxy/approvals/gate.ts); absent = no gate. */
+  gate?: ApprovalGate;
 }
 
 export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: AnyResponse) => void {
@@ -94,10 +97,12 @@ export function createUpgradeHandler(
       const audit = (recorder = deps.audit.begin(ctx, req.headers));
       if (!ctx.rawTarget.startsWith('/k8s/'))
         throw new KgError('KG_ERR_BAD_REQUEST', 'upgrades are only accepted on /k8s/ paths');
-      const { route, identity, info } = await admit(deps, ctx, req);
+      const { route, identity, info, cluster } = await admit(deps, ctx, req);
       const upgrade = checkUpgrade(req as IncomingMessage, info);
       // 5. audit: as for every request (strict mode: on disk before forwarding)
       await audit.admitted();
+      // 4b. approval gate (e.g. exec in production); upgrades carry no body
+      await deps.gate?.check(ctx, req, cluster, { readBody: false });
       const tunnel = deps.registry.pick(route.cluster);
       if (!tunnel)
         throw new KgError(
@@ -193,6 +198,14 @@ async function run(
     res.end(text);
     return;
   }
+  // 4b. approval gate: an allowed request a gate policy names runs only once
+  // approved, exactly as approved; only such requests are read into memory.
+  const gated = deps.gate
+    ? await deps.gate.check(ctx, req, cluster, {
+        readBody: true,
+        bodyRead: (b) => audit.requestBodyRead(b),
+      })
+    : {};
   // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
   // No Retry-After when offline: client-go silently retries such a 503 up to
   // ten times, so kubectl would hang instead of saying the cluster is offline.
@@ -213,7 +226,11 @@ async function run(
     },
   });
   try {
-    await forward(ctx, req, res, tunnel, { maxRequestBody: deps.maxRequestBody, audit });
+    await forward(ctx, req, res, tunnel, {
+      maxRequestBody: deps.maxRequestBody,
+      audit,
+      body: gated.body,
+    });
   } finally {
     untrack();
   }

@@ -251,6 +251,7 @@ export class AuditRecorder {
         annotations[`${annotationPrefix}binding`] = ctx.decision.bindingId;
     }
     if (this.error) annotations[`${annotationPrefix}error-code`] = this.error.code;
+    if (ctx.annotations) Object.assign(annotations, ctx.annotations);
     if (info && ['exec', 'attach'].includes(info.subresource)) {
       // Exec and attach: what ran, and where (issue #6: "capture the command and container").
       const q = new URLSearchParams(route?.rawQuery ?? '');

@@ -22,6 +22,7 @@ import { bindingsFor } from '../authz/authorizer.js';
 import { adminRbac, rbacUsage } from './admin-rbac.js';
 import { adminIdentity, identityUsage } from './admin-identity.js';
 import { adminAudit, auditUsage } from './admin-audit.js';
+import { adminApproval, requestCommand, requestUsage } from './approvals.js';
 import { cliActor, flag, flagList, labelsOf, parseArgs, type Parsed } from './args.js';
 
 const usage = `kubegate — zero-trust access to a fleet of Kubernetes clusters
@@ -40,7 +41,7 @@ Usage:
                                               mint a bearer token (printed once)
   kubegate admin kubeconfig --user NAME [--group G]... [--ttl 8h] [--out FILE]
                                               write a fleet kubeconfig with a fresh token
-${rbacUsage}${identityUsage}${auditUsage}`;
+${rbacUsage}${identityUsage}${auditUsage}${requestUsage}`;
 
 type Fields = keyof typeof proxySchema;
 
@@ -104,6 +105,7 @@ async function admin(args: string[]): Promise<void> {
   if (args[0] === 'role' || args[0] === 'binding') return adminRbac(args);
   if (args[0] === 'user' || args[0] === 'robot') return adminIdentity(args);
   if (args[0] === 'audit') return adminAudit(args.slice(1));
+  if (args[0] === 'approval') return adminApproval(args.slice(1));
   const p = parseArgs(args, new Set(['robot']));
   const [area, verb, name] = p.positionals;
   if (area === 'cluster' && verb === 'add' && name) {
@@ -227,6 +229,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'admin':
         await admin(rest);
+        return 0;
+      case 'request':
+        await requestCommand(rest);
         return 0;
       case 'config-reference': {
         const { configReference } = await import('./config-reference.js');

@@ -30,6 +30,8 @@ export interface ForwardOptions {
   maxRequestBody: number;
   /** The request's audit record: bytes, bodies (at the policy's level), who it ran as. */
   audit?: AuditRecorder;
+  /** The request body, already read (the approval gate buffers gated requests); sent as is. */
+  body?: Buffer;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -61,10 +63,12 @@ export async function forward(
   // counted as it arrives and held here until it ends: one byte over the limit
   // is a 413 and nothing of it crosses the tunnel. The apiserver holds a body
   // in memory the same way before decoding it, up to the same limit.
+  // A body the approval gate already read (and checked) is sent exactly as read.
   const held =
-    declared === undefined && hasBody(req)
+    opts.body ??
+    (declared === undefined && hasBody(req)
       ? await holdBody(req, opts.maxRequestBody, opts.audit)
-      : undefined;
+      : undefined);
   return send(ctx, req, res, tunnel, opts, held);
 }
 

@@ -1,0 +1,199 @@
+/**
+ * Stage 4b of the request path: the approval gate. Runs after authorize, on
+ * requests RBAC already allows. A request a gate policy names (cluster
+ * labels, namespaces, resources, verbs) runs only with an approval for
+ * exactly it — same user, cluster, method, path, query and body:
+ *
+ * - approved and within its window → spent (once) and forwarded;
+ * - otherwise → 403 Status naming the pending approval (opened now, with a
+ *   diff of the change for the approver, or the one already open).
+ *
+ * Only gated requests are buffered (bounded): the gate must hash the body
+ * before anything reaches the cluster, and then forwards those same bytes.
+ */
+import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { RequestInfo } from '../authz/request-info.js';
+import type { ClusterRef } from '../authz/types.js';
+import type { RequestContext } from '../context.js';
+import type { Pool } from '../db/pool.js';
+import type { AnyRequest } from '../forward/forward.js';
+import { readBody } from '../http/read-body.js';
+import type { TunnelRegistry } from '../tunnel/registry.js';
+import { openAction, openApproval, spendApproval } from './actions.js';
+import { bodySha256, requestFingerprint } from './fingerprint.js';
+import type { Notice } from './notify.js';
+import { listPolicies } from './policies.js';
+import type { GatePolicy } from './policy-spec.js';
+import { gatesFor } from './policy-match.js';
+import { previewDiff } from './preview.js';
+import type { ActionSpec, RequestRow } from './records.js';
+import { sweepExpired } from './requests.js';
+
+export interface GateDeps {
+  pool: Pool;
+  registry: TunnelRegistry;
+  publicUrl: string;
+  /** Largest body a gated request may have (it is held in memory). */
+  maxBody: number;
+  notice: (r: RequestRow) => Notice;
+  queued: () => void;
+  log: Logger;
+}
+
+/** What the rest of the pipeline does with a request the gate let through. */
+export interface GatePass {
+  /** The body as read (forward sends these bytes); undefined when not gated. */
+  body?: Buffer;
+}
+
+const cacheMs = 10_000;
+
+function describe(info: RequestInfo, cluster: string): string {
+  const obj = `${info.resource}${info.subresource ? `/${info.subresource}` : ''}${info.name ? ` "${info.name}"` : ''}`;
+  return `${info.verb} ${obj}${info.namespace ? ` in namespace ${info.namespace}` : ''} on cluster ${cluster}`;
+}
+
+export class ApprovalGate {
+  private cache: { at: number; policies: GatePolicy[] } | undefined;
+
+  constructor(private readonly deps: GateDeps) {}
+
+  /** Gate policies changed somewhere (NOTIFY): reload on next use. */
+  invalidate(): void {
+    this.cache = undefined;
+  }
+
+  private async policies(): Promise<GatePolicy[]> {
+    if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.policies;
+    // Fails closed: a database error is a 503 here, never "not gated".
+    const policies = (await listPolicies(this.deps.pool, 'gate')).map(
+      (p) => p.policy as GatePolicy,
+    );
+    this.cache = { at: Date.now(), policies };
+    return policies;
+  }
+
+  /**
+   * Let the request through (returning its body if it was read) or throw
+   * the 403 that names its approval. `readBody` false for upgrades, which
+   * have no body.
+   */
+  async check(
+    ctx: RequestContext,
+    req: AnyRequest,
+    cluster: ClusterRef,
+    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void },
+  ): Promise<GatePass> {
+    const info = ctx.info!;
+    const route = ctx.route!;
+    const identity = ctx.identity!;
+    const all = await this.policies();
+    if (all.length === 0) return {};
+    const gates = gatesFor(all, cluster, info, route.rawQuery);
+    if (gates.length === 0) return {};
+
+    const body = opts.readBody ? await readBody(req, this.deps.maxBody) : Buffer.alloc(0);
+    opts.bodyRead?.(body);
+    const contentType = String(req.headers['content-type'] ?? '');
+    const bodyHash = bodySha256(body, contentType);
+    const fingerprint = requestFingerprint({
+      user: identity.user,
+      userKind: identity.kind,
+      cluster: cluster.name,
+      method: ctx.method,
+      kubePath: route.kubePath,
+      rawQuery: route.rawQuery,
+      contentType,
+      bodySha256: bodyHash,
+    });
+    const notes: Record<string, string> = {
+      'kubegate.dev/approval-policies': gates.map((g) => g.name).join(','),
+      'kubegate.dev/body-sha256': bodyHash,
+    };
+    ctx.annotations = { ...ctx.annotations, ...notes };
+
+    await sweepExpired(this.deps.pool, fingerprint);
+    const spent = await spendApproval(this.deps.pool, fingerprint, ctx.auditId);
+    if (spent) {
+      ctx.annotations['kubegate.dev/approval-id'] = spent;
+      ctx.annotations['kubegate.dev/approval'] = 'executed';
+      ctx.log.info({ approval: spent }, 'approved gated request runs');
+      return { body };
+    }
+
+    let open = await openApproval(this.deps.pool, fingerprint);
+    if (!open) {
+      const diff = await previewDiff(
+        this.deps.registry.pick(cluster.name),
+        ctx,
+        req.rawHeaders,
+        body,
+      );
+      const spec: ActionSpec = {
+        cluster: cluster.name,
+        method: ctx.method,
+        verb: info.verb,
+        apiGroup: info.apiGroup,
+        apiVersion: info.apiVersion,
+        resource: info.resource,
+        subresource: info.subresource,
+        namespace: info.namespace,
+        name: info.name || objectName(body, contentType),
+        path: route.kubePath,
+        query: route.rawQuery,
+        contentType,
+        bodySha256: bodyHash,
+        bodyBytes: body.length,
+        policies: gates.map((g) => g.name),
+      };
+      const created = await openAction(
+        this.deps.pool,
+        {
+          fingerprint,
+          requester: {
+            name: identity.user,
+            kind: identity.kind,
+            groups: identity.groups,
+            actor: `${identity.kind}:${identity.user}`,
+          },
+          spec,
+          pendingForSeconds: Math.min(...gates.map((g) => g.pendingFor)),
+          diff,
+          auditId: ctx.auditId,
+          sourceIp: ctx.sourceIp,
+          userAgent: ctx.userAgent,
+        },
+        this.deps.notice,
+      );
+      if (created.created) this.deps.queued();
+      open = { id: created.id, status: 'pending' };
+    }
+    ctx.annotations['kubegate.dev/approval-id'] = open.id;
+    ctx.annotations['kubegate.dev/approval'] = 'pending';
+    const approvers = [...new Set(gates.flatMap((g) => g.approvers.groups))].join(', ');
+    const reason = `approval required by policy ${gates.map((g) => g.name).join(', ')}; approval ${open.id} is pending`;
+    // The audit event records a refusal (decision deny), not an allowed request.
+    ctx.decision = { allowed: false, reason };
+    const window = Math.min(...gates.map((g) => g.window));
+    throw new KgError(
+      'KG_ERR_FORBIDDEN',
+      `approval required: ${describe(info, cluster.name)} needs approval by a member of ${approvers}. ` +
+        `Approval ${open.id} is pending: ${this.deps.publicUrl}/api/v1/approvals/${open.id} ` +
+        `(or: kubegate request get ${open.id}). Once it is approved, send the identical request again ` +
+        `within ${Math.round(window / 60)} min; it runs once, and any other change needs its own approval.`,
+    );
+  }
+}
+
+/** A create names its object in the body. */
+function objectName(body: Buffer, contentType: string): string {
+  if (!contentType.includes('json')) return '';
+  try {
+    const name = (JSON.parse(body.toString('utf8')) as { metadata?: { name?: unknown } }).metadata
+      ?.name;
+    return typeof name === 'string' ? name : '';
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Decisions of the approval policies, pure and table-tested
+ * (test/unit/approvals-policy.test.ts): which gate a Kubernetes request
+ * falls under, which access policies cover a request for access, who may
+ * decide, and when enough approvals are in.
+ */
+import { selectorMatches } from '../authz/authorizer.js';
+import type { ClusterRef, LabelSelector } from '../authz/types.js';
+import type { RequestInfo } from '../authz/request-info.js';
+import type {
+  AccessPolicy,
+  ApprovalPolicy,
+  ClusterChoice,
+  GatePolicy,
+  GateResource,
+} from './policy-spec.js';
+
+/** Who asks or decides. */
+export interface Person {
+  name: string;
+  kind: 'user' | 'robot';
+  groups: string[];
+}
+
+/** What an access request asks for (validated). */
+export interface AccessAsk {
+  role: string;
+  clusters: ClusterChoice;
+  namespaces: string[];
+  durationSeconds: number;
+}
+
+export function clusterChosen(choice: ClusterChoice, cluster: ClusterRef): boolean {
+  if (choice.names?.includes(cluster.name)) return true;
+  return choice.selector !== undefined && selectorMatches(choice.selector, cluster.labels);
+}
+
+function resourceMatches(r: GateResource, info: RequestInfo): boolean {
+  if (r.resource !== '*' && r.resource !== info.resource) return false;
+  if (r.group !== undefined && r.group !== info.apiGroup) return false;
+  return r.subresource === '*' || r.subresource === info.subresource;
+}
+
+/**
+ * A dry run (`dryRun=All`, the only value the apiserver accepts) changes
+ * nothing, so it passes the gate: that is how `kubectl diff` and the gate's
+ * own preview work. Any other dryRun value is gated like a real change.
+ */
+export function isDryRun(rawQuery: string): boolean {
+  const values = new URLSearchParams(rawQuery).getAll('dryRun');
+  return values.length > 0 && values.every((v) => v === 'All');
+}
+
+/** The gate policies a request falls under (empty = not gated). */
+export function gatesFor(
+  policies: readonly GatePolicy[],
+  cluster: ClusterRef,
+  info: RequestInfo,
+  rawQuery: string,
+): GatePolicy[] {
+  if (!info.isResourceRequest || isDryRun(rawQuery)) return [];
+  return policies.filter(
+    (p) =>
+      clusterChosen(p.clusters, cluster) &&
+      (p.namespaces.length === 0 || p.namespaces.includes(info.namespace)) &&
+      (p.verbs.includes('*') || p.verbs.includes(info.verb)) &&
+      p.resources.some((r) => resourceMatches(r, info)),
+  );
+}
+
+/**
+ * Whether every cluster `a` selects is also selected by `b`, judged from the
+ * selectors' text (never from today's clusters, since a cluster registered
+ * tomorrow with matching labels is reachable at once). Sound, not complete:
+ * when in doubt, no.
+ */
+export function selectorImplies(a: LabelSelector, b: LabelSelector): boolean {
+  const aLabels = a.matchLabels ?? {};
+  const aExprs = a.matchExpressions ?? [];
+  // The values `a` allows for a key, when it pins the key to a finite set.
+  const pinned = (key: string): string[] | undefined => {
+    if (Object.hasOwn(aLabels, key)) return [aLabels[key]!];
+    const ins = aExprs.filter((e) => e.key === key && e.operator === 'In' && e.values?.length);
+    if (!ins.length) return undefined;
+    return ins.map((e) => e.values!).reduce((x, y) => x.filter((v) => y.includes(v)));
+  };
+  for (const [k, v] of Object.entries(b.matchLabels ?? {})) {
+    const vals = pinned(k);
+    if (!vals || vals.some((x) => x !== v)) return false;
+  }
+  for (const e of b.matchExpressions ?? []) {
+    const want = e.values ?? [];
+    switch (e.operator) {
+      case 'In': {
+        const vals = pinned(e.key);
+        if (!vals || vals.some((x) => !want.includes(x))) return false;
+        break;
+      }
+      case 'Exists':
+        if (!pinned(e.key) && !aExprs.some((x) => x.key === e.key && x.operator === 'Exists'))
+          return false;
+        break;
+      case 'NotIn': {
+        const vals = pinned(e.key);
+        const excluded = aExprs.some(
+          (x) =>
+            x.key === e.key &&
+            ((x.operator === 'NotIn' && want.every((w) => x.values?.includes(w))) ||
+              x.operator === 'DoesNotExist'),
+        );
+        if (!excluded && !(vals && vals.every((x) => !want.includes(x)))) return false;
+        break;
+      }
+      case 'DoesNotExist':
+        if (!aExprs.some((x) => x.key === e.key && x.operator === 'DoesNotExist')) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+/**
+ * Whether an access policy covers the request: the role, the requester's
+ * groups, the duration, the namespaces, and every cluster the request can
+ * reach (named clusters by their current labels; a selector only when it
+ * implies the policy's own).
+ */
+export function accessCovers(
+  p: AccessPolicy,
+  ask: AccessAsk,
+  requester: Person,
+  clusterLabels: ReadonlyMap<string, Record<string, string>>,
+): boolean {
+  if (!p.roles.includes('*') && !p.roles.includes(ask.role)) return false;
+  if (p.requesterGroups.length && !requester.groups.some((g) => p.requesterGroups.includes(g)))
+    return false;
+  if (ask.durationSeconds > p.maxDuration) return false;
+  if (p.namespaces.length) {
+    if (ask.namespaces.length === 0) return false; // cluster-wide asks more than the policy allows
+    if (ask.namespaces.some((n) => !p.namespaces.includes(n))) return false;
+  }
+  for (const name of ask.clusters.names ?? []) {
+    const labels = clusterLabels.get(name);
+    if (!labels || !clusterChosen(p.clusters, { name, labels })) return false;
+  }
+  if (ask.clusters.selector) {
+    if (!p.clusters.selector || !selectorImplies(ask.clusters.selector, p.clusters.selector))
+      return false;
+  }
+  return true;
+}
+
+export function samePerson(a: Pick<Person, 'name' | 'kind'>, b: Pick<Person, 'name' | 'kind'>) {
+  return a.name === b.name && a.kind === b.kind;
+}
+
+/** Whether `who` may decide under `p`: a member of an approver group, never the requester. */
+export function mayDecide(p: ApprovalPolicy, who: Person, requester: Person): boolean {
+  return !samePerson(who, requester) && who.groups.some((g) => p.approvers.groups.includes(g));
+}
+
+export interface Vote {
+  approver: string;
+  approverKind: 'user' | 'robot';
+  /** The approver's groups when they voted. */
+  groups: string[];
+  decision: 'approve' | 'deny';
+}
+
+/**
+ * Where the votes stand under the policies that govern the request: denied
+ * as soon as one entitled approver says no; approved once, under some
+ * policy, that policy's count of distinct entitled approvers (never the
+ * requester) said yes; pending otherwise.
+ */
+export function outcome(
+  policies: readonly ApprovalPolicy[],
+  votes: readonly Vote[],
+  requester: Person,
+): 'approved' | 'denied' | 'pending' {
+  const entitled = (v: Vote, p: ApprovalPolicy) =>
+    mayDecide(p, { name: v.approver, kind: v.approverKind, groups: v.groups }, requester);
+  if (votes.some((v) => v.decision === 'deny' && policies.some((p) => entitled(v, p))))
+    return 'denied';
+  for (const p of policies) {
+    const yes = new Set(
+      votes
+        .filter((v) => v.decision === 'approve' && entitled(v, p))
+        .map((v) => `${v.approverKind}:${v.approver}`),
+    );
+    if (yes.size >= p.approvers.count) return 'approved';
+  }
+  return 'pending';
+}
