@@ -53,6 +53,8 @@ export interface ApiDeps {
    * an admin, 401/403 for anyone else.
    */
   fallback?: (req: AnyRequest, res: AnyResponse) => void;
+  /** Replicas whose heartbeat is older than this do not count for cluster health; default 10 s. */
+  replicaStaleAfterMs?: number;
 }
 
 /** One API request, as every resource handler sees it. */
