@@ -39,11 +39,11 @@ let lbKubeconfig: string;
 const log = (m: string) => process.stderr.write(`# ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Replica ids holding a live tunnel for each cluster. */
+/** Replica ids (heart-beating, not draining) holding a tunnel for a cluster. */
 async function holders(cluster: string): Promise<string[]> {
   const rows = await stack.sql<{ replica_id: string }>(
     `SELECT DISTINCT t.replica_id FROM replica_tunnels t JOIN replicas r ON r.id = t.replica_id
-      WHERE t.cluster = $1 AND NOT r.draining`,
+      WHERE t.cluster = $1 AND NOT r.draining AND r.heartbeat_at > now() - interval '1.2 seconds'`,
     [cluster],
   );
   return rows.map((r) => r.replica_id);
@@ -285,9 +285,10 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     const auditIds: string[] = [];
     const failures: string[] = [];
     let created = 0;
+    let requestsDone = false;
     const requestLoop = (async () => {
       let i = 0;
-      while (!stopping) {
+      while (!requestsDone) {
         const cluster = i++ % 2 ? 'east' : 'west';
         try {
           const r = await kget(cluster);
@@ -322,7 +323,9 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
       if (!execEnded) exec.stdin!.write(`after-${r.name}\n`);
     }
     await sleep(1000);
-    // The watch still prints new events after all three restarts.
+    requestsDone = true;
+    await requestLoop;
+    // The watch still prints new events after all three restarts, and saw every one before.
     await kubectlOk(
       ['--context', 'east', 'create', 'configmap', 'final-one', '-n', 'default'],
       user,
@@ -336,7 +339,7 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     watcher?.kill('SIGTERM');
     exec.stdin!.end();
     exec.kill('SIGTERM');
-    await Promise.all([watchLoop, requestLoop, execExit]);
+    await Promise.all([watchLoop, execExit]);
 
     log(`requests: ${auditIds.length}, configmaps created: ${created}, watch runs: ${watchRuns}`);
     assert.deepEqual(failures, [], 'no request failed during the rolling restart');
@@ -366,7 +369,9 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     const agentBack: number[] = [];
     for (let round = 0; round < 3; round++) {
       const held = await holders('west');
-      const victim = replicas[ids.findIndex((id) => id === held[round % held.length])]!;
+      const victimId = held[round % held.length]!;
+      const victim = replicas[ids.indexOf(victimId)];
+      assert.ok(victim, `${victimId} is one of ours (${ids.join(', ')})`);
       const others = replicas.filter((r) => r !== victim);
       const t0 = Date.now();
       await victim.proc.stop('SIGKILL');
@@ -377,7 +382,14 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
         ),
       );
       recover.push(...times);
-      await spread(30_000);
+      await until(
+        async () => {
+          const now = await holders('west');
+          return !now.includes(victimId) && now.length >= 2;
+        },
+        30_000,
+        'the agent is back on two live replicas',
+      );
       agentBack.push(Date.now() - t0);
       await start(victim);
       ids[replicas.indexOf(victim)] = await replicaId(victim);
