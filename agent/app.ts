@@ -14,6 +14,7 @@ import { kubeConfigFor } from './kube-client.js';
 import { IdentityManager } from './identity.js';
 import { Upstream } from './forward.js';
 import { TunnelClient } from './tunnel-client.js';
+import { TunnelSpread } from './tunnel-spread.js';
 import { JitManager } from './jit/jit-manager.js';
 import { agentMetrics, startMetricsServer } from './metrics.js';
 import type { KubeRule } from './jit/rules.js';
@@ -106,9 +107,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     return undefined;
   };
   const agentId = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
-  const tunnels = Array.from(
-    { length: config.tunnels },
-    (_, i) =>
+  // Tunnels spread over distinct replicas and move off draining ones (tunnel-spread.ts).
+  const spread = new TunnelSpread(
+    config.tunnels,
+    (i, hooks) =>
       new TunnelClient(i, {
         cluster: config.cluster,
         agentId,
@@ -121,9 +123,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         onControl,
         reconnectBaseMs: config.reconnectBase,
         reconnectMaxMs: config.reconnectMax,
+        ...hooks,
         log: log.child({ part: 'tunnel' }),
       }),
+    config.rebalanceInterval,
+    log.child({ part: 'tunnel' }),
   );
+  const tunnels = spread.tunnels;
   agentMetrics.setSources({
     tunnels,
     certificateNotAfter: () => identity.current().notAfter,
@@ -131,7 +137,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   });
   const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
   const metricsServer = m ? await startMetricsServer(m.host, m.port) : undefined;
-  for (const t of tunnels) t.start();
+  spread.start();
   log.info(
     { cluster: config.cluster, tunnels: tunnels.length, proxy: config.tunnelAddress },
     'kubegate agent started',
@@ -141,7 +147,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     close: async () => {
       identity.stop();
       jit?.stop();
-      for (const t of tunnels) t.stop();
+      spread.stop();
       await upstream.close();
       await metricsServer?.close();
     },

@@ -78,6 +78,11 @@ export const agentSchema = {
     type: 'duration',
     doc: 'Cap of the reconnect delay.',
   },
+  rebalanceInterval: {
+    env: 'KUBEGATE_REBALANCE_INTERVAL',
+    type: 'duration',
+    doc: 'How often the agent checks that its tunnels reach distinct proxy replicas, and moves one that shares a replica when more are live.',
+  },
   forwardMode: {
     env: 'KUBEGATE_FORWARD_MODE',
     type: 'string',
@@ -134,6 +139,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
       tunnels: 2,
       reconnectBase: '250ms',
       reconnectMax: '30s',
+      rebalanceInterval: '30s',
       logLevel: 'info',
       forwardMode: 'jit',
       jitIdle: '30m',

@@ -14,7 +14,10 @@ import { parseHostPort } from '../common/config.js';
 import {
   alpnTunnel,
   controlPrefix,
+  goawayPath,
   hdrReplica,
+  hdrReplicas,
+  helloDeclinedStatus,
   helloPath,
   tunnelMaxSessionMemoryMb,
   tunnelMaxStreams,
@@ -39,6 +42,13 @@ export interface TunnelClientDeps {
   onControl: (path: string, method: string, body: Buffer) => Promise<unknown>;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
+  /**
+   * The hello told us which replica this tunnel reached and how many live
+   * replicas exist; return false to decline it and redial (spreading).
+   */
+  onHello?: (c: TunnelClient, replica: string, liveReplicas: number) => boolean;
+  /** The replica this tunnel reaches is draining: open one elsewhere, then retire this. */
+  onGoaway?: (c: TunnelClient) => void;
   log: Logger;
 }
 
@@ -59,9 +69,15 @@ export class TunnelClient {
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private session: http2.ServerHttp2Session | undefined;
+  private declined = false;
   /** Replica id of the proxy the tunnel currently reaches, from its hello. */
   replica: string | undefined;
   connected = false;
+  /** Declined hellos in a row (spreading over replicas is tried a bounded number of times). */
+  spreadTries = 0;
+  /** The tunnel this one replaces once it is up (drain, rebalance). */
+  replaces: TunnelClient | undefined;
 
   constructor(
     readonly index: number,
@@ -76,6 +92,7 @@ export class TunnelClient {
       maxSessionMemory: tunnelMaxSessionMemoryMb,
     });
     this.server.on('session', (session) => {
+      this.session = session;
       session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
       session.on('error', (err) => deps.log.debug({ err: err.message }, 'tunnel session error'));
     });
@@ -93,7 +110,16 @@ export class TunnelClient {
     path: string,
   ): void {
     if (path === helloPath) {
-      this.replica = String(headers[hdrReplica] ?? '');
+      const replica = String(headers[hdrReplica] ?? '');
+      const live = Number(headers[hdrReplicas] ?? 1) || 1;
+      if (this.deps.onHello && !this.deps.onHello(this, replica, live)) {
+        this.declined = true;
+        this.deps.log.debug({ tunnel: this.index, replica }, 'tunnel declined: spreading');
+        stream.respond({ ':status': helloDeclinedStatus });
+        stream.end();
+        return;
+      }
+      this.replica = replica;
       this.connected = true;
       this.attempt = 0;
       this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'tunnel up');
@@ -105,6 +131,14 @@ export class TunnelClient {
       };
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
       stream.end(JSON.stringify(hello));
+      return;
+    }
+    if (path === goawayPath) {
+      stream.respond({ ':status': 200 });
+      stream.end();
+      stream.resume();
+      this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'replica draining: moving');
+      this.deps.onGoaway?.(this);
       return;
     }
     // Other control messages (role definitions, grant updates, JIT users).
@@ -177,16 +211,32 @@ export class TunnelClient {
       this.connected = false;
       this.socket = undefined;
       if (this.stopped) return;
-      const delay = backoffDelay(
-        this.attempt++,
-        this.deps.reconnectBaseMs,
-        this.deps.reconnectMaxMs,
-      );
+      // A declined tunnel (spreading) redials at once, a little jittered; a
+      // failure backs off exponentially with full jitter.
+      const delay = this.declined
+        ? 20 + Math.floor(Math.random() * 100)
+        : backoffDelay(this.attempt++, this.deps.reconnectBaseMs, this.deps.reconnectMaxMs);
+      this.declined = false;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.dial();
       }, delay);
     });
+  }
+
+  /**
+   * Stop redialling and close gracefully: GOAWAY to the proxy, which sends no
+   * new streams here; the ones open finish (or the proxy ends them).
+   */
+  retire(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.watchdog);
+    const socket = this.socket;
+    if (this.session && !this.session.closed && !this.session.destroyed)
+      this.session.close(() => socket?.destroy());
+    else socket?.destroy();
+    this.server.close();
   }
 
   stop(): void {

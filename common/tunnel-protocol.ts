@@ -35,6 +35,22 @@ export const grantsPath = '/.kubegate/v1/grants';
 export const jitUsersPath = '/.kubegate/v1/jit-users';
 /** Control path: what the agent holds on its cluster for JIT access (admin API view). */
 export const jitAccountsPath = '/.kubegate/v1/jit-accounts';
+/**
+ * Control path (proxy → agent): this replica is draining; open a tunnel to
+ * another replica, then close this one (existing streams may finish).
+ */
+export const goawayPath = '/.kubegate/v1/goaway';
+/** Hello request header: how many live, non-draining replicas exist (agents spread over them). */
+export const hdrReplicas = 'kg-replicas';
+/** Hello answer status when the agent declines a tunnel (it already has one to that replica). */
+export const helloDeclinedStatus = 421;
+/**
+ * Peer link (replica → replica, mTLS with replica certificates only): the
+ * cluster a relayed tunnel stream is for, and how many relays it has passed.
+ * Never accepted from the front: the front rebuilds headers from an allow-list.
+ */
+export const hdrPeerCluster = 'kg-peer-cluster';
+export const hdrPeerHops = 'kg-peer-hops';
 /** Response header the agent sets on its own errors (tunnel-level, not the apiserver's). */
 export const hdrAgentError = 'kg-agent-error';
 
@@ -137,6 +153,11 @@ export const tunnelMaxStreams = 100_000;
 export const tunnelMaxSessionMemoryMb = 256;
 export const tunnelPingIntervalMs = 15_000;
 export const tunnelPingTimeoutMs = 10_000;
+
+/** The URI SAN that names a proxy replica in a replica peer certificate. */
+export function replicaUri(replicaId: string): string {
+  return `spiffe://kubegate/replica/${encodeURIComponent(replicaId)}`;
+}
 
 /** The URI SAN that names a cluster in an agent certificate. */
 export function clusterUri(cluster: string): string {

@@ -33,6 +33,7 @@ import { defaultSpoolDir } from './audit/spool-dir.js';
 import { KgError } from '../common/errors.js';
 import { respondError } from './http/respond-error.js';
 import { startApprovals } from './approvals/wiring.js';
+import { startScaleOut, type ScaleOut } from './ha/scale-out.js';
 
 export interface ProxyApp {
   front: Front;
@@ -42,6 +43,7 @@ export interface ProxyApp {
   cas: Cas;
   policy: PolicyStore;
   audit: AuditLog;
+  scaleOut: ScaleOut;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     applicationName: `kubegate-proxy ${config.replicaId}`,
   });
   let audit: AuditLog | undefined;
+  let scaleOut: ScaleOut | undefined;
   try {
     if (config.migrateOnStart) {
       const r = await migrate(pool, undefined, (m) => log.info(m));
@@ -73,6 +76,18 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const tokens = new TokenStore(pool, config.tokenCacheTtl);
     const clusters = new ClusterStore(pool);
     const registry = new TunnelRegistry();
+    // Scale-out (proxy/ha/): replica registry, peer listener and forwarding, drain.
+    const ha = (scaleOut = await startScaleOut({
+      pool,
+      serverCa: cas.server,
+      registry,
+      replicaId: config.replicaId,
+      peerListen: config.peerListen,
+      peerAddress: config.peerAddress,
+      heartbeatMs: config.replicaHeartbeat,
+      staleAfterMs: config.replicaStaleAfter,
+      log,
+    }));
     const open = new OpenRequests();
     const policy = new PolicyStore({
       pool,
@@ -145,6 +160,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       enrollServer,
       replicaId: config.replicaId,
       onTunnelReady: (t) => grantSync.tunnelReady(t),
+      onTunnelUp: ha.tunnelUp,
+      onTunnelDown: ha.tunnelDown,
+      liveReplicas: () => ha.replicas.liveReplicas,
       log: log.child({ part: 'tunnel' }),
     });
     // Before the front opens: a spool left by a previous run is replayed first.
@@ -185,6 +203,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       tokens,
       policy,
       registry,
+      peers: ha.peers,
       open,
       maxRequestBody: config.maxRequestBody,
       audit: auditLog,
@@ -224,6 +243,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         tokens,
         adminGroups: config.adminGroups,
         log: log.child({ part: 'api' }),
+        replicaStaleAfterMs: config.replicaStaleAfter,
         bootstrap: {
           tunnelAddress: config.tunnelAddress,
           serverCaPem: cas.server.certPem,
@@ -245,10 +265,17 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       }),
       ready: () => ready,
     });
+    const drainer = ha.drainer({
+      front,
+      tunnel,
+      setUnready: () => (ready = false),
+      deadlineMs: config.drainTimeout,
+    });
     log.info(
       {
         front: `${f.host}:${front.port}`,
         tunnel: `${t.host}:${tunnel.port}`,
+        peer: ha.peerAddress,
         replica: config.replicaId,
       },
       'kubegate proxy listening',
@@ -261,7 +288,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       cas,
       policy,
       audit: auditLog,
+      scaleOut: ha,
       close: async () => {
+        // Drain first: agents move, in-flight requests finish, watches end cleanly.
+        await drainer.drain();
         ready = false;
         clearInterval(expirySweep);
         clearTimeout(expiryTimer);
@@ -276,12 +306,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           identity.close(),
           approvals.close(),
         ]);
+        await ha.close();
         await auditLog.close();
         await pool.end();
       },
     };
   } catch (err) {
     await audit?.close().catch(() => undefined);
+    await scaleOut?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }

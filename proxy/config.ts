@@ -214,6 +214,32 @@ export const proxySchema = {
     secret: true,
     doc: "Also POST events to this URL as audit.k8s.io/v1 EventList batches (as the apiserver's webhook backend does), retried with back-off.",
   },
+  // --- Scale-out: replica registry, peer forwarding, drain (proxy/ha/) ---
+  peerListen: {
+    env: 'KUBEGATE_PEER_LISTEN',
+    type: 'string',
+    doc: 'host:port of the peer listener other replicas relay requests to (mTLS with replica certificates from the internal CA). Port 0 picks a free port.',
+  },
+  peerAddress: {
+    env: 'KUBEGATE_PEER_ADDRESS',
+    type: 'string',
+    doc: 'host:port other replicas dial to reach this one (e.g. the pod IP); default: the peerListen host and the port it got.',
+  },
+  replicaHeartbeat: {
+    env: 'KUBEGATE_REPLICA_HEARTBEAT',
+    type: 'duration',
+    doc: "How often a replica renews its registry row and re-reads where every cluster's tunnels are.",
+  },
+  replicaStaleAfter: {
+    env: 'KUBEGATE_REPLICA_STALE_AFTER',
+    type: 'duration',
+    doc: 'A replica whose heartbeat is older than this is gone: its rows (and its tunnels) are deleted by the others.',
+  },
+  drainTimeout: {
+    env: 'KUBEGATE_DRAIN_TIMEOUT',
+    type: 'duration',
+    doc: 'On SIGTERM, how long in-flight requests may take to finish before open watches and exec sessions are ended (keep it below the pod termination grace period).',
+  },
   metricsListen: {
     env: 'KUBEGATE_METRICS_LISTEN',
     type: 'string',
@@ -260,6 +286,10 @@ export const proxyDefaults = {
   auditRetention: '90d',
   logLevel: 'info',
   migrateOnStart: false,
+  peerListen: '127.0.0.1:0',
+  replicaHeartbeat: '1s',
+  replicaStaleAfter: '5s',
+  drainTimeout: '20s',
 };
 
 export function loadProxyConfig(

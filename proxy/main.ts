@@ -25,7 +25,8 @@ export async function runProxy(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    // Drain (in-flight requests, up to drainTimeout) plus 10 s to flush and close.
+    const force = setTimeout(() => process.exit(1), config.drainTimeout + 10_000);
     force.unref();
     app.close().then(
       () => process.exit(0),

@@ -28,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';
 import { readBody } from './http/read-body.js';
-import type { TunnelRegistry } from './tunnel/registry.js';
+import type { Tunnel, TunnelRegistry } from './tunnel/registry.js';
 import type { OpenRequests } from './open-requests.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { AuditRecorder } from './audit/recorder.js';
@@ -38,6 +38,8 @@ export interface PipelineDeps {
   tokens: TokenStore;
   policy: PolicyStore;
   registry: TunnelRegistry;
+  /** Tunnels held by other replicas (proxy/ha/peer-router.ts), when none is local. */
+  peers?: { pick(cluster: string): Promise<Tunnel | undefined> };
   open: OpenRequests;
   maxRequestBody: number;
   audit: AuditLog;
@@ -103,7 +105,7 @@ export function createUpgradeHandler(
       await audit.admitted();
       // 4b. approval gate (e.g. exec in production); upgrades carry no body
       await deps.gate?.check(ctx, req, cluster, { readBody: false });
-      const tunnel = deps.registry.pick(route.cluster);
+      const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
       if (!tunnel)
         throw new KgError(
           'KG_ERR_CLUSTER_OFFLINE',
@@ -209,7 +211,7 @@ async function run(
   // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
   // No Retry-After when offline: client-go silently retries such a 503 up to
   // ten times, so kubectl would hang instead of saying the cluster is offline.
-  const tunnel = deps.registry.pick(route.cluster);
+  const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
   if (!tunnel) {
     throw new KgError(
       'KG_ERR_CLUSTER_OFFLINE',

@@ -9,6 +9,10 @@ import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
 import { checkQuery, pageParams } from './params.js';
 import type { ApiCall, Route } from './types.js';
+import { clusterHealth } from '../ha/cluster-health.js';
+
+/** Replicas whose heartbeat is older than this do not count for health (proxy config). */
+const staleAfter = (call: ApiCall) => call.deps.replicaStaleAfterMs ?? 10_000;
 
 const collection = '/api/v1/clusters';
 /** RFC 7396; plain JSON is accepted too, with the same merge semantics. */
@@ -38,7 +42,18 @@ export const clusterRoutes: Route[] = [
   {
     pattern: /^\/api\/v1\/clusters$/,
     methods: {
-      GET: async (call) => sendJson(call, await call.store.listClusters(pageParams(call.query))),
+      GET: async (call) => {
+        const page = await call.store.listClusters(pageParams(call.query));
+        const health = await clusterHealth(
+          call.deps.pool,
+          page.items.map((c) => c.name),
+          staleAfter(call),
+        );
+        sendJson(call, {
+          ...page,
+          items: page.items.map((c) => ({ ...c, health: health.get(c.name) })),
+        });
+      },
       POST: register,
     },
   },
@@ -51,7 +66,8 @@ export const clusterRoutes: Route[] = [
         const c = await call.store.getCluster(name);
         if (!c)
           throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
-        sendJson(call, c, c.version);
+        const health = await clusterHealth(call.deps.pool, [name], staleAfter(call));
+        sendJson(call, { ...c, health: health.get(name) }, c.version);
       },
       PATCH: async (call) => {
         checkQuery(call.query, []);

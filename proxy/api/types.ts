@@ -58,6 +58,8 @@ export interface ApiDeps {
    * undefined when no tunnel for it is reachable from this replica.
    */
   askAgent?: (cluster: string, path: string) => Promise<unknown>;
+  /** Replicas whose heartbeat is older than this do not count for cluster health; default 10 s. */
+  replicaStaleAfterMs?: number;
 }
 
 /** One API request, as every resource handler sees it. */

@@ -12,8 +12,11 @@ import type { Logger } from '../../common/log.js';
 import {
   alpnEnroll,
   alpnTunnel,
+  goawayPath,
+  helloDeclinedStatus,
   helloPath,
   hdrReplica,
+  hdrReplicas,
   tunnelMaxSessionMemoryMb,
   tunnelMaxStreams,
   tunnelPingIntervalMs,
@@ -39,12 +42,24 @@ export interface TunnelListenerDeps {
   replicaId: string;
   /** Runs before a new tunnel takes requests (role definitions for JIT accounts). */
   onTunnelReady?: (t: Tunnel) => Promise<void>;
+  /** A tunnel started or stopped taking requests (the replica registry). */
+  onTunnelUp?: (t: Tunnel) => void;
+  onTunnelDown?: (t: Tunnel) => void;
+  /** Live, non-draining replicas, told to agents in the hello so they spread over them. */
+  liveReplicas?: () => number;
   log: Logger;
 }
 
 export interface TunnelListener {
   server: Server;
   port: number;
+  /** Refuse new tunnels and enrollments (drain); tunnels already up keep working. */
+  stopAccepting(): void;
+  /**
+   * Ask every agent with a tunnel here to open one to another replica first
+   * and then close this one (drain). Resolves when each agent has answered.
+   */
+  goaway(deadlineMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,7 +121,13 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     );
     session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
 
-    const hello = await helloOverTunnel(session, deps.replicaId);
+    const hello = await helloOverTunnel(session, deps.replicaId, deps.liveReplicas?.() ?? 1);
+    if (hello === 'declined') {
+      // The agent already has a tunnel to this replica and wants another one.
+      log.debug({ cluster: who.cluster }, 'agent declined a second tunnel to this replica');
+      session.close();
+      return;
+    }
     if (hello.cluster !== who.cluster) {
       session.destroy();
       throw new Error(
@@ -125,6 +146,16 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     };
     await deps.onTunnelReady?.(tunnel);
     deps.registry.add(tunnel);
+    deps.onTunnelUp?.(tunnel);
+    let down = false;
+    const markDown = () => {
+      if (down) return;
+      down = true;
+      deps.registry.remove(tunnel);
+      deps.onTunnelDown?.(tunnel);
+    };
+    // GOAWAY from the agent: it has a tunnel elsewhere now; streams open here may finish.
+    session.once('goaway', markDown);
     log.info({ cluster: tunnel.cluster, tunnel: tunnel.id, agent: tunnel.agentId }, 'tunnel up');
 
     // A tunnel never outlives the certificate that opened it.
@@ -145,7 +176,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     session.once('close', () => {
       clearTimeout(expiry);
       clearInterval(ping);
-      deps.registry.remove(tunnel);
+      markDown();
       log.info({ cluster: tunnel.cluster, tunnel: tunnel.id }, 'tunnel down');
     });
   }
@@ -156,30 +187,77 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : deps.port;
+  let accepting = true;
   return {
     server,
     port,
+    stopAccepting: () => {
+      if (accepting) server.close();
+      accepting = false;
+    },
+    goaway: async (deadlineMs) => {
+      await Promise.all(
+        deps.registry.tunnels().map((t) => tellGoaway(t, deps.replicaId, deadlineMs, log)),
+      );
+    },
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        if (accepting) server.close(() => resolve());
+        else resolve();
+        accepting = false;
         deps.registry.closeAll();
       }),
   };
 }
 
+/** One control message, answered or not within 2 s; failures only logged (the tunnel ends anyway). */
+function tellGoaway(t: Tunnel, replicaId: string, deadlineMs: number, log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    if (t.session.closed || t.session.destroyed) return resolve();
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = t.session.request({ ':method': 'POST', ':path': goawayPath, [hdrReplica]: replicaId });
+    } catch {
+      return resolve();
+    }
+    const timer = setTimeout(() => {
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      resolve();
+    }, 2000);
+    req.on('error', () => undefined);
+    req.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    req.on('response', (h) =>
+      log.debug({ cluster: t.cluster, status: h[':status'] }, 'agent told to move'),
+    );
+    req.resume();
+    req.end(JSON.stringify({ replica: replicaId, deadlineMs }));
+  });
+}
+
 function helloOverTunnel(
   session: http2.ClientHttp2Session,
   replicaId: string,
-): Promise<HelloResponse> {
+  liveReplicas: number,
+): Promise<HelloResponse | 'declined'> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       req.close(http2.constants.NGHTTP2_CANCEL);
       reject(new Error('agent did not answer hello within 10 s'));
     }, 10_000);
     const req = session.request(
-      { ':method': 'GET', ':path': helloPath, [hdrReplica]: replicaId },
+      {
+        ':method': 'GET',
+        ':path': helloPath,
+        [hdrReplica]: replicaId,
+        [hdrReplicas]: String(liveReplicas),
+      },
       { endStream: true },
     );
+    let declined = false;
+    req.on('response', (h) => (declined = h[':status'] === helloDeclinedStatus));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', (err) => {
@@ -188,6 +266,7 @@ function helloOverTunnel(
     });
     req.on('end', () => {
       clearTimeout(timer);
+      if (declined) return resolve('declined');
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as HelloResponse);
       } catch (err) {

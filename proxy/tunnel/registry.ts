@@ -14,6 +14,8 @@ export interface Tunnel {
   session: ClientHttp2Session;
   /** Streams currently open on this tunnel. */
   active: number;
+  /** Set when the streams go through a peer replica (proxy/ha/peer-router.ts), not to an agent here. */
+  replica?: string;
 }
 
 export class TunnelRegistry {
@@ -39,6 +41,7 @@ export class TunnelRegistry {
     if (!list) return undefined;
     let best: Tunnel | undefined;
     for (const t of list) {
+      // `closed` is also set when the agent sent GOAWAY (it is moving to another replica).
       if (t.session.closed || t.session.destroyed) continue;
       if (!best || t.active < best.active) best = t;
     }

@@ -95,6 +95,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       KUBEGATE_PUBLIC_URL: publicUrl,
       KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
       KUBEGATE_LOG_LEVEL: 'info',
+      // Below proc.stop()'s 10 s before SIGKILL, so a stopped proxy drains and flushes.
+      KUBEGATE_DRAIN_TIMEOUT: '5s',
       ...opts.proxyEnv,
     };
     const admin = async (args: string[]) => {
