@@ -279,7 +279,11 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
         const r2 = await kubectl(['create', 'configmap', `after-${attempt++}`, '-n', 'shop'], {
           kubeconfig: kubeconfigs.dev!,
         });
-        return r2.code !== 0 && /Forbidden/.test(r2.stderr);
+        // The proxy's own refusal (the apiserver never says "on cluster").
+        return (
+          r2.code !== 0 &&
+          /is forbidden: User "dev" cannot create .* on cluster "prod"/.test(r2.stderr)
+        );
       },
       60_000,
       'proxy denies after expiry',
