@@ -65,8 +65,20 @@ test-e2e: deps build ## End-to-end tests with the real cluster, PostgreSQL, kube
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
 
 .PHONY: test
-test: deps lint build ## Everything: lint, typecheck, unit, end to end
-	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/integration/ dist/test/e2e/
+# test/long/ holds tests that mostly wait (a watch held for minutes): they run
+# alongside the rest, and their output is printed at the end.
+test: deps lint build ## Everything: lint, typecheck, unit, end to end (+ long-running, alongside)
+	@mkdir -p test-results
+	@node --test --test-reporter=spec dist/test/long/ > test-results/long.log 2>&1 & long=$$!; \
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/integration/ dist/test/e2e/; rc=$$?; \
+	echo "--- waiting for the long-running tests (test/long/) ---"; \
+	wait $$long; lrc=$$?; cat test-results/long.log; \
+	echo "main suite exit $$rc, long-running suite exit $$lrc"; \
+	test $$rc -eq 0 && test $$lrc -eq 0
+
+.PHONY: test-long
+test-long: deps build ## Only the long-running tests (test/long/, minutes each)
+	node --test --test-reporter=spec dist/test/long/
 
 .PHONY: dev
 dev: deps build ## Run the whole stack locally; Ctrl-C stops it
