@@ -46,6 +46,10 @@ label.inline{display:inline-flex;gap:.3rem;align-items:center;font-weight:400;ma
 input,select,textarea{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--muted);border-radius:6px;padding:.35rem .5rem;max-width:100%}
 input[type=text],input[type=search],input[type=datetime-local],textarea,select{width:28rem}
 textarea{min-height:6rem;font-family:ui-monospace,monospace}
+ul.plain{list-style:none;margin:0;padding:0}
+.card>h2:first-child,.card>h2:first-of-type{margin-top:0}
+.actions select,.actions input[type=text]{width:auto;min-width:10rem}
+pre.wrap{white-space:pre-wrap;word-break:break-all}
 .hint{color:var(--muted);font-size:.85rem;margin:.15rem 0 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(13rem,1fr));gap:.2rem 1rem}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.8rem;border:1px solid var(--line);background:var(--panel);margin:0 .25rem .15rem 0}

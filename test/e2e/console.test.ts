@@ -110,12 +110,12 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     // The admin writes the binding in the form; the preview says what it reaches before saving.
     const page = admin.page;
     await goTo(page, 'Bindings');
-    await page.getByLabel('Subject kind').selectOption('Group');
-    await page.getByLabel('Subject name').fill('developers');
-    await page.getByLabel('Role').selectOption('view');
-    await page.getByLabel('Cluster names').fill('dev');
-    await page.getByLabel('Namespaces').fill('kube-system');
-    await page.getByLabel('Reason').fill('on-call read access');
+    await page.getByLabel('Subject kind', { exact: true }).selectOption('Group');
+    await page.getByLabel('Subject name', { exact: true }).fill('developers');
+    await page.getByLabel('Role', { exact: true }).selectOption('view');
+    await page.getByLabel('Cluster names', { exact: true }).fill('dev');
+    await page.getByLabel('Namespaces', { exact: true }).fill('kube-system');
+    await page.getByLabel('Reason', { exact: true }).fill('on-call read access');
     const reach = page.getByTestId('reach');
     await reach.getByText('Reaches 1 cluster').waitFor();
     assert.match((await reach.textContent()) ?? '', /dev.*In namespaces: kube-system/s);
@@ -157,9 +157,9 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
   test('audit search finds the events, for the admin and for the user themselves', async () => {
     const page = admin.page;
     await goTo(page, 'Audit log');
-    await page.getByLabel('user').fill('dev@example.com');
-    await page.getByLabel('namespace').fill('kube-system');
-    await page.getByLabel('decision').selectOption('deny');
+    await page.getByLabel('User', { exact: true }).fill('dev@example.com');
+    await page.getByLabel('Namespace', { exact: true }).fill('kube-system');
+    await page.getByLabel('Decision', { exact: true }).selectOption('deny');
     await page.getByRole('button', { name: 'Search' }).click();
     const table = page.getByRole('table', { name: 'Audit events' });
     await table
@@ -167,7 +167,7 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
       .first()
       .waitFor();
     assert.ok((await table.getByRole('cell', { name: 'dev@example.com' }).count()) >= 1);
-    assert.equal(await table.getByText('allow').count(), 0, 'only denials match');
+    assert.equal(await table.getByText('allow', { exact: true }).count(), 0, 'only denials match');
     await screenshot(page, '06-admin-audit');
     const exported = await downloadBy(admin, () =>
       page.getByRole('link', { name: 'Export NDJSON' }).click(),
@@ -195,13 +195,13 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     const page = admin.page;
     await goTo(page, 'Clusters');
     await page.getByLabel('Name', { exact: true }).fill('staging');
-    await page.getByLabel('Labels').fill('env=staging, region=eu');
+    await page.getByLabel('Labels', { exact: true }).fill('env=staging, region=eu');
     await page.getByRole('button', { name: 'Register' }).click();
     await page.getByRole('heading', { name: 'Attach cluster "staging"' }).waitFor();
-    const yaml = (await page.getByLabel('Bootstrap YAML').textContent()) ?? '';
+    const yaml = (await page.getByLabel('Bootstrap YAML', { exact: true }).textContent()) ?? '';
     assert.match(yaml, /kind: Deployment/);
     assert.match(yaml, /kgb_/);
-    const helm = (await page.getByLabel('Helm command').textContent()) ?? '';
+    const helm = (await page.getByLabel('Helm command', { exact: true }).textContent()) ?? '';
     assert.match(
       helm,
       /^helm install kubegate-agent .* --set cluster=staging .*--set bootstrap\.token=kgb_/,
@@ -223,18 +223,19 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
       .first()
       .waitFor();
     await page.getByLabel('Name', { exact: true }).fill('pod-reader');
-    await page.getByLabel('Resources').fill('pods');
+    await page.getByLabel('Resources', { exact: true }).fill('pods');
     await page.getByRole('button', { name: 'Create role' }).click();
     await page.getByRole('alert').getByText('give at least one verb').waitFor();
-    await page.getByLabel('API groups').fill('""');
-    await page.getByLabel('Verbs').fill('get, list, frobnicate');
+    await page.getByLabel('API groups', { exact: true }).fill('""');
+    await page.getByLabel('Verbs', { exact: true }).fill('Get, list');
     await page.getByRole('button', { name: 'Create role' }).click();
     await page
       .getByRole('alert')
-      .getByText(/frobnicate/)
+      .getByText(/"Get" must be lowercase/)
+      .first()
       .waitFor(); // the server's validation
     await screenshot(page, '09-admin-roles-validation');
-    await page.getByLabel('Verbs').fill('get, list, watch');
+    await page.getByLabel('Verbs', { exact: true }).fill('get, list, watch');
     await page.getByRole('button', { name: 'Create role' }).click();
     await page.getByText('Role pod-reader created.').waitFor();
     await page
@@ -244,9 +245,9 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
 
     await goTo(page, 'Robots');
     await page.getByLabel('Name', { exact: true }).fill('ci');
-    await page.getByLabel('Groups').fill('deployers');
+    await page.getByLabel('Groups', { exact: true }).fill('deployers');
     await page.getByRole('button', { name: 'Create robot' }).click();
-    const shown = (await page.getByLabel('Token of robot ci').textContent()) ?? '';
+    const shown = (await page.getByLabel('Token of robot ci', { exact: true }).textContent()) ?? '';
     assert.match(shown, /^kg_/);
     await screenshot(page, '10-admin-robots');
 

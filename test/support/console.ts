@@ -36,6 +36,9 @@ export async function downloadBy(
 
 /** Follow a link in the console's navigation and wait for the view's heading. */
 export async function goTo(page: Page, link: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: link }).click();
-  await page.getByRole('heading', { level: 1, name: link }).waitFor();
+  await page
+    .getByRole('navigation', { name: 'Console' })
+    .getByRole('link', { name: link, exact: true })
+    .click();
+  await page.getByRole('heading', { level: 1, name: link, exact: true }).waitFor();
 }

@@ -93,7 +93,11 @@ function enrollment(r: Registered, status: ReturnType<typeof statusArea>): HTMLE
     r.agentHelm
       ? [
           h('h3', {}, 'Or with Helm'),
-          h('pre', { tabindex: '0', 'aria-label': 'Helm command' }, r.agentHelm.command),
+          h(
+            'pre',
+            { class: 'wrap', tabindex: '0', 'aria-label': 'Helm command' },
+            r.agentHelm.command,
+          ),
           h(
             'div',
             { class: 'actions' },

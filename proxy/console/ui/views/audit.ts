@@ -43,6 +43,18 @@ const every = [
   'code',
   'source',
 ];
+const titles: Record<string, string> = {
+  since: 'Since',
+  user: 'User',
+  group: 'Group',
+  cluster: 'Cluster',
+  namespace: 'Namespace',
+  resource: 'Resource',
+  verb: 'Verb',
+  decision: 'Decision',
+  code: 'Status code',
+  source: 'Source',
+};
 const hints: Record<string, string> = {
   since: 'a duration such as 1h or 7d, or an RFC 3339 time',
   resource: 'e.g. pods, deployments.apps, pods/exec',
@@ -93,7 +105,7 @@ export async function auditView(ctx: ViewContext, admin: boolean): Promise<void>
     h(
       'div',
       { class: 'grid' },
-      [...controls].map(([n, c]) => field(n, c, hints[n])),
+      [...controls].map(([n, c]) => field(titles[n] ?? n, c, hints[n])),
     ),
     h(
       'div',
