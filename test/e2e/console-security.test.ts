@@ -267,8 +267,22 @@ describe(
       ]) {
         await goTo(page, v);
         await page.getByText('Loading…').waitFor({ state: 'detached' });
+        // Accessibility basics on every view: each form control, button and link has a name.
+        const unnamed = await page.evaluate(`[...document.querySelectorAll(
+          'input:not([type=hidden]), select, textarea, button, a')]
+          .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') ||
+            el.getAttribute('aria-labelledby') || el.textContent.trim()))
+          .map((el) => el.outerHTML.slice(0, 80))`);
+        assert.deepEqual(unnamed, [], `controls without an accessible name on ${v}`);
       }
       assert.deepEqual(problems, []);
+      // Keyboard: after a reload, the first Tab reaches the skip link, which moves focus to the content.
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: 'My clusters' }).waitFor();
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to content');
+      await page.keyboard.press('Enter');
+      assert.equal(await page.evaluate('document.activeElement.id'), 'main');
       // An injected sink is refused by the browser.
       // (Browser code as strings: the test program itself has no DOM types.)
       const sink = await page.evaluate(`(() => {

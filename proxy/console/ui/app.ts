@@ -147,6 +147,7 @@ async function start(): Promise<void> {
   document.addEventListener('click', (ev) => {
     const a = (ev.target as Element | null)?.closest?.('a');
     if (!a || a.hasAttribute('download') || a.target || ev.defaultPrevented) return;
+    if (a.getAttribute('href')?.startsWith('#')) return; // in-page (the skip link)
     if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || !viewFor(url.pathname)) return;
