@@ -111,6 +111,10 @@ describe(
     test('the session cookie is __Host-, Secure, HttpOnly, SameSite=Lax and invisible to scripts', async () => {
       await signIn(admin.page, publicUrl, 'admin@example.com');
       await signIn(dev.page, publicUrl, 'dev@example.com');
+      // Nobody is bound to anything here: the empty state says what to do.
+      await admin.page.getByText('You cannot reach any cluster yet.').waitFor();
+      await admin.page.getByText(/Ask a kubegate admin for a binding.*kubegate-admins/).waitFor();
+      await screenshot(admin.page, '12-my-clusters-empty');
       const cookies = await admin.context.cookies(publicUrl);
       const s = cookies.find((c) => c.name === '__Host-kg_session');
       assert.ok(s);
@@ -362,6 +366,29 @@ describe(
       assert.equal(a.headers['x-content-type-options'], 'nosniff');
       const stale = await send('GET', '/console/assets/0000000000000000/app.js', {});
       assert.equal(stale.status, 404);
+    });
+
+    test('deactivating a user in the console ends their browser session at once', async () => {
+      const { cookie } = await sessionOf(dev);
+      await goTo(admin.page, 'Users');
+      admin.page.once('dialog', (d) => void d.accept());
+      await admin.page.getByRole('button', { name: 'Deactivate dev@example.com' }).click();
+      await admin.page
+        .getByText('dev@example.com deactivated: tokens and sessions ended.')
+        .waitFor();
+      await admin.page
+        .getByRole('row', { name: /dev@example\.com/ })
+        .getByText('deactivated')
+        .first()
+        .waitFor();
+      await screenshot(admin.page, '13-admin-users-deactivated');
+      assert.equal((await send('GET', '/api/v1/me', { cookie })).status, 401);
+      // The user's open console notices at its next call and goes back to sign-in.
+      await dev.page
+        .getByRole('navigation', { name: 'Console' })
+        .getByRole('link', { name: 'My tokens', exact: true })
+        .click();
+      await dev.page.getByRole('link', { name: 'Sign in with single sign-on' }).waitFor();
     });
   },
 );

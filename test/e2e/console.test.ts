@@ -141,6 +141,9 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     await goTo(page, 'My tokens');
     const rows = page.getByRole('button', { name: /^Revoke token / });
     assert.equal(await rows.count(), 1, 'the developer holds the one token of their download');
+    // kubectl has used it: the page says when.
+    const lastUsed = page.getByRole('row').filter({ has: rows.first() }).getByRole('cell').nth(2);
+    assert.match((await lastUsed.textContent()) ?? '', /ago|just now/);
     await screenshot(page, '05-my-tokens');
     page.once('dialog', (d) => void d.accept());
     await rows.first().click();
