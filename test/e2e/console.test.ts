@@ -182,6 +182,17 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     assert.ok(events.length >= 1);
     assert.ok(events.every((e) => e.user.username === 'dev@example.com' && e.decision === 'deny'));
 
+    // The binding the admin saved in the console is an audited admin action.
+    await page.getByLabel('User', { exact: true }).fill('admin@example.com');
+    await page.getByLabel('Namespace', { exact: true }).fill('');
+    await page.getByLabel('Decision', { exact: true }).selectOption('');
+    await page.getByLabel('Source', { exact: true }).selectOption('admin');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const created = table.getByRole('row').filter({ hasText: /bindings\.kubegate\.dev/ });
+    await created.first().waitFor();
+    assert.match((await created.first().textContent()) ?? '', /create/);
+    await screenshot(page, '06b-admin-audit-admin-actions');
+
     // The developer's own activity: their requests, and nobody else's.
     await dev.page.goto(`${publicUrl}/console/audit`);
     await dev.page.getByRole('heading', { level: 1, name: 'My activity' }).waitFor();
