@@ -44,19 +44,20 @@ export interface ConsoleApiDeps {
 
 const prefix = '/api/v1/console/';
 
-function health(deps: ConsoleApiDeps, name: string) {
+/** Online when at least one live tunnel exists; which replica holds it is for admins only. */
+function health(deps: ConsoleApiDeps, name: string, admin: boolean) {
   const tunnels = deps.tunnels(name);
   return {
     online: tunnels.length > 0,
     tunnels: tunnels.map((t) => ({
       agentVersion: t.agentVersion,
       connectedAt: t.connectedAt,
-      replica: t.replica,
+      ...(admin ? { replica: t.replica } : {}),
     })),
   };
 }
 
-function myClusters(deps: ConsoleApiDeps, caller: ApiCaller) {
+function myClusters(deps: ConsoleApiDeps, caller: ApiCaller, admin: boolean) {
   const state = deps.policy();
   const now = new Date();
   const who = { user: caller.user, kind: caller.kind, groups: caller.groups };
@@ -68,7 +69,7 @@ function myClusters(deps: ConsoleApiDeps, caller: ApiCaller) {
     items.push({
       name: c.name,
       labels: c.labels,
-      ...health(deps, c.name),
+      ...health(deps, c.name, admin),
       access: bindings.map((b) => ({
         binding: b.id,
         role: b.role,
@@ -98,7 +99,7 @@ function bindingReach(deps: ConsoleApiDeps, draft: Record<string, unknown>) {
       name: c.name,
       labels: c.labels,
       disabled: c.disabled,
-      ...health(deps, c.name),
+      ...health(deps, c.name, true),
     }));
   const registered = new Set(state.clusters.keys());
   const unknownNames = (spec.clusters.names ?? []).filter((n) => !registered.has(n));
@@ -145,7 +146,7 @@ export function createConsoleApiHandler(
       switch (path.slice(prefix.length)) {
         case 'clusters':
           allow('GET');
-          return sendJson(res, 200, myClusters(deps, caller));
+          return sendJson(res, 200, myClusters(deps, caller, admin));
         case 'tunnels':
           allow('GET');
           needAdmin();

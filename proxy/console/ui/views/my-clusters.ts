@@ -8,7 +8,7 @@ import { kubeconfigButton, ttlSelect } from './kubeconfig.js';
 
 export interface ClusterHealth {
   online: boolean;
-  tunnels: { agentVersion: string; connectedAt: string; replica: string }[];
+  tunnels: { agentVersion: string; connectedAt: string; replica?: string }[];
 }
 
 interface MyCluster extends ClusterHealth {
