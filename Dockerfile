@@ -19,7 +19,7 @@ COPY tsconfig.json ./
 COPY common ./common
 COPY proxy ./proxy
 COPY agent ./agent
-RUN npx tsc -p tsconfig.json
+RUN npx tsc -p tsconfig.json && npx tsc -p proxy/console/ui/tsconfig.json
 
 # --- deps: production dependencies only ----------------------------------------
 FROM node:${NODE_MAJOR}-bookworm-slim AS deps

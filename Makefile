@@ -36,8 +36,10 @@ tools: $(TOOLS) ## Extract kubectl and helm into .tools/bin
 cluster: ## Build the real test cluster (kube-apiserver + etcd + controller-manager + scheduler, and kg-kwok for fake nodes); cached
 	test/cluster/build.sh
 
-dist/.stamp: $(NODE_STAMP) tsconfig.json $(TS_SOURCES)
+# Two programs for tsc: Node code, and the web console's browser modules (lib DOM).
+dist/.stamp: $(NODE_STAMP) tsconfig.json proxy/console/ui/tsconfig.json $(TS_SOURCES)
 	npx tsc -p tsconfig.json
+	npx tsc -p proxy/console/ui/tsconfig.json
 	@touch $@
 
 .PHONY: build
@@ -46,6 +48,7 @@ build: dist/.stamp ## Compile TypeScript to dist/
 .PHONY: typecheck
 typecheck: $(NODE_STAMP) ## Type-check everything (strict)
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p proxy/console/ui/tsconfig.json --noEmit
 
 .PHONY: lint
 lint: $(NODE_STAMP) ## ESLint and Prettier checks

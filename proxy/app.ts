@@ -34,6 +34,10 @@ import { KgError } from '../common/errors.js';
 import { respondError } from './http/respond-error.js';
 import { startApprovals } from './approvals/wiring.js';
 import { startScaleOut, type ScaleOut } from './ha/scale-out.js';
+import { consoleAssets } from './console/assets.js';
+import { serveAsset } from './console/static.js';
+import { sessionOrBearer } from './console/caller.js';
+import { createConsoleApiHandler } from './console/api.js';
 
 export interface ProxyApp {
   front: Front;
@@ -179,10 +183,38 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       webhookUrl: config.auditWebhookUrl || undefined,
       observe: (o, n) => proxyMetrics.observeAudit(o, n),
     }));
+    const identity = createIdentityHandler({
+      config,
+      pool,
+      tokens,
+      caPem: config.tlsCertFile ? undefined : cas.server.certPem,
+      log: log.child({ part: 'identity' }),
+    });
+    // The web console: its JSON APIs take the browser session (with CSRF checks) as well as bearer tokens.
+    const apiCaller = sessionOrBearer({ pool, tokens, settings: identity.settings });
+    const assets = consoleAssets();
+    if (assets.missing) log.error(assets.missing);
+    const consoleApi = createConsoleApiHandler({
+      resolveCaller: apiCaller,
+      adminGroups: config.adminGroups,
+      policy: () => policy.current(),
+      tunnels: (cluster) =>
+        registry
+          .tunnels(cluster)
+          .filter((t) => !t.session.closed && !t.session.destroyed)
+          .map((t) => ({
+            cluster: t.cluster,
+            agentVersion: t.agentVersion,
+            connectedAt: t.connectedAt,
+            replica: config.replicaId,
+          })),
+      log,
+    });
     const auditApi = createAuditApiHandler({
       pool,
       tokens,
       adminGroups: config.adminGroups,
+      authenticate: apiCaller,
       log,
     });
     proxyMetrics.setSources({
@@ -211,13 +243,6 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     };
     const f = parseHostPort(config.listen);
     let ready = true;
-    const identity = createIdentityHandler({
-      config,
-      pool,
-      tokens,
-      caPem: config.tlsCertFile ? undefined : cas.server.certPem,
-      log: log.child({ part: 'identity' }),
-    });
     // Just-in-time approvals: the gate (stage 4b), its REST API, webhooks.
     const approvals = startApprovals({
       pool,
@@ -237,11 +262,13 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log: log.child({ part: 'front' }),
       kube: createKubeHandler({ ...pipelineDeps, gate: approvals.gate }),
       upgrade: createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate }),
+      console: (req, res) => serveAsset(assets, req, res),
       identity: identity.handle,
       api: createApiHandler({
         pool,
         tokens,
         adminGroups: config.adminGroups,
+        authenticate: apiCaller,
         log: log.child({ part: 'api' }),
         replicaStaleAfterMs: config.replicaStaleAfter,
         bootstrap: {
@@ -251,8 +278,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           agentImage: config.agentImage,
         },
         askAgent: (cluster, path) => askAgent(registry, cluster, path),
-        // Paths the admin API does not serve: the audit API, then 404.
+        // Paths the admin API does not serve: the console's and audit APIs, then 404.
         fallback: (req, res) => {
+          if (consoleApi(req, res)) return;
           if (auditApi(req, res)) return;
           if (approvals.api(req, res)) return;
           respondError(

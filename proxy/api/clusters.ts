@@ -6,6 +6,7 @@
 import { parseHostPort } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
+import { agentHelmCommand } from '../clusters/helm-command.js';
 import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
 import { checkQuery, pageParams } from './params.js';
 import type { ApiCall, Route } from './types.js';
@@ -30,9 +31,21 @@ async function register(call: ApiCall) {
     proxyCaPem: b.serverCaPem,
     image: b.agentImage,
   });
+  // The same enrollment with the agent chart, for admins who install with Helm.
+  const caFile = 'kubegate-proxy-ca.crt';
+  const agentHelm = {
+    command: agentHelmCommand({
+      cluster: r.cluster.name,
+      tunnelAddress: b.tunnelAddress,
+      token: r.bootstrapToken,
+      caFile,
+    }),
+    caFile,
+    caPem: b.serverCaPem,
+  };
   sendCreated(
     call,
-    { ...r.cluster, bootstrapYaml, bootstrapExpiresAt: r.bootstrapExpiresAt },
+    { ...r.cluster, bootstrapYaml, agentHelm, bootstrapExpiresAt: r.bootstrapExpiresAt },
     r.cluster.version,
     `${collection}/${r.cluster.name}`,
   );

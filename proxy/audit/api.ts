@@ -10,8 +10,9 @@
  * `format=kube` writes strict audit.k8s.io/v1 events (kubegate fields as
  * annotations).
  *
- * Bearer token required. Admins (a group in config `adminGroups`) see every
- * event; anyone else sees only their own, and asking for another user is 403.
+ * A bearer token, or the console's session (deps.authenticate). Admins (a
+ * group in config `adminGroups`) see every event; anyone else sees only
+ * their own, and asking for another user is 403.
  */
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -29,6 +30,14 @@ export interface AuditApiDeps {
   /** Members of these groups read every event; empty = nobody. */
   adminGroups: readonly string[];
   log: Logger;
+  /**
+   * Resolve the caller or throw (401); default: the bearer token. The proxy
+   * passes one that also takes the console's session cookie (with its CSRF
+   * checks, proxy/console/caller.ts).
+   */
+  authenticate?: (
+    req: AnyRequest,
+  ) => Promise<{ user: string; kind: 'user' | 'robot'; groups: string[] }>;
 }
 
 const listPath = '/api/v1/audit';
@@ -74,7 +83,9 @@ async function serve(
     res.setHeader('allow', 'GET, HEAD');
     throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
   }
-  const identity = await authenticate(deps.tokens, req.headers.authorization);
+  const identity = deps.authenticate
+    ? await deps.authenticate(req)
+    : await authenticate(deps.tokens, req.headers.authorization);
   const unknown = [...new Set(query.keys())].filter((k) => !known.has(k));
   if (unknown.length > 0)
     throw new KgError(

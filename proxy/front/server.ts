@@ -20,6 +20,8 @@ export interface FrontDeps {
   log: Logger;
   kube: (req: AnyRequest, res: AnyResponse) => void;
   api?: (req: AnyRequest, res: AnyResponse) => void;
+  /** The console's static files (`/console/assets/…`); returns false for other paths. */
+  console?: (req: AnyRequest, res: AnyResponse) => boolean;
   /** Sign-in, `/` and identity's `/api/v1/` routes; returns false for paths that are not its own. */
   identity?: (req: AnyRequest, res: AnyResponse) => boolean;
   upgrade: (req: AnyRequest, socket: Duplex, head: Buffer) => void;
@@ -60,6 +62,7 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
       if (url === '/healthz' || url === '/livez') return plain(res, 200, 'ok');
       if (url === '/readyz')
         return deps.ready() ? plain(res, 200, 'ok') : plain(res, 503, 'not ready');
+      if (deps.console?.(req, res)) return;
       if (deps.identity?.(req, res)) return;
       if (url.startsWith('/api/') && deps.api) return deps.api(req, res);
       respondError(

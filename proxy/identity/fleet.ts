@@ -25,14 +25,15 @@ export async function clustersFor(pool: Pool, who: Identity, now = new Date()): 
 }
 
 /**
- * `kubegate-<user>.kubeconfig` with the user name reduced to characters that
+ * `kubegate-<user>[-<cluster>].kubeconfig` with the user name reduced to characters that
  * are safe in a file name and inside a quoted Content-Disposition parameter
  * on every OS (no quotes, slashes, control characters or leading dots).
  */
-export function kubeconfigFilename(user: string): string {
+export function kubeconfigFilename(user: string, cluster?: string): string {
   const safe = user
     .replace(/[^A-Za-z0-9._-]+/g, '_')
     .replace(/^[._-]+/, '')
     .slice(0, 64);
-  return `kubegate-${safe || 'user'}.kubeconfig`;
+  // Cluster names are DNS-1123 labels already: safe as they are.
+  return `kubegate-${safe || 'user'}${cluster ? `-${cluster}` : ''}.kubeconfig`;
 }

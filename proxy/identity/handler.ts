@@ -54,6 +54,9 @@ function match(path: string): { route: ApiRoute; params: string[] } | undefined 
   return undefined;
 }
 
+/** `/console` and `/console/<view>`, but never the static `/console/assets/…`. */
+const consoleView = /^\/console(\/(?!assets\/)[a-z][a-z0-9/-]{0,62})?\/?$/;
+
 type PageHandler = (deps: AuthDeps, req: AnyRequest, res: AnyResponse) => Promise<void>;
 
 const pages: Record<string, Partial<Record<string, PageHandler>>> = {
@@ -147,7 +150,9 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
       const target = req.url ?? '/';
       const q = target.indexOf('?');
       const path = q >= 0 ? target.slice(0, q) : target;
-      const methods = pages[path];
+      // The console's views (`/console/tokens`, …) are the same page as `/`;
+      // its modules pick the view from the path.
+      const methods = consoleView.test(path) ? pages['/'] : pages[path];
       if (methods) {
         page(req, res, path, methods);
         return true;

@@ -46,10 +46,11 @@ async function me(call: ApiCall): Promise<void> {
  * A fresh `kg_` token and the fleet kubeconfig around it. The lifetime is
  * `?ttl=` (default tokenTtl, at most tokenMaxTtl — robotTokenMaxTtl for
  * robots); a token minted with a bearer token never outlives that token, so
- * a token cannot renew itself past its own expiry.
+ * a token cannot renew itself past its own expiry. `?cluster=` narrows the
+ * file to that one cluster's context (404 unless the caller reaches it).
  */
 async function kubeconfig(call: ApiCall): Promise<void> {
-  checkQuery(call.query, ['ttl']);
+  checkQuery(call.query, ['ttl', 'cluster']);
   const { settings: s, pool, tokens, caPem } = call.deps;
   const c = call.caller;
   const robot = c.kind === 'robot';
@@ -59,7 +60,13 @@ async function kubeconfig(call: ApiCall): Promise<void> {
     robot ? s.robotTokenMaxTtlMs : s.tokenMaxTtlMs,
     'ttl',
   );
-  const clusters = await clustersFor(pool, { user: c.name, groups: c.groups, kind: c.kind });
+  const only = call.query.get('cluster');
+  let clusters = await clustersFor(pool, { user: c.name, groups: c.groups, kind: c.kind });
+  if (only !== null) {
+    if (!clusters.includes(only))
+      throw new KgError('KG_ERR_NOT_FOUND', `you have no access to a cluster named "${only}"`);
+    clusters = [only];
+  }
   let t;
   try {
     // The token and the audit record of its download commit together.
@@ -111,7 +118,7 @@ async function kubeconfig(call: ApiCall): Promise<void> {
   call.res.writeHead(200, {
     'content-type': 'application/yaml; charset=utf-8',
     'content-length': String(Buffer.byteLength(yaml)),
-    'content-disposition': `attachment; filename="${kubeconfigFilename(c.name)}"`,
+    'content-disposition': `attachment; filename="${kubeconfigFilename(c.name, only ?? undefined)}"`,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
     'x-kubegate-token-id': t.id,

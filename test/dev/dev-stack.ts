@@ -51,7 +51,9 @@ export async function runDev(_args: string[]): Promise<void> {
   process.stdout.write(`
 kubegate is running.
 
-  sign in (browser)           ${stack.publicUrl}/   admin@example.com or dev@example.com, password: demo
+  web console (browser)       ${stack.publicUrl}/
+                              sign in as admin@example.com (admin) or dev@example.com, password: demo
+                              (the certificate comes from kubegate's own CA: accept the browser's warning)
   proxy (kubectl, REST API)   ${stack.publicUrl}
   cluster "dev"               reached at ${stack.publicUrl}/k8s/dev through the agent's tunnel
   demo admin kubeconfig       ${adminCfg}

@@ -140,9 +140,14 @@ describe('sign-in, happy path', () => {
     assert.match(csp, /default-src 'none'/);
     assert.match(csp, /frame-ancestors 'none'/);
     assert.match(csp, /form-action 'self'/);
-    assert.doesNotMatch(csp, /unsafe|script-src/);
+    // The web console's modules, from this origin only; nothing inline.
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe/);
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
-    assert.doesNotMatch(page.body, /<script/i);
+    assert.doesNotMatch(anon.body, /<script/i);
+    for (const m of page.body.matchAll(/<script[^>]*>/gi))
+      assert.match(m[0], /^<script type="module" src="\/console\/assets\/[0-9a-f]{16}\/app\.js">$/);
+    assert.doesNotMatch(page.body, /<script[^>]*>[^<]/i, 'no inline script');
     assert.match(page.body, /Dev Eloper/);
     assert.match(
       page.body,

@@ -1,0 +1,161 @@
+/**
+ * The console: one page at `/` and `/console/<view>`. This module signs the
+ * page in (GET /api/v1/me gives who you are and the CSRF token), draws the
+ * header and navigation, and shows the view for the current path; links
+ * move between views without reloading (History API), and focus goes to
+ * the new view's heading so keyboard and screen-reader users follow along.
+ */
+import { get, setCsrfToken } from './api.js';
+import { h, replace } from './dom.js';
+import { errorNotice } from './widgets.js';
+import type { Me, View } from './view.js';
+import { myClusters } from './views/my-clusters.js';
+import { myTokens } from './views/my-tokens.js';
+import { auditView } from './views/audit.js';
+import { adminClusters } from './views/admin-clusters.js';
+import { adminRoles } from './views/admin-roles.js';
+import { adminBindings } from './views/admin-bindings.js';
+import { adminRobots } from './views/admin-robots.js';
+import { adminUsers } from './views/admin-users.js';
+
+/**
+ * Every view by path. The approvals issue (#12) adds two here: the user's
+ * own access requests (`/console/requests`, section "You") and the admins'
+ * inbox (`/console/admin/approvals`, section "Administration").
+ */
+const views: View[] = [
+  { path: '/', title: 'My clusters', section: 'you', render: myClusters },
+  { path: '/console/tokens', title: 'My tokens', section: 'you', render: myTokens },
+  {
+    path: '/console/audit',
+    title: 'My activity',
+    section: 'you',
+    render: (ctx) => auditView(ctx, false),
+  },
+  { path: '/console/admin/clusters', title: 'Clusters', section: 'admin', render: adminClusters },
+  { path: '/console/admin/roles', title: 'Roles', section: 'admin', render: adminRoles },
+  { path: '/console/admin/bindings', title: 'Bindings', section: 'admin', render: adminBindings },
+  { path: '/console/admin/robots', title: 'Robots', section: 'admin', render: adminRobots },
+  { path: '/console/admin/users', title: 'Users', section: 'admin', render: adminUsers },
+  {
+    path: '/console/admin/audit',
+    title: 'Audit log',
+    section: 'admin',
+    render: (ctx) => auditView(ctx, true),
+  },
+];
+
+function viewFor(path: string): View | undefined {
+  const p = path === '/console' || path === '/console/' ? '/' : path.replace(/\/$/, '') || '/';
+  return views.find((v) => v.path === p);
+}
+
+function signOut(me: Me): HTMLFormElement {
+  return h(
+    'form',
+    { method: 'post', action: '/auth/logout' },
+    h('input', { type: 'hidden', name: 'csrf', value: me.csrfToken ?? '' }),
+    h('button', { type: 'submit', class: 'quiet' }, 'Sign out'),
+  );
+}
+
+function nav(me: Me, current: View | undefined): HTMLElement {
+  const link = (v: View) =>
+    h(
+      'li',
+      {},
+      h('a', { href: v.path, 'aria-current': v === current ? 'page' : undefined }, v.title),
+    );
+  const section = (id: View['section'], title: string) =>
+    h(
+      'div',
+      {},
+      h('h2', { id: `nav-${id}` }, title),
+      h('ul', { 'aria-labelledby': `nav-${id}` }, views.filter((v) => v.section === id).map(link)),
+    );
+  return h(
+    'nav',
+    { class: 'side', 'aria-label': 'Console' },
+    section('you', 'You'),
+    me.admin ? section('admin', 'Administration') : null,
+  );
+}
+
+async function start(): Promise<void> {
+  const root = document.getElementById('console');
+  if (!root) return;
+  let me: Me;
+  try {
+    me = await get<Me>('/api/v1/me');
+  } catch (err) {
+    root.prepend(errorNotice(err));
+    return;
+  }
+  setCsrfToken(me.csrfToken ?? '');
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  const navSlot = h('div', {});
+  const shell = h(
+    'div',
+    {},
+    h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
+    h(
+      'header',
+      { class: 'top' },
+      h('a', { class: 'brand', href: '/' }, 'kubegate'),
+      h(
+        'span',
+        { class: 'who' },
+        'Signed in as ',
+        h('strong', {}, me.user?.name || me.name),
+        ` (${me.name})`,
+        me.admin ? ' · admin' : '',
+      ),
+      signOut(me),
+    ),
+    h('div', { class: 'layout' }, navSlot, main),
+  );
+  replace(root, shell);
+
+  let first = true;
+  const show = async () => {
+    const view = viewFor(location.pathname);
+    replace(navSlot, nav(me, view));
+    const heading = h('h1', { tabindex: '-1' }, view?.title ?? 'Not found');
+    document.title = `${view?.title ?? 'Not found'} · kubegate`;
+    const body = h('div', {});
+    replace(main, heading, body);
+    if (!first) heading.focus();
+    first = false;
+    if (!view) {
+      replace(
+        body,
+        h('p', {}, 'There is no such page. ', h('a', { href: '/' }, 'Go to your clusters.')),
+      );
+      return;
+    }
+    if (view.section === 'admin' && !me.admin) {
+      replace(body, errorNotice(new Error('This page is for kubegate admins only.')));
+      return;
+    }
+    await view.render({ me, into: body, navigate });
+  };
+  const navigate = (path: string) => {
+    history.pushState(null, '', path);
+    void show();
+  };
+  // Same-origin links to console views move without a reload.
+  document.addEventListener('click', (ev) => {
+    const a = (ev.target as Element | null)?.closest?.('a');
+    if (!a || a.hasAttribute('download') || a.target || ev.defaultPrevented) return;
+    if (a.getAttribute('href')?.startsWith('#')) return; // in-page (the skip link)
+    if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    const url = new URL(a.href, location.href);
+    if (url.origin !== location.origin || !viewFor(url.pathname)) return;
+    ev.preventDefault();
+    navigate(url.pathname + url.search);
+  });
+  window.addEventListener('popstate', () => void show());
+  await show();
+}
+
+void start();

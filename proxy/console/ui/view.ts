@@ -1,0 +1,26 @@
+/** What every view gets, and what it is. */
+export interface Me {
+  kind: 'user' | 'robot';
+  name: string;
+  groups: string[];
+  admin: boolean;
+  via: 'session' | 'token';
+  clusters: string[];
+  user?: { id: string; email: string; name: string };
+  csrfToken?: string;
+  sessionExpiresAt?: string;
+}
+
+export interface ViewContext {
+  me: Me;
+  /** Where the view draws (below the heading the shell drew). */
+  into: HTMLElement;
+  navigate: (path: string) => void;
+}
+
+export interface View {
+  path: string;
+  title: string;
+  section: 'you' | 'admin';
+  render: (ctx: ViewContext) => Promise<void>;
+}

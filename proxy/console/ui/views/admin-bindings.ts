@@ -1,0 +1,307 @@
+/**
+ * Admin · bindings, the heart of kubegate: who (groups, users, robots) gets
+ * which role on which clusters (by name or label selector), in which
+ * namespaces, until when. While the form is filled in, the server says
+ * which clusters and namespaces the draft would reach — before saving.
+ */
+import { get, request } from '../api.js';
+import { field, h, replace, uid } from '../dom.js';
+import { splitList, when } from '../format.js';
+import type { ViewContext } from '../view.js';
+import {
+  actionButton,
+  badge,
+  errorNotice,
+  load,
+  okNotice,
+  onSubmit,
+  statusArea,
+  table,
+} from '../widgets.js';
+import { parseLabels } from './admin-clusters.js';
+
+type SubjectKind = 'Group' | 'User' | 'Robot';
+
+interface Binding {
+  id: string;
+  subjects: { kind: SubjectKind; name: string }[];
+  role: string;
+  clusters: {
+    names?: string[];
+    selector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  };
+  namespaces: string[];
+  expiresAt: string | null;
+  reason: string;
+  version: number;
+  createdBy: string;
+}
+
+interface Reach {
+  problems: string[];
+  clusters: { name: string; disabled: boolean; online: boolean }[];
+  unregistered?: string[];
+  namespaces: string[];
+  clusterWide?: boolean;
+}
+
+function selectorText(sel: Binding['clusters']['selector']): string {
+  if (!sel) return '';
+  const ml = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  const me = (sel.matchExpressions ?? []).map((e) => JSON.stringify(e));
+  const all = [...ml, ...me];
+  return all.length ? all.join(', ') : 'every cluster';
+}
+
+function subjectRow(remove: () => void) {
+  const kind = h(
+    'select',
+    { 'aria-label': 'Subject kind' },
+    ['Group', 'User', 'Robot'].map((k) => h('option', { value: k }, k)),
+  );
+  const name = h('input', {
+    type: 'text',
+    'aria-label': 'Subject name',
+    placeholder: 'e.g. developers or alice@example.com',
+  });
+  const el = h(
+    'div',
+    { class: 'actions' },
+    kind,
+    name,
+    h(
+      'button',
+      { type: 'button', class: 'quiet', onclick: remove, 'aria-label': 'Remove this subject' },
+      'Remove',
+    ),
+  );
+  return {
+    el,
+    kind,
+    name,
+    read: () => ({ kind: kind.value as SubjectKind, name: name.value.trim() }),
+  };
+}
+
+export async function adminBindings(ctx: ViewContext): Promise<void> {
+  const status = statusArea();
+  const list = h('div', {});
+  const preview = h('div', { 'aria-live': 'polite', id: uid('reach') });
+
+  // --- the form ----------------------------------------------------------
+  const subjectsBox = h('div', {});
+  let subjects: ReturnType<typeof subjectRow>[] = [];
+  const drawSubjects = () =>
+    replace(
+      subjectsBox,
+      subjects.map((s) => s.el),
+    );
+  const addSubject = () => {
+    const row = subjectRow(() => {
+      subjects = subjects.filter((x) => x !== row);
+      drawSubjects();
+      schedule();
+    });
+    subjects.push(row);
+    drawSubjects();
+  };
+  addSubject();
+  const role = h('select', { required: true });
+  const names = h('input', { type: 'text', placeholder: 'dev, staging' });
+  const selector = h('input', { type: 'text', placeholder: 'env=prod (or * for every cluster)' });
+  const namespaces = h('input', { type: 'text', placeholder: 'empty = cluster-wide' });
+  const expires = h('input', { type: 'datetime-local' });
+  const reason = h('input', { type: 'text', maxlength: 1000 });
+
+  const draft = () => {
+    const sel = selector.value.trim();
+    const clusterNames = splitList(names.value);
+    return {
+      subjects: subjects.map((s) => s.read()).filter((s) => s.name !== ''),
+      role: role.value,
+      clusters: {
+        ...(clusterNames.length ? { names: clusterNames } : {}),
+        ...(sel === '*'
+          ? { selector: {} }
+          : sel
+            ? { selector: { matchLabels: parseLabels(sel) } }
+            : {}),
+      },
+      namespaces: splitList(namespaces.value),
+      ...(expires.value ? { expiresAt: new Date(expires.value).toISOString() } : {}),
+      ...(reason.value.trim() ? { reason: reason.value.trim() } : {}),
+    };
+  };
+
+  let seq = 0;
+  const showReach = async () => {
+    const mine = ++seq;
+    let r: Reach;
+    try {
+      r = (await request<Reach>('POST', '/api/v1/console/binding-reach', draft())).body;
+    } catch (err) {
+      if (mine === seq) replace(preview, errorNotice(err));
+      return;
+    }
+    if (mine !== seq) return; // a newer draft is already being previewed
+    if (r.problems.length) {
+      replace(
+        preview,
+        h(
+          'div',
+          { class: 'notice' },
+          'Not yet valid:',
+          h(
+            'ul',
+            {},
+            r.problems.map((p) => h('li', {}, p)),
+          ),
+        ),
+      );
+      return;
+    }
+    replace(
+      preview,
+      h(
+        'div',
+        { class: 'notice ok', 'data-testid': 'reach' },
+        r.clusters.length
+          ? [
+              `Reaches ${r.clusters.length} cluster${r.clusters.length === 1 ? '' : 's'}: `,
+              r.clusters.map((c) => [
+                h('code', {}, c.name),
+                c.disabled ? ' (disabled)' : c.online ? '' : ' (offline)',
+                ' ',
+              ]),
+            ]
+          : 'Reaches no registered cluster today.',
+        h('br'),
+        r.clusterWide
+          ? 'Cluster-wide (every namespace).'
+          : `In namespaces: ${r.namespaces.join(', ')}.`,
+        r.unregistered?.length
+          ? [h('br'), `Not registered (yet): ${r.unregistered.join(', ')}.`]
+          : null,
+      ),
+    );
+  };
+  let timer: number | undefined;
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(() => void showReach(), 250);
+  };
+
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'bind-h', 'aria-describedby': preview.id },
+    h('h2', { id: 'bind-h' }, 'New binding'),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Subjects'),
+      subjectsBox,
+      h('button', { type: 'button', class: 'quiet', onclick: addSubject }, 'Add subject'),
+    ),
+    field('Role', role),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Clusters'),
+      field('Cluster names', names, 'comma separated'),
+      field('Label selector', selector, 'key=value pairs that must all match; * for every cluster'),
+    ),
+    field('Namespaces', namespaces, 'comma separated; leave empty for cluster-wide'),
+    field('Expires', expires, 'optional; your local time'),
+    field('Reason', reason, 'optional; shown in the change log'),
+    h('h3', {}, 'Preview'),
+    preview,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save binding')),
+  );
+  form.addEventListener('input', schedule);
+  form.addEventListener('change', schedule);
+
+  const refresh = () =>
+    load(list, async () => {
+      const { items } = await get<{ items: Binding[] }>('/api/v1/bindings?limit=500');
+      return table(
+        'Bindings',
+        [
+          {
+            title: 'Subjects',
+            cell: (b) => b.subjects.map((s) => h('div', {}, badge(s.kind), s.name)),
+          },
+          { title: 'Role', cell: (b) => h('strong', {}, b.role) },
+          {
+            title: 'Clusters',
+            cell: (b) => [
+              b.clusters.names?.length ? h('div', {}, 'names: ', b.clusters.names.join(', ')) : '',
+              b.clusters.selector
+                ? h('div', {}, 'selector: ', selectorText(b.clusters.selector))
+                : '',
+            ],
+          },
+          {
+            title: 'Namespaces',
+            cell: (b) => (b.namespaces.length ? b.namespaces.join(', ') : 'cluster-wide'),
+          },
+          { title: 'Expires', cell: (b) => when(b.expiresAt, 'never') },
+          {
+            title: 'Reason',
+            cell: (b) => [b.reason, h('div', { class: 'hint' }, `by ${b.createdBy}`)],
+          },
+          {
+            title: 'Actions',
+            cell: (b) =>
+              actionButton(
+                'Delete',
+                async () => {
+                  await request(
+                    'DELETE',
+                    `/api/v1/bindings/${encodeURIComponent(b.id)}`,
+                    undefined,
+                    `"${b.version}"`,
+                  );
+                  status.show(
+                    okNotice(
+                      'Binding deleted: the access it gave ends on every replica within a second.',
+                    ),
+                  );
+                  await refresh();
+                },
+                {
+                  status,
+                  class: 'danger',
+                  name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+                  confirm:
+                    'Delete this binding? Access it gives ends at once, open sessions included.',
+                },
+              ),
+          },
+        ],
+        items,
+        'No bindings yet: nobody can reach any cluster. Create one above.',
+      );
+    });
+
+  onSubmit(form, status, async () => {
+    await request('POST', '/api/v1/bindings', draft());
+    status.show(okNotice('Binding saved: it takes effect on every replica within a second.'));
+    form.reset();
+    subjects = [];
+    addSubject();
+    replace(preview);
+    await refresh();
+  });
+
+  replace(ctx.into, form, status.el, h('h2', {}, 'All bindings'), list);
+  const roles = await get<{ items: { name: string; builtin: boolean }[] }>(
+    '/api/v1/roles?limit=500',
+  ).catch(() => ({ items: [] }));
+  replace(
+    role,
+    roles.items.map((r) =>
+      h('option', { value: r.name }, `${r.name}${r.builtin ? ' (built-in)' : ''}`),
+    ),
+  );
+  await refresh();
+}

@@ -1,0 +1,99 @@
+/** "My clusters": what I can reach, whether it is online, my access on each, and kubeconfigs. */
+import { get } from '../api.js';
+import { h, replace } from '../dom.js';
+import { when } from '../format.js';
+import type { ViewContext } from '../view.js';
+import { badge, labels, load, statusArea, table } from '../widgets.js';
+import { kubeconfigButton, ttlSelect } from './kubeconfig.js';
+
+export interface ClusterHealth {
+  online: boolean;
+  tunnels: { agentVersion: string; connectedAt: string; replica?: string }[];
+}
+
+interface MyCluster extends ClusterHealth {
+  name: string;
+  labels: Record<string, string>;
+  access: { binding: string; role: string; namespaces: string[]; expiresAt: string | null }[];
+}
+
+export function healthBadge(c: ClusterHealth): HTMLElement {
+  if (!c.online) return badge('offline', 'bad');
+  const versions = [...new Set(c.tunnels.map((t) => t.agentVersion))].join(', ');
+  return h('span', {}, badge('online', 'ok'), h('span', { class: 'muted' }, ` agent ${versions}`));
+}
+
+export async function myClusters(ctx: ViewContext): Promise<void> {
+  const status = statusArea();
+  const ttl = ttlSelect('fleet-ttl');
+  const list = h('div', {});
+  replace(
+    ctx.into,
+    h('p', { class: 'lead' }, 'The clusters your bindings reach right now, through kubegate.'),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'fleet-h' },
+      h('h2', { id: 'fleet-h' }, 'Fleet kubeconfig'),
+      h(
+        'p',
+        {},
+        'One file with a context per cluster and a fresh token. Works with plain kubectl, helm and ArgoCD — no plugin.',
+      ),
+      h(
+        'div',
+        { class: 'actions' },
+        h('label', { for: 'fleet-ttl', class: 'inline' }, 'Token lifetime'),
+        ttl,
+        kubeconfigButton('Download fleet kubeconfig', status, { ttl: () => ttl.value }),
+      ),
+      status.el,
+    ),
+    h('h2', {}, 'Clusters'),
+    list,
+  );
+  await load(list, async () => {
+    const { items } = await get<{ items: MyCluster[] }>('/api/v1/console/clusters');
+    return table(
+      'Clusters you can reach',
+      [
+        { title: 'Cluster', cell: (c) => h('code', {}, c.name) },
+        { title: 'Health', cell: healthBadge },
+        { title: 'Labels', cell: (c) => labels(c.labels) },
+        {
+          title: 'Your access',
+          cell: (c) =>
+            h(
+              'ul',
+              { class: 'plain' },
+              c.access.map((a) =>
+                h(
+                  'li',
+                  {},
+                  h('strong', {}, a.role),
+                  a.namespaces.length ? ` in ${a.namespaces.join(', ')}` : ' cluster-wide',
+                  a.expiresAt ? h('span', { class: 'muted' }, ' until ', when(a.expiresAt)) : '',
+                ),
+              ),
+            ),
+        },
+        {
+          title: 'Kubeconfig',
+          cell: (c) =>
+            kubeconfigButton('Download', status, {
+              cluster: c.name,
+              ttl: () => ttl.value,
+              name: `Download kubeconfig for ${c.name}`,
+            }),
+        },
+      ],
+      items,
+      [
+        h('strong', {}, 'You cannot reach any cluster yet.'),
+        h('br'),
+        'Ask a kubegate admin for a binding for you or one of your groups: ',
+        ctx.me.groups.length ? ctx.me.groups.join(', ') : '(you are in no groups)',
+        '.',
+      ],
+    );
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * The few building blocks every view uses: a table with a real empty state,
+ * notices for errors and results (announced to screen readers), badges, and
+ * a button that shows it is busy and reports its own failure.
+ */
+import { ApiError } from './api.js';
+import { h, replace, type Child } from './dom.js';
+
+export interface Column<T> {
+  title: string;
+  cell: (row: T) => Child;
+}
+
+export function table<T>(
+  caption: string,
+  columns: Column<T>[],
+  rows: T[],
+  empty: Child,
+): HTMLElement {
+  if (rows.length === 0) return h('div', { class: 'empty', role: 'status' }, empty);
+  return h(
+    'table',
+    {},
+    h('caption', { class: 'visually-hidden' }, caption),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        columns.map((c) => h('th', { scope: 'col' }, c.title)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map((r) =>
+        h(
+          'tr',
+          {},
+          columns.map((c) => h('td', {}, c.cell(r))),
+        ),
+      ),
+    ),
+  );
+}
+
+export function badge(label: string, kind: '' | 'ok' | 'bad' | 'warn' = ''): HTMLElement {
+  return h('span', { class: `badge ${kind}`.trim() }, label);
+}
+
+export function labels(l: Record<string, string>): Child {
+  const entries = Object.entries(l);
+  if (entries.length === 0) return h('span', { class: 'muted' }, 'none');
+  return entries.map(([k, v]) => badge(`${k}=${v}`));
+}
+
+/** An error as a notice: the server's message, and its list of problems when it sent one. */
+export function errorNotice(err: unknown): HTMLElement {
+  const msg = err instanceof Error ? err.message : String(err);
+  const problems = err instanceof ApiError ? err.problems : [];
+  return h(
+    'div',
+    { class: 'notice error', role: 'alert' },
+    msg,
+    problems.length > 0
+      ? h(
+          'ul',
+          {},
+          problems.map((p) => h('li', {}, p)),
+        )
+      : null,
+  );
+}
+
+export function okNotice(...children: Child[]): HTMLElement {
+  return h('div', { class: 'notice ok', role: 'status' }, ...children);
+}
+
+/** A region that shows the outcome of the last action (errors, confirmations). */
+export function statusArea(): { el: HTMLElement; show(...c: Child[]): void; clear(): void } {
+  const el = h('div', { 'aria-live': 'polite' });
+  return { el, show: (...c) => replace(el, ...c), clear: () => replace(el) };
+}
+
+/**
+ * A button that runs `action`, disabled while it runs; a failure is shown
+ * in `status` (or thrown to the console when there is none).
+ */
+export function actionButton(
+  label: string,
+  action: () => Promise<void>,
+  opts: {
+    status?: ReturnType<typeof statusArea>;
+    class?: string;
+    confirm?: string;
+    name?: string;
+  } = {},
+): HTMLButtonElement {
+  const b = h(
+    'button',
+    {
+      type: 'button',
+      class: opts.class,
+      'aria-label': opts.name,
+    },
+    label,
+  );
+  b.addEventListener('click', () => {
+    if (opts.confirm && !window.confirm(opts.confirm)) return;
+    b.disabled = true;
+    b.setAttribute('aria-busy', 'true');
+    opts.status?.clear();
+    action()
+      .catch((err: unknown) => {
+        if (opts.status) opts.status.show(errorNotice(err));
+        else console.error(err);
+      })
+      .finally(() => {
+        b.disabled = false;
+        b.removeAttribute('aria-busy');
+      });
+  });
+  return b;
+}
+
+/** A submit handler for a form: no page reload, busy while running, errors shown. */
+export function onSubmit(
+  form: HTMLFormElement,
+  status: ReturnType<typeof statusArea>,
+  action: () => Promise<void>,
+): void {
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const submit = form.querySelector<HTMLButtonElement>('button[type=submit]');
+    if (submit) submit.disabled = true;
+    status.clear();
+    action()
+      .catch((err: unknown) => status.show(errorNotice(err)))
+      .finally(() => {
+        if (submit) submit.disabled = false;
+      });
+  });
+}
+
+/** A loading placeholder, then the view's content or its error. */
+export async function load(into: HTMLElement, build: () => Promise<Child>): Promise<void> {
+  replace(into, h('p', { class: 'muted', role: 'status' }, 'Loading…'));
+  try {
+    replace(into, await build());
+  } catch (err) {
+    replace(into, errorNotice(err));
+  }
+}

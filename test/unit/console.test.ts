@@ -1,0 +1,168 @@
+/**
+ * The console's server-side pieces that need no browser: the content-hashed
+ * asset set (what is served, what is left out, when the build is missing),
+ * asset serving over a real HTTP server (compression, caching, 304, 404,
+ * methods), and the Helm command's shell quoting.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
+import { loadConsoleAssets, type ConsoleAssets } from '../../proxy/console/assets.js';
+import { serveAsset } from '../../proxy/console/static.js';
+import { agentHelmCommand } from '../../proxy/clusters/helm-command.js';
+
+function uiDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-ui-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+describe('console assets', () => {
+  test('modules and the stylesheet, under a version that changes with any byte', () => {
+    const a = uiDir({
+      'app.js': "import './views/x.js';\n//# sourceMappingURL=app.js.map\n",
+      'views/x.js': 'export const x = 1;\n',
+      'view.js': 'export {};\n',
+      'app.js.map': '{}',
+    });
+    const b = uiDir({
+      'app.js': "import './views/x.js';\n",
+      'views/x.js': 'export const x = 2;\n',
+    });
+    try {
+      const x = loadConsoleAssets(a);
+      assert.equal(x.missing, undefined);
+      assert.deepEqual([...x.files.keys()].sort(), ['app.js', 'console.css', 'views/x.js']);
+      assert.equal(x.script, `/console/assets/${x.version}/app.js`);
+      assert.deepEqual(x.modules.sort(), [x.script, `${x.base}views/x.js`].sort());
+      assert.doesNotMatch(x.files.get('app.js')!.body.toString(), /sourceMappingURL/);
+      assert.match(x.version, /^[0-9a-f]{16}$/);
+      assert.notEqual(loadConsoleAssets(b).version, x.version);
+      assert.equal(loadConsoleAssets(a).version, x.version, 'the same build, the same version');
+    } finally {
+      rmSync(a, { recursive: true });
+      rmSync(b, { recursive: true });
+    }
+  });
+
+  test('a missing build is reported, not thrown', () => {
+    const x = loadConsoleAssets(join(tmpdir(), 'kg-no-such-ui'));
+    assert.match(x.missing ?? '', /not built.*make build/);
+    assert.ok(x.files.has('console.css'), 'the sign-in page keeps its stylesheet');
+  });
+});
+
+describe('serving assets', () => {
+  let server: Server;
+  let port: number;
+  let assets: ConsoleAssets;
+  let dir: string;
+  const get = (
+    path: string,
+    headers: Record<string, string> = {},
+    method = 'GET',
+  ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ port, path, method, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  before(async () => {
+    dir = uiDir({ 'app.js': 'console.log(1);\n'.repeat(50) });
+    assets = loadConsoleAssets(dir);
+    server = createServer((req, res) => {
+      if (!serveAsset(assets, req, res)) {
+        res.writeHead(418);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  after(() => {
+    server.close();
+    rmSync(dir, { recursive: true });
+  });
+
+  test('brotli, gzip or identity as asked; immutable; nosniff; 304 on a matching ETag', async () => {
+    const original = assets.files.get('app.js')!.body;
+    const br = await get(assets.script, { 'accept-encoding': 'gzip, deflate, br' });
+    assert.equal(br.status, 200);
+    assert.equal(br.headers['content-encoding'], 'br');
+    assert.deepEqual(brotliDecompressSync(br.body), original);
+    assert.ok(br.body.length < original.length);
+    assert.equal(br.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.equal(br.headers['cache-control'], 'public, max-age=31536000, immutable');
+    assert.equal(br.headers['x-content-type-options'], 'nosniff');
+    assert.equal(br.headers.vary, 'accept-encoding');
+    const gz = await get(assets.script, { 'accept-encoding': 'gzip' });
+    assert.deepEqual(gunzipSync(gz.body), original);
+    const plain = await get(assets.script);
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.deepEqual(plain.body, original);
+    const again = await get(assets.script, {
+      'accept-encoding': 'br',
+      'if-none-match': String(br.headers.etag),
+    });
+    assert.equal(again.status, 304);
+    assert.equal(again.body.length, 0);
+    assert.equal((await get(assets.style)).headers['content-type'], 'text/css; charset=utf-8');
+  });
+
+  test('another version, an unknown file, traversal, other methods; other paths are not ours', async () => {
+    assert.equal((await get('/console/assets/0123456789abcdef/app.js')).status, 404);
+    assert.equal((await get(`${assets.base}nope.js`)).status, 404);
+    assert.equal((await get(`${assets.base}../../../etc/passwd`)).status, 404);
+    assert.equal((await get(`${assets.base}%2e%2e/app.js`)).status, 404);
+    const post = await get(assets.script, {}, 'POST');
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
+    const head = await get(assets.script, {}, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.equal((await get('/console/tokens')).status, 418);
+    assert.equal((await get('/')).status, 418);
+  });
+});
+
+describe('the agent Helm command', () => {
+  test('every value is shell-quoted: the shell sees exactly the values', () => {
+    const nasty = "x'; rm -rf / #$(id)`id`";
+    const cmd = agentHelmCommand({
+      cluster: 'eu-1',
+      tunnelAddress: 'kg.example.com:8444',
+      token: nasty,
+      caFile: 'kubegate-proxy-ca.crt',
+    });
+    assert.match(cmd, /^helm install kubegate-agent helm\/kubegate-agent -n kubegate-system /);
+    // Let a real shell split it: the token arrives as one argument, unchanged.
+    const argv = JSON.parse(
+      execFileSync(
+        'sh',
+        ['-c', `set -- ${cmd}; node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "$@"`],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as string[];
+    assert.ok(argv.includes(`bootstrap.token=${nasty}`), argv.join(' | '));
+    assert.ok(argv.includes('cluster=eu-1'));
+    assert.ok(argv.includes('tunnelAddress=kg.example.com:8444'));
+    assert.ok(argv.includes('bootstrap.proxyCa=kubegate-proxy-ca.crt'));
+  });
+});
