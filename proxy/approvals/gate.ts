@@ -26,7 +26,7 @@ import { bodySha256, requestFingerprint } from './fingerprint.js';
 import type { Notice } from './notify.js';
 import { listPolicies } from './policies.js';
 import type { GatePolicy } from './policy-spec.js';
-import { gatesFor } from './policy-match.js';
+import { GateIndex } from './policy-match.js';
 import { previewDiff } from './preview.js';
 import type { ActionSpec, RequestRow } from './records.js';
 
@@ -71,6 +71,8 @@ export function givesBack(status: number): boolean {
 }
 
 const cacheMs = 10_000;
+/** The answer for a request no gate names: shared, so the common case allocates nothing. */
+const notGated: GatePass = Object.freeze({});
 
 function describe(info: RequestInfo, cluster: string): string {
   const obj = `${info.resource}${info.subresource ? `/${info.subresource}` : ''}${info.name ? ` "${info.name}"` : ''}`;
@@ -78,7 +80,7 @@ function describe(info: RequestInfo, cluster: string): string {
 }
 
 export class ApprovalGate {
-  private cache: { at: number; policies: GatePolicy[] } | undefined;
+  private cache: { at: number; index: GateIndex } | undefined;
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -87,14 +89,15 @@ export class ApprovalGate {
     this.cache = undefined;
   }
 
-  private async policies(): Promise<GatePolicy[]> {
-    if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.policies;
+  private async policies(): Promise<GateIndex> {
+    if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.index;
     // Fails closed: a database error is a 503 here, never "not gated".
     const policies = (await listPolicies(this.deps.pool, 'gate')).map(
       (p) => p.policy as GatePolicy,
     );
-    this.cache = { at: Date.now(), policies };
-    return policies;
+    const index = new GateIndex(policies);
+    this.cache = { at: Date.now(), index };
+    return index;
   }
 
   /**
@@ -110,16 +113,15 @@ export class ApprovalGate {
   ): Promise<GatePass> {
     const info = ctx.info!;
     const route = ctx.route!;
-    let all: GatePolicy[];
+    let index: GateIndex;
     try {
-      all = await this.policies();
+      index = await this.policies();
     } catch (err) {
       proxyMetrics.approvals.gateDecision(cluster.name, 'refused');
       throw err;
     }
-    if (all.length === 0) return {};
-    const gates = gatesFor(all, cluster, info, route.rawQuery);
-    if (gates.length === 0) return {};
+    const gates = index.match(cluster, info, route.rawQuery);
+    if (gates.length === 0) return notGated;
     try {
       return await this.gated(ctx, req, cluster, opts, gates);
     } catch (err) {
@@ -135,7 +137,7 @@ export class ApprovalGate {
     req: AnyRequest,
     cluster: ClusterRef,
     opts: { readBody: boolean; bodyRead?: (b: Buffer) => void },
-    gates: GatePolicy[],
+    gates: readonly GatePolicy[],
   ): Promise<GatePass> {
     const info = ctx.info!;
     const route = ctx.route!;
