@@ -24,6 +24,7 @@ import {
   type MetricsServer,
 } from '../common/metrics-server.js';
 import { version } from '../common/version.js';
+import { ApprovalMetrics } from './approvals/metrics.js';
 
 export type { MetricsServer };
 
@@ -89,6 +90,8 @@ export class ProxyMetrics {
   readonly registry = new Registry();
   private sources: ProxyMetricSources = {};
   private readonly clustersSeen = new Set<string>();
+  /** Just-in-time approvals (proxy/approvals/metrics.ts), on the same registry. */
+  readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
   /** Per-request timestamps, keyed by the request's context (gone with it). */
   private readonly timings = new WeakMap<
     RequestContext,

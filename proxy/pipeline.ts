@@ -213,6 +213,7 @@ async function run(
   // ten times, so kubectl would hang instead of saying the cluster is offline.
   const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
   if (!tunnel) {
+    gated.notSent?.(); // an approval spent on a request that never left is given back
     throw new KgError(
       'KG_ERR_CLUSTER_OFFLINE',
       `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
@@ -232,7 +233,11 @@ async function run(
       maxRequestBody: deps.maxRequestBody,
       audit,
       body: gated.body,
+      onResponse: gated.settle,
     });
+  } catch (err) {
+    if (toKgError(err).code === 'KG_ERR_CLUSTER_OFFLINE') gated.notSent?.();
+    throw err;
   } finally {
     untrack();
   }

@@ -8,7 +8,8 @@ import type { Pool } from '../db/pool.js';
 import { inTransaction, query } from '../rbac/transaction.js';
 import { enqueue, type Notice } from './notify.js';
 import type { Person } from './policy-match.js';
-import type { ActionSpec, RequestRow } from './records.js';
+import { systemActor } from './expiry.js';
+import { summaryOf, type ActionSpec, type RequestRow } from './records.js';
 
 /**
  * Spend the approval of this exact request, if one is approved and within
@@ -28,6 +29,51 @@ export async function spendApproval(
     [fingerprint, auditId],
   );
   return rows[0]?.id;
+}
+
+/**
+ * Give back an approval spent by `auditId` whose request changed nothing
+ * (see `givesBack` in gate.ts): approved again, for the rest of its window.
+ * False when it cannot be: the window has passed, or the same request has
+ * meanwhile opened a new approval (at most one may be open). Audited.
+ */
+export async function returnApproval(pool: Pool, id: string, auditId: string): Promise<boolean> {
+  try {
+    return await inTransaction(pool, async (c) => {
+      const { rows } = await c.query<RequestRow>(
+        `UPDATE approval_requests SET status = 'approved', executed_at = NULL, execution_audit_id = NULL
+          WHERE id = $1 AND status = 'executed' AND execution_audit_id = $2
+            AND executable_until >= now()
+            AND NOT EXISTS (SELECT 1 FROM approval_requests o
+                             WHERE o.fingerprint = approval_requests.fingerprint AND o.id <> $1
+                               AND o.kind = 'action' AND o.status IN ('pending', 'approved'))
+          RETURNING *`,
+        [id, auditId],
+      );
+      const r = rows[0];
+      if (!r) return false;
+      await recordAdminEvent(c, {
+        actor: systemActor,
+        verb: 'return',
+        resource: 'approvals',
+        name: r.id,
+        detail: {
+          reason: 'the cluster refused the approved request without changing anything',
+          summary: summaryOf(r),
+        },
+        cluster: r.cluster,
+        annotations: {
+          'kubegate.dev/approval-id': r.id,
+          'kubegate.dev/execution-audit-id': auditId,
+        },
+      });
+      return true;
+    });
+  } catch (err) {
+    // A racing identical request opened a new approval first (unique index).
+    if ((err as { code?: string }).code === '23505') return false;
+    throw err;
+  }
 }
 
 /** The open (pending or approved) approval of this exact request. */

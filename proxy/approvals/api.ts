@@ -2,7 +2,7 @@
  * The approvals REST API, for people (requesters and approvers, with a
  * bearer token or a console session + CSRF) and admins:
  *
- *   GET  /api/v1/approvals?view=mine|approvable|all&status=&kind=
+ *   GET  /api/v1/approvals?view=mine|approvable|all&status=&kind=&limit=&continue=
  *   POST /api/v1/approvals                     ask for access {role, clusters, namespaces, duration, reason}
  *   GET  /api/v1/approvals/{id}                one request, with its votes (and diff, for actions)
  *   POST /api/v1/approvals/{id}/approve        {reason}
@@ -25,6 +25,7 @@ import { checkBrowserRequest, resolveCaller, type Caller } from '../identity/cal
 import { readJsonObject, respondApiError, sendJson, sendNoContent } from '../identity/http.js';
 import type { IdentitySettings } from '../identity/settings.js';
 import type { AnyResponse } from '../http/respond-error.js';
+import { pageParams } from '../api/params.js';
 import { createPolicy, deletePolicy, getPolicy, listPolicies, replacePolicy } from './policies.js';
 import { policyView } from './policy-spec.js';
 import { statuses, type Status } from './records.js';
@@ -92,15 +93,16 @@ const routes: readonly Route[] = [
     pattern: /^\/api\/v1\/approvals$/,
     methods: {
       GET: async (d, c) => {
-        onlyQuery(c.query, ['view', 'status', 'kind']);
+        const page = pageParams(c.query, ['view', 'status', 'kind']);
         const f: ListFilter = {
           view: oneOf(c.query, 'view', ['mine', 'approvable', 'all'] as const) ?? 'mine',
+          ...page,
         };
         const status = oneOf<Status>(c.query, 'status', statuses);
         const kind = oneOf(c.query, 'kind', ['access', 'action'] as const);
         if (status) f.status = status;
         if (kind) f.kind = kind;
-        sendJson(c.res, 200, { items: await d.requests.list(c.actor, f) });
+        sendJson(c.res, 200, await d.requests.list(c.actor, f));
       },
       POST: async (d, c) => {
         onlyQuery(c.query, []);

@@ -20,15 +20,15 @@ import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { readBody } from '../http/read-body.js';
 import type { TunnelRegistry } from '../tunnel/registry.js';
-import { openAction, openApproval, spendApproval } from './actions.js';
+import { proxyMetrics } from '../metrics.js';
+import { openAction, openApproval, returnApproval, spendApproval } from './actions.js';
 import { bodySha256, requestFingerprint } from './fingerprint.js';
 import type { Notice } from './notify.js';
 import { listPolicies } from './policies.js';
 import type { GatePolicy } from './policy-spec.js';
-import { gatesFor } from './policy-match.js';
+import { GateIndex } from './policy-match.js';
 import { previewDiff } from './preview.js';
 import type { ActionSpec, RequestRow } from './records.js';
-import { sweepExpired } from './requests.js';
 
 export interface GateDeps {
   pool: Pool;
@@ -38,6 +38,8 @@ export interface GateDeps {
   maxBody: number;
   notice: (r: RequestRow) => Notice;
   queued: () => void;
+  /** Expire what is due for this exact request (own transaction, audited, notified). */
+  sweep: (fingerprint: string) => Promise<unknown>;
   log: Logger;
 }
 
@@ -45,9 +47,32 @@ export interface GateDeps {
 export interface GatePass {
   /** The body as read (forward sends these bytes); undefined when not gated. */
   body?: Buffer;
+  /**
+   * An approval was spent: call with the cluster's status before passing it
+   * on. A refusal that changed nothing (4xx other than 401/403) gives the
+   * approval back, so the same request can be sent again once fixed.
+   */
+  settle?: (status: number) => void;
+  /** An approval was spent but the request never left kubegate: give it back. */
+  notSent?: () => void;
+}
+
+/**
+ * Whether the cluster's answer means the approved change did not happen
+ * and may be tried again: a 4xx says the apiserver refused it before
+ * changing anything (400 bad request, 404 no such object or namespace,
+ * 409 conflict, 410, 412, 415, 422 invalid, 429 throttled). 401 and 403
+ * are the cluster's own authorization refusing it: that is not retried on
+ * this approval (the two layers disagreeing is for an admin to look at).
+ * 2xx ran; 5xx and no answer at all may have run, so the approval stays spent.
+ */
+export function givesBack(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 401 && status !== 403;
 }
 
 const cacheMs = 10_000;
+/** The answer for a request no gate names: shared, so the common case allocates nothing. */
+const notGated: GatePass = Object.freeze({});
 
 function describe(info: RequestInfo, cluster: string): string {
   const obj = `${info.resource}${info.subresource ? `/${info.subresource}` : ''}${info.name ? ` "${info.name}"` : ''}`;
@@ -55,7 +80,7 @@ function describe(info: RequestInfo, cluster: string): string {
 }
 
 export class ApprovalGate {
-  private cache: { at: number; policies: GatePolicy[] } | undefined;
+  private cache: { at: number; index: GateIndex } | undefined;
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -64,14 +89,15 @@ export class ApprovalGate {
     this.cache = undefined;
   }
 
-  private async policies(): Promise<GatePolicy[]> {
-    if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.policies;
+  private async policies(): Promise<GateIndex> {
+    if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.index;
     // Fails closed: a database error is a 503 here, never "not gated".
     const policies = (await listPolicies(this.deps.pool, 'gate')).map(
       (p) => p.policy as GatePolicy,
     );
-    this.cache = { at: Date.now(), policies };
-    return policies;
+    const index = new GateIndex(policies);
+    this.cache = { at: Date.now(), index };
+    return index;
   }
 
   /**
@@ -87,11 +113,35 @@ export class ApprovalGate {
   ): Promise<GatePass> {
     const info = ctx.info!;
     const route = ctx.route!;
+    let index: GateIndex;
+    try {
+      index = await this.policies();
+    } catch (err) {
+      proxyMetrics.approvals.gateDecision(cluster.name, 'refused');
+      throw err;
+    }
+    const gates = index.match(cluster, info, route.rawQuery);
+    if (gates.length === 0) return notGated;
+    try {
+      return await this.gated(ctx, req, cluster, opts, gates);
+    } catch (err) {
+      const pending = ctx.annotations?.['kubegate.dev/approval'] === 'pending';
+      proxyMetrics.approvals.gateDecision(cluster.name, pending ? 'pending' : 'refused');
+      throw err;
+    }
+  }
+
+  /** A request gate policies matched: spend its approval, or refuse naming it. */
+  private async gated(
+    ctx: RequestContext,
+    req: AnyRequest,
+    cluster: ClusterRef,
+    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void },
+    gates: readonly GatePolicy[],
+  ): Promise<GatePass> {
+    const info = ctx.info!;
+    const route = ctx.route!;
     const identity = ctx.identity!;
-    const all = await this.policies();
-    if (all.length === 0) return {};
-    const gates = gatesFor(all, cluster, info, route.rawQuery);
-    if (gates.length === 0) return {};
 
     const body = opts.readBody ? await readBody(req, this.deps.maxBody) : Buffer.alloc(0);
     opts.bodyRead?.(body);
@@ -113,13 +163,40 @@ export class ApprovalGate {
     };
     ctx.annotations = { ...ctx.annotations, ...notes };
 
-    await sweepExpired(this.deps.pool, fingerprint);
+    await this.deps.sweep(fingerprint);
     const spent = await spendApproval(this.deps.pool, fingerprint, ctx.auditId);
     if (spent) {
       ctx.annotations['kubegate.dev/approval-id'] = spent;
       ctx.annotations['kubegate.dev/approval'] = 'executed';
       ctx.log.info({ approval: spent }, 'approved gated request runs');
-      return { body };
+      proxyMetrics.approvals.gateDecision(cluster.name, 'allowed_once');
+      proxyMetrics.approvals.state('action', 'executed');
+      let settled = false;
+      const giveBack = (why: string) => {
+        if (settled) return;
+        settled = true;
+        // Set now, synchronously: the audit event is written when the response ends.
+        ctx.annotations!['kubegate.dev/approval'] = 'returned';
+        returnApproval(this.deps.pool, spent, ctx.auditId)
+          .then((back) => {
+            if (back) {
+              proxyMetrics.approvals.gateDecision(cluster.name, 'returned');
+              proxyMetrics.approvals.state('action', 'returned');
+            }
+            ctx.log.info({ approval: spent, returned: back, why }, 'approval given back');
+          })
+          .catch((err: unknown) =>
+            ctx.log.warn({ err, approval: spent }, 'could not give the approval back'),
+          );
+      };
+      return {
+        body,
+        settle: (status) => {
+          if (givesBack(status)) giveBack(`the cluster answered ${status}`);
+          else settled = true;
+        },
+        notSent: () => giveBack('the request never reached the cluster'),
+      };
     }
 
     let open = await openApproval(this.deps.pool, fingerprint);
@@ -166,7 +243,10 @@ export class ApprovalGate {
         },
         this.deps.notice,
       );
-      if (created.created) this.deps.queued();
+      if (created.created) {
+        proxyMetrics.approvals.state('action', 'pending');
+        this.deps.queued();
+      }
       open = { id: created.id, status: 'pending' };
     }
     ctx.annotations['kubegate.dev/approval-id'] = open.id;

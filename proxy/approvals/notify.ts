@@ -9,6 +9,7 @@
 import { request } from 'undici';
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
+import { proxyMetrics } from '../metrics.js';
 import type { Queryable } from '../rbac/transaction.js';
 import { hdrSignature, hdrTimestamp, sign } from './signature.js';
 import { webhookSecret } from './webhooks.js';
@@ -18,6 +19,7 @@ export type NotifyEvent =
   | 'approval.approved'
   | 'approval.denied'
   | 'approval.withdrawn'
+  | 'approval.expired'
   | 'approval.vote';
 
 /** What a notification says, whatever its format. */
@@ -83,6 +85,33 @@ export interface DelivererOptions {
   intervalMs?: number;
   maxAttempts?: number;
   timeoutMs?: number;
+}
+
+/**
+ * Delete old outbox rows: delivered ones after `deliveredSeconds`, given-up
+ * ones after `givenUpSeconds` (kept longer: they are what an operator looks
+ * at when a receiver was down). Approval requests themselves are never
+ * pruned here: they are part of the audit trail. Returns the rows deleted.
+ */
+export async function pruneDeliveries(
+  db: Queryable,
+  deliveredSeconds: number,
+  givenUpSeconds: number,
+): Promise<number> {
+  let total = 0;
+  // In bounded batches, so a large backlog never holds locks for long.
+  for (;;) {
+    const r = await db.query(
+      `DELETE FROM approval_deliveries WHERE id IN (
+         SELECT id FROM approval_deliveries
+          WHERE delivered_at < now() - make_interval(secs => $1)
+             OR given_up_at < now() - make_interval(secs => $2)
+          LIMIT 1000)`,
+      [deliveredSeconds, givenUpSeconds],
+    );
+    total += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < 1000) return total;
+  }
 }
 
 /** Back-off after the n-th failed attempt: 1 s, 2 s, 4 s … capped at 5 minutes. */
@@ -168,12 +197,14 @@ export class Deliverer {
       error = (err as Error).message || String(err);
     }
     if (!error) {
+      proxyMetrics.approvals.delivery('delivered');
       await this.o.pool.query('UPDATE approval_deliveries SET delivered_at = now() WHERE id = $1', [
         d.id,
       ]);
       return;
     }
     const giveUp = d.attempts >= (this.o.maxAttempts ?? 10);
+    proxyMetrics.approvals.delivery(giveUp ? 'given_up' : 'failed');
     this.o.log.warn(
       { delivery: d.id, webhook: d.webhook_id, attempts: d.attempts, error, giveUp },
       'webhook delivery failed',

@@ -59,13 +59,61 @@ export function gatesFor(
   rawQuery: string,
 ): GatePolicy[] {
   if (!info.isResourceRequest || isDryRun(rawQuery)) return [];
+  // Cheapest tests first: string compares before label selectors.
   return policies.filter(
     (p) =>
-      clusterChosen(p.clusters, cluster) &&
-      (p.namespaces.length === 0 || p.namespaces.includes(info.namespace)) &&
       (p.verbs.includes('*') || p.verbs.includes(info.verb)) &&
-      p.resources.some((r) => resourceMatches(r, info)),
+      p.resources.some((r) => resourceMatches(r, info)) &&
+      (p.namespaces.length === 0 || p.namespaces.includes(info.namespace)) &&
+      clusterChosen(p.clusters, cluster),
   );
+}
+
+const notGated: readonly GatePolicy[] = Object.freeze([]);
+
+/**
+ * Gate policies prepared for the request path, where almost every request
+ * is not gated: the verbs any policy names are kept in a set and the
+ * policies are grouped by the resource they name, so a `get` or a `list`
+ * (gates name mutating verbs by default) or an ungated resource is ruled
+ * out by two lookups, without looking at any policy or allocating, and a
+ * gated resource is only checked against the few policies naming it.
+ * Answers exactly as `gatesFor`.
+ */
+export class GateIndex {
+  private readonly verbs = new Set<string>();
+  private readonly byResource = new Map<string, GatePolicy[]>();
+  /** Policies naming resource `*`: candidates for every resource. */
+  private readonly anyResource: GatePolicy[] = [];
+
+  constructor(readonly policies: readonly GatePolicy[]) {
+    for (const p of policies) {
+      for (const v of p.verbs) this.verbs.add(v);
+      const names = new Set(p.resources.map((r) => r.resource));
+      if (names.has('*')) this.anyResource.push(p);
+      for (const n of names) {
+        if (n === '*') continue;
+        const list = this.byResource.get(n) ?? [];
+        list.push(p);
+        this.byResource.set(n, list);
+      }
+    }
+    // Each group also holds the `*` policies, in the policies' own order.
+    const order = new Map(policies.map((p, i) => [p, i]));
+    for (const [n, list] of this.byResource)
+      this.byResource.set(
+        n,
+        [...new Set([...list, ...this.anyResource])].sort((a, b) => order.get(a)! - order.get(b)!),
+      );
+  }
+
+  /** The gate policies a request falls under (empty = not gated). */
+  match(cluster: ClusterRef, info: RequestInfo, rawQuery: string): readonly GatePolicy[] {
+    if (!this.verbs.has('*') && !this.verbs.has(info.verb)) return notGated;
+    const candidates = this.byResource.get(info.resource) ?? this.anyResource;
+    if (candidates.length === 0) return notGated;
+    return gatesFor(candidates, cluster, info, rawQuery);
+  }
 }
 
 /**

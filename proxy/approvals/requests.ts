@@ -9,6 +9,7 @@ import { KgError } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { validateBindingSpec } from '../rbac/binding-spec.js';
+import type { Page } from '../rbac/records.js';
 import { roleUsable } from '../rbac/roles.js';
 import {
   inTransaction,
@@ -17,6 +18,11 @@ import {
   recordChange,
   type Queryable,
 } from '../rbac/transaction.js';
+import { proxyMetrics } from '../metrics.js';
+import { countExpired, expireDue } from './expiry.js';
+import { sweepOnce } from './housekeeping.js';
+import { clusterLabels, governing } from './governing.js';
+import { listRequests } from './listing.js';
 import { enqueue, type Notice, type NotifyEvent } from './notify.js';
 import { listPolicies } from './policies.js';
 import { clusterChoice, type AccessPolicy, type ApprovalPolicy } from './policy-spec.js';
@@ -47,23 +53,14 @@ export interface ListFilter {
   view: 'mine' | 'approvable' | 'all';
   status?: Status;
   kind?: 'access' | 'action';
+  /** Page size, 1..500 (default 100), and the position from the previous page. */
+  limit?: number;
+  continue?: string;
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const maxReason = 1000;
 const dns1123Label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-/** Pending requests past their time, and approved actions past their window, expire. */
-export async function sweepExpired(db: Queryable, fingerprint?: string): Promise<void> {
-  await query(
-    db,
-    `UPDATE approval_requests SET status = 'expired', decided_at = coalesce(decided_at, now())
-      WHERE ((status = 'pending' AND pending_until < now())
-          OR (status = 'approved' AND kind = 'action' AND executable_until < now()))
-        ${fingerprint ? 'AND fingerprint = $1' : ''}`,
-    fingerprint ? [fingerprint] : [],
-  );
-}
 
 function reasonOf(raw: unknown, required: boolean, problems: string[]): string {
   if (raw === undefined || raw === null || raw === '') {
@@ -89,27 +86,6 @@ function durationOf(raw: unknown, problems: string[]): number {
     return 0;
   }
   return sec;
-}
-
-async function clusterLabels(db: Queryable): Promise<Map<string, Record<string, string>>> {
-  const rows = await query<{ name: string; labels: Record<string, string> }>(
-    db,
-    'SELECT name, labels FROM clusters',
-  );
-  return new Map(rows.map((r) => [r.name, r.labels]));
-}
-
-/** The policies that govern a request now: named on it, still existing, still covering it. */
-async function governing(db: Queryable, r: RequestRow): Promise<ApprovalPolicy[]> {
-  const named = new Set(r.spec.policies);
-  const kind = r.kind === 'access' ? 'access' : 'gate';
-  const policies = (await listPolicies(db, kind))
-    .map((p) => p.policy)
-    .filter((p) => named.has(p.name));
-  if (r.kind !== 'access') return policies;
-  const labels = await clusterLabels(db);
-  const s = r.spec as AccessSpec;
-  return (policies as AccessPolicy[]).filter((p) => accessCovers(p, s, requesterOf(r), labels));
 }
 
 export class ApprovalRequests {
@@ -209,6 +185,7 @@ export class ApprovalRequests {
       await enqueue(c, this.notice(r, 'approval.requested'));
       return r;
     });
+    proxyMetrics.approvals.state('access', 'pending');
     this.queued();
     return this.view(this.pool, row);
   }
@@ -219,8 +196,13 @@ export class ApprovalRequests {
     return (await governing(db, r)).some((p) => mayDecide(p, who, requesterOf(r)));
   }
 
+  /** Expire what is due now (its own transaction), so answers never show a stale state. */
+  sweep(fingerprint?: string): Promise<number> {
+    return sweepOnce(this.pool, (...a) => this.notice(...a), this.queued, fingerprint);
+  }
+
   async get(who: Actor, id: string): Promise<ApprovalView> {
-    await sweepExpired(this.pool);
+    await this.sweep();
     const r = await this.load(this.pool, who, id, false);
     return this.view(this.pool, r);
   }
@@ -240,36 +222,15 @@ export class ApprovalRequests {
     return rows[0];
   }
 
-  async list(who: Actor, f: ListFilter): Promise<ApprovalView[]> {
+  /** One page of requests (see listing.ts); `view=all` is for admins. */
+  async list(who: Actor, f: ListFilter): Promise<Page<ApprovalView>> {
     if (f.view === 'all' && !who.admin)
       throw new KgError(
         'KG_ERR_FORBIDDEN',
         'view=all is for kubegate admins; use view=mine or view=approvable',
       );
-    await sweepExpired(this.pool);
-    const where: string[] = [];
-    const vals: unknown[] = [];
-    const p = (v: unknown) => `$${vals.push(v)}`;
-    if (f.view === 'mine')
-      where.push(`requester = ${p(who.name)} AND requester_kind = ${p(who.kind)}`);
-    if (f.view === 'approvable') where.push(`status = 'pending'`);
-    if (f.status) where.push(`status = ${p(f.status)}`);
-    if (f.kind) where.push(`kind = ${p(f.kind)}`);
-    const rows = await query<RequestRow>(
-      this.pool,
-      `SELECT * FROM approval_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY created_at DESC LIMIT 500`,
-      vals,
-    );
-    const out: ApprovalView[] = [];
-    for (const r of rows) {
-      if (f.view === 'approvable') {
-        const ps = await governing(this.pool, r);
-        if (!ps.some((x) => mayDecide(x, who, requesterOf(r)))) continue;
-      }
-      out.push(await this.view(this.pool, r));
-    }
-    return out;
+    await this.sweep();
+    return listRequests(this.pool, this.publicUrl, who, f);
   }
 
   /** An approver says yes or no, with a reason. */
@@ -286,8 +247,9 @@ export class ApprovalRequests {
       problems,
     );
     if (problems.length) throw invalid('decision', problems);
+    let expired: RequestRow[] = [];
     const row = await inTransaction(this.pool, async (c) => {
-      await sweepExpired(c);
+      expired = await expireDue(c, (...a) => this.notice(...a));
       const r = await this.load(c, who, id, true);
       if (r.status !== 'pending')
         throw new KgError(
@@ -364,7 +326,14 @@ export class ApprovalRequests {
       await enqueue(c, this.notice(updated, event, who.actor, reason));
       return updated;
     });
+    countExpired(expired);
     this.queued();
+    if (row.status !== 'pending') {
+      const m = proxyMetrics.approvals;
+      m.state(row.kind, row.status);
+      if (row.status === 'approved' || row.status === 'denied')
+        m.decided(row.kind, row.status, (Date.now() - row.created_at.getTime()) / 1000);
+    }
     return this.view(this.pool, row);
   }
 
@@ -437,8 +406,9 @@ export class ApprovalRequests {
     const problems: string[] = [];
     const reason = reasonOf((raw as { reason?: unknown } | null)?.reason, false, problems);
     if (problems.length) throw invalid('withdrawal', problems);
+    let expired: RequestRow[] = [];
     const row = await inTransaction(this.pool, async (c) => {
-      await sweepExpired(c);
+      expired = await expireDue(c, (...a) => this.notice(...a));
       const r = await this.load(c, who, id, true);
       if (!samePerson(who, requesterOf(r)))
         throw new KgError('KG_ERR_FORBIDDEN', `only the requester may withdraw approval ${r.id}`);
@@ -466,6 +436,8 @@ export class ApprovalRequests {
       await enqueue(c, this.notice(updated, 'approval.withdrawn', who.actor, reason));
       return updated;
     });
+    countExpired(expired);
+    proxyMetrics.approvals.state(row.kind, 'withdrawn');
     this.queued();
     return this.view(this.pool, row);
   }

@@ -12,6 +12,7 @@ import type { IdentitySettings } from '../identity/settings.js';
 import type { TunnelRegistry } from '../tunnel/registry.js';
 import { createApprovalsApi } from './api.js';
 import { ApprovalGate } from './gate.js';
+import { Housekeeping } from './housekeeping.js';
 import { Deliverer } from './notify.js';
 import { ApprovalRequests } from './requests.js';
 
@@ -47,8 +48,16 @@ export function startApprovals(deps: ApprovalsDeps): Approvals {
     maxBody: deps.maxGatedBody,
     notice: (r) => requests.notice(r, 'approval.requested'),
     queued,
+    sweep: (fingerprint) => requests.sweep(fingerprint),
     log,
   });
+  const housekeeping = new Housekeeping({
+    pool: deps.pool,
+    noticeOf: (...a) => requests.notice(...a),
+    queued,
+    log,
+  });
+  housekeeping.start();
   const api = createApprovalsApi({
     pool: deps.pool,
     tokens: deps.tokens,
@@ -57,5 +66,12 @@ export function startApprovals(deps: ApprovalsDeps): Approvals {
     masterKey: deps.masterKey,
     log,
   });
-  return { gate, api, close: () => deliverer.stop() };
+  return {
+    gate,
+    api,
+    close: async () => {
+      await housekeeping.stop();
+      await deliverer.stop();
+    },
+  };
 }

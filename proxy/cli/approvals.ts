@@ -164,9 +164,17 @@ export async function requestCommand(args: string[]): Promise<void> {
     case 'list': {
       const q = new URLSearchParams();
       for (const k of ['view', 'status', 'kind']) if (flag(p, k)) q.set(k, flag(p, k)!);
-      const r = (await call(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as { items: View[] };
-      process.stdout.write(r.items.map(line).join(''));
-      return;
+      // Every page, in order: the API pages with limit + continue.
+      q.set('limit', '500');
+      for (;;) {
+        const r = (await call(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as {
+          items: View[];
+          continue?: string;
+        };
+        process.stdout.write(r.items.map(line).join(''));
+        if (!r.continue) return;
+        q.set('continue', r.continue);
+      }
     }
     case 'get': {
       const v = (await call(

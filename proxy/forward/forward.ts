@@ -32,6 +32,8 @@ export interface ForwardOptions {
   audit?: AuditRecorder;
   /** The request body, already read (the approval gate buffers gated requests); sent as is. */
   body?: Buffer;
+  /** The cluster's status, before it is passed on (the approval gate settles its approval). */
+  onResponse?: (status: number) => void;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -198,6 +200,7 @@ function send(
       }
       out['audit-id'] = ctx.auditId;
       opts.audit?.responseStarted(Number(h[':status']), h, hdrRanAs);
+      opts.onResponse?.(Number(h[':status']));
       res.writeHead(Number(h[':status']), out);
       // Send headers now: a watch may not produce its first event for minutes.
       if ('flushHeaders' in res) res.flushHeaders();

@@ -1,13 +1,20 @@
 /**
  * Just-in-time approvals end to end (issue #12): real kubectl, a real
- * apiserver behind the agent, PostgreSQL, the REST API and the CLI.
+ * apiserver behind the agent, PostgreSQL, the REST API, the CLI and the dev
+ * IdP (oidc-provider): every person signs in with SSO, their groups come from
+ * the provider's claims, and their kubectl uses the fleet kubeconfig the
+ * console hands out.
  *
  * - access requests: a developer asks for `edit` on env=prod for 15 minutes,
- *   a lead approves, the developer's kubectl apply works; once the grant
- *   expires both the proxy and the cluster refuse again;
+ *   a lead approves (console session + CSRF token), the developer's kubectl
+ *   apply works; once the grant expires both the proxy and the cluster refuse
+ *   again;
  * - self-approval refused, a two-approver policy enforced, denial;
  * - a gated change (Ingress in prod): pending Status message, the diff for
  *   the approver, the identical request runs once, a different one does not;
+ *   a request the cluster refuses (409) gives its approval back;
+ * - expiry: an unanswered request expires with one audit event and one
+ *   notification;
  * - webhooks: generic JSON and Slack payloads arrive, retried after a
  *   failure, and verify against their HMAC.
  */
@@ -16,19 +23,39 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
 import { runKubegate } from '../support/proc.js';
+import { Browser } from '../support/browser.js';
+import { startStackIdp, type Idp } from '../support/idp.js';
+import { signIn } from '../support/sso.js';
+import { freePort } from '../support/ports.js';
 
 let stack: Stack;
+let idp: Idp;
 let ca: string;
 let admin: { kubeconfig: string };
-const tokens: Record<string, string> = {};
+let metricsPort = 0;
+
+/** A signed-in person: their console session, and the fleet kubeconfig it gave them. */
+interface Person {
+  email: string;
+  browser: Browser;
+  csrf: string;
+  kubeconfig: string;
+  token: string;
+  /** How `api` calls as them: the console session (cookie + CSRF) or their kubeconfig token. */
+  via: 'session' | 'token';
+}
+const people: Record<string, Person> = {};
 const kubeconfigs: Record<string, string> = {};
+/** RBAC user names are the email claim. */
+const user = (who: string) => people[who]!.email;
 
 interface Hook {
   path: string;
@@ -44,22 +71,48 @@ const secrets: Record<string, string> = {};
 const sa = (user: string) => `kg-u-${createHash('sha256').update(user).digest('hex').slice(0, 16)}`;
 
 async function api(who: string, method: string, path: string, body?: unknown) {
-  const r = await httpGet(`${stack.publicUrl}${path}`, {
-    ca,
-    token: tokens[who]!,
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    timeoutMs: 30_000,
-  });
+  const p = people[who]!;
+  const text = body !== undefined ? JSON.stringify(body) : undefined;
+  let r: { status: number; body: string };
+  if (p.via === 'session') {
+    r = await p.browser.request(`${stack.publicUrl}${path}`, {
+      method,
+      headers: {
+        ...(method === 'GET' ? {} : { 'x-csrf-token': p.csrf }),
+        ...(text !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(text !== undefined ? { body: text } : {}),
+    });
+  } else {
+    r = await httpGet(`${stack.publicUrl}${path}`, {
+      ca,
+      token: p.token,
+      method,
+      ...(text !== undefined ? { body: text } : {}),
+      timeoutMs: 30_000,
+    });
+  }
   // The test reads answers field by field; their shapes are what it asserts.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return { status: r.status, json: r.body ? (JSON.parse(r.body) as Record<string, any>) : {} };
 }
 
-async function person(name: string, groups: string[]): Promise<void> {
-  const file = await stack.kubeconfig(name, groups, '2h');
-  kubeconfigs[name] = file;
-  tokens[name] = /token: (kg_[A-Za-z0-9_-]+)/.exec(readFileSync(file, 'utf8'))![1]!;
+/** Sign in at the dev IdP, read the CSRF token, download the fleet kubeconfig. */
+async function person(who: string, email: string, via: Person['via']): Promise<void> {
+  const b = new Browser({ ca });
+  const s = await signIn(b, stack.publicUrl, email);
+  assert.equal(s.result!.status, 303, s.result!.body);
+  const me = await b.request(`${stack.publicUrl}/api/v1/me`);
+  assert.equal(me.status, 200, me.body);
+  const csrf = (JSON.parse(me.body) as { csrfToken: string }).csrfToken;
+  const kc = await b.request(`${stack.publicUrl}/api/v1/kubeconfig`);
+  assert.equal(kc.status, 200, kc.body);
+  const file = `${stack.dir}/${who}.kubeconfig`;
+  writeFileSync(file, kc.body, { mode: 0o600 });
+  const token = (parse(kc.body) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+  assert.match(token, /^kg_/);
+  people[who] = { email, browser: b, csrf, kubeconfig: file, token, via };
+  kubeconfigs[who] = file;
 }
 
 function manifest(name: string, kind: 'ConfigMap' | 'Ingress', value: string): string {
@@ -96,10 +149,22 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
       });
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    metricsPort = await freePort();
+    const sso = await startStackIdp();
+    idp = sso.idp;
+    // Approvers and a bystander; the developer and the admin are demo users.
+    idp.addUser({ email: 'lead1@example.com', name: 'Lead One', groups: ['platform-leads'] });
+    idp.addUser({ email: 'lead2@example.com', name: 'Lead Two', groups: ['platform-leads'] });
+    idp.addUser({ email: 'bob@example.com', name: 'Bob', groups: ['sre'] });
     stack = await startStack({
       clusters: [{ name: 'prod', labels: { env: 'prod' } }],
+      proxyEnv: { ...sso.proxyEnv, KUBEGATE_METRICS_LISTEN: `127.0.0.1:${metricsPort}` },
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
+    assert.equal(stack.publicUrl, sso.publicUrl);
+    ca = (
+      await stack.sql<{ cert_pem: string }>(`SELECT cert_pem FROM ca_keys WHERE name = 'server'`)
+    )[0]!.cert_pem;
     admin = { kubeconfig: stack.cluster.kubeconfig };
     await kubectlOk(['create', 'namespace', 'shop'], admin);
     // Standing access: everyone reads prod; nobody but admins changes it.
@@ -108,18 +173,15 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
       role: 'view',
       selector: { matchLabels: { env: 'prod' } },
     });
-    await person('root', ['kubegate-admins']);
-    await person('dev', ['developers']);
-    await person('lead1', ['platform-leads']);
-    await person('lead2', ['platform-leads']);
-    await person('bob', ['sre']);
-    ca = Buffer.from(
-      /certificate-authority-data: (\S+)/.exec(readFileSync(kubeconfigs.dev!, 'utf8'))![1]!,
-      'base64',
-    ).toString('utf8');
+    await person('root', 'admin@example.com', 'session');
+    await person('dev', 'dev@example.com', 'token');
+    await person('lead1', 'lead1@example.com', 'session');
+    await person('lead2', 'lead2@example.com', 'token');
+    await person('bob', 'bob@example.com', 'token');
   });
   after(async () => {
     await stack?.stop();
+    await idp?.close();
     receiver?.close();
   });
 
@@ -214,6 +276,9 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     assert.equal(mine.json.status, 'pending');
     assert.equal(mine.json.access.role, 'edit');
     assert.equal(mine.json.access.durationSeconds, 900);
+    // Who asked, with the groups the IdP's claims gave them.
+    assert.equal(mine.json.requester.name, 'dev@example.com');
+    assert.deepEqual(mine.json.requester.groups, ['developers']);
 
     // Not an approver: cannot even see it. An approver sees it in their queue.
     assert.equal((await api('bob', 'GET', `/api/v1/approvals/${accessId}`)).status, 404);
@@ -224,6 +289,13 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     const queue = await api('lead1', 'GET', '/api/v1/approvals?view=approvable');
     assert.ok((queue.json.items as { id: string }[]).some((x) => x.id === accessId));
 
+    // lead1 decides in the console: a session cookie is not enough without the CSRF token.
+    const forged = await people.lead1!.browser.request(
+      `${stack.publicUrl}/api/v1/approvals/${accessId}/approve`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' },
+    );
+    assert.equal(forged.status, 403, forged.body);
+    assert.match(forged.body, /CSRF/);
     const ok = await api('lead1', 'POST', `/api/v1/approvals/${accessId}/approve`, {
       reason: 'known incident',
     });
@@ -249,7 +321,7 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     );
     assert.equal(data, 'one');
     const rbs = await kubectlOk(['get', 'rolebindings', '-n', 'shop', '-o', 'json'], admin);
-    assert.match(rbs, new RegExp(sa('dev')));
+    assert.match(rbs, new RegExp(sa(user('dev'))));
 
     // The decision is in the audit log, with the approval and the binding.
     await until(
@@ -282,7 +354,7 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
         // The proxy's own refusal (the apiserver never says "on cluster").
         return (
           r2.code !== 0 &&
-          /is forbidden: User "dev" cannot create .* on cluster "prod"/.test(r2.stderr)
+          /is forbidden: User "dev@example\.com" cannot create .* on cluster "prod"/.test(r2.stderr)
         );
       },
       60_000,
@@ -299,13 +371,13 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     await until(
       async () =>
         !(await kubectlOk(['get', 'rolebindings', '-n', 'shop', '-o', 'json'], admin)).includes(
-          sa('dev'),
+          sa(user('dev')),
         ),
       60_000,
       'JIT RoleBinding removed',
     );
     const saToken = (
-      await kubectlOk(['create', 'token', sa('dev'), '-n', 'kubegate-system'], admin)
+      await kubectlOk(['create', 'token', sa(user('dev')), '-n', 'kubegate-system'], admin)
     ).trim();
     const direct = `${stack.dir}/dev-direct`;
     writeFileSync(
@@ -416,7 +488,7 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
 
     const seen = await api('lead1', 'GET', `/api/v1/approvals/${id}`);
     assert.equal(seen.json.kind, 'action');
-    assert.equal(seen.json.requester.name, 'dev');
+    assert.equal(seen.json.requester.name, user('dev'));
     assert.equal(seen.json.action.verb, 'patch');
     assert.equal(seen.json.action.name, 'web');
     assert.equal(seen.json.action.cluster, 'prod');
@@ -488,7 +560,7 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
             ca,
             agent: false,
             headers: {
-              authorization: `Bearer ${tokens.dev}`,
+              authorization: `Bearer ${people.dev!.token}`,
               'content-type': 'application/merge-patch+json',
             },
           },
@@ -512,6 +584,121 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     const p3 = await patch('r1');
     assert.equal(p3.status, 403, 'an approval is spent by its one execution');
     assert.notEqual(/Approval ([0-9a-f-]{36}) is pending/.exec(p3.body)![1], pid);
+  });
+
+  test('an approved request the cluster refuses (409) keeps its approval for a retry', async () => {
+    const dup = manifest('web', 'Ingress', 'd.example.com');
+    const ask = await kubectl(['create', '-f', dup], { kubeconfig: kubeconfigs.dev! });
+    assert.notEqual(ask.code, 0);
+    const id = /Approval ([0-9a-f-]{36}) is pending/.exec(ask.stderr)?.[1];
+    assert.ok(id, ask.stderr);
+    assert.equal((await api('lead2', 'POST', `/api/v1/approvals/${id}/approve`, {})).status, 200);
+    // "web" exists: the apiserver refuses the create, and nothing changed.
+    const refused = await kubectl(['create', '-f', dup], { kubeconfig: kubeconfigs.dev! });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /AlreadyExists|already exists/, refused.stderr);
+    assert.doesNotMatch(refused.stderr, /approval required/, 'the gate let it through');
+    await until(
+      async () => (await api('dev', 'GET', `/api/v1/approvals/${id}`)).json.status === 'approved',
+      15_000,
+      'approval given back',
+    );
+    await until(
+      async () =>
+        (
+          await stack.sql(
+            `SELECT 1 FROM audit_events WHERE verb = 'return'
+              AND event->'annotations'->>'kubegate.dev/approval-id' = $1`,
+            [id],
+          )
+        ).length === 1,
+      10_000,
+      'give-back audited',
+    );
+    // Once the cause is gone, the same request runs on the same approval — once.
+    await kubectlOk(['delete', 'ingress', 'web', '-n', 'shop'], admin);
+    const run = await kubectl(['create', '-f', dup], { kubeconfig: kubeconfigs.dev! });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      await kubectlOk(
+        ['get', 'ingress', 'web', '-n', 'shop', '-o', 'jsonpath={.spec.rules[0].host}'],
+        admin,
+      ),
+      'd.example.com',
+    );
+    const done = await api('dev', 'GET', `/api/v1/approvals/${id}`);
+    assert.equal(done.json.status, 'executed');
+    const execAudit = done.json.action.executionAuditId as string;
+    await until(async () => !!(await auditAnnotated(execAudit)), 10_000, 'execution audited');
+    assert.equal(
+      (await auditAnnotated(execAudit))!.annotations['kubegate.dev/approval'],
+      'executed',
+    );
+  });
+
+  test('an unanswered request expires once: one audit event, one notification', async () => {
+    const r = await api('dev', 'POST', '/api/v1/approvals', {
+      role: 'edit',
+      clusters: { names: ['prod'] },
+      duration: '5m',
+      reason: 'will be forgotten',
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    const id = r.json.id as string;
+    // Shortened: the request is due now; no one reads it, the replica's sweep expires it.
+    await stack.sql(
+      `UPDATE approval_requests SET pending_until = now() - interval '1 second' WHERE id = $1`,
+      [id],
+    );
+    const expiredIn = (h: Hook) => {
+      const b = JSON.parse(h.body) as { type?: string; approval?: { id?: string } };
+      return h.path === '/json' && b.type === 'approval.expired' && b.approval?.id === id;
+    };
+    await until(async () => received.some(expiredIn), 30_000, 'expiry notified');
+    const row = await stack.sql<{ status: string }>(
+      'SELECT status FROM approval_requests WHERE id = $1',
+      [id],
+    );
+    assert.equal(row[0]!.status, 'expired');
+    // Give later sweeps a chance to (wrongly) announce it again.
+    await new Promise((res) => setTimeout(res, 6000));
+    const deliveries = new Set(
+      received.filter(expiredIn).map((h) => String(h.headers['x-kubegate-delivery'])),
+    );
+    assert.equal(deliveries.size, 1);
+    const events = await stack.sql(
+      `SELECT 1 FROM audit_events WHERE verb = 'expire'
+        AND event->'annotations'->>'kubegate.dev/approval-id' = $1`,
+      [id],
+    );
+    assert.equal(events.length, 1);
+    assert.equal((await api('lead1', 'POST', `/api/v1/approvals/${id}/approve`, {})).status, 409);
+  });
+
+  test('approval metrics count what happened', async () => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const value = (series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      return line ? Number(line.slice(series.length + 1)) : 0;
+    };
+    assert.ok(
+      value('kubegate_approval_gate_decisions_total{cluster="prod",decision="allowed_once"}') >= 3,
+    );
+    assert.ok(
+      value('kubegate_approval_gate_decisions_total{cluster="prod",decision="pending"}') >= 5,
+    );
+    assert.ok(
+      value('kubegate_approval_gate_decisions_total{cluster="prod",decision="returned"}') >= 1,
+    );
+    assert.ok(value('kubegate_approval_requests_total{kind="access",state="expired"}') >= 1);
+    assert.ok(value('kubegate_approval_requests_total{kind="access",state="approved"}') >= 2);
+    assert.ok(value('kubegate_approval_webhook_deliveries_total{result="failed"}') >= 1);
+    assert.ok(value('kubegate_approval_webhook_deliveries_total{result="delivered"}') >= 5);
+    assert.ok(
+      value('kubegate_approval_decision_seconds_count{kind="access",decision="approved"}') >= 2,
+    );
   });
 
   test('webhook deliveries are signed with HMAC-SHA256 and retried after a failure', async () => {
@@ -560,7 +747,13 @@ describe('just-in-time approvals', { timeout: 900_000 }, () => {
     const types = new Set(
       received.filter((h) => h.path === '/json').map((h) => JSON.parse(h.body).type as string),
     );
-    for (const t of ['approval.requested', 'approval.approved', 'approval.denied', 'approval.vote'])
+    for (const t of [
+      'approval.requested',
+      'approval.approved',
+      'approval.denied',
+      'approval.vote',
+      'approval.expired',
+    ])
       assert.ok(types.has(t), `saw ${t}: ${[...types].join(', ')}`);
   });
 });

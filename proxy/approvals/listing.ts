@@ -1,0 +1,97 @@
+/**
+ * Listing approval requests, a page at a time: newest first, keyset
+ * pagination with the opaque `continue` token the other REST lists use.
+ */
+import type { Pool } from '../db/pool.js';
+import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from '../rbac/cursor.js';
+import { clampLimit, type Page } from '../rbac/records.js';
+import { query, type Queryable } from '../rbac/transaction.js';
+import { governor } from './governing.js';
+import { mayDecide } from './policy-match.js';
+import {
+  approvalView,
+  requesterOf,
+  type ApprovalView,
+  type DecisionRow,
+  type RequestRow,
+} from './records.js';
+import type { Actor, ListFilter } from './requests.js';
+
+/**
+ * One page of requests, newest first. `continue` is the opaque position
+ * after the last item; absent on the last page. An approver's queue is
+ * filtered by policy after SQL chose rows, so rows are read in batches
+ * until the page is full.
+ */
+export async function listRequests(
+  pool: Pool,
+  publicUrl: string,
+  who: Actor,
+  f: ListFilter,
+): Promise<Page<ApprovalView>> {
+  let after = f.continue ? decodeCursor(f.continue, { t: pgTimestamp, i: uuidPattern }) : undefined;
+  const limit = clampLimit(f.limit);
+  const where: string[] = [];
+  const vals: unknown[] = [];
+  const p = (v: unknown) => `$${vals.push(v)}`;
+  if (f.view === 'mine')
+    where.push(`requester = ${p(who.name)} AND requester_kind = ${p(who.kind)}`);
+  if (f.view === 'approvable') where.push(`status = 'pending'`);
+  if (f.status) where.push(`status = ${p(f.status)}`);
+  if (f.kind) where.push(`kind = ${p(f.kind)}`);
+  const govern = f.view === 'approvable' ? await governor(pool) : undefined;
+  const found: { r: RequestRow; at: string }[] = [];
+  for (;;) {
+    const batch = limit + 1 - found.length;
+    const conds = [...where];
+    const v = [...vals];
+    if (after) {
+      v.push(after.t, after.i);
+      conds.push(`(created_at, id) < ($${v.length - 1}::timestamptz, $${v.length}::uuid)`);
+    }
+    v.push(batch);
+    const rows = await query<RequestRow & { cursor_at: string }>(
+      pool,
+      `SELECT *, created_at::text AS cursor_at FROM approval_requests
+        ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT $${v.length}`,
+      v,
+    );
+    for (const r of rows)
+      if (!govern || govern(r).some((x) => mayDecide(x, who, requesterOf(r))))
+        found.push({ r, at: r.cursor_at });
+    if (rows.length < batch || found.length > limit) break;
+    const last = rows[rows.length - 1]!;
+    after = { t: last.cursor_at, i: last.id };
+  }
+  const page = found.slice(0, limit);
+  const items = await requestViews(
+    pool,
+    publicUrl,
+    page.map((x) => x.r),
+  );
+  if (found.length <= limit) return { items };
+  const last = page[page.length - 1]!;
+  return { items, continue: encodeCursor({ t: last.at, i: last.r.id }) };
+}
+
+/** Views of many requests, their votes read in one query. */
+export async function requestViews(
+  db: Queryable,
+  publicUrl: string,
+  rows: RequestRow[],
+): Promise<ApprovalView[]> {
+  if (!rows.length) return [];
+  const d = await query<DecisionRow>(
+    db,
+    'SELECT * FROM approval_decisions WHERE request_id = ANY($1::uuid[]) ORDER BY at',
+    [rows.map((r) => r.id)],
+  );
+  return rows.map((r) =>
+    approvalView(
+      r,
+      d.filter((x) => x.request_id === r.id),
+      publicUrl,
+    ),
+  );
+}
