@@ -7,6 +7,8 @@
  * dropped (defence in depth behind the proxy's allow-list).
  */
 import * as http2 from 'node:http2';
+import * as tls from 'node:tls';
+import { EventEmitter } from 'node:events';
 import { PassThrough, pipeline } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
@@ -65,16 +67,76 @@ export function identityProblem(id: TunnelIdentity | undefined): string | undefi
   return bad === undefined ? undefined : `group name ${JSON.stringify(bad)} is not allowed`;
 }
 
+/**
+ * Streams per HTTP/2 connection to the apiserver for watches. Below Go's
+ * default SETTINGS_MAX_CONCURRENT_STREAMS (250) and the apiserver's own limit,
+ * so no request ever waits for a stream slot the server will not grant; the
+ * pool opens another connection instead.
+ */
+export const upstreamH2StreamsPerConnection = 100;
+/**
+ * Per-stream receive window towards the apiserver. A stalled watch reader
+ * stops consuming here, so this (not a kernel socket buffer) is what the
+ * apiserver may push ahead into the agent for one stream.
+ */
+export const upstreamH2StreamWindow = 256 * 1024;
+
+/** True for the requests that stay open: watches and followed logs. */
+export function isLongRunning(path: string): boolean {
+  const q = path.indexOf('?');
+  if (q < 0) return path.includes('/watch/');
+  const query = path.slice(q + 1);
+  return /(^|&)(watch|follow)=(1|true)(&|$)/.test(query) || path.slice(0, q).includes('/watch/');
+}
+
+/**
+ * Cancels an upstream request when its tunnel stream closes early. An
+ * EventEmitter that undici accepts as a signal: an AbortController per
+ * request (and the DOMException of its abort()) showed in the agent's CPU
+ * profile of small GETs, and requests that completed need no abort at all.
+ */
+class Cancel extends EventEmitter {
+  aborted = false;
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
 export class Upstream {
+  /** HTTP/1.1 for ordinary requests (bodies, writes; upgrades go through upgrade.ts). */
   private readonly pool: Pool;
+  /**
+   * HTTP/2 for long-running GETs: thousands of watches share a few TLS
+   * connections (one HTTP/1.1 connection per watch cost ~78 KiB each), and a
+   * stalled reader back-pressures the apiserver through per-stream flow
+   * control. Writes stay on HTTP/1.1: undici holds a non-idempotent or
+   * streamed-body request until the h2 connection is otherwise idle, which
+   * would never happen on a connection full of watches.
+   */
+  private readonly watchPool: Pool;
   private token = '';
   private tokenReadAt = 0;
 
   constructor(private readonly deps: UpstreamDeps) {
+    // One TLS context (CA parsed once) for every connection to the apiserver.
+    const secureContext = tls.createSecureContext({ ca: deps.caPem });
     this.pool = new Pool(deps.apiserverUrl, {
-      connect: { ca: deps.caPem, rejectUnauthorized: true },
+      connect: { secureContext, rejectUnauthorized: true },
       connections: null,
       pipelining: 1,
+      keepAliveTimeout: 30_000,
+    });
+    this.watchPool = new Pool(deps.apiserverUrl, {
+      connect: { secureContext, rejectUnauthorized: true },
+      connections: null,
+      allowH2: true,
+      pipelining: upstreamH2StreamsPerConnection,
+      maxConcurrentStreams: upstreamH2StreamsPerConnection,
+      initialWindowSize: upstreamH2StreamWindow,
+      // Room for every stream's window: stalled streams never starve the others.
+      connectionWindowSize: upstreamH2StreamWindow * upstreamH2StreamsPerConnection,
       keepAliveTimeout: 30_000,
     });
   }
@@ -196,17 +258,23 @@ export class Upstream {
     const auditId = headers[hdrAuditId];
     if (typeof auditId === 'string') out['audit-id'] = auditId;
 
-    const abort = new AbortController();
-    stream.on('close', () => abort.abort());
+    const cancel = new Cancel();
+    let done = false;
+    stream.once('close', () => {
+      if (!done) cancel.abort();
+    });
     const method = String(headers[':method']);
+    const path = String(headers[':path']);
+    const pool =
+      method === 'GET' && body === null && isLongRunning(path) ? this.watchPool : this.pool;
     const sentAt = performance.now();
-    this.pool
+    pool
       .request({
-        path: String(headers[':path']),
-        method: String(headers[':method']) as 'GET',
+        path,
+        method: method as 'GET',
         headers: out,
         body,
-        signal: abort.signal,
+        signal: cancel,
         bodyTimeout: 0,
         headersTimeout: 0,
         maxRedirections: 0,
@@ -227,13 +295,17 @@ export class Upstream {
           resHeaders[name] = value;
         }
         stream.respond(resHeaders);
+        // The upstream response is complete: a later stream close needs no cancel.
+        resBody.once('end', () => (done = true));
         pipeline(resBody, stream, (err) => {
-          if (err && !abort.signal.aborted)
+          if (!err) done = true;
+          if (err && !cancel.aborted)
             this.deps.log.debug({ err: err.message }, 'response stream ended early');
         });
       })
       .catch((err: Error) => {
-        if (abort.signal.aborted || stream.destroyed) return;
+        done = true;
+        if (cancel.aborted || stream.destroyed) return;
         this.deps.log.warn({ err: err.message }, 'apiserver request failed');
         agentMetrics.observeUpstream(method, 502, (performance.now() - sentAt) / 1000);
         replyStatus(
@@ -245,8 +317,8 @@ export class Upstream {
       });
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), this.watchPool.close()]);
   }
 }
 
