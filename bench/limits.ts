@@ -54,13 +54,13 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
           r.id === 'P4-teardown'
             ? `${r.id}: ${r.result}. Reproduce with KG_BENCH_ROWS=P4 KG_BENCH_KEEP=1 make bench (process logs kept); the agent must always keep a dial or a reconnect timer pending.`
             : r.id === 'P4-mem'
-              ? `${r.id}: ${r.absolute}. Each watch is an HTTP/2 stream on the front and on the tunnel, and in the agent one HTTP/1.1 TLS connection of its own to the apiserver (undici Pool, connections: null), which dominates the agent's share.`
+              ? `${r.id}: ${r.absolute}. Each watch is an HTTP/2 stream on the front, on the tunnel and (since the agent's watch pool speaks HTTP/2, 100 streams per connection) on the agent's connection to the apiserver; what remains per watch is stream and request state in both Node processes.`
               : `${r.id}: ${r.result}; every event is parsed by no one but copied through two Node event loops; at 5,000 events/s over many streams the per-chunk cost (h2 frame + TLS record per event, no coalescing) adds queueing.`,
         );
         break;
       case 'P5':
         out.push(
-          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 4 MiB, common/tunnel-protocol.ts) plus the kernel buffers of the agent's own HTTP/1.1 connection to the apiserver, which has no per-stream flow control (direct HTTP/2 stops at the client's 64 KiB window).`,
+          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 1 MiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
         );
         break;
       case 'P10':

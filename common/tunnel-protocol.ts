@@ -143,11 +143,14 @@ export interface HelloResponse {
 }
 
 /**
- * HTTP/2 tuning for the tunnel (performance.md): windows of megabytes, not the
+ * HTTP/2 tuning for the tunnel (performance.md): stream windows above the
  * 64 KiB default, so one stream can fill the pipe; a high stream limit, since
- * every watch is a stream; more session memory for many open streams.
+ * every watch is a stream; more session memory for many open streams. The
+ * stream window is also what a stalled reader's stream holds (P5): 1 MiB
+ * measured no slower than 4 MiB on 200 MiB LISTs (P3, decisions.md) and holds
+ * a quarter.
  */
-export const tunnelStreamWindow = 4 * 1024 * 1024;
+export const tunnelStreamWindow = 1024 * 1024;
 export const tunnelSessionWindow = 64 * 1024 * 1024;
 export const tunnelMaxStreams = 100_000;
 export const tunnelMaxSessionMemoryMb = 256;
