@@ -81,12 +81,14 @@ export const upstreamH2StreamsPerConnection = 100;
  */
 export const upstreamH2StreamWindow = 256 * 1024;
 
+/** The deprecated watch prefix: /api/v1/watch/… or /apis/<group>/<version>/watch/… */
+const legacyWatchPath = /^\/(api\/[^/]+|apis\/[^/]+\/[^/]+)\/watch\//;
+
 /** True for the requests that stay open: watches and followed logs. */
 export function isLongRunning(path: string): boolean {
   const q = path.indexOf('?');
-  if (q < 0) return path.includes('/watch/');
-  const query = path.slice(q + 1);
-  return /(^|&)(watch|follow)=(1|true)(&|$)/.test(query) || path.slice(0, q).includes('/watch/');
+  if (legacyWatchPath.test(q < 0 ? path : path.slice(0, q))) return true;
+  return q >= 0 && /(^|&)(watch|follow)=(1|true)(&|$)/.test(path.slice(q + 1));
 }
 
 /**
