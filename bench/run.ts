@@ -299,7 +299,14 @@ async function main(): Promise<void> {
       await attempt(rows, 'P9', 'revocation to enforcement', () =>
         p9Revocation(ctx, [stack.main, r2]),
       );
-      await attempt(rows, 'P10', 'replica restart', () => p10Reconnect(ctx, r2, 2));
+      await attempt(rows, 'P10', 'kill -9 of a tunnel-holding replica', async () => {
+        const r3 = await stack.startReplica('proxy-p10');
+        try {
+          return await p10Reconnect(ctx, [stack.main, r2, r3]);
+        } finally {
+          await r3.stop();
+        }
+      });
     }
     await attempt(rows, 'P11', 'simulated agents', async () => {
       const r3 = await stack.startReplica('proxy-p11');
