@@ -22,14 +22,21 @@ function section(text: string, title: string): { start: number; end: number } {
 }
 
 /** The section's lines with its id'd lines (table rows or limit bullets) merged, new ones winning by id. */
-function mergeLines(oldText: string, newText: string, title: string, idOf: typeof rowId): string {
+function mergeLines(
+  oldText: string,
+  newText: string,
+  title: string,
+  idOf: typeof rowId,
+  ran: readonly string[],
+): string {
   const o = section(oldText, title);
   const n = section(newText, title);
   const oldLines = oldText.slice(o.start, o.end).split('\n');
   const newLines = n.start < 0 ? [] : newText.slice(n.start, n.end).split('\n');
   const fresh = new Map<string, string>();
   for (const l of newLines) if (idOf(l)) fresh.set(idOf(l)!, l);
-  const kept = oldLines.filter((l) => idOf(l) !== undefined && !fresh.has(idOf(l)!));
+  // A re-measured row's old line goes even when the new run has none (a limit now met).
+  const kept = oldLines.filter((l) => idOf(l) !== undefined && !ran.includes(idOf(l)!));
   const merged = [...kept, ...fresh.values()].sort((a, b) => order(idOf(a)!) - order(idOf(b)!));
   // Where the id'd lines go: where the first one was, else after the table
   // header (Results) or the heading's blank line (limits).
@@ -58,7 +65,7 @@ export function mergeReport(file: string, fresh: string, ran: string[], when: st
   ] as const) {
     const s = section(out, title);
     if (s.start < 0) continue;
-    out = out.slice(0, s.start) + mergeLines(out, fresh, title, idOf) + out.slice(s.end);
+    out = out.slice(0, s.start) + mergeLines(out, fresh, title, idOf, ran) + out.slice(s.end);
   }
   const note = `Rows ${ran.join(', ')} re-measured on ${when} UTC (KG_BENCH_ROWS); the others are from the run above.`;
   out = out.replace(/\nRows [^\n]* re-measured on [^\n]*\n/, '\n');

@@ -238,7 +238,7 @@ export const proxySchema = {
   replicaHeartbeat: {
     env: 'KUBEGATE_REPLICA_HEARTBEAT',
     type: 'duration',
-    doc: "How often a replica renews its registry row and re-reads where every cluster's tunnels are.",
+    doc: "How often a replica renews its registry row and re-reads the list of live replicas; where a remote cluster's tunnels are is looked up when a request needs it and trusted for this long.",
   },
   replicaStaleAfter: {
     env: 'KUBEGATE_REPLICA_STALE_AFTER',
