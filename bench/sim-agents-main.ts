@@ -111,7 +111,15 @@ async function connect(c: SimConnect): Promise<number> {
   const worker = async () => {
     while (next < c.tunnels.length) {
       const t = c.tunnels[next++]!;
-      if (await open(c, t)) ok++;
+      // Refused (the proxy admits a bounded number of handshakes at once):
+      // back off as the agent does, a bounded number of times.
+      for (let n = 0; n < 8; n++) {
+        if (await open(c, t)) {
+          ok++;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(30_000, 250 * 2 ** n)));
+      }
     }
   };
   await Promise.all(Array.from({ length: c.concurrency }, worker));

@@ -113,7 +113,8 @@ export async function p11Agents(
       keyPem: pair.keyPem,
       tunnels,
       concurrency: 32,
-      failover: to === other ? a : undefined,
+      // Every simulated agent redials when dropped, as real ones do: B's to A, A's to A.
+      failover: a,
     };
     return ask<number>(msg);
   };
@@ -151,7 +152,7 @@ export async function p11Agents(
     let back: number[] = [];
     while (Date.now() < bound) {
       back = await ask<number[]>({ op: 'reconnects' });
-      if (back.length >= upB) break;
+      if (back.length >= upB) break; // includes any of A's own tunnels dropped meanwhile
       await sleep(250);
     }
     ctx.log(`  P11: ${back.length}/${upB} tunnels of the killed replica back on ${replica.name}`);

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Server } from 'node:tls';
 import type { Logger } from '../../common/log.js';
@@ -30,6 +31,9 @@ import {
 import type { ClusterStore } from '../clusters/cluster-store.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { agentCertCluster } from './peer-cert.js';
+
+/** Connections admitted at once between TCP accept and tunnel up (see 'connection' below). */
+const maxAccepting = 32;
 
 export interface TunnelListenerDeps {
   host: string;
@@ -80,16 +84,37 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     handshakeTimeout: 10_000,
   });
 
+  // Admission (issue #9, reconnect discipline): at most maxAccepting
+  // connections between TCP accept and the tunnel being up (TLS handshake,
+  // certificate lookup, hello). More are closed at once, before any TLS work,
+  // so their agents back off with jitter instead of all handshaking together:
+  // measured (bench P11), 2,250 agents redialling one replica at once timed
+  // out each other's handshakes and exhausted its database pool, and the
+  // policy check then failed closed (503) for every cluster.
+  const admitting = new Set<string>();
+  const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
+    `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
+  server.on('connection', (raw: Socket) => {
+    if (admitting.size >= maxAccepting) {
+      raw.destroy();
+      return;
+    }
+    const key = keyOf(raw);
+    admitting.add(key);
+    raw.once('close', () => admitting.delete(key));
+  });
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true);
     if (socket.alpnProtocol !== alpnTunnel) {
       socket.destroy();
       return;
     }
-    acceptTunnel(socket).catch((err: unknown) => {
-      log.warn({ err: (err as Error).message }, 'tunnel refused');
-      socket.destroy();
-    });
+    acceptTunnel(socket)
+      .catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'tunnel refused');
+        socket.destroy();
+      })
+      .finally(() => admitting.delete(keyOf(socket)));
   });
   // A refused agent certificate is worth an operator's eye; load-balancer
   // probes that connect and go away are not. No certificate ends in OpenSSL
