@@ -52,8 +52,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
 
   const identity = new IdentityManager({
     cluster: config.cluster,
-    tunnelAddress: config.tunnelAddress,
-    serverName,
+    enrollAddress: config.enrollAddress,
+    serverName: config.enrollServerName ?? parseHostPort(config.enrollAddress).host,
     proxyCaPem,
     bootstrapTokenFile: config.bootstrapTokenFile,
     namespace: config.namespace,

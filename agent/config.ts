@@ -25,6 +25,17 @@ export const agentSchema = {
     type: 'string',
     doc: 'TLS server name to expect on the tunnel listener (defaults to the host of tunnelAddress).',
   },
+  enrollAddress: {
+    env: 'KUBEGATE_ENROLL_ADDRESS',
+    type: 'string',
+    required: true,
+    doc: "host:port of the proxy's enrollment listener: first enrollment with the bootstrap token, then certificate renewal.",
+  },
+  enrollServerName: {
+    env: 'KUBEGATE_ENROLL_SERVER_NAME',
+    type: 'string',
+    doc: 'TLS server name to expect on the enrollment listener (defaults to the host of enrollAddress).',
+  },
   proxyCaFile: {
     env: 'KUBEGATE_PROXY_CA_FILE',
     type: 'string',

@@ -2,7 +2,9 @@
  * The agent's identity: a short-lived client certificate naming its cluster.
  * First start: trade the one-time bootstrap token and a CSR for a
  * certificate. Kept in a Secret so restarts need no new token; renewed at two
- * thirds of its lifetime over mTLS with the current certificate.
+ * thirds of its lifetime over mTLS with the current certificate. Both go to
+ * the proxy's enrollment listener: the tunnel listener accepts nothing but a
+ * valid agent certificate.
  */
 import { isIP } from 'node:net';
 import { X509Certificate } from 'node:crypto';
@@ -25,7 +27,8 @@ export interface AgentIdentity {
 
 export interface IdentityDeps {
   cluster: string;
-  tunnelAddress: string;
+  /** The proxy's enrollment listener (host:port) and the TLS name it must present. */
+  enrollAddress: string;
   serverName: string;
   proxyCaPem: string;
   bootstrapTokenFile: string | undefined;
@@ -40,14 +43,14 @@ interface EnrollAnswer {
   notAfter: string;
 }
 
-/** POST JSON to the tunnel listener over TLS with ALPN http/1.1, pinned CA. */
+/** POST JSON to the enrollment listener over TLS with ALPN http/1.1, pinned CA. */
 function postJson(
   deps: IdentityDeps,
   path: string,
   body: unknown,
   client?: AgentIdentity,
 ): Promise<EnrollAnswer> {
-  const { host, port } = parseHostPort(deps.tunnelAddress);
+  const { host, port } = parseHostPort(deps.enrollAddress);
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const options: https.RequestOptions & tls.ConnectionOptions = {
@@ -93,7 +96,7 @@ function postJson(
       reject(
         new KgError(
           'KG_ERR_UPSTREAM',
-          `cannot reach the proxy at ${deps.tunnelAddress}: ${err.message}`,
+          `cannot reach the proxy's enrollment listener at ${deps.enrollAddress}: ${err.message}`,
           { cause: err },
         ),
       ),

@@ -65,7 +65,7 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
         break;
       case 'P10':
         out.push(
-          `${r.id}: ${r.absolute}. While the replica is down the agent backs off with full jitter (base 250 ms, doubling, cap 30 s), so the delay after the replica is back is up to the last back-off drawn.`,
+          `${r.id}: ${r.result}; ${r.absolute}. A front relaying to a peer may first pick the killed replica, which stays registered until its heartbeat is older than KUBEGATE_REPLICA_STALE_AFTER (5 s); a failed connect marks it suspect and the next holder is tried, so the wait is one connect attempt, not the expiry.`,
         );
         break;
       default:

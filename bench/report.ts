@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import type { Machine } from './machine.js';
 import { renderMarkdown, type Row } from './table.js';
+import { mergeReport } from './report-merge.js';
 
 export interface Report {
   rows: Row[];
@@ -66,6 +67,9 @@ ${r.profiles}
 }`;
 }
 
-export function writeReport(file: string, r: Report): void {
-  writeFileSync(file, renderReport(r));
+/** Write the report; a partial run (`ran`: the KG_BENCH_ROWS ids) merges into the existing one. */
+export function writeReport(file: string, r: Report, ran?: string[]): void {
+  const text = renderReport(r);
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  writeFileSync(file, ran ? mergeReport(file, text, ran, when) : text);
 }

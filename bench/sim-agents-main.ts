@@ -4,7 +4,11 @@
  * certificate (one cluster per certificate), ALPN h2, the agent as HTTP/2
  * server — and answers the proxy's hello and plain GETs with a small JSON.
  * Commands over IPC: `{ id, op: 'connect', … }` answers with the number of
- * tunnels whose hello arrived.
+ * tunnels whose hello arrived. With `failover`, a tunnel the proxy drops
+ * (its replica killed) is dialled again at the failover address with the
+ * agent's discipline — full-jitter exponential back-off, 250 ms doubling,
+ * capped at 30 s — and `{ id, op: 'reconnects' }` answers with the time
+ * from each drop to the hello on the new replica.
  */
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
@@ -23,6 +27,27 @@ export interface SimConnect {
   keyPem: string;
   tunnels: { cluster: string; certPem: string }[];
   concurrency: number;
+  /** host:port to dial again when the proxy drops a tunnel. */
+  failover?: { host: string; port: number };
+}
+
+export interface SimReconnects {
+  op: 'reconnects';
+}
+
+const reconnectMs: number[] = [];
+let closing = false;
+
+/** The agent's back-off (agent/tunnel-client.ts defaults): full jitter, 250 ms doubling, 30 s cap. */
+function redial(c: SimConnect, t: { cluster: string; certPem: string }, since: number, n = 0) {
+  const delay = Math.random() * Math.min(30_000, 250 * 2 ** n);
+  setTimeout(() => {
+    if (closing) return;
+    void open({ ...c, ...c.failover! }, t).then((up) => {
+      if (up) reconnectMs.push(performance.now() - since);
+      else redial(c, t, since, n + 1);
+    });
+  }, delay);
 }
 
 const sockets: tls.TLSSocket[] = [];
@@ -65,11 +90,17 @@ function open(c: SimConnect, t: { cluster: string; certPem: string }): Promise<b
       ALPNProtocols: [alpnTunnel],
       minVersion: 'TLSv1.3',
     });
+    let up = false;
     socket.on('error', () => {
       clearTimeout(timer);
       resolve(false);
     });
     socket.once('secureConnect', () => server.emit('connection', socket));
+    server.once('stream', () => (up = true));
+    // Dropped by the proxy after it was up: dial the failover replica.
+    socket.once('close', () => {
+      if (up && c.failover && !closing) redial(c, t, performance.now());
+    });
     sockets.push(socket);
   });
 }
@@ -80,17 +111,30 @@ async function connect(c: SimConnect): Promise<number> {
   const worker = async () => {
     while (next < c.tunnels.length) {
       const t = c.tunnels[next++]!;
-      if (await open(c, t)) ok++;
+      // Refused (the proxy admits a bounded number of handshakes at once):
+      // back off as the agent does, a bounded number of times.
+      for (let n = 0; n < 8; n++) {
+        if (await open(c, t)) {
+          ok++;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(30_000, 250 * 2 ** n)));
+      }
     }
   };
   await Promise.all(Array.from({ length: c.concurrency }, worker));
   return ok;
 }
 
-process.on('message', (m: { id: number } & SimConnect) => {
+process.on('message', (m: { id: number } & (SimConnect | SimReconnects)) => {
+  if (m.op === 'reconnects') {
+    process.send?.({ id: m.id, result: [...reconnectMs] });
+    return;
+  }
   void connect(m).then((result) => process.send?.({ id: m.id, result }));
 });
 process.on('disconnect', () => {
+  closing = true;
   for (const s of sockets) s.destroy();
   process.exit(0);
 });

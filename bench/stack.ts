@@ -104,10 +104,12 @@ export async function startBenchStack(
     ): Promise<Replica> => {
       const frontPort = await freePort();
       const tunnelPort = await freePort();
+      const enrollPort = await freePort();
       const env: NodeJS.ProcessEnv = {
         ...base,
         KUBEGATE_LISTEN: `127.0.0.1:${frontPort}`,
         KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
+        KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enrollPort}`,
         KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${frontPort}`,
         KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
         KUBEGATE_REPLICA_ID: name,
@@ -174,6 +176,7 @@ export async function startBenchStack(
         KUBEGATE_CLUSTER: s.cluster,
         KUBEGATE_TUNNEL_ADDRESS: s['tunnel-address'],
         KUBEGATE_TUNNEL_SERVER_NAME: s['tunnel-server-name'],
+        KUBEGATE_ENROLL_ADDRESS: s['enroll-address'],
         KUBEGATE_PROXY_CA_FILE: join(adir, 'ca.crt'),
         KUBEGATE_BOOTSTRAP_TOKEN_FILE: join(adir, 'token'),
         KUBEGATE_APISERVER_URL: apiserver.url,

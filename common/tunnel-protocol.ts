@@ -5,11 +5,16 @@
  * whole contract between the two programs.
  */
 
-/** ALPN on the tunnel listener: `h2` is a tunnel, `http/1.1` enrollment and renewal. */
+/**
+ * ALPN: the tunnel listener speaks only `h2` (a tunnel) and refuses in the
+ * handshake any client without a valid agent certificate; enrollment and
+ * renewal (`http/1.1`) have their own listener, since a first enrollment has
+ * no certificate yet.
+ */
 export const alpnTunnel = 'h2';
 export const alpnEnroll = 'http/1.1';
 
-/** Paths served over `http/1.1` on the tunnel listener. */
+/** Paths served over `http/1.1` on the enrollment listener. */
 export const enrollPath = '/enroll/v1';
 export const renewPath = '/renew/v1';
 

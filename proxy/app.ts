@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from '../common/log.js';
 import { parseHostPort } from '../common/config.js';
-import type { ProxyConfig } from './config.js';
+import { enrollAddressOf, type ProxyConfig } from './config.js';
 import { createPool, type Pool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
 import { parseMasterKey } from './pki/master-key.js';
@@ -17,6 +17,7 @@ import { ClusterStore } from './clusters/cluster-store.js';
 import { TunnelRegistry } from './tunnel/registry.js';
 import { createEnrollServer } from './tunnel/enroll-server.js';
 import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
+import { startEnrollListener } from './tunnel/enroll-listener.js';
 import { startFront, type Front } from './front/server.js';
 import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
 import { PolicyStore } from './authz/policy-store.js';
@@ -161,13 +162,22 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       agentCaPem: cas.agent.certPem,
       clusters,
       registry,
-      enrollServer,
       replicaId: config.replicaId,
       onTunnelReady: (t) => grantSync.tunnelReady(t),
       onTunnelUp: ha.tunnelUp,
       onTunnelDown: ha.tunnelDown,
       liveReplicas: () => ha.replicas.liveReplicas,
       log: log.child({ part: 'tunnel' }),
+    });
+    const e = parseHostPort(config.enrollListen);
+    const enroll = await startEnrollListener({
+      host: e.host,
+      port: e.port,
+      certPem: serving.certPem,
+      keyPem: serving.keyPem,
+      agentCaPem: cas.agent.certPem,
+      enrollServer,
+      log: log.child({ part: 'enroll' }),
     });
     // Before the front opens: a spool left by a previous run is replayed first.
     const auditLog = (audit = await AuditLog.open({
@@ -273,6 +283,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         replicaStaleAfterMs: config.replicaStaleAfter,
         bootstrap: {
           tunnelAddress: config.tunnelAddress,
+          enrollAddress: enrollAddressOf({ ...config, enrollListen: `${e.host}:${enroll.port}` }),
           serverCaPem: cas.server.certPem,
           bootstrapTokenTtlMs: config.bootstrapTokenTtl,
           agentImage: config.agentImage,
@@ -303,6 +314,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       {
         front: `${f.host}:${front.port}`,
         tunnel: `${t.host}:${tunnel.port}`,
+        enroll: `${e.host}:${enroll.port}`,
         peer: ha.peerAddress,
         replica: config.replicaId,
       },
@@ -328,6 +340,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         open.sweep(() => false, 'the proxy is shutting down');
         await Promise.all([
           tunnel.close(),
+          enroll.close(),
           front.close(),
           policy.stop(),
           metricsServer?.close(),

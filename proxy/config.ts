@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { loadConfig, type ConfigOf, type Schema } from '../common/config.js';
+import { loadConfig, parseHostPort, type ConfigOf, type Schema } from '../common/config.js';
 
 export const proxySchema = {
   databaseUrl: {
@@ -29,7 +29,12 @@ export const proxySchema = {
   tunnelListen: {
     env: 'KUBEGATE_TUNNEL_LISTEN',
     type: 'string',
-    doc: 'host:port of the tunnel listener that agents dial (mTLS).',
+    doc: 'host:port of the tunnel listener that agents dial (mTLS: the handshake refuses any client without a valid agent certificate).',
+  },
+  enrollListen: {
+    env: 'KUBEGATE_ENROLL_LISTEN',
+    type: 'string',
+    doc: 'host:port of the enrollment listener (TLS, HTTP/1.1): agents trade their one-time bootstrap token for a certificate here, and renew it. Separate from the tunnel listener, which accepts only agent certificates.',
   },
   publicUrl: {
     env: 'KUBEGATE_PUBLIC_URL',
@@ -42,6 +47,11 @@ export const proxySchema = {
     type: 'string',
     required: true,
     doc: 'host:port agents dial; written into bootstrap YAML.',
+  },
+  enrollAddress: {
+    env: 'KUBEGATE_ENROLL_ADDRESS',
+    type: 'string',
+    doc: 'host:port agents enroll and renew at; written into bootstrap YAML. Default: the host of tunnelAddress with the port of enrollListen.',
   },
   tlsCertFile: {
     env: 'KUBEGATE_TLS_CERT_FILE',
@@ -228,7 +238,7 @@ export const proxySchema = {
   replicaHeartbeat: {
     env: 'KUBEGATE_REPLICA_HEARTBEAT',
     type: 'duration',
-    doc: "How often a replica renews its registry row and re-reads where every cluster's tunnels are.",
+    doc: "How often a replica renews its registry row and re-reads the list of live replicas; where a remote cluster's tunnels are is looked up when a request needs it and trusted for this long.",
   },
   replicaStaleAfter: {
     env: 'KUBEGATE_REPLICA_STALE_AFTER',
@@ -262,6 +272,7 @@ export type ProxyConfig = ConfigOf<typeof proxySchema>;
 export const proxyDefaults = {
   listen: '127.0.0.1:8443',
   tunnelListen: '127.0.0.1:8444',
+  enrollListen: '127.0.0.1:8445',
   tlsHosts: ['localhost', '127.0.0.1'],
   agentCertTtl: '24h',
   bootstrapTokenTtl: '1h',
@@ -291,6 +302,18 @@ export const proxyDefaults = {
   replicaStaleAfter: '5s',
   drainTimeout: '20s',
 };
+
+/** Where agents enroll: enrollAddress, or the tunnel host with the enrollment port. */
+export function enrollAddressOf(c: {
+  enrollAddress?: string;
+  tunnelAddress: string;
+  enrollListen: string;
+}): string {
+  if (c.enrollAddress) return c.enrollAddress;
+  const host = parseHostPort(c.tunnelAddress).host;
+  const port = parseHostPort(c.enrollListen).port;
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 export function loadProxyConfig(
   env: NodeJS.ProcessEnv = process.env,

@@ -28,6 +28,7 @@ async function register(call: ApiCall) {
     token: r.bootstrapToken,
     tunnelAddress: b.tunnelAddress,
     tunnelServerName: parseHostPort(b.tunnelAddress).host,
+    enrollAddress: b.enrollAddress,
     proxyCaPem: b.serverCaPem,
     image: b.agentImage,
   });

@@ -15,6 +15,8 @@ import type { RbacStore } from '../rbac/rbac-store.js';
 export interface BootstrapDeps {
   /** host:port agents dial (config `tunnelAddress`). */
   tunnelAddress: string;
+  /** host:port agents enroll and renew at (config `enrollAddress`, see enrollAddressOf). */
+  enrollAddress: string;
   /** The internal server CA the agent pins (`cas.server.certPem`). */
   serverCaPem: string;
   /** Lifetime of the one-time bootstrap token (config `bootstrapTokenTtl`). */

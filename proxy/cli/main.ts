@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { loadConfig } from '../../common/config.js';
 import { isKgError, KgError } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
-import { proxySchema, proxyDefaults } from '../config.js';
+import { enrollAddressOf, proxySchema, proxyDefaults } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { migrate } from '../db/migrate.js';
 import { parseMasterKey } from '../pki/master-key.js';
@@ -74,7 +74,14 @@ function output(p: Parsed, text: string, what: string): void {
 }
 
 async function bootstrap(pool: Pool, clusterId: string, name: string): Promise<string> {
-  const cfg = configFor(['masterKey', 'tunnelAddress', 'bootstrapTokenTtl', 'agentImage']);
+  const cfg = configFor([
+    'masterKey',
+    'tunnelAddress',
+    'enrollListen',
+    'enrollAddress',
+    'bootstrapTokenTtl',
+    'agentImage',
+  ]);
   const cas = await loadCas(pool, parseMasterKey(cfg.masterKey));
   const { token } = await new ClusterStore(pool).createBootstrapToken(
     clusterId,
@@ -86,6 +93,7 @@ async function bootstrap(pool: Pool, clusterId: string, name: string): Promise<s
     token,
     tunnelAddress: cfg.tunnelAddress,
     tunnelServerName: parseHostPort(cfg.tunnelAddress).host,
+    enrollAddress: enrollAddressOf(cfg),
     proxyCaPem: cas.server.certPem,
     image: cfg.agentImage,
   });

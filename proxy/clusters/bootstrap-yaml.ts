@@ -11,6 +11,8 @@ export interface BootstrapInput {
   token: string;
   tunnelAddress: string;
   tunnelServerName: string;
+  /** host:port of the enrollment listener (first enrollment and renewal). */
+  enrollAddress: string;
   proxyCaPem: string;
   image: string;
   namespace?: string;
@@ -138,6 +140,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
         cluster: input.cluster,
         'tunnel-address': input.tunnelAddress,
         'tunnel-server-name': input.tunnelServerName,
+        'enroll-address': input.enrollAddress,
         token: input.token,
         'ca.crt': input.proxyCaPem,
       },
@@ -180,6 +183,12 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
                     name: 'KUBEGATE_TUNNEL_SERVER_NAME',
                     valueFrom: {
                       secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'tunnel-server-name' },
+                    },
+                  },
+                  {
+                    name: 'KUBEGATE_ENROLL_ADDRESS',
+                    valueFrom: {
+                      secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'enroll-address' },
                     },
                   },
                   { name: 'KUBEGATE_PROXY_CA_FILE', value: '/etc/kubegate/bootstrap/ca.crt' },

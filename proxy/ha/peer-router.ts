@@ -49,11 +49,10 @@ export class PeerRouter {
    * with -9 stays in the registry until its heartbeat expires).
    */
   async pick(cluster: string, exclude: readonly string[] = []): Promise<Tunnel | undefined> {
-    let routes = this.candidates(cluster, exclude);
+    let routes = await this.candidates(cluster, exclude);
     if (!routes.length) {
       // A miss may be a tunnel that moved a moment ago: look once more, at most every 250 ms.
-      await this.deps.replicas.refreshIfOlder(250).catch(() => undefined);
-      routes = this.candidates(cluster, exclude);
+      routes = await this.candidates(cluster, exclude, 250);
     }
     for (const route of routes) {
       try {
@@ -70,11 +69,17 @@ export class PeerRouter {
     return undefined;
   }
 
-  private candidates(cluster: string, exclude: readonly string[]): PeerRoute[] {
+  private async candidates(
+    cluster: string,
+    exclude: readonly string[],
+    maxAgeMs?: number,
+  ): Promise<PeerRoute[]> {
+    const routes = await this.deps.replicas
+      .routesFor(cluster, maxAgeMs)
+      .catch((): PeerRoute[] => []);
     const now = Date.now();
     const bad = (r: PeerRoute) => Number((this.suspect.get(r.replica) ?? 0) > now);
-    return this.deps.replicas
-      .peersFor(cluster)
+    return routes
       .filter((r) => !exclude.includes(r.replica))
       .sort((a, b) => bad(a) - bad(b) || Number(a.draining) - Number(b.draining));
   }

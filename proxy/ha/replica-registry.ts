@@ -6,6 +6,12 @@
  * (kill -9, a partition) are expired by the others; their tunnel rows go with
  * them. Tunnel changes are batched, so thousands of agents reconnecting at
  * once cost a few statements, not thousands.
+ *
+ * What a heartbeat reads stays small whatever the fleet size: only the
+ * replicas table (a handful of rows). Where a cluster's tunnels are is
+ * looked up on demand, per cluster, by index, when a request needs a peer,
+ * and kept for one heartbeat (one lookup per remote cluster per beat at
+ * most, concurrent misses share one query).
  */
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
@@ -35,11 +41,25 @@ export interface ReplicaRegistryOptions {
   log: Logger;
 }
 
+interface ReplicaInfo {
+  peerAddress: string;
+  draining: boolean;
+}
+
+interface ClusterEntry {
+  at: number;
+  replicaIds: string[];
+}
+
 export class ReplicaRegistry {
   private readonly held = new Map<string, TunnelRow>();
   private readonly pendingUp = new Map<string, TunnelRow>();
   private readonly pendingDown = new Set<string>();
-  private routes = new Map<string, PeerRoute[]>();
+  /** Live replicas other than this one, from the last heartbeat. */
+  private peers = new Map<string, ReplicaInfo>();
+  /** Per-cluster tunnel locations, read on demand (see routesFor). */
+  private readonly byCluster = new Map<string, ClusterEntry>();
+  private readonly lookups = new Map<string, Promise<ClusterEntry>>();
   private liveCount = 1;
   private others = 0;
   private refreshedAt = 0;
@@ -93,7 +113,7 @@ export class ReplicaRegistry {
     }
   }
 
-  /** Re-read every live replica's tunnels into the route cache. */
+  /** Re-read the live replicas (id, peer address, draining): one small query. */
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
@@ -101,29 +121,27 @@ export class ReplicaRegistry {
           id: string;
           peer_address: string;
           draining: boolean;
-          cluster: string | null;
         }>(
-          `SELECT r.id, r.peer_address, r.draining, t.cluster
-             FROM replicas r LEFT JOIN replica_tunnels t ON t.replica_id = r.id
-            WHERE r.heartbeat_at >= now() - ($1 || ' milliseconds')::interval`,
+          `SELECT id, peer_address, draining FROM replicas
+            WHERE heartbeat_at >= now() - ($1 || ' milliseconds')::interval`,
           [String(this.o.staleAfterMs)],
         );
-        const routes = new Map<string, PeerRoute[]>();
-        const live = new Set<string>();
-        const others = new Set<string>();
+        const peers = new Map<string, ReplicaInfo>();
+        let live = 0;
+        let others = 0;
         for (const r of rows) {
-          if (!r.draining) live.add(r.id);
-          if (!r.draining && r.id !== this.o.replicaId) others.add(r.id);
-          if (r.id === this.o.replicaId || r.cluster === null) continue;
-          const list = routes.get(r.cluster) ?? [];
-          if (!list.some((p) => p.replica === r.id))
-            list.push({ replica: r.id, peerAddress: r.peer_address, draining: r.draining });
-          routes.set(r.cluster, list);
+          if (!r.draining) live++;
+          if (r.id === this.o.replicaId) continue;
+          if (!r.draining) others++;
+          peers.set(r.id, { peerAddress: r.peer_address, draining: r.draining });
         }
-        this.routes = routes;
-        this.liveCount = Math.max(1, live.size);
-        this.others = others.size;
+        this.peers = peers;
+        this.liveCount = Math.max(1, live);
+        this.others = others;
         this.refreshedAt = Date.now();
+        // Forget locations nobody asked for lately, so the cache stays as small as the traffic.
+        const old = Date.now() - 10 * this.o.heartbeatMs;
+        for (const [cluster, e] of this.byCluster) if (e.at < old) this.byCluster.delete(cluster);
       } finally {
         this.refreshing = undefined;
       }
@@ -131,15 +149,46 @@ export class ReplicaRegistry {
     return this.refreshing;
   }
 
-  /** Re-read now unless the cache is younger than `maxAgeMs` (a miss must not hammer the database). */
-  async refreshIfOlder(maxAgeMs: number): Promise<void> {
-    if (Date.now() - this.refreshedAt >= maxAgeMs) await this.refresh();
+  /**
+   * Live peers holding tunnels for `cluster`, non-draining first. The
+   * location is cached for one heartbeat; pass a smaller `maxAgeMs` to look
+   * again sooner (a miss may be a tunnel that moved a moment ago).
+   */
+  async routesFor(cluster: string, maxAgeMs = this.o.heartbeatMs): Promise<PeerRoute[]> {
+    let entry = this.byCluster.get(cluster);
+    if (!entry || Date.now() - entry.at >= maxAgeMs) entry = await this.lookup(cluster);
+    // A replica that started after our last heartbeat: learn its address now
+    // (at most every 250 ms), rather than a beat later.
+    if (entry.replicaIds.some((id) => !this.peers.has(id)) && Date.now() - this.refreshedAt >= 250)
+      await this.refresh();
+    const out: PeerRoute[] = [];
+    for (const id of entry.replicaIds) {
+      const p = this.peers.get(id);
+      if (p) out.push({ replica: id, peerAddress: p.peerAddress, draining: p.draining });
+    }
+    return out.sort((a, b) => Number(a.draining) - Number(b.draining));
   }
 
-  /** Peers holding tunnels for `cluster`, non-draining first (from the cache). */
-  peersFor(cluster: string): PeerRoute[] {
-    const list = this.routes.get(cluster) ?? [];
-    return [...list].sort((a, b) => Number(a.draining) - Number(b.draining));
+  /** One indexed query per cluster at a time (replica_tunnels_cluster_idx). */
+  private lookup(cluster: string): Promise<ClusterEntry> {
+    let p = this.lookups.get(cluster);
+    if (!p) {
+      p = (async () => {
+        try {
+          const { rows } = await this.o.pool.query<{ replica_id: string }>(
+            'SELECT DISTINCT replica_id FROM replica_tunnels WHERE cluster = $1 AND replica_id <> $2',
+            [cluster, this.o.replicaId],
+          );
+          const entry = { at: Date.now(), replicaIds: rows.map((r) => r.replica_id) };
+          this.byCluster.set(cluster, entry);
+          return entry;
+        } finally {
+          this.lookups.delete(cluster);
+        }
+      })();
+      this.lookups.set(cluster, p);
+    }
+    return p;
   }
 
   /** Live, non-draining replicas (this one included while it is not draining). */

@@ -1,16 +1,19 @@
 /**
- * The tunnel listener: agents dial in with mTLS (TLS 1.3). ALPN `h2` opens a
- * tunnel — HTTP/2 with roles reversed, the proxy being the client — and is
- * accepted only for a valid, unrevoked agent certificate, which fixes the one
- * cluster the tunnel may carry. ALPN `http/1.1` is enrollment and renewal.
+ * The tunnel listener: agents dial in with mTLS (TLS 1.3) and ALPN `h2`; the
+ * connection carries HTTP/2 with roles reversed, the proxy being the client.
+ * The handshake itself refuses a client without a certificate chaining to
+ * the internal agent CA (or with an expired one), so nothing unauthenticated
+ * ever reaches an HTTP parser here; the certificate's serial must then be
+ * known and unrevoked, and it fixes the one cluster the tunnel may carry.
+ * Enrollment and renewal have their own listener (enroll-listener.ts).
  */
 import { randomUUID } from 'node:crypto';
 import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Server } from 'node:tls';
 import type { Logger } from '../../common/log.js';
 import {
-  alpnEnroll,
   alpnTunnel,
   goawayPath,
   helloDeclinedStatus,
@@ -28,7 +31,9 @@ import {
 import type { ClusterStore } from '../clusters/cluster-store.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { agentCertCluster } from './peer-cert.js';
-import type { Server as HttpServer } from 'node:http';
+
+/** Connections admitted at once between TCP accept and tunnel up (see 'connection' below). */
+const maxAccepting = 32;
 
 export interface TunnelListenerDeps {
   host: string;
@@ -38,7 +43,6 @@ export interface TunnelListenerDeps {
   agentCaPem: string;
   clusters: ClusterStore;
   registry: TunnelRegistry;
-  enrollServer: HttpServer;
   replicaId: string;
   /** Runs before a new tunnel takes requests (role definitions for JIT accounts). */
   onTunnelReady?: (t: Tunnel) => Promise<void>;
@@ -53,7 +57,7 @@ export interface TunnelListenerDeps {
 export interface TunnelListener {
   server: Server;
   port: number;
-  /** Refuse new tunnels and enrollments (drain); tunnels already up keep working. */
+  /** Refuse new tunnels (drain); tunnels already up keep working. */
   stopAccepting(): void;
   /**
    * Ask every agent with a tunnel here to open one to another replica first
@@ -70,34 +74,66 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     key: deps.keyPem,
     ca: deps.agentCaPem,
     minVersion: 'TLSv1.3',
+    // Security.md "Tunnel identity": no certificate, a foreign CA or an
+    // expired certificate fails the handshake with a TLS alert, before any
+    // application byte is read. Only `h2` is offered: any other ALPN is a
+    // `no_application_protocol` alert.
     requestCert: true,
-    // Enrollment arrives without a client certificate, so the handshake must
-    // not fail on its absence; tunnels check `socket.authorized` below.
-    rejectUnauthorized: false,
-    ALPNProtocols: [alpnTunnel, alpnEnroll],
+    rejectUnauthorized: true,
+    ALPNProtocols: [alpnTunnel],
     handshakeTimeout: 10_000,
   });
 
-  server.on('secureConnection', (socket: TLSSocket) => {
-    socket.setNoDelay(true);
-    if (socket.alpnProtocol === alpnEnroll) {
-      deps.enrollServer.emit('connection', socket);
+  // Admission (issue #9, reconnect discipline): at most maxAccepting
+  // connections between TCP accept and the tunnel being up (TLS handshake,
+  // certificate lookup, hello). More are closed at once, before any TLS work,
+  // so their agents back off with jitter instead of all handshaking together:
+  // measured (bench P11), 2,250 agents redialling one replica at once timed
+  // out each other's handshakes and exhausted its database pool, and the
+  // policy check then failed closed (503) for every cluster.
+  const admitting = new Set<string>();
+  const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
+    `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
+  server.on('connection', (raw: Socket) => {
+    if (admitting.size >= maxAccepting) {
+      raw.destroy();
       return;
     }
+    const key = keyOf(raw);
+    admitting.add(key);
+    raw.once('close', () => admitting.delete(key));
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.setNoDelay(true);
     if (socket.alpnProtocol !== alpnTunnel) {
       socket.destroy();
       return;
     }
-    acceptTunnel(socket).catch((err: unknown) => {
-      log.warn({ err: (err as Error).message }, 'tunnel refused');
-      socket.destroy();
-    });
+    acceptTunnel(socket)
+      .catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'tunnel refused');
+        socket.destroy();
+      })
+      .finally(() => admitting.delete(keyOf(socket)));
   });
-  server.on('tlsClientError', (err) =>
-    log.debug({ err: err.message }, 'tunnel TLS handshake failed'),
-  );
+  // A refused agent certificate is worth an operator's eye; load-balancer
+  // probes that connect and go away are not. No certificate ends in OpenSSL
+  // with a `certificate_required` alert; a certificate that does not verify
+  // (foreign CA, expired) is dropped by Node right after the handshake,
+  // before a byte of application data is read, with the reason in
+  // `authorizationError`.
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const reason = socket.authorizationError ? String(socket.authorizationError) : undefined;
+    const certificate = !!reason || /cert/i.test(`${err.code ?? ''} ${err.message}`);
+    log[certificate ? 'info' : 'debug'](
+      { err: reason ?? err.message },
+      'tunnel TLS handshake refused',
+    );
+  });
 
   async function acceptTunnel(socket: TLSSocket): Promise<void> {
+    // Already enforced by the handshake; checked again so a change of TLS
+    // options can never open the tunnel to an unauthenticated client.
     if (!socket.authorized) {
       throw new Error(
         `agent certificate not accepted: ${String(socket.authorizationError ?? 'no certificate')}`,

@@ -70,6 +70,7 @@ Try:
 Admin CLI (same database):
   DATABASE_URL='${stack.databaseUrl}' KUBEGATE_MASTER_KEY='${stack.env.KUBEGATE_MASTER_KEY}' \\
     KUBEGATE_PUBLIC_URL=${stack.publicUrl} KUBEGATE_TUNNEL_ADDRESS=${stack.env.KUBEGATE_TUNNEL_ADDRESS} \\
+    KUBEGATE_ENROLL_LISTEN=${stack.env.KUBEGATE_ENROLL_LISTEN} \\
     node bin/kubegate.js admin cluster list
 
 Logs: proxy and agent logs stream below. Press Ctrl-C to stop everything.

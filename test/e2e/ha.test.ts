@@ -36,6 +36,7 @@ let ca: string;
 let token: string;
 let adminToken: string;
 let lbKubeconfig: string;
+const execChildren: ChildProcess[] = [];
 const log = (m: string) => process.stderr.write(`# ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,6 +67,59 @@ function replicaId(r: Replica): Promise<string> {
 async function start(r: Replica): Promise<void> {
   r.proc = startKubegate(['proxy'], r.env, r.name);
   await r.proc.waitFor(/kubegate proxy listening/, 60_000);
+}
+
+interface ExecSession {
+  label: string;
+  send(line: string): void;
+  out(): string;
+  ended(): boolean;
+  /** When kubectl exited, and how. */
+  exited: Promise<{ code: number | null; at: number }>;
+}
+
+/** `kubectl exec -i sleeper -- cat` through one replica's own front (no balancer). */
+function openExec(r: Replica, label: string): ExecSession {
+  const cfg = `${lbKubeconfig}-${label}`;
+  writeFileSync(
+    cfg,
+    readFileSync(lbKubeconfig, 'utf8').replaceAll(`https://${front.address}`, `https://${r.front}`),
+  );
+  const child = spawn(
+    kubectlPath(),
+    [
+      '--kubeconfig',
+      cfg,
+      '--context',
+      'east',
+      'exec',
+      '-i',
+      'sleeper',
+      '-n',
+      'default',
+      '--',
+      'cat',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let done = false;
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stdin!.on('error', () => undefined);
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+    child.once('exit', (code) => {
+      done = true;
+      resolve({ code, at: Date.now() });
+    }),
+  );
+  execChildren.push(child);
+  return {
+    label,
+    send: (line) => void child.stdin!.write(`${label}:${line}\n`),
+    out: () => out,
+    ended: () => done,
+    exited,
+  };
 }
 
 const kget = (cluster: string, url = front.address) =>
@@ -124,6 +178,7 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     await spread();
   });
   after(async () => {
+    for (const c of execChildren) if (c.exitCode === null) c.kill('SIGKILL');
     for (const r of replicas) await r.proc.stop('SIGKILL');
     await front?.close();
     await tunnels?.close();
@@ -210,7 +265,7 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     assert.equal(outcome, 'refused');
   });
 
-  test('rolling restart of all three: watch keeps printing, exec ends only with its replica, no request fails, all audited', async () => {
+  test('rolling restart of all three: watch keeps printing, exec sessions survive other replicas and end with their own, no request fails, all audited', async () => {
     const admin = { kubeconfig: stack.clusters.get('east')!.kubeconfig };
     await kubectlOk(['run', 'sleeper', '--image=busybox', '-n', 'default'], admin);
     await kubectlOk(
@@ -255,32 +310,22 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
         if (!stopping && code !== 0) watchErrors.push(`exit ${code}: ${err}`);
       }
     })();
-    // An exec session echoing what it is sent.
-    const exec = spawn(
-      kubectlPath(),
-      [
-        '--kubeconfig',
-        lbKubeconfig,
-        '--context',
-        'east',
-        'exec',
-        '-i',
-        'sleeper',
-        '-n',
-        'default',
-        '--',
-        'cat',
-      ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    let execOut = '';
-    exec.stdout!.on('data', (b: Buffer) => (execOut += b.toString()));
-    const execExit = new Promise<number | null>((r) => exec.once('exit', r));
-    let execEnded = false;
-    void execExit.then(() => (execEnded = true));
-    exec.stdin!.on('error', () => undefined);
-    exec.stdin!.write('hello-1\n');
-    await until(async () => execOut.includes('hello-1'), 30_000, 'exec echoes');
+    // Two exec sessions echoing what they are sent, each opened on one replica's
+    // own front: "stay" on a replica that holds an east tunnel itself (so its
+    // stream touches no other replica) and is restarted last; "moving" on a
+    // replica restarted first. Each must keep working through the other
+    // replicas' restarts, and end promptly (not hang) when its own replica drains.
+    const ids = await Promise.all(replicas.map(replicaId));
+    const stayId = (await holders('east'))[0]!;
+    const stayReplica = replicas[ids.indexOf(stayId)]!;
+    assert.ok(stayReplica, `${stayId} is one of ours`);
+    const order = [...replicas.filter((r) => r !== stayReplica), stayReplica];
+    const stay = openExec(stayReplica, 'stay');
+    const moving = openExec(order[0]!, 'moving');
+    for (const e of [stay, moving]) {
+      e.send('hello-1');
+      await until(async () => e.out().includes(`${e.label}:hello-1`), 30_000, `${e.label} echoes`);
+    }
     // Requests through the balancer all the time, to both clusters; every answer's audit id kept.
     const auditIds: string[] = [];
     const failures: string[] = [];
@@ -309,19 +354,44 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
       }
     })();
     await sleep(1500);
-    const execBefore = execOut;
-    for (const r of replicas) {
+    const execs = [stay, moving];
+    const home = new Map([
+      [stay, stayReplica],
+      [moving, order[0]!],
+    ]);
+    for (const r of order) {
       log(`rolling restart: ${r.name}`);
+      const sigterm = Date.now();
       const code = await r.proc.stop('SIGTERM');
       assert.equal(
         code,
         0,
         `${r.name} drained and exited cleanly:\n${r.proc.output().slice(-3000)}`,
       );
+      for (const e of execs.filter((x) => home.get(x) === r)) {
+        // Its own replica is gone: the session ended (drain deadline 4 s) and did not hang.
+        const ended = await Promise.race([e.exited, sleep(15_000).then(() => undefined)]);
+        assert.ok(ended, `exec "${e.label}" ended when ${r.name} drained`);
+        assert.ok(ended.at >= sigterm, `exec "${e.label}" lived until its replica drained`);
+        log(`exec "${e.label}" ended ${ended.at - sigterm} ms after SIGTERM (exit ${ended.code})`);
+      }
       await start(r);
       await spread();
-      if (!execEnded) exec.stdin!.write(`after-${r.name}\n`);
+      // Every session whose replica was not restarted still echoes.
+      for (const e of execs.filter((x) => !x.ended())) {
+        e.send(`after-${r.name}`);
+        await until(
+          async () => e.out().includes(`${e.label}:after-${r.name}`),
+          15_000,
+          `exec "${e.label}" still works after ${r.name} restarted`,
+        );
+      }
     }
+    assert.ok(
+      stay.out().includes(`stay:after-${order[1]!.name}`),
+      'the session on the replica restarted last kept working through both other restarts',
+    );
+    assert.ok(moving.ended() && stay.ended(), 'both sessions ended with their replicas');
     await sleep(1000);
     requestsDone = true;
     await requestLoop;
@@ -337,16 +407,13 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     );
     stopping = true;
     watcher?.kill('SIGTERM');
-    exec.stdin!.end();
-    exec.kill('SIGTERM');
-    await Promise.all([watchLoop, execExit]);
+    await watchLoop;
 
     log(`requests: ${auditIds.length}, configmaps created: ${created}, watch runs: ${watchRuns}`);
     assert.deepEqual(failures, [], 'no request failed during the rolling restart');
     assert.deepEqual(watchErrors, [], 'every watch ended cleanly');
     for (let i = 1; i <= created; i++)
       assert.ok(watchOut.includes(`configmap/cm-${i}\n`), `the watch saw cm-${i}`);
-    assert.ok(execBefore.includes('hello-1'), 'the exec session worked before the restart');
     assert.ok(auditIds.length > 20, `requests were made (${auditIds.length})`);
     // Every answered request is in the audit log (replicas flushed on drain).
     await until(

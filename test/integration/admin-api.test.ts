@@ -47,6 +47,7 @@ before(async () => {
     log: createLogger({ name: 'test', level: 'silent' }),
     bootstrap: {
       tunnelAddress: 'tunnel.example.com:8444',
+      enrollAddress: 'tunnel.example.com:8445',
       serverCaPem: caPem,
       bootstrapTokenTtlMs: 600_000,
       agentImage: 'example/agent:test',
@@ -636,6 +637,7 @@ describe('composition with other /api/ endpoints', () => {
       log: createLogger({ name: 'test', level: 'silent' }),
       bootstrap: {
         tunnelAddress: 'x:1',
+        enrollAddress: 'x:2',
         serverCaPem: caPem,
         bootstrapTokenTtlMs: 1000,
         agentImage: 'x',

@@ -20,6 +20,7 @@ const base: BootstrapInput = {
   token: 'kgb_Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6',
   tunnelAddress: 'kubegate-tunnel.example.com:8444',
   tunnelServerName: 'kubegate-tunnel.example.com',
+  enrollAddress: 'kubegate-enroll.example.com:8445',
   proxyCaPem: ca,
   image: proxyDefaults.agentImage,
   namespace: 'kubegate-system',
@@ -32,6 +33,7 @@ function valuesFor(input: BootstrapInput, extra: Record<string, unknown> = {}) {
     cluster: input.cluster,
     tunnelAddress: input.tunnelAddress,
     tunnelServerName: input.tunnelServerName,
+    enrollAddress: input.enrollAddress,
     bootstrap: { token: input.token, proxyCa: input.proxyCaPem },
     image: { repository: input.image.slice(0, at), tag: input.image.slice(at + 1) },
     createNamespace: true,
@@ -98,6 +100,7 @@ test('...for any cluster, namespace, address, token and CA text (property)', asy
           cluster,
           namespace,
           tunnelAddress,
+          enrollAddress: `${h}:${(port % 65535) + 1}`,
           tunnelServerName: parseHostPort(tunnelAddress).host,
           token: `kgb_${tok}`,
           proxyCaPem: `-----BEGIN CERTIFICATE-----\n${caBody}\n-----END CERTIFICATE-----\n`,
@@ -143,6 +146,7 @@ test('with bootstrap.existingSecret: no Secret rendered, and every reference poi
     cluster: '',
     tunnelAddress: '',
     tunnelServerName: '',
+    enrollAddress: '',
     bootstrap: { existingSecret: 'my-bootstrap' },
   });
   assert.equal(
@@ -151,5 +155,5 @@ test('with bootstrap.existingSecret: no Secret rendered, and every reference poi
   );
   const text = JSON.stringify(chart.find((o) => o.kind === 'Deployment'));
   assert.ok(!text.includes('kubegate-agent-bootstrap'), 'no reference to the default Secret left');
-  assert.equal(text.split('"my-bootstrap"').length - 1, 4, 'three secretKeyRefs and the volume');
+  assert.equal(text.split('"my-bootstrap"').length - 1, 5, 'four secretKeyRefs and the volume');
 });

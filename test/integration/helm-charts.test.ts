@@ -92,7 +92,7 @@ test('kubegate: several replicas spread over nodes, a PDB, probes, and a migrati
     byKind('Service')
       .map((s) => s.metadata.name)
       .sort(),
-    ['kubegate', 'kubegate-metrics', 'kubegate-tunnel'],
+    ['kubegate', 'kubegate-enroll', 'kubegate-metrics', 'kubegate-tunnel'],
   );
   const job = byKind('Job')[0]!;
   assert.equal(
@@ -127,7 +127,9 @@ test('kubegate: every env var the chart sets is a setting the proxy reads', asyn
   const { objects } = await renderObjects('kubegate', { ciValues: ['full-values.yaml'] });
   const dep = objects.find((o) => o.kind === 'Deployment')!;
   const env = podSpecOf(dep)!.containers[0]!.env!.map((e) => e.name);
-  const extra = new Set(['NODE_OPTIONS']); // from extraEnv in full-values.yaml
+  // NODE_OPTIONS: from extraEnv in full-values.yaml; POD_IP: the downward-API
+  // value KUBEGATE_PEER_ADDRESS is built from.
+  const extra = new Set(['NODE_OPTIONS', 'POD_IP']);
   for (const name of env) {
     if (extra.has(name)) continue;
     assert.ok(known.has(name), `${name} is not in proxySchema (proxy/config.ts)`);
@@ -136,6 +138,87 @@ test('kubegate: every env var the chart sets is a setting the proxy reads', asyn
   for (const s of Object.values(proxySchema)) {
     if ('required' in s && s.required) assert.ok(env.includes(s.env), `${s.env} is set`);
   }
+});
+
+type EnvVar = NonNullable<Container['env']>[number];
+interface NetPolRule {
+  ports: { port: number }[];
+  from?: unknown[];
+  to?: unknown[];
+}
+
+/** The proxy's env, its ports, the NetworkPolicy and Services, rendered with these values. */
+async function proxyRender(values: unknown[], ci = 'minimal-values.yaml') {
+  const { objects } = await renderObjects('kubegate', { ciValues: [ci], values });
+  const dep = objects.find((o) => o.kind === 'Deployment')!;
+  const c = podSpecOf(dep)!.containers[0]! as Container & {
+    ports: { name: string; containerPort: number }[];
+  };
+  const env = c.env!;
+  const value = (n: string) => env.find((e: EnvVar) => e.name === n)?.value;
+  const np = objects.find((o) => o.kind === 'NetworkPolicy')?.spec as
+    { ingress: NetPolRule[]; egress?: NetPolRule[]; podSelector: unknown } | undefined;
+  const services = objects.filter((o) => o.kind === 'Service');
+  return { env, value, ports: c.ports, np, services };
+}
+
+test('kubegate: replicas reach each other on the pod IP and a fixed peer port, admitted from proxy pods only', async () => {
+  const r = await proxyRender([]);
+  assert.equal(r.value('KUBEGATE_PEER_LISTEN'), '0.0.0.0:8446');
+  // Kubernetes expands $(POD_IP) only from a variable defined earlier in the list.
+  const podIp = r.env.findIndex((e) => e.name === 'POD_IP');
+  const peer = r.env.findIndex((e) => e.name === 'KUBEGATE_PEER_ADDRESS');
+  assert.ok(podIp >= 0 && podIp < peer, 'POD_IP is defined before KUBEGATE_PEER_ADDRESS');
+  assert.deepEqual(r.env[podIp]!.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } });
+  assert.equal(r.value('KUBEGATE_PEER_ADDRESS'), '$(POD_IP):8446');
+  assert.ok(r.ports.some((p) => p.name === 'peer' && p.containerPort === 8446));
+  // The peer port is not published by any Service: replicas dial pod IPs.
+  for (const svc of r.services) {
+    const ports = (svc.spec as { ports: { targetPort: unknown }[] }).ports;
+    assert.ok(
+      !ports.some((p) => p.targetPort === 'peer' || p.targetPort === 8446),
+      svc.metadata.name,
+    );
+  }
+  const rule = r.np!.ingress.find((i) => i.ports.some((p) => p.port === 8446))!;
+  assert.deepEqual(rule.from, [
+    { podSelector: { matchLabels: (r.np!.podSelector as { matchLabels: unknown }).matchLabels } },
+  ]);
+  assert.equal(r.np!.egress, undefined, 'egress stays unrestricted unless rules are given');
+
+  const v6 = await proxyRender([{ peer: { podIPv6: true }, ports: { peer: 9446 } }]);
+  assert.equal(v6.value('KUBEGATE_PEER_LISTEN'), '[::]:9446');
+  assert.equal(v6.value('KUBEGATE_PEER_ADDRESS'), '[$(POD_IP)]:9446');
+
+  // With egress restricted, the chart adds the rule to reach the other replicas' peer port.
+  const egress = await proxyRender([
+    { networkPolicy: { egress: [{ ports: [{ port: 5432, protocol: 'TCP' }] }] } },
+  ]);
+  const out = egress.np!.egress!.find((e) => e.ports.some((p) => p.port === 8446))!;
+  assert.deepEqual(out.to, rule.from);
+});
+
+test('kubegate: enrollment has its own port and Service; the address defaults to the tunnel host', async () => {
+  const r = await proxyRender([]);
+  assert.equal(r.value('KUBEGATE_ENROLL_LISTEN'), '0.0.0.0:8445');
+  assert.equal(r.value('KUBEGATE_ENROLL_ADDRESS'), 'kubegate-tunnel.example.com:8445');
+  assert.ok(r.ports.some((p) => p.name === 'enroll' && p.containerPort === 8445));
+  const svc = r.services.find((s) => s.metadata.name === 'kubegate-enroll')!;
+  assert.deepEqual((svc.spec as { ports: unknown[] }).ports, [
+    { name: 'enroll', port: 8445, targetPort: 'enroll', protocol: 'TCP' },
+  ]);
+  assert.ok(r.np!.ingress.some((i) => i.ports.some((p) => p.port === 8445)));
+  // The serving certificate covers the enrollment host and service too.
+  const full = await proxyRender([], 'full-values.yaml');
+  assert.equal(full.value('KUBEGATE_ENROLL_ADDRESS'), 'kubegate-enroll.example.com:443');
+  const hosts = full.value('KUBEGATE_TLS_HOSTS')!.split(',');
+  for (const h of ['kubegate-enroll.example.com', 'kubegate-enroll.kubegate-system.svc'])
+    assert.ok(hosts.includes(h), `${h} in ${hosts.join(',')}`);
+  // An IPv6 tunnel address keeps its brackets in the derived enrollment address.
+  const v6 = await proxyRender([
+    { tunnelAddress: '[2001:db8::5]:8444', service: { enroll: { port: 9445 } } },
+  ]);
+  assert.equal(v6.value('KUBEGATE_ENROLL_ADDRESS'), '[2001:db8::5]:9445');
 });
 
 test('image, chart appVersion, package version and the default agent image agree', () => {
@@ -297,6 +380,30 @@ const refusals: { chart: Chart; name: string; values: unknown; message: RegExp }
     name: 'a tunnel address without port',
     values: { tunnelAddress: 'tunnel' },
     message: /at '\/tunnelAddress'/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'no enrollAddress',
+    values: { enrollAddress: '' },
+    message: /set enrollAddress to the host:port of the proxy enrollment listener/,
+  },
+  {
+    chart: 'kubegate-agent',
+    name: 'an enrollment address without port',
+    values: { enrollAddress: 'enroll.example.com' },
+    message: /at '\/enrollAddress'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'an enrollment address without port',
+    values: { enrollAddress: 'enroll.example.com' },
+    message: /at '\/enrollAddress'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a chart-managed peer setting in config',
+    values: { config: { KUBEGATE_PEER_ADDRESS: '10.0.0.1:8446' } },
+    message: /config\.KUBEGATE_PEER_ADDRESS is managed by the chart/,
   },
   {
     chart: 'kubegate-agent',

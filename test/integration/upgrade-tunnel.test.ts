@@ -71,11 +71,13 @@ describe('upgrades through the tunnel (101)', { timeout: 120_000 }, () => {
     fake = await startFakeApiserver();
     port = await freePort();
     const tunnelPort = await freePort();
+    const enrollPort = await freePort();
     const env = {
       DATABASE_URL: url,
       KUBEGATE_MASTER_KEY: randomBytes(32).toString('base64'),
       KUBEGATE_LISTEN: `127.0.0.1:${port}`,
       KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
+      KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enrollPort}`,
       KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${port}`,
       KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
     };
@@ -106,6 +108,7 @@ describe('upgrades through the tunnel (101)', { timeout: 120_000 }, () => {
       {
         KUBEGATE_CLUSTER: 'fake',
         KUBEGATE_TUNNEL_ADDRESS: env.KUBEGATE_TUNNEL_ADDRESS,
+        KUBEGATE_ENROLL_ADDRESS: secret.stringData!['enroll-address']!,
         KUBEGATE_PROXY_CA_FILE: join(dir, 'ca.crt'),
         KUBEGATE_BOOTSTRAP_TOKEN_FILE: join(dir, 'token'),
         KUBEGATE_APISERVER_URL: fake.url,

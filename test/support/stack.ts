@@ -86,12 +86,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
     const frontPort = await freePort();
     const tunnelPort = await freePort();
+    const enrollPort = await freePort();
     const publicUrl = `https://127.0.0.1:${frontPort}`;
     const env: NodeJS.ProcessEnv = {
       DATABASE_URL: databaseUrl,
       KUBEGATE_MASTER_KEY: randomBytes(32).toString('base64'),
       KUBEGATE_LISTEN: `127.0.0.1:${frontPort}`,
       KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
+      KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enrollPort}`,
       KUBEGATE_PUBLIC_URL: publicUrl,
       KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
       KUBEGATE_LOG_LEVEL: 'info',
@@ -154,6 +156,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         KUBEGATE_CLUSTER: val('cluster'),
         KUBEGATE_TUNNEL_ADDRESS: val('tunnel-address'),
         KUBEGATE_TUNNEL_SERVER_NAME: val('tunnel-server-name'),
+        KUBEGATE_ENROLL_ADDRESS: val('enroll-address'),
         KUBEGATE_PROXY_CA_FILE: join(adir, 'ca.crt'),
         KUBEGATE_BOOTSTRAP_TOKEN_FILE: join(adir, 'token'),
         KUBEGATE_APISERVER_URL: cluster.server,
@@ -226,10 +229,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       async startReplica() {
         const front = await freePort();
         const tunnel = await freePort();
+        const enroll = await freePort();
         const renv = {
           ...env,
           KUBEGATE_LISTEN: `127.0.0.1:${front}`,
           KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnel}`,
+          KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enroll}`,
           KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${front}`,
           KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnel}`,
         };

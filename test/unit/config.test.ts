@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig, parseDuration, parseHostPort } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { loadProxyConfig } from '../../proxy/config.js';
+import { enrollAddressOf, loadProxyConfig } from '../../proxy/config.js';
 
 test('durations', () => {
   assert.equal(parseDuration('500ms'), 500);
@@ -61,4 +61,26 @@ test('environment beats defaults; secrets stay out of error messages', () => {
   } catch (err) {
     assert.ok(!(err as Error).message.includes('hunter2'));
   }
+});
+
+test('agents enroll at enrollAddress, else at the tunnel host on the enrollment port', () => {
+  const base = { tunnelAddress: 'kg-tunnel.example.com:443', enrollListen: '0.0.0.0:8445' };
+  assert.equal(enrollAddressOf(base), 'kg-tunnel.example.com:8445');
+  assert.equal(
+    enrollAddressOf({ ...base, enrollAddress: 'kg-enroll.example.com:443' }),
+    'kg-enroll.example.com:443',
+  );
+  assert.equal(
+    enrollAddressOf({ ...base, tunnelAddress: '[2001:db8::1]:8444' }),
+    '[2001:db8::1]:8445',
+  );
+  const c = loadProxyConfig({
+    DATABASE_URL: 'postgres://db/kg',
+    KUBEGATE_MASTER_KEY: 'k',
+    KUBEGATE_PUBLIC_URL: 'https://kg.example.com',
+    KUBEGATE_TUNNEL_ADDRESS: 'kg:8444',
+  });
+  assert.equal(c.enrollListen, '127.0.0.1:8445');
+  assert.notEqual(c.enrollListen, c.tunnelListen, 'never the tunnel port');
+  assert.equal(enrollAddressOf(c), 'kg:8445');
 });

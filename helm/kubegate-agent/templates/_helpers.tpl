@@ -44,6 +44,9 @@ the objects must be identical to the bootstrap YAML's.
 {{- if not .Values.tunnelAddress -}}
 {{- fail "kubegate-agent: set tunnelAddress to the host:port of the proxy tunnel listener (the tunnel-address key of the bootstrap Secret)" -}}
 {{- end -}}
+{{- if not .Values.enrollAddress -}}
+{{- fail "kubegate-agent: set enrollAddress to the host:port of the proxy enrollment listener (the enroll-address key of the bootstrap Secret)" -}}
+{{- end -}}
 {{- if not .Values.bootstrap.token -}}
 {{- fail "kubegate-agent: set bootstrap.token to the one-time token from `kubegate admin cluster bootstrap NAME` (or bootstrap.existingSecret)" -}}
 {{- end -}}

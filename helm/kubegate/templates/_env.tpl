@@ -45,6 +45,8 @@
   value: {{ .Values.publicUrl | quote }}
 - name: KUBEGATE_TUNNEL_ADDRESS
   value: {{ .Values.tunnelAddress | quote }}
+- name: KUBEGATE_ENROLL_ADDRESS
+  value: {{ include "kubegate.enrollAddress" . | quote }}
 - name: KUBEGATE_AGENT_IMAGE
   value: {{ default (include "kubegate.image" .) .Values.agentImage | quote }}
 {{- range $k, $v := .Values.config }}

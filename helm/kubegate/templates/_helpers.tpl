@@ -52,23 +52,33 @@ app.kubernetes.io/component: proxy
 {{- regexReplaceAll "^\\[?([^\\]]*?)\\]?:[0-9]+$" . "${1}" -}}
 {{- end -}}
 
+{{/* host:port agents enroll at: enrollAddress, or the tunnel host with the enrollment service port. */}}
+{{- define "kubegate.enrollAddress" -}}
+{{- if .Values.enrollAddress -}}
+{{- .Values.enrollAddress -}}
+{{- else -}}
+{{- $host := include "kubegate.hostOf" .Values.tunnelAddress -}}
+{{- printf "%s:%d" (ternary (printf "[%s]" $host) $host (contains ":" $host)) (int .Values.service.enroll.port) -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 Names the internally issued serving certificate covers: the public host, the
-tunnel host (agents check it as the TLS server name) and the service names.
-The first one is the certificate's common name.
+tunnel and enrollment hosts (agents check them as TLS server names) and the
+service names. The first one is the certificate's common name.
 */}}
 {{- define "kubegate.tlsHosts" -}}
 {{- $full := include "kubegate.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- $hosts := list (urlParse .Values.publicUrl).hostname (include "kubegate.hostOf" .Values.tunnelAddress) -}}
-{{- $hosts = concat $hosts (list $full (printf "%s.%s.svc" $full $ns) (printf "%s-tunnel.%s.svc" $full $ns)) -}}
+{{- $hosts := list (urlParse .Values.publicUrl).hostname (include "kubegate.hostOf" .Values.tunnelAddress) (include "kubegate.hostOf" (include "kubegate.enrollAddress" .)) -}}
+{{- $hosts = concat $hosts (list $full (printf "%s.%s.svc" $full $ns) (printf "%s-tunnel.%s.svc" $full $ns) (printf "%s-enroll.%s.svc" $full $ns)) -}}
 {{- $hosts = concat $hosts .Values.tlsHosts -}}
 {{- $hosts | uniq | join "," -}}
 {{- end -}}
 
 {{/* Env vars the chart sets itself; config: may not set them (the schema says so too). */}}
 {{- define "kubegate.managedEnv" -}}
-DATABASE_URL KUBEGATE_MASTER_KEY KUBEGATE_OIDC_CLIENT_SECRET KUBEGATE_LISTEN KUBEGATE_TUNNEL_LISTEN KUBEGATE_METRICS_LISTEN KUBEGATE_PUBLIC_URL KUBEGATE_TUNNEL_ADDRESS KUBEGATE_TLS_HOSTS KUBEGATE_TLS_CERT_FILE KUBEGATE_TLS_KEY_FILE KUBEGATE_REPLICA_ID KUBEGATE_AGENT_IMAGE KUBEGATE_MIGRATE_ON_START KUBEGATE_CONFIG KUBEGATE_AUDIT_SPOOL_DIR KUBEGATE_AUDIT_POLICY_FILE
+DATABASE_URL KUBEGATE_MASTER_KEY KUBEGATE_OIDC_CLIENT_SECRET KUBEGATE_LISTEN KUBEGATE_TUNNEL_LISTEN KUBEGATE_ENROLL_LISTEN KUBEGATE_PEER_LISTEN KUBEGATE_PEER_ADDRESS KUBEGATE_METRICS_LISTEN KUBEGATE_PUBLIC_URL KUBEGATE_TUNNEL_ADDRESS KUBEGATE_ENROLL_ADDRESS KUBEGATE_TLS_HOSTS KUBEGATE_TLS_CERT_FILE KUBEGATE_TLS_KEY_FILE KUBEGATE_REPLICA_ID KUBEGATE_AGENT_IMAGE KUBEGATE_MIGRATE_ON_START KUBEGATE_CONFIG KUBEGATE_AUDIT_SPOOL_DIR KUBEGATE_AUDIT_POLICY_FILE
 {{- end -}}
 
 {{/* Clear messages for what the values schema cannot express. */}}
