@@ -71,8 +71,10 @@ export function selectorEditor(
     r.values.placeholder =
       r.op.value === '=' ? 'value' : needsValues ? 'values, comma separated' : '(no value)';
   };
+  // Row numbers only grow, so a row's accessible name never repeats after removals.
+  let made = 0;
   const add = (key = '', op: RowOp = '=', values = '') => {
-    const n = rows.length + 1;
+    const n = ++made;
     const r: Row = {
       el: h('div', { class: 'actions selector-row' }),
       key: h('input', { type: 'text', 'aria-label': `${legend}: label key ${n}`, value: key }),
@@ -151,6 +153,7 @@ export function selectorEditor(
     },
     set(sel) {
       rows = [];
+      made = 0;
       every.checked = false;
       if (sel && !sel.matchLabels && !sel.matchExpressions?.length) every.checked = true;
       for (const [k, v] of Object.entries(sel?.matchLabels ?? {})) add(k, '=', v);

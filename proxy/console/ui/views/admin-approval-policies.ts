@@ -202,6 +202,7 @@ export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
       okNotice(`Policy ${common.name} created; it applies on every replica within seconds.`),
     );
     form.reset();
+    count.value = '1'; // reset() empties what was set as a property
     selector.set(undefined);
     kind.dispatchEvent(new Event('change'));
     await refresh();

@@ -72,8 +72,10 @@ function labelForm(
   const rows: { el: HTMLElement; key: HTMLInputElement; value: HTMLInputElement }[] = [];
   const draw = () =>
     replace(box, rows.length ? rows.map((r) => r.el) : h('p', { class: 'muted' }, 'No labels.'));
+  // Row numbers only grow, so a row's accessible name never repeats after removals.
+  let made = 0;
   const add = (k = '', v = '') => {
-    const n = rows.length + 1;
+    const n = ++made;
     const key = h('input', { type: 'text', 'aria-label': `Label key ${n}`, value: k });
     const value = h('input', { type: 'text', 'aria-label': `Label value ${n}`, value: v });
     const row = { el: h('div', { class: 'actions' }), key, value };

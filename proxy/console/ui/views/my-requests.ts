@@ -160,6 +160,7 @@ export async function myRequests(ctx: ViewContext): Promise<void> {
       ),
     );
     form.reset();
+    dur.value = '1h'; // reset() empties what was set as a property
     selector.set(undefined);
     await refresh();
   });
