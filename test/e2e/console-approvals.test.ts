@@ -22,7 +22,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
-import { downloadBy, goTo, signIn } from '../support/console.js';
+import { downloadBy, goTo, signIn, unnamedControls } from '../support/console.js';
 import { grant } from '../support/grants.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { httpGet, until } from '../support/http.js';
@@ -143,6 +143,7 @@ describe('approvals in the web console', { timeout: 900_000 }, () => {
       /env in \(dev,staging\).*2 of kubegate-admins, sre/s,
     );
     await screenshot(page, '21-admin-approval-policies');
+    assert.deepEqual(await unnamedControls(page), [], 'every control has a name');
     const stored = await stack.sql<{ name: string; spec: { clusters: unknown } }>(
       `SELECT name, spec FROM approval_policies WHERE name = 'dev-admin'`,
     );
@@ -205,6 +206,7 @@ describe('approvals in the web console', { timeout: 900_000 }, () => {
     await row.getByText('pending', { exact: true }).waitFor();
     assert.match((await row.textContent()) ?? '', /0 of 1 approval/);
     await screenshot(page, '24-my-requests-pending');
+    assert.deepEqual(await unnamedControls(page), [], 'every control has a name');
     accessId = (
       await stack.sql<{ id: string }>(
         `SELECT id FROM approval_requests WHERE requester = 'dev@example.com' AND status = 'pending'`,
@@ -224,6 +226,7 @@ describe('approvals in the web console', { timeout: 900_000 }, () => {
     assert.match(text, /Reasonhotfix INC-7/);
     assert.match(text, /0 of 1 approval/);
     await screenshot(admin.page, '25-approvals-inbox-access');
+    assert.deepEqual(await unnamedControls(admin.page), [], 'every control has a name');
     await card.getByLabel('Reason for your decision').fill('known incident');
     await card.getByRole('button', { name: 'Approve' }).click();
     await admin.page.getByText('Approved: the access works now').waitFor();
@@ -347,6 +350,7 @@ describe('approvals in the web console', { timeout: 900_000 }, () => {
       /RequestPATCH \S*\/namespaces\/shop\/ingresses\/web/,
     );
     await screenshot(page, '27-approvals-inbox-gated-diff');
+    assert.deepEqual(await unnamedControls(page), [], 'every control has a name');
     // Denying needs a reason: the page asks before sending anything.
     await card.getByRole('button', { name: 'Deny' }).click();
     await card.getByRole('alert').getByText('Say why you deny it').waitFor();

@@ -13,7 +13,7 @@ import * as https from 'node:https';
 import { startStack, type Stack } from '../support/stack.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
 import { launchChromium, screenshot, type ChromiumSession } from '../support/chromium.js';
-import { goTo, signIn } from '../support/console.js';
+import { goTo, signIn, unnamedControls } from '../support/console.js';
 
 let stack: Stack;
 let idp: Idp;
@@ -332,17 +332,13 @@ describe(
         'Approval webhooks',
         'My clusters',
       ]) {
-        await goTo(page, v);
-        await page.waitForFunction(
-          `!document.querySelector('main').textContent.includes('Loading…')`,
-        );
+        await goTo(page, v); // waits until the view has loaded
         // Accessibility basics on every view: each form control, button and link has a name.
-        const unnamed = await page.evaluate(`[...document.querySelectorAll(
-          'input:not([type=hidden]), select, textarea, button, a')]
-          .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') ||
-            el.getAttribute('aria-labelledby') || el.textContent.trim()))
-          .map((el) => el.outerHTML.slice(0, 80))`);
-        assert.deepEqual(unnamed, [], `controls without an accessible name on ${v}`);
+        assert.deepEqual(
+          await unnamedControls(page),
+          [],
+          `controls without an accessible name on ${v}`,
+        );
       }
       assert.deepEqual(problems, []);
       // Keyboard: after a reload, the first Tab reaches the skip link, which moves focus to the content.

@@ -142,11 +142,14 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     const page = admin.page;
     const url = `${publicUrl}/k8s/dev/api/v1/namespaces/kube-public/configmaps`;
     assert.equal((await httpGet(url, { token: devToken, ca })).status, 403);
-    const edit = () =>
-      page
+    const edit = async () => {
+      await page
         .getByRole('row', { name: /on-call read access/ })
         .getByRole('button', { name: 'Edit binding of view for developers' })
         .click();
+      // The form is filled from a fresh read; its heading changes last.
+      await page.getByRole('heading', { name: 'Edit binding of view for developers' }).waitFor();
+    };
     const fill = async () => {
       await page.getByLabel('Cluster names', { exact: true }).fill('');
       await page.getByLabel('Label selector: label key 1').fill('env');
@@ -155,7 +158,6 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
       await page.getByLabel('Namespaces', { exact: true }).fill('kube-system, kube-public');
     };
     await edit();
-    await page.getByRole('heading', { name: 'Edit binding of view for developers' }).waitFor();
     // The form holds the binding as saved.
     assert.equal(await page.getByLabel('Cluster names', { exact: true }).inputValue(), 'dev');
     assert.equal(await page.getByLabel('Namespaces', { exact: true }).inputValue(), 'kube-system');
@@ -256,9 +258,11 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     await page.getByLabel('Decision', { exact: true }).selectOption('');
     await page.getByLabel('Source', { exact: true }).selectOption('admin');
     await page.getByRole('button', { name: 'Search' }).click();
-    const created = table.getByRole('row').filter({ hasText: /bindings\.kubegate\.dev/ });
-    await created.first().waitFor();
-    assert.match((await created.first().textContent()) ?? '', /create/);
+    // …and so is its edit, newest first.
+    const changes = table.getByRole('row').filter({ hasText: /bindings\.kubegate\.dev/ });
+    await changes.first().waitFor();
+    assert.match((await changes.first().textContent()) ?? '', /update/);
+    assert.match((await changes.nth(1).textContent()) ?? '', /create/);
     await screenshot(page, '06b-admin-audit-admin-actions');
 
     // The developer's own activity: their requests, and nobody else's.

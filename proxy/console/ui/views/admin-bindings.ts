@@ -235,8 +235,13 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     replace(preview);
   };
   cancel.addEventListener('click', resetForm);
-  /** Load a binding into the form; saving then replaces it. */
-  const edit = (b: Binding) => {
+  /**
+   * Load a binding into the form, read afresh (the list may be older), so
+   * saving sends If-Match with the version the form was filled from.
+   */
+  const edit = async (listed: Binding) => {
+    const b = (await request<Binding>('GET', `/api/v1/bindings/${encodeURIComponent(listed.id)}`))
+      .body;
     editing = b;
     subjects = [];
     b.subjects.forEach((x) => addSubject(x));
@@ -288,16 +293,11 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
           {
             title: 'Actions',
             cell: (b) => [
-              h(
-                'button',
-                {
-                  type: 'button',
-                  class: 'quiet',
-                  'aria-label': `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
-                  onclick: () => edit(b),
-                },
-                'Edit',
-              ),
+              actionButton('Edit', () => edit(b), {
+                status,
+                class: 'quiet',
+                name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+              }),
               actionButton(
                 'Delete',
                 async () => {
@@ -341,6 +341,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
           `"${b.version}"`,
         );
       } catch (err) {
+        // The list is stale too: show what is stored now.
+        if (err instanceof ApiError && (err.status === 412 || err.status === 404)) void refresh();
         if (err instanceof ApiError && err.status === 412)
           throw new ApiError(
             412,

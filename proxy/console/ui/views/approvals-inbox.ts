@@ -61,9 +61,15 @@ function card(a: Approval, policies: Policy[], done: (msg: string) => Promise<vo
     a.kind === 'action'
       ? [
           h('h3', {}, 'The change, against the live object'),
-          a.diff
-            ? diffView(a.diff, `Diff of the change requested by ${a.requester.name}`)
-            : h('p', { class: 'muted' }, 'No diff could be computed for this request.'),
+          !a.diff
+            ? h('p', { class: 'muted' }, 'No diff could be computed for this request.')
+            : !/^[-+ ](?!-- |\+\+ )/m.test(a.diff)
+              ? h(
+                  'p',
+                  { class: 'muted' },
+                  'Nothing to compare: neither the live object nor the result has any content (for example, deleting an object that does not exist).',
+                )
+              : diffView(a.diff, `Diff of the change requested by ${a.requester.name}`),
         ]
       : null,
     progress(a, policies),
