@@ -42,7 +42,8 @@ export async function goTo(page: Page, link: string): Promise<void> {
     .click();
   await page.getByRole('heading', { level: 1, name: link, exact: true }).waitFor();
   // Views load their module and data after the heading: wait until nothing says "Loading…".
-  await page.waitForFunction(`!document.querySelector('main')?.textContent?.includes('Loading…')`);
+  // (A locator, not waitForFunction: a string predicate is eval'd in the page, which the CSP refuses.)
+  await page.locator('main').getByText('Loading…').first().waitFor({ state: 'detached' });
 }
 
 /**
