@@ -39,6 +39,7 @@ import { consoleAssets } from './console/assets.js';
 import { serveAsset } from './console/static.js';
 import { sessionOrBearer } from './console/caller.js';
 import { createConsoleApiHandler } from './console/api.js';
+import { clusterHealth } from './ha/cluster-health.js';
 
 export interface ProxyApp {
   front: Front;
@@ -208,16 +209,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       resolveCaller: apiCaller,
       adminGroups: config.adminGroups,
       policy: () => policy.current(),
-      tunnels: (cluster) =>
-        registry
-          .tunnels(cluster)
-          .filter((t) => !t.session.closed && !t.session.destroyed)
-          .map((t) => ({
-            cluster: t.cluster,
-            agentVersion: t.agentVersion,
-            connectedAt: t.connectedAt,
-            replica: config.replicaId,
-          })),
+      // Fleet-wide, from the replica registry: every replica shows the same truth.
+      health: (names) => clusterHealth(pool, names, config.replicaStaleAfter),
       log,
     });
     const auditApi = createAuditApiHandler({

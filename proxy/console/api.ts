@@ -3,12 +3,15 @@
  *
  *   GET  /api/v1/console/clusters        the clusters the caller reaches now:
  *                                        labels, health and their access on each
- *   GET  /api/v1/console/tunnels         (admin) agents connected to this replica
  *   POST /api/v1/console/binding-reach   (admin) a draft binding → its problems
  *                                        and the clusters and namespaces it would reach
  *
- * Answers come from this replica's live policy snapshot — what the request
- * path decides on — so they fail closed (503) exactly when it would.
+ * Who may reach what comes from this replica's live policy snapshot — what
+ * the request path decides on — so they fail closed (503) exactly when it
+ * would. Health is fleet-wide (the replica registry, proxy/ha/cluster-health.ts),
+ * the same block GET /api/v1/clusters carries, so every replica shows the
+ * same truth whichever holds the tunnel; admins see the tunnels per
+ * replica there.
  */
 import { randomUUID } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
@@ -16,18 +19,11 @@ import type { Logger } from '../../common/log.js';
 import type { ApiCaller } from '../api/types.js';
 import { bindingsFor, selectorMatches } from '../authz/authorizer.js';
 import type { PolicyState } from '../authz/policy-store.js';
+import type { ClusterHealth } from '../ha/cluster-health.js';
 import type { AnyRequest } from '../forward/forward.js';
 import type { AnyResponse } from '../http/respond-error.js';
 import { readJsonObject, respondApiError, sendJson } from '../identity/http.js';
 import { validateBindingSpec } from '../rbac/binding-spec.js';
-
-/** One agent tunnel as the console shows it. */
-export interface TunnelView {
-  cluster: string;
-  agentVersion: string;
-  connectedAt: Date;
-  replica: string;
-}
 
 export interface ConsoleApiDeps {
   resolveCaller: (req: AnyRequest) => Promise<ApiCaller>;
@@ -35,54 +31,61 @@ export interface ConsoleApiDeps {
   /** The replica's policy, or a 503 when it cannot vouch for it (PolicyStore.current). */
   policy: () => PolicyState;
   /**
-   * The live tunnels of a cluster (all clusters when omitted). Today: this
-   * replica's registry; a fleet-wide view (issue #10, HA) plugs in here.
+   * Fleet-wide health of the named clusters (every name gets an entry):
+   * clusterHealth() over the replica registry in the proxy.
    */
-  tunnels: (cluster?: string) => TunnelView[];
+  health: (names: readonly string[]) => Promise<Map<string, ClusterHealth>>;
   log: Logger;
 }
 
 const prefix = '/api/v1/console/';
 
-/** Online when at least one live tunnel exists; which replica holds it is for admins only. */
-function health(deps: ConsoleApiDeps, name: string, admin: boolean) {
-  const tunnels = deps.tunnels(name);
-  return {
-    online: tunnels.length > 0,
-    tunnels: tunnels.map((t) => ({
-      agentVersion: t.agentVersion,
-      connectedAt: t.connectedAt,
-      ...(admin ? { replica: t.replica } : {}),
-    })),
-  };
+const offline: ClusterHealth = {
+  online: false,
+  since: null,
+  agentVersion: null,
+  agentVersions: [],
+  replicas: [],
+};
+
+/**
+ * A cluster's health as the console shows it: online, since when, agent
+ * version(s); which replicas hold its tunnels is for admins only.
+ */
+function healthView(h: ClusterHealth | undefined, admin: boolean) {
+  const { replicas, ...rest } = h ?? offline;
+  return admin ? { ...rest, replicas } : rest;
 }
 
-function myClusters(deps: ConsoleApiDeps, caller: ApiCaller, admin: boolean) {
+async function myClusters(deps: ConsoleApiDeps, caller: ApiCaller, admin: boolean) {
   const state = deps.policy();
   const now = new Date();
   const who = { user: caller.user, kind: caller.kind, groups: caller.groups };
-  const items = [];
+  const reached = [];
   for (const c of [...state.clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (c.disabled) continue;
     const bindings = bindingsFor(state.snapshot, who, c, now);
     if (bindings.length === 0) continue;
-    items.push({
+    reached.push({ c, bindings });
+  }
+  const health = await deps.health(reached.map((r) => r.c.name));
+  return {
+    items: reached.map(({ c, bindings }) => ({
       name: c.name,
       labels: c.labels,
-      ...health(deps, c.name, admin),
+      health: healthView(health.get(c.name), admin),
       access: bindings.map((b) => ({
         binding: b.id,
         role: b.role,
         namespaces: b.namespaces,
         expiresAt: b.expiresAt ?? null,
       })),
-    });
-  }
-  return { items };
+    })),
+  };
 }
 
 /** What a draft binding would reach if saved now; validation problems instead of a 422. */
-function bindingReach(deps: ConsoleApiDeps, draft: Record<string, unknown>) {
+async function bindingReach(deps: ConsoleApiDeps, draft: Record<string, unknown>) {
   const { spec, problems } = validateBindingSpec(draft);
   const state = deps.policy();
   if (spec && !state.snapshot.roles.has(spec.role))
@@ -94,18 +97,18 @@ function bindingReach(deps: ConsoleApiDeps, draft: Record<string, unknown>) {
         spec.clusters.names?.includes(c.name) ||
         (spec.clusters.selector !== undefined && selectorMatches(spec.clusters.selector, c.labels)),
     )
-    .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .map((c) => ({
-      name: c.name,
-      labels: c.labels,
-      disabled: c.disabled,
-      ...health(deps, c.name, true),
-    }));
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const health = await deps.health(clusters.map((c) => c.name));
   const registered = new Set(state.clusters.keys());
   const unknownNames = (spec.clusters.names ?? []).filter((n) => !registered.has(n));
   return {
     problems: [],
-    clusters,
+    clusters: clusters.map((c) => ({
+      name: c.name,
+      labels: c.labels,
+      disabled: c.disabled,
+      online: health.get(c.name)?.online ?? false,
+    })),
     // Named clusters that are not registered (yet): the binding will reach them once they are.
     unregistered: unknownNames,
     namespaces: spec.namespaces,
@@ -146,15 +149,11 @@ export function createConsoleApiHandler(
       switch (path.slice(prefix.length)) {
         case 'clusters':
           allow('GET');
-          return sendJson(res, 200, myClusters(deps, caller, admin));
-        case 'tunnels':
-          allow('GET');
-          needAdmin();
-          return sendJson(res, 200, { items: deps.tunnels() });
+          return sendJson(res, 200, await myClusters(deps, caller, admin));
         case 'binding-reach':
           allow('POST');
           needAdmin();
-          return sendJson(res, 200, bindingReach(deps, await readJsonObject(req)));
+          return sendJson(res, 200, await bindingReach(deps, await readJsonObject(req)));
         default:
           throw new KgError('KG_ERR_NOT_FOUND', `no such console endpoint: ${path}`);
       }

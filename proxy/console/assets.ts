@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { consoleCss } from './style.js';
@@ -34,7 +34,11 @@ export interface ConsoleAssets {
   /** The entry module and the stylesheet, as absolute URL paths. */
   script: string;
   style: string;
-  /** Every module, for `<link rel="modulepreload">` (no import waterfall). */
+  /**
+   * The modules the entry imports statically (its closure), for
+   * `<link rel="modulepreload">`: the shell loads without an import
+   * waterfall; views, loaded with `import()` when shown, are not preloaded.
+   */
   modules: string[];
   /** Why the console cannot run, when the UI build is missing. */
   missing?: string;
@@ -80,7 +84,7 @@ export function loadConsoleAssets(dir = uiDir): ConsoleAssets {
   for (const [name, a] of files) h.update(name).update('\0').update(a.body).update('\0');
   const version = h.digest('hex').slice(0, 16);
   const base = `/console/assets/${version}/`;
-  const modules = [...files.keys()].filter((n) => n.endsWith('.js')).map((n) => base + n);
+  const modules = staticClosure(files, 'app.js').map((n) => base + n);
   return {
     version,
     base,
@@ -94,6 +98,25 @@ export function loadConsoleAssets(dir = uiDir): ConsoleAssets {
           missing: `the console UI is not built (no ${join(dir, 'app.js')}); run \`make build\``,
         }),
   };
+}
+
+/** `import … from './x.js'` and `import './x.js'`: static imports, not `import('./x.js')`. */
+const staticImport = /^\s*(?:import|export)\b[^'"();]*?['"](\.{1,2}\/[^'"]+)['"]/gm;
+
+/** The entry and every module it reaches through static imports, as asset names. */
+export function staticClosure(files: ReadonlyMap<string, Asset>, entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name) || !files.has(name)) return;
+    seen.add(name);
+    const text = files.get(name)!.body.toString();
+    for (const m of text.matchAll(staticImport)) {
+      const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
+      visit(posix.normalize(dir + m[1]!));
+    }
+  };
+  visit(entry);
+  return [...seen];
 }
 
 let loaded: ConsoleAssets | undefined;

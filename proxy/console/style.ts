@@ -64,6 +64,13 @@ pre.wrap{white-space:pre-wrap;word-break:break-all}
 .muted{color:var(--muted)}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .center{max-width:30rem;margin:4rem auto;padding:0 1rem}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0}
+dl.facts dt{color:var(--muted)}dl.facts dd{margin:0;min-width:0;overflow-wrap:anywhere}
+pre.diff{padding:.5rem 0}pre.diff .line{display:block;padding:0 .8rem}
+pre.diff .add{color:var(--ok);background:var(--ok-bg)}pre.diff .del{color:var(--bad);background:var(--bad-bg)}
+pre.diff .head{color:var(--muted)}
+.progress{font-weight:600;margin:.5rem 0 .2rem}
+fieldset.selector .selector-row{margin:.3rem 0}
 @media (max-width:50rem){.layout{display:block}nav.side{width:auto;border-right:0;border-bottom:1px solid var(--line)}
 nav.side ul{display:flex;flex-wrap:wrap;gap:.2rem}input[type=text],textarea,select{width:100%}}
 `.trim();

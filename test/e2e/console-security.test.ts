@@ -13,7 +13,7 @@ import * as https from 'node:https';
 import { startStack, type Stack } from '../support/stack.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
 import { launchChromium, screenshot, type ChromiumSession } from '../support/chromium.js';
-import { goTo, signIn } from '../support/console.js';
+import { goTo, signIn, unnamedControls } from '../support/console.js';
 
 let stack: Stack;
 let idp: Idp;
@@ -134,6 +134,7 @@ describe(
     test('every change needs the CSRF token and a same-origin request, on every console API', async () => {
       const { cookie, csrf } = await sessionOf(admin);
       const origin = new URL(publicUrl).origin;
+      const nil = '00000000-0000-0000-0000-000000000000';
       const changes: [string, string, string | undefined][] = [
         [
           'POST',
@@ -148,9 +149,44 @@ describe(
         ['POST', '/api/v1/console/binding-reach', JSON.stringify({})],
         ['POST', '/api/v1/robots', JSON.stringify({ name: 'csrf-bot' })],
         ['DELETE', '/api/v1/tokens/00000000-0000-0000-0000-000000000000', undefined],
+        // Editing a binding and a cluster's labels (If-Match given: only CSRF is missing).
+        ['PUT', `/api/v1/bindings/${nil}`, JSON.stringify({})],
+        ['PATCH', '/api/v1/clusters/eu-1', JSON.stringify({ labels: { env: null } })],
+        // Approvals: ask, decide, withdraw, and the admin pages' policies and webhooks.
+        [
+          'POST',
+          '/api/v1/approvals',
+          JSON.stringify({
+            role: 'view',
+            clusters: { names: ['eu-1'] },
+            duration: '15m',
+            reason: 'csrf',
+          }),
+        ],
+        ['POST', `/api/v1/approvals/${nil}/approve`, JSON.stringify({ reason: 'csrf' })],
+        ['POST', `/api/v1/approvals/${nil}/deny`, JSON.stringify({ reason: 'csrf' })],
+        ['POST', `/api/v1/approvals/${nil}/withdraw`, JSON.stringify({})],
+        [
+          'POST',
+          '/api/v1/approval-policies',
+          JSON.stringify({
+            name: 'csrf-policy',
+            kind: 'access',
+            roles: ['view'],
+            approvers: { groups: ['kubegate-admins'] },
+            clusters: { selector: {} },
+          }),
+        ],
+        ['DELETE', '/api/v1/approval-policies/any', undefined],
+        [
+          'POST',
+          '/api/v1/approval-webhooks',
+          JSON.stringify({ url: 'https://hooks.example/csrf' }),
+        ],
+        ['DELETE', `/api/v1/approval-webhooks/${nil}`, undefined],
       ];
       for (const [method, path, body] of changes) {
-        const none = await send(method, path, { cookie, origin }, body);
+        const none = await send(method, path, { cookie, origin, 'if-match': '"1"' }, body);
         assert.equal(none.status, 403, `${method} ${path} without the CSRF token: ${none.body}`);
         assert.match(none.body, /CSRF/);
         const wrong = await send(
@@ -179,6 +215,15 @@ describe(
       assert.equal((await stack.sql(`SELECT 1 FROM clusters WHERE name = 'csrf-test'`)).length, 0);
       assert.equal((await stack.sql(`SELECT 1 FROM robots WHERE name = 'csrf-bot'`)).length, 0);
       assert.equal((await stack.sql(`SELECT 1 FROM bindings`)).length, 0);
+      assert.equal((await stack.sql(`SELECT 1 FROM approval_requests`)).length, 0);
+      assert.equal((await stack.sql(`SELECT 1 FROM approval_policies`)).length, 0);
+      assert.equal((await stack.sql(`SELECT 1 FROM approval_webhooks`)).length, 0);
+      assert.deepEqual(
+        (
+          await stack.sql<{ labels: unknown }>(`SELECT labels FROM clusters WHERE name = 'eu-1'`)
+        )[0]!.labels,
+        { env: 'prod' },
+      );
       // Reads are refused cross-site too (the audit log and the admin API take the session now).
       for (const path of ['/api/v1/audit', '/api/v1/clusters', '/api/v1/console/clusters']) {
         const ok = await send('GET', path, { cookie });
@@ -222,10 +267,24 @@ describe(
         '/api/v1/clusters',
         '/api/v1/bindings',
         '/api/v1/users',
-        '/api/v1/console/tunnels',
+        '/api/v1/approvals?view=all',
+        '/api/v1/approval-webhooks',
       ]) {
         assert.equal((await send('GET', path, { cookie })).status, 403, path);
       }
+      const policy = await send(
+        'POST',
+        '/api/v1/approval-policies',
+        { cookie, origin, 'x-csrf-token': csrf },
+        JSON.stringify({
+          name: 'x',
+          kind: 'access',
+          roles: ['view'],
+          approvers: { groups: ['developers'] },
+          clusters: { selector: {} },
+        }),
+      );
+      assert.equal(policy.status, 403, 'only admins write approval policies');
       const reach = await send(
         'POST',
         '/api/v1/console/binding-reach',
@@ -267,17 +326,19 @@ describe(
         'Robots',
         'Users',
         'Audit log',
+        'My access requests',
+        'Approvals',
+        'Approval policies',
+        'Approval webhooks',
         'My clusters',
       ]) {
-        await goTo(page, v);
-        await page.getByText('Loading…').waitFor({ state: 'detached' });
+        await goTo(page, v); // waits until the view has loaded
         // Accessibility basics on every view: each form control, button and link has a name.
-        const unnamed = await page.evaluate(`[...document.querySelectorAll(
-          'input:not([type=hidden]), select, textarea, button, a')]
-          .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') ||
-            el.getAttribute('aria-labelledby') || el.textContent.trim()))
-          .map((el) => el.outerHTML.slice(0, 80))`);
-        assert.deepEqual(unnamed, [], `controls without an accessible name on ${v}`);
+        assert.deepEqual(
+          await unnamedControls(page),
+          [],
+          `controls without an accessible name on ${v}`,
+        );
       }
       assert.deepEqual(problems, []);
       // Keyboard: after a reload, the first Tab reaches the skip link, which moves focus to the content.
@@ -345,6 +406,9 @@ describe(
         seen.some((r) => /\/console\/assets\/[0-9a-f]{16}\/app\.js$/.test(r.url)),
         'the modules were fetched, not cached',
       );
+      // Views load when shown: a cold load of "My clusters" fetches no other view's module.
+      const views = seen.map((r) => /\/views\/([a-z-]+)\.js$/.exec(r.url)?.[1]).filter(Boolean);
+      assert.deepEqual(views.sort(), ['kubeconfig', 'my-clusters']);
       assert.ok(
         seen.length <= budget.requests,
         `${seen.length} requests (budget ${budget.requests})`,

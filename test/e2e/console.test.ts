@@ -25,8 +25,9 @@ let publicUrl: string;
 let ca: string;
 let admin: ChromiumSession;
 let dev: ChromiumSession;
-/** The developer's kubeconfig, downloaded in the console. */
+/** The developer's kubeconfig, downloaded in the console, and its token. */
 let devKubeconfig: string;
+let devToken: string;
 
 describe('the web console in a real browser', { timeout: 900_000 }, () => {
   before(async () => {
@@ -101,6 +102,7 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     devKubeconfig = file.path;
     const token = (parse(file.text) as { users: { user: { token: string } }[] }).users[0]!.user
       .token;
+    devToken = token;
     const denied = await kubectl(['get', 'pods', '-n', 'kube-system'], {
       kubeconfig: devKubeconfig,
     });
@@ -134,6 +136,74 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     await kubectlOk(['get', 'pods', '-n', 'kube-system'], { kubeconfig: devKubeconfig });
     await page.getByRole('cell', { name: 'on-call read access' }).waitFor();
     await screenshot(page, '04-admin-bindings-list');
+  });
+
+  test('editing a binding in the console (selector expressions, If-Match) changes access at once', async () => {
+    const page = admin.page;
+    const url = `${publicUrl}/k8s/dev/api/v1/namespaces/kube-public/configmaps`;
+    assert.equal((await httpGet(url, { token: devToken, ca })).status, 403);
+    const edit = async () => {
+      await page
+        .getByRole('row', { name: /on-call read access/ })
+        .getByRole('button', { name: 'Edit binding of view for developers' })
+        .click();
+      // The form is filled from a fresh read; its heading changes last.
+      await page.getByRole('heading', { name: 'Edit binding of view for developers' }).waitFor();
+    };
+    const fill = async () => {
+      await page.getByLabel('Cluster names', { exact: true }).fill('');
+      await page.getByLabel('Label selector: label key 1').fill('env');
+      await page.getByLabel('Label selector: operator 1').selectOption('In');
+      await page.getByLabel('Label selector: values 1').fill('dev, staging');
+      await page.getByLabel('Namespaces', { exact: true }).fill('kube-system, kube-public');
+    };
+    await edit();
+    // The form holds the binding as saved.
+    assert.equal(await page.getByLabel('Cluster names', { exact: true }).inputValue(), 'dev');
+    assert.equal(await page.getByLabel('Namespaces', { exact: true }).inputValue(), 'kube-system');
+    await fill();
+    const reach = page.getByTestId('reach');
+    await reach.getByText('In namespaces: kube-system, kube-public').waitFor();
+    assert.match((await reach.textContent()) ?? '', /Reaches 1 cluster: dev/);
+    await screenshot(page, '04b-admin-bindings-edit');
+
+    // Someone else changes it meanwhile: saving is refused, nothing is overwritten.
+    await stack.sql(
+      `UPDATE bindings SET version = version + 1 WHERE reason = 'on-call read access'`,
+    );
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/Someone changed this binding since you opened it/)
+      .waitFor();
+    const [kept] = await stack.sql<{ namespaces: string[] }>(
+      `SELECT namespaces FROM bindings WHERE reason = 'on-call read access'`,
+    );
+    assert.deepEqual(kept!.namespaces, ['kube-system']);
+
+    await page.getByRole('button', { name: 'Cancel editing' }).click();
+    await page.getByRole('heading', { name: 'New binding' }).waitFor();
+    await edit();
+    await fill();
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Binding changed').waitFor();
+    const ms = await until(
+      async () => (await httpGet(url, { token: devToken, ca })).status === 200,
+      1000,
+      'the edited binding allows kube-public',
+    );
+    process.stderr.write(`# binding edited in the console → allowed after ${ms} ms\n`);
+    const row = page.getByRole('row', { name: /on-call read access/ });
+    assert.match((await row.textContent()) ?? '', /selector: env in \(dev,staging\)/);
+    assert.doesNotMatch((await row.textContent()) ?? '', /names:/);
+    const [saved] = await stack.sql<{ cluster_names: string[]; cluster_selector: unknown }>(
+      `SELECT cluster_names, cluster_selector FROM bindings WHERE reason = 'on-call read access'`,
+    );
+    assert.deepEqual(saved!.cluster_names, []);
+    assert.deepEqual(saved!.cluster_selector, {
+      matchExpressions: [{ key: 'env', operator: 'In', values: ['dev', 'staging'] }],
+    });
+    await screenshot(page, '04c-admin-bindings-edited');
   });
 
   test('a token revoked in the console makes kubectl Unauthorized', async () => {
@@ -188,9 +258,11 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
     await page.getByLabel('Decision', { exact: true }).selectOption('');
     await page.getByLabel('Source', { exact: true }).selectOption('admin');
     await page.getByRole('button', { name: 'Search' }).click();
-    const created = table.getByRole('row').filter({ hasText: /bindings\.kubegate\.dev/ });
-    await created.first().waitFor();
-    assert.match((await created.first().textContent()) ?? '', /create/);
+    // …and so is its edit, newest first.
+    const changes = table.getByRole('row').filter({ hasText: /bindings\.kubegate\.dev/ });
+    await changes.first().waitFor();
+    assert.match((await changes.first().textContent()) ?? '', /update/);
+    assert.match((await changes.nth(1).textContent()) ?? '', /create/);
     await screenshot(page, '06b-admin-audit-admin-actions');
 
     // The developer's own activity: their requests, and nobody else's.
@@ -230,6 +302,25 @@ describe('the web console in a real browser', { timeout: 900_000 }, () => {
       .waitFor();
     await page.getByRole('row', { name: /dev/ }).getByText('online').waitFor();
     await screenshot(page, '08-admin-clusters');
+
+    // Labels in a form: remove one, add one; the merge patch removes what is gone.
+    await page.getByRole('button', { name: 'Edit labels of staging' }).click();
+    await page.getByRole('heading', { name: 'Labels of staging' }).waitFor();
+    assert.equal(await page.getByLabel('Label key 2', { exact: true }).inputValue(), 'region');
+    await page.getByRole('button', { name: 'Remove label 2' }).click();
+    await page.getByRole('button', { name: 'Add label' }).click();
+    await page.getByLabel('Label key 3', { exact: true }).fill('tier');
+    await page.getByLabel('Label value 3', { exact: true }).fill('web');
+    await screenshot(page, '08b-admin-cluster-labels');
+    await page.getByRole('button', { name: 'Save labels' }).click();
+    await page.getByText('Labels of staging saved.').waitFor();
+    const staging = page.getByRole('row', { name: /staging/ });
+    await staging.getByText('tier=web').waitFor();
+    assert.equal(await staging.getByText('region=eu').count(), 0);
+    const [labels] = await stack.sql<{ labels: unknown }>(
+      `SELECT labels FROM clusters WHERE name = 'staging'`,
+    );
+    assert.deepEqual(labels!.labels, { env: 'staging', tier: 'web' });
 
     await goTo(page, 'Roles');
     await page

@@ -41,4 +41,20 @@ export async function goTo(page: Page, link: string): Promise<void> {
     .getByRole('link', { name: link, exact: true })
     .click();
   await page.getByRole('heading', { level: 1, name: link, exact: true }).waitFor();
+  // Views load their module and data after the heading: wait until nothing says "Loading…".
+  // (A locator, not waitForFunction: a string predicate is eval'd in the page, which the CSP refuses.)
+  await page.locator('main').getByText('Loading…').first().waitFor({ state: 'detached' });
+}
+
+/**
+ * Accessibility basics of what the page shows now: every form control,
+ * button and link has an accessible name. Returns the ones that do not.
+ */
+export async function unnamedControls(page: Page): Promise<string[]> {
+  // Browser code as a string: the test program itself has no DOM types.
+  return (await page.evaluate(`[...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button, a')]
+    .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') ||
+      el.getAttribute('aria-labelledby') || el.textContent.trim()))
+    .map((el) => el.outerHTML.slice(0, 80))`)) as string[];
 }

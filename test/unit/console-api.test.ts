@@ -10,7 +10,8 @@ import { createServer, request, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { KgError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
-import { createConsoleApiHandler, type TunnelView } from '../../proxy/console/api.js';
+import { createConsoleApiHandler } from '../../proxy/console/api.js';
+import type { ClusterHealth } from '../../proxy/ha/cluster-health.js';
 import type { ApiCaller } from '../../proxy/api/types.js';
 import type { PolicyState } from '../../proxy/authz/policy-store.js';
 import { builtinRoles } from '../../proxy/authz/builtin-roles.js';
@@ -19,6 +20,7 @@ import type { Binding } from '../../proxy/authz/types.js';
 const callers: Record<string, ApiCaller> = {
   ada: { user: 'ada', kind: 'user', groups: ['admins'], actor: 'user:ada' },
   dev: { user: 'dev', kind: 'user', groups: ['developers'], actor: 'user:dev' },
+  root: { user: 'root', kind: 'user', groups: ['admins', 'developers'], actor: 'user:root' },
 };
 
 const bindings: Binding[] = [
@@ -63,9 +65,18 @@ const state: PolicyState = {
   loadedAt: new Date(),
 };
 
-const tunnels: TunnelView[] = [
-  { cluster: 'dev-1', agentVersion: '1.2.3', connectedAt: new Date(0), replica: 'replica-a' },
-];
+/** Fleet-wide health as the replica registry would report it: dev-1 online through replica-a. */
+const online: Record<string, ClusterHealth> = {
+  'dev-1': {
+    online: true,
+    since: new Date(0),
+    agentVersion: '1.2.3',
+    agentVersions: ['1.2.3'],
+    replicas: [{ replica: 'replica-a', tunnels: 1, since: new Date(0), draining: false }],
+  },
+};
+/** The names each health lookup asked for: one batch per answer, never per cluster. */
+const asked: string[][] = [];
 
 let server: Server;
 let port: number;
@@ -122,7 +133,12 @@ describe('console API', () => {
         if (stale) throw new KgError('KG_ERR_UNAVAILABLE', 'policy not current', { retryAfter: 1 });
         return state;
       },
-      tunnels: (cluster) => tunnels.filter((t) => !cluster || t.cluster === cluster),
+      health: async (names) => {
+        asked.push([...names]);
+        return new Map(
+          names.flatMap((n) => (online[n] ? [[n, structuredClone(online[n])] as const] : [])),
+        );
+      },
       log: createLogger({ name: 'test', destination: sink }),
     });
     server = createServer((req, res) => {
@@ -141,8 +157,7 @@ describe('console API', () => {
     assert.equal(r.status, 200);
     const items = r.body.items as {
       name: string;
-      online: boolean;
-      tunnels: Record<string, unknown>[];
+      health: Record<string, unknown>;
       access: { role: string; namespaces: string[]; expiresAt: string | null }[];
     }[];
     assert.deepEqual(
@@ -158,9 +173,24 @@ describe('console API', () => {
       ],
     );
     assert.ok(items[0]!.access[0]!.expiresAt);
-    assert.equal(items[0]!.online, true);
-    assert.deepEqual(Object.keys(items[0]!.tunnels[0]!).sort(), ['agentVersion', 'connectedAt']);
-    assert.equal(items[1]!.online, false);
+    assert.equal(items[0]!.health.online, true);
+    assert.equal(items[0]!.health.agentVersion, '1.2.3');
+    assert.equal(items[0]!.health.since, new Date(0).toISOString());
+    assert.equal(items[0]!.health.replicas, undefined, 'which replica holds a tunnel: admins only');
+    assert.deepEqual(items[1]!.health, {
+      online: false,
+      since: null,
+      agentVersion: null,
+      agentVersions: [],
+    });
+    assert.deepEqual(asked.at(-1), ['dev-1', 'dev-2'], 'one lookup for the clusters reached');
+    const root = await call('root', 'GET', '/api/v1/console/clusters');
+    const [first] = root.body.items as { health: { replicas: { replica: string }[] } }[];
+    assert.deepEqual(
+      first!.health.replicas.map((x) => x.replica),
+      ['replica-a'],
+      'an admin sees which replica holds the tunnel',
+    );
     const none = await call('ada', 'GET', '/api/v1/console/clusters');
     assert.deepEqual(none.body.items, [], 'an admin with no binding reaches nothing');
   });
@@ -215,11 +245,9 @@ describe('console API', () => {
 
   test('who may ask, methods, parameters, unknown paths, other paths', async () => {
     assert.equal((await call(undefined, 'GET', '/api/v1/console/clusters')).status, 401);
-    assert.equal((await call('dev', 'GET', '/api/v1/console/tunnels')).status, 403);
     assert.equal((await call('dev', 'POST', '/api/v1/console/binding-reach', {})).status, 403);
-    const t = await call('ada', 'GET', '/api/v1/console/tunnels');
-    assert.equal(t.status, 200);
-    assert.equal((t.body.items as TunnelView[])[0]!.replica, 'replica-a');
+    // Tunnels per replica are in GET /api/v1/clusters' health block now (admin API).
+    assert.equal((await call('ada', 'GET', '/api/v1/console/tunnels')).status, 404);
     assert.equal((await call('ada', 'GET', '/api/v1/console/binding-reach')).status, 405);
     assert.equal((await call('ada', 'DELETE', '/api/v1/console/clusters')).status, 405);
     assert.equal((await call('ada', 'GET', '/api/v1/console/clusters?x=1')).status, 400);

@@ -53,6 +53,32 @@ describe('console assets', () => {
     }
   });
 
+  test('only what the shell imports statically is preloaded; views loaded with import() are not', () => {
+    const dir = uiDir({
+      'app.js':
+        "import { a } from './a.js';\nimport './side.js';\nconst v = () => import('./views/v.js');\nexport { b } from './b.js';\n",
+      'a.js': "import { c } from './lib/c.js';\nexport const a = 1;\n",
+      'lib/c.js': "import { a } from '../a.js';\nexport const c = 1;\n",
+      'b.js': 'export const b = 1;\n',
+      'side.js': 'globalThis.x = 1;\n',
+      'views/v.js': "import { c } from '../lib/c.js';\nimport { w } from './w.js';\n",
+      'views/w.js': 'export const w = 1;\n',
+    });
+    try {
+      const x = loadConsoleAssets(dir);
+      assert.deepEqual(x.modules.map((m) => m.slice(x.base.length)).sort(), [
+        'a.js',
+        'app.js',
+        'b.js',
+        'lib/c.js',
+        'side.js',
+      ]);
+      assert.ok(x.files.has('views/v.js') && x.files.has('views/w.js'), 'views are still served');
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
   test('a missing build is reported, not thrown', () => {
     const x = loadConsoleAssets(join(tmpdir(), 'kg-no-such-ui'));
     assert.match(x.missing ?? '', /not built.*make build/);

@@ -18,9 +18,12 @@ export interface ViewContext {
   navigate: (path: string) => void;
 }
 
+export type Render = (ctx: ViewContext) => Promise<void>;
+
 export interface View {
   path: string;
   title: string;
   section: 'you' | 'admin';
-  render: (ctx: ViewContext) => Promise<void>;
+  /** The view's module, fetched the first time it is shown. */
+  load: () => Promise<Render>;
 }

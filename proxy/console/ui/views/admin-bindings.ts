@@ -3,8 +3,11 @@
  * which role on which clusters (by name or label selector), in which
  * namespaces, until when. While the form is filled in, the server says
  * which clusters and namespaces the draft would reach — before saving.
+ * "Edit" loads a binding into the same form; saving replaces it (PUT with
+ * If-Match, so a binding changed meanwhile by someone else is not
+ * overwritten: the server answers 412 and the page says to reload).
  */
-import { get, request } from '../api.js';
+import { ApiError, get, request } from '../api.js';
 import { field, h, replace, uid } from '../dom.js';
 import { splitList, when } from '../format.js';
 import type { ViewContext } from '../view.js';
@@ -18,9 +21,16 @@ import {
   statusArea,
   table,
 } from '../widgets.js';
-import { parseLabels } from './admin-clusters.js';
+import { selectorEditor, selectorText, type LabelSelector } from '../selector.js';
 
 type SubjectKind = 'Group' | 'User' | 'Robot';
+
+/** An ISO time as a datetime-local input's value (the browser's local time, to the minute). */
+function localInput(iso: string): string {
+  const d = new Date(iso);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
 
 interface Binding {
   id: string;
@@ -28,7 +38,7 @@ interface Binding {
   role: string;
   clusters: {
     names?: string[];
-    selector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+    selector?: LabelSelector;
   };
   namespaces: string[];
   expiresAt: string | null;
@@ -45,15 +55,7 @@ interface Reach {
   clusterWide?: boolean;
 }
 
-function selectorText(sel: Binding['clusters']['selector']): string {
-  if (!sel) return '';
-  const ml = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  const me = (sel.matchExpressions ?? []).map((e) => JSON.stringify(e));
-  const all = [...ml, ...me];
-  return all.length ? all.join(', ') : 'every cluster';
-}
-
-function subjectRow(remove: () => void) {
+function subjectRow(remove: () => void, initial?: Binding['subjects'][number]) {
   const kind = h(
     'select',
     { 'aria-label': 'Subject kind' },
@@ -63,7 +65,9 @@ function subjectRow(remove: () => void) {
     type: 'text',
     'aria-label': 'Subject name',
     placeholder: 'e.g. developers or alice@example.com',
+    value: initial?.name,
   });
+  if (initial) kind.value = initial.kind;
   const el = h(
     'div',
     { class: 'actions' },
@@ -96,36 +100,32 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
       subjectsBox,
       subjects.map((s) => s.el),
     );
-  const addSubject = () => {
+  const addSubject = (initial?: Binding['subjects'][number]) => {
     const row = subjectRow(() => {
       subjects = subjects.filter((x) => x !== row);
       drawSubjects();
       schedule();
-    });
+    }, initial);
     subjects.push(row);
     drawSubjects();
   };
   addSubject();
   const role = h('select', { required: true });
   const names = h('input', { type: 'text', placeholder: 'dev, staging' });
-  const selector = h('input', { type: 'text', placeholder: 'env=prod (or * for every cluster)' });
+  const selector = selectorEditor('Label selector', () => schedule());
   const namespaces = h('input', { type: 'text', placeholder: 'empty = cluster-wide' });
   const expires = h('input', { type: 'datetime-local' });
   const reason = h('input', { type: 'text', maxlength: 1000 });
 
   const draft = () => {
-    const sel = selector.value.trim();
+    const sel = selector.read();
     const clusterNames = splitList(names.value);
     return {
       subjects: subjects.map((s) => s.read()).filter((s) => s.name !== ''),
       role: role.value,
       clusters: {
         ...(clusterNames.length ? { names: clusterNames } : {}),
-        ...(sel === '*'
-          ? { selector: {} }
-          : sel
-            ? { selector: { matchLabels: parseLabels(sel) } }
-            : {}),
+        ...(sel ? { selector: sel } : {}),
       },
       namespaces: splitList(namespaces.value),
       ...(expires.value ? { expiresAt: new Date(expires.value).toISOString() } : {}),
@@ -191,16 +191,21 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     timer = window.setTimeout(() => void showReach(), 250);
   };
 
+  /** The binding being edited (its id and the version it was read at), or none for a new one. */
+  let editing: Binding | undefined;
+  const formTitle = h('h2', { id: 'bind-h', tabindex: '-1' }, 'New binding');
+  const submit = h('button', { type: 'submit' }, 'Save binding');
+  const cancel = h('button', { type: 'button', class: 'quiet', hidden: true }, 'Cancel editing');
   const form = h(
     'form',
     { class: 'card', 'aria-labelledby': 'bind-h', 'aria-describedby': preview.id },
-    h('h2', { id: 'bind-h' }, 'New binding'),
+    formTitle,
     h(
       'fieldset',
       {},
       h('legend', {}, 'Subjects'),
       subjectsBox,
-      h('button', { type: 'button', class: 'quiet', onclick: addSubject }, 'Add subject'),
+      h('button', { type: 'button', class: 'quiet', onclick: () => addSubject() }, 'Add subject'),
     ),
     field('Role', role),
     h(
@@ -208,15 +213,51 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
       {},
       h('legend', {}, 'Clusters'),
       field('Cluster names', names, 'comma separated'),
-      field('Label selector', selector, 'key=value pairs that must all match; * for every cluster'),
+      selector.el,
     ),
     field('Namespaces', namespaces, 'comma separated; leave empty for cluster-wide'),
     field('Expires', expires, 'optional; your local time'),
     field('Reason', reason, 'optional; shown in the change log'),
     h('h3', {}, 'Preview'),
     preview,
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save binding')),
+    h('div', { class: 'actions' }, submit, cancel),
   );
+  /** Back to an empty "New binding" form. */
+  const resetForm = () => {
+    editing = undefined;
+    form.reset();
+    selector.set(undefined);
+    subjects = [];
+    addSubject();
+    formTitle.textContent = 'New binding';
+    submit.textContent = 'Save binding';
+    cancel.hidden = true;
+    replace(preview);
+  };
+  cancel.addEventListener('click', resetForm);
+  /**
+   * Load a binding into the form, read afresh (the list may be older), so
+   * saving sends If-Match with the version the form was filled from.
+   */
+  const edit = async (listed: Binding) => {
+    const b = (await request<Binding>('GET', `/api/v1/bindings/${encodeURIComponent(listed.id)}`))
+      .body;
+    editing = b;
+    subjects = [];
+    b.subjects.forEach((x) => addSubject(x));
+    role.value = b.role;
+    names.value = (b.clusters.names ?? []).join(', ');
+    selector.set(b.clusters.selector);
+    namespaces.value = b.namespaces.join(', ');
+    expires.value = b.expiresAt ? localInput(b.expiresAt) : '';
+    reason.value = b.reason;
+    formTitle.textContent = `Edit binding of ${b.role} for ${b.subjects.map((x) => x.name).join(', ')}`;
+    submit.textContent = 'Save changes';
+    cancel.hidden = false;
+    status.clear();
+    formTitle.focus();
+    schedule();
+  };
   form.addEventListener('input', schedule);
   form.addEventListener('change', schedule);
 
@@ -251,7 +292,12 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
           },
           {
             title: 'Actions',
-            cell: (b) =>
+            cell: (b) => [
+              actionButton('Edit', () => edit(b), {
+                status,
+                class: 'quiet',
+                name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+              }),
               actionButton(
                 'Delete',
                 async () => {
@@ -276,6 +322,7 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
                     'Delete this binding? Access it gives ends at once, open sessions included.',
                 },
               ),
+            ],
           },
         ],
         items,
@@ -284,12 +331,31 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     });
 
   onSubmit(form, status, async () => {
-    await request('POST', '/api/v1/bindings', draft());
-    status.show(okNotice('Binding saved: it takes effect on every replica within a second.'));
-    form.reset();
-    subjects = [];
-    addSubject();
-    replace(preview);
+    if (editing) {
+      const b = editing;
+      try {
+        await request(
+          'PUT',
+          `/api/v1/bindings/${encodeURIComponent(b.id)}`,
+          draft(),
+          `"${b.version}"`,
+        );
+      } catch (err) {
+        // The list is stale too: show what is stored now.
+        if (err instanceof ApiError && (err.status === 412 || err.status === 404)) void refresh();
+        if (err instanceof ApiError && err.status === 412)
+          throw new ApiError(
+            412,
+            'Someone changed this binding since you opened it. Cancel editing and edit it again to see the current version.',
+          );
+        throw err;
+      }
+      status.show(okNotice('Binding changed: it takes effect on every replica within a second.'));
+    } else {
+      await request('POST', '/api/v1/bindings', draft());
+      status.show(okNotice('Binding saved: it takes effect on every replica within a second.'));
+    }
+    resetForm();
     await refresh();
   });
 

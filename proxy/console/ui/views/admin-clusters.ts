@@ -3,7 +3,7 @@
  * or use the Helm command), see which are online and their agent versions,
  * change labels, disable or delete.
  */
-import { get, request } from '../api.js';
+import { ApiError, get, request } from '../api.js';
 import { field, h, replace, saveBlob } from '../dom.js';
 import { relative, when } from '../format.js';
 import type { ViewContext } from '../view.js';
@@ -19,6 +19,13 @@ import {
 } from '../widgets.js';
 import { healthBadge, type ClusterHealth } from './my-clusters.js';
 
+const offline: ClusterHealth = {
+  online: false,
+  since: null,
+  agentVersion: null,
+  agentVersions: [],
+};
+
 interface Cluster {
   name: string;
   labels: Record<string, string>;
@@ -26,19 +33,14 @@ interface Cluster {
   disabled: boolean;
   version: number;
   createdAt: string;
+  /** Fleet-wide, from the replica registry (absent right after registration). */
+  health?: ClusterHealth;
 }
 
 interface Registered extends Cluster {
   bootstrapYaml: string;
   bootstrapExpiresAt: string;
   agentHelm?: { command: string; caFile: string; caPem: string };
-}
-
-interface Tunnel {
-  cluster: string;
-  agentVersion: string;
-  connectedAt: string;
-  replica: string;
 }
 
 /** `env=prod, region=eu` → {env: 'prod', region: 'eu'}; the server validates keys and values. */
@@ -55,10 +57,93 @@ export function parseLabels(s: string): Record<string, string> {
   return out;
 }
 
-const labelText = (l: Record<string, string>) =>
-  Object.entries(l)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
+/**
+ * The labels and description of one cluster as a form: a row per label
+ * (key, value), rows added and removed freely. Saving sends a JSON merge
+ * patch — a removed label as `null` — with If-Match, so an edit made
+ * meanwhile by someone else is refused (412) rather than overwritten.
+ */
+function labelForm(
+  c: Cluster,
+  status: ReturnType<typeof statusArea>,
+  done: (saved: boolean) => Promise<void>,
+): HTMLFormElement {
+  const box = h('div', {});
+  const rows: { el: HTMLElement; key: HTMLInputElement; value: HTMLInputElement }[] = [];
+  const draw = () =>
+    replace(box, rows.length ? rows.map((r) => r.el) : h('p', { class: 'muted' }, 'No labels.'));
+  // Row numbers only grow, so a row's accessible name never repeats after removals.
+  let made = 0;
+  const add = (k = '', v = '') => {
+    const n = ++made;
+    const key = h('input', { type: 'text', 'aria-label': `Label key ${n}`, value: k });
+    const value = h('input', { type: 'text', 'aria-label': `Label value ${n}`, value: v });
+    const row = { el: h('div', { class: 'actions' }), key, value };
+    const remove = h(
+      'button',
+      { type: 'button', class: 'quiet', 'aria-label': `Remove label ${n}` },
+      'Remove',
+    );
+    remove.addEventListener('click', () => {
+      rows.splice(rows.indexOf(row), 1);
+      draw();
+    });
+    replace(row.el, key, ' = ', value, remove);
+    rows.push(row);
+    draw();
+  };
+  for (const [k, v] of Object.entries(c.labels)) add(k, v);
+  if (!rows.length) add();
+  const desc = h('input', { type: 'text', value: c.description, maxlength: 1000 });
+  const cancel = h('button', { type: 'button', class: 'quiet' }, 'Cancel');
+  cancel.addEventListener('click', () => void done(false));
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'labels-h' },
+    h('h2', { id: 'labels-h', tabindex: '-1' }, `Labels of ${c.name}`),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Labels'),
+      box,
+      h('button', { type: 'button', class: 'quiet', onclick: () => add() }, 'Add label'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Bindings and approval policies that select clusters by label follow a change at once.',
+      ),
+    ),
+    field('Description', desc),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save labels'), cancel),
+  );
+  onSubmit(form, status, async () => {
+    const next: Record<string, string | null> = {};
+    for (const r of rows) {
+      const k = r.key.value.trim();
+      if (k) next[k] = r.value.value.trim();
+    }
+    // Merge patch: a label that is gone must be named with null to be removed.
+    for (const k of Object.keys(c.labels)) if (!(k in next)) next[k] = null;
+    try {
+      await request(
+        'PATCH',
+        `/api/v1/clusters/${encodeURIComponent(c.name)}`,
+        { labels: next, description: desc.value },
+        `"${c.version}"`,
+      );
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 412)
+        throw new ApiError(
+          412,
+          `Someone changed ${c.name} since this list was loaded. Cancel, then edit it again.`,
+        );
+      throw err;
+    }
+    status.show(okNotice(`Labels of ${c.name} saved.`));
+    await done(true);
+  });
+  return form;
+}
 
 async function copy(text: string, status: ReturnType<typeof statusArea>, what: string) {
   await navigator.clipboard.writeText(text);
@@ -127,6 +212,15 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
   const status = statusArea();
   const list = h('div', {});
   const enrollSlot = h('div', {});
+  const editSlot = h('div', {});
+  const editLabels = (c: Cluster) => {
+    const form = labelForm(c, status, async (saved) => {
+      replace(editSlot);
+      if (saved) await refresh();
+    });
+    replace(editSlot, form);
+    form.querySelector<HTMLElement>('h2')?.focus();
+  };
   const name = h('input', {
     type: 'text',
     required: true,
@@ -147,14 +241,7 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
 
   const refresh = () =>
     load(list, async () => {
-      const [clusters, tunnels] = await Promise.all([
-        get<{ items: Cluster[] }>('/api/v1/clusters?limit=500'),
-        get<{ items: Tunnel[] }>('/api/v1/console/tunnels'),
-      ]);
-      const healthOf = (n: string): ClusterHealth => {
-        const t = tunnels.items.filter((x) => x.cluster === n);
-        return { online: t.length > 0, tunnels: t };
-      };
+      const clusters = await get<{ items: Cluster[] }>('/api/v1/clusters?limit=500');
       return table(
         'Registered clusters',
         [
@@ -167,13 +254,20 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
           },
           {
             title: 'Health',
-            cell: (c) => (c.disabled ? badge('disabled', 'warn') : healthBadge(healthOf(c.name))),
+            cell: (c) =>
+              c.disabled ? badge('disabled', 'warn') : healthBadge(c.health ?? offline),
           },
           {
             title: 'Tunnels',
             cell: (c) =>
-              healthOf(c.name).tunnels.map((t) =>
-                h('div', { class: 'hint' }, `${t.replica}, since `, when(t.connectedAt)),
+              (c.health?.replicas ?? []).map((r) =>
+                h(
+                  'div',
+                  { class: 'hint' },
+                  `${r.replica}: ${r.tunnels} tunnel${r.tunnels === 1 ? '' : 's'}, since `,
+                  when(r.since),
+                  r.draining ? ' (draining)' : '',
+                ),
               ),
           },
           { title: 'Labels', cell: (c) => labelBadges(c.labels) },
@@ -183,24 +277,15 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
               h(
                 'div',
                 { class: 'actions' },
-                actionButton(
-                  'Edit labels',
-                  async () => {
-                    const next = window.prompt(
-                      `Labels of ${c.name} (key=value, comma separated)`,
-                      labelText(c.labels),
-                    );
-                    if (next === null) return;
-                    await request(
-                      'PATCH',
-                      `/api/v1/clusters/${c.name}`,
-                      { labels: parseLabels(next) },
-                      `"${c.version}"`,
-                    );
-                    status.show(okNotice(`Labels of ${c.name} saved.`));
-                    await refresh();
+                h(
+                  'button',
+                  {
+                    type: 'button',
+                    class: 'quiet',
+                    'aria-label': `Edit labels of ${c.name}`,
+                    onclick: () => editLabels(c),
                   },
-                  { status, class: 'quiet', name: `Edit labels of ${c.name}` },
+                  'Edit labels',
                 ),
                 actionButton(
                   c.disabled ? 'Enable' : 'Disable',
@@ -242,6 +327,14 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
     enrollSlot.querySelector<HTMLElement>('h2')?.focus();
     await refresh();
   });
-  replace(ctx.into, form, status.el, enrollSlot, h('h2', {}, 'Registered clusters'), list);
+  replace(
+    ctx.into,
+    form,
+    status.el,
+    enrollSlot,
+    editSlot,
+    h('h2', {}, 'Registered clusters'),
+    list,
+  );
   await refresh();
 }

@@ -6,21 +6,34 @@ import type { ViewContext } from '../view.js';
 import { badge, labels, load, statusArea, table } from '../widgets.js';
 import { kubeconfigButton, ttlSelect } from './kubeconfig.js';
 
+/**
+ * Fleet-wide health, the same block on /api/v1/console/clusters and
+ * /api/v1/clusters: any replica answers the same. `replicas` is for admins.
+ */
 export interface ClusterHealth {
   online: boolean;
-  tunnels: { agentVersion: string; connectedAt: string; replica?: string }[];
+  since: string | null;
+  agentVersion: string | null;
+  agentVersions: string[];
+  replicas?: { replica: string; tunnels: number; since: string; draining: boolean }[];
 }
 
-interface MyCluster extends ClusterHealth {
+interface MyCluster {
   name: string;
+  health: ClusterHealth;
   labels: Record<string, string>;
   access: { binding: string; role: string; namespaces: string[]; expiresAt: string | null }[];
 }
 
 export function healthBadge(c: ClusterHealth): HTMLElement {
   if (!c.online) return badge('offline', 'bad');
-  const versions = [...new Set(c.tunnels.map((t) => t.agentVersion))].join(', ');
-  return h('span', {}, badge('online', 'ok'), h('span', { class: 'muted' }, ` agent ${versions}`));
+  return h(
+    'span',
+    {},
+    badge('online', 'ok'),
+    h('span', { class: 'muted' }, ` agent ${c.agentVersions.join(', ')}`),
+    c.since ? h('span', { class: 'muted' }, ', since ', when(c.since)) : '',
+  );
 }
 
 export async function myClusters(ctx: ViewContext): Promise<void> {
@@ -57,7 +70,7 @@ export async function myClusters(ctx: ViewContext): Promise<void> {
       'Clusters you can reach',
       [
         { title: 'Cluster', cell: (c) => h('code', {}, c.name) },
-        { title: 'Health', cell: healthBadge },
+        { title: 'Health', cell: (c) => healthBadge(c.health) },
         { title: 'Labels', cell: (c) => labels(c.labels) },
         {
           title: 'Your access',
