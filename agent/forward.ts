@@ -67,6 +67,20 @@ export function identityProblem(id: TunnelIdentity | undefined): string | undefi
   return bad === undefined ? undefined : `group name ${JSON.stringify(bad)} is not allowed`;
 }
 
+/**
+ * Streams per HTTP/2 connection to the apiserver for watches. Below Go's
+ * default SETTINGS_MAX_CONCURRENT_STREAMS (250) and the apiserver's own limit,
+ * so no request ever waits for a stream slot the server will not grant; the
+ * pool opens another connection instead.
+ */
+export const upstreamH2StreamsPerConnection = 100;
+/**
+ * Per-stream receive window towards the apiserver. A stalled watch reader
+ * stops consuming here, so this (not a kernel socket buffer) is what the
+ * apiserver may push ahead into the agent for one stream.
+ */
+export const upstreamH2StreamWindow = 256 * 1024;
+
 /** The deprecated watch prefix: /api/v1/watch/… or /apis/<group>/<version>/watch/… */
 const legacyWatchPath = /^\/(api\/[^/]+|apis\/[^/]+\/[^/]+)\/watch\//;
 
@@ -95,6 +109,15 @@ class Cancel extends EventEmitter {
 export class Upstream {
   /** HTTP/1.1 for ordinary requests (bodies, writes; upgrades go through upgrade.ts). */
   private readonly pool: Pool;
+  /**
+   * HTTP/2 for long-running GETs: thousands of watches share a few TLS
+   * connections (one HTTP/1.1 connection per watch cost ~78 KiB each), and a
+   * stalled reader back-pressures the apiserver through per-stream flow
+   * control. Writes stay on HTTP/1.1: undici holds a non-idempotent or
+   * streamed-body request until the h2 connection is otherwise idle, which
+   * would never happen on a connection full of watches.
+   */
+  private readonly watchPool: Pool;
   private token = '';
   private tokenReadAt = 0;
 
@@ -105,6 +128,17 @@ export class Upstream {
       connect: { secureContext, rejectUnauthorized: true },
       connections: null,
       pipelining: 1,
+      keepAliveTimeout: 30_000,
+    });
+    this.watchPool = new Pool(deps.apiserverUrl, {
+      connect: { secureContext, rejectUnauthorized: true },
+      connections: null,
+      allowH2: true,
+      pipelining: upstreamH2StreamsPerConnection,
+      maxConcurrentStreams: upstreamH2StreamsPerConnection,
+      initialWindowSize: upstreamH2StreamWindow,
+      // Room for every stream's window: stalled streams never starve the others.
+      connectionWindowSize: upstreamH2StreamWindow * upstreamH2StreamsPerConnection,
       keepAliveTimeout: 30_000,
     });
   }
@@ -233,10 +267,8 @@ export class Upstream {
     });
     const method = String(headers[':method']);
     const path = String(headers[':path']);
-    // Watches stay on HTTP/1.1: through undici's HTTP/2 client a watch stopped
-    // delivering events after about 135 s (test/long/watch-long.test.ts, every
-    // run); see docs/decisions.md before turning it back on.
-    const pool = this.pool;
+    const pool =
+      method === 'GET' && body === null && isLongRunning(path) ? this.watchPool : this.pool;
     const sentAt = performance.now();
     pool
       .request({
@@ -288,7 +320,7 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.watchPool.close()]);
   }
 }
 
