@@ -68,12 +68,11 @@ test-e2e: deps build ## End-to-end tests with the real cluster, PostgreSQL, kube
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
 
 .PHONY: test
-test: deps lint build ## Everything but test/long/: lint, typecheck, unit, integration, end to end
-	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/integration/ dist/test/e2e/
+test: deps lint build ## Everything: lint, typecheck, unit, integration, end to end, long (beside the rest)
+	bash test/run/all.sh
 
-# test/long/ holds tests that hold a watch for minutes. Not part of `make test`
-# for now: the 6.5-minute watch stops receiving events after about 135 s on
-# main (docs/decisions.md); run it on its own while fixing that.
+# test/long/ holds tests that hold a watch for minutes; `make test` runs them
+# beside the main suite.
 .PHONY: test-long
 test-long: deps build ## Only the long-running tests (test/long/, minutes each)
 	node --test --test-reporter=spec dist/test/long/

@@ -24,6 +24,8 @@ export class TunnelSpread {
   /** The active tunnels (one per slot); the array is kept in place for metrics. */
   readonly tunnels: TunnelClient[] = [];
   private readonly retiring = new Set<TunnelClient>();
+  /** Replacements started by a rebalance probe rather than a drain. */
+  private readonly probes = new Set<TunnelClient>();
   private readonly avoid = new Map<string, number>();
   private liveReplicas = 1;
   private next = 0;
@@ -70,6 +72,7 @@ export class TunnelSpread {
     const now = Date.now();
     const avoided = (this.avoid.get(replica) ?? 0) > now;
     const held = this.heldBy(c);
+    if (this.probes.has(c)) return this.probeHello(c, replica, avoided, held);
     const want = Math.min(this.count, live);
     const doubled = held.has(replica) && held.size < want;
     if ((avoided || doubled) && c.spreadTries < maxSpreadTries) {
@@ -89,16 +92,62 @@ export class TunnelSpread {
     return true;
   }
 
+  /**
+   * A rebalance probe is worth keeping only if it reached a replica no other
+   * tunnel holds. Otherwise it redials a bounded number of times (behind a
+   * load balancer the next dial may land elsewhere) and then gives up: the
+   * probe goes and the tunnel it would have replaced stays, with the watches
+   * and sessions it carries. Retiring it for no gain cut every open watch.
+   */
+  private probeHello(
+    c: TunnelClient,
+    replica: string,
+    avoided: boolean,
+    held: Set<string>,
+  ): boolean {
+    const gain = !avoided && !held.has(replica);
+    if (gain) {
+      this.probes.delete(c);
+      c.spreadTries = 0;
+      const old = c.replaces!;
+      c.replaces = undefined;
+      this.log.info(
+        { from: old.replica, to: replica, tunnel: c.index },
+        'tunnel moved; retiring the old one',
+      );
+      this.retire(old);
+      return true;
+    }
+    if (held.size < this.liveReplicas && c.spreadTries < maxSpreadTries) {
+      c.spreadTries++;
+      return false;
+    }
+    this.probes.delete(c);
+    const old = c.replaces!;
+    c.replaces = undefined;
+    const slot = this.tunnels.indexOf(c);
+    if (slot >= 0) this.tunnels[slot] = old;
+    this.retiring.delete(old);
+    this.log.debug(
+      { replica, tunnel: c.index, kept: old.index },
+      'rebalance probe found no other replica; keeping the tunnel',
+    );
+    // The declined answer is sent first; then the probe closes without redialling.
+    queueMicrotask(() => c.retire());
+    return false;
+  }
+
   private retire(old: TunnelClient): void {
     this.retiring.delete(old);
     old.retire();
   }
 
   /** Start a replacement for `old` in its slot; `old` keeps serving until the replacement is up. */
-  private replace(old: TunnelClient): void {
+  private replace(old: TunnelClient, probe = false): void {
     const slot = this.tunnels.indexOf(old);
     if (slot < 0) return;
     const fresh = this.make(this.next++, this.hooks);
+    if (probe) this.probes.add(fresh);
     fresh.replaces = old;
     this.tunnels[slot] = fresh;
     this.retiring.add(old);
@@ -107,6 +156,16 @@ export class TunnelSpread {
 
   private goaway(c: TunnelClient): void {
     if (c.replica) this.avoid.set(c.replica, Date.now() + avoidMs);
+    if (this.probes.has(c)) {
+      // A probe that reached a draining replica: drop it, the old tunnel stays.
+      this.probes.delete(c);
+      const slot = this.tunnels.indexOf(c);
+      if (slot >= 0 && c.replaces) this.tunnels[slot] = c.replaces;
+      if (c.replaces) this.retiring.delete(c.replaces);
+      c.replaces = undefined;
+      c.retire();
+      return;
+    }
     if (this.tunnels.includes(c)) this.replace(c);
   }
 
@@ -125,12 +184,12 @@ export class TunnelSpread {
     const seen = new Set<string>();
     const doubled = up.find((t) => (seen.has(t.replica!) ? true : (seen.add(t.replica!), false)));
     if (!doubled) return;
-    this.log.info({ replica: doubled.replica }, 'rebalancing: moving a doubled-up tunnel');
-    this.replace(doubled);
+    this.log.info({ replica: doubled.replica }, 'rebalancing: probing for another replica');
+    this.replace(doubled, true);
   }
 
   stop(): void {
     clearTimeout(this.timer);
-    for (const t of [...this.tunnels, ...this.retiring]) t.stop();
+    for (const t of [...this.tunnels, ...this.retiring, ...this.probes]) t.stop();
   }
 }

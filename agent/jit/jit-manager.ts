@@ -131,9 +131,8 @@ export class JitManager {
     const st = this.state(user, groups, kind);
     const digest = digestOf(grants);
     const stale = st.digest !== digest || Date.now() - st.reconciledAt > 60_000;
-    if (stale) await this.serial(st, () => this.reconcile(st, grants, digest));
-    if (!st.token || Date.now() >= st.tokenRefreshAt)
-      await this.serial(st, () => this.refreshToken(st));
+    if (stale || !st.token || Date.now() >= st.tokenRefreshAt)
+      await this.serial(st, () => this.prepare(st, grants, digest));
     this.touch(st);
     return {
       token: st.token!,
@@ -313,6 +312,39 @@ export class JitManager {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * Reconcile (if needed) and fetch a token in one step of the user's chain,
+   * so a removal queued on the chain cannot fall between the two. An account
+   * deleted behind our back (idle clean-up on another agent, an admin) makes
+   * the TokenRequest 404: rebuild once and ask again.
+   */
+  private async prepare(st: UserState, grants: TunnelGrant[], digest: string): Promise<void> {
+    await this.reconcile(st, grants, digest);
+    try {
+      await this.refreshToken(st);
+    } catch (err) {
+      if (statusCode(err) !== 404) throw this.tokenError(st, err);
+      this.deps.log.info(
+        { user: st.user, account: st.account },
+        'JIT account vanished; rebuilding',
+      );
+      st.digest = '';
+      await this.reconcile(st, grants, digest);
+      await this.refreshToken(st).catch((e: unknown) => Promise.reject(this.tokenError(st, e)));
+    }
+  }
+
+  private tokenError(st: UserState, err: unknown): KgError {
+    if (err instanceof KgError) return err;
+    this.stats.reconcileErrors++;
+    this.deps.log.warn({ user: st.user, status: statusCode(err) }, 'JIT TokenRequest failed');
+    return new KgError(
+      'KG_ERR_UPSTREAM',
+      `kubegate agent could not get a token for the cluster identity of "${st.user}" (apiserver status ${statusCode(err) ?? 'none'}); retry, or check the agent's RBAC`,
+      { cause: err },
+    );
   }
 
   private async refreshToken(st: UserState): Promise<void> {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -54,12 +55,20 @@ func startEtcd(dir, logFile string) (*embed.Etcd, string, error) {
 	return e, clientURL.String(), nil
 }
 
-// freePort asks the kernel for a free loopback TCP port.
+// freePort picks a free loopback TCP port below Linux's ephemeral range
+// (32768-60999). A port from listen(":0") is ephemeral: once released, an
+// outgoing connection can take it before the component binds it, which made
+// test runs side by side fail with EADDRINUSE. Below the range only another
+// listener can.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for i := 0; i < 50; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port in 20000-32000 after 50 tries")
 }

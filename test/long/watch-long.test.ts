@@ -9,11 +9,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import * as https from 'node:https';
-import { readFileSync } from 'node:fs';
 import { startStack, type Stack } from '../support/stack.js';
-import { kubectlOk, kubectlPath } from '../support/kubectl.js';
+import { kubectlOk } from '../support/kubectl.js';
+import { startWatchers } from '../support/watchers.js';
 import { grant } from '../support/grants.js';
 
 const NS = 'long-watch';
@@ -37,60 +35,14 @@ describe('LONG: a watch held for more than 6 minutes', { timeout: 15 * 60_000 },
   });
 
   test('kubectl (h2) and HTTP/1.1 watches receive every event for 6.5 minutes', async () => {
-    const seen = { kubectl: new Map<string, number>(), http1: new Map<string, number>() };
-
-    const k = spawn(
-      kubectlPath(),
-      ['--kubeconfig', kubeconfig, '-n', NS, 'get', 'configmaps', '--watch', '-o', 'name'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
-    );
-    let kErr = '';
-    let kBuf = '';
-    k.stderr.on('data', (b: Buffer) => (kErr += b.toString()));
-    k.stdout.on('data', (b: Buffer) => {
-      kBuf += b.toString();
-      const lines = kBuf.split('\n');
-      kBuf = lines.pop()!;
-      for (const l of lines) {
-        const m = /^configmap\/(tick-\d+)$/.exec(l.trim());
-        if (m && !seen.kubectl.has(m[1]!)) seen.kubectl.set(m[1]!, Date.now());
-      }
+    const w = startWatchers({
+      kubeconfig,
+      publicUrl: stack.publicUrl,
+      cluster: 'dev',
+      namespace: NS,
+      prefix: 'tick-',
     });
-
-    const cfg = readFileSync(kubeconfig, 'utf8');
-    const token = /token: (kg_\S+)/.exec(cfg)![1]!;
-    const ca = Buffer.from(/certificate-authority-data: (\S+)/.exec(cfg)![1]!, 'base64');
-    const u = new URL(stack.publicUrl);
-    let h1Ended = false;
-    let h1Status = 0;
-    const h1 = https.request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: `/k8s/dev/api/v1/namespaces/${NS}/configmaps?watch=1`,
-        ca,
-        agent: false,
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        h1Status = res.statusCode ?? 0;
-        let buf = '';
-        res.on('data', (c: Buffer) => {
-          buf += c.toString();
-          const lines = buf.split('\n');
-          buf = lines.pop()!;
-          for (const l of lines) {
-            const name = (JSON.parse(l) as { object: { metadata: { name: string } } }).object
-              .metadata.name;
-            if (name.startsWith('tick-') && !seen.http1.has(name)) seen.http1.set(name, Date.now());
-          }
-        });
-        res.on('close', () => (h1Ended = true));
-      },
-    );
-    h1.on('error', () => (h1Ended = true));
-    h1.end();
-
+    const { seen } = w;
     const created = new Map<string, number>();
     const t0 = Date.now();
     try {
@@ -104,15 +56,13 @@ describe('LONG: a watch held for more than 6 minutes', { timeout: 15 * 60_000 },
         for (const [who, map] of Object.entries(seen)) {
           assert.ok(
             map.has(name),
-            `${who} watch saw ${name} within ${TICK_MS} ms, ${Math.round((Date.now() - t0) / 1000)} s in (kubectl stderr: ${kErr})`,
+            `${who} watch saw ${name} within ${TICK_MS} ms, ${Math.round((Date.now() - t0) / 1000)} s in (${w.ended() ?? 'both watches open'})`,
           );
         }
       }
       const heldMs = Date.now() - t0;
       assert.ok(heldMs > 6 * 60_000, `held ${heldMs} ms`);
-      assert.equal(k.exitCode, null, `kubectl's watch is still running: ${kErr}`);
-      assert.equal(h1Status, 200);
-      assert.equal(h1Ended, false, 'the HTTP/1.1 watch is still open');
+      assert.equal(w.ended(), undefined, 'both watches are still open');
       const lags: number[] = [];
       for (const [name, at] of created) {
         for (const map of Object.values(seen)) {
@@ -126,8 +76,7 @@ describe('LONG: a watch held for more than 6 minutes', { timeout: 15 * 60_000 },
         `# long watch: held ${Math.round(heldMs / 1000)} s, ${created.size} events per watch, lag p50 ${lags[Math.floor(lags.length / 2)]} ms, max ${lags[lags.length - 1]} ms\n`,
       );
     } finally {
-      k.kill('SIGTERM');
-      h1.destroy();
+      w.stop();
     }
   });
 });
