@@ -218,7 +218,7 @@ async function waitForCount(re: RegExp, count: number, timeoutMs: number): Promi
   }
 }
 
-describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
+describe('tunnel identity and enrollment', { timeout: 360_000 }, () => {
   before(async () => {
     server = await startPostgres();
     fake = await startFakeApiserver();
@@ -608,6 +608,44 @@ describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
     assert.equal(named.body.code, 'KG_ERR_FORBIDDEN');
     assert.match(proxy.output(), /"cluster":"quebec".*"msg":"agent certificate renewed"/);
     assert.doesNotMatch(proxy.output(), /"cluster":"romeo"[^\n]*"msg":"agent certificate renewed"/);
+  });
+
+  test('the enrollment port ends a stalled request (idle timeout) and a dribbling one (deadline)', async () => {
+    const { ca } = await addCluster('sierra');
+    // Headers that never end: one connection silent, one sending a header line every 2 s.
+    const hold = (drip: boolean) =>
+      new Promise<{ ms: number; byServer: boolean }>((resolve) => {
+        const t0 = Date.now();
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port: enrollPort,
+          ca,
+          ALPNProtocols: ['http/1.1'],
+        });
+        let ticker: NodeJS.Timeout | undefined;
+        s.on('secureConnect', () => {
+          s.write('POST /enroll/v1 HTTP/1.1\r\nhost: x\r\n');
+          if (drip) ticker = setInterval(() => s.write('x-slow: 1\r\n'), 2000);
+        });
+        s.on('error', () => undefined);
+        const giveUp = setTimeout(() => s.destroy(), 50_000);
+        s.on('close', () => {
+          clearInterval(ticker);
+          clearTimeout(giveUp);
+          const ms = Date.now() - t0;
+          resolve({ ms, byServer: ms < 50_000 });
+        });
+      });
+    const [stalled, dribbling] = await Promise.all([hold(false), hold(true)]);
+    assert.ok(
+      stalled.byServer && stalled.ms >= 9_000 && stalled.ms < 25_000,
+      `stalled: ${stalled.ms} ms`,
+    );
+    // Never idle for 10 s, so only the 30 s deadline ends it.
+    assert.ok(
+      dribbling.byServer && dribbling.ms >= 29_000 && dribbling.ms < 45_000,
+      `dribbling: ${dribbling.ms} ms`,
+    );
   });
 
   test('the agent refuses a proxy that does not chain to its pinned CA', async () => {
