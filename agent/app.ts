@@ -53,7 +53,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   const identity = new IdentityManager({
     cluster: config.cluster,
     enrollAddress: config.enrollAddress,
-    serverName: config.enrollServerName ?? parseHostPort(config.enrollAddress).host,
+    enrollServerName: config.enrollServerName ?? parseHostPort(config.enrollAddress).host,
+    tunnelAddress: config.tunnelAddress,
+    tunnelServerName: serverName,
     proxyCaPem,
     bootstrapTokenFile: config.bootstrapTokenFile,
     namespace: config.namespace,

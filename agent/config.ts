@@ -29,7 +29,7 @@ export const agentSchema = {
     env: 'KUBEGATE_ENROLL_ADDRESS',
     type: 'string',
     required: true,
-    doc: "host:port of the proxy's enrollment listener: first enrollment with the bootstrap token, then certificate renewal.",
+    doc: "host:port of the proxy's enrollment listener, for first enrollment with the bootstrap token. Certificate renewal goes to tunnelAddress, with the current certificate.",
   },
   enrollServerName: {
     env: 'KUBEGATE_ENROLL_SERVER_NAME',

@@ -1,10 +1,11 @@
 /**
  * The agent's identity: a short-lived client certificate naming its cluster.
  * First start: trade the one-time bootstrap token and a CSR for a
- * certificate. Kept in a Secret so restarts need no new token; renewed at two
- * thirds of its lifetime over mTLS with the current certificate. Both go to
- * the proxy's enrollment listener: the tunnel listener accepts nothing but a
- * valid agent certificate.
+ * certificate, at the proxy's enrollment listener (which asks for no client
+ * certificate). Kept in a Secret so restarts need no new token; renewed at
+ * two thirds of its lifetime on the tunnel listener (ALPN `alpnRenew`),
+ * presenting the current certificate, which that listener's handshake
+ * requires.
  */
 import { isIP } from 'node:net';
 import { X509Certificate } from 'node:crypto';
@@ -15,7 +16,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { KgError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { certInfo, createCsr, generateKeyPair } from '../common/pki.js';
-import { alpnEnroll, enrollPath, renewPath } from '../common/tunnel-protocol.js';
+import { alpnEnroll, alpnRenew, enrollPath, renewPath } from '../common/tunnel-protocol.js';
 import { parseHostPort } from '../common/config.js';
 import { statusCode } from './kube-client.js';
 
@@ -29,7 +30,10 @@ export interface IdentityDeps {
   cluster: string;
   /** The proxy's enrollment listener (host:port) and the TLS name it must present. */
   enrollAddress: string;
-  serverName: string;
+  enrollServerName: string;
+  /** The proxy's tunnel listener, where renewal is served, and its TLS name. */
+  tunnelAddress: string;
+  tunnelServerName: string;
   proxyCaPem: string;
   bootstrapTokenFile: string | undefined;
   namespace: string;
@@ -43,14 +47,45 @@ interface EnrollAnswer {
   notAfter: string;
 }
 
-/** POST JSON to the enrollment listener over TLS with ALPN http/1.1, pinned CA. */
-function postJson(
-  deps: IdentityDeps,
-  path: string,
-  body: unknown,
-  client?: AgentIdentity,
-): Promise<EnrollAnswer> {
-  const { host, port } = parseHostPort(deps.enrollAddress);
+/** Where a request goes: enrollment (no client certificate) or renewal (the current one). */
+interface Target {
+  what: string;
+  address: string;
+  serverName: string;
+  alpn: string;
+  path: string;
+  /** 401 from this target: enrollment's token is spent, renewal's certificate is not accepted. */
+  refusedCode: 'KG_ERR_TOKEN_SPENT' | 'KG_ERR_UNAUTHENTICATED';
+  client?: AgentIdentity;
+}
+
+function enrollTarget(deps: IdentityDeps): Target {
+  return {
+    what: 'enrollment listener',
+    address: deps.enrollAddress,
+    serverName: deps.enrollServerName,
+    alpn: alpnEnroll,
+    path: enrollPath,
+    refusedCode: 'KG_ERR_TOKEN_SPENT',
+  };
+}
+
+function renewTarget(deps: IdentityDeps, client: AgentIdentity): Target {
+  return {
+    what: 'tunnel listener (renewal)',
+    address: deps.tunnelAddress,
+    serverName: deps.tunnelServerName,
+    alpn: alpnRenew,
+    path: renewPath,
+    refusedCode: 'KG_ERR_UNAUTHENTICATED',
+    client,
+  };
+}
+
+/** POST JSON over TLS 1.3 to a proxy listener, pinned CA, HTTP/1.1 under the target's ALPN. */
+function postJson(deps: IdentityDeps, target: Target, body: unknown): Promise<EnrollAnswer> {
+  const { host, port } = parseHostPort(target.address);
+  const { path, client } = target;
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const options: https.RequestOptions & tls.ConnectionOptions = {
@@ -58,9 +93,9 @@ function postJson(
       port,
       path,
       method: 'POST',
-      servername: isIP(deps.serverName) ? undefined : deps.serverName,
+      servername: isIP(target.serverName) ? undefined : target.serverName,
       ca: deps.proxyCaPem,
-      ALPNProtocols: [alpnEnroll],
+      ALPNProtocols: [target.alpn],
       minVersion: 'TLSv1.3',
       cert: client?.certPem,
       key: client?.keyPem,
@@ -84,7 +119,7 @@ function postJson(
         } else {
           reject(
             new KgError(
-              res.statusCode === 401 ? 'KG_ERR_TOKEN_SPENT' : 'KG_ERR_UPSTREAM',
+              res.statusCode === 401 ? target.refusedCode : 'KG_ERR_UPSTREAM',
               `proxy refused ${path} (${res.statusCode}): ${parsed.message ?? text.slice(0, 200)}`,
             ),
           );
@@ -96,7 +131,7 @@ function postJson(
       reject(
         new KgError(
           'KG_ERR_UPSTREAM',
-          `cannot reach the proxy's enrollment listener at ${deps.enrollAddress}: ${err.message}`,
+          `cannot reach the proxy's ${target.what} at ${target.address}: ${err.message}`,
           { cause: err },
         ),
       ),
@@ -131,7 +166,7 @@ export class IdentityManager {
     }
     const token = this.readBootstrapToken();
     const pair = await generateKeyPair();
-    const answer = await postJson(this.deps, enrollPath, {
+    const answer = await postJson(this.deps, enrollTarget(this.deps), {
       cluster: this.deps.cluster,
       token,
       csr: await createCsr(this.deps.cluster, pair),
@@ -182,12 +217,9 @@ export class IdentityManager {
   private async renew(attempt: number): Promise<void> {
     try {
       const pair = await generateKeyPair();
-      const answer = await postJson(
-        this.deps,
-        renewPath,
-        { csr: await createCsr(this.deps.cluster, pair) },
-        this.current(),
-      );
+      const answer = await postJson(this.deps, renewTarget(this.deps, this.current()), {
+        csr: await createCsr(this.deps.cluster, pair),
+      });
       const id = {
         certPem: answer.certificate,
         keyPem: pair.keyPem,

@@ -41,6 +41,9 @@ export const catalogue = {
     title: 'Method not allowed',
   },
   KG_ERR_CONFLICT: { status: 409, reason: 'Conflict', title: 'Conflict' },
+  // A request sent to a listener that does not serve it (RFC 9110 §15.5.20),
+  // e.g. agent certificate renewal on the enrollment port.
+  KG_ERR_MISDIRECTED: { status: 421, reason: 'BadRequest', title: 'Misdirected request' },
   // Optimistic concurrency on the admin API (RFC 9110 §13.1.1, RFC 6585 §3).
   KG_ERR_PRECONDITION_FAILED: {
     status: 412,

@@ -6,15 +6,19 @@
  */
 
 /**
- * ALPN: the tunnel listener speaks only `h2` (a tunnel) and refuses in the
- * handshake any client without a valid agent certificate; enrollment and
- * renewal (`http/1.1`) have their own listener, since a first enrollment has
- * no certificate yet.
+ * ALPN. The tunnel listener refuses in the handshake any client without a
+ * valid agent certificate, and offers `h2` (a tunnel) and `alpnRenew`
+ * (certificate renewal: HTTP/1.1 requests, `renewPath` only, authenticated by
+ * that same handshake). First enrollment has no certificate yet, so it has
+ * its own listener, which asks for none and offers `http/1.1` (`enrollPath`
+ * only). The renewal id is our own so that no generic HTTP/1.1 client ever
+ * negotiates it: on the tunnel port `http/1.1` stays a handshake refusal.
  */
 export const alpnTunnel = 'h2';
 export const alpnEnroll = 'http/1.1';
+export const alpnRenew = 'kubegate-renew/1';
 
-/** Paths served over `http/1.1` on the enrollment listener. */
+/** First enrollment (enrollment listener) and renewal (tunnel listener, `alpnRenew`). */
 export const enrollPath = '/enroll/v1';
 export const renewPath = '/renew/v1';
 

@@ -16,6 +16,7 @@ import { TokenStore } from './authn/token-store.js';
 import { ClusterStore } from './clusters/cluster-store.js';
 import { TunnelRegistry } from './tunnel/registry.js';
 import { createEnrollServer } from './tunnel/enroll-server.js';
+import { createRenewServer } from './tunnel/renew-server.js';
 import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
 import { startEnrollListener } from './tunnel/enroll-listener.js';
 import { startFront, type Front } from './front/server.js';
@@ -147,12 +148,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       500,
     );
     expirySweep.unref();
-    const enrollServer = createEnrollServer({
+    const certIssue = {
       clusters,
       agentCa: cas.agent,
       certTtlMs: config.agentCertTtl,
       log: log.child({ part: 'enroll' }),
-    });
+    };
+    // First enrollment on its own port (no client certificate); renewal on the tunnel port.
+    const enrollServer = createEnrollServer(certIssue);
+    const renewServer = createRenewServer(certIssue);
 
     const t = parseHostPort(config.tunnelListen);
     const tunnel = await startTunnelListener({
@@ -168,6 +172,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       onTunnelUp: ha.tunnelUp,
       onTunnelDown: ha.tunnelDown,
       liveReplicas: () => ha.replicas.liveReplicas,
+      onRenewal: renewServer.accept,
       log: log.child({ part: 'tunnel' }),
     });
     const e = parseHostPort(config.enrollListen);
@@ -176,7 +181,6 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       port: e.port,
       certPem: serving.certPem,
       keyPem: serving.keyPem,
-      agentCaPem: cas.agent.certPem,
       enrollServer,
       log: log.child({ part: 'enroll' }),
     });
@@ -331,6 +335,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         // End open watches and streams now, so their audit events are written
         // before the audit log closes (clients re-watch on another replica).
         open.sweep(() => false, 'the proxy is shutting down');
+        renewServer.close(); // an open renewal would hold the tunnel listener's close
         await Promise.all([
           tunnel.close(),
           enroll.close(),

@@ -34,7 +34,7 @@ export const proxySchema = {
   enrollListen: {
     env: 'KUBEGATE_ENROLL_LISTEN',
     type: 'string',
-    doc: 'host:port of the enrollment listener (TLS, HTTP/1.1): agents trade their one-time bootstrap token for a certificate here, and renew it. Separate from the tunnel listener, which accepts only agent certificates.',
+    doc: 'host:port of the enrollment listener (TLS, HTTP/1.1, no client certificate): agents trade their one-time bootstrap token for a certificate here. Separate from the tunnel listener, which accepts only agent certificates and is where agents renew them.',
   },
   publicUrl: {
     env: 'KUBEGATE_PUBLIC_URL',
@@ -51,7 +51,7 @@ export const proxySchema = {
   enrollAddress: {
     env: 'KUBEGATE_ENROLL_ADDRESS',
     type: 'string',
-    doc: 'host:port agents enroll and renew at; written into bootstrap YAML. Default: the host of tunnelAddress with the port of enrollListen.',
+    doc: 'host:port agents first enroll at (they renew on the tunnel address); written into bootstrap YAML. Default: the host of tunnelAddress with the port of enrollListen.',
   },
   tlsCertFile: {
     env: 'KUBEGATE_TLS_CERT_FILE',

@@ -1,22 +1,22 @@
 /**
- * The enrollment listener: TLS 1.3, ALPN `http/1.1` only, serving the
- * enrollment server (enroll-server.ts). It is separate from the tunnel
- * listener because a first enrollment has no client certificate yet: here a
- * certificate is asked for but optional (renewal presents one and the
- * enrollment server checks it), while the tunnel port refuses any handshake
- * without one. Nothing on this port can open a tunnel.
+ * The enrollment listener: TLS 1.3, ALPN `http/1.1` only, serving first
+ * enrollment (enroll-server.ts). A first enrollment has no client certificate
+ * yet (it authenticates with its one-time bootstrap token), so this listener
+ * asks for none and trusts none; everything that authenticates with an agent
+ * certificate — tunnels and renewal — is on the tunnel listener, whose
+ * handshake requires one. Nothing on this port can open a tunnel or renew.
  */
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from '../../common/log.js';
 import { alpnEnroll } from '../../common/tunnel-protocol.js';
+import { SocketHandover } from './cert-http.js';
 
 export interface EnrollListenerDeps {
   host: string;
   port: number;
   certPem: string;
   keyPem: string;
-  agentCaPem: string;
   enrollServer: HttpServer;
   log: Logger;
 }
@@ -31,25 +31,20 @@ export async function startEnrollListener(deps: EnrollListenerDeps): Promise<Enr
   const server = createServer({
     cert: deps.certPem,
     key: deps.keyPem,
-    ca: deps.agentCaPem,
     minVersion: 'TLSv1.3',
-    // Renewal authenticates with the current agent certificate; enrollment
-    // has none and authenticates with its one-time token instead. The
-    // enrollment server decides per path from `socket.authorized`.
-    requestCert: true,
-    rejectUnauthorized: false,
+    // No client certificate is asked for: an optional one would make this a
+    // second, weaker door for agent-certificate authentication.
+    requestCert: false,
     ALPNProtocols: [alpnEnroll],
     handshakeTimeout: 10_000,
   });
-  const open = new Set<TLSSocket>();
+  const handover = new SocketHandover(deps.enrollServer);
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol !== alpnEnroll) {
       socket.destroy();
       return;
     }
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-    deps.enrollServer.emit('connection', socket);
+    handover.accept(socket);
   });
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'enrollment TLS handshake failed'),
@@ -66,8 +61,7 @@ export async function startEnrollListener(deps: EnrollListenerDeps): Promise<Enr
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Idle keep-alive enrollment connections must not hold the close open.
-        for (const s of open) s.destroy();
+        handover.closeAll();
       }),
   };
 }

@@ -1,132 +1,46 @@
 /**
- * Enrollment and renewal, served as HTTP/1.1 on the tunnel listener (ALPN
- * `http/1.1`). Enrollment trades a one-time bootstrap token and a CSR for a
- * short-lived client certificate naming the cluster. Renewal needs a valid
- * current agent certificate, and renews for that certificate's cluster only.
+ * First enrollment, served as HTTP/1.1 on the enrollment listener
+ * (enroll-listener.ts): a one-time bootstrap token and a CSR are traded for a
+ * short-lived client certificate naming the token's cluster. Nothing here
+ * trusts a client certificate (the listener asks for none): renewal lives on
+ * the tunnel port (renew-server.ts), and a renewal request arriving here is
+ * told so.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
-import { KgError, isKgError } from '../../common/errors.js';
-import type { Logger } from '../../common/log.js';
-import { clusterUri, enrollPath, renewPath } from '../../common/tunnel-protocol.js';
-import type { CertificateAuthority } from '../../common/pki.js';
-import type { ClusterStore } from '../clusters/cluster-store.js';
-import { agentCertCluster } from './peer-cert.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { KgError } from '../../common/errors.js';
+import { alpnRenew, enrollPath, renewPath } from '../../common/tunnel-protocol.js';
 import { proxyMetrics } from '../metrics.js';
+import {
+  createJsonServer,
+  issueAgentCert,
+  readJson,
+  send,
+  str,
+  type CertIssueDeps,
+} from './cert-http.js';
 
-export interface EnrollDeps {
-  clusters: ClusterStore;
-  agentCa: CertificateAuthority;
-  certTtlMs: number;
-  log: Logger;
-}
+export type EnrollDeps = CertIssueDeps;
 
-export interface EnrollResponse {
-  certificate: string;
-  notAfter: string;
-  cluster: string;
-}
-
-const maxBody = 16 * 1024;
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBody)
-      throw new KgError(
-        'KG_ERR_BODY_TOO_LARGE',
-        `enrollment requests are at most ${maxBody} bytes`,
-      );
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v))
-      return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new KgError('KG_ERR_BAD_REQUEST', 'body must be a JSON object');
-}
-
-function str(body: Record<string, unknown>, key: string): string {
-  const v = body[key];
-  if (typeof v !== 'string' || v === '')
-    throw new KgError('KG_ERR_BAD_REQUEST', `"${key}" must be a non-empty string`);
-  return v;
-}
+/** The refusal for a renewal sent to the enrollment port (the agent logs the message). */
+export const renewalNotHere =
+  'certificate renewal is not served on the enrollment port: renew on the tunnel port ' +
+  `(the agent's KUBEGATE_TUNNEL_ADDRESS) with ALPN "${alpnRenew}", presenting the current agent certificate`;
 
 export function createEnrollServer(deps: EnrollDeps): Server {
-  const issue = async (
-    clusterId: string,
-    cluster: string,
-    csr: string,
-  ): Promise<EnrollResponse> => {
-    const issued = await deps.agentCa.signCsr(csr, {
-      commonName: cluster,
-      usage: 'client',
-      ttlMs: deps.certTtlMs,
-      uris: [clusterUri(cluster)],
-    });
-    await deps.clusters.recordAgentCert(clusterId, issued.serial, issued.notAfter);
-    return { certificate: issued.certPem, notAfter: issued.notAfter.toISOString(), cluster };
-  };
-
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.url === renewPath) throw new KgError('KG_ERR_MISDIRECTED', renewalNotHere);
+    if (req.url !== enrollPath)
+      throw new KgError('KG_ERR_NOT_FOUND', `no such endpoint ${req.url ?? ''}`);
     if (req.method !== 'POST') throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', 'use POST');
-    if (req.url === enrollPath) {
-      const body = await readJson(req);
-      const cluster = await deps.clusters.spendBootstrapToken(
-        str(body, 'cluster'),
-        str(body, 'token'),
-      );
-      const out = await issue(cluster.id, cluster.name, str(body, 'csr'));
-      deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent enrolled');
-      proxyMetrics.observeEnrollment('enrolled');
-      return send(res, 200, out);
-    }
-    if (req.url === renewPath) {
-      const socket = req.socket as TLSSocket;
-      const who = socket.authorized ? agentCertCluster(socket.getPeerCertificate()) : undefined;
-      if (!who || !(await deps.clusters.agentCertValid(who.cluster, who.serial))) {
-        throw new KgError(
-          'KG_ERR_UNAUTHENTICATED',
-          'renewal needs a valid, unrevoked agent certificate for a registered cluster; re-enroll with a new bootstrap token',
-        );
-      }
-      const body = await readJson(req);
-      const cluster = await deps.clusters.get(who.cluster);
-      if (!cluster)
-        throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${who.cluster}" is not registered`);
-      const out = await issue(cluster.id, cluster.name, str(body, 'csr'));
-      deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent certificate renewed');
-      proxyMetrics.observeEnrollment('renewed');
-      return send(res, 200, out);
-    }
-    throw new KgError('KG_ERR_NOT_FOUND', `no such endpoint ${req.url ?? ''}`);
+    const body = await readJson(req);
+    const cluster = await deps.clusters.spendBootstrapToken(
+      str(body, 'cluster'),
+      str(body, 'token'),
+    );
+    const out = await issueAgentCert(deps, cluster.id, cluster.name, str(body, 'csr'));
+    deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent enrolled');
+    proxyMetrics.observeEnrollment('enrolled');
+    send(res, 200, out);
   };
-
-  const server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      const e = isKgError(err)
-        ? err
-        : new KgError('KG_ERR_INTERNAL', 'internal error', { cause: err });
-      if (!isKgError(err)) deps.log.error({ err }, 'enrollment failed (bug)');
-      else deps.log.warn({ code: e.code, msg: e.message }, 'enrollment refused');
-      if (isKgError(err)) proxyMetrics.observeEnrollment('refused');
-      send(res, e.status, { code: e.code, message: e.message });
-    });
-  });
-  return server;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+  return createJsonServer(handle, deps.log);
 }

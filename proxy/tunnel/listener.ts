@@ -5,7 +5,9 @@
  * the internal agent CA (or with an expired one), so nothing unauthenticated
  * ever reaches an HTTP parser here; the certificate's serial must then be
  * known and unrevoked, and it fixes the one cluster the tunnel may carry.
- * Enrollment and renewal have their own listener (enroll-listener.ts).
+ * Renewal (ALPN `alpnRenew`) is authenticated by the same handshake and
+ * handed to renew-server.ts; first enrollment, with no certificate yet, has
+ * its own listener (enroll-listener.ts).
  */
 import { randomUUID } from 'node:crypto';
 import * as http2 from 'node:http2';
@@ -14,6 +16,7 @@ import { createServer, type TLSSocket } from 'node:tls';
 import type { Server } from 'node:tls';
 import type { Logger } from '../../common/log.js';
 import {
+  alpnRenew,
   alpnTunnel,
   goawayPath,
   helloDeclinedStatus,
@@ -51,6 +54,8 @@ export interface TunnelListenerDeps {
   onTunnelDown?: (t: Tunnel) => void;
   /** Live, non-draining replicas, told to agents in the hello so they spread over them. */
   liveReplicas?: () => number;
+  /** Takes connections that negotiated `alpnRenew` (renew-server.ts); absent: not offered. */
+  onRenewal?: (socket: TLSSocket) => void;
   log: Logger;
 }
 
@@ -76,11 +81,11 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     minVersion: 'TLSv1.3',
     // Security.md "Tunnel identity": no certificate, a foreign CA or an
     // expired certificate fails the handshake with a TLS alert, before any
-    // application byte is read. Only `h2` is offered: any other ALPN is a
-    // `no_application_protocol` alert.
+    // application byte is read. Only `h2` and renewal are offered: any other
+    // ALPN is a `no_application_protocol` alert.
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: [alpnTunnel],
+    ALPNProtocols: deps.onRenewal ? [alpnTunnel, alpnRenew] : [alpnTunnel],
     handshakeTimeout: 10_000,
   });
 
@@ -105,6 +110,12 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true);
+    if (socket.alpnProtocol === alpnRenew && deps.onRenewal) {
+      // One short HTTP/1.1 exchange, certificate already verified by the handshake.
+      admitting.delete(keyOf(socket));
+      deps.onRenewal(socket);
+      return;
+    }
     if (socket.alpnProtocol !== alpnTunnel) {
       socket.destroy();
       return;

@@ -1,17 +1,20 @@
 /**
  * Tunnel identity and enrollment (security.md, "Tunnel identity"): one-time,
- * expiring bootstrap tokens on the enrollment port; the tunnel port refuses
- * in the TLS handshake every client without a valid agent certificate (none,
- * foreign CA, expired) so no HTTP is ever spoken there; certificates that
- * name exactly one cluster; the agent refuses a proxy it did not pin; renewal
- * before expiry. Real proxy and agent processes, real PostgreSQL; the agent's
- * apiserver is the FakeApiserver (only its identity Secret is used here).
+ * expiring bootstrap tokens on the enrollment port, which asks for no client
+ * certificate and serves nothing else; the tunnel port refuses in the TLS
+ * handshake every client without a valid agent certificate (none, foreign CA,
+ * expired), for tunnels and for renewal alike, so no HTTP is ever spoken
+ * there unauthenticated; renewal for the certificate's own cluster only, and
+ * never for a revoked one; certificates that name exactly one cluster; the
+ * agent refuses a proxy it did not pin; renewal before expiry. Real proxy and
+ * agent processes, real PostgreSQL; the agent's apiserver is the
+ * FakeApiserver (only its identity Secret is used here).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +25,7 @@ import { freePort } from '../support/ports.js';
 import { runKubegate, startKubegate, type Proc } from '../support/proc.js';
 import pg from 'pg';
 import { CertificateAuthority, createCa, createCsr, generateKeyPair } from '../../common/pki.js';
-import { clusterUri } from '../../common/tunnel-protocol.js';
+import { alpnRenew, clusterUri } from '../../common/tunnel-protocol.js';
 import { loadCas } from '../../proxy/pki/ca-store.js';
 import { parseMasterKey } from '../../proxy/pki/master-key.js';
 
@@ -47,7 +50,7 @@ async function addCluster(name: string, extraEnv: NodeJS.ProcessEnv = {}) {
 function enroll(
   body: unknown,
   ca: string,
-  opts: { port?: number; path?: string; cert?: string; key?: string } = {},
+  opts: { port?: number; path?: string; cert?: string; key?: string; alpn?: string } = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
@@ -60,7 +63,7 @@ function enroll(
         ca,
         cert: opts.cert,
         key: opts.key,
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: [opts.alpn ?? 'http/1.1'],
         agent: false,
         headers: {
           'content-type': 'application/json',
@@ -81,6 +84,38 @@ function enroll(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** Renewal as the agent does it: the tunnel port, ALPN `alpnRenew`, the current certificate. */
+function renew(
+  body: unknown,
+  ca: string,
+  client: { cert?: string; key?: string },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return enroll(body, ca, { ...client, port: tunnelPort, path: '/renew/v1', alpn: alpnRenew });
+}
+
+/** The cluster a certificate names, by CN and by URI SAN. */
+function namesOf(certPem: string): { cn: string | undefined; uri: string | undefined } {
+  const x = new X509Certificate(certPem);
+  return {
+    cn: /(?:^|\n)CN=([^\n]+)/.exec(x.subject)?.[1],
+    uri: /URI:(\S+?)(?:,|$)/.exec(x.subjectAltName ?? '')?.[1],
+  };
+}
+
+async function revokeAll(cluster: string): Promise<void> {
+  // As ClusterStore.revokeAgentCerts does.
+  const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
+  try {
+    await pool.query(
+      `UPDATE agent_certs a SET revoked_at = now() FROM clusters c
+        WHERE c.id = a.cluster_id AND c.name = $1`,
+      [cluster],
+    );
+  } finally {
+    await pool.end();
+  }
 }
 
 function agentFor(cluster: string, token: string, ca: string, extra: NodeJS.ProcessEnv = {}): Proc {
@@ -173,7 +208,17 @@ function assertRefusedInHandshake(h: Handshake, what: string, alert: RegExp | un
 
 const linesOf = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;
 
-describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
+/** Until the proxy has logged at least `count` lines matching `re`. */
+async function waitForCount(re: RegExp, count: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (linesOf(proxy.output(), re) < count) {
+    if (Date.now() > until)
+      assert.fail(`${linesOf(proxy.output(), re)} lines matching ${re}, wanted ${count}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('tunnel identity and enrollment', { timeout: 360_000 }, () => {
   before(async () => {
     server = await startPostgres();
     fake = await startFakeApiserver();
@@ -311,14 +356,25 @@ describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
       5000,
     );
     assert.equal(linesOf(proxy.output(), /"msg":"tunnel refused"/), refusedBefore);
-    // Nor can it renew: the enrollment port answers, and refuses.
+    // Nor can it renew: renewal is behind the same handshake.
+    const renewalsRefused = linesOf(proxy.output(), /"msg":"enrollment refused"/);
+    assertRefusedInHandshake(
+      await tunnelHandshake({
+        ca,
+        cert: leaf.certPem,
+        key: leaf.keyPem,
+        ALPNProtocols: [alpnRenew],
+      }),
+      'foreign CA, renewal',
+      undefined,
+    );
     const csr = await createCsr('alpha', await generateKeyPair());
-    const renew = await enroll({ csr }, ca, {
-      path: '/renew/v1',
-      cert: leaf.certPem,
-      key: leaf.keyPem,
-    });
-    assert.equal(renew.status, 401);
+    await assert.rejects(renew({ csr }, ca, { cert: leaf.certPem, key: leaf.keyPem }));
+    assert.equal(
+      linesOf(proxy.output(), /"msg":"enrollment refused"/),
+      renewalsRefused,
+      'the renewal handler never saw it',
+    );
   });
 
   test('an expired agent certificate from the real agent CA is refused in the handshake', async () => {
@@ -358,7 +414,7 @@ describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
     }
   });
 
-  test('renewal works on the enrollment port with a current certificate, and only with one; revoked ones are refused', async () => {
+  test('renewal is served on the tunnel port with the current certificate, for its own cluster', async () => {
     const l = await addCluster('lima');
     const pair = await generateKeyPair();
     const first = await enroll(
@@ -367,42 +423,228 @@ describe('tunnel identity and enrollment', { timeout: 240_000 }, () => {
     );
     assert.equal(first.status, 200);
     const cert = String(first.body.certificate);
-    const csr = await createCsr('lima', await generateKeyPair());
-    const renewed = await enroll({ csr }, l.ca, { path: '/renew/v1', cert, key: pair.keyPem });
-    assert.equal(renewed.status, 200);
+    const next = await generateKeyPair();
+    const renewed = await renew({ csr: await createCsr('lima', next) }, l.ca, {
+      cert,
+      key: pair.keyPem,
+    });
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
     assert.equal(renewed.body.cluster, 'lima');
-    assert.notEqual(renewed.body.certificate, cert);
-    const anonymous = await enroll({ csr }, l.ca, { path: '/renew/v1' });
-    assert.equal(anonymous.status, 401);
-    // The control for the refusals above: a current, recorded agent certificate
-    // passes the handshake on the tunnel port and the proxy speaks HTTP/2 to it.
-    const good = await tunnelHandshake({ ca: l.ca, cert, key: pair.keyPem });
-    assert.ok(good.received > 0, `the proxy answered over TLS: ${good.error?.message ?? ''}`);
-    // Revoked (as ClusterStore.revokeAgentCerts does): past the handshake,
-    // the serial check refuses the tunnel, and renewal is refused too.
-    const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
-    try {
-      await pool.query(
-        `UPDATE agent_certs a SET revoked_at = now() FROM clusters c
-          WHERE c.id = a.cluster_id AND c.name = 'lima'`,
-      );
-    } finally {
-      await pool.end();
+    const newCert = String(renewed.body.certificate);
+    assert.notEqual(newCert, cert);
+    assert.deepEqual(namesOf(newCert), { cn: 'lima', uri: clusterUri('lima') });
+    // The renewed certificate is a working identity: it renews in turn.
+    const again = await renew({ csr: await createCsr('lima', await generateKeyPair()) }, l.ca, {
+      cert: newCert,
+      key: next.keyPem,
+    });
+    assert.equal(again.status, 200);
+    // The renewal ALPN serves renewal only: enrollment there is sent to its own port.
+    const misdirected = await enroll({ cluster: 'lima', token: 'kgb_x', csr: 'x' }, l.ca, {
+      port: tunnelPort,
+      alpn: alpnRenew,
+      cert,
+      key: pair.keyPem,
+    });
+    assert.equal(misdirected.status, 421);
+    assert.match(String(misdirected.body.message), /enrollment port/);
+  });
+
+  test('a renewal on the enrollment port is refused with where renewal lives, certificate or not', async () => {
+    const m = await addCluster('mike');
+    const pair = await generateKeyPair();
+    const first = await enroll(
+      { cluster: 'mike', token: m.token, csr: await createCsr('mike', pair) },
+      m.ca,
+    );
+    assert.equal(first.status, 200);
+    const cert = String(first.body.certificate);
+    const csr = await createCsr('mike', await generateKeyPair());
+    const renewedBefore = linesOf(proxy.output(), /"msg":"agent certificate renewed"/);
+    for (const client of [{}, { cert, key: pair.keyPem }]) {
+      const r = await enroll({ csr }, m.ca, { ...client, path: '/renew/v1' });
+      assert.equal(r.status, 421);
+      assert.equal(r.body.code, 'KG_ERR_MISDIRECTED');
+      assert.match(String(r.body.message), /renew on the tunnel port/);
+      assert.match(String(r.body.message), new RegExp(alpnRenew));
     }
-    const revoked = await tunnelHandshake({ ca: l.ca, cert, key: pair.keyPem });
+    assert.equal(
+      linesOf(proxy.output(), /"msg":"agent certificate renewed"/),
+      renewedBefore,
+      'nothing was renewed on the enrollment port',
+    );
+    // The renewal ALPN is not offered there at all, nor is `h2`.
+    for (const alpn of [alpnRenew, 'h2']) {
+      const h = await tunnelHandshake({
+        ca: m.ca,
+        cert,
+        key: pair.keyPem,
+        port: enrollPort,
+        ALPNProtocols: [alpn],
+      });
+      assert.equal(h.received, 0, `no ${alpn} from the enrollment port`);
+      assert.match(
+        h.alert ?? String(h.error?.message),
+        /no application protocol|alert number 120/i,
+      );
+    }
+    // First enrollment there still needs no certificate (the first test enrolls
+    // without one too); the same certificate renews on the tunnel port.
+    assert.equal((await renew({ csr }, m.ca, { cert, key: pair.keyPem })).status, 200);
+  });
+
+  test('renewal without a certificate is refused in the tunnel handshake', async () => {
+    const { ca } = await addCluster('oscar');
+    const refusedBefore = linesOf(proxy.output(), /"msg":"enrollment refused"/);
+    assertRefusedInHandshake(
+      await tunnelHandshake({ ca, ALPNProtocols: [alpnRenew] }),
+      'renewal without a certificate',
+      /certificate required|CERTIFICATE_REQUIRED|alert number 116/i,
+    );
+    const csr = await createCsr('oscar', await generateKeyPair());
+    await assert.rejects(
+      renew({ csr }, ca, {}),
+      /alert|certificate required|socket hang up|ECONNRESET/i,
+    );
+    assert.equal(
+      linesOf(proxy.output(), /"msg":"enrollment refused"/),
+      refusedBefore,
+      'no HTTP request reached the renewal handler',
+    );
+  });
+
+  test('an expired or revoked certificate cannot renew, and revoked ones carry no tunnel', async () => {
+    const p = await addCluster('papa');
+    const pair = await generateKeyPair();
+    const first = await enroll(
+      { cluster: 'papa', token: p.token, csr: await createCsr('papa', pair) },
+      p.ca,
+    );
+    assert.equal(first.status, 200);
+    const cert = String(first.body.certificate);
+    const csr = await createCsr('papa', await generateKeyPair());
+    // The control for the refusals below: a current, recorded agent certificate
+    // passes the handshake on the tunnel port and the proxy speaks HTTP/2 to it.
+    const good = await tunnelHandshake({ ca: p.ca, cert, key: pair.keyPem });
+    assert.ok(good.received > 0, `the proxy answered over TLS: ${good.error?.message ?? ''}`);
+
+    // Expired (from the real agent CA, 1 s life, backdated): refused in the handshake.
+    const db = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
+    try {
+      const cas = await loadCas(db, parseMasterKey(env.KUBEGATE_MASTER_KEY!));
+      const short = await cas.agent.issueKeyAndCert({
+        commonName: 'papa',
+        usage: 'client',
+        ttlMs: 1000,
+        uris: [clusterUri('papa')],
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      const expiredBefore = linesOf(
+        proxy.output(),
+        /CERT_HAS_EXPIRED.*tunnel TLS handshake refused/,
+      );
+      assertRefusedInHandshake(
+        await tunnelHandshake({
+          ca: p.ca,
+          cert: short.certPem,
+          key: short.keyPem,
+          ALPNProtocols: [alpnRenew],
+        }),
+        'expired certificate, renewal',
+        undefined,
+      );
+      await assert.rejects(renew({ csr }, p.ca, { cert: short.certPem, key: short.keyPem }));
+      // Both attempts above were refused for the expiry, in the handshake.
+      await waitForCount(/CERT_HAS_EXPIRED.*tunnel TLS handshake refused/, expiredBefore + 2, 5000);
+    } finally {
+      await db.end();
+    }
+
+    // Revoked: past the handshake, the serial check refuses the tunnel and the renewal.
+    await revokeAll('papa');
+    const revoked = await tunnelHandshake({ ca: p.ca, cert, key: pair.keyPem });
     assert.equal(revoked.received, 0, 'no HTTP/2 for a revoked certificate');
     await proxy.waitFor(
-      /certificate [0-9A-Fa-f:]+ for cluster lima is revoked.*tunnel refused/,
+      /certificate [0-9A-Fa-f:]+ for cluster papa is revoked.*tunnel refused/,
       5000,
     );
-    const renewRevoked = await enroll({ csr }, l.ca, { path: '/renew/v1', cert, key: pair.keyPem });
+    const renewRevoked = await renew({ csr }, p.ca, { cert, key: pair.keyPem });
     assert.equal(renewRevoked.status, 401);
+    assert.equal(renewRevoked.body.code, 'KG_ERR_UNAUTHENTICATED');
     // The enrollment port never opens a tunnel, even for a valid agent certificate.
-    const h2 = await tunnelHandshake({ ca: l.ca, cert, key: pair.keyPem, port: enrollPort });
+    const h2 = await tunnelHandshake({ ca: p.ca, cert, key: pair.keyPem, port: enrollPort });
     assert.equal(h2.received, 0, 'no HTTP/2 from the enrollment port');
-    assert.match(
-      h2.alert ?? String(h2.error?.message),
-      /no application protocol|alert number 120/i,
+  });
+
+  test('a certificate for cluster A never renews for cluster B', async () => {
+    const q = await addCluster('quebec');
+    await addCluster('romeo');
+    const pair = await generateKeyPair();
+    const first = await enroll(
+      { cluster: 'quebec', token: q.token, csr: await createCsr('quebec', pair) },
+      q.ca,
+    );
+    assert.equal(first.status, 200);
+    const client = { cert: String(first.body.certificate), key: pair.keyPem };
+    // A CSR asking for romeo: the proxy sets the subject, so it is quebec's.
+    const asked = await renew(
+      { csr: await createCsr('romeo', await generateKeyPair()) },
+      q.ca,
+      client,
+    );
+    assert.equal(asked.status, 200);
+    assert.equal(asked.body.cluster, 'quebec');
+    assert.deepEqual(namesOf(String(asked.body.certificate)), {
+      cn: 'quebec',
+      uri: clusterUri('quebec'),
+    });
+    // A body naming romeo is refused outright.
+    const named = await renew(
+      { cluster: 'romeo', csr: await createCsr('romeo', await generateKeyPair()) },
+      q.ca,
+      client,
+    );
+    assert.equal(named.status, 403);
+    assert.equal(named.body.code, 'KG_ERR_FORBIDDEN');
+    assert.match(proxy.output(), /"cluster":"quebec".*"msg":"agent certificate renewed"/);
+    assert.doesNotMatch(proxy.output(), /"cluster":"romeo"[^\n]*"msg":"agent certificate renewed"/);
+  });
+
+  test('the enrollment port ends a stalled request (idle timeout) and a dribbling one (deadline)', async () => {
+    const { ca } = await addCluster('sierra');
+    // Headers that never end: one connection silent, one sending a header line every 2 s.
+    const hold = (drip: boolean) =>
+      new Promise<{ ms: number; byServer: boolean }>((resolve) => {
+        const t0 = Date.now();
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port: enrollPort,
+          ca,
+          ALPNProtocols: ['http/1.1'],
+        });
+        let ticker: NodeJS.Timeout | undefined;
+        s.on('secureConnect', () => {
+          s.write('POST /enroll/v1 HTTP/1.1\r\nhost: x\r\n');
+          if (drip) ticker = setInterval(() => s.write('x-slow: 1\r\n'), 2000);
+        });
+        s.on('error', () => undefined);
+        const giveUp = setTimeout(() => s.destroy(), 50_000);
+        s.on('close', () => {
+          clearInterval(ticker);
+          clearTimeout(giveUp);
+          const ms = Date.now() - t0;
+          resolve({ ms, byServer: ms < 50_000 });
+        });
+      });
+    const [stalled, dribbling] = await Promise.all([hold(false), hold(true)]);
+    assert.ok(
+      stalled.byServer && stalled.ms >= 9_000 && stalled.ms < 25_000,
+      `stalled: ${stalled.ms} ms`,
+    );
+    // Never idle for 10 s, so only the 30 s deadline ends it.
+    assert.ok(
+      dribbling.byServer && dribbling.ms >= 29_000 && dribbling.ms < 45_000,
+      `dribbling: ${dribbling.ms} ms`,
     );
   });
 
