@@ -21,6 +21,7 @@ import {
   decodeIdentity,
   hdrAgentError,
   hdrAuditId,
+  hdrCancel,
   hdrIdentity,
   hdrGrants,
   hdrRanAs,
@@ -120,6 +121,8 @@ export class Upstream {
   private readonly watchPool: Pool;
   private token = '';
   private tokenReadAt = 0;
+  /** Request streams open on each tunnel session, by stream id (for `cancelPath`). */
+  private readonly open = new WeakMap<http2.Http2Session, Map<number, http2.ServerHttp2Stream>>();
 
   constructor(private readonly deps: UpstreamDeps) {
     // One TLS context (CA parsed once) for every connection to the apiserver.
@@ -154,7 +157,18 @@ export class Upstream {
   }
 
   handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.once('close', agentMetrics.openStream());
+    if (headers[hdrCancel] !== undefined) return this.cancelStreams(stream);
+    const session = stream.session;
+    let open = session && this.open.get(session);
+    if (session && !open) this.open.set(session, (open = new Map()));
+    // A server stream has its id from the peer's HEADERS frame.
+    const id = stream.id!;
+    open?.set(id, stream);
+    const ended = agentMetrics.openStream();
+    stream.once('close', () => {
+      ended();
+      open?.delete(id);
+    });
     const identity = decodeIdentity(String(headers[hdrIdentity] ?? ''));
     const problem = identityProblem(identity);
     if (problem) {
@@ -188,6 +202,34 @@ export class Upstream {
       },
     );
     return undefined;
+  }
+
+  /**
+   * The proxy asks us to reset streams of this session (common/tunnel-protocol.ts,
+   * `cancelPath`): resets we send do not count against nghttp2's limit on
+   * resets received, which a burst of cancelled watches would exceed.
+   */
+  private cancelStreams(stream: http2.ServerHttp2Stream): void {
+    const open = stream.session && this.open.get(stream.session);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 1024 * 1024) chunks.push(c);
+    });
+    stream.once('end', () => {
+      let n = 0;
+      for (const part of Buffer.concat(chunks).toString('latin1').split(',')) {
+        const s = open?.get(Number(part));
+        if (s && !s.closed) {
+          s.close(http2.constants.NGHTTP2_CANCEL);
+          n++;
+        }
+      }
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+      stream.end(String(n));
+    });
   }
 
   /** How this request authenticates to the apiserver: a JIT account, or impersonation. */

@@ -62,6 +62,19 @@ export const hdrPeerCluster = 'kg-peer-cluster';
 export const hdrPeerHops = 'kg-peer-hops';
 /** Response header the agent sets on its own errors (tunnel-level, not the apiserver's). */
 export const hdrAgentError = 'kg-agent-error';
+/**
+ * Stream cancellation (proxy → agent) without RST_STREAM. The agent is the
+ * HTTP/2 server of the tunnel, and nghttp2 (Node 20 cannot tune it) ends a
+ * server session with GOAWAY after 1,000 resets received in a burst (33/s
+ * after that): the "rapid reset" defence. A client dropping thousands of
+ * watches at once would take the tunnel down with it. Beyond a reset budget
+ * the proxy sends this request instead: header `kg-cancel`, body the ids of
+ * streams on the same session, comma-separated; the agent resets them itself
+ * (resets the server sends are not counted). Not under the control prefix:
+ * it is handled with the request streams of its session.
+ */
+export const cancelPath = '/.kg-cancel';
+export const hdrCancel = 'kg-cancel';
 
 export interface TunnelIdentity {
   user: string;

@@ -21,6 +21,7 @@ import type { AnyResponse } from '../http/respond-error.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
+import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 
@@ -159,9 +160,11 @@ function send(
       }
     };
 
-    // Client gone (ctrl-C on a watch, closed connection): cancel upstream.
+    // Client gone (ctrl-C on a watch, closed connection): cancel upstream,
+    // within the tunnel's reset budget (cancel.ts). A stream that ended needs none.
+    let ended = false;
     res.on('close', () => {
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (!ended) cancelTunnelStream(tunnel, stream);
       done();
     });
 
@@ -212,6 +215,7 @@ function send(
         }
       });
       stream.on('end', () => {
+        ended = true;
         res.end();
         done();
       });

@@ -5,7 +5,10 @@
  * mode (its identity Secret) and echoes upgraded bytes back in upper case.
  * Every request it receives is recorded for assertions.
  */
-import * as https from 'node:https';
+import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { CertificateAuthority, createCa } from '../../common/pki.js';
@@ -22,6 +25,8 @@ export interface FakeApiserver {
   received: Received[];
   /** Bytes that arrived on upgraded connections. */
   upgradedBytes: () => string;
+  /** Watches (`watch=true`) held open now: answered 200, no events. */
+  openWatches: () => number;
   close(): Promise<void>;
 }
 
@@ -37,31 +42,49 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
   const received: Received[] = [];
   const secrets = new Map<string, string>();
   let upgraded = '';
-  const server = https.createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
-    received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/?]+))?/.exec(req.url ?? '');
-      const send = (code: number, obj: unknown) => {
-        res.writeHead(code, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(obj));
-      };
-      if (m) {
-        const key = `${m[1]}/${m[2] ?? (JSON.parse(body || '{}') as { metadata?: { name?: string } }).metadata?.name}`;
-        if (req.method === 'GET')
-          return secrets.has(key)
-            ? send(200, JSON.parse(secrets.get(key)!))
-            : send(404, { kind: 'Status', code: 404, reason: 'NotFound' });
-        if (req.method === 'PUT' && !secrets.has(key))
-          return send(404, { kind: 'Status', code: 404, reason: 'NotFound' });
-        secrets.set(key, body);
-        return send(req.method === 'POST' ? 201 : 200, JSON.parse(body));
+  const watches = new Set<unknown>();
+  // HTTP/2 and HTTP/1.1, as kube-apiserver: the agent sends watches over HTTP/2.
+  const server = http2.createSecureServer(
+    { cert: serving.certPem, key: serving.keyPem, allowHTTP1: true },
+    (req, res) => {
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+      if (/[?&]watch=(1|true)(&|$)/.test(req.url ?? '')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // (HTTP/2's writeHead sends the headers; HTTP/1.1 needs a flush.)
+        if ('flushHeaders' in res) (res as { flushHeaders(): void }).flushHeaders();
+        watches.add(res);
+        res.once('close', () => watches.delete(res));
+        return;
       }
-      send(200, { kind: 'Status', code: 200, message: 'fake' });
-    });
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/?]+))?/.exec(req.url ?? '');
+        const send = (code: number, obj: unknown) => {
+          res.writeHead(code, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(obj));
+        };
+        if (m) {
+          const key = `${m[1]}/${m[2] ?? (JSON.parse(body || '{}') as { metadata?: { name?: string } }).metadata?.name}`;
+          if (req.method === 'GET')
+            return secrets.has(key)
+              ? send(200, JSON.parse(secrets.get(key)!))
+              : send(404, { kind: 'Status', code: 404, reason: 'NotFound' });
+          if (req.method === 'PUT' && !secrets.has(key))
+            return send(404, { kind: 'Status', code: 404, reason: 'NotFound' });
+          secrets.set(key, body);
+          return send(req.method === 'POST' ? 201 : 200, JSON.parse(body));
+        }
+        send(200, { kind: 'Status', code: 200, message: 'fake' });
+      });
+    },
+  );
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
   });
-  server.on('upgrade', (req, socket) => {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (!/\/pods\/echo\/(exec|attach|portforward)/.test(req.url ?? '')) {
       socket.end(
@@ -87,9 +110,10 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
     caPem: caPair.certPem,
     received,
     upgradedBytes: () => upgraded,
+    openWatches: () => watches.size,
     close: () =>
       new Promise((r) => {
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         server.close(() => r());
       }),
   };
