@@ -30,6 +30,7 @@ import type { ClusterStore } from '../clusters/cluster-store.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { agentCertCluster } from './peer-cert.js';
 import { startAdmission } from './admission.js';
+import { SerialCheck } from './serial-check.js';
 
 /** Connections admitted at once between TCP accept and tunnel up (admission.ts). */
 const maxAccepting = 32;
@@ -92,6 +93,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   // replica at once, all handshaking together, timed out each other's
   // handshakes and exhausted its database pool, and the policy check then
   // failed closed (503) for every cluster.
+  const serials = new SerialCheck(deps.clusters);
   const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
     `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
@@ -155,7 +157,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     }
     const who = agentCertCluster(socket.getPeerCertificate());
     if (!who) throw new Error('agent certificate does not name exactly one cluster');
-    if (!(await deps.clusters.agentCertValid(who.cluster, who.serial))) {
+    if (!(await serials.valid(who.cluster, who.serial))) {
       throw new Error(
         `agent certificate ${who.serial} for cluster ${who.cluster} is revoked, unknown or its cluster is disabled`,
       );
