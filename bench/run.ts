@@ -309,7 +309,9 @@ async function main(): Promise<void> {
       });
     }
     await attempt(rows, 'P11', 'simulated agents', async () => {
-      const a = await stack.startReplica('proxy-p11');
+      // KG_BENCH_P11_PROF=<file>: CPU profile of the surviving replica while it takes the reconnects.
+      const prof = process.env.KG_BENCH_P11_PROF;
+      const a = await stack.startReplica('proxy-p11', prof ? { KG_BENCH_CPU_PROF: prof } : {});
       const b = await stack.startReplica('proxy-p11b');
       return p11Agents(ctx, [a, b], budget.leftMs() - 60_000);
     });

@@ -35,7 +35,15 @@ export interface SimReconnects {
   op: 'reconnects';
 }
 
+export interface SimReconnected {
+  /** Time from each drop to the hello on the failover replica. */
+  ms: number[];
+  dials: number;
+}
+
 const reconnectMs: number[] = [];
+/** Dials made to bring dropped tunnels back (the first included): a stampede shows here. */
+let redials = 0;
 let closing = false;
 
 /** The agent's back-off (agent/tunnel-client.ts defaults): full jitter, 250 ms doubling, 30 s cap. */
@@ -43,6 +51,7 @@ function redial(c: SimConnect, t: { cluster: string; certPem: string }, since: n
   const delay = Math.random() * Math.min(30_000, 250 * 2 ** n);
   setTimeout(() => {
     if (closing) return;
+    redials++;
     void open({ ...c, ...c.failover! }, t).then((up) => {
       if (up) reconnectMs.push(performance.now() - since);
       else redial(c, t, since, n + 1);
@@ -50,13 +59,39 @@ function redial(c: SimConnect, t: { cluster: string; certPem: string }, since: n
   }, delay);
 }
 
-const sockets: tls.TLSSocket[] = [];
+const sockets = new Set<tls.TLSSocket>();
+/**
+ * One TLS context per simulated agent, made at its first dial. A real agent
+ * builds its context in its own process; here thousands share one core, and
+ * rebuilding it per dial (parsing the CA, certificate and key) was most of
+ * this process's CPU (profiled: ~50% in secure-context setup) and capped the
+ * reconnect rate the row measures below what the proxy accepts.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+function contextOf(c: SimConnect, t: { cluster: string; certPem: string }): tls.SecureContext {
+  let ctx = contexts.get(t.cluster);
+  if (!ctx) {
+    ctx = tls.createSecureContext({
+      ca: c.caPem,
+      cert: t.certPem,
+      key: c.keyPem,
+      minVersion: 'TLSv1.3',
+    });
+    contexts.set(t.cluster, ctx);
+  }
+  return ctx;
+}
 const body = JSON.stringify({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'sim' } });
 
 function open(c: SimConnect, t: { cluster: string; certPem: string }): Promise<boolean> {
   return new Promise((resolve) => {
     const server = http2.createServer({ settings: { enablePush: false } });
-    const timer = setTimeout(() => resolve(false), 30_000);
+    // Not up within 30 s: give up on this socket (so a late hello cannot leave a
+    // tunnel up that this side counts as failed and dials again).
+    const timer = setTimeout(() => {
+      resolve(false);
+      socket.destroy();
+    }, 30_000);
     server.on('stream', (stream, headers) => {
       stream.on('error', () => undefined);
       const path = String(headers[':path'] ?? '');
@@ -84,9 +119,7 @@ function open(c: SimConnect, t: { cluster: string; certPem: string }): Promise<b
     const socket = tls.connect({
       host: c.host,
       port: c.port,
-      ca: c.caPem,
-      cert: t.certPem,
-      key: c.keyPem,
+      secureContext: contextOf(c, t),
       ALPNProtocols: [alpnTunnel],
       minVersion: 'TLSv1.3',
     });
@@ -99,9 +132,10 @@ function open(c: SimConnect, t: { cluster: string; certPem: string }): Promise<b
     server.once('stream', () => (up = true));
     // Dropped by the proxy after it was up: dial the failover replica.
     socket.once('close', () => {
+      sockets.delete(socket);
       if (up && c.failover && !closing) redial(c, t, performance.now());
     });
-    sockets.push(socket);
+    sockets.add(socket);
   });
 }
 
@@ -128,7 +162,8 @@ async function connect(c: SimConnect): Promise<number> {
 
 process.on('message', (m: { id: number } & (SimConnect | SimReconnects)) => {
   if (m.op === 'reconnects') {
-    process.send?.({ id: m.id, result: [...reconnectMs] });
+    const result: SimReconnected = { ms: [...reconnectMs], dials: redials };
+    process.send?.({ id: m.id, result });
     return;
   }
   void connect(m).then((result) => process.send?.({ id: m.id, result }));

@@ -25,7 +25,7 @@ import { sleep, type BenchContext } from '../context.js';
 import { mb, rssAfterGc } from '../memory.js';
 import type { Replica } from '../stack.js';
 import type { Row } from '../table.js';
-import type { SimConnect } from '../sim-agents-main.js';
+import type { SimConnect, SimReconnected } from '../sim-agents-main.js';
 
 export async function p11Agents(
   ctx: BenchContext,
@@ -88,6 +88,10 @@ export async function p11Agents(
   const child = fork(fileURLToPath(new URL('../sim-agents-main.js', import.meta.url)), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_OPTIONS: '' },
+    // KG_BENCH_P11_PROF: the simulated agents' own CPU profile too (written at their exit).
+    execArgv: process.env.KG_BENCH_P11_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KG_BENCH_P11_PROF}.sim`]
+      : [],
   });
   await new Promise((r) => child.once('message', r));
   let nextId = 1;
@@ -146,16 +150,23 @@ export async function p11Agents(
     const { ok, lat, failed } = await askEveryCluster(ctx, replica, names);
     // Kill -9 B: its agents come back on A.
     const registry = await registryReads(ctx, names);
+    if (process.env.KG_BENCH_P11_PROF) {
+      replica.proxy.child.kill('SIGWINCH');
+      await replica.proxy.waitFor(/kg-bench-profiling/, 10_000);
+    }
     await other.proxy.stop('SIGKILL');
     const killedAt = Date.now();
     const bound = Date.now() + Math.min(90_000, Math.max(30_000, budgetMs / 4));
     let back: number[] = [];
+    let dials = 0;
     while (Date.now() < bound) {
-      back = await ask<number[]>({ op: 'reconnects' });
+      ({ ms: back, dials } = await ask<SimReconnected>({ op: 'reconnects' }));
       if (back.length >= upB) break; // includes any of A's own tunnels dropped meanwhile
       await sleep(250);
     }
-    ctx.log(`  P11: ${back.length}/${upB} tunnels of the killed replica back on ${replica.name}`);
+    ctx.log(
+      `  P11: ${back.length}/${upB} tunnels of the killed replica back on ${replica.name} (${dials} dials)`,
+    );
     const afterKill = await askEveryCluster(ctx, replica, names);
 
     const f = (q: number) => percentile(lat, q).toFixed(1);
@@ -178,7 +189,7 @@ export async function p11Agents(
         upstream: 'simulated agents',
         goal: 'none starved; no stampede',
         result: `reconnect p50 ${r(50)} ms, p99 ${r(99)} ms, max ${r(100)} ms; ${back.length}/${upB} back within ${Math.round((bound - killedAt) / 1000)} s`,
-        absolute: `then ${afterKill.ok}/${names.length} clusters answered${afterKill.failed ? ` (${afterKill.failed})` : ''}; registry read per heartbeat at ${registry.tunnels} tunnel rows: whole registry ${registry.all.toFixed(2)} ms (${registry.tunnels} rows) before, now replicas table ${registry.replicas.toFixed(2)} ms (${registry.replicaRows} rows) + on demand per remote cluster ${registry.perCluster.toFixed(2)} ms`,
+        absolute: `${dials} dials for ${upB} dropped tunnels; then ${afterKill.ok}/${names.length} clusters answered${afterKill.failed ? ` (${afterKill.failed})` : ''}; registry read per heartbeat at ${registry.tunnels} tunnel rows: whole registry ${registry.all.toFixed(2)} ms (${registry.tunnels} rows) before, now replicas table ${registry.replicas.toFixed(2)} ms (${registry.replicaRows} rows) + on demand per remote cluster ${registry.perCluster.toFixed(2)} ms`,
         verdict: allBack && afterKill.ok === names.length ? 'met' : 'not met',
       },
     ];

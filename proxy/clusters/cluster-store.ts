@@ -22,6 +22,9 @@ const labelKey =
   /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
+/** The key of one agent certificate in `agentCertsValid`'s answer. */
+export const certKey = (cluster: string, serial: string) => `${cluster}/${serial}`;
+
 /** Every problem with a cluster name and labels, in Kubernetes' own terms. */
 export function clusterProblems(name: string, labels: Record<string, string>): string[] {
   const problems: string[] = [];
@@ -145,6 +148,22 @@ export class ClusterStore {
       [serial, cluster],
     );
     return rows.length > 0;
+  }
+
+  /**
+   * `agentCertValid` for many certificates in one query: the `cluster/serial`
+   * keys (see `certKey`) that are valid now.
+   */
+  async agentCertsValid(certs: { cluster: string; serial: string }[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ name: string; serial: string }>(
+      `SELECT c.name, a.serial
+         FROM unnest($1::text[], $2::text[]) AS q(serial, name)
+         JOIN agent_certs a ON a.serial = q.serial
+         JOIN clusters c ON c.id = a.cluster_id AND c.name = q.name
+        WHERE a.revoked_at IS NULL AND a.not_after > now() AND NOT c.disabled`,
+      [certs.map((c) => c.serial), certs.map((c) => c.cluster)],
+    );
+    return new Set(rows.map((r) => certKey(r.name, r.serial)));
   }
 
   async revokeAgentCerts(cluster: string): Promise<number> {

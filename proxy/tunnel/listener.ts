@@ -11,9 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as http2 from 'node:http2';
-import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
-import type { Server } from 'node:tls';
 import type { Logger } from '../../common/log.js';
 import {
   alpnRenew,
@@ -34,9 +32,14 @@ import {
 import type { ClusterStore } from '../clusters/cluster-store.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { agentCertCluster } from './peer-cert.js';
+import { startAdmission } from './admission.js';
+import { SerialCheck } from './serial-check.js';
 
-/** Connections admitted at once between TCP accept and tunnel up (see 'connection' below). */
+/** Connections admitted at once between TCP accept and tunnel up (admission.ts). */
 const maxAccepting = 32;
+/** Connections waiting, unread, for a slot, and how long one may wait. */
+const maxWaiting = 8192;
+const maxWaitMs = 20_000;
 
 export interface TunnelListenerDeps {
   host: string;
@@ -60,7 +63,6 @@ export interface TunnelListenerDeps {
 }
 
 export interface TunnelListener {
-  server: Server;
   port: number;
   /** Refuse new tunnels (drain); tunnels already up keep working. */
   stopAccepting(): void;
@@ -91,22 +93,27 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
 
   // Admission (issue #9, reconnect discipline): at most maxAccepting
   // connections between TCP accept and the tunnel being up (TLS handshake,
-  // certificate lookup, hello). More are closed at once, before any TLS work,
-  // so their agents back off with jitter instead of all handshaking together:
-  // measured (bench P11), 2,250 agents redialling one replica at once timed
-  // out each other's handshakes and exhausted its database pool, and the
-  // policy check then failed closed (503) for every cluster.
-  const admitting = new Set<string>();
+  // certificate lookup, hello); the others wait unread, in arrival order
+  // (admission.ts). Measured (bench P11): 2,250 agents redialling one
+  // replica at once, all handshaking together, timed out each other's
+  // handshakes and exhausted its database pool, and the policy check then
+  // failed closed (503) for every cluster.
+  const serials = new SerialCheck(deps.clusters);
+  const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
     `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
-  server.on('connection', (raw: Socket) => {
-    if (admitting.size >= maxAccepting) {
-      raw.destroy();
-      return;
-    }
-    const key = keyOf(raw);
-    admitting.add(key);
-    raw.once('close', () => admitting.delete(key));
+  const admission = await startAdmission({
+    host: deps.host,
+    port: deps.port,
+    maxActive: maxAccepting,
+    maxWaiting,
+    maxWaitMs,
+    admit: (raw, waited) => {
+      const key = keyOf(raw);
+      admittedAt.set(key, { at: performance.now(), waited });
+      raw.once('close', () => admittedAt.delete(key));
+      server.emit('connection', raw);
+    },
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true);
@@ -120,12 +127,16 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       socket.destroy();
       return;
     }
-    acceptTunnel(socket)
+    const key = keyOf(socket);
+    acceptTunnel(socket, admittedAt.get(key) ?? { at: performance.now(), waited: 0 })
       .catch((err: unknown) => {
         log.warn({ err: (err as Error).message }, 'tunnel refused');
         socket.destroy();
       })
-      .finally(() => admitting.delete(keyOf(socket)));
+      .finally(() => {
+        admittedAt.delete(key);
+        admission.release(socket);
+      });
   });
   // A refused agent certificate is worth an operator's eye; load-balancer
   // probes that connect and go away are not. No certificate ends in OpenSSL
@@ -142,7 +153,12 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     );
   });
 
-  async function acceptTunnel(socket: TLSSocket): Promise<void> {
+  async function acceptTunnel(
+    socket: TLSSocket,
+    admitted: { at: number; waited: number },
+  ): Promise<void> {
+    // Where an accept's time goes (logged with "tunnel up"): TLS, serial check, hello, role push.
+    const t1 = performance.now();
     // Already enforced by the handshake; checked again so a change of TLS
     // options can never open the tunnel to an unauthenticated client.
     if (!socket.authorized) {
@@ -152,11 +168,12 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     }
     const who = agentCertCluster(socket.getPeerCertificate());
     if (!who) throw new Error('agent certificate does not name exactly one cluster');
-    if (!(await deps.clusters.agentCertValid(who.cluster, who.serial))) {
+    if (!(await serials.valid(who.cluster, who.serial))) {
       throw new Error(
         `agent certificate ${who.serial} for cluster ${who.cluster} is revoked, unknown or its cluster is disabled`,
       );
     }
+    const t2 = performance.now();
     const session = http2.connect(`https://${who.cluster}.agent.kubegate`, {
       createConnection: () => socket,
       settings: { initialWindowSize: tunnelStreamWindow, enablePush: false },
@@ -169,6 +186,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
 
     const hello = await helloOverTunnel(session, deps.replicaId, deps.liveReplicas?.() ?? 1);
+    const t3 = performance.now();
     if (hello === 'declined') {
       // The agent already has a tunnel to this replica and wants another one.
       log.debug({ cluster: who.cluster }, 'agent declined a second tunnel to this replica');
@@ -192,6 +210,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       active: 0,
     };
     await deps.onTunnelReady?.(tunnel);
+    const t4 = performance.now();
     deps.registry.add(tunnel);
     deps.onTunnelUp?.(tunnel);
     let down = false;
@@ -203,7 +222,21 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     };
     // GOAWAY from the agent: it has a tunnel elsewhere now; streams open here may finish.
     session.once('goaway', markDown);
-    log.info({ cluster: tunnel.cluster, tunnel: tunnel.id, agent: tunnel.agentId }, 'tunnel up');
+    log.info(
+      {
+        cluster: tunnel.cluster,
+        tunnel: tunnel.id,
+        agent: tunnel.agentId,
+        ms: {
+          queued: Math.round(admitted.waited),
+          tls: Math.round(t1 - admitted.at),
+          serial: Math.round(t2 - t1),
+          hello: Math.round(t3 - t2),
+          ready: Math.round(t4 - t3),
+        },
+      },
+      'tunnel up',
+    );
 
     // A tunnel never outlives the certificate that opened it.
     const expiry = setTimeout(
@@ -228,32 +261,20 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port, deps.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : deps.port;
-  let accepting = true;
   return {
-    server,
-    port,
-    stopAccepting: () => {
-      if (accepting) server.close();
-      accepting = false;
-    },
+    port: admission.port,
+    stopAccepting: () => void admission.close(),
     goaway: async (deadlineMs) => {
       await Promise.all(
         deps.registry.tunnels().map((t) => tellGoaway(t, deps.replicaId, deadlineMs, log)),
       );
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (accepting) server.close(() => resolve());
-        else resolve();
-        accepting = false;
-        deps.registry.closeAll();
-      }),
+    close: async () => {
+      // Resolves once every connection has ended, so the tunnels are closed meanwhile.
+      const closed = admission.close();
+      deps.registry.closeAll();
+      await closed;
+    },
   };
 }
 
