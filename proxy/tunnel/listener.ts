@@ -119,7 +119,8 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     socket.setNoDelay(true);
     if (socket.alpnProtocol === alpnRenew && deps.onRenewal) {
       // One short HTTP/1.1 exchange, certificate already verified by the handshake.
-      admitting.delete(keyOf(socket));
+      admittedAt.delete(keyOf(socket));
+      admission.release(socket);
       deps.onRenewal(socket);
       return;
     }
