@@ -168,11 +168,12 @@ export interface HelloResponse {
  * HTTP/2 tuning for the tunnel (performance.md): stream windows above the
  * 64 KiB default, so one stream can fill the pipe; a high stream limit, since
  * every watch is a stream; more session memory for many open streams. The
- * stream window is also what a stalled reader's stream holds (P5): 1 MiB
- * measured no slower than 4 MiB on 200 MiB LISTs (P3, decisions.md) and holds
- * a quarter.
+ * stream window is also what a stalled reader's stream holds (P5): 512 KiB
+ * keeps that under P5's 1 MB (0.70 MiB held beyond direct, with the agent's
+ * 256 KiB upstream window) and still fills the pipe on 200 MiB LISTs (P3 72%
+ * of nginx 2-hop in the same run; decisions.md).
  */
-export const tunnelStreamWindow = 1024 * 1024;
+export const tunnelStreamWindow = 512 * 1024;
 export const tunnelSessionWindow = 64 * 1024 * 1024;
 export const tunnelMaxStreams = 100_000;
 export const tunnelMaxSessionMemoryMb = 256;
