@@ -22,6 +22,7 @@ import {
   tunnelMaxSessionMemoryMb,
   tunnelMaxStreams,
   tunnelSessionWindow,
+  tunnelRetireLingerMs,
   tunnelStreamWindow,
   type HelloResponse,
 } from '../common/tunnel-protocol.js';
@@ -71,6 +72,8 @@ export class TunnelClient {
   private watchdog: NodeJS.Timeout | undefined;
   private session: http2.ServerHttp2Session | undefined;
   private declined = false;
+  /** When retire() was called: the tunnel takes no new streams and closes with its last one. */
+  private retiredAt: number | undefined;
   /** Replica id of the proxy the tunnel currently reaches, from its hello. */
   replica: string | undefined;
   connected = false;
@@ -204,7 +207,13 @@ export class TunnelClient {
       this.deps.log.warn({ tunnel: this.index, err: err.message }, 'tunnel connection failed');
     });
     socket.once('close', () => {
-      if (this.connected) {
+      if (this.connected && this.retiredAt !== undefined) {
+        const lingeredMs = Date.now() - this.retiredAt;
+        this.deps.log.info(
+          { tunnel: this.index, replica: this.replica, lingeredMs },
+          'retired tunnel closed',
+        );
+      } else if (this.connected) {
         this.deps.log.warn({ tunnel: this.index, replica: this.replica }, 'tunnel down');
         agentMetrics.observeTunnel('down');
       }
@@ -226,17 +235,35 @@ export class TunnelClient {
 
   /**
    * Stop redialling and close gracefully: GOAWAY to the proxy, which sends no
-   * new streams here; the ones open finish (or the proxy ends them).
+   * new streams here; the ones open (watches, logs -f, exec) carry on until they
+   * end, and the socket closes with the last of them, or after
+   * tunnelRetireLingerMs at the latest. Resolves when the socket has closed.
    */
-  retire(): void {
+  retire(): Promise<void> {
     this.stopped = true;
+    this.retiredAt = Date.now();
     clearTimeout(this.timer);
     clearInterval(this.watchdog);
-    const socket = this.socket;
-    if (this.session && !this.session.closed && !this.session.destroyed)
-      this.session.close(() => socket?.destroy());
-    else socket?.destroy();
     this.server.close();
+    const socket = this.socket;
+    if (!socket) return Promise.resolve();
+    return new Promise((resolve) => {
+      const linger = setTimeout(() => {
+        this.deps.log.info(
+          { tunnel: this.index, replica: this.replica, lingerMs: tunnelRetireLingerMs },
+          'retired tunnel still carries streams at its linger bound: closing it',
+        );
+        socket.destroy();
+      }, tunnelRetireLingerMs);
+      socket.once('close', () => {
+        clearTimeout(linger);
+        resolve();
+      });
+      const session = this.session;
+      // The session of an earlier socket is destroyed already; one not yet up has none.
+      if (session && !session.closed && !session.destroyed) session.close(() => socket.destroy());
+      else socket.destroy();
+    });
   }
 
   stop(): void {

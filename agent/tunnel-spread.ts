@@ -24,6 +24,8 @@ export class TunnelSpread {
   /** The active tunnels (one per slot); the array is kept in place for metrics. */
   readonly tunnels: TunnelClient[] = [];
   private readonly retiring = new Set<TunnelClient>();
+  /** Retired tunnels still carrying the streams they had (closed when those end). */
+  private readonly lingering = new Set<TunnelClient>();
   /** Replacements started by a rebalance probe rather than a drain. */
   private readonly probes = new Set<TunnelClient>();
   private readonly avoid = new Map<string, number>();
@@ -133,13 +135,15 @@ export class TunnelSpread {
       'rebalance probe found no other replica; keeping the tunnel',
     );
     // The declined answer is sent first; then the probe closes without redialling.
-    queueMicrotask(() => c.retire());
+    queueMicrotask(() => void c.retire());
     return false;
   }
 
+  /** The old tunnel takes no new streams; those it carries finish on it (tunnel-client.ts). */
   private retire(old: TunnelClient): void {
     this.retiring.delete(old);
-    old.retire();
+    this.lingering.add(old);
+    void old.retire().then(() => this.lingering.delete(old));
   }
 
   /** Start a replacement for `old` in its slot; `old` keeps serving until the replacement is up. */
@@ -163,7 +167,7 @@ export class TunnelSpread {
       if (slot >= 0 && c.replaces) this.tunnels[slot] = c.replaces;
       if (c.replaces) this.retiring.delete(c.replaces);
       c.replaces = undefined;
-      c.retire();
+      void c.retire();
       return;
     }
     if (this.tunnels.includes(c)) this.replace(c);
@@ -190,6 +194,7 @@ export class TunnelSpread {
 
   stop(): void {
     clearTimeout(this.timer);
-    for (const t of [...this.tunnels, ...this.retiring, ...this.probes]) t.stop();
+    for (const t of [...this.tunnels, ...this.retiring, ...this.probes, ...this.lingering])
+      t.stop();
   }
 }

@@ -179,6 +179,14 @@ export const tunnelMaxStreams = 100_000;
 export const tunnelMaxSessionMemoryMb = 256;
 export const tunnelPingIntervalMs = 15_000;
 export const tunnelPingTimeoutMs = 10_000;
+/**
+ * How long a retired tunnel (moved to another replica, make before break) may
+ * keep carrying the streams it had: it closes with its last stream, or at this
+ * bound. 15 minutes outlasts every client-go informer watch (5–10 min each, then
+ * re-watched) with room to spare; a kubectl `get -w`, `logs -f` or exec older
+ * than that is ended, as a drain would end it (decisions.md).
+ */
+export const tunnelRetireLingerMs = 15 * 60_000;
 
 /** The URI SAN that names a proxy replica in a replica peer certificate. */
 export function replicaUri(replicaId: string): string {

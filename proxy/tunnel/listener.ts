@@ -25,6 +25,7 @@ import {
   tunnelMaxStreams,
   tunnelPingIntervalMs,
   tunnelPingTimeoutMs,
+  tunnelRetireLingerMs,
   tunnelSessionWindow,
   tunnelStreamWindow,
   type HelloResponse,
@@ -221,8 +222,18 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       deps.registry.remove(tunnel);
       deps.onTunnelDown?.(tunnel);
     };
-    // GOAWAY from the agent: it has a tunnel elsewhere now; streams open here may finish.
-    session.once('goaway', markDown);
+    // GOAWAY from the agent: it has a tunnel elsewhere now. No new streams go
+    // here; the open ones (watches, logs -f, exec) finish on it. Node marks the
+    // session closed on a GOAWAY, and a ping on a closed session is cancelled at
+    // once, so the ping below skips it (that cancel used to destroy the session
+    // and end every watch on a moved tunnel, decisions.md). TCP keepalive watches
+    // the agent instead, and a backstop past the agent's own linger bound ends it.
+    let linger: NodeJS.Timeout | undefined;
+    session.once('goaway', () => {
+      markDown();
+      socket.setKeepAlive(true, tunnelPingIntervalMs);
+      linger = setTimeout(() => session.destroy(), tunnelRetireLingerMs + 60_000);
+    });
     log.info(
       {
         cluster: tunnel.cluster,
@@ -239,12 +250,15 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       'tunnel up',
     );
 
-    // A tunnel never outlives the certificate that opened it.
+    // A tunnel never outlives the certificate that opened it: destroyed, not
+    // closed, since a close would let its open streams run on (and the agent
+    // redials with its renewed certificate only once this socket is gone).
     const expiry = setTimeout(
-      () => session.close(),
+      () => session.destroy(),
       Math.max(0, who.notAfter.getTime() - Date.now()),
     );
     const ping = setInterval(() => {
+      if (session.closed || session.destroyed) return;
       const timer = setTimeout(
         () => session.destroy(new Error('ping timeout')),
         tunnelPingTimeoutMs,
@@ -256,6 +270,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     }, tunnelPingIntervalMs);
     session.once('close', () => {
       clearTimeout(expiry);
+      clearTimeout(linger);
       clearInterval(ping);
       markDown();
       log.info({ cluster: tunnel.cluster, tunnel: tunnel.id }, 'tunnel down');
