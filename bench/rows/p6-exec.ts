@@ -1,0 +1,169 @@
+/**
+ * P6: exec and port-forward streams. One WebSocket session at a time
+ * (exec on v5.channel.k8s.io, port-forward on v4.channel.k8s.io) pulls
+ * 128 MiB from the bench upstream, directly, through kubegate (HTTP/1.1
+ * upgrade on the front, one tunnel stream, the agent's HTTP/1.1 upgrade to
+ * the upstream) and through nginx 2-hop, in interleaved rounds. CPU seconds
+ * of the proxy and the agent (and of both nginx hops) are read from /proc
+ * around each session: CPU seconds per 100 MB is the same figure as cores
+ * per 100 MB/s. Four concurrent exec sessions are reported for reference.
+ */
+import { cpuSeconds, rotate, type BenchContext, type Target } from '../context.js';
+import { fmtSpread, median, ratioSpread, spread } from '../stats.js';
+import { openStream, type StreamKind } from '../ws-client.js';
+import type { Row } from '../table.js';
+
+const mib = 128;
+const rounds = 3;
+const goalMBps = 150;
+const goalCores = 0.5;
+
+interface Sample {
+  /** MB/s of one session (the mean of the sessions when concurrent). */
+  perSession: number;
+  /** All sessions' bytes over the wall time of the run. */
+  aggregate: number;
+  /** CPU seconds per 100 MB (= cores per 100 MB/s), by process group. */
+  cpu: Record<string, number>;
+  clean: boolean;
+  detail: string;
+}
+
+function groups(ctx: BenchContext, target: Target): Record<string, number[]> {
+  if (target.name === 'kubegate')
+    return { proxy: [ctx.stack.main.proxy.child.pid!], agent: [ctx.agent.child.pid!] };
+  if (target.name === 'nginx') return { hops: ctx.nginx.pids() };
+  return {};
+}
+
+async function run(
+  ctx: BenchContext,
+  target: Target,
+  kind: StreamKind,
+  sessions: number,
+  size: number,
+): Promise<Sample> {
+  const procs = groups(ctx, target);
+  const read = () =>
+    Object.fromEntries(
+      Object.entries(procs).map(([k, pids]) => [k, pids.reduce((s, p) => s + cpuSeconds(p), 0)]),
+    );
+  const before = read();
+  const t0 = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: sessions }, () => openStream(target, kind, size)),
+  );
+  const wallS = (performance.now() - t0) / 1000;
+  const after = read();
+  const bytes = results.reduce((s, r) => s + r.bytes, 0);
+  const per100MB = (k: string) => ((after[k]! - before[k]!) * 100) / (bytes / 1e6);
+  return {
+    perSession: median(results.map((r) => r.bytes / 1e6 / (r.ms / 1000))),
+    aggregate: bytes / 1e6 / wallS,
+    cpu: Object.fromEntries(Object.keys(procs).map((k) => [k, per100MB(k)])),
+    clean: results.every((r) => r.clean),
+    detail: results.find((r) => !r.clean)?.detail ?? '',
+  };
+}
+
+interface Series {
+  samples: Map<string, Sample[]>;
+  failed: string[];
+}
+
+async function series(
+  ctx: BenchContext,
+  order: Target[],
+  kind: StreamKind,
+  sessions: number,
+  size: number,
+  n: number,
+): Promise<Series> {
+  const samples = new Map<string, Sample[]>(order.map((x) => [x.name, []]));
+  const failed: string[] = [];
+  for (let r = 0; r < n; r++) {
+    for (const target of rotate(order, r)) {
+      const s = await run(ctx, target, kind, sessions, size);
+      if (!s.clean) failed.push(`${target.name}: ${s.detail}`);
+      samples.get(target.name)!.push(s);
+    }
+    ctx.log(`  P6 ${kind}${sessions > 1 ? ` ×${sessions}` : ''} round ${r + 1}/${n}`);
+  }
+  return { samples, failed };
+}
+
+const pick = (s: Series, name: string, f: (x: Sample) => number) => s.samples.get(name)!.map(f);
+
+function throughputRow(id: string, what: string, s: Series): Row {
+  const kg = pick(s, 'kubegate', (x) => x.perSession);
+  const ratio = ratioSpread(
+    kg,
+    pick(s, 'nginx', (x) => x.perSession),
+  );
+  const med = (n: string) => median(pick(s, n, (x) => x.perSession)).toFixed(0);
+  const kgSpread = spread(kg);
+  return {
+    id,
+    what,
+    upstream: 'bench upstream',
+    goal: `≥ ${goalMBps} MB/s per session`,
+    result: `kubegate ${fmtSpread(kgSpread, 0, ' MB/s')}; ${(ratio.median * 100).toFixed(0)}% (${(ratio.min * 100).toFixed(0)}–${(ratio.max * 100).toFixed(0)}%) of nginx 2-hop`,
+    absolute: `MB/s: kubegate ${med('kubegate')}, nginx ${med('nginx')}, direct ${med('direct')}${s.failed.length ? `; ${s.failed.length} incomplete (${s.failed[0]})` : ''}`,
+    verdict: s.failed.length ? 'error' : kgSpread.median >= goalMBps ? 'met' : 'not met',
+  };
+}
+
+export async function p6Exec(ctx: BenchContext): Promise<Row[]> {
+  const t = ctx.targets;
+  const order: Target[] = [t.kubegate, t.nginx, t.direct];
+  // Warm-up: code, connections to the upstream, the JIT account.
+  for (const target of order) {
+    await openStream(target, 'exec', 8);
+    await openStream(target, 'portforward', 8);
+  }
+  const exec = await series(ctx, order, 'exec', 1, mib, rounds);
+  const forward = await series(ctx, order, 'portforward', 1, mib, rounds);
+  const four = await series(ctx, order, 'exec', 4, mib / 4, 2);
+
+  // CPU over every single-session run (exec and port-forward): same bytes, same path.
+  const all = (name: string) => [...exec.samples.get(name)!, ...forward.samples.get(name)!];
+  const kgCpu = spread(all('kubegate').map((x) => x.cpu.proxy! + x.cpu.agent!));
+  const proxyCpu = median(all('kubegate').map((x) => x.cpu.proxy!));
+  const agentCpu = median(all('kubegate').map((x) => x.cpu.agent!));
+  const nginxCpu = median(all('nginx').map((x) => x.cpu.hops!));
+  const agg = (n: string) => median(pick(four, n, (x) => x.aggregate)).toFixed(0);
+  const aggRatio = ratioSpread(
+    pick(four, 'kubegate', (x) => x.aggregate),
+    pick(four, 'nginx', (x) => x.aggregate),
+  );
+  return [
+    throughputRow(
+      'P6',
+      `exec, one session, ${mib} MiB on stdout (WebSocket v5.channel.k8s.io)`,
+      exec,
+    ),
+    throughputRow(
+      'P6-pf',
+      `port-forward, one session, ${mib} MiB (WebSocket v4.channel.k8s.io)`,
+      forward,
+    ),
+    {
+      id: 'P6-cpu',
+      what: 'CPU of proxy + agent per 100 MB/s streamed (exec and port-forward sessions)',
+      upstream: 'bench upstream',
+      goal: `≤ ${goalCores} core per 100 MB/s`,
+      result: `${fmtSpread(kgCpu, 2, ' core')}: proxy ${proxyCpu.toFixed(2)} + agent ${agentCpu.toFixed(2)}; nginx 2-hop ${nginxCpu.toFixed(2)} core`,
+      absolute: `CPU seconds per 100 MB, /proc utime+stime around each of ${all('kubegate').length} sessions`,
+      verdict: kgCpu.median <= goalCores ? 'met' : 'not met',
+    },
+    {
+      id: 'P6-4x',
+      what: `exec, 4 concurrent sessions of ${mib / 4} MiB, aggregate MB/s`,
+      upstream: 'bench upstream',
+      goal: 'for reference',
+      result: `${(aggRatio.median * 100).toFixed(0)}% (${(aggRatio.min * 100).toFixed(0)}–${(aggRatio.max * 100).toFixed(0)}%) of nginx 2-hop`,
+      absolute: `MB/s in all: kubegate ${agg('kubegate')}, nginx ${agg('nginx')}, direct ${agg('direct')}${four.failed.length ? `; ${four.failed.length} incomplete (${four.failed[0]})` : ''}`,
+      verdict: four.failed.length ? 'error' : 'info',
+    },
+  ];
+}
