@@ -127,9 +127,12 @@ export async function p6Exec(ctx: BenchContext): Promise<Row[]> {
     await openStream(target, 'exec', 8);
     await openStream(target, 'portforward', 8);
   }
+  const t0 = performance.now();
   const exec = await series(ctx, order, 'exec', 1, mib, rounds);
   const forward = await series(ctx, order, 'portforward', 1, mib, rounds);
-  const four = await series(ctx, order, 'exec', 4, mib / 4, 2);
+  // The reference row gets one round instead of two on a slow (busy) machine: P6 stays near 45 s.
+  const slow = performance.now() - t0 > 30_000;
+  const four = await series(ctx, order, 'exec', 4, mib / 4, slow ? 1 : 2);
 
   // CPU over every single-session run (exec and port-forward): same bytes, same path.
   const all = (name: string) => [...exec.samples.get(name)!, ...forward.samples.get(name)!];
