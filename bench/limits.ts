@@ -63,6 +63,14 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
           `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 1 MiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
         );
         break;
+      case 'P6':
+        out.push(
+          `${r.id}: ${r.result}; ${r.limit ?? r.absolute}.` +
+            (r.id === 'P6-cpu'
+              ? ` Profile of exec sessions: proxy ${areas(prof?.exec?.proxy)} (top: ${topFn(prof?.exec?.proxy)}); agent ${areas(prof?.exec?.agent)} (top: ${topFn(prof?.exec?.agent)}).`
+              : ''),
+        );
+        break;
       case 'P10':
         out.push(
           `${r.id}: ${r.result}; ${r.absolute}. A front relaying to a peer may first pick the killed replica, which stays registered until its heartbeat is older than KUBEGATE_REPLICA_STALE_AFTER (5 s); a failed connect marks it suspect and the next holder is tried, so the wait is one connect attempt, not the expiry.`,

@@ -5,6 +5,9 @@
  * reaches the upstream over TLS and checks its certificate (like the agent).
  * One worker each, as kubegate runs one Node process per hop. Buffering is
  * off on both hops, because watches must stream; keep-alive pools on both.
+ * Upgrades (exec, port-forward: P6) pass both hops: the usual map sends
+ * `Connection: upgrade` only when the client asked for one, and an empty
+ * Connection (keep-alive to the pool) otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,13 +46,17 @@ events { worker_connections 16000; }
 
 function tempPaths(dir: string, name: string): string {
   const tmp = join(dir, `${name}-tmp`);
-  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((k) => `  ${k}_temp_path ${join(tmp, k)};`)
-    .join('\n');
+  return [
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+      (k) => `  ${k}_temp_path ${join(tmp, k)};`,
+    ),
+    `  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }`,
+  ].join('\n');
 }
 
 const proxyCommon = `      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
       proxy_buffering off;
       proxy_request_buffering off;
       proxy_buffer_size 64k;

@@ -56,7 +56,7 @@ ${
     ? `
 ## CPU profiles
 
-\`node --cpu-prof\` on a proxy replica and its agent, each under the P2 and the P3 workload
+\`node --cpu-prof\` on a proxy replica and its agent, each under the P2, P3 and P6 workloads
 (separate processes, so the profiler never slows a measured row). Self time, share of busy samples.
 
 \`\`\`text

@@ -11,13 +11,18 @@
  * - `GET /api/v1/namespaces/<group>/configmaps?watch=true` — a watch; events go
  *   out when the benchmark asks (emit / flood, over IPC), each stamped with
  *   the time it was written, so clients measure event latency;
+ * - WebSocket upgrades on `pods/stream-<N>/exec` and `…/portforward` that
+ *   stream N MiB (upstream-stream.ts, P6);
  * - anything else: the in-memory object API of fake-api.ts (agent identity, JIT).
  */
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { FakeApi } from './fake-api.js';
+import { streamUpgrade } from './upstream-stream.js';
 
 type Req = http2.Http2ServerRequest;
 type Res = http2.Http2ServerResponse;
@@ -86,6 +91,11 @@ export class BenchUpstream {
       (req, res) => this.route(req, res),
     );
     this.server.on('sessionError', () => undefined);
+    // HTTP/1.1 upgrades (exec, port-forward) reach the server, not the handler.
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      this.requests++;
+      if (!streamUpgrade(req, socket)) socket.destroy();
+    });
     // Go's net/http (kube-apiserver) disables Nagle on every connection; Node's
     // HTTP/1.1 fallback of an HTTP/2 server does not, and Nagle plus delayed
     // ACKs would cost its clients 40 ms per response.

@@ -1,25 +1,29 @@
 /**
  * CPU profiles of a proxy replica and its agent under the P2 workload (small
- * GETs over h2) and the P3 workload (200 MiB LISTs), taken on processes of
- * their own so the profiler never slows the measured rows.
+ * GETs over h2), the P3 workload (200 MiB LISTs) and the P6 workload (exec
+ * sessions streaming 128 MiB), taken on processes of their own so the
+ * profiler never slows the measured rows.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { h2load } from '../h2load.js';
 import { url, type BenchContext } from '../context.js';
 import { renderSummary, summarize, type ProfileSummary } from '../profile.js';
+import { openStream } from '../ws-client.js';
 
 export interface Profiles {
   text: string;
   get: { proxy: ProfileSummary; agent: ProfileSummary };
   list: { proxy: ProfileSummary; agent: ProfileSummary };
+  /** Left out when the run's time budget is short (P11 takes what is left). */
+  exec?: { proxy: ProfileSummary; agent: ProfileSummary };
 }
 
 export async function profileRun(ctx: BenchContext): Promise<Profiles> {
   const dir = join(ctx.dir, 'profiles');
   mkdirSync(dir, { recursive: true });
   const prof = (name: string) => ({ KG_BENCH_CPU_PROF: join(dir, `${name}.cpuprofile`) });
-  const one = async (workload: 'get' | 'list') => {
+  const one = async (workload: 'get' | 'list' | 'exec') => {
     const replica = await ctx.stack.startReplica(
       `proxy-prof-${workload}`,
       prof(`proxy-${workload}`),
@@ -51,6 +55,7 @@ export async function profileRun(ctx: BenchContext): Promise<Profiles> {
         durationS: 4,
         warmUpS: 1,
       });
+    else if (workload === 'exec') for (let i = 0; i < 2; i++) await openStream(t, 'exec', 128);
     else
       await h2load({
         url: url(t, '/api/v1/namespaces/list-200/configmaps'),
@@ -68,6 +73,7 @@ export async function profileRun(ctx: BenchContext): Promise<Profiles> {
   };
   const get = await one('get');
   const list = await one('list');
+  const exec = ctx.budget.allows(30_000) ? await one('exec') : undefined;
   const text = [
     '1 KiB GETs over h2 (h2load 8×8, 4 s):',
     renderSummary('proxy', get.proxy),
@@ -76,6 +82,14 @@ export async function profileRun(ctx: BenchContext): Promise<Profiles> {
     '200 MiB LISTs (3 in a row):',
     renderSummary('proxy', list.proxy),
     renderSummary('agent', list.agent),
+    ...(exec
+      ? [
+          '',
+          'exec sessions, 128 MiB on stdout (2 in a row):',
+          renderSummary('proxy', exec.proxy),
+          renderSummary('agent', exec.agent),
+        ]
+      : []),
   ].join('\n');
-  return { text, get, list };
+  return { text, get, list, exec };
 }
