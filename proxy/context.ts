@@ -35,6 +35,9 @@ export function newContext(
   log: Logger,
 ): RequestContext {
   const auditId = randomUUID();
+  // The request's logger is made when something is logged: a pino child per
+  // request showed as 2.4% of the proxy's CPU on small GETs, most never used.
+  let child: Logger | undefined;
   return {
     auditId,
     receivedAt: Date.now(),
@@ -42,6 +45,8 @@ export function newContext(
     rawTarget,
     sourceIp,
     userAgent,
-    log: log.child({ auditId }),
+    get log(): Logger {
+      return (child ??= log.child({ auditId }));
+    },
   };
 }

@@ -241,5 +241,6 @@ async function run(
   } finally {
     untrack();
   }
-  ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
+  if (deps.log.isLevelEnabled('debug'))
+    ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
 }

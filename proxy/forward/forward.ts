@@ -23,6 +23,7 @@ import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
 import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
+import type { TokenIdentity } from '../authn/token-store.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -107,6 +108,21 @@ function holdBody(req: AnyRequest, limit: number, audit?: AuditRecorder): Promis
   });
 }
 
+/**
+ * The `kg-identity` value of a token identity, once per identity object (the
+ * token cache hands out the same object for its lifetime; JSON + base64url
+ * per request showed in the profile).
+ */
+const encodedIdentities = new WeakMap<TokenIdentity, string>();
+function encodedIdentity(identity: TokenIdentity): string {
+  let v = encodedIdentities.get(identity);
+  if (v === undefined) {
+    v = encodeIdentity({ user: identity.user, groups: identity.groups, kind: identity.kind });
+    encodedIdentities.set(identity, v);
+  }
+  return v;
+}
+
 function send(
   ctx: RequestContext,
   req: AnyRequest,
@@ -120,11 +136,7 @@ function send(
   const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  headers[hdrIdentity] = encodeIdentity({
-    user: identity.user,
-    groups: identity.groups,
-    kind: identity.kind,
-  });
+  headers[hdrIdentity] = encodedIdentity(identity);
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
   if (held) headers['content-length'] = held.length;

@@ -42,6 +42,32 @@ function plain(res: AnyResponse, status: number, text: string): void {
   res.end(text + '\n');
 }
 
+/** How often an HTTP/2 client session is pinged, and how long its answer may take. */
+const sessionPingMs = 30_000;
+const sessionPingTimeoutMs = 10_000;
+
+/**
+ * Ping each HTTP/2 session now and then; one that does not answer is
+ * destroyed. Besides dead peers this catches a session nghttp2 ended on its
+ * own: a client resetting over 1,000 streams in a burst gets GOAWAY (the
+ * rapid-reset defence), and Node then stops reading that socket, so its
+ * close would never be seen and the session would be held for ever.
+ */
+function watchSession(session: http2.ServerHttp2Session): void {
+  const timer = setInterval(() => {
+    if (session.closed || session.destroyed) return;
+    const deadline = setTimeout(() => session.destroy(), sessionPingTimeoutMs);
+    deadline.unref();
+    const sent = session.ping((err) => {
+      clearTimeout(deadline);
+      if (err && !session.destroyed) session.destroy();
+    });
+    if (!sent) clearTimeout(deadline);
+  }, sessionPingMs);
+  timer.unref();
+  session.once('close', () => clearInterval(timer));
+}
+
 export async function startFront(deps: FrontDeps): Promise<Front> {
   const server = http2.createSecureServer(
     {
@@ -82,6 +108,7 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
   // Nagle on the front (Node's HTTP/1.1 fallback leaves it on) holds small
   // responses back for delayed ACKs: tens of ms per request (docs/decisions.md).
   server.on('secureConnection', (socket: import('node:tls').TLSSocket) => socket.setNoDelay(true));
+  server.on('session', watchSession);
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'front TLS handshake failed'),
