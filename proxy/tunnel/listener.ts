@@ -32,8 +32,12 @@ import { agentCertCluster } from './peer-cert.js';
 import { startAdmission } from './admission.js';
 import { SerialCheck } from './serial-check.js';
 
-/** Connections admitted at once between TCP accept and tunnel up (admission.ts). */
-const maxAccepting = 32;
+/**
+ * Connections admitted at once between TCP accept and the end of the
+ * serial check (admission.ts): the TLS handshake is the CPU cost of a
+ * tunnel, the serial check its database cost.
+ */
+const maxAccepting = 64;
 /** Connections waiting, unread, for a slot, and how long one may wait. */
 const maxWaiting = 8192;
 const maxWaitMs = 20_000;
@@ -87,12 +91,14 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   });
 
   // Admission (issue #9, reconnect discipline): at most maxAccepting
-  // connections between TCP accept and the tunnel being up (TLS handshake,
-  // certificate lookup, hello); the others wait unread, in arrival order
+  // connections between TCP accept and their certificate checked (TLS
+  // handshake, serial lookup); the others wait unread, in arrival order
   // (admission.ts). Measured (bench P11): 2,250 agents redialling one
   // replica at once, all handshaking together, timed out each other's
   // handshakes and exhausted its database pool, and the policy check then
-  // failed closed (503) for every cluster.
+  // failed closed (503) for every cluster. The hello and the role push that
+  // follow are round trips to the agent, bounded by their own timeouts, and
+  // no longer hold a slot (measured: ~40% of a slot's time was spent there).
   const serials = new SerialCheck(deps.clusters);
   const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
@@ -117,15 +123,15 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       return;
     }
     const key = keyOf(socket);
-    acceptTunnel(socket, admittedAt.get(key) ?? { at: performance.now(), waited: 0 })
+    const peer = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+    const admitted = admittedAt.get(key) ?? { at: performance.now(), waited: 0 };
+    admittedAt.delete(key);
+    acceptTunnel(socket, admitted, () => admission.release(peer))
       .catch((err: unknown) => {
         log.warn({ err: (err as Error).message }, 'tunnel refused');
         socket.destroy();
       })
-      .finally(() => {
-        admittedAt.delete(key);
-        admission.release(socket);
-      });
+      .finally(() => admission.release(peer));
   });
   // A refused agent certificate is worth an operator's eye; load-balancer
   // probes that connect and go away are not. No certificate ends in OpenSSL
@@ -145,6 +151,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   async function acceptTunnel(
     socket: TLSSocket,
     admitted: { at: number; waited: number },
+    checked: () => void,
   ): Promise<void> {
     // Where an accept's time goes (logged with "tunnel up"): TLS, serial check, hello, role push.
     const t1 = performance.now();
@@ -162,6 +169,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
         `agent certificate ${who.serial} for cluster ${who.cluster} is revoked, unknown or its cluster is disabled`,
       );
     }
+    checked();
     const t2 = performance.now();
     const session = http2.connect(`https://${who.cluster}.agent.kubegate`, {
       createConnection: () => socket,
