@@ -241,14 +241,24 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       Math.max(0, who.notAfter.getTime() - Date.now()),
     );
     const ping = setInterval(() => {
+      // The session can be destroyed before its 'close' clears this interval:
+      // with the event loop stalled > 5 s (bench P11 at load average 17) the
+      // ping timeout below and the next tick ran in one timer pass, and
+      // ping() on the destroyed session threw and ended the replica.
+      if (session.destroyed || session.closed) return clearInterval(ping);
       const timer = setTimeout(
         () => session.destroy(new Error('ping timeout')),
         tunnelPingTimeoutMs,
       );
-      session.ping((err) => {
+      try {
+        session.ping((err) => {
+          clearTimeout(timer);
+          if (err) session.destroy(err);
+        });
+      } catch (err) {
         clearTimeout(timer);
-        if (err) session.destroy(err);
-      });
+        session.destroy(err as Error);
+      }
     }, tunnelPingIntervalMs);
     session.once('close', () => {
       clearTimeout(expiry);
