@@ -245,7 +245,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       // with the event loop stalled > 5 s (bench P11 at load average 17) the
       // ping timeout below and the next tick ran in one timer pass, and
       // ping() on the destroyed session threw and ended the replica.
-      if (session.destroyed || session.closed) return clearInterval(ping);
+      if (session.destroyed) return clearInterval(ping);
       const timer = setTimeout(
         () => session.destroy(new Error('ping timeout')),
         tunnelPingTimeoutMs,
