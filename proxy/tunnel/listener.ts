@@ -33,11 +33,10 @@ import { startAdmission } from './admission.js';
 import { SerialCheck } from './serial-check.js';
 
 /**
- * Connections admitted at once between TCP accept and the end of the
- * serial check (admission.ts): the TLS handshake is the CPU cost of a
- * tunnel, the serial check its database cost.
+ * Connections admitted at once between TCP accept and tunnel up
+ * (admission.ts): TLS handshake, serial check, hello and role push.
  */
-const maxAccepting = 64;
+const maxAccepting = 32;
 /** Connections waiting, unread, for a slot, and how long one may wait. */
 const maxWaiting = 8192;
 const maxWaitMs = 20_000;
@@ -91,14 +90,15 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   });
 
   // Admission (issue #9, reconnect discipline): at most maxAccepting
-  // connections between TCP accept and their certificate checked (TLS
-  // handshake, serial lookup); the others wait unread, in arrival order
-  // (admission.ts). Measured (bench P11): 2,250 agents redialling one
+  // connections between TCP accept and the tunnel being up (TLS handshake,
+  // serial check, hello, role push); the others wait unread, in arrival
+  // order (admission.ts). Measured (bench P11): 2,250 agents redialling one
   // replica at once, all handshaking together, timed out each other's
   // handshakes and exhausted its database pool, and the policy check then
-  // failed closed (503) for every cluster. The hello and the role push that
-  // follow are round trips to the agent, bounded by their own timeouts, and
-  // no longer hold a slot (measured: ~40% of a slot's time was spent there).
+  // failed closed (503) for every cluster. The hello stays inside a slot:
+  // released after the serial check instead (window 64), an overloaded
+  // replica piled up hellos that timed out, their agents redialled, and the
+  // loop fed itself (decisions.md).
   const serials = new SerialCheck(deps.clusters);
   const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
@@ -126,7 +126,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     const peer = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
     const admitted = admittedAt.get(key) ?? { at: performance.now(), waited: 0 };
     admittedAt.delete(key);
-    acceptTunnel(socket, admitted, () => admission.release(peer))
+    acceptTunnel(socket, admitted)
       .catch((err: unknown) => {
         log.warn({ err: (err as Error).message }, 'tunnel refused');
         socket.destroy();
@@ -151,7 +151,6 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   async function acceptTunnel(
     socket: TLSSocket,
     admitted: { at: number; waited: number },
-    checked: () => void,
   ): Promise<void> {
     // Where an accept's time goes (logged with "tunnel up"): TLS, serial check, hello, role push.
     const t1 = performance.now();
@@ -169,7 +168,6 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
         `agent certificate ${who.serial} for cluster ${who.cluster} is revoked, unknown or its cluster is disabled`,
       );
     }
-    checked();
     const t2 = performance.now();
     const session = http2.connect(`https://${who.cluster}.agent.kubegate`, {
       createConnection: () => socket,
