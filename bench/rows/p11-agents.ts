@@ -21,7 +21,7 @@ import { createCsr, generateKeyPair } from '../../common/pki.js';
 import { parseHostPort } from '../../common/config.js';
 import { H2Client } from '../h2-client.js';
 import { percentile } from '../stats.js';
-import { sleep, type BenchContext } from '../context.js';
+import { cpuSeconds, sleep, type BenchContext } from '../context.js';
 import { mb, rssAfterGc } from '../memory.js';
 import type { Replica } from '../stack.js';
 import type { Row } from '../table.js';
@@ -154,6 +154,9 @@ export async function p11Agents(
       replica.proxy.child.kill('SIGWINCH');
       await replica.proxy.waitFor(/kg-bench-profiling/, 10_000);
     }
+    // CPU of the surviving replica and of the simulated agents while the dropped tunnels
+    // come back: per tunnel it does not depend on how busy the machine is, the wall times do.
+    const cpu0 = [cpuSeconds(replica.proxy.child.pid!), cpuSeconds(child.pid!)];
     await other.proxy.stop('SIGKILL');
     const killedAt = Date.now();
     const bound = Date.now() + Math.min(90_000, Math.max(30_000, budgetMs / 4));
@@ -164,8 +167,14 @@ export async function p11Agents(
       if (back.length >= upB) break; // includes any of A's own tunnels dropped meanwhile
       await sleep(250);
     }
+    const [cpuA, cpuSim] = [
+      cpuSeconds(replica.proxy.child.pid!) - cpu0[0]!,
+      cpuSeconds(child.pid!) - cpu0[1]!,
+    ];
+    const backS = (Date.now() - killedAt) / 1000;
+    const perTunnel = (s: number) => ((s * 1000) / Math.max(1, back.length)).toFixed(1);
     ctx.log(
-      `  P11: ${back.length}/${upB} tunnels of the killed replica back on ${replica.name} (${dials} dials)`,
+      `  P11: ${back.length}/${upB} tunnels of the killed replica back on ${replica.name} (${dials} dials; CPU ${cpuA.toFixed(1)} s replica, ${cpuSim.toFixed(1)} s simulated agents in ${backS.toFixed(0)} s)`,
     );
     const afterKill = await askEveryCluster(ctx, replica, names);
 
@@ -189,7 +198,7 @@ export async function p11Agents(
         upstream: 'simulated agents',
         goal: 'none starved; no stampede',
         result: `reconnect p50 ${r(50)} ms, p99 ${r(99)} ms, max ${r(100)} ms; ${back.length}/${upB} back within ${Math.round((bound - killedAt) / 1000)} s`,
-        absolute: `${dials} dials for ${upB} dropped tunnels; then ${afterKill.ok}/${names.length} clusters answered${afterKill.failed ? ` (${afterKill.failed})` : ''}; registry read per heartbeat at ${registry.tunnels} tunnel rows: whole registry ${registry.all.toFixed(2)} ms (${registry.tunnels} rows) before, now replicas table ${registry.replicas.toFixed(2)} ms (${registry.replicaRows} rows) + on demand per remote cluster ${registry.perCluster.toFixed(2)} ms`,
+        absolute: `${dials} dials for ${upB} dropped tunnels; CPU per tunnel back ${perTunnel(cpuA)} ms on ${replica.name}, ${perTunnel(cpuSim)} ms in the simulated agents (${cpuA.toFixed(1)} s and ${cpuSim.toFixed(1)} s over ${backS.toFixed(0)} s); then ${afterKill.ok}/${names.length} clusters answered${afterKill.failed ? ` (${afterKill.failed})` : ''}; registry read per heartbeat at ${registry.tunnels} tunnel rows: whole registry ${registry.all.toFixed(2)} ms (${registry.tunnels} rows) before, now replicas table ${registry.replicas.toFixed(2)} ms (${registry.replicaRows} rows) + on demand per remote cluster ${registry.perCluster.toFixed(2)} ms`,
         verdict: allBack && afterKill.ok === names.length ? 'met' : 'not met',
       },
     ];

@@ -36,7 +36,10 @@ import { agentCertCluster } from './peer-cert.js';
 import { startAdmission } from './admission.js';
 import { SerialCheck } from './serial-check.js';
 
-/** Connections admitted at once between TCP accept and tunnel up (admission.ts). */
+/**
+ * Connections admitted at once between TCP accept and tunnel up
+ * (admission.ts): TLS handshake, serial check, hello and role push.
+ */
 const maxAccepting = 32;
 /** Connections waiting, unread, for a slot, and how long one may wait. */
 const maxWaiting = 8192;
@@ -94,11 +97,14 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
 
   // Admission (issue #9, reconnect discipline): at most maxAccepting
   // connections between TCP accept and the tunnel being up (TLS handshake,
-  // certificate lookup, hello); the others wait unread, in arrival order
-  // (admission.ts). Measured (bench P11): 2,250 agents redialling one
+  // serial check, hello, role push); the others wait unread, in arrival
+  // order (admission.ts). Measured (bench P11): 2,250 agents redialling one
   // replica at once, all handshaking together, timed out each other's
   // handshakes and exhausted its database pool, and the policy check then
-  // failed closed (503) for every cluster.
+  // failed closed (503) for every cluster. The hello stays inside a slot:
+  // released after the serial check instead (window 64), an overloaded
+  // replica piled up hellos that timed out, their agents redialled, and the
+  // loop fed itself (decisions.md).
   const serials = new SerialCheck(deps.clusters);
   const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
@@ -130,15 +136,15 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       return;
     }
     const key = keyOf(socket);
-    acceptTunnel(socket, admittedAt.get(key) ?? { at: performance.now(), waited: 0 })
+    const peer = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+    const admitted = admittedAt.get(key) ?? { at: performance.now(), waited: 0 };
+    admittedAt.delete(key);
+    acceptTunnel(socket, admitted)
       .catch((err: unknown) => {
         log.warn({ err: (err as Error).message }, 'tunnel refused');
         socket.destroy();
       })
-      .finally(() => {
-        admittedAt.delete(key);
-        admission.release(socket);
-      });
+      .finally(() => admission.release(peer));
   });
   // A refused agent certificate is worth an operator's eye; load-balancer
   // probes that connect and go away are not. No certificate ends in OpenSSL
@@ -258,15 +264,26 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
       Math.max(0, who.notAfter.getTime() - Date.now()),
     );
     const ping = setInterval(() => {
-      if (session.closed || session.destroyed) return;
+      // The session can be destroyed before its 'close' clears this interval:
+      // with the event loop stalled > 5 s (bench P11 at load average 17) the
+      // ping timeout below and the next tick ran in one timer pass, and
+      // ping() on the destroyed session threw and ended the replica.
+      if (session.destroyed) return clearInterval(ping);
+      // A session closed by the agent's GOAWAY (a moved tunnel) cancels pings at once; see above.
+      if (session.closed) return;
       const timer = setTimeout(
         () => session.destroy(new Error('ping timeout')),
         tunnelPingTimeoutMs,
       );
-      session.ping((err) => {
+      try {
+        session.ping((err) => {
+          clearTimeout(timer);
+          if (err) session.destroy(err);
+        });
+      } catch (err) {
         clearTimeout(timer);
-        if (err) session.destroy(err);
-      });
+        session.destroy(err as Error);
+      }
     }, tunnelPingIntervalMs);
     session.once('close', () => {
       clearTimeout(expiry);
