@@ -56,6 +56,9 @@ interface UserState {
   token?: string;
   tokenRefreshAt: number;
   tokenExpiresAt: number;
+  /** Last request served, in memory (every request). */
+  lastUsed: number;
+  /** When last use was last written to the ServiceAccount (throttled). */
   lastUsedWritten: number;
   chain: Promise<unknown>;
 }
@@ -174,6 +177,7 @@ export class JitManager {
         reconciledAt: 0,
         tokenRefreshAt: 0,
         tokenExpiresAt: 0,
+        lastUsed: 0,
         lastUsedWritten: 0,
         chain: Promise.resolve(),
       };
@@ -368,7 +372,10 @@ export class JitManager {
 
   private touch(st: UserState): void {
     const now = Date.now();
-    if (now - st.lastUsedWritten < 60_000) return;
+    st.lastUsed = now;
+    // Written at most once a minute (a quarter of the idle time when that is shorter), so
+    // another agent or a restarted one sees the account in use long before it looks idle.
+    if (now - st.lastUsedWritten < Math.min(60_000, this.deps.idleMs / 4)) return;
     st.lastUsedWritten = now;
     // Last use lives on the ServiceAccount, so idle clean-up survives agent restarts.
     this.deps.core
@@ -429,7 +436,8 @@ export class JitManager {
       const user = sa.metadata?.annotations?.[userAnnotation];
       const last = Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '');
       const inMemory = user ? this.users.get(user) : undefined;
-      const lastUse = Math.max(Number.isNaN(last) ? 0 : last, inMemory?.lastUsedWritten ?? 0);
+      // In-memory last use is exact; the annotation is only written now and then.
+      const lastUse = Math.max(Number.isNaN(last) ? 0 : last, inMemory?.lastUsed ?? 0);
       if (user && now - lastUse > this.deps.idleMs) {
         const st = this.users.get(user);
         await (st
@@ -504,7 +512,7 @@ export class JitManager {
       const st = user ? this.users.get(user) : undefined;
       const last = Math.max(
         Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '') || 0,
-        st?.lastUsedWritten ?? 0,
+        st?.lastUsed ?? 0,
       );
       return {
         user,

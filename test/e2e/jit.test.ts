@@ -107,16 +107,14 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       ['create', 'clusterrolebindings.rbac.authorization.k8s.io'],
     ];
     for (const row of table) {
-      const central = (await kubectl(['auth', 'can-i', ...row], { kubeconfig: erin })).stdout.split(
-        /\s/,
-      )[0];
-      const cluster = (
-        await kubectl(['auth', 'can-i', ...row], { kubeconfig: direct })
-      ).stdout.split(/\s/)[0];
+      const c = await kubectl(['auth', 'can-i', ...row], { kubeconfig: erin });
+      const d = await kubectl(['auth', 'can-i', ...row], { kubeconfig: direct });
+      const central = c.stdout.split(/\s/)[0];
+      const cluster = d.stdout.split(/\s/)[0];
       assert.equal(
         cluster,
         central,
-        `both layers agree on: ${row.join(' ')} (central ${central}, cluster ${cluster})`,
+        `both layers agree on: ${row.join(' ')} (central ${central} ${c.stderr}, cluster ${cluster} ${d.stderr})`,
       );
     }
   });

@@ -86,4 +86,45 @@ describe('JIT accounts under races (real apiserver)', { timeout: 180_000 }, () =
     const sa = await core.readNamespacedServiceAccount({ name: account, namespace: NS });
     assert.equal(sa.metadata?.name, account, 'the account exists again');
   });
+
+  test('an account in use is never idle, however rarely last use is written', async () => {
+    const idleMs = 2_000;
+    const kc = kubeConfigFor({
+      server: cluster.server,
+      caFile: cluster.caFile,
+      tokenFile: join(cluster.dir, 'agent-token'),
+    });
+    const busy = new JitManager({
+      core,
+      rbac: kc.makeApiClient(k8s.RbacAuthorizationV1Api),
+      namespace: NS,
+      idleMs,
+      tokenSeconds: 600,
+      log: createLogger({ name: 'jit-test', level: 'silent' }),
+    });
+    busy.setRoles({ [ROLE]: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] });
+    const user = 'steady';
+    const { username } = await busy.credentialFor(user, [], grants);
+    const account = username.split(':').pop()!;
+    // Used every 300 ms for three idle periods, with the idle sweep running all along.
+    const until = Date.now() + 3 * idleMs;
+    while (Date.now() < until) {
+      await busy.credentialFor(user, [], grants);
+      await busy.cleanup();
+      const sa = await core.readNamespacedServiceAccount({ name: account, namespace: NS }).then(
+        () => true,
+        () => false,
+      );
+      assert.ok(sa, 'the account of a user making requests is never swept as idle');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    // Then left alone past the idle time: swept.
+    await new Promise((r) => setTimeout(r, idleMs + 500));
+    await busy.cleanup();
+    const gone = await core.readNamespacedServiceAccount({ name: account, namespace: NS }).then(
+      () => false,
+      () => true,
+    );
+    assert.ok(gone, 'an idle account is deleted');
+  });
 });
