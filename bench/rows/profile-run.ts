@@ -24,10 +24,13 @@ export async function profileRun(ctx: BenchContext): Promise<Profiles> {
   mkdirSync(dir, { recursive: true });
   const prof = (name: string) => ({ KG_BENCH_CPU_PROF: join(dir, `${name}.cpuprofile`) });
   const one = async (workload: 'get' | 'list' | 'exec') => {
-    const replica = await ctx.stack.startReplica(
-      `proxy-prof-${workload}`,
-      prof(`proxy-${workload}`),
-    );
+    // A short drain: the profile is written when the process exits, and a stop that
+    // outlasts Proc.stop's 10 s ends in SIGKILL with no profile (seen: the drain of a
+    // replica whose agent had just stopped ran to its 20 s deadline).
+    const replica = await ctx.stack.startReplica(`proxy-prof-${workload}`, {
+      ...prof(`proxy-${workload}`),
+      KUBEGATE_DRAIN_TIMEOUT: '3s',
+    });
     const agent = await ctx.stack.startAgent('bench', {
       ...ctx.agentEnv,
       ...prof(`agent-${workload}`),
