@@ -46,7 +46,9 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
         out.push(
           r.id === 'P3'
             ? `${r.id}: per byte, the body is decrypted and re-encrypted twice and copied through undici → h2 stream → h2 stream in JS chunks; profile of 200 MiB LISTs: proxy ${areas(prof?.list.proxy)}; agent ${areas(prof?.list.agent)}.`
-            : `${r.id}: ${r.result}; ${r.absolute}.`,
+            : r.id === 'P3-ttfb'
+              ? `${r.id}: ${r.result}; ${r.absolute}. The first byte of a LIST takes the path of a whole small GET (P1), through two Node processes, so it pays the same per-request cost: ${cpuLine}.`
+              : `${r.id}: ${r.result}; ${r.absolute}. One round: the peak includes what is in flight between the upstream's socket and the client (the agent's 256 KiB upstream window, the tunnel's 512 KiB stream window, stream buffers), and GC timing moves it from run to run.`,
         );
         break;
       case 'P4':
@@ -60,7 +62,7 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
         break;
       case 'P5':
         out.push(
-          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 1 MiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
+          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 512 KiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
         );
         break;
       case 'P6':
@@ -69,6 +71,11 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
             (r.id === 'P6-cpu'
               ? ` Profile of exec sessions: proxy ${areas(prof?.exec?.proxy)} (top: ${topFn(prof?.exec?.proxy)}); agent ${areas(prof?.exec?.agent)} (top: ${topFn(prof?.exec?.agent)}).`
               : ''),
+        );
+        break;
+      case 'P8':
+        out.push(
+          `${r.id}: ${r.result}; ${r.absolute}. Audit on adds one PostgreSQL row per request (seven indexes), batched, and the database shares this machine's 2 cores with the proxy, the agent, the upstream and the load generator, so its CPU comes straight out of throughput; ${cpuLine} with audit on.`,
         );
         break;
       case 'P10':
