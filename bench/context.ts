@@ -35,7 +35,12 @@ export interface BenchContext {
   budget: Budget;
   log: (m: string) => void;
   /** The real test cluster, reached directly (admin token) and through kubegate. */
-  real?: { direct: Target; kubegate: Target };
+  real?: {
+    direct: Target;
+    kubegate: Target;
+    /** Its agent and the kg-testcluster process (etcd + apiserver), for CPU accounting. */
+    pids: { agent: number; cluster: number };
+  };
 }
 
 /** The whole run's deadline; rows ask before they start and size themselves to it. */

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { repoRoot } from '../test/support/repo.js';
 import { freePort } from '../test/support/ports.js';
 import { kubectlOk } from '../test/support/kubectl.js';
-import type { TestCluster } from '../test/support/cluster.js';
 import { ensureTools } from './tools.js';
 import { machine } from './machine.js';
 import { makeBenchCerts } from './certs.js';
@@ -181,10 +180,10 @@ async function main(): Promise<void> {
 
     // The real test cluster first, then stopped: its controllers would load the machine.
     if (process.env.KG_BENCH_REAL !== '0' && wanted('P1-real')) {
-      let real: { cluster: TestCluster } | undefined;
+      let real: Awaited<ReturnType<BenchStack['addRealCluster']>> | undefined;
       await attempt(rows, 'P1-real', 'real test cluster', async () => {
-        real = await stack.addRealCluster('real');
-        const c = real.cluster;
+        const added = (real = await stack.addRealCluster('real'));
+        const c = added.cluster;
         await kubectlOk(
           [
             'create',
@@ -204,6 +203,7 @@ async function main(): Promise<void> {
             ca: c.ca,
           },
           kubegate: { ...ctx.targets.kubegate, prefix: '/k8s/real' },
+          pids: { agent: added.agent.child.pid!, cluster: c.pid },
         };
         await waitAllowed(ctx.real.kubegate, '/api/v1/namespaces/default');
         const out: Row[] = [];

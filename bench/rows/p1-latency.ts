@@ -5,10 +5,11 @@
  * Also on the real test cluster (GET a namespace), where the apiserver's own
  * work is part of every figure.
  */
+import { loadavg } from 'node:os';
 import { http1Load } from '../http1-load.js';
 import { h2FixedRate } from '../h2-rate.js';
 import { diffSpread, fmtSpread, median, percentile, signed } from '../stats.js';
-import { rotate, url, type BenchContext, type Target } from '../context.js';
+import { cpuSeconds, rotate, url, type BenchContext, type Target } from '../context.js';
 import type { Row } from '../table.js';
 
 const rate = 200;
@@ -18,7 +19,13 @@ interface PerTarget {
   p50: number[];
   p99: number[];
   errors: number;
+  /** CPU seconds per process over this target's measured loads, and their answered requests. */
+  cpu: Record<string, number>;
+  requests: number;
 }
+
+/** Cumulative CPU seconds of each process that serves a request (what P1-real accounts). */
+type CpuSnapshot = () => Record<string, number>;
 
 type Proto = 'h2' | 'h1';
 
@@ -40,15 +47,22 @@ async function measure(
   path: string,
   rounds: number,
   seconds: number,
+  snapshot?: CpuSnapshot,
 ): Promise<Map<string, PerTarget>> {
   const out = new Map<string, PerTarget>(
-    targets.map((t) => [t.name, { p50: [], p99: [], errors: 0 }]),
+    targets.map((t) => [t.name, { p50: [], p99: [], errors: 0, cpu: {}, requests: 0 }]),
   );
   for (const t of targets) await load(proto, t, path, 1);
   for (let r = 0; r < rounds; r++) {
     for (const t of rotate(targets, r)) {
+      const before = snapshot?.();
       const res = await load(proto, t, path, seconds);
       const o = out.get(t.name)!;
+      if (before && snapshot) {
+        for (const [name, s] of Object.entries(snapshot()))
+          o.cpu[name] = (o.cpu[name] ?? 0) + s - (before[name] ?? s);
+        o.requests += res.latenciesMs.length;
+      }
       o.p50.push(percentile(res.latenciesMs, 50));
       o.p99.push(percentile(res.latenciesMs, 99));
       o.errors += res.errors + res.non2xx;
@@ -82,20 +96,50 @@ function row(id: string, what: string, upstream: string, m: Map<string, PerTarge
   };
 }
 
+/**
+ * Where the cores went in P1-real: CPU per answered request of each process
+ * in kubegate's rounds, and the cores the whole path needs at the row's rate
+ * against those of direct rounds. The rate is open loop: once the path needs
+ * more of the machine than it gets, requests queue and latency grows with
+ * the backlog (docs/decisions.md, "P1-real: the path needs the cores").
+ */
+export function cpuNote(m: Map<string, PerTarget>, load1: number): string {
+  const k = m.get('kubegate')!;
+  const d = m.get('direct')!;
+  const per = (x: PerTarget, name: string) => ((x.cpu[name] ?? 0) * 1e6) / Math.max(1, x.requests);
+  const cores = (x: PerTarget) =>
+    (Object.keys(x.cpu).reduce((a, n) => a + per(x, n), 0) * rate) / 1e6;
+  const names = Object.keys(k.cpu);
+  return (
+    `CPU per request in kubegate rounds: ${names.map((n) => `${n} ${per(k, n).toFixed(0)} µs`).join(', ')}` +
+    ` → ${cores(k).toFixed(2)} cores at ${rate} req/s (direct rounds ${cores(d).toFixed(2)}); load average ${load1.toFixed(1)} on this 2-core machine`
+  );
+}
+
 /** P1 on the bench upstream, or (`real`) P1-real on the real test cluster. */
 export async function p1Latency(ctx: BenchContext, real: boolean): Promise<Row[]> {
   if (real) {
     if (!ctx.real) return [];
     const targets = [ctx.real.direct, ctx.real.kubegate];
-    const mr = await measure(ctx, 'h2', targets, '/api/v1/namespaces/default', 3, 3);
-    return [
-      row(
-        'P1-real',
-        `GET a namespace at ${rate} req/s, HTTP/2, added latency`,
-        'real test cluster',
-        mr,
-      ),
-    ];
+    const { agent, cluster } = ctx.real.pids;
+    const proxy = ctx.stack.main.proxy.child.pid!;
+    const snapshot: CpuSnapshot = () => {
+      const self = process.cpuUsage();
+      return {
+        proxy: cpuSeconds(proxy),
+        agent: cpuSeconds(agent),
+        'apiserver+etcd': cpuSeconds(cluster),
+        'load generator': (self.user + self.system) / 1e6,
+      };
+    };
+    const mr = await measure(ctx, 'h2', targets, '/api/v1/namespaces/default', 3, 3, snapshot);
+    const r = row(
+      'P1-real',
+      `GET a namespace at ${rate} req/s, HTTP/2, added latency`,
+      'real test cluster',
+      mr,
+    );
+    return [{ ...r, absolute: `${r.absolute}; ${cpuNote(mr, loadavg()[0]!)}` }];
   }
   const t = ctx.targets;
   const targets = [t.direct, t.kubegate, t.nginx];

@@ -35,6 +35,8 @@ export interface TestCluster {
   podLogsFile?: string;
   /** Temp dir holding all state and the component logs; removed by stop(). */
   dir: string;
+  /** The kg-testcluster process (etcd + kube-apiserver; the benchmarks read its CPU time). */
+  pid: number;
   /** SIGTERM, wait for exit (SIGKILL after 10 s), remove dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -167,6 +169,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Test
     nodes: ready.nodes,
     ...(ready.podLogsFile === undefined ? {} : { podLogsFile: ready.podLogsFile }),
     dir,
+    pid: child.pid!,
     stop,
   };
 }
