@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../common/errors.js';
 import type { JitManager } from './jit/jit-manager.js';
-import { upgradeUpstream } from './upgrade.js';
+import { hopByHop, upgradeUpstream } from './upgrade.js';
 import { agentMetrics } from './metrics.js';
 import type { Logger } from '../common/log.js';
 import {
@@ -49,16 +49,10 @@ interface Credential {
 
 /** Request headers never passed on (identity, hop-by-hop, ours); plus the prefixes below. */
 const dropRequest = new Set([
+  ...hopByHop,
   'authorization',
   'cookie',
   'proxy-authorization',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
   'host',
   'http2-settings',
   'audit-id',
@@ -73,15 +67,7 @@ function droppedRequestHeader(name: string): boolean {
     name.startsWith('kg-')
   );
 }
-const dropResponse = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-]);
+const dropResponse = hopByHop;
 
 /** Reject identities that could claim a Kubernetes system identity. */
 export function identityProblem(id: TunnelIdentity | undefined): string | undefined {

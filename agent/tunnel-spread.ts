@@ -82,16 +82,20 @@ export class TunnelSpread {
       return false;
     }
     c.spreadTries = 0;
-    if (c.replaces) {
-      const old = c.replaces;
-      c.replaces = undefined;
-      this.log.info(
-        { from: old.replica, to: replica, tunnel: c.index },
-        'tunnel moved; retiring the old one',
-      );
-      this.retire(old);
-    }
+    this.moved(c, replica);
     return true;
+  }
+
+  /** `c` is up in its slot: the tunnel it replaces (if any) is retired. */
+  private moved(c: TunnelClient, replica: string): void {
+    const old = c.replaces;
+    if (!old) return;
+    c.replaces = undefined;
+    this.log.info(
+      { from: old.replica, to: replica, tunnel: c.index },
+      'tunnel moved; retiring the old one',
+    );
+    this.retire(old);
   }
 
   /**
@@ -111,13 +115,7 @@ export class TunnelSpread {
     if (gain) {
       this.probes.delete(c);
       c.spreadTries = 0;
-      const old = c.replaces!;
-      c.replaces = undefined;
-      this.log.info(
-        { from: old.replica, to: replica, tunnel: c.index },
-        'tunnel moved; retiring the old one',
-      );
-      this.retire(old);
+      this.moved(c, replica);
       return true;
     }
     if (held.size < this.liveReplicas && c.spreadTries < maxSpreadTries) {

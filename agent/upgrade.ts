@@ -11,7 +11,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/log.js';
 import { hdrUpgrade, hdrUpgradeStatus } from '../common/tunnel-protocol.js';
 
-const hopByHop = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never copied between connections. */
+export const hopByHop: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
