@@ -65,6 +65,7 @@ export const catalogue = {
     reason: 'RequestEntityTooLarge',
     title: 'Request body too large',
   },
+  KG_ERR_RATE_LIMITED: { status: 429, reason: 'TooManyRequests', title: 'Too many requests' },
   KG_ERR_TOKEN_SPENT: { status: 401, reason: 'Unauthorized', title: 'Bootstrap token not valid' },
   KG_ERR_CLUSTER_OFFLINE: {
     status: 503,

@@ -9,6 +9,8 @@ import type { Logger } from '../common/log.js';
 import { parseHostPort } from '../common/config.js';
 import { enrollAddressOf, type ProxyConfig } from './config.js';
 import { createPool, type Pool } from './db/pool.js';
+import { DbHealth } from './db/health.js';
+import { SourceBudget } from './authn/source-budget.js';
 import { migrate } from './db/migrate.js';
 import { parseMasterKey } from './pki/master-key.js';
 import { loadCas, type Cas } from './pki/ca-store.js';
@@ -55,9 +57,23 @@ export interface ProxyApp {
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<ProxyApp> {
+  // The policy connection's heartbeat tells whether PostgreSQL is answering;
+  // while it is not, the pools refuse new work at once (proxy/db/health.ts).
+  const dbHealth = new DbHealth();
   const pool = createPool({
     url: config.databaseUrl,
     applicationName: `kubegate-proxy ${config.replicaId}`,
+    health: dbHealth,
+  });
+  // Token lookups get a small pool of their own: a flood of unauthenticated
+  // requests can hold at most these connections, never the main pool.
+  const authPool = createPool({
+    url: config.databaseUrl,
+    max: 4,
+    statementTimeoutMs: 2000,
+    connectTimeoutMs: 1000,
+    applicationName: `kubegate-authn ${config.replicaId}`,
+    health: dbHealth,
   });
   let audit: AuditLog | undefined;
   let scaleOut: ScaleOut | undefined;
@@ -80,7 +96,13 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       : serving.certPem;
     const frontKey = config.tlsKeyFile ? readFileSync(config.tlsKeyFile, 'utf8') : serving.keyPem;
 
-    const tokens = new TokenStore(pool, config.tokenCacheTtl);
+    const tokens = new TokenStore(pool, {
+      lookupPool: authPool,
+      cacheMs: config.tokenCacheTtl,
+      staleMs: config.policyStaleAfter,
+      health: dbHealth,
+      sourceBudget: new SourceBudget({ burst: 60, perSecond: 10 }),
+    });
     const clusters = new ClusterStore(pool);
     const registry = new TunnelRegistry();
     // Scale-out (proxy/ha/): replica registry, peer listener and forwarding, drain.
@@ -100,6 +122,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       pool,
       databaseUrl: config.databaseUrl,
       staleAfterMs: config.policyStaleAfter,
+      health: dbHealth,
       log: log.child({ part: 'policy' }),
     });
     await policy.start();
@@ -203,6 +226,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       pool,
       tokens,
       caPem: config.tlsCertFile ? undefined : cas.server.certPem,
+      loginBudget: new SourceBudget({ burst: 30, perSecond: 0.5 }),
       log: log.child({ part: 'identity' }),
     });
     // The web console: its JSON APIs take the browser session (with CSRF checks) as well as bearer tokens.
@@ -347,13 +371,16 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         ]);
         await ha.close();
         await auditLog.close();
-        await pool.end();
+        dbHealth.stop();
+        await Promise.all([pool.end(), authPool.end()]);
       },
     };
   } catch (err) {
     await audit?.close().catch(() => undefined);
     await scaleOut?.close().catch(() => undefined);
+    dbHealth.stop();
     await pool.end().catch(() => undefined);
+    await authPool.end().catch(() => undefined);
     throw err;
   }
 }

@@ -132,7 +132,7 @@ export class ProxyMetrics {
   });
   private readonly tokenCache = new Counter({
     name: 'kubegate_authn_token_cache_lookups_total',
-    help: 'Bearer token lookups answered from the in-memory cache (hit) or the database (miss).',
+    help: 'Bearer token lookups: from the in-memory cache (hit), the database (miss), memory while the database cannot answer (stale), the unknown-token memory (negative), or refused for the source address (rate_limited).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -349,8 +349,8 @@ export class ProxyMetrics {
     this.decisions.inc({ cluster: this.cluster(cluster), decision });
   }
 
-  observeTokenCache(hit: boolean): void {
-    this.tokenCache.inc({ result: hit ? 'hit' : 'miss' });
+  observeTokenCache(hit: boolean | 'stale' | 'negative' | 'rate_limited'): void {
+    this.tokenCache.inc({ result: hit === true ? 'hit' : hit === false ? 'miss' : hit });
   }
 
   observePeerForward(cluster: string | undefined, code: number): void {

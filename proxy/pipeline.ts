@@ -99,7 +99,7 @@ export function createUpgradeHandler(
       const audit = (recorder = deps.audit.begin(ctx, req.headers));
       if (!ctx.rawTarget.startsWith('/k8s/'))
         throw new KgError('KG_ERR_BAD_REQUEST', 'upgrades are only accepted on /k8s/ paths');
-      const { route, identity, info, cluster } = await admit(deps, ctx, req);
+      const { route, identity, info, cluster } = await admit(deps, ctx, req, { upgrade: true });
       const upgrade = checkUpgrade(req as IncomingMessage, info);
       // 5. audit: as for every request (strict mode: on disk before forwarding)
       await audit.admitted();
@@ -144,13 +144,23 @@ export function createUpgradeHandler(
 }
 
 /** Stages 1–4: route, authenticate, request info, authorize. Throws on any refusal. */
-async function admit(deps: PipelineDeps, ctx: RequestContext, req: AnyRequest) {
+async function admit(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  req: AnyRequest,
+  opts: { upgrade?: boolean } = {},
+) {
   // 1. route: the cluster and the kube path, from the validated raw target
   const route = (ctx.route = routeKubeRequest(ctx.rawTarget));
   // 2. authenticate: bearer token → identity
-  const identity = (ctx.identity = await authenticate(deps.tokens, req.headers.authorization));
+  const identity = (ctx.identity = await authenticate(
+    deps.tokens,
+    req.headers.authorization,
+    req.socket.remoteAddress ?? '',
+  ));
   // 3. request info: method + path + query → the Kubernetes authorization tuple
-  const info = (ctx.info = requestInfo(ctx.method, route.kubePath, route.rawQuery));
+  // (an upgrade on a */proxy subresource is `create`: it opens a stream)
+  const info = (ctx.info = requestInfo(ctx.method, route.kubePath, route.rawQuery, opts));
   // 4. authorize: central RBAC from the live snapshot; deny by default, fail closed
   const policy = deps.policy.current();
   const cluster = policy.clusters.get(route.cluster);

@@ -46,7 +46,11 @@ export function isAdminApiPath(path: string): boolean {
 
 function bearer(deps: ApiDeps): (req: AnyRequest) => Promise<ApiCaller> {
   return async (req) => {
-    const id = await authenticate(deps.tokens, req.headers.authorization);
+    const id = await authenticate(
+      deps.tokens,
+      req.headers.authorization,
+      req.socket.remoteAddress ?? '',
+    );
     return { user: id.user, kind: id.kind, groups: id.groups, actor: `${id.kind}:${id.user}` };
   };
 }

@@ -71,6 +71,8 @@ export function givesBack(status: number): boolean {
 }
 
 const cacheMs = 10_000;
+/** How old the last read may be when the database cannot answer. */
+const staleCacheMs = 60_000;
 /** The answer for a request no gate names: shared, so the common case allocates nothing. */
 const notGated: GatePass = Object.freeze({});
 
@@ -91,10 +93,18 @@ export class ApprovalGate {
 
   private async policies(): Promise<GateIndex> {
     if (this.cache && Date.now() - this.cache.at < cacheMs) return this.cache.index;
-    // Fails closed: a database error is a 503 here, never "not gated".
-    const policies = (await listPolicies(this.deps.pool, 'gate')).map(
-      (p) => p.policy as GatePolicy,
-    );
+    // Fails closed: a database error is a 503 here, never "not gated" — unless
+    // the policies read last are still the current ones (no change was
+    // announced since; the policy store, asked just before, vouches that this
+    // replica is current), in which case they are used while the database
+    // cannot answer.
+    let policies: GatePolicy[];
+    try {
+      policies = (await listPolicies(this.deps.pool, 'gate')).map((p) => p.policy as GatePolicy);
+    } catch (err) {
+      if (this.cache && Date.now() - this.cache.at < staleCacheMs) return this.cache.index;
+      throw err;
+    }
     const index = new GateIndex(policies);
     this.cache = { at: Date.now(), index };
     return index;

@@ -85,7 +85,7 @@ async function serve(
   }
   const identity = deps.authenticate
     ? await deps.authenticate(req)
-    : await authenticate(deps.tokens, req.headers.authorization);
+    : await authenticate(deps.tokens, req.headers.authorization, req.socket.remoteAddress ?? '');
   const unknown = [...new Set(query.keys())].filter((k) => !known.has(k));
   if (unknown.length > 0)
     throw new KgError(

@@ -3,7 +3,7 @@
  * revoked → 401. Any other kind of credential (basic auth, a client
  * certificate, a bare Impersonate-User) gets nothing.
  */
-import { KgError } from '../../common/errors.js';
+import { isKgError, KgError } from '../../common/errors.js';
 import type { TokenIdentity, TokenStore } from './token-store.js';
 import { bearerToken } from './token.js';
 
@@ -13,13 +13,15 @@ const unauthorized =
 export async function authenticate(
   tokens: TokenStore,
   authorization: string | undefined,
+  source?: string,
 ): Promise<TokenIdentity> {
   const token = bearerToken(authorization);
   if (!token) throw new KgError('KG_ERR_UNAUTHENTICATED', unauthorized);
   let id: TokenIdentity | undefined;
   try {
-    id = await tokens.authenticate(token);
+    id = await tokens.authenticate(token, source);
   } catch (err) {
+    if (isKgError(err)) throw err; // 429 for a source past its budget
     // The database cannot answer: fail closed, and say so.
     throw new KgError(
       'KG_ERR_UNAVAILABLE',

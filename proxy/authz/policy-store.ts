@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../../common/log.js';
 import { KgError } from '../../common/errors.js';
+import type { DbHealth } from '../db/health.js';
 import { builtinRoles } from './builtin-roles.js';
 import type { Binding, ClusterRef, LabelSelector, PolicySnapshot, Role } from './types.js';
 import type { PolicyRule } from './policy-rule.js';
@@ -33,6 +34,8 @@ export interface PolicyStoreOptions {
   staleAfterMs: number;
   /** Heartbeat on the listening connection. */
   heartbeatMs?: number;
+  /** Fed by the heartbeat: a heartbeat overdue marks the database suspect. */
+  health?: DbHealth;
   log: Logger;
 }
 
@@ -156,12 +159,18 @@ export class PolicyStore {
         for (const fn of this.tokenListeners) fn(n.payload);
       else if (n.channel === 'kubegate_policy') this.scheduleReload();
     });
-    await client.connect();
-    await client.query('LISTEN kubegate_policy');
-    await client.query('LISTEN kubegate_tokens');
-    this.client = client;
-    // Listen first, then load: a change between the two is then never missed.
-    await this.reload();
+    try {
+      await client.connect();
+      await client.query('LISTEN kubegate_policy');
+      await client.query('LISTEN kubegate_tokens');
+      this.client = client;
+      // Listen first, then load: a change between the two is then never missed.
+      await this.reload();
+    } catch (err) {
+      if (this.client === client) this.client = undefined;
+      void client.end().catch(() => undefined);
+      throw err;
+    }
   }
 
   private scheduleReload(): void {
@@ -203,24 +212,32 @@ export class PolicyStore {
   }
 
   private async beatOnce(): Promise<void> {
+    const health = this.opts.health;
     if (!this.client) {
+      health?.probeSent();
       try {
         await this.connect();
+        health?.answered();
         this.opts.log.info('policy connection restored; snapshot reloaded');
       } catch {
         // still down; current() keeps failing closed once stale
+        health?.failed();
       }
       return;
     }
     const sent = Date.now();
+    health?.probeSent(sent);
     try {
       // Notifications queued before this round trip are delivered before its answer.
       await this.client.query('SELECT 1');
+      health?.answered();
       if (!this.reloading) this.confirmedAt = sent;
     } catch {
+      health?.failed();
       const c = this.client;
       this.client = undefined;
-      await c?.end().catch(() => undefined);
+      // Not awaited: ending a connection to a hung server waits for the server.
+      void c?.end().catch(() => undefined);
     }
   }
 }

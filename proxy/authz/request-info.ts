@@ -43,7 +43,10 @@ const SPECIAL_VERBS = new Set(['proxy', 'watch']);
 const SPECIAL_VERBS_NO_SUBRESOURCES = new Set(['proxy']);
 /** Lets `/namespaces/{ns}/status` be a subresource and `/namespaces/{ns}/pods` a resource. */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
-/** Pod subresources that open a stream into a container: always `create` (KEP-4006). */
+/**
+ * Pod subresources that open a stream into a container: always `create`
+ * (KEP-4006). Upgrades on a proxy subresource are `create` too (see `requestInfo`).
+ */
 const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 function verbForMethod(method: string): string {
@@ -70,7 +73,12 @@ function verbForMethod(method: string): string {
  * `routeKubeRequest`. Throws KG_ERR_BAD_PATH where the apiserver's factory
  * fails (`/api/v1/watch` with nothing after the special verb).
  */
-export function requestInfo(method: string, kubePath: string, rawQuery: string): RequestInfo {
+export function requestInfo(
+  method: string,
+  kubePath: string,
+  rawQuery: string,
+  opts: { upgrade?: boolean } = {},
+): RequestInfo {
   const info: RequestInfo = {
     isResourceRequest: false,
     path: decodePath(kubePath),
@@ -141,6 +149,10 @@ export function requestInfo(method: string, kubePath: string, rawQuery: string):
   ) {
     info.verb = 'create';
   }
+  // A connection upgrade through a proxy subresource (nodes/proxy,
+  // pods/proxy, services/proxy) opens a stream to whatever is behind it —
+  // the kubelet's exec included — so it needs `create`, never just `get`.
+  if (opts.upgrade && info.subresource === 'proxy' && info.verb === 'get') info.verb = 'create';
   return info;
 }
 

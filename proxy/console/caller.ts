@@ -15,7 +15,11 @@ export function sessionOrBearer(deps: CallerDeps): (req: AnyRequest) => Promise<
   return async (req) => {
     if (req.headers.authorization !== undefined) {
       // The bearer path stays exactly the token cache's: no extra database read.
-      const id = await authenticate(deps.tokens, req.headers.authorization);
+      const id = await authenticate(
+        deps.tokens,
+        req.headers.authorization,
+        req.socket.remoteAddress ?? '',
+      );
       return { user: id.user, kind: id.kind, groups: id.groups, actor: `${id.kind}:${id.user}` };
     }
     const c = await resolveCaller(deps, req);

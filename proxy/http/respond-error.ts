@@ -4,6 +4,7 @@
  * `/api/`, and the same problem JSON elsewhere. Unknown errors are a 500
  * logged as a bug, with no internals in the body.
  */
+import { DatabaseUnresponsiveError } from '../db/health.js';
 import type { Http2ServerResponse } from 'node:http2';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -14,6 +15,15 @@ export type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export function toKgError(err: unknown): KgError {
   if (isKgError(err)) return err;
+  if (err instanceof DatabaseUnresponsiveError)
+    return new KgError(
+      'KG_ERR_UNAVAILABLE',
+      'the kubegate database is not answering; retry shortly',
+      {
+        cause: err,
+        retryAfter: 2,
+      },
+    );
   return new KgError('KG_ERR_INTERNAL', 'internal error; the proxy logged the details', {
     cause: err,
   });

@@ -9,6 +9,7 @@
  * a callback URL (and the code in it) cannot be replayed, and an attacker's
  * code cannot be planted into a victim's browser (login CSRF, RFC 9700 §4.7).
  */
+import type { SourceBudget } from '../authn/source-budget.js';
 import { timingSafeEqual } from 'node:crypto';
 import { isKgError, KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -43,6 +44,8 @@ export interface AuthDeps {
   settings: IdentitySettings;
   oidc: OidcClient | undefined;
   log: Logger;
+  /** Per-address budget for sign-in starts (each writes a row); absent = unlimited. */
+  loginBudget?: SourceBudget | undefined;
 }
 
 function maxAgeSeconds(s: IdentitySettings): number {
@@ -94,8 +97,16 @@ function notConfigured(): KgError {
 }
 
 /** GET /auth/login — start a sign-in at the provider. */
-export async function login(deps: AuthDeps, _req: AnyRequest, res: AnyResponse): Promise<void> {
+export async function login(deps: AuthDeps, req: AnyRequest, res: AnyResponse): Promise<void> {
   if (!deps.oidc) throw notConfigured();
+  const source = req.socket.remoteAddress ?? '';
+  if (deps.loginBudget && !deps.loginBudget.take(source)) {
+    throw new KgError(
+      'KG_ERR_RATE_LIMITED',
+      'too many sign-ins started from this address; wait a moment and try again',
+      { retryAfter: deps.loginBudget.retryAfter(source) },
+    );
+  }
   const { url, pending } = await deps.oidc.begin(maxAgeSeconds(deps.settings));
   const cookie = await savePendingLogin(deps.pool, pending, loginTtlMs);
   redirect(res, url.href, [setCookie(loginCookie, cookie, loginTtlMs / 1000)]);

@@ -61,7 +61,11 @@ export interface CallerDeps {
 export async function resolveCaller(deps: CallerDeps, req: AnyRequest): Promise<Caller> {
   const isAdmin = (groups: string[]) => groups.some((g) => deps.settings.adminGroups.has(g));
   if (req.headers.authorization !== undefined) {
-    const id = await authenticate(deps.tokens, req.headers.authorization);
+    const id = await authenticate(
+      deps.tokens,
+      req.headers.authorization,
+      req.socket.remoteAddress ?? '',
+    );
     const refs = await tokenOwnerRefs(deps.pool, id.tokenId);
     return {
       via: 'token',

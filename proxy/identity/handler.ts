@@ -8,6 +8,7 @@
  * for cookie callers (403) → admin check where the route needs it (403) →
  * the route. Errors become problem JSON; on browser routes, an HTML page.
  */
+import type { SourceBudget } from '../authn/source-budget.js';
 import { randomUUID } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -35,6 +36,8 @@ export interface IdentityDeps {
   log: Logger;
   /** How often superseded robot tokens are revoked once their overlap ends (default 500 ms). */
   reapIntervalMs?: number;
+  /** Per-address budget for sign-in starts (each writes a pending-login row). */
+  loginBudget?: SourceBudget;
 }
 
 export interface IdentityHandler {
@@ -70,7 +73,14 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
   const settings = identitySettings(deps.config);
   const log = deps.log;
   const oidc = settings.oidc ? new OidcClient(settings.oidc, log) : undefined;
-  const authDeps: AuthDeps = { pool: deps.pool, tokens: deps.tokens, settings, oidc, log };
+  const authDeps: AuthDeps = {
+    pool: deps.pool,
+    tokens: deps.tokens,
+    settings,
+    oidc,
+    log,
+    loginBudget: deps.loginBudget,
+  };
   const apiDeps: IdentityApiDeps = {
     pool: deps.pool,
     tokens: deps.tokens,

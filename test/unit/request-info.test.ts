@@ -954,3 +954,37 @@ test('property: pods exec/attach/portforward in the core group are always create
     { numRuns: 5000 },
   );
 });
+
+test('an upgrade on a proxy subresource is create, never get (nodes, pods, services)', () => {
+  for (const path of [
+    '/api/v1/nodes/n1/proxy/exec/ns/pod/c',
+    '/api/v1/namespaces/ns/pods/p/proxy/x',
+    '/api/v1/namespaces/ns/services/s:80/proxy/',
+    '/api/v1/nodes/n1/proxy',
+  ]) {
+    assert.equal(requestInfo('GET', path, '', { upgrade: true }).verb, 'create', path);
+    // The same GET without an upgrade stays `get`, as the apiserver reads it.
+    assert.equal(requestInfo('GET', path, '').verb, 'get', path);
+  }
+  // Not a proxy subresource: an upgrade changes nothing there.
+  assert.equal(
+    requestInfo('GET', '/api/v1/namespaces/ns/pods/p/log', '', { upgrade: true }).verb,
+    'get',
+  );
+});
+
+test('property: an upgrade on any proxy subresource is never authorized as get', () => {
+  fc.assert(
+    fc.property(method, fc.array(word, { maxLength: 9 }), query, (m, segs, q) => {
+      let info: RequestInfo;
+      try {
+        info = requestInfo(m, `/${segs.join('/')}`, q, { upgrade: true });
+      } catch (e) {
+        assert.ok(e instanceof KgError && e.code === 'KG_ERR_BAD_PATH');
+        return;
+      }
+      if (info.isResourceRequest && info.subresource === 'proxy') assert.notEqual(info.verb, 'get');
+    }),
+    { numRuns: 3000 },
+  );
+});
