@@ -3,7 +3,7 @@
  * npm) unless TEST_DATABASE_URL names a server to use. Each suite gets its
  * own database.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +17,14 @@ export interface PgServer {
   /** Stop the server but keep its data (fault tests); `start` brings it back. */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /**
+   * Freeze every server process (SIGSTOP): connections stay open and new
+   * ones are accepted by the kernel, but nothing answers — a network
+   * partition, a failover or a stuck lock as the proxy sees it.
+   */
+  freeze(): void;
+  /** Let a frozen server run again (SIGCONT). */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -27,6 +35,10 @@ export async function startPostgres(): Promise<PgServer> {
       adminUrl: external,
       pause: () => Promise.reject(new Error('cannot pause an external database')),
       resume: async () => undefined,
+      freeze: () => {
+        throw new Error('cannot freeze an external database');
+      },
+      thaw: () => undefined,
       stop: async () => undefined,
     };
   }
@@ -69,11 +81,37 @@ export async function startPostgres(): Promise<PgServer> {
       proc?.kill('SIGKILL');
     }
   });
+  let frozen: number[] = [];
+  const signalAll = (pids: number[], sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
   return {
     adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     pause: () => server.stop(),
     resume: () => server.start(),
-    stop,
+    freeze: () => {
+      const postmaster = Number(
+        readFileSync(join(root, 'data', 'postmaster.pid'), 'utf8').split('\n')[0],
+      );
+      // The postmaster first, so it forks no new backend while we list its children.
+      signalAll([postmaster], 'SIGSTOP');
+      frozen = [postmaster, ...childrenOf(postmaster)];
+      signalAll(frozen, 'SIGSTOP');
+    },
+    thaw: () => {
+      signalAll(frozen, 'SIGCONT');
+      frozen = [];
+    },
+    stop: async () => {
+      signalAll(frozen, 'SIGCONT');
+      await stop();
+    },
   };
 }
 
@@ -90,4 +128,21 @@ export async function createDatabase(server: PgServer, prefix = 'kg'): Promise<s
   const url = new URL(server.adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/** Direct children of a process, from /proc (Linux). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      // pid (comm) state ppid …; comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
