@@ -35,7 +35,15 @@ test('an answer already readable while the event loop was blocked is not judged 
   // The answer arrives as socket I/O while the loop is blocked past the
   // threshold: when the loop resumes, the expired timer runs before the poll
   // phase reads the socket, so only a judgement deferred past I/O is fair.
-  const server = createServer((s) => s.on('data', () => s.write('1')));
+  // The server answers, then the loop is blocked past the threshold (in the
+  // same callback), so the answer is readable before the timer is judged.
+  const server = createServer((s) =>
+    s.on('data', () => {
+      s.write('1');
+      const until = Date.now() + 80;
+      while (Date.now() < until);
+    }),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const client = connect(port, '127.0.0.1');
@@ -46,9 +54,7 @@ test('an answer already readable while the event loop was blocked is not judged 
   client.on('data', () => h.answered());
   h.probeSent();
   client.write('ping');
-  const until = Date.now() + 80;
-  while (Date.now() < until); // blocked: the answer arrives meanwhile
-  await sleep(20);
+  await sleep(150);
   client.destroy();
   server.close();
   h.stop();
