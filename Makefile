@@ -67,6 +67,10 @@ test-unit: $(TOOLS) build ## Unit, property and integration tests (no cluster)
 test-e2e: deps build ## End-to-end tests with the real cluster, PostgreSQL, kubectl
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
 
+.PHONY: test-security
+test-security: deps build ## The attack suite (test/security/) against the real stack
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/security/
+
 .PHONY: test
 test: deps lint build ## Everything: lint, typecheck, unit, integration, end to end, long (beside the rest)
 	bash test/run/all.sh

@@ -1,0 +1,79 @@
+/**
+ * What a test needs from a fleet kubeconfig to speak to kubegate without
+ * kubectl (raw attacks): the bearer token, the CA, and one HTTPS request with
+ * full control over method, path, headers and body.
+ */
+import { readFileSync } from 'node:fs';
+import * as https from 'node:https';
+
+export interface Creds {
+  token: string;
+  ca: Buffer;
+}
+
+export function credsOf(kubeconfig: string): Creds {
+  const text = readFileSync(kubeconfig, 'utf8');
+  return {
+    token: /token: (kg_\S+)/.exec(text)![1]!,
+    ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(text)![1]!, 'base64'),
+  };
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One HTTPS/1.1 request on a fresh connection; the path is sent exactly as given. */
+export function rawRequest(
+  origin: string,
+  ca: Buffer,
+  opts: {
+    method?: string;
+    path: string;
+    token?: string;
+    headers?: Record<string, string>;
+    body?: Buffer | string;
+    timeoutMs?: number;
+  },
+): Promise<RawAnswer> {
+  const u = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: opts.path,
+        method: opts.method ?? 'GET',
+        ca,
+        agent: false,
+        headers: {
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.body !== undefined
+            ? { 'content-length': String(Buffer.byteLength(opts.body)) }
+            : {}),
+          ...opts.headers,
+        },
+        timeout: opts.timeoutMs ?? 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`no answer within ${opts.timeoutMs ?? 30_000} ms`)),
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
