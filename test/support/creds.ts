@@ -36,6 +36,8 @@ export function rawRequest(
     headers?: Record<string, string>;
     body?: Buffer | string;
     timeoutMs?: number;
+    /** Source address (any 127.x.y.z works on Linux loopback): another client's address. */
+    localAddress?: string;
   },
 ): Promise<RawAnswer> {
   const u = new URL(origin);
@@ -48,6 +50,7 @@ export function rawRequest(
         method: opts.method ?? 'GET',
         ca,
         agent: false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
           ...(opts.body !== undefined
