@@ -63,6 +63,12 @@ export class SourceBudget {
     return this.spend(source);
   }
 
+  /** Give back a unit taken for something that turned out fine (a known token). */
+  refund(source: string): void {
+    const b = this.buckets.get(source);
+    if (b) b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
+
   get size(): number {
     return this.buckets.size;
   }

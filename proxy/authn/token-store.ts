@@ -187,7 +187,9 @@ export class TokenStore {
       }
       this.unknown.delete(hash);
     }
-    if (source !== undefined && this.budget && !this.budget.allows(source)) {
+    // A unit is taken before the lookup (so concurrent requests cannot all
+    // pass the check) and given back when the token turns out to be known.
+    if (source !== undefined && this.budget && !this.budget.take(source)) {
       proxyMetrics.observeTokenCache('rate_limited');
       throw new KgError(
         'KG_ERR_RATE_LIMITED',
@@ -200,6 +202,7 @@ export class TokenStore {
     try {
       id = await this.withDeadline(hash);
     } catch (err) {
+      if (source !== undefined) this.budget?.refund(source); // not the source's fault
       const stale = this.cache.get(hash);
       if (
         stale &&
@@ -211,7 +214,7 @@ export class TokenStore {
       }
       throw err;
     }
-    if (!id && source !== undefined) this.budget?.spend(source);
+    if (id && source !== undefined) this.budget?.refund(source);
     return id;
   }
 

@@ -59,7 +59,10 @@ describe('upgrades on proxy subresources need create', { timeout: 300_000 }, () 
       assert.equal(r.status, 403, r.body);
       const status = JSON.parse(r.body) as { reason: string; message: string };
       assert.equal(status.reason, 'Forbidden');
-      assert.match(status.message, /cannot create resource "(nodes|pods|services)\/proxy" .* on cluster "dev"/);
+      assert.match(
+        status.message,
+        /cannot create resource "(nodes|pods|services)\/proxy" .* on cluster "dev"/,
+      );
     });
   }
 
