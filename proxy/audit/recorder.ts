@@ -226,6 +226,12 @@ export class AuditRecorder {
       this.sink.emit(e);
     } catch (err) {
       this.captureFailed(err, 'emitting the audit event');
+      try {
+        // Once more with the fields that cannot fail: the request keeps its one event.
+        this.sink.emit(this.minimalEvent(code));
+      } catch (again) {
+        this.captureFailed(again, 'emitting the minimal audit event');
+      }
     }
   }
 

@@ -440,8 +440,14 @@ test('a throw while building or emitting the event never leaves the listener', a
   };
   res.headersSent = true;
   assert.doesNotThrow(() => res.emit('finish'));
-  assert.equal(emits, 1);
-  assert.equal(events.length, 0, 'the one emit threw; complete() is not retried');
+  assert.equal(emits, 2);
+  assert.equal(events.length, 1, 'the request still has its one event');
+  assert.equal(events[0]!.auditID, ctx.auditId);
+  assert.equal(events[0]!.stage, 'ResponseComplete');
+  assert.equal(events[0]!.responseStatus!.code, 200);
+  assert.ok(events[0]!.annotations!['kubegate.dev/audit-error']);
+  assert.doesNotThrow(() => res.emit('close'));
+  assert.equal(events.length, 1, 'complete() runs once');
 
   const ctx2 = ctxFor('POST', '/k8s/c/api/v1/namespaces/a/configmaps', { allowed: true });
   const two = sink(policy);
