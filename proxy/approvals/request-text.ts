@@ -103,6 +103,11 @@ export function requestText(
       lines.push(`command (argv, in the order it runs; ${argv.length} elements):`);
       argv.forEach((a, i) => lines.push(`  [${i}] ${JSON.stringify(a)}`));
     }
+    // The apiserver reads the first value of a flag.
+    const first = (n: string) => pairs.find((p) => p.name === n)?.value;
+    if (['true', '1'].includes(first('stdin') ?? ''))
+      lines.push('stdin: attached (what is typed into it is not part of this approval)');
+    if (['true', '1'].includes(first('tty') ?? '')) lines.push('tty: a terminal is allocated');
   }
   lines.push(`query parameters, in the order sent (${pairs.length}):`);
   for (const p of pairs) lines.push(`  ${JSON.stringify(p.name)} = ${JSON.stringify(p.value)}`);
