@@ -103,11 +103,12 @@ export function requestText(
       lines.push(`command (argv, in the order it runs; ${argv.length} elements):`);
       argv.forEach((a, i) => lines.push(`  [${i}] ${JSON.stringify(a)}`));
     }
-    // The apiserver reads the first value of a flag.
-    const first = (n: string) => pairs.find((p) => p.name === n)?.value;
-    if (['true', '1'].includes(first('stdin') ?? ''))
+    // The apiserver reads the first value of a flag, as Go's strconv.ParseBool.
+    const first = (n: string) => pairs.find((p) => p.name === n)?.value ?? '';
+    const truthy = ['1', 't', 'T', 'true', 'TRUE', 'True'];
+    if (truthy.includes(first('stdin')))
       lines.push('stdin: attached (what is typed into it is not part of this approval)');
-    if (['true', '1'].includes(first('tty') ?? '')) lines.push('tty: a terminal is allocated');
+    if (truthy.includes(first('tty'))) lines.push('tty: a terminal is allocated');
   }
   lines.push(`query parameters, in the order sent (${pairs.length}):`);
   for (const p of pairs) lines.push(`  ${JSON.stringify(p.name)} = ${JSON.stringify(p.value)}`);
