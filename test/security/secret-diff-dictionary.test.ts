@@ -120,16 +120,17 @@ describe('Secret values cannot be recovered from approval diffs', { timeout: 300
   test('the diff says which values change, and nothing computed from any value', async () => {
     const a = await diffOf(await heldPatch('alpha', { password: 'hunter3' }));
     const b = await diffOf(await heldPatch('beta', { password: 'battery-staple' }));
+    // The dictionary attack: no value, and no hash of one, in any form.
+    for (const v of ['hunter2', 'hunter3', 'correct-horse', 'battery-staple', 'admin'])
+      for (const f of derived(v))
+        for (const d of [a, b])
+          assert.ok(!d.includes(f), `${JSON.stringify(f)} (from ${v}) in:\n${d}`);
     for (const d of [a, b]) {
       assert.match(d, /^-\s+password: \(hidden\)$/m, d);
       assert.match(d, /^\+\s+password: \(hidden, changed\)$/m, d);
       assert.match(d, /^ \s+user: \(hidden\)$/m, 'an unchanged value is an unchanged line');
       assert.doesNotMatch(d, /sha256|redacted/);
     }
-    for (const v of ['hunter2', 'hunter3', 'correct-horse', 'battery-staple', 'admin'])
-      for (const f of derived(v))
-        for (const d of [a, b])
-          assert.ok(!d.includes(f), `${JSON.stringify(f)} (from ${v}) in:\n${d}`);
     // Two different Secrets with different values, changed alike: the very same text.
     assert.equal(a.replaceAll('alpha', 'NAME'), b.replaceAll('beta', 'NAME'));
     // Nothing was changed on the cluster by asking.
