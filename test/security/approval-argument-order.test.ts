@@ -155,4 +155,26 @@ describe('approval bypass by argument order (pods/exec)', { timeout: 600_000 }, 
     assert.match(again.stderr, /approval required/);
     assert.equal(existsSync(marker), false);
   });
+
+  test('the same with the default transport of kubectl (WebSocket, SPDY as its fallback)', async () => {
+    const file = `${marker}-ws`;
+    const held = ['sh', '-c', 'echo ws', `touch ${file}`];
+    const swapped = ['sh', '-c', `touch ${file}`, 'echo ws'];
+    const first = await exec(held, {});
+    assert.match(first.stderr, /approval required/, first.stderr);
+    const id = pendingId(first.stderr)!;
+    assert.ok(id, first.stderr);
+    const ok = await api('POST', `/api/v1/approvals/${id}/approve`, { reason: 'fine' });
+    assert.equal(ok.json.status, 'approved', JSON.stringify(ok.json));
+    const attack = await exec(swapped, {});
+    assert.notEqual(attack.code, 0, `the reordered command ran: ${attack.stdout}`);
+    assert.match(attack.stderr, /approval required/);
+    assert.notEqual(pendingId(attack.stderr), id);
+    assert.equal(existsSync(file), false, 'touch never ran');
+    assert.equal((await api('GET', `/api/v1/approvals/${id}`)).json.status, 'approved');
+    const run = await exec(held, {});
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'ws');
+    assert.equal(existsSync(file), false);
+  });
 });
