@@ -79,6 +79,32 @@ async function stopAgents(): Promise<void> {
 }
 
 /**
+ * The next line of `proc`'s output matching `re` that was not there yet when
+ * this was called (Proc.waitFor also returns lines printed earlier).
+ */
+function nextLine(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
+  const matching = () =>
+    proc
+      .output()
+      .split('\n')
+      .filter((l) => re.test(l));
+  const seen = matching().length;
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      const now = matching();
+      if (now.length > seen) {
+        clearInterval(poll);
+        resolve(now[seen]!);
+      } else if (Date.now() - t0 > timeoutMs) {
+        clearInterval(poll);
+        reject(new Error(`no new line matching ${re} within ${timeoutMs} ms`));
+      }
+    }, 20);
+  });
+}
+
+/**
  * Wait on both replicas for their log of closing dev's tunnels for `why`;
  * `since` is when the change committed (epoch ms). Registered before the
  * change is made, so no line is missed.
@@ -86,7 +112,8 @@ async function stopAgents(): Promise<void> {
 function closedOnBoth(why: RegExp): { measure(since: number, what: string): Promise<void> } {
   const waits = proxies().map((p) => ({
     name: p.name,
-    line: p.proc.waitFor(
+    line: nextLine(
+      p.proc,
       new RegExp(`"cluster":"dev".*"why":"${why.source}".*"msg":"tunnels closed"`),
       15_000,
     ),
@@ -94,7 +121,7 @@ function closedOnBoth(why: RegExp): { measure(since: number, what: string): Prom
   return {
     async measure(since, what) {
       for (const w of waits) {
-        const at = (JSON.parse(await w.line) as { time: number }).time;
+        const at = Date.parse((JSON.parse(await w.line) as { time: string }).time);
         const ms = at - since;
         closeTimes.push({ what, replica: w.name, ms });
         log(`${what}: ${w.name} closed its dev tunnels ${ms} ms after the commit`);
@@ -263,7 +290,14 @@ async function reEnroll(): Promise<void> {
   await startAgents();
 }
 
-async function api(method: string, path: string, token: string, body?: unknown) {
+/** The cluster's current version, for If-Match (the admin API's optimistic concurrency). */
+async function versionOf(name: string): Promise<string> {
+  const r = await api('GET', `/api/v1/clusters/${name}`, adminToken);
+  assert.equal(r.status, 200, r.body);
+  return `"${(JSON.parse(r.body) as { version: number }).version}"`;
+}
+
+async function api(method: string, path: string, token: string, body?: unknown, ifMatch?: string) {
   return new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = https.request(
@@ -274,6 +308,7 @@ async function api(method: string, path: string, token: string, body?: unknown) 
         agent: false,
         headers: {
           authorization: `Bearer ${token}`,
+          ...(ifMatch ? { 'if-match': ifMatch } : {}),
           ...(payload
             ? {
                 'content-type': 'application/merge-patch+json',
@@ -343,7 +378,8 @@ describe('revoked agent: revocation, renewal and cluster removal end every tunne
     const olderToken = await newBootstrapToken(); // minted before the revocation, never used
     const closed = closedOnBoth(/agent revoked/);
     const refused = proxies().map((p) =>
-      p.proc.waitFor(
+      nextLine(
+        p.proc,
         /is revoked, unknown or its cluster is disabled.*"msg":"tunnel refused"/,
         20_000,
       ),
@@ -409,10 +445,10 @@ describe('revoked agent: revocation, renewal and cluster removal end every tunne
   });
 
   test('disabling the cluster closes its tunnels on both replicas within 1 s', async () => {
-    const before = await api('GET', '/api/v1/clusters/dev', adminToken);
-    const version = (JSON.parse(before.body) as { version: number }).version;
+    const etag = await versionOf('dev');
+    const version = Number(JSON.parse(etag));
     const closed = closedOnBoth(/cluster disabled/);
-    const r = await api('PATCH', '/api/v1/clusters/dev', adminToken, { disabled: true });
+    const r = await api('PATCH', '/api/v1/clusters/dev', adminToken, { disabled: true }, etag);
     assert.equal(r.status, 200, r.body);
     const [row] = await stack.sql<{ at: Date }>(
       `SELECT updated_at AS at FROM clusters WHERE name = 'dev'`,
@@ -421,7 +457,13 @@ describe('revoked agent: revocation, renewal and cluster removal end every tunne
     assert.equal((JSON.parse(r.body) as { version: number }).version, version + 1);
     await sleep(2000);
     assert.deepEqual(await holders(), [], 'a disabled cluster gets no tunnel back');
-    const en = await api('PATCH', '/api/v1/clusters/dev', adminToken, { disabled: false });
+    const en = await api(
+      'PATCH',
+      '/api/v1/clusters/dev',
+      adminToken,
+      { disabled: false },
+      await versionOf('dev'),
+    );
     assert.equal(en.status, 200, en.body);
     await bothUp();
     await assertWorks();
@@ -458,7 +500,13 @@ describe('revoked agent: revocation, renewal and cluster removal end every tunne
   test('deleting the cluster closes its tunnels on both replicas within 1 s', async () => {
     const closed = closedOnBoth(/cluster deleted/);
     const t0 = Date.now();
-    const r = await api('DELETE', '/api/v1/clusters/dev', adminToken);
+    const r = await api(
+      'DELETE',
+      '/api/v1/clusters/dev',
+      adminToken,
+      undefined,
+      await versionOf('dev'),
+    );
     assert.equal(r.status, 204, r.body);
     const [row] = await stack.sql<{ at: Date }>(
       `SELECT max(at) AS at FROM admin_changes WHERE kind = 'cluster' AND action = 'delete'`,
