@@ -161,12 +161,15 @@ async function admin(args: string[]): Promise<void> {
     return;
   }
   if (area === 'cluster' && verb === 'revoke-agent') {
-    if (p.flags.has('help') || !name) {
+    if (p.flags.has('help')) {
       process.stdout.write(revokeAgentHelp);
-      if (!name && !p.flags.has('help'))
-        throw new KgError('KG_ERR_BAD_REQUEST', 'revoke-agent needs the cluster NAME');
       return;
     }
+    if (!name)
+      throw new KgError(
+        'KG_ERR_BAD_REQUEST',
+        `revoke-agent needs the cluster NAME\n\n${revokeAgentHelp}`,
+      );
     const extra = [...p.flags.keys()];
     if (extra.length || p.positionals.length > 3)
       throw new KgError(
