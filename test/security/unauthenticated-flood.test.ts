@@ -124,9 +124,6 @@ describe('unauthenticated floods cost the database a bounded share', { timeout: 
     assert.ok(limited, `no 429 in ${quick.map((r) => r.status).join(',')}`);
     assert.ok(Number(limited.headers['retry-after']) >= 1);
   });
-    assert.equal(r.status, 429);
-    assert.ok(Number(r.headers['retry-after']) >= 1);
-  });
 
   test('a hundred addresses: lookups hold at most their own small pool; the user keeps working', async () => {
     let maxConns = 0;
