@@ -154,6 +154,12 @@ export class ProxyMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  private readonly auditCaptureFailures = new Counter({
+    name: 'kubegate_audit_capture_failures_total',
+    help: 'Audit capture that could not keep part of an event: too_deep (a body nested past the limit, replaced by a marker), body (redacting a body threw), event (building or emitting the event threw). The event is still recorded, without the part that failed.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     // Scrape-time collectors read the live objects through these (arrow
@@ -363,6 +369,10 @@ export class ProxyMetrics {
 
   observeAudit(outcome: AuditOutcome, events = 1): void {
     this.auditEvents.inc({ outcome }, events);
+  }
+
+  observeAuditCaptureFailure(reason: 'too_deep' | 'body' | 'event'): void {
+    this.auditCaptureFailures.inc({ reason });
   }
 }
 

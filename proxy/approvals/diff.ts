@@ -1,20 +1,33 @@
 /**
  * What an approver reads: the live object and the object the request would
  * produce, both as YAML without the fields that change on every write, and
- * a unified line diff between them. Secret values never appear: each is
- * replaced by a short hash of itself, so a changed value still shows as a
- * changed line.
+ * a unified line diff between them.
+ *
+ * Secret values never appear, nor anything computed from them (a hash of a
+ * value, even a short one, is recovered by trying a dictionary of likely
+ * values): each key of `data`/`stringData` shows `(hidden)`, and on the
+ * requested side `(hidden, changed)` when the request changes it, so a
+ * changed value is still a changed line and an unchanged one is not.
  */
-import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
+import { deeperThan } from '../../common/json-depth.js';
 
 const maxLines = 3000;
+/** Deepest object shown; anything deeper is not rendered (the YAML writer recurses). */
+export const maxDiffDepth = 100;
+export const hiddenValue = '(hidden)';
+export const changedValue = '(hidden, changed)';
+const secretFields = ['data', 'stringData'] as const;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A copy without server-managed noise; Secret data masked. */
+function isSecret(obj: Record<string, unknown>, resource: string): boolean {
+  return resource === 'secrets' || obj.kind === 'Secret';
+}
+
+/** A copy without server-managed noise; every Secret value replaced by `(hidden)`. */
 export function forDisplay(obj: unknown, resource: string): unknown {
   if (!isObject(obj)) return obj;
   const out: Record<string, unknown> = structuredClone(obj);
@@ -30,17 +43,37 @@ export function forDisplay(obj: unknown, resource: string): unknown {
     }
   }
   delete out.status;
-  if (resource === 'secrets' || out.kind === 'Secret') {
-    for (const field of ['data', 'stringData']) {
+  if (isSecret(out, resource)) {
+    for (const field of secretFields) {
       const d = out[field];
-      if (!isObject(d)) continue;
-      for (const k of Object.keys(d)) {
-        const h = createHash('sha256').update(String(d[k])).digest('hex').slice(0, 12);
-        d[k] = `(redacted, sha256 ${h})`;
+      if (d === undefined) continue;
+      if (!isObject(d)) {
+        out[field] = hiddenValue;
+        continue;
       }
+      for (const k of Object.keys(d)) d[k] = hiddenValue;
     }
   }
   return out;
+}
+
+/**
+ * Mark, on the requested side, the Secret values the request changes: the
+ * only thing an approver learns about a value is whether it changes.
+ */
+function markChanged(live: unknown, result: unknown, shown: unknown, resource: string): void {
+  if (!isObject(result) || !isObject(shown) || !isSecret(result, resource)) return;
+  const before = isObject(live) ? live : {};
+  for (const field of secretFields) {
+    const now = result[field];
+    const was = before[field];
+    const out = shown[field];
+    if (!isObject(now) || !isObject(out)) continue;
+    for (const k of Object.keys(now)) {
+      const old = isObject(was) && k in was ? was[k] : undefined;
+      if (old !== undefined && old !== now[k]) out[k] = changedValue;
+    }
+  }
 }
 
 export function toYaml(obj: unknown): string {
@@ -92,5 +125,9 @@ export function lineDiff(before: string, after: string, from = 'live', to = 'req
 
 /** The diff of two objects as an approver sees them. */
 export function objectDiff(live: unknown, result: unknown, resource: string): string {
-  return lineDiff(toYaml(forDisplay(live, resource)), toYaml(forDisplay(result, resource)));
+  if (deeperThan(live, maxDiffDepth) || deeperThan(result, maxDiffDepth))
+    return `(no preview: the object is nested deeper than ${maxDiffDepth} levels)\n`;
+  const shown = forDisplay(result, resource);
+  markChanged(live, result, shown, resource);
+  return lineDiff(toYaml(forDisplay(live, resource)), toYaml(shown));
 }

@@ -1,16 +1,26 @@
 /**
  * The identity of a gated request: who sends what, where, with which body.
- * An approval is for exactly one fingerprint; the same request sent again
- * (same user, cluster, method, path, query and body) has the same one, and
- * any difference — one byte of meaning in the body — makes a new one.
+ * An approval is for exactly one fingerprint, and it must cover exactly
+ * what will run — so the fingerprint is taken over the bytes kubegate
+ * forwards, never over a normalised form of them:
  *
- * JSON bodies are hashed in a canonical form (keys sorted, no whitespace),
- * so a client that re-serialises the same object differently still matches;
- * every other body (YAML apply patches, protobuf) is hashed byte for byte.
+ * - the raw path and the raw query, byte for byte: the apiserver gives
+ *   repeated parameters meaning by their order (exec's `command` is argv;
+ *   `propagationPolicy`, `gracePeriodSeconds`, `dryRun`… are read first
+ *   wins), so sorting or re-encoding them would let one approval cover
+ *   another request;
+ * - the body bytes (a sha256 of them): a JSON body is not canonicalised,
+ *   since two bodies that parse to the same JavaScript value may still mean
+ *   different things to the apiserver (duplicate keys merge into a Go
+ *   struct but replace in a JavaScript object);
+ * - the Content-Type header as sent.
+ *
+ * The same request sent again by the same client (kubectl serialises
+ * deterministically) has the same fingerprint; any other byte makes a new one.
  */
 import { createHash } from 'node:crypto';
 
-/** JSON with object keys sorted at every level; arrays keep their order. */
+/** JSON with object keys sorted at every level; arrays keep their order. For kubegate's own small records only. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
@@ -22,22 +32,12 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function isJsonType(contentType: string | undefined): boolean {
-  const t = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  return t === 'application/json' || (t.startsWith('application/') && t.endsWith('+json'));
-}
-
-/** sha256 (hex) of the body: canonical JSON when it is JSON, else the bytes. */
-export function bodySha256(body: Buffer, contentType: string | undefined): string {
-  const h = createHash('sha256');
-  if (body.length > 0 && isJsonType(contentType)) {
-    try {
-      return h.update('json:' + canonicalJson(JSON.parse(body.toString('utf8')))).digest('hex');
-    } catch {
-      // Not valid JSON after all: the raw bytes are what the apiserver gets.
-    }
-  }
-  return h.update('raw:').update(body).digest('hex');
+/**
+ * sha256 (hex) of the body bytes exactly as they are forwarded — the same
+ * value `sha256sum` gives for the body, whatever its content type.
+ */
+export function bodySha256(body: Buffer): string {
+  return createHash('sha256').update(body).digest('hex');
 }
 
 export interface GatedRequest {
@@ -47,31 +47,25 @@ export interface GatedRequest {
   method: string;
   /** The kube path as forwarded (no decoding). */
   kubePath: string;
+  /** The query as forwarded (no decoding, no reordering). */
   rawQuery: string;
+  /** The Content-Type header as sent ('' when none). */
   contentType: string;
   bodySha256: string;
 }
 
-/** Query parameters sorted (name, then value), so their order does not matter. */
-export function canonicalQuery(rawQuery: string): string {
-  const pairs = [...new URLSearchParams(rawQuery)];
-  pairs.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
-  return new URLSearchParams(pairs).toString();
-}
-
 /** sha256 (hex) over every field that makes two requests the same request. */
 export function requestFingerprint(r: GatedRequest): string {
-  const mediaType = r.contentType.split(';')[0]!.trim().toLowerCase();
   return createHash('sha256')
     .update(
       canonicalJson({
-        v: 1,
+        v: 2,
         user: `${r.userKind}:${r.user}`,
         cluster: r.cluster,
-        method: r.method.toUpperCase(),
+        method: r.method,
         path: r.kubePath,
-        query: canonicalQuery(r.rawQuery),
-        contentType: mediaType,
+        query: r.rawQuery,
+        contentType: r.contentType,
         body: r.bodySha256,
       }),
     )

@@ -156,7 +156,7 @@ export class ApprovalGate {
     const body = opts.readBody ? await readBody(req, this.deps.maxBody) : Buffer.alloc(0);
     opts.bodyRead?.(body);
     const contentType = String(req.headers['content-type'] ?? '');
-    const bodyHash = bodySha256(body, contentType);
+    const bodyHash = bodySha256(body);
     const fingerprint = requestFingerprint({
       user: identity.user,
       userKind: identity.kind,

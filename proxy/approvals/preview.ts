@@ -4,7 +4,9 @@
  * `dryRun=All`, which the apiserver runs through admission and defaulting
  * without storing anything), both fetched through the cluster's tunnel as
  * the requesting user's own JIT account — so the preview shows exactly what
- * that user may see, never more.
+ * that user may see, never more. Requests that are not about an object
+ * (exec, attach, port-forward, proxy…) are never sent for a preview: they
+ * are shown as text (request-text.ts), argv in order.
  */
 import * as http2 from 'node:http2';
 import {
@@ -17,6 +19,7 @@ import type { RequestContext } from '../context.js';
 import { forwardRequestHeaders } from '../forward/headers.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { objectDiff } from './diff.js';
+import { hasObjectPreview, requestText } from './request-text.js';
 
 const maxResponse = 4 * 1024 * 1024;
 const timeoutMs = 10_000;
@@ -94,6 +97,11 @@ export async function previewDiff(
 ): Promise<string> {
   const route = ctx.route!;
   const info = ctx.info!;
+  // exec, attach, port-forward, proxy and the like are not objects: a "dry
+  // run" of them would be the request itself (dryRun means nothing to a pod's
+  // proxy), so they are shown as sent, without asking the cluster anything.
+  if (!hasObjectPreview(info))
+    return requestText(info, ctx.method, route.kubePath, route.rawQuery, body.length);
   if (!tunnel) return '(no preview: the cluster is offline)\n';
   try {
     let live: unknown;

@@ -6,7 +6,7 @@
  * encodings are described, not stored), after redaction.
  */
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { redactBody, type BodyTarget } from './redact.js';
+import { omitted, redactBody, type BodyTarget } from './redact.js';
 
 /** Largest body kept in an event; the apiserver's own limit on request bodies is 3 MiB. */
 export const maxCapturedBody = 256 * 1024;
@@ -65,6 +65,11 @@ export class BodyCapture {
     } catch {
       return { note: `not kept: ${type || 'the body'} is not JSON` };
     }
-    return { body: redactBody(parsed, target) };
+    try {
+      return { body: redactBody(parsed, target) };
+    } catch (err) {
+      // Never the body, and never a throw: the event is kept with a marker.
+      return { body: omitted(`the body could not be redacted (${(err as Error).name})`) };
+    }
   }
 }

@@ -25,7 +25,8 @@ import {
   type UserInfo,
 } from './event.js';
 import { decideLevel, type AuditPolicy, type PolicyDecision } from './policy.js';
-import { redactUri, scrubString } from './redact.js';
+import { omitted, omittedKey, redactUri, scrubString } from './redact.js';
+import { proxyMetrics } from '../metrics.js';
 
 /** Where a recorder sends its events; the AuditLog provides it. */
 export interface RecorderSink {
@@ -83,6 +84,13 @@ function header(
   return typeof v === 'string' ? v : Array.isArray(v) ? String(v[0]) : undefined;
 }
 
+/** A body replaced by the omitted marker is counted: too deep, or redaction failed. */
+function countOmitted(body: unknown): void {
+  if (typeof body !== 'object' || body === null || !(omittedKey in body)) return;
+  const why = String((body as Record<string, unknown>)[omittedKey]);
+  proxyMetrics.observeAuditCaptureFailure(why.includes('deeper than') ? 'too_deep' : 'body');
+}
+
 export class AuditRecorder {
   /** Request body bytes received from the client (forward and readBody count them). */
   bytesIn = 0;
@@ -107,11 +115,17 @@ export class AuditRecorder {
 
   /** Complete when the response ends or the connection closes, whichever comes first. */
   watch(res: WatchedResponse): this {
+    // A listener on the response: a throw here would be uncaught and end the
+    // process, so nothing may escape it (complete() is guarded as well).
     const end = () => {
-      const length = Number(res.getHeader('content-length'));
-      if (this.bytesOut === 0 && Number.isFinite(length)) this.bytesOut = length;
-      if (!res.headersSent) this.complete(499, 'the client closed the connection first');
-      else this.complete(res.statusCode);
+      try {
+        const length = Number(res.getHeader('content-length'));
+        if (this.bytesOut === 0 && Number.isFinite(length)) this.bytesOut = length;
+        if (!res.headersSent) this.complete(499, 'the client closed the connection first');
+        else this.complete(res.statusCode);
+      } catch (err) {
+        this.captureFailed(err, 'completing the audit event');
+      }
     };
     res.once('finish', end);
     res.once('close', end);
@@ -168,9 +182,13 @@ export class AuditRecorder {
     this.responseType = header(headers, 'content-type');
     this.responseEncoding = header(headers, 'content-encoding');
     if (this.longRunning() && !this.omit.has('ResponseStarted') && !this.done) {
-      const e = this.build('ResponseStarted', Date.now());
-      e.responseStatus = { metadata: {}, code: status };
-      this.sink.emit(e);
+      try {
+        const e = this.build('ResponseStarted', Date.now());
+        e.responseStatus = { metadata: {}, code: status };
+        this.sink.emit(e);
+      } catch (err) {
+        this.captureFailed(err, 'recording ResponseStarted');
+      }
     }
   }
 
@@ -184,11 +202,88 @@ export class AuditRecorder {
     this.error ??= toKgError(err);
   }
 
-  /** Write the ResponseComplete event; later calls do nothing. */
+  /**
+   * Write the ResponseComplete event; later calls do nothing. Never throws
+   * (it runs in response listeners): when building the event fails, the
+   * event is recorded without its bodies, with a marker saying why.
+   */
   complete(code: number, clientClosed?: string): void {
     if (this.done) return;
     this.done = true;
-    const e = this.build('ResponseComplete', Date.now());
+    let e: AuditEvent;
+    try {
+      e = this.completeEvent(code, clientClosed, true);
+    } catch (err) {
+      this.captureFailed(err, 'building the audit event');
+      try {
+        e = this.completeEvent(code, clientClosed, false);
+      } catch (again) {
+        this.captureFailed(again, 'building the audit event without bodies');
+        e = this.minimalEvent(code);
+      }
+    }
+    try {
+      this.sink.emit(e);
+    } catch (err) {
+      this.captureFailed(err, 'emitting the audit event');
+      try {
+        // Once more with the fields that cannot fail: the request keeps its one event.
+        this.sink.emit(this.minimalEvent(code));
+      } catch (again) {
+        this.captureFailed(again, 'emitting the minimal audit event');
+      }
+    }
+  }
+
+  /** Count and log a capture failure: the error's name and message only, never a body. */
+  private captureFailed(err: unknown, what: string): void {
+    proxyMetrics.observeAuditCaptureFailure('event');
+    try {
+      const e = err as Error;
+      this.ctx.log.error(
+        { error: { name: e?.name, message: bounded(scrubString(String(e?.message)), 200) } },
+        `audit capture failed ${what}; the event is recorded without the part that failed`,
+      );
+    } catch {
+      // logging must not throw out of a listener either
+    }
+  }
+
+  /** The last resort: the fields that cannot fail, no bodies. */
+  private minimalEvent(code: number): AuditEvent {
+    const now = Date.now();
+    return {
+      kind: 'Event',
+      apiVersion: 'audit.k8s.io/v1',
+      level: this.level,
+      auditID: this.ctx.auditId,
+      stage: 'ResponseComplete',
+      requestURI: '',
+      verb: this.ctx.info?.verb ?? '',
+      user: { username: this.ctx.identity?.user ?? '' },
+      sourceIPs: [],
+      userAgent: '',
+      requestReceivedTimestamp: microTime(this.ctx.receivedAt),
+      stageTimestamp: microTime(now),
+      annotations: { [`${annotationPrefix}audit-error`]: 'the audit event could not be built' },
+      responseStatus: { metadata: {}, code },
+      source: 'kube',
+      cluster: this.ctx.route?.cluster ?? '',
+      replica: this.sink.replica,
+      decision: this.ctx.decision?.allowed ? 'allow' : 'error',
+      reason: 'the audit event could not be built',
+      durationMs: Math.max(0, now - this.ctx.receivedAt),
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+    };
+  }
+
+  private completeEvent(
+    code: number,
+    clientClosed: string | undefined,
+    bodies: boolean,
+  ): AuditEvent {
+    const e = this.build('ResponseComplete', Date.now(), bodies);
     const status: ResponseStatus = { metadata: {}, code };
     if (this.error && code === this.error.status) {
       status.status = 'Failure';
@@ -205,7 +300,7 @@ export class AuditRecorder {
         maxText,
       );
     }
-    this.sink.emit(e);
+    return e;
   }
 
   private longRunning(): boolean {
@@ -226,7 +321,7 @@ export class AuditRecorder {
     };
   }
 
-  private build(stage: Stage, now: number): AuditEvent {
+  private build(stage: Stage, now: number, bodies = true): AuditEvent {
     const { ctx } = this;
     const { route, identity, info } = ctx;
     const uri = route
@@ -293,7 +388,15 @@ export class AuditRecorder {
         ? { username: this.ranAs }
         : { username: identity.user, groups: identity.groups };
     }
-    if (stage === 'ResponseComplete') this.attachBodies(e, annotations);
+    if (stage === 'ResponseComplete') {
+      if (bodies) this.attachBodies(e, annotations);
+      else if (this.level !== 'Metadata') {
+        annotations[`${annotationPrefix}audit-error`] = 'the bodies could not be captured';
+        if (this.requestBody?.bytes) e.requestObject = omitted('the body could not be captured');
+        if (this.responseBody?.bytes && this.forwarded)
+          e.responseObject = omitted('the body could not be captured');
+      }
+    }
     return e;
   }
 
@@ -312,6 +415,7 @@ export class AuditRecorder {
       );
       if (r.body !== undefined) e.requestObject = r.body;
       if (r.note) annotations[`${annotationPrefix}request-body`] = r.note;
+      countOmitted(r.body);
       // A create names its object in the body, as the apiserver's own objectRef does.
       const name = (r.body as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
       if (e.objectRef && !e.objectRef.name && typeof name === 'string' && info?.verb === 'create')
@@ -321,6 +425,7 @@ export class AuditRecorder {
       const r = this.responseBody.result(target, this.responseType, this.responseEncoding);
       if (r.body !== undefined) e.responseObject = r.body;
       if (r.note) annotations[`${annotationPrefix}response-body`] = r.note;
+      countOmitted(r.body);
     }
   }
 }

@@ -13,7 +13,25 @@
  * still says which keys changed.
  */
 
+import { deeperThan } from '../../common/json-depth.js';
+
 export const REDACTED = '[redacted]';
+
+/**
+ * Deepest body kept in an event. The walks below recurse, so a body is
+ * measured first (without recursion) and one nested deeper is replaced
+ * whole by a marker: a 40 KB `[[[[…]]]]` must never reach the call stack's
+ * limit inside a response listener. Real Kubernetes objects (CRD schemas
+ * included) stay far below this.
+ */
+export const maxBodyDepth = 100;
+/** The key of the object that stands for a body that was not kept. */
+export const omittedKey = 'kubegate.dev/omitted';
+
+/** What an event holds instead of a body it cannot keep, saying why. */
+export function omitted(why: string): { [omittedKey]: string } {
+  return { [omittedKey]: why };
+}
 export const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /** The resource a body was sent to or read from. */
@@ -96,7 +114,9 @@ function redactAt(v: Record<string, unknown>, field: string, key: string): Recor
 function redactLastApplied(text: unknown): unknown {
   if (typeof text !== 'string') return REDACTED;
   try {
-    return JSON.stringify(scrub(JSON.parse(text) as unknown));
+    const parsed = JSON.parse(text) as unknown;
+    if (deeperThan(parsed, maxBodyDepth)) return REDACTED;
+    return JSON.stringify(scrub(parsed));
   } catch {
     return REDACTED; // not JSON: we cannot tell what it holds
   }
@@ -124,9 +144,12 @@ function scrub(v: unknown): unknown {
 
 /**
  * Redact a parsed JSON request or response body for the audit log. The
- * result is a new value; the input is not changed.
+ * result is a new value; the input is not changed. A body nested deeper
+ * than `maxBodyDepth` is replaced by `{"kubegate.dev/omitted": why}`.
  */
 export function redactBody(body: unknown, target: BodyTarget): unknown {
+  if (deeperThan(body, maxBodyDepth))
+    return omitted(`body nested deeper than ${maxBodyDepth} levels`);
   let v = body;
   if (target.apiGroup === '' && target.resource === 'secrets') {
     v = redactSecretShaped(v);

@@ -5,14 +5,26 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import {
   bodySha256,
   canonicalJson,
-  canonicalQuery,
   requestFingerprint,
   type GatedRequest,
 } from '../../proxy/approvals/fingerprint.js';
-import { forDisplay, lineDiff, objectDiff } from '../../proxy/approvals/diff.js';
+import {
+  changedValue,
+  forDisplay,
+  hiddenValue,
+  lineDiff,
+  objectDiff,
+} from '../../proxy/approvals/diff.js';
+import {
+  hasObjectPreview,
+  parseQueryAsGo,
+  requestText,
+} from '../../proxy/approvals/request-text.js';
+import { requestInfo } from '../../proxy/authz/request-info.js';
 import { sign, verify } from '../../proxy/approvals/signature.js';
 import { backoffSeconds, slackPayload, type Notice } from '../../proxy/approvals/notify.js';
 
@@ -24,68 +36,40 @@ const base: GatedRequest = {
   kubePath: '/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web',
   rawQuery: 'fieldManager=kubectl&fieldValidation=Strict',
   contentType: 'application/strategic-merge-patch+json',
-  bodySha256: bodySha256(Buffer.from('{"spec":{"rules":[]}}'), 'application/json'),
+  bodySha256: bodySha256(Buffer.from('{"spec":{"rules":[]}}')),
 };
 
-/** Re-serialise an object with its keys in another order, at every level. */
-function shuffled(v: unknown, seed: number): unknown {
-  if (Array.isArray(v)) return v.map((x) => shuffled(x, seed));
-  if (v && typeof v === 'object') {
-    const keys = Object.keys(v);
-    const order = seed % 2 ? keys.reverse() : keys.sort();
-    return Object.fromEntries(
-      order.map((k) => [k, shuffled((v as Record<string, unknown>)[k], seed + 1)]),
-    );
-  }
-  return v;
-}
+const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('body hash', () => {
-  test('JSON: key order and whitespace do not matter (property)', () => {
+  test('the sha256 of the bytes exactly as forwarded (sha256sum gives the same)', () => {
     fc.assert(
-      fc.property(fc.jsonValue(), fc.nat(), (v, seed) => {
-        const a = Buffer.from(JSON.stringify(v));
-        const b = Buffer.from(JSON.stringify(shuffled(v, seed), null, 2));
-        return bodySha256(a, 'application/json') === bodySha256(b, 'application/merge-patch+json');
+      fc.property(fc.uint8Array({ maxLength: 512 }), (b) => {
+        const buf = Buffer.from(b);
+        return bodySha256(buf) === sha(buf);
       }),
     );
   });
-  test('JSON: any change of value is a different hash (property)', () => {
+  test('any change of bytes is a different hash, JSON re-serialisation included (property)', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string(), fc.string()), fc.string(), fc.string(), (d, k, x) => {
-        const changed = { ...d, [k]: (d[k] ?? '') + x + '!' };
-        return (
-          bodySha256(Buffer.from(JSON.stringify(d)), 'application/json') !==
-          bodySha256(Buffer.from(JSON.stringify(changed)), 'application/json')
-        );
+      fc.property(fc.jsonValue(), (v) => {
+        const a = Buffer.from(JSON.stringify(v));
+        const b = Buffer.from(JSON.stringify(v, null, 2));
+        return a.equals(b) || bodySha256(a) !== bodySha256(b);
       }),
     );
+  });
+  test('duplicate keys: two bodies JavaScript parses alike are still two requests', () => {
+    // Go merges {"metadata":{…}} twice into one struct; JSON.parse keeps the last one.
+    const plain = '{"metadata":{"name":"x"}}';
+    const smuggled = '{"metadata":{"labels":{"evil":"1"}},"metadata":{"name":"x"}}';
+    assert.deepEqual(JSON.parse(plain), JSON.parse(smuggled));
+    assert.notEqual(bodySha256(Buffer.from(plain)), bodySha256(Buffer.from(smuggled)));
   });
   test('array order matters', () => {
-    assert.notEqual(
-      bodySha256(Buffer.from('[1,2]'), 'application/json'),
-      bodySha256(Buffer.from('[2,1]'), 'application/json'),
-    );
+    assert.notEqual(bodySha256(Buffer.from('[1,2]')), bodySha256(Buffer.from('[2,1]')));
   });
-  test('non-JSON bodies are hashed byte for byte', () => {
-    const yaml = 'a: 1\n';
-    assert.notEqual(
-      bodySha256(Buffer.from(yaml), 'application/apply-patch+yaml'),
-      bodySha256(Buffer.from('a:  1\n'), 'application/apply-patch+yaml'),
-    );
-    // The same bytes as JSON and as raw are kept apart (no collisions between the two forms).
-    assert.notEqual(
-      bodySha256(Buffer.from('{}'), 'application/json'),
-      bodySha256(Buffer.from('{}'), 'text/plain'),
-    );
-  });
-  test('malformed JSON falls back to the bytes', () => {
-    assert.equal(
-      bodySha256(Buffer.from('{oops'), 'application/json'),
-      bodySha256(Buffer.from('{oops'), 'application/octet-stream'),
-    );
-  });
-  test('canonicalJson sorts keys at every level', () => {
+  test("canonicalJson (for kubegate's own records) sorts keys at every level", () => {
     assert.equal(
       canonicalJson({ b: 1, a: { d: [3, { f: 1, e: 2 }], c: null } }),
       '{"a":{"c":null,"d":[3,{"e":2,"f":1}]},"b":1}',
@@ -104,23 +88,132 @@ describe('request fingerprint', () => {
     ['another query', { rawQuery: 'fieldManager=other' }],
     ['a dry run is another request', { rawQuery: base.rawQuery + '&dryRun=All' }],
     ['another patch type', { contentType: 'application/merge-patch+json' }],
-    ['another body', { bodySha256: bodySha256(Buffer.from('{"spec":{}}'), 'application/json') }],
+    ['another content-type header', { contentType: base.contentType + '; charset=utf-8' }],
+    ['another body', { bodySha256: bodySha256(Buffer.from('{"spec":{}}')) }],
+    [
+      'the same query in another order',
+      { rawQuery: 'fieldValidation=Strict&fieldManager=kubectl' },
+    ],
+    [
+      'the same query encoded otherwise',
+      { rawQuery: 'fieldManager=kube%63tl&fieldValidation=Strict' },
+    ],
   ];
   for (const [name, change] of differs)
     test(name, () => assert.notEqual(requestFingerprint({ ...base, ...change }), fp));
-  const same: [string, Partial<GatedRequest>][] = [
-    ['query order', { rawQuery: 'fieldValidation=Strict&fieldManager=kubectl' }],
-    ['method case', { method: 'patch' }],
+  test('the identical request has the same fingerprint', () => {
+    assert.equal(requestFingerprint({ ...base }), fp);
+    assert.equal(
+      requestFingerprint({ ...base, bodySha256: bodySha256(Buffer.from('{"spec":{"rules":[]}}')) }),
+      fp,
+    );
+  });
+
+  // The apiserver gives repeated parameters meaning by their order.
+  const exec = (q: string): GatedRequest => ({
+    ...base,
+    method: 'POST',
+    kubePath: '/api/v1/namespaces/shop/pods/web-0/exec',
+    rawQuery: q,
+    contentType: '',
+    bodySha256: bodySha256(Buffer.alloc(0)),
+  });
+  const argv = (...a: string[]) =>
+    [...a.map((x) => `command=${encodeURIComponent(x)}`), 'stderr=true', 'stdout=true'].join('&');
+  test('exec: the same argv reordered is another request', () => {
+    const held = argv('sh', '-c', 'echo ok', 'touch /tmp/x');
+    const swapped = argv('sh', '-c', 'touch /tmp/x', 'echo ok');
+    assert.notEqual(requestFingerprint(exec(held)), requestFingerprint(exec(swapped)));
+    assert.equal(requestFingerprint(exec(held)), requestFingerprint(exec(held)));
+  });
+  test('exec: a repeated argv element is another request', () => {
+    assert.notEqual(
+      requestFingerprint(exec(argv('echo', 'a'))),
+      requestFingerprint(exec(argv('echo', 'a', 'a'))),
+    );
+  });
+  const del = (q: string): GatedRequest => ({ ...base, method: 'DELETE', rawQuery: q });
+  for (const [name, a, b] of [
     [
-      'content-type parameters',
-      { contentType: 'application/strategic-merge-patch+json; charset=utf-8' },
+      'propagationPolicy',
+      'propagationPolicy=Orphan&propagationPolicy=Foreground',
+      'propagationPolicy=Foreground&propagationPolicy=Orphan',
     ],
-  ];
-  for (const [name, change] of same)
-    test(`same despite ${name}`, () =>
-      assert.equal(requestFingerprint({ ...base, ...change }), fp));
-  test('canonicalQuery keeps repeated values', () => {
-    assert.equal(canonicalQuery('b=2&a=1&b=1'), 'a=1&b=1&b=2');
+    [
+      'gracePeriodSeconds',
+      'gracePeriodSeconds=30&gracePeriodSeconds=0',
+      'gracePeriodSeconds=0&gracePeriodSeconds=30',
+    ],
+    ['dryRun', 'dryRun=All&dryRun=', 'dryRun=&dryRun=All'],
+  ] as const) {
+    test(`${name}: first wins at the apiserver, so reordered values are another request`, () => {
+      assert.notEqual(requestFingerprint(del(a)), requestFingerprint(del(b)));
+    });
+    test(`${name}: a duplicated value is another request`, () => {
+      const one = a.split('&')[0]!;
+      assert.notEqual(requestFingerprint(del(one)), requestFingerprint(del(`${one}&${one}`)));
+    });
+  }
+  test('any two different raw queries are two requests (property)', () => {
+    const pair = fc.tuple(fc.constantFrom('command', 'dryRun', 'x'), fc.string({ maxLength: 4 }));
+    fc.assert(
+      fc.property(fc.array(pair, { maxLength: 5 }), fc.array(pair, { maxLength: 5 }), (p, q) => {
+        const enc = (ps: [string, string][]) =>
+          ps.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+        const [a, b] = [enc(p), enc(q)];
+        return a === b || requestFingerprint(exec(a)) !== requestFingerprint(exec(b));
+      }),
+    );
+  });
+});
+
+describe('what the approver reads for exec and other non-object requests', () => {
+  const q =
+    'command=sh&command=-c&command=echo+ok&command=touch%20%2Ftmp%2Fx&container=box&stdout=true';
+  const info = requestInfo('POST', '/api/v1/namespaces/shop/pods/web-0/exec', q);
+  test('no dry run and no read for exec, attach, port-forward or proxy', () => {
+    assert.equal(hasObjectPreview(info), false);
+    for (const p of ['attach', 'portforward', 'proxy', 'eviction', 'token'])
+      assert.equal(
+        hasObjectPreview(requestInfo('POST', `/api/v1/namespaces/shop/pods/web-0/${p}`, '')),
+        false,
+        p,
+      );
+    assert.equal(
+      hasObjectPreview(requestInfo('PATCH', '/api/v1/namespaces/shop/pods/web-0', '')),
+      true,
+    );
+    assert.equal(
+      hasObjectPreview(requestInfo('PUT', '/apis/apps/v1/namespaces/shop/deployments/d/scale', '')),
+      true,
+    );
+  });
+  test('the argv one element per line, in order, decoded as the apiserver decodes it', () => {
+    const t = requestText(info, 'POST', '/api/v1/namespaces/shop/pods/web-0/exec', q, 0);
+    assert.match(
+      t,
+      /\[0\] "sh"\n {2}\[1\] "-c"\n {2}\[2\] "echo ok"\n {2}\[3\] "touch \/tmp\/x"\n/,
+      t,
+    );
+    assert.match(t, /container: "box"/);
+    assert.match(t, /create pods\/exec "web-0" in namespace shop/);
+    const swapped = requestText(
+      info,
+      'POST',
+      '/api/v1/namespaces/shop/pods/web-0/exec',
+      'command=sh&command=-c&command=touch%20%2Ftmp%2Fx&command=echo+ok',
+      0,
+    );
+    assert.match(swapped, /\[2\] "touch \/tmp\/x"\n {2}\[3\] "echo ok"/);
+  });
+  test('a pair Go would drop (a ";") is shown as ignored, not as an argument', () => {
+    const r = parseQueryAsGo('command=ls&command=a;b&dryRun=All&&x');
+    assert.deepEqual(r.pairs, [
+      { name: 'command', value: 'ls' },
+      { name: 'dryRun', value: 'All' },
+      { name: 'x', value: '' },
+    ]);
+    assert.deepEqual(r.dropped, ['command=a;b']);
   });
 });
 
@@ -146,20 +239,94 @@ describe('diff for approvers', () => {
     assert.match(d, /^\+ {2}host: b$/m);
     assert.doesNotMatch(d, /resourceVersion|managedFields|last-applied|status/);
   });
-  test('Secret values never appear, but a change still shows', () => {
-    const s = (v: string) => ({
-      kind: 'Secret',
-      metadata: { name: 's' },
-      data: { password: Buffer.from(v).toString('base64') },
-    });
-    const d = objectDiff(s('hunter2'), s('hunter3'), 'secrets');
-    assert.doesNotMatch(d, new RegExp(Buffer.from('hunter2').toString('base64')));
-    assert.doesNotMatch(d, new RegExp(Buffer.from('hunter3').toString('base64')));
-    assert.match(d, /^-.*password: \(redacted, sha256 [0-9a-f]{12}\)$/m);
-    assert.match(d, /^\+.*password: \(redacted, sha256 [0-9a-f]{12}\)$/m);
+  test('an object nested too deep is not rendered (and does not throw)', () => {
+    const deep = JSON.parse('['.repeat(20_000) + ']'.repeat(20_000)) as unknown;
+    assert.match(objectDiff(undefined, { spec: deep }, 'widgets'), /nested deeper than 100 levels/);
+  });
+});
+
+describe('Secret diffs carry nothing computed from a value (dictionary attack)', () => {
+  const b64 = (v: string) => Buffer.from(v).toString('base64');
+  const secret = (
+    name: string,
+    data: Record<string, string>,
+    stringData?: Record<string, string>,
+  ) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name },
+    type: 'Opaque',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+    ...(stringData ? { stringData } : {}),
+  });
+  /** Every form a value-derived string could take, for a value as stored (base64) and as text. */
+  const derived = (v: string): string[] => {
+    const out: string[] = [v, b64(v)];
+    for (const x of [v, b64(v)]) {
+      const h = sha(x);
+      out.push(h.slice(0, 8), createHash('md5').update(x).digest('hex').slice(0, 8));
+      out.push(createHash('sha1').update(x).digest('hex').slice(0, 8));
+      out.push(Buffer.from(h, 'hex').toString('base64').slice(0, 8));
+    }
+    return out;
+  };
+  test('a changed value shows as changed, an unchanged one as unchanged, and nothing else', () => {
+    const d = objectDiff(
+      secret('db', { password: 'hunter2', user: 'admin' }),
+      secret('db', { password: 'hunter3', user: 'admin' }),
+      'secrets',
+    );
+    assert.match(d, new RegExp(`^- {2}password: ${escape(hiddenValue)}$`, 'm'), d);
+    assert.match(d, new RegExp(`^\\+ {2}password: ${escape(changedValue)}$`, 'm'), d);
+    assert.match(d, new RegExp(`^ {3}user: ${escape(hiddenValue)}$`, 'm'), d);
+    for (const v of ['hunter2', 'hunter3', 'admin'])
+      for (const f of derived(v))
+        assert.ok(!d.includes(f), `${JSON.stringify(f)} (from ${v}) in\n${d}`);
+    assert.doesNotMatch(d, /sha256|[0-9a-f]{8,}/);
+  });
+  test('two secrets with different values, changed alike, give the very same text', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        (a1, a2, b1, b2) => {
+          fc.pre(a1 !== a2 && b1 !== b2);
+          const da = objectDiff(
+            secret('s', { k: a1 }),
+            secret('s', { k: a2 }, { p: a1 }),
+            'secrets',
+          );
+          const db = objectDiff(
+            secret('s', { k: b1 }),
+            secret('s', { k: b2 }, { p: b1 }),
+            'secrets',
+          );
+          return da === db;
+        },
+      ),
+    );
+  });
+  test('a new Secret (create) and a patch without kind show keys only', () => {
+    const created = objectDiff(
+      undefined,
+      secret('n', { token: 'abc123' }, { pw: 'letmein' }),
+      'secrets',
+    );
+    assert.match(created, /^\+ {2}token: \(hidden\)$/m);
+    assert.match(created, /^\+ {2}pw: \(hidden\)$/m);
+    for (const v of ['abc123', 'letmein'])
+      for (const f of derived(v)) assert.ok(!created.includes(f));
+    assert.deepEqual(forDisplay({ data: { a: 'x' } }, 'secrets'), { data: { a: hiddenValue } });
+    assert.deepEqual(forDisplay({ data: 'not-a-map' }, 'secrets'), { data: hiddenValue });
     assert.deepEqual(forDisplay('x', 'secrets'), 'x');
   });
 });
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 describe('webhook signatures', () => {
   const secret = 's3cret-s3cret-s3cret';

@@ -394,3 +394,75 @@ test('property: exactly one ResponseComplete, whatever order finish, close and c
     ),
   );
 });
+
+test('a 20,000-deep body: the event is recorded with a marker, nothing throws', async () => {
+  const policy = validatePolicy({ rules: [{ level: 'RequestResponse' }] });
+  const ctx = ctxFor('POST', '/k8s/c/api/v1/namespaces/a/configmaps', { allowed: true });
+  const { s, events } = sink(policy);
+  const res = new FakeRes();
+  const r = new AuditRecorder(ctx, s, { 'content-type': 'application/json' }).watch(res);
+  await r.admitted();
+  const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+  r.requestChunk(Buffer.from(deep));
+  r.responseStarted(400, { 'content-type': 'application/json' }, 'kg-impersonated-as');
+  r.responseChunk(Buffer.from(deep));
+  res.headersSent = true;
+  res.statusCode = 400;
+  res.emit('finish');
+  assert.equal(events.length, 1);
+  const marker = { 'kubegate.dev/omitted': 'body nested deeper than 100 levels' };
+  assert.deepEqual(events[0]!.requestObject, marker);
+  assert.deepEqual(events[0]!.responseObject, marker);
+  assertValid(events[0]!);
+});
+
+test('a throw while building or emitting the event never leaves the listener', async () => {
+  const policy = validatePolicy({ rules: [{ level: 'Request' }] });
+  const ctx = ctxFor('POST', '/k8s/c/api/v1/namespaces/a/configmaps', { allowed: true });
+  const events: AuditEvent[] = [];
+  let emits = 0;
+  const s: RecorderSink = {
+    replica: 'r',
+    policy: () => policy,
+    emit: (e) => {
+      // The first emit fails: the recorder must swallow it (it runs in a listener).
+      if (emits++ === 0) throw new RangeError('Maximum call stack size exceeded');
+      events.push(e);
+    },
+  };
+  const res = new FakeRes();
+  const r = new AuditRecorder(ctx, s, { 'content-type': 'application/json' }).watch(res);
+  await r.admitted();
+  r.requestChunk(Buffer.from('{"kind":"ConfigMap"}'));
+  // Building with bodies fails: the event is still recorded, bodies replaced by a marker.
+  (r as unknown as { attachBodies: () => void }).attachBodies = () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  };
+  res.headersSent = true;
+  assert.doesNotThrow(() => res.emit('finish'));
+  assert.equal(emits, 2);
+  assert.equal(events.length, 1, 'the request still has its one event');
+  assert.equal(events[0]!.auditID, ctx.auditId);
+  assert.equal(events[0]!.stage, 'ResponseComplete');
+  assert.equal(events[0]!.responseStatus!.code, 200);
+  assert.ok(events[0]!.annotations!['kubegate.dev/audit-error']);
+  assert.doesNotThrow(() => res.emit('close'));
+  assert.equal(events.length, 1, 'complete() runs once');
+
+  const ctx2 = ctxFor('POST', '/k8s/c/api/v1/namespaces/a/configmaps', { allowed: true });
+  const two = sink(policy);
+  const res2 = new FakeRes();
+  const r2 = new AuditRecorder(ctx2, two.s, { 'content-type': 'application/json' }).watch(res2);
+  await r2.admitted();
+  r2.requestChunk(Buffer.from('{"kind":"ConfigMap"}'));
+  (r2 as unknown as { attachBodies: () => void }).attachBodies = () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  };
+  res2.headersSent = true;
+  assert.doesNotThrow(() => res2.emit('finish'));
+  assert.equal(two.events.length, 1);
+  const e = two.events[0]!;
+  assert.deepEqual(e.requestObject, { 'kubegate.dev/omitted': 'the body could not be captured' });
+  assert.equal(e.annotations!['kubegate.dev/audit-error'], 'the bodies could not be captured');
+  assert.equal(e.responseStatus!.code, 200);
+});

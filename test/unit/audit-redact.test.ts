@@ -11,11 +11,14 @@ import fc from 'fast-check';
 import {
   REDACTED,
   lastApplied,
+  maxBodyDepth,
+  omittedKey,
   redactBody,
   redactUri,
   scrubString,
 } from '../../proxy/audit/redact.js';
 import { BodyCapture } from '../../proxy/audit/capture.js';
+import { deeperThan } from '../../common/json-depth.js';
 import { gzipSync } from 'node:zlib';
 
 const secrets = { apiGroup: '', resource: 'secrets', subresource: '' };
@@ -270,4 +273,72 @@ test('property: TokenRequest tokens and bearer-shaped strings never survive', ()
     ),
     { numRuns: 300 },
   );
+});
+
+// A hostile body must never reach the call stack's limit (issue 17 item 2).
+const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
+
+test('depth: a body 20,000 deep becomes a marker saying why, without throwing', () => {
+  for (const text of [nested(20_000), nested(20_000, '{"a":', '}').replace(/\{"a":\}/, '{}')]) {
+    const body = JSON.parse(text) as unknown;
+    for (const target of [secrets, configmaps, nothing]) {
+      const out = redactBody(body, target);
+      assert.deepEqual(out, { [omittedKey]: `body nested deeper than ${maxBodyDepth} levels` });
+    }
+  }
+});
+
+test('depth: up to the limit the body is kept (and redacted), one past it is not', () => {
+  const at = JSON.parse(nested(maxBodyDepth)) as unknown;
+  assert.deepEqual(redactBody(at, configmaps), at);
+  const past = JSON.parse(nested(maxBodyDepth + 1)) as unknown;
+  assert.ok(omittedKey in (redactBody(past, configmaps) as object));
+  // A Secret under a deep-but-allowed body is still redacted.
+  let v: unknown = { kind: 'Secret', data: { pw: b64('deep-secret-value') } };
+  for (let i = 0; i < maxBodyDepth - 3; i++) v = [v];
+  assertAbsent(redactBody(v, nothing), 'deep-secret-value', 'deep secret');
+});
+
+test('depth: a deep last-applied copy is redacted whole, never walked', () => {
+  const obj = {
+    kind: 'ConfigMap',
+    metadata: { annotations: { [lastApplied]: nested(50_000) } },
+  };
+  const out = redactBody(obj, configmaps) as { metadata: { annotations: Record<string, string> } };
+  assert.equal(out.metadata.annotations[lastApplied], REDACTED);
+});
+
+test('width: 100,000 keys and 100,000 array elements are redacted without throwing', () => {
+  const wide = Object.fromEntries(
+    Array.from({ length: 100_000 }, (_, i) => [`k${i}`, `Bearer abcdefghijklmnop${i}`]),
+  );
+  const out = redactBody({ kind: 'ConfigMap', data: wide }, configmaps) as {
+    data: Record<string, string>;
+  };
+  assert.equal(Object.keys(out.data).length, 100_000);
+  assert.equal(out.data.k99999, REDACTED);
+  const long = redactBody(
+    Array.from({ length: 100_000 }, () => [1]),
+    nothing,
+  ) as unknown[];
+  assert.equal(long.length, 100_000);
+});
+
+test('a captured 20,000-deep body is kept as the marker', () => {
+  const c = new BodyCapture();
+  c.push(Buffer.from(nested(20_000)));
+  assert.deepEqual(c.result(configmaps, 'application/json', undefined), {
+    body: { [omittedKey]: `body nested deeper than ${maxBodyDepth} levels` },
+  });
+});
+
+test('deeperThan measures without recursion', () => {
+  assert.equal(deeperThan(1, 0), false);
+  assert.equal(deeperThan([], 0), true);
+  assert.equal(deeperThan([], 1), false);
+  assert.equal(deeperThan([[]], 1), true);
+  assert.equal(deeperThan({ a: [{}] }, 3), false);
+  assert.equal(deeperThan({ a: [{}] }, 2), true);
+  assert.equal(deeperThan(JSON.parse(nested(1_000_000)), 10), true);
+  assert.equal(deeperThan(JSON.parse(nested(1_000_000)), 2_000_000), false);
 });
