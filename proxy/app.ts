@@ -43,6 +43,7 @@ import { serveAsset } from './console/static.js';
 import { sessionOrBearer } from './console/caller.js';
 import { createConsoleApiHandler } from './console/api.js';
 import { clusterHealth } from './ha/cluster-health.js';
+import { closeTunnelsOnRevocation } from './tunnel/revocation.js';
 
 export interface ProxyApp {
   front: Front;
@@ -166,6 +167,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         expiryTimer.unref();
       }
     });
+    // A revoked agent, a disabled or deleted cluster: its tunnels close on every replica.
+    closeTunnelsOnRevocation({ policy, registry, clusters, log: log.child({ part: 'tunnel' }) });
     const expirySweep = setInterval(
       () => open.sweep(stillAllowed(new Date()), 'grant or token expired'),
       500,

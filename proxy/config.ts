@@ -169,6 +169,16 @@ export const proxySchema = {
     type: 'duration',
     doc: 'Longest a browser session lives after the user authenticated at the provider; then a fresh SSO sign-in is required.',
   },
+  ssoTokenMaxAge: {
+    env: 'KUBEGATE_SSO_TOKEN_MAX_AGE',
+    type: 'duration',
+    doc: 'A token minted through single sign-on (a kubeconfig downloaded after signing in, or minted with such a token) expires at most this long after the sign-in at the provider (auth_time), whatever ttl was asked for. Groups frozen into it are then at most this old, even when the provider gives no refresh token.',
+  },
+  oidcRefreshInterval: {
+    env: 'KUBEGATE_OIDC_REFRESH_INTERVAL',
+    type: 'duration',
+    doc: "How often a sign-in's groups are re-read from the provider with its refresh token (when it issues one: add offline_access to KUBEGATE_OIDC_SCOPES for most providers). New groups reach the sign-in's tokens and sessions at once; a refused refresh (user removed or disabled, grant revoked) revokes every token of the sign-in.",
+  },
   tokenMaxTtl: {
     env: 'KUBEGATE_TOKEN_MAX_TTL',
     type: 'duration',
@@ -288,6 +298,8 @@ export const proxyDefaults = {
   oidcGroupsOverage: 'refuse',
   oidcAllowInsecureIssuer: false,
   sessionMaxAge: '12h',
+  ssoTokenMaxAge: '12h',
+  oidcRefreshInterval: '5m',
   tokenMaxTtl: '7d',
   robotTokenTtl: '90d',
   robotTokenMaxTtl: '365d',

@@ -1,7 +1,10 @@
 /**
  * `/api/v1/clusters`: register (the response carries the bootstrap YAML
  * with its one-time token, shown once), list, get, change with a JSON merge
- * patch (labels, description, disabled) and delete.
+ * patch (labels, description, disabled) and delete; and
+ * `POST /api/v1/clusters/NAME/revoke-agent`: revoke the cluster's agent
+ * certificates (its tunnels close on every replica; it must enroll again
+ * with a new bootstrap token).
  */
 import { parseHostPort } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
@@ -11,6 +14,8 @@ import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from '
 import { checkQuery, pageParams } from './params.js';
 import type { ApiCall, Route } from './types.js';
 import { clusterHealth } from '../ha/cluster-health.js';
+import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
+import { requestOrigin } from '../audit/admin-events.js';
 
 /** Replicas whose heartbeat is older than this do not count for health (proxy config). */
 const staleAfter = (call: ApiCall) => call.deps.replicaStaleAfterMs ?? 10_000;
@@ -50,6 +55,23 @@ async function register(call: ApiCall) {
     r.cluster.version,
     `${collection}/${r.cluster.name}`,
   );
+}
+
+/** POST …/revoke-agent: no body is read; one is refused so a typo'd call does not look accepted. */
+async function revoke(call: ApiCall) {
+  checkQuery(call.query, []);
+  const declared = Number(call.req.headers['content-length'] ?? 0);
+  if (declared > 0 || call.req.headers['transfer-encoding'])
+    throw new KgError('KG_ERR_BAD_REQUEST', 'revoke-agent takes no request body');
+  const r = await revokeAgent(call.deps.pool, call.params[0]!, {
+    actor: call.actor,
+    ...requestOrigin(call.req),
+  });
+  call.log.info(
+    { actor: call.actor, cluster: r.cluster, certificates: r.revokedCertificates },
+    'agent revoked',
+  );
+  sendJson(call, { ...r, next: reEnrollHint(r.cluster) });
 }
 
 export const clusterRoutes: Route[] = [
@@ -104,4 +126,5 @@ export const clusterRoutes: Route[] = [
       },
     },
   },
+  { pattern: /^\/api\/v1\/clusters\/([^/]+)\/revoke-agent$/, methods: { POST: revoke } },
 ];

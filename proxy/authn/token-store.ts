@@ -38,7 +38,9 @@ export interface CreateTokenInput {
   /** The robots row of a robot. */
   robotId?: string;
   /** Never valid past this, whatever `ttlMs` says (a token minted with a token never outlives it). */
-  notAfter?: Date;
+  notAfter?: Date | undefined;
+  /** The single sign-on sign-in it was minted through (its groups are refreshed with it). */
+  signinId?: string | undefined;
 }
 
 /** Names that would let a kubegate identity claim a Kubernetes system identity. */
@@ -130,10 +132,10 @@ export class TokenStore {
     checkSubjectNames(input.subject, input.groups);
     const token = mintToken();
     const { rows } = await db.query<{ id: string; expires_at: Date }>(
-      `INSERT INTO api_tokens (hash, subject, subject_kind, groups, description, created_by, expires_at, user_id, robot_id)
+      `INSERT INTO api_tokens (hash, subject, subject_kind, groups, description, created_by, expires_at, user_id, robot_id, signin_id)
        VALUES ($1, $2, $3, $4, $5, $6,
                LEAST(now() + ($7 || ' milliseconds')::interval, COALESCE($8::timestamptz, 'infinity')),
-               $9, $10)
+               $9, $10, $11)
        RETURNING id, expires_at`,
       [
         hashToken(token),
@@ -146,6 +148,7 @@ export class TokenStore {
         input.notAfter ?? null,
         input.userId ?? null,
         input.robotId ?? null,
+        input.signinId ?? null,
       ],
     );
     // A hash remembered as unknown (someone guessed it first) must not hide the new token.

@@ -99,6 +99,7 @@ export class PolicyStore {
   private reloading: Promise<void> | undefined;
   private readonly tokenListeners: ((hash: string) => void)[] = [];
   private readonly changeListeners: ((s: PolicyState) => void)[] = [];
+  private readonly agentRevokedListeners: ((cluster: string) => void)[] = [];
 
   constructor(private readonly opts: PolicyStoreOptions) {}
 
@@ -130,6 +131,11 @@ export class PolicyStore {
     this.tokenListeners.push(fn);
   }
 
+  /** An admin revoked a cluster's agent (proxy/clusters/revoke.ts): close its tunnels. */
+  onAgentRevoked(fn: (cluster: string) => void): void {
+    this.agentRevokedListeners.push(fn);
+  }
+
   onChange(fn: (s: PolicyState) => void): void {
     this.changeListeners.push(fn);
   }
@@ -158,11 +164,14 @@ export class PolicyStore {
       if (n.channel === 'kubegate_tokens' && n.payload)
         for (const fn of this.tokenListeners) fn(n.payload);
       else if (n.channel === 'kubegate_policy') this.scheduleReload();
+      else if (n.channel === 'kubegate_agent_revoked' && n.payload)
+        for (const fn of this.agentRevokedListeners) fn(n.payload);
     });
     try {
       await client.connect();
       await client.query('LISTEN kubegate_policy');
       await client.query('LISTEN kubegate_tokens');
+      await client.query('LISTEN kubegate_agent_revoked');
       this.client = client;
       // Listen first, then load: a change between the two is then never missed.
       await this.reload();

@@ -12,6 +12,7 @@ import { migrate } from '../db/migrate.js';
 import { parseMasterKey } from '../pki/master-key.js';
 import { loadCas } from '../pki/ca-store.js';
 import { ClusterStore } from '../clusters/cluster-store.js';
+import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
@@ -37,11 +38,32 @@ Usage:
   kubegate admin cluster bootstrap NAME [--out FILE]
                                               a fresh one-time bootstrap YAML for NAME
   kubegate admin cluster list                 list registered clusters
+  kubegate admin cluster revoke-agent NAME    revoke NAME's agent certificates: its tunnels close on
+                                              every replica; it must enroll again with a new bootstrap token
   kubegate admin token create --user NAME [--group G]... [--ttl 8h] [--robot]
                                               mint a bearer token (printed once)
   kubegate admin kubeconfig --user NAME [--group G]... [--ttl 8h] [--out FILE]
                                               write a fleet kubeconfig with a fresh token
 ${rbacUsage}${identityUsage}${auditUsage}${requestUsage}`;
+
+const revokeAgentHelp = `Usage: kubegate admin cluster revoke-agent NAME
+
+Revoke every certificate held by cluster NAME's agent, at once:
+  - every tunnel of NAME closes on every proxy replica within a second, and
+    requests to NAME get 503 "cluster is offline" until an agent is back;
+  - the agent's certificate (and any earlier one) is refused for new tunnels
+    and for renewal; unspent bootstrap tokens of NAME are voided too;
+  - the revocation is recorded in the audit log (verb revoke, resource
+    agentcertificates) with who ran it.
+The cluster stays registered, with its labels and bindings. To attach it
+again, enroll a fresh agent with a new one-time bootstrap token:
+  kubegate admin cluster bootstrap NAME --out bootstrap.yaml
+  kubectl delete secret -n kubegate-system kubegate-agent-identity
+  kubectl apply -f bootstrap.yaml
+  kubectl rollout restart -n kubegate-system deployment/kubegate-agent
+Use it when an agent's key may be compromised, or a cluster must be cut off
+now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.
+`;
 
 type Fields = keyof typeof proxySchema;
 
@@ -114,7 +136,7 @@ async function admin(args: string[]): Promise<void> {
   if (args[0] === 'user' || args[0] === 'robot') return adminIdentity(args);
   if (args[0] === 'audit') return adminAudit(args.slice(1));
   if (args[0] === 'approval') return adminApproval(args.slice(1));
-  const p = parseArgs(args, new Set(['robot']));
+  const p = parseArgs(args, new Set(['robot', 'help']));
   const [area, verb, name] = p.positionals;
   if (area === 'cluster' && verb === 'add' && name) {
     await withPool(async (pool) => {
@@ -136,6 +158,33 @@ async function admin(args: string[]): Promise<void> {
         );
       output(p, await bootstrap(pool, c.id, c.name), `bootstrap YAML for cluster "${name}"`);
     });
+    return;
+  }
+  if (area === 'cluster' && verb === 'revoke-agent') {
+    if (p.flags.has('help')) {
+      process.stdout.write(revokeAgentHelp);
+      return;
+    }
+    if (!name)
+      throw new KgError(
+        'KG_ERR_BAD_REQUEST',
+        `revoke-agent needs the cluster NAME\n\n${revokeAgentHelp}`,
+      );
+    const extra = [...p.flags.keys()];
+    if (extra.length || p.positionals.length > 3)
+      throw new KgError(
+        'KG_ERR_BAD_REQUEST',
+        `unexpected argument(s); usage: kubegate admin cluster revoke-agent NAME`,
+      );
+    const r = await withPool((pool) =>
+      revokeAgent(pool, name, { actor: cliActor(), userAgent: 'kubegate-cli' }),
+    );
+    process.stdout.write(
+      `${r.cluster}\trevoked ${r.revokedCertificates} certificate(s)\tvoided ${r.voidedBootstrapTokens} bootstrap token(s)\n`,
+    );
+    process.stderr.write(
+      `agent of cluster "${r.cluster}" revoked; its tunnels close on every replica. Next: ${reEnrollHint(r.cluster)}\n`,
+    );
     return;
   }
   if (area === 'cluster' && verb === 'list') {

@@ -166,6 +166,72 @@ export class ClusterStore {
     return new Set(rows.map((r) => certKey(r.name, r.serial)));
   }
 
+  /**
+   * Renewal: the presenting certificate `serial` is superseded (revoked,
+   * reason `superseded`) and the new one recorded, in one transaction. The
+   * claim is atomic: of two renewals racing with the same certificate, one
+   * wins and the other is refused, and a certificate that was revoked,
+   * superseded, expired or whose cluster was disabled meanwhile renews
+   * nothing. `issue` signs the new certificate (it runs inside the
+   * transaction; nothing is recorded if it fails).
+   */
+  async renewAgentCert<T extends { serial: string; notAfter: Date }>(
+    cluster: string,
+    serial: string,
+    issue: (clusterId: string) => Promise<T>,
+  ): Promise<T> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN');
+      const { rows } = await c.query<{ cluster_id: string }>(
+        `UPDATE agent_certs a SET revoked_at = now(), revoke_reason = 'superseded'
+           FROM clusters c
+          WHERE a.cluster_id = c.id AND c.name = $2 AND a.serial = $1
+            AND a.revoked_at IS NULL AND a.not_after > now() AND NOT c.disabled
+          RETURNING a.cluster_id`,
+        [serial, cluster],
+      );
+      if (!rows[0])
+        throw new KgError(
+          'KG_ERR_UNAUTHENTICATED',
+          'renewal needs a valid, unrevoked agent certificate for a registered, enabled cluster; re-enroll with a new bootstrap token',
+        );
+      const issued = await issue(String(rows[0].cluster_id));
+      await c.query('INSERT INTO agent_certs (serial, cluster_id, not_after) VALUES ($1, $2, $3)', [
+        issued.serial,
+        rows[0].cluster_id,
+        issued.notAfter,
+      ]);
+      await c.query('COMMIT');
+      return issued;
+    } catch (err) {
+      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw err;
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  /**
+   * Of the certificates of open tunnels, the `cluster/serial` keys that may
+   * keep their tunnel: issued by us for that cluster, unexpired, not revoked
+   * by an admin (a certificate superseded by renewal keeps the tunnels it
+   * opened), and the cluster registered and enabled.
+   */
+  async tunnelCertsAllowed(certs: { cluster: string; serial: string }[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ name: string; serial: string }>(
+      `SELECT c.name, a.serial
+         FROM unnest($1::text[], $2::text[]) AS q(serial, name)
+         JOIN agent_certs a ON a.serial = q.serial
+         JOIN clusters c ON c.id = a.cluster_id AND c.name = q.name
+        WHERE (a.revoked_at IS NULL OR a.revoke_reason = 'superseded')
+          AND a.not_after > now() AND NOT c.disabled`,
+      [certs.map((c) => c.serial), certs.map((c) => c.cluster)],
+    );
+    return new Set(rows.map((r) => certKey(r.name, r.serial)));
+  }
+
   async revokeAgentCerts(cluster: string): Promise<number> {
     const r = await this.pool.query(
       'UPDATE agent_certs a SET revoked_at = now() FROM clusters c WHERE c.id = a.cluster_id AND c.name = $1 AND a.revoked_at IS NULL',

@@ -33,6 +33,7 @@ import {
 } from './session-store.js';
 import type { IdentitySettings } from './settings.js';
 import { recordLogin } from './user-store.js';
+import { createSignin } from './sso-signins.js';
 import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
 
 /** How long a sign-in may take at the provider. */
@@ -172,7 +173,7 @@ async function finishSignIn(deps: AuthDeps, req: AnyRequest, res: AnyResponse): 
       'Sign-in refused: the PKCE code verifier of this sign-in is missing.',
     );
   const maxAge = maxAgeSeconds(deps.settings);
-  const claims = await deps.oidc.finish(rawQuery, pending, maxAge);
+  const { claims, refreshToken } = await deps.oidc.finishSignIn(rawQuery, pending, maxAge);
   const li = loginIdentity(claims, deps.settings, deps.log);
   const user = await recordLogin(deps.pool, li);
 
@@ -181,18 +182,37 @@ async function finishSignIn(deps: AuthDeps, req: AnyRequest, res: AnyResponse): 
   const now = Date.now();
   const authTime = typeof claims.auth_time === 'number' ? claims.auth_time * 1000 : now;
   const expiresAt = new Date(Math.min(now, authTime) + deps.settings.sessionMaxAgeMs);
+  // The sign-in bounds every token minted through it (KUBEGATE_SSO_TOKEN_MAX_AGE
+  // from auth_time) and keeps the refresh token that re-reads the groups.
+  const signin = await createSignin(deps.pool, deps.settings, {
+    userId: user.id,
+    authTime: new Date(Math.min(now, authTime)),
+    refreshToken,
+  });
   const old = cookies.get(sessionCookie);
   if (old) await deleteSession(deps.pool, old);
-  const s = await createSession(deps.pool, user.id, expiresAt, {
-    userAgent: String(req.headers['user-agent'] ?? ''),
-    sourceIp: req.socket.remoteAddress ?? '',
-  });
+  const s = await createSession(
+    deps.pool,
+    user.id,
+    expiresAt,
+    {
+      userAgent: String(req.headers['user-agent'] ?? ''),
+      sourceIp: req.socket.remoteAddress ?? '',
+    },
+    signin.id,
+  );
   await recordAdminEvent(deps.pool, {
     actor: `user:${user.username}`,
     verb: 'login',
     resource: 'logins',
     name: user.username,
-    detail: { issuer: li.issuer, groups: user.groups, sessionExpiresAt: expiresAt.toISOString() },
+    detail: {
+      issuer: li.issuer,
+      groups: user.groups,
+      sessionExpiresAt: expiresAt.toISOString(),
+      tokensEndBy: signin.expiresAt.toISOString(),
+      groupsRefreshed: !!refreshToken && !!deps.settings.masterKey,
+    },
     ...requestOrigin(req),
   });
   deps.log.info(

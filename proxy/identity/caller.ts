@@ -37,6 +37,8 @@ export interface Caller {
   tokenExpiresAt: Date | undefined;
   /** Cookie callers: the session. */
   session: Session | undefined;
+  /** The single sign-on sign-in behind the session or token; tokens minted now inherit it. */
+  signinId?: string | undefined;
   /** How the admin change log names the caller: `user:alice@example.com`, `robot:ci`. */
   actor: string;
 }
@@ -78,6 +80,7 @@ export async function resolveCaller(deps: CallerDeps, req: AnyRequest): Promise<
       tokenId: id.tokenId,
       tokenExpiresAt: id.expiresAt,
       session: undefined,
+      signinId: refs.signinId ?? undefined,
       actor: `${id.kind}:${id.user}`,
     };
   }
@@ -101,6 +104,7 @@ export async function resolveCaller(deps: CallerDeps, req: AnyRequest): Promise<
     tokenId: undefined,
     tokenExpiresAt: undefined,
     session,
+    signinId: session.signinId,
     actor: `user:${u.username}`,
   };
 }

@@ -23,6 +23,7 @@ import { clearCookie, loginCookie } from './cookies.js';
 import { respondApiError, respondPageError } from './http.js';
 import { OidcClient } from './oidc-client.js';
 import { startReaper } from './reaper.js';
+import { startRefresher } from './sso-signins.js';
 import type { ApiMethod, ApiRoute, IdentityApiDeps } from './routes.js';
 import { selfRoutes } from './self-routes.js';
 import { identitySettings, type IdentityConfig, type IdentitySettings } from './settings.js';
@@ -89,6 +90,11 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
     log,
   };
   const reaper = startReaper(deps.pool, log, deps.reapIntervalMs ?? 500);
+  // Groups re-read from the provider with each sign-in's refresh token (sso-signins.ts).
+  const refresher =
+    oidc && settings.masterKey
+      ? startRefresher({ pool: deps.pool, oidc, settings, log: log.child({ part: 'sso-refresh' }) })
+      : undefined;
 
   const page = (
     req: AnyRequest,
@@ -173,6 +179,9 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
       api(req, res, path, q >= 0 ? target.slice(q + 1) : '', found);
       return true;
     },
-    close: () => reaper.stop(),
+    close: async () => {
+      await reaper.stop();
+      await refresher?.stop();
+    },
   };
 }

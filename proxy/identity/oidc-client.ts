@@ -130,6 +130,15 @@ export class OidcClient {
     pending: PendingLogin,
     maxAgeSeconds: number,
   ): Promise<Record<string, unknown>> {
+    return (await this.finishSignIn(rawQuery, pending, maxAgeSeconds)).claims;
+  }
+
+  /** `finish`, and the refresh token when the provider issued one (groups are re-read with it). */
+  async finishSignIn(
+    rawQuery: string,
+    pending: PendingLogin,
+    maxAgeSeconds: number,
+  ): Promise<{ claims: Record<string, unknown>; refreshToken: string | undefined }> {
     const config = await this.configuration();
     // The URL the provider redirected to is the configured one, never one built
     // from Host or X-Forwarded-*; only the query comes from the request.
@@ -149,7 +158,7 @@ export class OidcClient {
       if (config.serverMetadata().userinfo_endpoint && tokens.access_token) {
         userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub);
       }
-      return { ...userinfo, ...idClaims };
+      return { claims: { ...userinfo, ...idClaims }, refreshToken: tokens.refresh_token };
     } catch (err) {
       if (isNetworkError(err)) throw this.unreachable(err);
       const why = describeOidcError(err);
@@ -157,6 +166,51 @@ export class OidcClient {
       throw new KgError('KG_ERR_UNAUTHENTICATED', `Sign-in failed: ${why}. Please sign in again.`, {
         cause: err,
       });
+    }
+  }
+
+  /**
+   * Re-read the user's claims with a refresh token (OAuth 2.0 §6): the
+   * refreshed ID token's claims, merged over userinfo as at sign-in, and the
+   * refresh token to keep (a rotated one, or the same). `subject` is the
+   * user's subject at sign-in; claims for anyone else are refused.
+   * Outcomes: `refused` when the provider says the grant is dead
+   * (invalid_grant: user removed or disabled, consent or session revoked) or
+   * the answer names someone else; `unavailable` for anything that may pass
+   * (network, provider errors): the caller retries.
+   */
+  async refresh(
+    refreshToken: string,
+    subject: string,
+  ): Promise<
+    | { outcome: 'ok'; claims: Record<string, unknown>; refreshToken: string }
+    | { outcome: 'refused' | 'unavailable'; why: string }
+  > {
+    let config: client.Configuration;
+    try {
+      config = await this.configuration();
+    } catch (err) {
+      return { outcome: 'unavailable', why: describeOidcError(err) };
+    }
+    try {
+      const tokens = await client.refreshTokenGrant(config, refreshToken);
+      const idClaims = tokens.claims();
+      let userinfo: Record<string, unknown> = {};
+      if (config.serverMetadata().userinfo_endpoint && tokens.access_token)
+        userinfo = await client.fetchUserInfo(
+          config,
+          tokens.access_token,
+          idClaims?.sub ?? subject,
+        );
+      const claims: Record<string, unknown> = { ...userinfo, ...(idClaims ?? {}) };
+      if (claims.sub !== subject)
+        return { outcome: 'refused', why: 'the provider answered for another subject' };
+      return { outcome: 'ok', claims, refreshToken: tokens.refresh_token ?? refreshToken };
+    } catch (err) {
+      const why = describeOidcError(err);
+      if (err instanceof client.ResponseBodyError && err.error === 'invalid_grant')
+        return { outcome: 'refused', why };
+      return { outcome: 'unavailable', why };
     }
   }
 }

@@ -14,6 +14,7 @@ import { clustersFor, kubeconfigFilename } from './fleet.js';
 import { sendJson, sendNoContent } from './http.js';
 import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
 import { listTokens, revokeToken } from './token-records.js';
+import { signinBound } from './sso-signins.js';
 
 async function me(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
@@ -46,7 +47,8 @@ async function me(call: ApiCall): Promise<void> {
  * A fresh `kg_` token and the fleet kubeconfig around it. The lifetime is
  * `?ttl=` (default tokenTtl, at most tokenMaxTtl — robotTokenMaxTtl for
  * robots); a token minted with a bearer token never outlives that token, so
- * a token cannot renew itself past its own expiry. `?cluster=` narrows the
+ * a token cannot renew itself past its own expiry; and one minted through a
+ * single sign-on sign-in never outlives the sign-in's bound. `?cluster=` narrows the
  * file to that one cluster's context (404 unless the caller reaches it).
  */
 async function kubeconfig(call: ApiCall): Promise<void> {
@@ -60,6 +62,22 @@ async function kubeconfig(call: ApiCall): Promise<void> {
     robot ? s.robotTokenMaxTtlMs : s.tokenMaxTtlMs,
     'ttl',
   );
+  // Single sign-on (issue #17): a token minted through a sign-in — in its
+  // browser session, or with a token that sign-in minted — ends by the
+  // sign-in's bound (auth_time + KUBEGATE_SSO_TOKEN_MAX_AGE), whatever ttl
+  // was asked for, and its groups are refreshed with the sign-in.
+  let notAfter = c.tokenExpiresAt;
+  if (c.signinId) {
+    const bound = await signinBound(pool, c.signinId);
+    if (!bound)
+      throw new KgError(
+        'KG_ERR_UNAUTHENTICATED',
+        'your single sign-on sign-in has ended; sign in again to get a new kubeconfig',
+      );
+    if (!notAfter || bound < notAfter) notAfter = bound;
+  } else if (c.session && (!notAfter || c.session.tokensEndBy < notAfter)) {
+    notAfter = c.session.tokensEndBy;
+  }
   const only = call.query.get('cluster');
   let clusters = await clustersFor(pool, { user: c.name, groups: c.groups, kind: c.kind });
   if (only !== null) {
@@ -82,7 +100,8 @@ async function kubeconfig(call: ApiCall): Promise<void> {
           createdBy: c.actor,
           userId: c.userId,
           robotId: c.robotId,
-          notAfter: c.tokenExpiresAt,
+          notAfter,
+          signinId: c.signinId,
         },
         db,
       );
@@ -123,6 +142,11 @@ async function kubeconfig(call: ApiCall): Promise<void> {
     'x-content-type-options': 'nosniff',
     'x-kubegate-token-id': t.id,
     'x-kubegate-token-expires': t.expiresAt.toISOString(),
+    ...(notAfter &&
+    t.expiresAt.getTime() === notAfter.getTime() &&
+    ttlMs > notAfter.getTime() - Date.now()
+      ? { 'x-kubegate-token-capped': c.signinId ? 'sso-sign-in' : 'parent-token' }
+      : {}),
   });
   call.res.end(yaml);
 }

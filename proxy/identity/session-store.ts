@@ -27,6 +27,10 @@ export interface Session {
   createdAt: Date;
   expiresAt: Date;
   user: UserRecord;
+  /** The single sign-on sign-in that made it (sso-signins.ts); undefined for older sessions. */
+  signinId: string | undefined;
+  /** Tokens minted in this session end by then (the sign-in's bound). */
+  tokensEndBy: Date;
 }
 
 /** Make a session; returns the cookie value (shown to the browser only). */
@@ -35,14 +39,23 @@ export async function createSession(
   userId: string,
   expiresAt: Date,
   meta: { userAgent: string; sourceIp: string },
+  signinId?: string,
 ): Promise<{ cookie: string; csrfToken: string }> {
   const cookie = newSecret();
   const csrfToken = newSecret();
   await q(
     pool,
-    `INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at, user_agent, source_ip)
-     VALUES ($1, $2, $3, $4, $5, $6)`,
-    [hash(cookie), userId, csrfToken, expiresAt, meta.userAgent.slice(0, 512), meta.sourceIp],
+    `INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at, user_agent, source_ip, signin_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      hash(cookie),
+      userId,
+      csrfToken,
+      expiresAt,
+      meta.userAgent.slice(0, 512),
+      meta.sourceIp,
+      signinId ?? null,
+    ],
   );
   return { cookie, csrfToken };
 }
@@ -66,13 +79,18 @@ export async function findSession(pool: Pool, cookie: string): Promise<Session |
     last_login_at: Date | null;
     deactivated_at: Date | null;
     deactivated_by: string;
+    signin_id: string | null;
+    tokens_end_by: Date;
   }>(
     pool,
     `SELECT s.csrf_token, s.created_at AS s_created_at, s.expires_at, u.id, u.issuer, u.subject,
             u.username, u.email, u.name, u.groups, u.active, u.created_at, u.last_login_at,
-            u.deactivated_at, u.deactivated_by
+            u.deactivated_at, u.deactivated_by, s.signin_id,
+            COALESCE(si.expires_at, s.expires_at) AS tokens_end_by
        FROM sessions s JOIN users u ON u.id = s.user_id
-      WHERE s.id_hash = $1 AND s.expires_at > now() AND u.active`,
+       LEFT JOIN sso_signins si ON si.id = s.signin_id
+      WHERE s.id_hash = $1 AND s.expires_at > now() AND u.active
+        AND (si.id IS NULL OR si.ended_at IS NULL)`,
     [hash(cookie)],
   );
   const r = rows[0];
@@ -83,6 +101,8 @@ export async function findSession(pool: Pool, cookie: string): Promise<Session |
     createdAt: r.s_created_at,
     expiresAt: r.expires_at,
     user: userRecord(r),
+    signinId: r.signin_id ?? undefined,
+    tokensEndBy: r.tokens_end_by,
   };
 }
 

@@ -14,6 +14,12 @@ export interface IdentityConfig {
   robotTokenTtl: number;
   robotTokenMaxTtl: number;
   sessionMaxAge: number;
+  /** Tokens minted through a sign-in end at most this long after it (default 12 h). */
+  ssoTokenMaxAge?: number | undefined;
+  /** How often a sign-in's groups are re-read with its refresh token (default 5 min). */
+  oidcRefreshInterval?: number | undefined;
+  /** Seals stored refresh tokens; without it none is kept (groups are then never refreshed). */
+  masterKey?: string | undefined;
   oidcIssuerUrl?: string | undefined;
   oidcClientId?: string | undefined;
   oidcClientSecret?: string | undefined;
@@ -44,6 +50,11 @@ export interface IdentitySettings {
   robotTokenTtlMs: number;
   robotTokenMaxTtlMs: number;
   sessionMaxAgeMs: number;
+  /** KUBEGATE_SSO_TOKEN_MAX_AGE: tokens minted through a sign-in end at most this long after it. */
+  ssoTokenMaxAgeMs: number;
+  /** KUBEGATE_OIDC_REFRESH_INTERVAL. */
+  refreshIntervalMs: number;
+  masterKey: string | undefined;
   usernameClaim: string;
   groupsClaim: string;
   overage: 'refuse' | 'no-groups';
@@ -67,6 +78,11 @@ export function identitySettings(c: IdentityConfig): IdentitySettings {
   if (c.robotTokenTtl > c.robotTokenMaxTtl)
     problems.push('KUBEGATE_ROBOT_TOKEN_TTL must not exceed KUBEGATE_ROBOT_TOKEN_MAX_TTL');
   if (!(c.sessionMaxAge >= 1000)) problems.push('KUBEGATE_SESSION_MAX_AGE must be at least 1s');
+  const ssoTokenMaxAge = c.ssoTokenMaxAge ?? 12 * 3_600_000;
+  if (!(ssoTokenMaxAge >= 60_000)) problems.push('KUBEGATE_SSO_TOKEN_MAX_AGE must be at least 1m');
+  const refreshInterval = c.oidcRefreshInterval ?? 5 * 60_000;
+  if (!(refreshInterval >= 1000))
+    problems.push('KUBEGATE_OIDC_REFRESH_INTERVAL must be at least 1s');
 
   let oidc: OidcSettings | undefined;
   if (c.oidcIssuerUrl) {
@@ -114,6 +130,9 @@ export function identitySettings(c: IdentityConfig): IdentitySettings {
     robotTokenTtlMs: c.robotTokenTtl,
     robotTokenMaxTtlMs: c.robotTokenMaxTtl,
     sessionMaxAgeMs: c.sessionMaxAge,
+    ssoTokenMaxAgeMs: ssoTokenMaxAge,
+    refreshIntervalMs: refreshInterval,
+    masterKey: c.masterKey,
     usernameClaim: c.oidcUsernameClaim,
     groupsClaim: c.oidcGroupsClaim,
     overage: c.oidcGroupsOverage === 'no-groups' ? 'no-groups' : 'refuse',

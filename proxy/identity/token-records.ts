@@ -129,15 +129,19 @@ export async function revokeAllTokens(db: Queryable, owner: TokenOwner): Promise
   return rows.length;
 }
 
-/** The users / robots rows a token was minted for, if any. */
+/** The users / robots rows a token was minted for, if any, and the sign-in it came from. */
 export async function tokenOwnerRefs(
   db: Queryable,
   tokenId: string,
-): Promise<{ userId: string | null; robotId: string | null }> {
-  const rows = await q<{ user_id: string | null; robot_id: string | null }>(
-    db,
-    'SELECT user_id, robot_id FROM api_tokens WHERE id = $1',
-    [tokenId],
-  );
-  return { userId: rows[0]?.user_id ?? null, robotId: rows[0]?.robot_id ?? null };
+): Promise<{ userId: string | null; robotId: string | null; signinId: string | null }> {
+  const rows = await q<{
+    user_id: string | null;
+    robot_id: string | null;
+    signin_id: string | null;
+  }>(db, 'SELECT user_id, robot_id, signin_id FROM api_tokens WHERE id = $1', [tokenId]);
+  return {
+    userId: rows[0]?.user_id ?? null,
+    robotId: rows[0]?.robot_id ?? null,
+    signinId: rows[0]?.signin_id ?? null,
+  };
 }

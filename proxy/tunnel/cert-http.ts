@@ -82,6 +82,28 @@ export async function issueAgentCert(
   return { certificate: issued.certPem, notAfter: issued.notAfter.toISOString(), cluster };
 }
 
+/**
+ * Renewal: sign a certificate for `cluster` and, in the same transaction,
+ * supersede the certificate `oldSerial` that asked for it (the previous
+ * serial can then neither open a tunnel nor renew again).
+ */
+export async function renewAgentCert(
+  deps: CertIssueDeps,
+  cluster: string,
+  oldSerial: string,
+  csr: string,
+): Promise<EnrollResponse> {
+  const issued = await deps.clusters.renewAgentCert(cluster, oldSerial, () =>
+    deps.agentCa.signCsr(csr, {
+      commonName: cluster,
+      usage: 'client',
+      ttlMs: deps.certTtlMs,
+      uris: [clusterUri(cluster)],
+    }),
+  );
+  return { certificate: issued.certPem, notAfter: issued.notAfter.toISOString(), cluster };
+}
+
 export function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {

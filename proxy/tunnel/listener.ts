@@ -220,6 +220,16 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     await deps.onTunnelReady?.(tunnel);
     const t4 = performance.now();
     deps.registry.add(tunnel);
+    // The agent was revoked, or its cluster disabled or deleted, while this
+    // tunnel was being accepted (after its serial check): the replica-wide
+    // close missed it, so it closes itself.
+    if (deps.registry.closedSince(who.cluster, t1)) {
+      deps.registry.remove(tunnel);
+      session.destroy();
+      throw new Error(
+        `cluster ${who.cluster} was revoked or disabled while its tunnel was accepted`,
+      );
+    }
     deps.onTunnelUp?.(tunnel);
     let down = false;
     const markDown = () => {

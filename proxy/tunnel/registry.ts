@@ -20,6 +20,8 @@ export interface Tunnel {
 
 export class TunnelRegistry {
   private readonly byCluster = new Map<string, Tunnel[]>();
+  /** When (performance.now()) each cluster last had its tunnels closed by `closeCluster`. */
+  private readonly closedAt = new Map<string, number>();
 
   add(t: Tunnel): void {
     const list = this.byCluster.get(t.cluster) ?? [];
@@ -51,6 +53,23 @@ export class TunnelRegistry {
   tunnels(cluster?: string): Tunnel[] {
     if (cluster) return [...(this.byCluster.get(cluster) ?? [])];
     return [...this.byCluster.values()].flat();
+  }
+
+  /**
+   * Close (destroy) every tunnel of `cluster` held here: its agent was
+   * revoked or the cluster disabled or deleted. Open streams end at once;
+   * `closedSince` lets a tunnel still being accepted notice it too.
+   */
+  closeCluster(cluster: string): Tunnel[] {
+    this.closedAt.set(cluster, performance.now());
+    const list = this.tunnels(cluster);
+    for (const t of list) t.session.destroy();
+    return list;
+  }
+
+  /** Whether `closeCluster(cluster)` ran at or after `since` (performance.now()). */
+  closedSince(cluster: string, since: number): boolean {
+    return (this.closedAt.get(cluster) ?? -Infinity) >= since;
   }
 
   closeAll(): void {

@@ -5,7 +5,8 @@
  * certificate chaining to the agent CA, or with an expired one; this adds
  * what TLS cannot know: the certificate names exactly one cluster, its serial
  * is recorded, unrevoked and its cluster enabled. The new certificate names
- * that cluster, whatever the CSR or the body say.
+ * that cluster, whatever the CSR or the body say, and the one that asked for
+ * it is superseded (revoked) in the same transaction.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -15,7 +16,7 @@ import { proxyMetrics } from '../metrics.js';
 import { agentCertCluster } from './peer-cert.js';
 import {
   createJsonServer,
-  issueAgentCert,
+  renewAgentCert,
   readJson,
   send,
   SocketHandover,
@@ -60,8 +61,14 @@ export function createRenewServer(deps: CertIssueDeps): RenewServer {
     const cluster = await deps.clusters.get(who.cluster);
     if (!cluster)
       throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${who.cluster}" is not registered`);
-    const out = await issueAgentCert(deps, cluster.id, cluster.name, str(body, 'csr'));
-    deps.log.info({ cluster: cluster.name, notAfter: out.notAfter }, 'agent certificate renewed');
+    // The presenting certificate is superseded in the same transaction that
+    // records the new one: a copy of the old key renews nothing and opens no
+    // tunnel afterwards (tunnels it already opened run until it expires).
+    const out = await renewAgentCert(deps, cluster.name, who.serial, str(body, 'csr'));
+    deps.log.info(
+      { cluster: cluster.name, notAfter: out.notAfter, superseded: who.serial },
+      'agent certificate renewed',
+    );
     proxyMetrics.observeEnrollment('renewed');
     send(res, 200, out);
   };

@@ -587,25 +587,31 @@ describe('tunnel identity and enrollment', { timeout: 360_000 }, () => {
     assert.equal(first.status, 200);
     const client = { cert: String(first.body.certificate), key: pair.keyPem };
     // A CSR asking for romeo: the proxy sets the subject, so it is quebec's.
-    const asked = await renew(
-      { csr: await createCsr('romeo', await generateKeyPair()) },
-      q.ca,
-      client,
-    );
+    const pair2 = await generateKeyPair();
+    const asked = await renew({ csr: await createCsr('romeo', pair2) }, q.ca, client);
     assert.equal(asked.status, 200);
     assert.equal(asked.body.cluster, 'quebec');
     assert.deepEqual(namesOf(String(asked.body.certificate)), {
       cn: 'quebec',
       uri: clusterUri('quebec'),
     });
-    // A body naming romeo is refused outright.
+    // A body naming romeo is refused outright (asked with the renewed
+    // certificate: the first one was superseded by its renewal).
     const named = await renew(
       { cluster: 'romeo', csr: await createCsr('romeo', await generateKeyPair()) },
       q.ca,
-      client,
+      { cert: String(asked.body.certificate), key: pair2.keyPem },
     );
     assert.equal(named.status, 403);
     assert.equal(named.body.code, 'KG_ERR_FORBIDDEN');
+    // The renewal superseded the first certificate: it renews nothing any more.
+    const again = await renew(
+      { csr: await createCsr('quebec', await generateKeyPair()) },
+      q.ca,
+      client,
+    );
+    assert.equal(again.status, 401, 'a superseded certificate renewed again');
+    assert.equal(again.body.code, 'KG_ERR_UNAUTHENTICATED');
     assert.match(proxy.output(), /"cluster":"quebec".*"msg":"agent certificate renewed"/);
     assert.doesNotMatch(proxy.output(), /"cluster":"romeo"[^\n]*"msg":"agent certificate renewed"/);
   });

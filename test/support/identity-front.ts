@@ -37,7 +37,9 @@ export interface IdentityWorld {
   stop(): Promise<void>;
 }
 
-export async function startIdentityWorld(): Promise<IdentityWorld> {
+export async function startIdentityWorld(
+  opts: { refreshTokens?: boolean } = {},
+): Promise<IdentityWorld> {
   const pg = await startPostgres();
   const databaseUrl = await createDatabase(pg);
   const pool = createPool({ url: databaseUrl, max: 4 });
@@ -47,7 +49,7 @@ export async function startIdentityWorld(): Promise<IdentityWorld> {
     clientSecret: randomBytes(16).toString('hex'),
     redirectUris: [`${publicUrl}/auth/callback`],
   };
-  const idp = await startIdp({ clients: [client] });
+  const idp = await startIdp({ clients: [client], refreshTokens: opts.refreshTokens });
   const caKeys = await createCa('kubegate test CA', 86_400_000);
   const ca = await CertificateAuthority.load(caKeys);
   return {

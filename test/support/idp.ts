@@ -38,6 +38,8 @@ export interface Idp {
   issuer: string;
   users: Map<string, DemoUser>;
   addUser(u: DemoUser): void;
+  /** Remove a user: the provider then refuses their refresh tokens (invalid_grant). */
+  removeUser(email: string): void;
   /** Interactions served (login form posts), for tests that check a fresh login happened. */
   logins: string[];
   close(): Promise<void>;
@@ -131,7 +133,15 @@ function loginForm(uid: string, error = ''): string {
 }
 
 /** Start the provider. `clients` are registered statically (redirect URIs must be known). */
-export async function startIdp(opts: { clients: IdpClient[]; users?: DemoUser[] }): Promise<Idp> {
+export async function startIdp(opts: {
+  clients: IdpClient[];
+  users?: DemoUser[];
+  /**
+   * Issue refresh tokens at sign-in (as providers such as Keycloak do for
+   * every code grant; others only with the offline_access scope).
+   */
+  refreshTokens?: boolean;
+}): Promise<Idp> {
   const users = new Map<string, DemoUser>();
   const bySubject = new Map<string, DemoUser>();
   const addUser = (u: DemoUser) => {
@@ -161,7 +171,9 @@ export async function startIdp(opts: { clients: IdpClient[]; users?: DemoUser[] 
       client_id: c.clientId,
       client_secret: c.clientSecret,
       redirect_uris: c.redirectUris,
-      grant_types: ['authorization_code'],
+      grant_types: opts.refreshTokens
+        ? ['authorization_code', 'refresh_token']
+        : ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
@@ -183,6 +195,12 @@ export async function startIdp(opts: { clients: IdpClient[]; users?: DemoUser[] 
       AccessToken: 600,
       IdToken: 600,
     },
+    ...(opts.refreshTokens
+      ? {
+          issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(g: string): boolean }) =>
+            Promise.resolve(client.grantTypeAllowed('refresh_token')),
+        }
+      : {}),
     // Every client must use PKCE (S256), confidential ones too.
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
@@ -294,6 +312,10 @@ export async function startIdp(opts: { clients: IdpClient[]; users?: DemoUser[] 
     issuer,
     users,
     addUser,
+    removeUser: (email) => {
+      users.delete(email);
+      bySubject.delete(subjectOf(email));
+    },
     logins,
     close: () =>
       new Promise<void>((resolve) => {
@@ -320,7 +342,7 @@ export function idpProxyEnv(idp: Idp, client: IdpClient): NodeJS.ProcessEnv {
  * registered at the provider before the proxy starts, as in a real
  * deployment. Pass `proxyEnv` to startStack; the proxy is at `publicUrl`.
  */
-export async function startStackIdp(): Promise<{
+export async function startStackIdp(opts: { refreshTokens?: boolean } = {}): Promise<{
   idp: Idp;
   client: IdpClient;
   publicUrl: string;
@@ -333,7 +355,7 @@ export async function startStackIdp(): Promise<{
     clientSecret: randomBytes(16).toString('hex'),
     redirectUris: [`${publicUrl}/auth/callback`],
   };
-  const idp = await startIdp({ clients: [client] });
+  const idp = await startIdp({ clients: [client], refreshTokens: opts.refreshTokens });
   return {
     idp,
     client,

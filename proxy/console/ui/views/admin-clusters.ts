@@ -308,6 +308,27 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
                       : `Disable ${c.name}? Every request to it is refused until it is enabled again.`,
                   },
                 ),
+                actionButton(
+                  'Revoke agent',
+                  async () => {
+                    const r = await request<{ revokedCertificates: number; next: string }>(
+                      'POST',
+                      `/api/v1/clusters/${encodeURIComponent(c.name)}/revoke-agent`,
+                    );
+                    status.show(
+                      okNotice(
+                        `${c.name}: ${r.body.revokedCertificates} agent certificate(s) revoked; its tunnels are closed. To attach it again: ${r.body.next}`,
+                      ),
+                    );
+                    await refresh();
+                  },
+                  {
+                    status,
+                    class: 'danger',
+                    name: `Revoke the agent of ${c.name}`,
+                    confirm: `Revoke the agent of ${c.name}? Its tunnels close at once on every replica, and it stays offline until it enrolls again with a new bootstrap token.`,
+                  },
+                ),
               ),
           },
         ],
