@@ -26,6 +26,7 @@ import {
   hdrRanAs,
   hdrUpgrade,
   decodeGrants,
+  isKubegateHeader,
   type TunnelGrant,
   type TunnelIdentity,
 } from '../common/tunnel-protocol.js';
@@ -67,7 +68,15 @@ function droppedRequestHeader(name: string): boolean {
     name.startsWith('kg-')
   );
 }
-const dropResponse = hopByHop;
+/**
+ * Response headers never passed back: hop-by-hop, and anything in kubegate's
+ * own namespace (`kg-…`, any case). A pod behind pods/proxy or services/proxy,
+ * or an aggregated API server, chooses its response headers; only the agent
+ * may say who a request ran as, or that an upgrade switched (audit record).
+ */
+export function droppedResponseHeader(name: string): boolean {
+  return hopByHop.has(name.toLowerCase()) || isKubegateHeader(name);
+}
 
 /** Reject identities that could claim a Kubernetes system identity. */
 export function identityProblem(id: TunnelIdentity | undefined): string | undefined {
@@ -395,15 +404,14 @@ class Relay implements Dispatcher.DispatchHandler {
       controller.abort(new Error('the tunnel stream closed'));
       return;
     }
-    const resHeaders: http2.OutgoingHttpHeaders = {
-      ':status': statusCode,
-      [hdrRanAs]: this.cred.ranAs,
-    };
+    const resHeaders: http2.OutgoingHttpHeaders = { ':status': statusCode };
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || dropResponse.has(name)) continue;
+      if (value === undefined || droppedResponseHeader(name)) continue;
       resHeaders[name] = value;
     }
+    // Ours, after the upstream's (none of which is in our namespace any more).
+    resHeaders[hdrRanAs] = this.cred.ranAs;
     stream.respond(resHeaders);
   }
 

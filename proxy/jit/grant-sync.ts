@@ -12,6 +12,8 @@ import type { Logger } from '../../common/log.js';
 import {
   encodeGrants,
   grantsPath,
+  hdrControl,
+  hdrControlValue,
   jitUsersPath,
   rolesPath,
   type GrantUpdate,
@@ -97,7 +99,13 @@ function control(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const req = session.request(
-      { ':method': method, ':path': path, 'content-type': 'application/json' },
+      {
+        ':method': method,
+        ':path': path,
+        'content-type': 'application/json',
+        // The agent answers control paths only with this marker (common/tunnel-protocol.ts).
+        [hdrControl]: hdrControlValue,
+      },
       { endStream: body === undefined },
     );
     const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), 15_000);
