@@ -229,6 +229,8 @@ export function clusterUri(cluster: string): string {
 export interface JitAccountView {
   /** The kubegate user (or robot) name; absent when the account predates this agent's memory and carries no name. */
   user?: string;
+  /** `user` or `robot`; absent for a legacy account (named before the kind was part of it). */
+  kind?: 'user' | 'robot';
   /** `system:serviceaccount:<namespace>:<name>`. */
   serviceAccount: string;
   createdAt?: string;

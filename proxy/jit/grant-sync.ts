@@ -21,6 +21,7 @@ import {
   type TunnelRoles,
 } from '../../common/tunnel-protocol.js';
 import { bindingsFor } from '../authz/authorizer.js';
+import { identityKey } from '../../common/identity-key.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterRef, Identity, PolicySnapshot } from '../authz/types.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
@@ -81,7 +82,7 @@ export function grantsHeader(
   now: Date,
 ): string {
   const c = catalogOf(snap);
-  const key = `${cluster.name}\0${who.kind}\0${who.user}\0${who.groups.join('\0')}`;
+  const key = `${cluster.name}\0${identityKey(who.kind, who.user)}\0${who.groups.join('\0')}`;
   const hit = c.header.get(key);
   const t = now.getTime();
   if (hit && hit.until > t) return hit.value;
