@@ -215,7 +215,7 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
               'the kubegate agent may only request tokens for kg-… ServiceAccounts of its namespace',
           },
           {
-            expression: `variables.res != 'secrets' || (!${del} && request.namespace == variables.ns && object.metadata.name == 'kubegate-agent-identity' && (!has(object.type) || object.type != 'kubernetes.io/service-account-token'))`,
+            expression: `variables.res != 'secrets' || (request.operation != 'DELETE' && request.namespace == variables.ns && object.metadata.name == 'kubegate-agent-identity' && (!has(object.type) || object.type != 'kubernetes.io/service-account-token'))`,
             message:
               'the kubegate agent may only write its own Secret kubegate-agent-identity (never a service-account token)',
           },

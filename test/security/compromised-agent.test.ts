@@ -51,6 +51,7 @@ function crb(
 const denied = (r: { code: number | null; stderr: string }, what: string) => {
   assert.notEqual(r.code, 0, `${what}: must be refused`);
   assert.match(r.stderr, /forbidden|denied/i, `${what}: ${r.stderr}`);
+  process.stderr.write(`# refused, ${what}: ${r.stderr.trim().split('\n')[0]!.slice(0, 240)}\n`);
 };
 
 describe('a compromised agent is not cluster-admin', { timeout: 300_000 }, () => {
