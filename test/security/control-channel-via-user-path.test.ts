@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import * as https from 'node:https';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
@@ -28,6 +29,43 @@ const bobSa = serviceAccountName('user', 'bob@example.com');
 
 const tokenOf = (kubeconfig: string) =>
   /token: (kg_\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!;
+
+/**
+ * One request with the path sent byte for byte (a URL string would be
+ * normalised by the client: `/./` and `..` gone before the proxy sees them).
+ */
+function raw(
+  path: string,
+  opts: { token?: string; method?: string; body?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const u = new URL(stack.publicUrl);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        hostname: u.hostname,
+        port: u.port,
+        path,
+        method: opts.method ?? 'GET',
+        ca,
+        agent: false,
+        headers: {
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.body ? { 'content-type': 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** What the agent's control API would have answered. */
+const agentState = /"accounts"\s*:|"mode"\s*:|"ok"\s*:\s*true|"applied"/;
 
 async function bobAccount(): Promise<string[]> {
   const r = await kubectl(
@@ -59,16 +97,14 @@ describe(
     });
 
     test('GET …/.kubegate/v1/jit-accounts as cluster-admin: 404 Status, no agent state', async () => {
-      const r = await httpGet(`${stack.publicUrl}/k8s/dev/.kubegate/v1/jit-accounts`, {
-        token: rootToken,
-        ca,
-      });
+      const r = await raw('/k8s/dev/.kubegate/v1/jit-accounts', { token: rootToken });
       assert.equal(r.status, 404, r.body);
       const s = JSON.parse(r.body) as { kind: string; reason: string; message: string };
       assert.equal(s.kind, 'Status');
       assert.equal(s.reason, 'NotFound');
       assert.match(s.message, /reserved for kubegate's agent control channel/);
-      assert.doesNotMatch(r.body, /serviceaccount|kg-u-|accounts/i);
+      assert.doesNotMatch(r.body, agentState);
+      assert.doesNotMatch(r.body, /kg-u-/);
     });
 
     test("POST …/.kubegate/v1/grants rewriting bob's account: refused, in every spelling; bob keeps his account", async () => {
@@ -88,22 +124,13 @@ describe(
         ['/api%2F..%2F.kubegate/v1/grants', 400],
       ];
       for (const [path, want] of spellings) {
-        const r = await httpGet(`${stack.publicUrl}/k8s/dev${path}`, {
-          token: rootToken,
-          ca,
-          method: 'POST',
-          body,
-        });
+        const r = await raw(`/k8s/dev${path}`, { token: rootToken, method: 'POST', body });
         assert.equal(r.status, want, `${path}: ${r.body}`);
         assert.equal((JSON.parse(r.body) as { kind: string }).kind, 'Status', path);
-        assert.doesNotMatch(r.body, /"ok":true|applied/, path);
+        assert.doesNotMatch(r.body, agentState, path);
       }
       // Refused before authentication too: no token, the same 404.
-      const anon = await httpGet(`${stack.publicUrl}/k8s/dev/.kubegate/v1/grants`, {
-        ca,
-        method: 'POST',
-        body,
-      });
+      const anon = await raw('/k8s/dev/.kubegate/v1/grants', { method: 'POST', body });
       assert.equal(anon.status, 404);
       // bob's account and bindings are untouched, and he works as before.
       await new Promise((r) => setTimeout(r, 500));
@@ -117,7 +144,7 @@ describe(
       });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /NotFound|not found/i);
-      assert.doesNotMatch(r.stdout, /accounts/);
+      assert.doesNotMatch(r.stdout, agentState);
     });
 
     test('every refusal is audited', async () => {
