@@ -139,7 +139,8 @@ const managed = (o: string) =>
  *  - ClusterRoleBindings and RoleBindings named `kg-…`, labelled managed-by
  *    kubegate with a `kubegate.dev/user` key, whose roleRef is such a
  *    ClusterRole and whose one subject is a `kg-…` ServiceAccount of the
- *    agent's own namespace (deletes: `kg-…` and kubegate-labelled only);
+ *    agent's own namespace (deletes: kubegate-labelled ones only, which idle
+ *    clean-up needs for orphans; the agent cannot label anything itself);
  *  - ServiceAccounts `kg-…` (labelled) in its namespace, and tokens for them only;
  *  - the Secret `kubegate-agent-identity`, never a service-account-token Secret.
  * So a compromised agent cannot bind cluster-admin (or anything) to a subject
@@ -200,7 +201,7 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
               'the kubegate agent may only write ClusterRoles named kubegate:… and labelled app.kubernetes.io/managed-by=kubegate',
           },
           {
-            expression: `!(variables.res in ['clusterrolebindings', 'rolebindings']) || (${del} ? (oldObject.metadata.name.startsWith('kg-') && ${managed('oldObject')}) : (${bindingOk}))`,
+            expression: `!(variables.res in ['clusterrolebindings', 'rolebindings']) || (${del} ? ${managed('oldObject')} : (${bindingOk}))`,
             message:
               "the kubegate agent may only write bindings named kg-…, labelled managed-by kubegate, of a kubegate:… ClusterRole to one kg-… ServiceAccount in the agent's namespace",
           },
