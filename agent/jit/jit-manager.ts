@@ -415,7 +415,7 @@ export class JitManager {
     await this.removeAccount(userKey(kind, user), serviceAccountName(kind, user));
     this.stats.deleted++;
     this.stats.accounts = [...this.users.values()].filter((u) => u.digest !== '').length;
-    this.deps.log.info({ user, kind, why }, 'JIT account deleted');
+    this.deps.log.info({ user, why, kind }, 'JIT account deleted');
   }
 
   /** Delete the bindings labelled with `key`, then the ServiceAccount `account`. */
