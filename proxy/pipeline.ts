@@ -6,7 +6,7 @@
 import type { Logger } from '../common/log.js';
 import { KgError } from '../common/errors.js';
 import { newContext, type RequestContext } from './context.js';
-import { routeKubeRequest } from './route/kube-path.js';
+import { refuseReservedPath, routeKubeRequest } from './route/kube-path.js';
 import { authenticate } from './authn/authenticate.js';
 import type { TokenStore } from './authn/token-store.js';
 import { requestInfo } from './authz/request-info.js';
@@ -152,6 +152,8 @@ async function admit(
 ) {
   // 1. route: the cluster and the kube path, from the validated raw target
   const route = (ctx.route = routeKubeRequest(ctx.rawTarget));
+  // …never a path reserved for kubegate's own control channel (404)
+  refuseReservedPath(route.kubePath);
   // 2. authenticate: bearer token → identity
   const identity = (ctx.identity = await authenticate(
     deps.tokens,
