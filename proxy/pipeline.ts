@@ -135,6 +135,7 @@ export function createUpgradeHandler(
           tunnel,
           upgrade,
           (st, h) => audit?.responseStarted(st, h, hdrRanAs),
+          deps.health,
         );
         settled = true;
         audit.complete(status);
