@@ -264,9 +264,12 @@ async function run(
       untrack();
     }
   } catch (err) {
-    // Refused for its body (408, 429): once answered, the client stops sending it.
+    // Refused with its body unread: once answered, the client is told to stop
+    // sending it (RST_STREAM NO_ERROR on HTTP/2; for 408 and 429 the HTTP/1.1
+    // connection is closed). Otherwise a client that never ends its body
+    // would hold the stream, and what it sends, for ever.
     const code = toKgError(err).code;
-    if (code === 'KG_ERR_BODY_TIMEOUT' || code === 'KG_ERR_BODY_BUDGET')
+    if (code === 'KG_ERR_BODY_TIMEOUT' || code === 'KG_ERR_BODY_BUDGET' || 'stream' in req)
       res.once('finish', () => endClientBody(req));
     throw err;
   } finally {

@@ -12,7 +12,9 @@
  * agent whose event loop turns answers a PING at once, however long the
  * apiserver takes, so watches, exec sessions and slow LISTs of a live agent
  * are never disturbed; a PING is only ever sent for a request that is waiting
- * for its first answer. No answer within `timeoutMs`: the tunnel is retired
+ * for its first answer. Nothing at all from the agent within `timeoutMs` (no
+ * PING answer, and not a byte of anything else: a busy agent still sends window
+ * updates for what it reads): the tunnel is retired
  * from the registry at once (new requests go to another tunnel, or get an
  * immediate 503) and its session destroyed with a `TunnelDeadError`, which
  * the streams still open on it see (forward.ts fails them over or answers).
@@ -111,6 +113,7 @@ export class TunnelHealth {
       const finish = (alive: boolean) => {
         if (settled) return;
         settled = true;
+        clearTimeout(half);
         clearTimeout(timer);
         st.inFlight = undefined;
         this.opts.onProbe?.(alive);
@@ -118,7 +121,14 @@ export class TunnelHealth {
         else this.kill(t);
         resolve(alive);
       };
-      const timer = setTimeout(() => finish(false), this.timeoutMs);
+      // An agent that is busy but alive (its socket full of request bodies
+      // ahead of the PING) still sends frames: window updates for what it
+      // read, answers. Bytes read from it in the second half of the wait
+      // count as an answer (the first half may still bring what it sent
+      // just before it stopped).
+      let readAtHalf = Number.POSITIVE_INFINITY;
+      const half = setTimeout(() => (readAtHalf = bytesRead(session)), this.timeoutMs / 2);
+      const timer = setTimeout(() => finish(bytesRead(session) > readAtHalf), this.timeoutMs);
       try {
         const sent = session.ping((err) => {
           // A ping cancelled because the session closed meanwhile is not a verdict on the agent.
@@ -144,4 +154,9 @@ export class TunnelHealth {
     this.registry.remove(t);
     if (!t.session.destroyed) t.session.destroy(new TunnelDeadError(t.cluster, this.timeoutMs));
   }
+}
+
+/** Bytes read from the agent on this session's socket so far. */
+function bytesRead(session: Tunnel['session']): number {
+  return (session.socket as { bytesRead?: number } | undefined)?.bytesRead ?? 0;
 }

@@ -64,7 +64,13 @@ function neverEnding(session: http2.ClientHttp2Session, size: number): Promise<A
     let lastByte = performance.now();
     req.on('response', (h) => (status = Number(h[':status'])));
     req.on('data', (c: Buffer) => (body += c.toString()));
-    const settle = () => resolve({ status, body, afterLastByte: performance.now() - lastByte });
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      resolve({ status, body, afterLastByte: performance.now() - lastByte });
+    };
+    req.on('end', settle);
     req.on('close', settle);
     req.on('error', () => undefined);
     const piece = Buffer.alloc(64 * 1024, 0x61);
@@ -105,6 +111,17 @@ describe(
       await kubectlOk(['get', 'configmaps', '-n', NS], { kubeconfig: victimKubeconfig });
     });
     after(async () => {
+      if (stack) {
+        // For a reader of a failure: what the proxy and the agent said about tunnels and errors.
+        const pick = (out: string) =>
+          out
+            .split('\n')
+            .filter((l) => /tunnel|"level":(40|50)/.test(l))
+            .slice(-12)
+            .join('\n');
+        log(`proxy log (tunnel, warn, error):\n${pick(stack.proxy.output())}`);
+        log(`agent log (tunnel, warn, error):\n${pick(stack.agents.get('dev')!.output())}`);
+      }
       await stack?.stop();
     });
 
