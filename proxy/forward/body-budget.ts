@@ -5,8 +5,11 @@
  * without content-length), held so that one over the size limit never
  * crosses the tunnel, and a request the approval gate must fingerprint.
  * Every held byte is charged here while it is held; a charge beyond either
- * bound is refused. The forwarder then streams the rest of the body to the
- * tunnel instead (with back-pressure), and the approval gate answers 429.
+ * bound is refused. A body of unknown length is then streamed to the tunnel
+ * instead, and a streamed body is charged for the bytes read from the client
+ * that the tunnel has not taken yet (it is read as it arrives, so nothing
+ * waits unaccounted in HTTP/2 flow-control windows); past the bound it is
+ * refused with a 429, as is a gated body the approval gate cannot hold.
  *
  * Measured before (issue #17): one user's 200 HTTP/2 streams, each sending
  * 2 MiB with no content-length and never finishing, took a replica from
@@ -70,6 +73,14 @@ export class BodyLease {
   add(n: number): boolean {
     if (!this.budget.take(this.identity, n)) return false;
     this.bytes += n;
+    return true;
+  }
+
+  /** Make the charge exactly `n` bytes; false (unchanged) when a bound would be passed. */
+  setTo(n: number): boolean {
+    if (n > this.bytes) return this.add(n - this.bytes);
+    this.budget.give(this.identity, this.bytes - n);
+    this.bytes = n;
     return true;
   }
 

@@ -1,9 +1,16 @@
 /**
  * Stage 6: forward one request over a tunnel stream and stream the answer
- * back. Nothing is buffered: request and response bodies are piped with
- * back-pressure, and each chunk of a watch goes out as soon as it arrives.
- * There is no idle timeout: watches and `logs -f` end when the client or the
- * apiserver ends them.
+ * back. Response bodies are piped with back-pressure, and each chunk of a
+ * watch goes out as soon as it arrives; there is no idle timeout on answers:
+ * watches and `logs -f` end when the client or the apiserver ends them.
+ * Request bodies are bounded (issue #17, item 7): a body of unknown length is
+ * held (so one over the size limit never reaches the cluster) only while the
+ * replica's body budget allows, per identity and per replica
+ * (body-budget.ts), and streamed beyond it; a streamed body is charged for
+ * what the tunnel has not taken yet and refused (429) past the bound; a body
+ * that sends nothing for KUBEGATE_BODY_IDLE_TIMEOUT is answered 408. A
+ * request waiting for its answer probes its tunnel (tunnel/health.ts), and
+ * one whose tunnel died unanswered fails over when it is safe to send again.
  */
 import * as http2 from 'node:http2';
 import type { IncomingMessage } from 'node:http';
@@ -355,20 +362,44 @@ function send(
       let bodyEnded = false;
       bodyIdle = idleTimer(opts.bodyIdleMs, () => {
         if (bodyEnded || settled) return;
-        req.unpipe(stream);
+        req.off('data', onData);
         cancelTunnelStream(tunnel, stream);
         done(bodyTimeout(req, res, opts.bodyIdleMs!));
       });
+      // The body is read as it arrives (so nothing of it waits unaccounted in
+      // the front's HTTP/2 flow-control window) and charged to the budget for
+      // what the tunnel has not taken yet; past the bound the request is
+      // refused (429) and its tunnel stream reset.
+      const lease = opts.lease;
+      const recharge = () => settled || !lease || lease.setTo(stream.writableLength);
+      const overBudget = () => {
+        req.off('data', onData);
+        cancelTunnelStream(tunnel, stream);
+        proxyMetrics.dataplane.bodyRefusal('budget');
+        done(
+          new KgError(
+            'KG_ERR_BODY_BUDGET',
+            `too many request-body bytes waiting for cluster "${route.cluster}" for you on this kubegate replica (at most ${lease?.budgetPerIdentity ?? 0} per identity); send fewer large requests at the same time`,
+          ),
+        );
+      };
+      const write = (chunk: Buffer) => {
+        stream.write(chunk, () => void recharge());
+        if (!recharge()) overBudget();
+      };
       if (plan.kind === 'prefix') {
-        // Read while the budget allowed; given back once it is on its way.
-        stream.write(Buffer.concat(plan.chunks), () => opts.lease?.release());
+        // Read while the budget allowed holding it; from now on charged as streamed.
+        lease?.release();
+        write(Buffer.concat(plan.chunks));
         plan.chunks.length = 0;
       }
       req.once('end', () => {
         bodyEnded = true;
         bodyIdle?.stop();
+        if (!settled) stream.end();
       });
-      req.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
+        if (settled) return;
         bodyIdle?.poke();
         seen += chunk.length;
         if (audit) {
@@ -376,7 +407,7 @@ function send(
           if (audit.wantsRequestBody) audit.requestChunk(chunk);
         }
         if (seen > opts.maxRequestBody) {
-          req.unpipe(stream);
+          req.off('data', onData);
           stream.close(http2.constants.NGHTTP2_CANCEL);
           proxyMetrics.dataplane.bodyRefusal('too_large');
           done(
@@ -385,9 +416,12 @@ function send(
               `request body is larger than the limit of ${opts.maxRequestBody} bytes`,
             ),
           );
+          return;
         }
-      });
-      req.pipe(stream);
+        write(chunk);
+      };
+      req.on('data', onData);
+      req.resume();
     }
 
     stream.on('response', (h) => {

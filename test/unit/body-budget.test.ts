@@ -21,7 +21,7 @@ test('property: no identity and no replica ever holds more than its bound; relea
         fc.record({
           who: fc.integer({ min: 0, max: 3 }),
           n: fc.integer({ min: 0, max: 400 }),
-          release: fc.boolean(),
+          op: fc.constantFrom('add', 'setTo', 'release'),
         }),
         { maxLength: 200 },
       ),
@@ -30,11 +30,15 @@ test('property: no identity and no replica ever holds more than its bound; relea
         const leases = [0, 1, 2, 3].map((i) => budget.lease(`user:u${i}`));
         for (const op of ops) {
           const lease = leases[op.who]!;
-          if (op.release) lease.release();
-          else {
-            const before = lease.held;
+          const before = lease.held;
+          if (op.op === 'release') lease.release();
+          else if (op.op === 'add') {
             const ok = lease.add(op.n);
             assert.equal(lease.held, ok ? before + op.n : before);
+          } else {
+            const ok = lease.setTo(op.n);
+            assert.equal(lease.held, ok ? op.n : before);
+            if (op.n <= before) assert.ok(ok, 'lowering a charge always succeeds');
           }
           for (const l of leases) assert.ok(budget.held(l.identity) <= perIdentity);
           assert.ok(budget.held() <= perReplica);
