@@ -387,12 +387,6 @@ function send(
         stream.write(chunk, () => void recharge());
         if (!recharge()) overBudget();
       };
-      if (plan.kind === 'prefix') {
-        // Read while the budget allowed holding it; from now on charged as streamed.
-        lease?.release();
-        write(Buffer.concat(plan.chunks));
-        plan.chunks.length = 0;
-      }
       req.once('end', () => {
         bodyEnded = true;
         bodyIdle?.stop();
@@ -420,8 +414,21 @@ function send(
         }
         write(chunk);
       };
-      req.on('data', onData);
-      req.resume();
+      let prefix: Buffer | undefined;
+      if (plan.kind === 'prefix') {
+        // Read while the budget allowed holding it; from now on charged as streamed.
+        lease?.release();
+        prefix = Buffer.concat(plan.chunks);
+        plan.chunks.length = 0;
+      }
+      // Once this executor has put the stream's error and close listeners on:
+      // the start of the body first, then the rest as it arrives.
+      queueMicrotask(() => {
+        if (prefix && !settled) write(prefix);
+        if (settled) return;
+        req.on('data', onData);
+        req.resume();
+      });
     }
 
     stream.on('response', (h) => {
