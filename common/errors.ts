@@ -66,6 +66,14 @@ export const catalogue = {
     title: 'Request body too large',
   },
   KG_ERR_RATE_LIMITED: { status: 429, reason: 'TooManyRequests', title: 'Too many requests' },
+  // No request-body bytes for KUBEGATE_BODY_IDLE_TIMEOUT (issue #17, item 7).
+  KG_ERR_BODY_TIMEOUT: { status: 408, reason: 'Timeout', title: 'Request body timed out' },
+  // The per-identity or per-replica bound on request bodies held in memory.
+  KG_ERR_BODY_BUDGET: {
+    status: 429,
+    reason: 'TooManyRequests',
+    title: 'Too many request bodies held',
+  },
   KG_ERR_TOKEN_SPENT: { status: 401, reason: 'Unauthorized', title: 'Bootstrap token not valid' },
   KG_ERR_CLUSTER_OFFLINE: {
     status: 503,
