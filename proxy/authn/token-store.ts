@@ -192,7 +192,10 @@ export class TokenStore {
     }
     // A unit is taken before the lookup (so concurrent requests cannot all
     // pass the check) and given back when the token turns out to be known.
-    if (source !== undefined && this.budget && !this.budget.take(source)) {
+    // Requests that ride on a lookup already in flight for the same token
+    // cost the database nothing, and are not charged.
+    const charged = source !== undefined && !!this.budget && !this.inflight.has(hash);
+    if (charged && !this.budget!.take(source)) {
       proxyMetrics.observeTokenCache('rate_limited');
       throw new KgError(
         'KG_ERR_RATE_LIMITED',
@@ -205,7 +208,7 @@ export class TokenStore {
     try {
       id = await this.withDeadline(hash);
     } catch (err) {
-      if (source !== undefined) this.budget?.refund(source); // not the source's fault
+      if (charged) this.budget!.refund(source); // not the source's fault
       const stale = this.cache.get(hash);
       if (
         stale &&
@@ -217,7 +220,7 @@ export class TokenStore {
       }
       throw err;
     }
-    if (id && source !== undefined) this.budget?.refund(source);
+    if (id && charged) this.budget!.refund(source);
     return id;
   }
 

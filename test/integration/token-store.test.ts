@@ -121,6 +121,25 @@ describe('token store cache', { timeout: 120_000 }, () => {
     assert.equal((await store.authenticate(token, '198.51.100.1'))?.user, 'dave');
   });
 
+  test('a burst for one uncached token from one address rides on one lookup and is not rate limited', async () => {
+    const c = counting(pool);
+    const store = new TokenStore(c.pool, {
+      sourceBudget: new SourceBudget({ burst: 5, perSecond: 1 }),
+    });
+    const { token } = await store.create({
+      subject: 'gina',
+      kind: 'user',
+      groups: [],
+      ttlMs: 60_000,
+    });
+    // 1,300 watches opened at once by one client (client-go after a reconnect does this).
+    const ids = await Promise.all(
+      Array.from({ length: 1300 }, () => store.authenticate(token, '192.0.2.10')),
+    );
+    assert.ok(ids.every((id) => id?.user === 'gina'));
+    assert.equal(c.lookups(), 1);
+  });
+
   test('the same unknown token asked again is answered from memory (negative cache)', async () => {
     const c = counting(pool);
     const store = new TokenStore(c.pool, { negativeMs: 5000 });
