@@ -18,7 +18,9 @@ export type StatusReason =
   | 'InternalError'
   | 'Timeout'
   | 'Conflict'
-  | 'Invalid';
+  | 'Invalid'
+  | 'NotAcceptable'
+  | 'UnsupportedMediaType';
 
 interface CatalogueEntry {
   status: number;
@@ -55,9 +57,10 @@ export const catalogue = {
     reason: 'BadRequest',
     title: 'Precondition required',
   },
+  KG_ERR_NOT_ACCEPTABLE: { status: 406, reason: 'NotAcceptable', title: 'Not acceptable' },
   KG_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
-    reason: 'BadRequest',
+    reason: 'UnsupportedMediaType',
     title: 'Unsupported media type',
   },
   KG_ERR_BODY_TOO_LARGE: {

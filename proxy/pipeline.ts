@@ -12,7 +12,9 @@ import type { TokenStore } from './authn/token-store.js';
 import { requestInfo } from './authz/request-info.js';
 import { authorize, forbiddenMessage } from './authz/authorizer.js';
 import type { PolicyStore } from './authz/policy-store.js';
-import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
+import { accessReview, rulesReview, selfReviewKind, userReview } from './authz/self-review.js';
+import { bodyType, negotiate } from './authz/negotiate.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
@@ -199,22 +201,34 @@ async function run(
   // 5. audit: the audit policy sets what is kept of this request; in strict
   // mode its event is on disk before we act on it.
   await audit.admitted();
-  // Self reviews (kubectl auth can-i) are answered here, from the same policy.
+  // Self reviews (kubectl auth can-i, kubectl auth whoami) are answered here,
+  // from the same policy and identity, negotiated as the apiserver would.
   const review = selfReviewKind(info);
   if (review) {
+    const served = negotiate(req.headers.accept);
+    const type = bodyType(req.headers['content-type']);
     const body = await readBody(req, 64 * 1024);
     audit.requestBodyRead(body);
-    const parsed = decodeReview(body, req.headers['content-type'], review);
-    const answer = (review === 'access' ? accessReview : rulesReview)(
-      parsed,
-      policy.snapshot,
-      identity,
-      cluster,
-      new Date(),
-    );
-    const text = JSON.stringify(answer);
+    const now = new Date();
+    let answer: Record<string, unknown>;
+    if (review === 'user') {
+      answer = userReview(identity, cluster, info.apiVersion, now);
+    } else {
+      const parsed =
+        type === 'yaml'
+          ? decodeReview(Buffer.from(JSON.stringify(yamlBody(body))), 'application/json', review)
+          : decodeReview(body, req.headers['content-type'], review);
+      answer = (review === 'access' ? accessReview : rulesReview)(
+        parsed,
+        policy.snapshot,
+        identity,
+        cluster,
+        now,
+      );
+    }
+    const text = served === 'yaml' ? stringifyYaml(answer) : JSON.stringify(answer);
     res.writeHead(201, {
-      'content-type': 'application/json',
+      'content-type': served === 'yaml' ? 'application/yaml' : 'application/json',
       'content-length': Buffer.byteLength(text),
       'audit-id': ctx.auditId,
     });
@@ -313,4 +327,13 @@ async function failoverTunnel(
   if (other) return other;
   for (const t of usable) if (!deps.health || (await deps.health.probe(t))) return t;
   return deps.peers?.pick(cluster);
+}
+
+/** A YAML review body as an object (bounded: the body is at most 64 KiB, aliases limited). */
+function yamlBody(body: Buffer): unknown {
+  try {
+    return parseYaml(body.toString('utf8'), { maxAliasCount: 50 });
+  } catch (err) {
+    throw new KgError('KG_ERR_BAD_REQUEST', 'the review body is not valid YAML', { cause: err });
+  }
 }

@@ -72,7 +72,20 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     const who = await kubectlOk(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], {
       kubeconfig: erin,
     });
-    assert.equal(who, `system:serviceaccount:kubegate-system:${sa('erin')}`);
+    assert.equal(who, 'erin', 'whoami names the kubegate user');
+    // The request ran as erin's account: the agent reports it, the audit keeps it.
+    await kubectlOk(['get', 'ns', 'default'], { kubeconfig: erin });
+    let ranAs: string | null | undefined;
+    for (let i = 0; i < 40 && !ranAs; i++) {
+      const rows = await stack.sql<{ u: string | null }>(
+        `SELECT event->'impersonatedUser'->>'username' AS u FROM audit_events
+          WHERE username = 'erin' AND stage = 'ResponseComplete' AND event ? 'impersonatedUser'
+          ORDER BY received_at DESC LIMIT 1`,
+      );
+      ranAs = rows[0]?.u;
+      if (!ranAs) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(ranAs, `system:serviceaccount:kubegate-system:${sa('erin')}`);
 
     // What the agent created, all labelled; no RoleBinding in the missing namespace, which was not created.
     const rbs = await json<List>(['get', 'rolebindings', '-A', '-l', 'kubegate.dev/user']);
