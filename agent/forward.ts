@@ -16,6 +16,7 @@ import type { JitManager } from './jit/jit-manager.js';
 import { hopByHop, upgradeUpstream } from './upgrade.js';
 import { agentMetrics } from './metrics.js';
 import type { Logger } from '../common/log.js';
+import { clusterUserName, robotUserPrefix, type SubjectKind } from '../common/identity-key.js';
 import {
   decodeIdentity,
   hdrAgentError,
@@ -26,6 +27,7 @@ import {
   hdrRanAs,
   hdrUpgrade,
   decodeGrants,
+  isKubegateHeader,
   type TunnelGrant,
   type TunnelIdentity,
 } from '../common/tunnel-protocol.js';
@@ -41,8 +43,9 @@ export interface UpstreamDeps {
 
 interface Credential {
   headers: Record<string, string | string[]>;
-  /** The kubegate user of a JIT credential (to rebuild it if the apiserver refuses it). */
+  /** The kubegate subject of a JIT credential (to rebuild it if the apiserver refuses it). */
   user?: string;
+  kind?: SubjectKind;
   /** The identity the apiserver sees, returned to the proxy for audit. */
   ranAs: string;
 }
@@ -67,13 +70,26 @@ function droppedRequestHeader(name: string): boolean {
     name.startsWith('kg-')
   );
 }
-const dropResponse = hopByHop;
+/**
+ * Response headers never passed back: hop-by-hop, and anything in kubegate's
+ * own namespace (`kg-…`, any case). A pod behind pods/proxy or services/proxy,
+ * or an aggregated API server, chooses its response headers; only the agent
+ * may say who a request ran as, or that an upgrade switched (audit record).
+ */
+export function droppedResponseHeader(name: string): boolean {
+  return hopByHop.has(name.toLowerCase()) || isKubegateHeader(name);
+}
 
 /** Reject identities that could claim a Kubernetes system identity. */
 export function identityProblem(id: TunnelIdentity | undefined): string | undefined {
   if (!id) return 'the request carries no kubegate identity';
   if (!id.user || id.user.startsWith('system:'))
     return `user name ${JSON.stringify(id.user)} is not allowed`;
+  if (id.kind !== undefined && id.kind !== 'user' && id.kind !== 'robot')
+    return `subject kind ${JSON.stringify(id.kind)} is not allowed`;
+  // Robots are impersonated under this prefix; no person may claim it.
+  if ((id.kind ?? 'user') === 'user' && id.user.startsWith(robotUserPrefix))
+    return `user name ${JSON.stringify(id.user)} is not allowed (reserved for robots)`;
   const bad = id.groups.find((g) => !g || g.startsWith('system:'));
   return bad === undefined ? undefined : `group name ${JSON.stringify(bad)} is not allowed`;
 }
@@ -268,14 +284,17 @@ export class Upstream {
         headers: { authorization: `Bearer ${c.token}` },
         ranAs: c.username,
         user: identity.user,
+        kind: identity.kind ?? 'user',
       };
     }
+    // A robot is impersonated as kubegate:robot:<name>, never as a person of that name.
+    const user = clusterUserName(identity.kind ?? 'user', identity.user);
     const h: Record<string, string | string[]> = {
       authorization: `Bearer ${this.bearer()}`,
-      'impersonate-user': identity.user,
+      'impersonate-user': user,
     };
     if (identity.groups.length) h['impersonate-group'] = identity.groups;
-    return { headers: h, ranAs: identity.user };
+    return { headers: h, ranAs: user };
   }
 
   private sendUpgrade(
@@ -337,7 +356,7 @@ export class Upstream {
   /** The answer came (metrics; a refused JIT token is rebuilt next time). */
   answered(method: string, status: number, sentAt: number, cred: Credential): void {
     agentMetrics.observeUpstream(method, status, (performance.now() - sentAt) / 1000);
-    if (status === 401 && cred.user) this.deps.jit?.invalidate(cred.user);
+    if (status === 401 && cred.user) this.deps.jit?.invalidate(cred.kind ?? 'user', cred.user);
   }
 
   failed(method: string, sentAt: number, err: Error): void {
@@ -395,15 +414,14 @@ class Relay implements Dispatcher.DispatchHandler {
       controller.abort(new Error('the tunnel stream closed'));
       return;
     }
-    const resHeaders: http2.OutgoingHttpHeaders = {
-      ':status': statusCode,
-      [hdrRanAs]: this.cred.ranAs,
-    };
+    const resHeaders: http2.OutgoingHttpHeaders = { ':status': statusCode };
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || dropResponse.has(name)) continue;
+      if (value === undefined || droppedResponseHeader(name)) continue;
       resHeaders[name] = value;
     }
+    // Ours, after the upstream's (none of which is in our namespace any more).
+    resHeaders[hdrRanAs] = this.cred.ranAs;
     stream.respond(resHeaders);
   }
 

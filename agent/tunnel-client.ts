@@ -15,10 +15,17 @@ import {
   alpnTunnel,
   controlPrefix,
   goawayPath,
+  grantsPath,
+  hdrControl,
+  hdrControlValue,
+  hdrIdentity,
   hdrReplica,
   hdrReplicas,
   helloDeclinedStatus,
   helloPath,
+  jitAccountsPath,
+  jitUsersPath,
+  rolesPath,
   tunnelMaxSessionMemoryMb,
   tunnelMaxStreams,
   tunnelSessionWindow,
@@ -51,6 +58,89 @@ export interface TunnelClientDeps {
   /** The replica this tunnel reaches is draining: open one elsewhere, then retire this. */
   onGoaway?: (c: TunnelClient) => void;
   log: Logger;
+}
+
+/**
+ * The control routes the agent answers, each with the one method the proxy
+ * uses for it. Anything else under the control prefix is refused.
+ */
+export const controlRoutes: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
+  [helloPath, 'GET'],
+  [goawayPath, 'POST'],
+  [rolesPath, 'POST'],
+  [grantsPath, 'POST'],
+  [jitUsersPath, 'GET'],
+  [jitAccountsPath, 'GET'],
+]);
+
+export type StreamClass =
+  | { kind: 'request' }
+  | { kind: 'control'; path: string }
+  | { kind: 'refuse'; status: 403 | 404 | 405; message: string };
+
+/**
+ * True when the first segment of `path` is kubegate's reserved control
+ * segment in any spelling a router might fold to it: `.kubegate` in any case,
+ * raw or percent-encoded, after any number of leading slashes. (`cancelPath`
+ * is not under it: that stream is recognised by its own `kg-cancel` header.)
+ */
+function underControlPrefix(path: string): boolean {
+  const q = path.indexOf('?');
+  let p = q < 0 ? path : path.slice(0, q);
+  let i = 0;
+  while (i < p.length && p.charCodeAt(i) === 0x2f) i++;
+  const slash = p.indexOf('/', i);
+  p = p.slice(i, slash < 0 ? p.length : slash);
+  let seg: string;
+  try {
+    seg = decodeURIComponent(p);
+  } catch {
+    seg = p;
+  }
+  seg = seg.toLowerCase();
+  return seg === controlPrefix.slice(1, -1);
+}
+
+/**
+ * What one tunnel stream is (security.md, "Agent control channel"): a control
+ * message only when the proxy's marker header is present, no user identity
+ * rides along, the path is a known control route and the method is that
+ * route's. A stream under the reserved prefix that fails any of these is
+ * refused here and never reaches the apiserver; everything else is a user
+ * request for the apiserver.
+ */
+export function classifyStream(headers: http2.IncomingHttpHeaders): StreamClass {
+  const path = String(headers[':path'] ?? '');
+  const marked = headers[hdrControl] !== undefined;
+  if (!marked) {
+    if (path.startsWith(controlPrefix) || underControlPrefix(path))
+      return {
+        kind: 'refuse',
+        status: 404,
+        message: `the path ${JSON.stringify(path.slice(0, 100))} is reserved for kubegate's control channel`,
+      };
+    return { kind: 'request' };
+  }
+  if (headers[hdrControl] !== hdrControlValue || headers[hdrIdentity] !== undefined)
+    return {
+      kind: 'refuse',
+      status: 403,
+      message: 'a control message may not carry a user identity',
+    };
+  const method = controlRoutes.get(path);
+  if (method === undefined)
+    return {
+      kind: 'refuse',
+      status: 404,
+      message: `unknown control path ${JSON.stringify(path.slice(0, 100))}`,
+    };
+  if (headers[':method'] !== method)
+    return {
+      kind: 'refuse',
+      status: 405,
+      message: `control path ${path} takes ${method} only`,
+    };
+  return { kind: 'control', path };
 }
 
 /** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"). */
@@ -101,9 +191,20 @@ export class TunnelClient {
     });
     this.server.on('stream', (stream, headers) => {
       stream.on('error', () => undefined);
-      const path = String(headers[':path'] ?? '');
-      if (path.startsWith(controlPrefix)) return this.control(stream, headers, path);
-      deps.onStream(stream, headers);
+      const c = classifyStream(headers);
+      if (c.kind === 'request') return deps.onStream(stream, headers);
+      if (c.kind === 'control') return this.control(stream, headers, c.path);
+      deps.log.warn(
+        { tunnel: this.index, status: c.status, path: String(headers[':path']).slice(0, 100) },
+        'tunnel stream refused: not a valid control message',
+      );
+      stream.resume();
+      replyStatus(
+        stream,
+        c.status,
+        c.status === 403 ? 'Forbidden' : c.status === 404 ? 'NotFound' : 'MethodNotAllowed',
+        `kubegate agent refused the stream: ${c.message}`,
+      );
     });
   }
 

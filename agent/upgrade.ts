@@ -9,7 +9,12 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/log.js';
-import { hdrUpgrade, hdrUpgradeStatus } from '../common/tunnel-protocol.js';
+import {
+  hdrRanAs,
+  hdrUpgrade,
+  hdrUpgradeStatus,
+  isKubegateHeader,
+} from '../common/tunnel-protocol.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): never copied between connections. */
 export const hopByHop: ReadonlySet<string> = new Set([
@@ -68,15 +73,20 @@ export function upgradeUpstream(
       socket.destroy();
       return;
     }
-    const out: http2.OutgoingHttpHeaders = {
-      ':status': 200,
-      [hdrUpgradeStatus]: '101',
-      [hdrUpgrade]: String(res.headers.upgrade ?? upgrade),
-      'kg-impersonated-as': ranAs,
-    };
+    const out: http2.OutgoingHttpHeaders = { ':status': 200 };
     for (const [name, value] of Object.entries(res.headers)) {
-      if (value !== undefined && !hopByHop.has(name) && !framing.has(name)) out[name] = value;
+      if (
+        value !== undefined &&
+        !hopByHop.has(name) &&
+        !framing.has(name) &&
+        !isKubegateHeader(name)
+      )
+        out[name] = value;
     }
+    // Ours, after the upstream's (none of which is in our namespace any more).
+    out[hdrUpgradeStatus] = '101';
+    out[hdrUpgrade] = String(res.headers.upgrade ?? upgrade);
+    out[hdrRanAs] = ranAs;
     stream.respond(out);
     if (head.length) stream.write(head);
     socket.pipe(stream);
@@ -91,13 +101,13 @@ export function upgradeUpstream(
       res.destroy();
       return;
     }
-    const out: http2.OutgoingHttpHeaders = {
-      ':status': res.statusCode ?? 502,
-      'kg-impersonated-as': ranAs,
-    };
+    // Never a kg- header from upstream: a forged kg-upgrade-status: 101 on this
+    // refusal would make the proxy pipe a connection that did not switch.
+    const out: http2.OutgoingHttpHeaders = { ':status': res.statusCode ?? 502 };
     for (const [name, value] of Object.entries(res.headers)) {
-      if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+      if (value !== undefined && !hopByHop.has(name) && !isKubegateHeader(name)) out[name] = value;
     }
+    out[hdrRanAs] = ranAs;
     stream.respond(out);
     res.pipe(stream);
     res.on('end', () => req.destroy());

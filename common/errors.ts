@@ -18,7 +18,9 @@ export type StatusReason =
   | 'InternalError'
   | 'Timeout'
   | 'Conflict'
-  | 'Invalid';
+  | 'Invalid'
+  | 'NotAcceptable'
+  | 'UnsupportedMediaType';
 
 interface CatalogueEntry {
   status: number;
@@ -55,9 +57,10 @@ export const catalogue = {
     reason: 'BadRequest',
     title: 'Precondition required',
   },
+  KG_ERR_NOT_ACCEPTABLE: { status: 406, reason: 'NotAcceptable', title: 'Not acceptable' },
   KG_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
-    reason: 'BadRequest',
+    reason: 'UnsupportedMediaType',
     title: 'Unsupported media type',
   },
   KG_ERR_BODY_TOO_LARGE: {
@@ -66,6 +69,14 @@ export const catalogue = {
     title: 'Request body too large',
   },
   KG_ERR_RATE_LIMITED: { status: 429, reason: 'TooManyRequests', title: 'Too many requests' },
+  // No request-body bytes for KUBEGATE_BODY_IDLE_TIMEOUT (issue #17, item 7).
+  KG_ERR_BODY_TIMEOUT: { status: 408, reason: 'Timeout', title: 'Request body timed out' },
+  // The per-identity or per-replica bound on request bodies held in memory.
+  KG_ERR_BODY_BUDGET: {
+    status: 429,
+    reason: 'TooManyRequests',
+    title: 'Too many request bodies held',
+  },
   KG_ERR_TOKEN_SPENT: { status: 401, reason: 'Unauthorized', title: 'Bootstrap token not valid' },
   KG_ERR_CLUSTER_OFFLINE: {
     status: 503,

@@ -25,6 +25,18 @@ export const renewPath = '/renew/v1';
 /** Paths the proxy requests from the agent over the tunnel (never forwarded to the apiserver). */
 export const helloPath = '/.kubegate/v1/hello';
 export const controlPrefix = '/.kubegate/';
+/**
+ * Request header that marks a tunnel stream as a control message from the
+ * proxy itself. The proxy sets it only on the control messages it originates
+ * (hello, goaway, roles, grants, JIT users and accounts); a user request never
+ * carries it: the front rebuilds request headers from an allow-list
+ * (proxy/forward/headers.ts) that admits no `kg-` name, and the route stage
+ * refuses the reserved path prefixes (proxy/route/kube-path.ts). The agent
+ * answers a control path only on a stream with this marker and without a
+ * user identity (agent/tunnel-client.ts `classifyStream`).
+ */
+export const hdrControl = 'kg-control';
+export const hdrControlValue = '1';
 
 /** Request headers the proxy adds on a tunnel stream; the agent trusts only these. */
 export const hdrIdentity = 'kg-identity'; // base64url(JSON TunnelIdentity)
@@ -75,6 +87,21 @@ export const hdrAgentError = 'kg-agent-error';
  */
 export const cancelPath = '/.kg-cancel';
 export const hdrCancel = 'kg-cancel';
+
+/**
+ * Header names in kubegate's own namespace (`kg-…`, any case). The agent
+ * never passes such a header from the apiserver (or a pod or aggregated API
+ * server behind it) to the proxy: only the agent itself says who a request
+ * ran as (`kg-impersonated-as`) or that an upgrade switched (`kg-upgrade-status`).
+ */
+export function isKubegateHeader(name: string): boolean {
+  return (
+    name.length >= 3 &&
+    (name.charCodeAt(0) | 0x20) === 0x6b /* k */ &&
+    (name.charCodeAt(1) | 0x20) === 0x67 /* g */ &&
+    name.charCodeAt(2) === 0x2d /* - */
+  );
+}
 
 export interface TunnelIdentity {
   user: string;
@@ -202,6 +229,8 @@ export function clusterUri(cluster: string): string {
 export interface JitAccountView {
   /** The kubegate user (or robot) name; absent when the account predates this agent's memory and carries no name. */
   user?: string;
+  /** `user` or `robot`; absent for a legacy account (named before the kind was part of it). */
+  kind?: 'user' | 'robot';
   /** `system:serviceaccount:<namespace>:<name>`. */
   serviceAccount: string;
   createdAt?: string;

@@ -17,6 +17,8 @@ import { loadCas, type Cas } from './pki/ca-store.js';
 import { TokenStore } from './authn/token-store.js';
 import { ClusterStore } from './clusters/cluster-store.js';
 import { TunnelRegistry } from './tunnel/registry.js';
+import { TunnelHealth } from './tunnel/health.js';
+import { BodyBudget } from './forward/body-budget.js';
 import { createEnrollServer } from './tunnel/enroll-server.js';
 import { createRenewServer } from './tunnel/renew-server.js';
 import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
@@ -106,6 +108,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     });
     const clusters = new ClusterStore(pool);
     const registry = new TunnelRegistry();
+    // Issue #17 items 5 and 7: dead tunnels noticed while requests wait; request bodies bounded.
+    const health = new TunnelHealth(registry, {
+      probeAfterMs: config.tunnelProbeAfter,
+      timeoutMs: config.tunnelProbeTimeout,
+      log: log.child({ part: 'tunnel' }),
+      onProbe: (alive) => proxyMetrics.dataplane.probe(alive),
+    });
+    const bodies = new BodyBudget(config.bodyBufferPerIdentity, config.bodyBufferPerReplica);
+    proxyMetrics.dataplane.setHeldSource(() => bodies.held());
     // Scale-out (proxy/ha/): replica registry, peer listener and forwarding, drain.
     const ha = (scaleOut = await startScaleOut({
       pool,
@@ -117,6 +128,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       heartbeatMs: config.replicaHeartbeat,
       staleAfterMs: config.replicaStaleAfter,
       log,
+      health,
     }));
     const open = new OpenRequests();
     const policy = new PolicyStore({
@@ -274,6 +286,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       maxRequestBody: config.maxRequestBody,
       audit: auditLog,
       log,
+      bodies,
+      bodyIdleMs: config.bodyIdleTimeout,
+      health,
     };
     const f = parseHostPort(config.listen);
     let ready = true;

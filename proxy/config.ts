@@ -98,6 +98,31 @@ export const proxySchema = {
     type: 'int',
     doc: 'Largest request body forwarded, in bytes (the apiserver limit is 3 MiB).',
   },
+  bodyBufferPerIdentity: {
+    env: 'KUBEGATE_BODY_BUFFER_PER_IDENTITY',
+    type: 'int',
+    doc: 'Request-body bytes one user or robot may have held in memory on a replica at once (bodies of unknown length, held so that one over the size limit never reaches the cluster, and bodies the approval gate fingerprints). Beyond it, bodies of unknown length are streamed to the cluster instead and gated requests get 429.',
+  },
+  bodyBufferPerReplica: {
+    env: 'KUBEGATE_BODY_BUFFER_PER_REPLICA',
+    type: 'int',
+    doc: 'Request-body bytes a replica holds in memory at once, over all identities (same rules as bodyBufferPerIdentity).',
+  },
+  bodyIdleTimeout: {
+    env: 'KUBEGATE_BODY_IDLE_TIMEOUT',
+    type: 'duration',
+    doc: 'A request body that sends no bytes for this long is answered 408 and its stream reset (the request is cancelled on the cluster).',
+  },
+  tunnelProbeAfter: {
+    env: 'KUBEGATE_TUNNEL_PROBE_AFTER',
+    type: 'duration',
+    doc: "A request that has waited this long for its response headers makes the proxy PING its tunnel (and the agent's other tunnels), so a silently dead agent is noticed while requests wait on it.",
+  },
+  tunnelProbeTimeout: {
+    env: 'KUBEGATE_TUNNEL_PROBE_TIMEOUT',
+    type: 'duration',
+    doc: 'A tunnel that does not answer such a PING within this long is retired: requests that can be sent again safely (GET, HEAD, OPTIONS not yet answered) go to another tunnel, the others get a Status saying the tunnel stopped answering.',
+  },
   agentImage: {
     env: 'KUBEGATE_AGENT_IMAGE',
     type: 'string',
@@ -289,6 +314,11 @@ export const proxyDefaults = {
   tokenTtl: '12h',
   tokenCacheTtl: '1s',
   maxRequestBody: 3 * 1024 * 1024,
+  bodyBufferPerIdentity: 16 * 1024 * 1024,
+  bodyBufferPerReplica: 128 * 1024 * 1024,
+  bodyIdleTimeout: '30s',
+  tunnelProbeAfter: '500ms',
+  tunnelProbeTimeout: '2s',
   agentImage: 'ghcr.io/kubegate/kubegate:0.1.0',
   policyStaleAfter: '3s',
   adminGroups: ['kubegate-admins'],

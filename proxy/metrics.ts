@@ -25,6 +25,7 @@ import {
 } from '../common/metrics-server.js';
 import { version } from '../common/version.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
+import { DataplaneMetrics } from './forward/dataplane-metrics.js';
 
 export type { MetricsServer };
 
@@ -92,6 +93,8 @@ export class ProxyMetrics {
   private readonly clustersSeen = new Set<string>();
   /** Just-in-time approvals (proxy/approvals/metrics.ts), on the same registry. */
   readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
+  /** Request-body bounds, tunnel probes and failovers (proxy/forward/dataplane-metrics.ts). */
+  readonly dataplane = new DataplaneMetrics(this.registry);
   /** Per-request timestamps, keyed by the request's context (gone with it). */
   private readonly timings = new WeakMap<
     RequestContext,

@@ -6,18 +6,20 @@
 import type { Logger } from '../common/log.js';
 import { KgError } from '../common/errors.js';
 import { newContext, type RequestContext } from './context.js';
-import { routeKubeRequest } from './route/kube-path.js';
+import { refuseReservedPath, routeKubeRequest } from './route/kube-path.js';
 import { authenticate } from './authn/authenticate.js';
 import type { TokenStore } from './authn/token-store.js';
 import { requestInfo } from './authz/request-info.js';
 import { authorize, forbiddenMessage } from './authz/authorizer.js';
 import type { PolicyStore } from './authz/policy-store.js';
-import { accessReview, rulesReview, selfReviewKind } from './authz/self-review.js';
+import { accessReview, rulesReview, selfReviewKind, userReview } from './authz/self-review.js';
+import { bodyType, negotiate } from './authz/negotiate.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
 import { hdrRanAs } from '../common/tunnel-protocol.js';
-import { forward, type AnyRequest } from './forward/forward.js';
+import { endClientBody, forward, type AnyRequest } from './forward/forward.js';
 import {
   respondError,
   toKgError,
@@ -33,6 +35,8 @@ import type { OpenRequests } from './open-requests.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { AuditRecorder } from './audit/recorder.js';
 import type { ApprovalGate } from './approvals/gate.js';
+import { budgetKey, type BodyBudget } from './forward/body-budget.js';
+import type { TunnelHealth } from './tunnel/health.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
@@ -46,6 +50,12 @@ export interface PipelineDeps {
   log: Logger;
   /** Stage 4b, approval-gated actions (proxy/approvals/gate.ts); absent = no gate. */
   gate?: ApprovalGate;
+  /** Request bodies held in memory, bounded per identity and per replica (forward/body-budget.ts). */
+  bodies?: BodyBudget;
+  /** A request body that sends nothing for this long is answered 408; 0 or absent: no limit. */
+  bodyIdleMs?: number;
+  /** Notices dead tunnels while requests wait on them (tunnel/health.ts). */
+  health?: TunnelHealth;
 }
 
 export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: AnyResponse) => void {
@@ -127,6 +137,7 @@ export function createUpgradeHandler(
           tunnel,
           upgrade,
           (st, h) => audit?.responseStarted(st, h, hdrRanAs),
+          deps.health,
         );
         settled = true;
         audit.complete(status);
@@ -152,6 +163,8 @@ async function admit(
 ) {
   // 1. route: the cluster and the kube path, from the validated raw target
   const route = (ctx.route = routeKubeRequest(ctx.rawTarget));
+  // …never a path reserved for kubegate's own control channel (404)
+  refuseReservedPath(route.kubePath);
   // 2. authenticate: bearer token → identity
   const identity = (ctx.identity = await authenticate(
     deps.tokens,
@@ -188,69 +201,139 @@ async function run(
   // 5. audit: the audit policy sets what is kept of this request; in strict
   // mode its event is on disk before we act on it.
   await audit.admitted();
-  // Self reviews (kubectl auth can-i) are answered here, from the same policy.
+  // Self reviews (kubectl auth can-i, kubectl auth whoami) are answered here,
+  // from the same policy and identity, negotiated as the apiserver would.
   const review = selfReviewKind(info);
   if (review) {
+    const served = negotiate(req.headers.accept);
+    const type = bodyType(req.headers['content-type']);
     const body = await readBody(req, 64 * 1024);
     audit.requestBodyRead(body);
-    const parsed = decodeReview(body, req.headers['content-type'], review);
-    const answer = (review === 'access' ? accessReview : rulesReview)(
-      parsed,
-      policy.snapshot,
-      identity,
-      cluster,
-      new Date(),
-    );
-    const text = JSON.stringify(answer);
+    const now = new Date();
+    let answer: Record<string, unknown>;
+    if (review === 'user') {
+      answer = userReview(identity, cluster, info.apiVersion, now);
+    } else {
+      const parsed =
+        type === 'yaml'
+          ? decodeReview(Buffer.from(JSON.stringify(yamlBody(body))), 'application/json', review)
+          : decodeReview(body, req.headers['content-type'], review);
+      answer = (review === 'access' ? accessReview : rulesReview)(
+        parsed,
+        policy.snapshot,
+        identity,
+        cluster,
+        now,
+      );
+    }
+    const text = served === 'yaml' ? stringifyYaml(answer) : JSON.stringify(answer);
     res.writeHead(201, {
-      'content-type': 'application/json',
+      'content-type': served === 'yaml' ? 'application/yaml' : 'application/json',
       'content-length': Buffer.byteLength(text),
       'audit-id': ctx.auditId,
     });
     res.end(text);
     return;
   }
-  // 4b. approval gate: an allowed request a gate policy names runs only once
-  // approved, exactly as approved; only such requests are read into memory.
-  const gated = deps.gate
-    ? await deps.gate.check(ctx, req, cluster, {
-        readBody: true,
-        bodyRead: (b) => audit.requestBodyRead(b),
-      })
-    : {};
-  // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
-  // No Retry-After when offline: client-go silently retries such a 503 up to
-  // ten times, so kubectl would hang instead of saying the cluster is offline.
-  const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
-  if (!tunnel) {
-    gated.notSent?.(); // an approval spent on a request that never left is given back
-    throw new KgError(
-      'KG_ERR_CLUSTER_OFFLINE',
-      `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
-    );
-  }
-  const untrack = deps.open.add({
-    cluster: route.cluster,
-    identity,
-    info,
-    end: (reason) => {
-      ctx.log.info({ reason }, 'ending open request');
-      res.destroy();
-    },
-  });
+  // Request bodies held in memory (gated, or of unknown length) are charged
+  // to the identity and the replica while they are held (body-budget.ts).
+  const lease = deps.bodies?.lease(budgetKey(identity));
   try {
-    await forward(ctx, req, res, tunnel, {
-      maxRequestBody: deps.maxRequestBody,
-      audit,
-      body: gated.body,
-      onResponse: gated.settle,
+    // 4b. approval gate: an allowed request a gate policy names runs only once
+    // approved, exactly as approved; only such requests are read into memory.
+    const gated = deps.gate
+      ? await deps.gate.check(ctx, req, cluster, {
+          readBody: true,
+          bodyRead: (b) => audit.requestBodyRead(b),
+          bounds: {
+            lease,
+            idleMs: deps.bodyIdleMs,
+            onRefused: (reason) => proxyMetrics.dataplane.bodyRefusal(reason),
+          },
+        })
+      : {};
+    // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
+    // No Retry-After when offline: client-go silently retries such a 503 up to
+    // ten times, so kubectl would hang instead of saying the cluster is offline.
+    const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
+    if (!tunnel) {
+      gated.notSent?.(); // an approval spent on a request that never left is given back
+      throw new KgError(
+        'KG_ERR_CLUSTER_OFFLINE',
+        `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
+      );
+    }
+    const untrack = deps.open.add({
+      cluster: route.cluster,
+      identity,
+      info,
+      end: (reason) => {
+        ctx.log.info({ reason }, 'ending open request');
+        res.destroy();
+      },
     });
+    try {
+      await forward(ctx, req, res, tunnel, {
+        maxRequestBody: deps.maxRequestBody,
+        audit,
+        body: gated.body,
+        onResponse: gated.settle,
+        lease,
+        bodyIdleMs: deps.bodyIdleMs,
+        health: deps.health,
+        failover: (tried) => failoverTunnel(deps, route.cluster, tried),
+      });
+    } catch (err) {
+      if (toKgError(err).code === 'KG_ERR_CLUSTER_OFFLINE') gated.notSent?.();
+      throw err;
+    } finally {
+      untrack();
+    }
   } catch (err) {
-    if (toKgError(err).code === 'KG_ERR_CLUSTER_OFFLINE') gated.notSent?.();
+    // Refused with its body unread: once answered, the client is told to stop
+    // sending it (RST_STREAM NO_ERROR on HTTP/2; for 408 and 429 the HTTP/1.1
+    // connection is closed). Otherwise a client that never ends its body
+    // would hold the stream, and what it sends, for ever.
+    const code = toKgError(err).code;
+    if (code === 'KG_ERR_BODY_TIMEOUT' || code === 'KG_ERR_BODY_BUDGET' || 'stream' in req)
+      res.once('finish', () => endClientBody(req));
     throw err;
   } finally {
-    untrack();
+    lease?.release();
   }
   if (deps.log.isLevelEnabled('debug'))
     ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
+}
+
+/**
+ * Where a request goes when its tunnel died before answering (issue #17,
+ * item 5): another local tunnel, preferring one of another agent process
+ * (the dead one's siblings were probed with it and likely share its fate;
+ * one is used only once its probe answered), else a peer replica's.
+ */
+async function failoverTunnel(
+  deps: PipelineDeps,
+  cluster: string,
+  tried: ReadonlySet<Tunnel>,
+): Promise<Tunnel | undefined> {
+  const deadAgents = new Set([...tried].map((t) => t.agentId));
+  const usable = deps.registry
+    .tunnels(cluster)
+    .filter(
+      (t) => !tried.has(t) && !t.session.closed && !t.session.destroyed && !deps.health?.isDead(t),
+    )
+    .sort((a, b) => a.active - b.active);
+  const other = usable.find((t) => !deadAgents.has(t.agentId));
+  if (other) return other;
+  for (const t of usable) if (!deps.health || (await deps.health.probe(t))) return t;
+  return deps.peers?.pick(cluster);
+}
+
+/** A YAML review body as an object (bounded: the body is at most 64 KiB, aliases limited). */
+function yamlBody(body: Buffer): unknown {
+  try {
+    return parseYaml(body.toString('utf8'), { maxAliasCount: 50 });
+  } catch (err) {
+    throw new KgError('KG_ERR_BAD_REQUEST', 'the review body is not valid YAML', { cause: err });
+  }
 }

@@ -23,15 +23,18 @@ import { statusCode } from '../kube-client.js';
 import {
   bindingName,
   clusterRoleName,
+  kindLabel,
   lastUsedAnnotation,
   managedBy,
   roleHash,
   roleLabel,
   serviceAccountName,
+  subjectLabels,
   userAnnotation,
   userKey,
   userLabel,
 } from './names.js';
+import { identityKey, type SubjectKind } from '../../common/identity-key.js';
 import { toKubeRules, withinCeiling, type KubeRule } from './rules.js';
 
 export interface JitDeps {
@@ -49,7 +52,9 @@ export interface JitDeps {
 interface UserState {
   user: string;
   groups: string[];
-  kind: 'user' | 'robot';
+  kind: SubjectKind;
+  /** userKey(kind, user): the label value of its account and bindings. */
+  key: string;
   account: string;
   digest: string;
   reconciledAt: number;
@@ -96,6 +101,7 @@ export interface JitStats {
 
 export class JitManager {
   private roles: TunnelRoles = {};
+  /** By identityKey(kind, user): a robot and a user of one name are two entries. */
   private readonly users = new Map<string, UserState>();
   private cleanupTimer: NodeJS.Timeout | undefined;
   readonly stats: JitStats = {
@@ -145,34 +151,36 @@ export class JitManager {
 
   /** A pushed grant change: update bindings now; no grants → delete the account. */
   async applyUpdate(u: GrantUpdate): Promise<void> {
-    const st = this.users.get(u.user);
+    const st = this.users.get(identityKey(u.kind ?? 'user', u.user));
     if (!st) return; // no account here: the next request reconciles
     st.groups = u.groups;
     const digest = digestOf(u.grants);
     if (u.grants.length === 0) {
-      await this.serial(st, () => this.removeUser(st.user, 'grants revoked'));
+      await this.serial(st, () => this.removeUser(st.kind, st.user, 'grants revoked'));
       return;
     }
     if (digest !== st.digest) await this.serial(st, () => this.reconcile(st, u.grants, digest));
   }
 
   /** The apiserver refused the account's token (deleted or expired): rebuild on the next request. */
-  invalidate(user: string): void {
-    const st = this.users.get(user);
+  invalidate(kind: SubjectKind, user: string): void {
+    const st = this.users.get(identityKey(kind, user));
     if (!st) return;
     st.digest = '';
     st.token = undefined;
     st.tokenRefreshAt = 0;
   }
 
-  private state(user: string, groups: string[], kind: 'user' | 'robot'): UserState {
-    let st = this.users.get(user);
+  private state(user: string, groups: string[], kind: SubjectKind): UserState {
+    const id = identityKey(kind, user);
+    let st = this.users.get(id);
     if (!st) {
       st = {
         user,
         groups,
         kind,
-        account: serviceAccountName(user),
+        key: userKey(kind, user),
+        account: serviceAccountName(kind, user),
         digest: '',
         reconciledAt: 0,
         tokenRefreshAt: 0,
@@ -181,10 +189,9 @@ export class JitManager {
         lastUsedWritten: 0,
         chain: Promise.resolve(),
       };
-      this.users.set(user, st);
+      this.users.set(id, st);
     }
     st.groups = groups;
-    st.kind = kind;
     return st;
   }
 
@@ -198,8 +205,8 @@ export class JitManager {
   private async reconcile(st: UserState, grants: TunnelGrant[], digest: string): Promise<void> {
     if (st.digest === digest && Date.now() - st.reconciledAt <= 60_000) return; // done by a racing request
     const { core, rbac, namespace } = this.deps;
-    const key = userKey(st.user);
-    const labels = { ...managedBy, [userLabel]: key };
+    const key = st.key;
+    const labels = subjectLabels(st.kind, st.user);
     try {
       // 1. the ServiceAccount
       await core
@@ -251,7 +258,7 @@ export class JitManager {
             },
           })
           .catch(ignore(409));
-        const name = bindingName(st.user, g.role);
+        const name = bindingName(st.kind, st.user, g.role);
         const subjects = [{ kind: 'ServiceAccount', name: st.account, namespace }];
         const roleRef = {
           apiGroup: 'rbac.authorization.k8s.io',
@@ -394,19 +401,27 @@ export class JitManager {
       );
   }
 
-  /** Delete a user's account and bindings (idle, revoked or deactivated). */
-  async removeUser(user: string, why: string): Promise<void> {
-    const { core, rbac, namespace } = this.deps;
-    const selector = `${managed},${userLabel}=${userKey(user)}`;
+  /** Delete a subject's account and bindings (idle, revoked or deactivated). */
+  async removeUser(kind: SubjectKind, user: string, why: string): Promise<void> {
     // Keep the entry (a request may be queued behind this removal on the same
     // chain); forget what it held, so the next request reconciles from scratch.
-    const st = this.users.get(user);
+    const st = this.users.get(identityKey(kind, user));
     if (st) {
       st.digest = '';
       st.token = undefined;
       st.tokenRefreshAt = 0;
       st.reconciledAt = 0;
     }
+    await this.removeAccount(userKey(kind, user), serviceAccountName(kind, user));
+    this.stats.deleted++;
+    this.stats.accounts = [...this.users.values()].filter((u) => u.digest !== '').length;
+    this.deps.log.info({ user, why, kind }, 'JIT account deleted');
+  }
+
+  /** Delete the bindings labelled with `key`, then the ServiceAccount `account`. */
+  private async removeAccount(key: string, account: string): Promise<void> {
+    const { core, rbac, namespace } = this.deps;
+    const selector = `${managed},${userLabel}=${key}`;
     for (const b of (await rbac.listClusterRoleBinding({ labelSelector: selector })).items) {
       await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
     }
@@ -416,12 +431,7 @@ export class JitManager {
         .deleteNamespacedRoleBinding({ name: b.metadata!.name!, namespace: b.metadata!.namespace! })
         .catch(ignore(404));
     }
-    await core
-      .deleteNamespacedServiceAccount({ name: serviceAccountName(user), namespace })
-      .catch(ignore(404));
-    this.stats.deleted++;
-    this.stats.accounts = [...this.users.values()].filter((u) => u.digest !== '').length;
-    this.deps.log.info({ user, why }, 'JIT account deleted');
+    await core.deleteNamespacedServiceAccount({ name: account, namespace }).catch(ignore(404));
   }
 
   /** Delete idle accounts, orphaned bindings and unused ClusterRoles. Only kubegate-labelled objects are touched. */
@@ -433,17 +443,32 @@ export class JitManager {
     });
     const liveKeys = new Set<string>();
     for (const sa of sas.items) {
+      const kindValue = sa.metadata?.labels?.[kindLabel];
+      if (kindValue !== 'user' && kindValue !== 'robot') {
+        // Legacy (named before the kind was part of the identity, or tampered
+        // with): never used again, so deleted now with its bindings; the next
+        // request of its owner builds the account under the new name.
+        await this.removeAccount(sa.metadata!.labels![userLabel]!, sa.metadata!.name!);
+        this.stats.deleted++;
+        this.deps.log.info(
+          { account: sa.metadata!.name, user: sa.metadata?.annotations?.[userAnnotation] },
+          'legacy JIT account deleted (its name did not carry the subject kind)',
+        );
+        continue;
+      }
+      const kind: SubjectKind = kindValue;
       const user = sa.metadata?.annotations?.[userAnnotation];
+      const id = user === undefined ? undefined : identityKey(kind, user);
       const last = Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '');
-      const inMemory = user ? this.users.get(user) : undefined;
+      const inMemory = id ? this.users.get(id) : undefined;
       // In-memory last use is exact; the annotation is only written now and then.
       const lastUse = Math.max(Number.isNaN(last) ? 0 : last, inMemory?.lastUsed ?? 0);
-      if (user && now - lastUse > this.deps.idleMs) {
-        const st = this.users.get(user);
+      if (user && id && now - lastUse > this.deps.idleMs) {
+        const st = this.users.get(id);
         await (st
-          ? this.serial(st, () => this.removeUser(user, 'idle'))
-          : this.removeUser(user, 'idle'));
-        if (this.users.get(user)?.digest === '') this.users.delete(user);
+          ? this.serial(st, () => this.removeUser(kind, user, 'idle'))
+          : this.removeUser(kind, user, 'idle'));
+        if (this.users.get(id)?.digest === '') this.users.delete(id);
       } else if (sa.metadata?.labels?.[userLabel]) liveKeys.add(sa.metadata.labels[userLabel]);
     }
     // Bindings whose account is gone (e.g. the agent stopped mid-reconcile).
@@ -509,13 +534,16 @@ export class JitManager {
     const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : undefined);
     const accounts = sas.items.map((sa): JitAccountView => {
       const user = sa.metadata?.annotations?.[userAnnotation];
-      const st = user ? this.users.get(user) : undefined;
+      const kindValue = sa.metadata?.labels?.[kindLabel];
+      const kind = kindValue === 'robot' || kindValue === 'user' ? kindValue : undefined;
+      const st = user && kind ? this.users.get(identityKey(kind, user)) : undefined;
       const last = Math.max(
         Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '') || 0,
         st?.lastUsed ?? 0,
       );
       return {
         user,
+        kind,
         serviceAccount: `system:serviceaccount:${namespace}:${sa.metadata!.name!}`,
         createdAt: sa.metadata?.creationTimestamp
           ? new Date(sa.metadata.creationTimestamp).toISOString()

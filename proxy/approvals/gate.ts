@@ -18,7 +18,7 @@ import type { ClusterRef } from '../authz/types.js';
 import type { RequestContext } from '../context.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
-import { readBody } from '../http/read-body.js';
+import { readBody, type ReadBounds } from '../http/read-body.js';
 import type { TunnelRegistry } from '../tunnel/registry.js';
 import { proxyMetrics } from '../metrics.js';
 import { openAction, openApproval, returnApproval, spendApproval } from './actions.js';
@@ -119,7 +119,7 @@ export class ApprovalGate {
     ctx: RequestContext,
     req: AnyRequest,
     cluster: ClusterRef,
-    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void },
+    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void; bounds?: ReadBounds },
   ): Promise<GatePass> {
     const info = ctx.info!;
     const route = ctx.route!;
@@ -146,14 +146,16 @@ export class ApprovalGate {
     ctx: RequestContext,
     req: AnyRequest,
     cluster: ClusterRef,
-    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void },
+    opts: { readBody: boolean; bodyRead?: (b: Buffer) => void; bounds?: ReadBounds },
     gates: readonly GatePolicy[],
   ): Promise<GatePass> {
     const info = ctx.info!;
     const route = ctx.route!;
     const identity = ctx.identity!;
 
-    const body = opts.readBody ? await readBody(req, this.deps.maxBody) : Buffer.alloc(0);
+    const body = opts.readBody
+      ? await readBody(req, this.deps.maxBody, opts.bounds)
+      : Buffer.alloc(0);
     opts.bodyRead?.(body);
     const contentType = String(req.headers['content-type'] ?? '');
     const bodyHash = bodySha256(body);

@@ -5,31 +5,59 @@
  * enforce (architecture.md "Authorization"; authorization.k8s.io/v1).
  */
 import { KgError } from '../../common/errors.js';
+import { clusterUserName } from '../../common/identity-key.js';
 import { authorize, bindingsFor } from './authorizer.js';
 import { authenticatedBaseline } from './builtin-roles.js';
 import type { PolicyRule } from './policy-rule.js';
 import type { RequestInfo } from './request-info.js';
 import type { ClusterRef, Identity, PolicySnapshot } from './types.js';
 
-export type SelfReviewKind = 'access' | 'rules';
+export type SelfReviewKind = 'access' | 'rules' | 'user';
 
 /** Which self review a request is, if any. */
 export function selfReviewKind(info: RequestInfo): SelfReviewKind | undefined {
   if (
     !info.isResourceRequest ||
     info.verb !== 'create' ||
-    info.apiGroup !== 'authorization.k8s.io' ||
     info.namespace !== '' ||
     info.name !== '' ||
     info.subresource !== ''
   )
     return undefined;
+  // `kubectl auth whoami`: the kubegate identity, not the account it runs as on the cluster.
+  if (info.apiGroup === 'authentication.k8s.io' && info.resource === 'selfsubjectreviews')
+    return 'user';
+  if (info.apiGroup !== 'authorization.k8s.io') return undefined;
   if (info.resource === 'selfsubjectaccessreviews') return 'access';
   if (info.resource === 'selfsubjectrulesreviews') return 'rules';
   return undefined;
 }
 
 type Obj = Record<string, unknown>;
+
+/**
+ * Answer a SelfSubjectReview (`kubectl auth whoami`) with the kubegate
+ * identity: the user (robots as `kubegate:robot:<name>`, the name the cluster
+ * sees), its groups plus `system:authenticated`, and in `extra` the cluster
+ * and the kind of identity.
+ */
+export function userReview(who: Identity, cluster: ClusterRef, apiVersion: string, now: Date): Obj {
+  return {
+    kind: 'SelfSubjectReview',
+    apiVersion: `authentication.k8s.io/${apiVersion}`,
+    metadata: { creationTimestamp: now.toISOString().replace(/\.\d{3}Z$/, 'Z') },
+    status: {
+      userInfo: {
+        username: clusterUserName(who.kind, who.user),
+        groups: [...new Set([...who.groups, 'system:authenticated'])],
+        extra: {
+          'kubegate.dev/cluster': [cluster.name],
+          'kubegate.dev/identity-kind': [who.kind],
+        },
+      },
+    },
+  };
+}
 const obj = (v: unknown): Obj =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');

@@ -5,7 +5,7 @@
  * rule added there reaches the chart without a second copy to forget; a test
  * fails while the file is stale.
  */
-import { agentLabels, agentRbacRules } from '../clusters/bootstrap-yaml.js';
+import { agentAdmissionPolicy, agentLabels, agentRbacRules } from '../clusters/bootstrap-yaml.js';
 
 /** Where the chart reads it, relative to the repository root. */
 export const agentChartDataPath = 'helm/kubegate-agent/files/bootstrap-shared.json';
@@ -17,6 +17,8 @@ export function agentChartData(): string {
       'Generated from proxy/clusters/bootstrap-yaml.ts by `make docs` (kubegate agent-chart-data); do not edit.',
     labels: agentLabels,
     rbacRules: agentRbacRules,
+    /** Rendered in forwardMode jit only (ValidatingAdmissionPolicy and its binding). */
+    admissionPolicy: agentAdmissionPolicy(),
   };
   return JSON.stringify(doc, null, 2) + '\n';
 }

@@ -14,7 +14,7 @@ import { loadCas } from '../pki/ca-store.js';
 import { ClusterStore } from '../clusters/cluster-store.js';
 import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
-import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
+import { renderBootstrapYaml, type ForwardMode } from '../clusters/bootstrap-yaml.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
 import { TokenStore } from '../authn/token-store.js';
 import { parseHostPort } from '../../common/config.js';
@@ -33,10 +33,11 @@ Usage:
   kubegate agent                              run the cluster agent
   kubegate dev                                run the whole stack locally (see README)
   kubegate migrate                            apply database migrations (DATABASE_URL)
-  kubegate admin cluster add NAME [--label k=v]... [--out FILE]
+  kubegate admin cluster add NAME [--label k=v]... [--forward-mode jit|impersonate] [--out FILE]
                                               register a cluster and write its bootstrap YAML
-  kubegate admin cluster bootstrap NAME [--out FILE]
+  kubegate admin cluster bootstrap NAME [--forward-mode jit|impersonate] [--out FILE]
                                               a fresh one-time bootstrap YAML for NAME
+                                              (the agent's mode decides its RBAC; default jit)
   kubegate admin cluster list                 list registered clusters
   kubegate admin cluster revoke-agent NAME    revoke NAME's agent certificates: its tunnels close on
                                               every replica; it must enroll again with a new bootstrap token
@@ -95,7 +96,23 @@ function output(p: Parsed, text: string, what: string): void {
   }
 }
 
-async function bootstrap(pool: Pool, clusterId: string, name: string): Promise<string> {
+/** `--forward-mode`: the agent's mode, which decides the RBAC the bootstrap YAML grants it. */
+function forwardModeOf(p: Parsed): ForwardMode {
+  const m = flag(p, 'forward-mode') ?? 'jit';
+  if (m !== 'jit' && m !== 'impersonate')
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      `--forward-mode must be jit or impersonate, not "${m}"`,
+    );
+  return m;
+}
+
+async function bootstrap(
+  pool: Pool,
+  clusterId: string,
+  name: string,
+  forwardMode: ForwardMode = 'jit',
+): Promise<string> {
   const cfg = configFor([
     'masterKey',
     'tunnelAddress',
@@ -118,6 +135,7 @@ async function bootstrap(pool: Pool, clusterId: string, name: string): Promise<s
     enrollAddress: enrollAddressOf(cfg),
     proxyCaPem: cas.server.certPem,
     image: cfg.agentImage,
+    forwardMode,
   });
 }
 
@@ -140,8 +158,9 @@ async function admin(args: string[]): Promise<void> {
   const [area, verb, name] = p.positionals;
   if (area === 'cluster' && verb === 'add' && name) {
     await withPool(async (pool) => {
+      const mode = forwardModeOf(p);
       const c = await new ClusterStore(pool).add(name, labelsOf(p));
-      output(p, await bootstrap(pool, c.id, c.name), `bootstrap YAML for cluster "${name}"`);
+      output(p, await bootstrap(pool, c.id, c.name, mode), `bootstrap YAML for cluster "${name}"`);
       process.stderr.write(
         `cluster "${name}" registered; apply the bootstrap YAML on it: kubectl apply -f <file>\n`,
       );
@@ -156,7 +175,11 @@ async function admin(args: string[]): Promise<void> {
           'KG_ERR_CLUSTER_NOT_FOUND',
           `cluster "${name}" is not registered; add it with: kubegate admin cluster add ${name}`,
         );
-      output(p, await bootstrap(pool, c.id, c.name), `bootstrap YAML for cluster "${name}"`);
+      output(
+        p,
+        await bootstrap(pool, c.id, c.name, forwardModeOf(p)),
+        `bootstrap YAML for cluster "${name}"`,
+      );
     });
     return;
   }

@@ -16,7 +16,15 @@ export interface BootstrapInput {
   proxyCaPem: string;
   image: string;
   namespace?: string;
+  /**
+   * How the agent runs requests on the cluster, and so which permissions it
+   * gets (agentRbacRules): `jit` (default) or `impersonate`.
+   */
+  forwardMode?: ForwardMode;
 }
+
+/** The agent's forwarding mode (KUBEGATE_FORWARD_MODE): it decides the agent's RBAC. */
+export type ForwardMode = 'jit' | 'impersonate';
 
 /**
  * Data shared with the agent Helm chart (helm/kubegate-agent): the chart
@@ -37,63 +45,200 @@ export interface AgentRbacRule {
   nonResourceURLs?: string[];
 }
 
+/** The agent's RBAC in one mode: `cluster` → its ClusterRole, `namespace` → its Role. */
+export interface AgentRbac {
+  cluster: AgentRbacRule[];
+  namespace: AgentRbacRule[];
+}
+
+/** In both modes: the agent keeps its client certificate in one Secret between restarts. */
+const identitySecretRules: AgentRbacRule[] = [
+  {
+    apiGroups: [''],
+    resources: ['secrets'],
+    resourceNames: ['kubegate-agent-identity'],
+    verbs: ['get', 'update'],
+  },
+  // create cannot be limited by name in Kubernetes RBAC; it is limited to this
+  // namespace, and in JIT mode to that one name by the admission policy below.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+];
+
 /**
- * The agent's own permissions, the single list both the bootstrap YAML and
- * the agent chart install (the chart reads the generated copy in
- * helm/kubegate-agent/files/bootstrap-shared.json; `make docs` regenerates it).
- * `cluster` goes into the ClusterRole, `namespace` into the Role in the
- * agent's namespace. Every rule says why it exists; keep them minimal.
+ * The agent's own permissions, per forwarding mode: the single lists both the
+ * bootstrap YAML and the agent chart install (the chart reads the generated
+ * copy in helm/kubegate-agent/files/bootstrap-shared.json; `make docs`
+ * regenerates it). Each mode gets only what it uses (security.md, "A
+ * compromised agent"): impersonation only in `impersonate` mode; in `jit` mode
+ * no impersonation at all, and the RBAC writes it cannot avoid (escalate,
+ * bind) fenced by agentAdmissionPolicy. Every rule says why it exists.
  */
-export const agentRbacRules: { cluster: AgentRbacRule[]; namespace: AgentRbacRule[] } = {
-  cluster: [
-    // Requests run as the signed-in kubegate user and their groups (the
-    // agent refuses any system: name), so the cluster's RBAC decides.
-    { apiGroups: [''], resources: ['users', 'groups'], verbs: ['impersonate'] },
-    // JIT accounts: RoleBindings go only into namespaces that exist (never created).
-    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
-    // JIT accounts: one ClusterRole per central role, content-addressed. `escalate`
-    // and `bind` are needed because central roles may grant what the agent itself
-    // does not hold; KUBEGATE_JIT_CEILING_FILE caps what the agent will grant.
-    {
-      apiGroups: ['rbac.authorization.k8s.io'],
-      resources: ['clusterroles'],
-      verbs: ['get', 'list', 'create', 'delete', 'escalate', 'bind'],
-    },
-    // JIT accounts: the user's bindings, cluster-wide or per namespace; clean-up
-    // lists them by label and deletes only kubegate-labelled ones.
-    {
-      apiGroups: ['rbac.authorization.k8s.io'],
-      resources: ['clusterrolebindings', 'rolebindings'],
-      verbs: ['get', 'list', 'create', 'delete'],
-    },
-  ],
-  namespace: [
-    // JIT accounts: one ServiceAccount per user in the agent's namespace; the
-    // last-use time is an annotation, so idle clean-up survives restarts.
-    {
-      apiGroups: [''],
-      resources: ['serviceaccounts'],
-      verbs: ['get', 'list', 'create', 'delete', 'patch'],
-    },
-    // JIT accounts: short-lived tokens via TokenRequest, kept in memory only.
-    { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
-    // The agent keeps its client certificate in one Secret between restarts.
-    {
-      apiGroups: [''],
-      resources: ['secrets'],
-      resourceNames: ['kubegate-agent-identity'],
-      verbs: ['get', 'update'],
-    },
-    // create cannot be limited by name in Kubernetes RBAC; it is limited to this namespace.
-    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-  ],
+export const agentRbacRules: Record<ForwardMode, AgentRbac> = {
+  jit: {
+    cluster: [
+      // JIT accounts: RoleBindings go only into namespaces that exist (never created).
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+      // JIT accounts: one ClusterRole per central role, content-addressed. `escalate`
+      // and `bind` are needed because central roles may grant what the agent itself
+      // does not hold, and RBAC cannot limit them to the agent's names (those are
+      // content-addressed): agentAdmissionPolicy limits them to `kubegate:…` roles
+      // bound to `kg-…` ServiceAccounts of the agent's namespace.
+      // KUBEGATE_JIT_CEILING_FILE caps what the agent will grant.
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        verbs: ['get', 'list', 'create', 'delete', 'escalate', 'bind'],
+      },
+      // JIT accounts: the user's bindings, cluster-wide or per namespace; clean-up
+      // lists them by label and deletes only kubegate-labelled ones (and the
+      // admission policy refuses any other).
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterrolebindings', 'rolebindings'],
+        verbs: ['get', 'list', 'create', 'delete'],
+      },
+    ],
+    namespace: [
+      // JIT accounts: one ServiceAccount per subject in the agent's namespace; the
+      // last-use time is an annotation, so idle clean-up survives restarts.
+      {
+        apiGroups: [''],
+        resources: ['serviceaccounts'],
+        verbs: ['get', 'list', 'create', 'delete', 'patch'],
+      },
+      // JIT accounts: short-lived tokens via TokenRequest, kept in memory only
+      // (the admission policy allows them for `kg-…` accounts only).
+      { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
+      ...identitySecretRules,
+    ],
+  },
+  impersonate: {
+    cluster: [
+      // Requests run as the signed-in kubegate user and their groups (the agent
+      // refuses any system: name; robots are kubegate:robot:<name>), so the
+      // cluster's RBAC decides. Only in this mode.
+      { apiGroups: [''], resources: ['users', 'groups'], verbs: ['impersonate'] },
+    ],
+    namespace: [...identitySecretRules],
+  },
 };
+
+/** Name of the admission policy (and its binding) that fences the JIT agent's writes. */
+export const agentPolicyName = 'kubegate-agent-jit-fence';
+
+const managedKey = 'app.kubernetes.io/managed-by';
+const managed = (o: string) =>
+  `(has(${o}.metadata.labels) && '${managedKey}' in ${o}.metadata.labels && ${o}.metadata.labels['${managedKey}'] == 'kubegate')`;
+
+/**
+ * A ValidatingAdmissionPolicy (GA since Kubernetes 1.30) that holds the JIT
+ * agent to the objects it makes: whatever its RBAC would allow, a request by
+ * a ServiceAccount named `kubegate-agent` (any namespace: the policy is the
+ * same for every install) may only write
+ *  - ClusterRoles named `kubegate:…` and labelled managed-by kubegate;
+ *  - ClusterRoleBindings and RoleBindings named `kg-…`, labelled managed-by
+ *    kubegate with a `kubegate.dev/user` key, whose roleRef is such a
+ *    ClusterRole and whose one subject is a `kg-…` ServiceAccount of the
+ *    agent's own namespace (deletes: kubegate-labelled ones only, which idle
+ *    clean-up needs for orphans; the agent cannot label anything itself);
+ *  - ServiceAccounts `kg-…` (labelled) in its namespace, and tokens for them only;
+ *  - the Secret `kubegate-agent-identity`, never a service-account-token Secret.
+ * So a compromised agent cannot bind cluster-admin (or anything) to a subject
+ * of its choosing, bind anything to itself, mint a token for another account,
+ * or remove the cluster's own roles and bindings.
+ */
+export function agentAdmissionPolicy(): Record<string, unknown>[] {
+  const agent =
+    "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':kubegate-agent')";
+  const write = ['CREATE', 'UPDATE', 'DELETE'];
+  const del = "request.operation == 'DELETE'";
+  const bindingOk = [
+    "object.metadata.name.startsWith('kg-')",
+    managed('object'),
+    "'kubegate.dev/user' in object.metadata.labels",
+    "object.roleRef.kind == 'ClusterRole'",
+    "object.roleRef.name.startsWith('kubegate:')",
+    'has(object.subjects) && size(object.subjects) == 1',
+    "object.subjects.all(s, s.kind == 'ServiceAccount' && s.name.startsWith('kg-') && has(s.namespace) && s.namespace == variables.ns)",
+  ].join(' && ');
+  return [
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: agentPolicyName, labels: agentLabels },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: ['rbac.authorization.k8s.io'],
+              apiVersions: ['*'],
+              operations: write,
+              resources: ['clusterroles', 'clusterrolebindings', 'roles', 'rolebindings'],
+            },
+            {
+              apiGroups: [''],
+              apiVersions: ['*'],
+              operations: write,
+              resources: ['serviceaccounts', 'serviceaccounts/token', 'secrets'],
+            },
+          ],
+        },
+        matchConditions: [{ name: 'kubegate-agent', expression: agent }],
+        variables: [
+          // The agent's namespace, from its own user name system:serviceaccount:<ns>:kubegate-agent.
+          { name: 'ns', expression: "request.userInfo.username.split(':')[2]" },
+          { name: 'res', expression: 'request.resource.resource' },
+        ],
+        validations: [
+          {
+            expression: "variables.res != 'roles'",
+            message: 'the kubegate agent never writes Roles',
+          },
+          {
+            expression: `variables.res != 'clusterroles' || (${del} ? (oldObject.metadata.name.startsWith('kubegate:') && ${managed('oldObject')}) : (object.metadata.name.startsWith('kubegate:') && ${managed('object')}))`,
+            message:
+              'the kubegate agent may only write ClusterRoles named kubegate:… and labelled app.kubernetes.io/managed-by=kubegate',
+          },
+          {
+            expression: `!(variables.res in ['clusterrolebindings', 'rolebindings']) || (${del} ? ${managed('oldObject')} : (${bindingOk}))`,
+            message:
+              "the kubegate agent may only write bindings named kg-…, labelled managed-by kubegate, of a kubegate:… ClusterRole to one kg-… ServiceAccount in the agent's namespace",
+          },
+          {
+            expression: `variables.res != 'serviceaccounts' || request.subResource == 'token' || (request.namespace == variables.ns && (${del} ? (oldObject.metadata.name.startsWith('kg-') && ${managed('oldObject')}) : (object.metadata.name.startsWith('kg-') && ${managed('object')})))`,
+            message:
+              "the kubegate agent may only write ServiceAccounts named kg-… and labelled managed-by kubegate, in the agent's namespace",
+          },
+          {
+            expression: `variables.res != 'serviceaccounts' || request.subResource != 'token' || (request.namespace == variables.ns && request.name.startsWith('kg-'))`,
+            message:
+              'the kubegate agent may only request tokens for kg-… ServiceAccounts of its namespace',
+          },
+          {
+            expression: `variables.res != 'secrets' || (request.operation != 'DELETE' && request.namespace == variables.ns && object.metadata.name == 'kubegate-agent-identity' && (!has(object.type) || object.type != 'kubernetes.io/service-account-token'))`,
+            message:
+              'the kubegate agent may only write its own Secret kubegate-agent-identity (never a service-account token)',
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: agentPolicyName, labels: agentLabels },
+      spec: { policyName: agentPolicyName, validationActions: ['Deny'] },
+    },
+  ];
+}
 
 const labels = agentLabels;
 
 /** The Kubernetes objects, in apply order. */
 export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>[] {
   const ns = input.namespace ?? 'kubegate-system';
+  const mode = input.forwardMode ?? 'jit';
+  const rules = agentRbacRules[mode];
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } },
     {
@@ -105,7 +250,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
       metadata: { name: 'kubegate-agent', labels },
-      rules: agentRbacRules.cluster,
+      rules: rules.cluster,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -122,7 +267,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: 'kubegate-agent', namespace: ns, labels },
-      rules: agentRbacRules.namespace,
+      rules: rules.namespace,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -131,6 +276,7 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kubegate-agent' },
       subjects: [{ kind: 'ServiceAccount', name: 'kubegate-agent', namespace: ns }],
     },
+    ...(mode === 'jit' ? agentAdmissionPolicy() : []),
     {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -198,6 +344,10 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
                     valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } },
                   },
                   { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  // Its RBAC above is for this mode only (the agent's default is jit).
+                  ...(mode === 'impersonate'
+                    ? [{ name: 'KUBEGATE_FORWARD_MODE', value: 'impersonate' }]
+                    : []),
                 ],
                 volumeMounts: [
                   { name: 'bootstrap', mountPath: '/etc/kubegate/bootstrap', readOnly: true },

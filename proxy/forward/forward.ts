@@ -1,9 +1,16 @@
 /**
  * Stage 6: forward one request over a tunnel stream and stream the answer
- * back. Nothing is buffered: request and response bodies are piped with
- * back-pressure, and each chunk of a watch goes out as soon as it arrives.
- * There is no idle timeout: watches and `logs -f` end when the client or the
- * apiserver ends them.
+ * back. Response bodies are piped with back-pressure, and each chunk of a
+ * watch goes out as soon as it arrives; there is no idle timeout on answers:
+ * watches and `logs -f` end when the client or the apiserver ends them.
+ * Request bodies are bounded (issue #17, item 7): a body of unknown length is
+ * held (so one over the size limit never reaches the cluster) only while the
+ * replica's body budget allows, per identity and per replica
+ * (body-budget.ts), and streamed beyond it; a streamed body is charged for
+ * what the tunnel has not taken yet and refused (429) past the bound; a body
+ * that sends nothing for KUBEGATE_BODY_IDLE_TIMEOUT is answered 408. A
+ * request waiting for its answer probes its tunnel (tunnel/health.ts), and
+ * one whose tunnel died unanswered fails over when it is safe to send again.
  */
 import * as http2 from 'node:http2';
 import type { IncomingMessage } from 'node:http';
@@ -25,6 +32,8 @@ import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
 import type { TokenIdentity } from '../authn/token-store.js';
 import type { AuditRecorder } from '../audit/recorder.js';
+import type { BodyLease } from './body-budget.js';
+import { TunnelDeadError, type TunnelHealth } from '../tunnel/health.js';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -36,6 +45,18 @@ export interface ForwardOptions {
   body?: Buffer;
   /** The cluster's status, before it is passed on (the approval gate settles its approval). */
   onResponse?: (status: number) => void;
+  /**
+   * This request's charge on the replica's request-body budget (body-budget.ts):
+   * a body of unknown length is held only while the charge is granted, and
+   * streamed to the tunnel beyond it. Absent: held up to maxRequestBody.
+   */
+  lease?: BodyLease;
+  /** A request body that sends nothing for this long is answered 408 and reset; 0: no limit. */
+  bodyIdleMs?: number;
+  /** Notices a dead tunnel while this request waits for its answer (tunnel/health.ts). */
+  health?: TunnelHealth;
+  /** Another tunnel for the request's cluster, none of `tried`: where a request fails over. */
+  failover?: (tried: ReadonlySet<Tunnel>) => Promise<Tunnel | undefined>;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -43,6 +64,30 @@ function hasBody(req: AnyRequest): boolean {
   return (
     req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
   );
+}
+
+/**
+ * What goes over the tunnel as the body: all of it, read already (`held`);
+ * the start of it, read while the budget allowed, and then the rest as it
+ * arrives (`prefix`); or nothing read yet (`live`: streamed, or no body).
+ */
+type BodyPlan =
+  | { kind: 'held'; body: Buffer }
+  | { kind: 'prefix'; chunks: Buffer[]; seen: number }
+  | { kind: 'live' };
+
+/** Methods that may be sent again over another tunnel when the first one died unanswered. */
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** A send that failed because its tunnel was found dead (health.ts); forward() decides what next. */
+class DeadTunnel extends Error {
+  constructor(
+    readonly dead: TunnelDeadError,
+    /** Not answered, nothing of it is lost by sending it again: a safe method with no unread body. */
+    readonly retryable: boolean,
+  ) {
+    super(dead.message);
+  }
 }
 
 /**
@@ -58,38 +103,128 @@ export async function forward(
 ): Promise<void> {
   const declared = req.headers['content-length'];
   if (Number(declared ?? 0) > opts.maxRequestBody) {
+    proxyMetrics.dataplane.bodyRefusal('too_large');
     throw new KgError(
       'KG_ERR_BODY_TOO_LARGE',
       `request body of ${declared} bytes is larger than the limit of ${opts.maxRequestBody} bytes`,
     );
   }
   // A body of unknown length (chunked, or HTTP/2 without content-length) is
-  // counted as it arrives and held here until it ends: one byte over the limit
-  // is a 413 and nothing of it crosses the tunnel. The apiserver holds a body
-  // in memory the same way before decoding it, up to the same limit.
-  // A body the approval gate already read (and checked) is sent exactly as read.
-  const held =
-    opts.body ??
-    (declared === undefined && hasBody(req)
-      ? await holdBody(req, opts.maxRequestBody, opts.audit)
-      : undefined);
-  return send(ctx, req, res, tunnel, opts, held);
+  // counted as it arrives and held here while the replica's body budget
+  // allows (per identity and per replica, body-budget.ts): one byte over the
+  // size limit is then a 413 and nothing of it crosses the tunnel. Beyond the
+  // budget what was read goes first and the rest is streamed, with
+  // back-pressure, and cut off at the limit (the stream is reset, so the
+  // apiserver never decodes a partial body). A body the approval gate already
+  // read (and checked) is sent exactly as read.
+  const plan: BodyPlan = opts.body
+    ? { kind: 'held', body: opts.body }
+    : declared === undefined && hasBody(req)
+      ? await holdBody(req, res, opts)
+      : { kind: 'live' };
+  const tried = new Set<Tunnel>();
+  let from: Tunnel | undefined;
+  for (let t = tunnel; ;) {
+    try {
+      return await send(ctx, req, res, t, opts, plan, from);
+    } catch (err) {
+      if (!(err instanceof DeadTunnel)) throw err;
+      tried.add(t);
+      const cluster = ctx.route!.cluster;
+      if (!err.retryable) {
+        proxyMetrics.dataplane.failover('not_retried');
+        throw new KgError(
+          'KG_ERR_UPSTREAM',
+          `${err.message} while this request was in flight; it may have reached the cluster, so kubegate did not send it again: check its effect before you repeat it`,
+          { cause: err.dead },
+        );
+      }
+      const next = await opts.failover?.(tried);
+      if (!next) {
+        proxyMetrics.dataplane.failover('no_tunnel');
+        // No Retry-After (client-go would retry silently for a long time; pipeline.ts).
+        throw new KgError(
+          'KG_ERR_CLUSTER_OFFLINE',
+          `cluster "${cluster}" is unreachable: ${err.message}, and no other tunnel to it answers; retry when its agent is back`,
+          { cause: err.dead },
+        );
+      }
+      proxyMetrics.dataplane.failover('failed_over');
+      ctx.log.warn(
+        { cluster, from: t.id, to: next.id, toReplica: next.replica },
+        'tunnel stopped answering: request sent again over another tunnel',
+      );
+      from = t;
+      t = next;
+    }
+  }
 }
 
-/** Read a body of unknown length up to `limit`; a KgError 413 beyond it. */
-function holdBody(req: AnyRequest, limit: number, audit?: AuditRecorder): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
+/** The 408 for a body that stopped arriving; the client's stream is ended once it is answered. */
+function bodyTimeout(req: AnyRequest, res: AnyResponse, idleMs: number): KgError {
+  proxyMetrics.dataplane.bodyRefusal('idle');
+  res.once('finish', () => endClientBody(req));
+  return new KgError(
+    'KG_ERR_BODY_TIMEOUT',
+    `the request body sent nothing for ${Math.round(idleMs / 1000)} s; the request was cancelled`,
+  );
+}
+
+/**
+ * After a complete answer to a request whose body is still open, tell the
+ * client to stop sending it: RST_STREAM(NO_ERROR) on HTTP/2 (RFC 9113
+ * §8.1), the connection closed on HTTP/1.1.
+ */
+export function endClientBody(req: AnyRequest): void {
+  if ('stream' in req) {
+    if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  } else if (!req.complete) req.socket.destroy();
+}
+
+/** A timer that fires after `ms` without a `poke()`; `ms` 0: never. */
+function idleTimer(ms: number | undefined, fire: () => void) {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (!ms) return;
+    clearTimeout(timer);
+    timer = setTimeout(fire, ms);
+  };
+  arm();
+  return { poke: arm, stop: () => clearTimeout(timer) };
+}
+
+/**
+ * Read a body of unknown length: a KgError 413 beyond the size limit, 408
+ * when it stops arriving. Held whole while the budget grants each chunk;
+ * otherwise what was read so far is handed on and the rest streamed.
+ */
+function holdBody(req: AnyRequest, res: AnyResponse, opts: ForwardOptions): Promise<BodyPlan> {
+  const limit = opts.maxRequestBody;
+  const audit = opts.audit;
+  const lease = opts.lease;
+  return new Promise<BodyPlan>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let seen = 0;
+    const stop = () => {
+      idle.stop();
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const idle = idleTimer(opts.bodyIdleMs, () => {
+      stop();
+      chunks.length = 0;
+      reject(bodyTimeout(req, res, opts.bodyIdleMs!));
+    });
     const onData = (chunk: Buffer) => {
       seen += chunk.length;
       if (audit) audit.bytesIn = seen;
       if (seen > limit) {
         // Stop collecting, but do not destroy the request: the 413 still has
         // to be written on its connection. Node discards the rest of the body.
-        req.off('data', onData);
-        req.off('end', onEnd);
+        stop();
         chunks.length = 0;
+        proxyMetrics.dataplane.bodyRefusal('too_large');
         reject(
           new KgError(
             'KG_ERR_BODY_TOO_LARGE',
@@ -100,11 +235,26 @@ function holdBody(req: AnyRequest, limit: number, audit?: AuditRecorder): Promis
       }
       if (audit?.wantsRequestBody) audit.requestChunk(chunk);
       chunks.push(chunk);
+      idle.poke();
+      if (lease && !lease.add(chunk.length)) {
+        // The budget is spent: stream from here on (send() resumes the request).
+        req.pause();
+        stop();
+        proxyMetrics.dataplane.streamedBody();
+        resolve({ kind: 'prefix', chunks, seen });
+      }
     };
-    const onEnd = () => resolve(Buffer.concat(chunks));
+    const onEnd = () => {
+      stop();
+      resolve({ kind: 'held', body: Buffer.concat(chunks) });
+    };
+    const onError = (err: Error) => {
+      stop();
+      reject(err);
+    };
     req.on('data', onData);
     req.once('end', onEnd);
-    req.once('error', reject);
+    req.once('error', onError);
   });
 }
 
@@ -129,7 +279,9 @@ function send(
   res: AnyResponse,
   tunnel: Tunnel,
   opts: ForwardOptions,
-  held: Buffer | undefined,
+  plan: BodyPlan,
+  /** The tunnel this request was first sent over, when it failed over from a dead one. */
+  failedOverFrom: Tunnel | undefined,
 ): Promise<void> {
   const route = ctx.route!;
   const identity = ctx.identity!;
@@ -139,8 +291,12 @@ function send(
   headers[hdrIdentity] = encodedIdentity(identity);
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
+  const held = plan.kind === 'held' ? plan.body : undefined;
   if (held) headers['content-length'] = held.length;
-  const withBody = held ? held.length > 0 : hasBody(req);
+  const withBody = held ? held.length > 0 : plan.kind === 'prefix' || hasBody(req);
+  // Sent again elsewhere if its tunnel dies before answering: nothing of the
+  // request is lost (no body being streamed) and running it twice is harmless.
+  const retryable = safeMethods.has(headers[':method']) && (held !== undefined || !withBody);
 
   return new Promise<void>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
@@ -160,9 +316,19 @@ function send(
     tunnel.active++;
     let started = false;
     let settled = false;
-    const done = (err?: KgError) => {
+    // While the answer has not started, the tunnel is probed now and then
+    // (health.ts): a dead one is retired and its streams fail with TunnelDeadError.
+    const health = opts.health;
+    const probe = health
+      ? setInterval(() => {
+          if (!started && !settled) void health.suspect(tunnel);
+        }, health.probeAfterMs)
+      : undefined;
+    const done = (err?: KgError | DeadTunnel) => {
       if (settled) return;
       settled = true;
+      clearInterval(probe);
+      bodyIdle?.stop();
       tunnel.active--;
       if (err && started) opts.audit?.fail(err);
       if (err && !started) reject(err);
@@ -170,6 +336,13 @@ function send(
         if (err) res.destroy();
         resolve();
       }
+    };
+    const dead = (): DeadTunnel | undefined => {
+      if (!health?.isDead(tunnel)) return undefined;
+      return new DeadTunnel(
+        new TunnelDeadError(route.cluster, health.timeoutMs),
+        retryable && !started,
+      );
     };
 
     // Client gone (ctrl-C on a watch, closed connection): cancel upstream,
@@ -180,40 +353,101 @@ function send(
       done();
     });
 
+    let bodyIdle: ReturnType<typeof idleTimer> | undefined;
     if (held) {
       if (held.length) stream.end(held);
     } else if (withBody) {
-      let seen = 0;
+      let seen = plan.kind === 'prefix' ? plan.seen : 0;
       const audit = opts.audit;
-      req.on('data', (chunk: Buffer) => {
+      let bodyEnded = false;
+      bodyIdle = idleTimer(opts.bodyIdleMs, () => {
+        if (bodyEnded || settled) return;
+        req.off('data', onData);
+        cancelTunnelStream(tunnel, stream);
+        done(bodyTimeout(req, res, opts.bodyIdleMs!));
+      });
+      // The body is read as it arrives (so nothing of it waits unaccounted in
+      // the front's HTTP/2 flow-control window) and charged to the budget for
+      // what the tunnel has not taken yet; past the bound the request is
+      // refused (429) and its tunnel stream reset.
+      const lease = opts.lease;
+      const recharge = () => settled || !lease || lease.setTo(stream.writableLength);
+      const overBudget = () => {
+        req.off('data', onData);
+        cancelTunnelStream(tunnel, stream);
+        proxyMetrics.dataplane.bodyRefusal('budget');
+        done(
+          new KgError(
+            'KG_ERR_BODY_BUDGET',
+            `too many request-body bytes waiting for cluster "${route.cluster}" for you on this kubegate replica (at most ${lease?.budgetPerIdentity ?? 0} per identity); send fewer large requests at the same time`,
+          ),
+        );
+      };
+      const write = (chunk: Buffer) => {
+        stream.write(chunk, () => void recharge());
+        if (!recharge()) overBudget();
+      };
+      req.once('end', () => {
+        bodyEnded = true;
+        bodyIdle?.stop();
+        if (!settled) stream.end();
+      });
+      const onData = (chunk: Buffer) => {
+        if (settled) return;
+        bodyIdle?.poke();
         seen += chunk.length;
         if (audit) {
           audit.bytesIn = seen;
           if (audit.wantsRequestBody) audit.requestChunk(chunk);
         }
         if (seen > opts.maxRequestBody) {
-          req.unpipe(stream);
+          req.off('data', onData);
           stream.close(http2.constants.NGHTTP2_CANCEL);
+          proxyMetrics.dataplane.bodyRefusal('too_large');
           done(
             new KgError(
               'KG_ERR_BODY_TOO_LARGE',
               `request body is larger than the limit of ${opts.maxRequestBody} bytes`,
             ),
           );
+          return;
         }
+        write(chunk);
+      };
+      let prefix: Buffer | undefined;
+      if (plan.kind === 'prefix') {
+        // Read while the budget allowed holding it; from now on charged as streamed.
+        lease?.release();
+        prefix = Buffer.concat(plan.chunks);
+        plan.chunks.length = 0;
+      }
+      // Once this executor has put the stream's error and close listeners on:
+      // the start of the body first, then the rest as it arrives.
+      queueMicrotask(() => {
+        if (prefix && !settled) write(prefix);
+        if (settled) return;
+        req.on('data', onData);
+        req.resume();
       });
-      req.pipe(stream);
     }
 
     stream.on('response', (h) => {
       proxyMetrics.markHeaders(ctx);
       started = true;
+      clearInterval(probe);
+      health?.sawLife(tunnel);
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(h)) {
         if (value === undefined || isHopByHopResponseHeader(name)) continue;
         out[name] = value as string | string[];
       }
       out['audit-id'] = ctx.auditId;
+      if (failedOverFrom) {
+        // kubectl prints Warning headers: the user learns why it took a moment.
+        const note = `299 - "kubegate: the tunnel to cluster ${route.cluster} stopped answering; this request was sent again over another tunnel"`;
+        const prior = out.warning;
+        out.warning = prior === undefined ? note : [...[prior].flat(), note];
+      }
       opts.audit?.responseStarted(Number(h[':status']), h, hdrRanAs);
       opts.onResponse?.(Number(h[':status']));
       res.writeHead(Number(h[':status']), out);
@@ -235,20 +469,22 @@ function send(
 
     stream.on('error', (err) => {
       done(
-        new KgError(
-          'KG_ERR_UPSTREAM',
-          `cluster "${route.cluster}": the tunnel stream failed (${err.message}); retry`,
-          { cause: err },
-        ),
+        dead() ??
+          new KgError(
+            'KG_ERR_UPSTREAM',
+            `cluster "${route.cluster}": the tunnel stream failed (${err.message}); retry`,
+            { cause: err },
+          ),
       );
     });
     stream.on('close', () => {
       if (!settled)
         done(
-          new KgError(
-            'KG_ERR_UPSTREAM',
-            `cluster "${route.cluster}": the agent closed the stream (code ${stream.rstCode ?? 0}); retry`,
-          ),
+          dead() ??
+            new KgError(
+              'KG_ERR_UPSTREAM',
+              `cluster "${route.cluster}": the agent closed the stream (code ${stream.rstCode ?? 0}); retry`,
+            ),
         );
     });
   });

@@ -21,6 +21,7 @@ import {
 } from '../../common/tunnel-protocol.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { RequestContext } from '../context.js';
+import type { TunnelHealth } from '../tunnel/health.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
 
@@ -64,6 +65,8 @@ export function forwardUpgrade(
   upgrade: string,
   /** Called once the agent answers (audit: ResponseStarted, the JIT account). */
   onResponse?: (status: number, headers: http2.IncomingHttpHeaders) => void,
+  /** Probes the tunnel while the upgrade waits for its answer (tunnel/health.ts). */
+  health?: TunnelHealth,
 ): Promise<number> {
   const route = ctx.route!;
   const identity = ctx.identity!;
@@ -98,6 +101,13 @@ export function forwardUpgrade(
       return;
     }
     tunnel.active++;
+    // Until the agent answers, a tunnel that stopped answering is noticed
+    // within seconds; the stream then fails with the reason (below).
+    const probe = health
+      ? setInterval(() => void health.suspect(tunnel), health.probeAfterMs)
+      : undefined;
+    stream.once('response', () => clearInterval(probe));
+    stream.once('close', () => clearInterval(probe));
     let answered = false;
     let finished = false;
     const finish = () => {

@@ -11,6 +11,7 @@
  */
 import * as http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import type { TunnelHealth } from '../tunnel/health.js';
 import type { Logger } from '../../common/log.js';
 import {
   hdrPeerCluster,
@@ -35,6 +36,8 @@ export interface PeerListenerDeps {
   onward: (cluster: string, exclude: string[]) => Promise<Tunnel | undefined>;
   replicaId: string;
   log: Logger;
+  /** While a relayed request waits for its answer, its tunnel is probed (tunnel/health.ts). */
+  health?: TunnelHealth;
 }
 
 export interface Relayed {
@@ -167,9 +170,18 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     }
     tunnel.active++;
     let done = false;
+    // Waiting for the answer: a tunnel that stops answering is noticed within
+    // seconds (the stream then fails with the reason, answered below).
+    const health = deps.health;
+    const probe = health
+      ? setInterval(() => void health.suspect(tunnel), health.probeAfterMs)
+      : undefined;
+    upstream.once('response', () => clearInterval(probe));
+    upstream.once('close', () => clearInterval(probe));
     const finish = () => {
       if (done) return;
       done = true;
+      clearInterval(probe);
       tunnel.active--;
       if (!upstream.closed) upstream.close(http2.constants.NGHTTP2_CANCEL);
       // A stream we ended cleanly is left to close on its own: a reset could

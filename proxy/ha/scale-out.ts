@@ -13,6 +13,7 @@ import type { TunnelListener } from '../tunnel/listener.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
 import { Drainer } from './drain.js';
 import { startPeerListener, type PeerListener } from './peer-listener.js';
+import type { TunnelHealth } from '../tunnel/health.js';
 import { PeerRouter } from './peer-router.js';
 import { issueReplicaCert } from './replica-cert.js';
 import { ReplicaRegistry } from './replica-registry.js';
@@ -27,6 +28,8 @@ export interface ScaleOutOptions {
   heartbeatMs: number;
   staleAfterMs: number;
   log: Logger;
+  /** Relayed requests probe the local tunnel they wait on too (tunnel/health.ts). */
+  health?: TunnelHealth;
 }
 
 export interface ScaleOut {
@@ -64,6 +67,7 @@ export async function startScaleOut(o: ScaleOutOptions): Promise<ScaleOut> {
     onward: (cluster, exclude) => late.peers!.pick(cluster, exclude),
     replicaId: o.replicaId,
     log,
+    health: o.health,
   });
   const peerAddress = o.peerAddress ?? `${listen.host}:${peer.port}`;
   const replicas = new ReplicaRegistry({

@@ -12,6 +12,8 @@ import type { Logger } from '../../common/log.js';
 import {
   encodeGrants,
   grantsPath,
+  hdrControl,
+  hdrControlValue,
   jitUsersPath,
   rolesPath,
   type GrantUpdate,
@@ -19,6 +21,7 @@ import {
   type TunnelRoles,
 } from '../../common/tunnel-protocol.js';
 import { bindingsFor } from '../authz/authorizer.js';
+import { identityKey } from '../../common/identity-key.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterRef, Identity, PolicySnapshot } from '../authz/types.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
@@ -79,7 +82,7 @@ export function grantsHeader(
   now: Date,
 ): string {
   const c = catalogOf(snap);
-  const key = `${cluster.name}\0${who.kind}\0${who.user}\0${who.groups.join('\0')}`;
+  const key = `${cluster.name}\0${identityKey(who.kind, who.user)}\0${who.groups.join('\0')}`;
   const hit = c.header.get(key);
   const t = now.getTime();
   if (hit && hit.until > t) return hit.value;
@@ -97,7 +100,13 @@ function control(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const req = session.request(
-      { ':method': method, ':path': path, 'content-type': 'application/json' },
+      {
+        ':method': method,
+        ':path': path,
+        'content-type': 'application/json',
+        // The agent answers control paths only with this marker (common/tunnel-protocol.ts).
+        [hdrControl]: hdrControlValue,
+      },
       { endStream: body === undefined },
     );
     const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), 15_000);

@@ -250,3 +250,31 @@ export function decodeSegments(kubePath: string): string[] {
 export function decodePath(kubePath: string): string {
   return decodeStrict(kubePath, 'path');
 }
+
+/**
+ * First path segments reserved for kubegate itself: the agent's control
+ * channel (`/.kubegate/…`) and its stream-cancel path (`/.kg-cancel`). The
+ * apiserver serves nothing there, so a user request under them is refused at
+ * the route stage, whatever the spelling: compared after percent-decoding and
+ * case folding (`/%2Ekubegate`, `/.KubeGate`); `//`, `/./`, `..` and encoded
+ * slashes never get this far (routeKubeRequest refuses them).
+ */
+export function isReservedKubePath(kubePath: string): boolean {
+  let first: string;
+  try {
+    first = decodeSegments(kubePath)[0] ?? '';
+  } catch {
+    return false; // malformed: routeKubeRequest refused it already
+  }
+  const f = first.toLowerCase();
+  return f.startsWith('.kubegate') || f.startsWith('.kg');
+}
+
+/** Throws KG_ERR_NOT_FOUND (404, a Kubernetes Status) for a reserved path (see above). */
+export function refuseReservedPath(kubePath: string): void {
+  if (!isReservedKubePath(kubePath)) return;
+  throw new KgError(
+    'KG_ERR_NOT_FOUND',
+    `the path ${JSON.stringify(kubePath.length > 100 ? `${kubePath.slice(0, 100)}…` : kubePath)} is reserved for kubegate's agent control channel and is never forwarded to a cluster`,
+  );
+}

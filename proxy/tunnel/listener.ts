@@ -17,6 +17,8 @@ import {
   alpnRenew,
   alpnTunnel,
   goawayPath,
+  hdrControl,
+  hdrControlValue,
   helloDeclinedStatus,
   helloPath,
   hdrReplica,
@@ -327,7 +329,12 @@ function tellGoaway(t: Tunnel, replicaId: string, deadlineMs: number, log: Logge
     if (t.session.closed || t.session.destroyed) return resolve();
     let req: http2.ClientHttp2Stream;
     try {
-      req = t.session.request({ ':method': 'POST', ':path': goawayPath, [hdrReplica]: replicaId });
+      req = t.session.request({
+        ':method': 'POST',
+        ':path': goawayPath,
+        [hdrReplica]: replicaId,
+        [hdrControl]: hdrControlValue,
+      });
     } catch {
       return resolve();
     }
@@ -362,6 +369,7 @@ function helloOverTunnel(
       {
         ':method': 'GET',
         ':path': helloPath,
+        [hdrControl]: hdrControlValue,
         [hdrReplica]: replicaId,
         [hdrReplicas]: String(liveReplicas),
       },

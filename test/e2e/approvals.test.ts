@@ -20,13 +20,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
+import { serviceAccountName } from '../../agent/jit/names.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
@@ -68,7 +69,7 @@ let receiver: http.Server;
 let failFirst = true;
 const secrets: Record<string, string> = {};
 
-const sa = (user: string) => `kg-u-${createHash('sha256').update(user).digest('hex').slice(0, 16)}`;
+const sa = (user: string) => serviceAccountName('user', user);
 
 async function api(who: string, method: string, path: string, body?: unknown) {
   const p = people[who]!;

@@ -11,8 +11,24 @@ import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
+import { credsOf, rawRequest } from '../support/creds.js';
 
 let stack: Stack;
+
+/** The cluster identity the latest forwarded request of `user` ran as (from its audit event). */
+async function ranAsOf(user: string): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const rows = await stack.sql<{ u: string | null }>(
+      `SELECT event->'impersonatedUser'->>'username' AS u FROM audit_events
+        WHERE username = $1 AND stage = 'ResponseComplete' AND event ? 'impersonatedUser'
+        ORDER BY received_at DESC LIMIT 1`,
+      [user],
+    );
+    if (rows[0]?.u) return rows[0].u;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`no forwarded request of ${user} in the audit log`);
+}
 let alice: string; // may edit in namespace team-a (granted by the cluster's own RBAC for now)
 let bob: string; // no rights at all
 let admin: { kubeconfig: string };
@@ -64,15 +80,18 @@ describe('kubectl through kubegate (foundations)', { timeout: 600_000 }, () => {
     const out = await kubectlOk(['get', 'ns', '-o', 'name'], { kubeconfig: alice });
     assert.match(out, /namespace\/team-a/);
     assert.match(out, /namespace\/kube-system/);
+    // kubectl auth whoami names the kubegate identity, not the cluster account …
     const who = await kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: alice });
     const status = JSON.parse(who) as {
-      status: { userInfo: { username: string; groups: string[] } };
+      status: { userInfo: { username: string; groups: string[]; extra: Record<string, string[]> } };
     };
-    // The request ran as alice's just-in-time account, never as the agent.
-    assert.match(
-      status.status.userInfo.username,
-      /^system:serviceaccount:kubegate-system:kg-u-[0-9a-f]{16}$/,
-    );
+    assert.equal(status.status.userInfo.username, 'alice');
+    assert.ok(status.status.userInfo.groups.includes('system:authenticated'));
+    assert.deepEqual(status.status.userInfo.extra['kubegate.dev/cluster'], ['dev']);
+    // … while the request itself ran as alice's just-in-time account, never as
+    // the agent: the agent reports the account it used, and the audit keeps it.
+    const ranAs = await ranAsOf('alice');
+    assert.match(ranAs, /^system:serviceaccount:kubegate-system:kg-u-[0-9a-f]{16}$/);
   });
 
   test('create, apply and delete a ConfigMap and a Deployment, checked directly on the apiserver', async () => {
@@ -188,6 +207,39 @@ spec:
     );
   });
 
+  test('answers kubegate gives itself are negotiated as the apiserver would (406, 415, YAML)', async () => {
+    const { token, ca } = credsOf(alice);
+    const ssar = JSON.stringify({
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      spec: { resourceAttributes: { verb: 'get', resource: 'pods', namespace: 'team-a' } },
+    });
+    const post = (headers: Record<string, string>, body = ssar) =>
+      rawRequest(stack.publicUrl, ca, {
+        method: 'POST',
+        path: '/k8s/dev/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+        token,
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+    // What the conformance spec "a 406 for a backend which does not implement metadata" sends.
+    const table = await post({ accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' });
+    assert.equal(table.status, 406, table.body);
+    const st = JSON.parse(table.body) as { kind: string; reason: string };
+    assert.deepEqual([st.kind, st.reason], ['Status', 'NotAcceptable']);
+    const text = await post({ 'content-type': 'text/plain' });
+    assert.equal(text.status, 415, text.body);
+    const yaml = await post({ accept: 'application/yaml' });
+    assert.equal(yaml.status, 201);
+    assert.match(String(yaml.headers['content-type']), /application\/yaml/);
+    assert.match(yaml.body, /allowed: (true|false)/);
+    const fromYaml = await post(
+      { 'content-type': 'application/yaml' },
+      'apiVersion: authorization.k8s.io/v1\nkind: SelfSubjectAccessReview\nspec:\n  resourceAttributes: {verb: get, resource: pods, namespace: team-a}\n',
+    );
+    assert.equal(fromYaml.status, 201, fromYaml.body);
+  });
+
   test('client impersonation headers are never forwarded', async () => {
     // kubectl --as sends Impersonate-User; the request must still run as alice.
     const r = await kubectl(
@@ -201,7 +253,7 @@ spec:
       ],
       { kubeconfig: alice },
     );
-    assert.match(r.stdout, /^system:serviceaccount:kubegate-system:kg-u-/);
+    assert.equal(r.stdout, 'alice', 'whoami answers alice, not the impersonated name');
     const r2 = await kubectl(
       ['--as=system:admin', '--as-group=system:masters', '-n', 'kube-system', 'get', 'secrets'],
       { kubeconfig: alice },

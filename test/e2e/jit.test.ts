@@ -15,11 +15,8 @@ let admin: { kubeconfig: string };
 let adminToken: string;
 let ca: string;
 
-const sa = (user: string) => `kg-u-${createHashHex(user).slice(0, 16)}`;
-import { createHash } from 'node:crypto';
-function createHashHex(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
+import { serviceAccountName, userKey } from '../../agent/jit/names.js';
+const sa = (user: string) => serviceAccountName('user', user);
 
 async function json<T>(args: string[]): Promise<T> {
   return JSON.parse(await kubectlOk([...args, '-o', 'json'], admin)) as T;
@@ -75,7 +72,20 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     const who = await kubectlOk(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], {
       kubeconfig: erin,
     });
-    assert.equal(who, `system:serviceaccount:kubegate-system:${sa('erin')}`);
+    assert.equal(who, 'erin', 'whoami names the kubegate user');
+    // The request ran as erin's account: the agent reports it, the audit keeps it.
+    await kubectlOk(['get', 'ns', 'default'], { kubeconfig: erin });
+    let ranAs: string | null | undefined;
+    for (let i = 0; i < 40 && !ranAs; i++) {
+      const rows = await stack.sql<{ u: string | null }>(
+        `SELECT event->'impersonatedUser'->>'username' AS u FROM audit_events
+          WHERE username = 'erin' AND stage = 'ResponseComplete' AND event ? 'impersonatedUser'
+          ORDER BY received_at DESC LIMIT 1`,
+      );
+      ranAs = rows[0]?.u;
+      if (!ranAs) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(ranAs, `system:serviceaccount:kubegate-system:${sa('erin')}`);
 
     // What the agent created, all labelled; no RoleBinding in the missing namespace, which was not created.
     const rbs = await json<List>(['get', 'rolebindings', '-A', '-l', 'kubegate.dev/user']);
@@ -194,7 +204,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       'get',
       'clusterrolebindings',
       '-l',
-      `kubegate.dev/user=${createHashHex('frank').slice(0, 16)}`,
+      `kubegate.dev/user=${userKey('user', 'frank')}`,
     ]);
     assert.equal(crbs.items.length, 1);
   });
@@ -209,7 +219,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     });
     const gina = await stack.kubeconfig('gina');
     await kubectlOk(['create', 'configmap', 'g1', '-n', 'team-b'], { kubeconfig: gina });
-    const key = createHashHex('gina').slice(0, 16);
+    const key = userKey('user', 'gina');
     const direct = directKubeconfig(
       'gina',
       (await kubectlOk(['create', 'token', sa('gina'), '-n', 'kubegate-system'], admin)).trim(),
@@ -363,7 +373,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     await pending;
     await stack.startAgent('dev');
     // Idle clean-up after the restart removes whatever the killed reconcile left behind.
-    const key = createHashHex('hank').slice(0, 16);
+    const key = userKey('user', 'hank');
     await until(
       async () => {
         const left = [
@@ -412,7 +422,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
     const pushed = stack.agents.get('dev')!.waitFor(/"user":"jo","why":"grants revoked"/, 15_000);
     await stack.admin(['user', 'deactivate', 'jo']);
     await pushed;
-    const key = createHashHex('jo').slice(0, 16);
+    const key = userKey('user', 'jo');
     await until(
       async () =>
         (await kubectl(['get', 'serviceaccount', sa('jo'), '-n', 'kubegate-system'], admin))
@@ -461,7 +471,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       assert.match(r.stderr, /Forbidden/);
       assert.match(r.stderr, /refuses role edit.*ceiling/);
       // Nothing was bound for ivy on the cluster.
-      const key = createHashHex('ivy').slice(0, 16);
+      const key = userKey('user', 'ivy');
       const rbs = await json<List>(['get', 'rolebindings', '-A', '-l', `kubegate.dev/user=${key}`]);
       assert.deepEqual(names(rbs), []);
       // Within the ceiling: works, and runs as gina's account.

@@ -157,3 +157,41 @@ test('with bootstrap.existingSecret: no Secret rendered, and every reference poi
   assert.ok(!text.includes('kubegate-agent-bootstrap'), 'no reference to the default Secret left');
   assert.equal(text.split('"my-bootstrap"').length - 1, 5, 'four secretKeyRefs and the volume');
 });
+
+/** Every verb the agent's ClusterRole and Role grant, as `resource:verb`. */
+function grantedVerbs(objects: readonly Record<string, unknown>[]): Set<string> {
+  const out = new Set<string>();
+  for (const o of objects) {
+    if (o.kind !== 'ClusterRole' && o.kind !== 'Role') continue;
+    for (const r of o.rules as { resources?: string[]; verbs: string[] }[])
+      for (const res of r.resources ?? []) for (const v of r.verbs) out.add(`${res}:${v}`);
+  }
+  return out;
+}
+
+test('forwardMode impersonate: the chart renders exactly the bootstrap objects of that mode', async () => {
+  const input: BootstrapInput = { ...base, forwardMode: 'impersonate' };
+  assertSameObjects(
+    await chartObjects(input, { forwardMode: 'impersonate' }),
+    bootstrapObjects(input),
+  );
+});
+
+test('each mode grants only what it uses: impersonation only in impersonate mode, the fence only in jit', () => {
+  const jit = bootstrapObjects(base);
+  const imp = bootstrapObjects({ ...base, forwardMode: 'impersonate' });
+  const j = grantedVerbs(jit);
+  const i = grantedVerbs(imp);
+  assert.ok(!j.has('users:impersonate') && !j.has('groups:impersonate'), 'JIT: no impersonation');
+  assert.ok(![...j].some((v) => v.endsWith(':*')), 'JIT: no * verb');
+  assert.ok(i.has('users:impersonate') && i.has('groups:impersonate'));
+  for (const v of ['clusterroles:escalate', 'clusterroles:bind', 'clusterrolebindings:create'])
+    assert.ok(!i.has(v), `impersonate mode: no ${v}`);
+  assert.ok(jit.some((o) => o.kind === 'ValidatingAdmissionPolicy'));
+  assert.ok(jit.some((o) => o.kind === 'ValidatingAdmissionPolicyBinding'));
+  assert.ok(!imp.some((o) => String(o.kind).startsWith('ValidatingAdmissionPolicy')));
+  const env = (objs: readonly Record<string, unknown>[]) =>
+    JSON.stringify(objs.find((o) => o.kind === 'Deployment'));
+  assert.ok(!env(jit).includes('KUBEGATE_FORWARD_MODE'));
+  assert.ok(env(imp).includes('"name":"KUBEGATE_FORWARD_MODE","value":"impersonate"'));
+});

@@ -30,7 +30,20 @@ export interface FakeApiserver {
   close(): Promise<void>;
 }
 
-export async function startFakeApiserver(): Promise<FakeApiserver> {
+export interface FakeApiserverOptions {
+  /**
+   * Headers added to every answer it gives: ordinary responses, 101s and
+   * refused upgrades alike — what a pod behind pods/proxy, or an aggregated
+   * API server, could send (e.g. forged `kg-…` headers).
+   */
+  responseHeaders?: Record<string, string>;
+}
+
+export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promise<FakeApiserver> {
+  const extra = opts.responseHeaders ?? {};
+  const extraRaw = Object.entries(extra)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   const caPair = await createCa('fake apiserver CA', 3_600_000);
   const ca = await CertificateAuthority.load(caPair);
   const serving = await ca.issueKeyAndCert({
@@ -49,7 +62,7 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
     (req, res) => {
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
       if (/[?&]watch=(1|true)(&|$)/.test(req.url ?? '')) {
-        res.writeHead(200, { 'content-type': 'application/json' });
+        res.writeHead(200, { ...extra, 'content-type': 'application/json' });
         // (HTTP/2's writeHead sends the headers; HTTP/1.1 needs a flush.)
         if ('flushHeaders' in res) (res as { flushHeaders(): void }).flushHeaders();
         watches.add(res);
@@ -61,7 +74,7 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
       req.on('end', () => {
         const m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/?]+))?/.exec(req.url ?? '');
         const send = (code: number, obj: unknown) => {
-          res.writeHead(code, { 'content-type': 'application/json' });
+          res.writeHead(code, { ...extra, 'content-type': 'application/json' });
           res.end(JSON.stringify(obj));
         };
         if (m) {
@@ -88,7 +101,7 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
     received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (!/\/pods\/echo\/(exec|attach|portforward)/.test(req.url ?? '')) {
       socket.end(
-        'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}',
+        `HTTP/1.1 400 Bad Request\r\n${extraRaw}content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
       );
       return;
     }
@@ -96,7 +109,7 @@ export async function startFakeApiserver(): Promise<FakeApiserver> {
       .update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
       .digest('base64');
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${String(req.headers.upgrade)}\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${String(req.headers['sec-websocket-protocol'] ?? '')}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\n${extraRaw}Upgrade: ${String(req.headers.upgrade)}\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${String(req.headers['sec-websocket-protocol'] ?? '')}\r\n\r\n`,
     );
     socket.on('data', (b: Buffer) => {
       upgraded += b.toString('latin1');

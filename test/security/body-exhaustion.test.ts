@@ -1,0 +1,259 @@
+/**
+ * Attack: exhaust a replica's memory with request bodies (issue #17, item 7).
+ * Before the fix, HTTP/2 bodies without content-length were held whole in JS
+ * memory with no per-identity bound and no idle timeout: one user's 200
+ * streams, each sending 2 MiB and never finishing, took the proxy from
+ * 100 MiB to 555 MiB RSS, and 630 MiB stayed after the streams closed.
+ *
+ * On the real stack: the same attack over node:http2. The proxy's RSS (from
+ * /proc/PID/status) stays bounded — before, peak and after are printed —,
+ * the attacker's streams end with clear Statuses, and another user's kubectl
+ * keeps working meanwhile. A body that stops arriving is answered 408 with a
+ * Status, on HTTP/2 and on HTTP/1.1.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { startStack, type Stack } from '../support/stack.js';
+import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { grant } from '../support/grants.js';
+
+const NS = 'attack';
+const STREAMS = 200;
+const PER_STREAM = 2 * 1024 * 1024;
+const IDLE_S = 5;
+const log = (m: string) => process.stderr.write(`# ${m}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mib = (kb: number) => Math.round(kb / 1024);
+
+let stack: Stack;
+let ca: string;
+let attackerToken: string;
+let victimKubeconfig: string;
+
+function tokenOf(kubeconfig: string): string {
+  return /token: (kg_\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!;
+}
+
+/** VmRSS of a process, in KiB. */
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]);
+}
+
+interface Answer {
+  status: number;
+  body: string;
+  /** ms from the last body byte sent to the answer. */
+  afterLastByte: number;
+}
+
+/** One stream: a ConfigMap create whose body sends `size` bytes and never ends. */
+function neverEnding(session: http2.ClientHttp2Session, size: number): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = session.request({
+      ':method': 'POST',
+      ':path': `/k8s/dev/api/v1/namespaces/${NS}/configmaps`,
+      authorization: `Bearer ${attackerToken}`,
+      'content-type': 'application/json',
+    });
+    let status = 0;
+    let body = '';
+    let lastByte = performance.now();
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      resolve({ status, body, afterLastByte: performance.now() - lastByte });
+    };
+    req.on('end', settle);
+    req.on('close', settle);
+    req.on('error', () => undefined);
+    const piece = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    const pump = () => {
+      req.write('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":"');
+      const more = () => {
+        while (sent < size && !req.destroyed && status === 0) {
+          sent += piece.length;
+          lastByte = performance.now();
+          if (!req.write(piece)) return void req.once('drain', more);
+        }
+      };
+      more();
+    };
+    pump();
+  });
+}
+
+describe(
+  'request-body exhaustion: bounded memory, clear errors, idle bodies time out',
+  { timeout: 600_000 },
+  () => {
+    before(async () => {
+      stack = await startStack({ log, proxyEnv: { KUBEGATE_BODY_IDLE_TIMEOUT: `${IDLE_S}s` } });
+      await kubectlOk(['create', 'namespace', NS], { kubeconfig: stack.cluster.kubeconfig });
+      await grant(stack, { users: ['mallory'], role: 'edit', clusters: ['dev'], namespaces: [NS] });
+      await grant(stack, { users: ['vera'], role: 'view', clusters: ['dev'], namespaces: [NS] });
+      const attacker = await stack.kubeconfig('mallory');
+      attackerToken = tokenOf(attacker);
+      ca = Buffer.from(
+        /certificate-authority-data: (\S+)/.exec(readFileSync(attacker, 'utf8'))![1]!,
+        'base64',
+      ).toString();
+      victimKubeconfig = await stack.kubeconfig('vera');
+      // Both users' JIT accounts exist before the attack.
+      await kubectlOk(['get', 'configmaps', '-n', NS], { kubeconfig: attacker });
+      await kubectlOk(['get', 'configmaps', '-n', NS], { kubeconfig: victimKubeconfig });
+    });
+    after(async () => {
+      if (stack) {
+        // For a reader of a failure: what the proxy and the agent said about tunnels and errors.
+        const pick = (out: string) =>
+          out
+            .split('\n')
+            .filter((l) => /tunnel|"level":(40|50)/.test(l))
+            .slice(-12)
+            .join('\n');
+        log(`proxy log (tunnel, warn, error):\n${pick(stack.proxy.output())}`);
+        log(`agent log (tunnel, warn, error):\n${pick(stack.agents.get('dev')!.output())}`);
+      }
+      await stack?.stop();
+    });
+
+    test(`${STREAMS} never-ending 2 MiB HTTP/2 bodies from one user: RSS bounded, clear errors, others unaffected`, async () => {
+      const pid = stack.proxy.child.pid!;
+      await sleep(1000);
+      const beforeKb = rssKb(pid);
+      let peakKb = beforeKb;
+      const sampler = setInterval(() => (peakKb = Math.max(peakKb, rssKb(pid))), 100);
+
+      const session = http2.connect(stack.publicUrl, { ca });
+      session.on('error', () => undefined);
+      const answers = Promise.all(
+        Array.from({ length: STREAMS }, () => neverEnding(session, PER_STREAM)),
+      );
+      // Meanwhile another user works as usual.
+      const victim: { code: number | null; ms: number; err: string }[] = [];
+      const victimDone = (async () => {
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          const r = await kubectl(['get', 'configmaps', '-n', NS, '-o', 'name'], {
+            kubeconfig: victimKubeconfig,
+          });
+          victim.push({ code: r.code, ms: Math.round(performance.now() - t0), err: r.stderr });
+          await sleep(1000);
+        }
+      })();
+      const got = await answers;
+      await victimDone;
+      session.close();
+      clearInterval(sampler);
+      await sleep(5000);
+      const afterKb = rssKb(pid);
+
+      const byStatus = new Map<number, number>();
+      for (const a of got) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1);
+      log(
+        `proxy RSS: before ${mib(beforeKb)} MiB, peak ${mib(peakKb)} MiB (+${mib(peakKb - beforeKb)}), after ${mib(afterKb)} MiB (+${mib(afterKb - beforeKb)})`,
+      );
+      log(`attacker answers by status: ${JSON.stringify(Object.fromEntries(byStatus))}`);
+      log(
+        `answer ms after the last body byte: max ${Math.round(Math.max(...got.map((a) => a.afterLastByte)))}`,
+      );
+      log(`victim kubectl: ${victim.map((v) => `${v.code}/${v.ms}ms`).join(', ')}`);
+      log(`sample attacker Status: ${got.find((a) => a.status === 408)?.body ?? ''}`);
+
+      // Held bodies are bounded (16 MiB per identity by default); the rest streams.
+      assert.ok(
+        peakKb - beforeKb < 160 * 1024,
+        `peak RSS grew by ${mib(peakKb - beforeKb)} MiB for ${(STREAMS * PER_STREAM) / 2 ** 20} MiB sent`,
+      );
+      assert.ok(
+        afterKb - beforeKb < 120 * 1024,
+        `RSS after the attack is ${mib(afterKb - beforeKb)} MiB above before`,
+      );
+      for (const a of got) {
+        assert.ok(a.status >= 400, `every attacker stream is refused (got ${a.status})`);
+        const s = JSON.parse(a.body) as { kind: string; code: number; message: string };
+        assert.equal(s.kind, 'Status');
+        assert.equal(s.code, a.status);
+      }
+      assert.ok((byStatus.get(408) ?? 0) > 0, 'idle bodies end with 408');
+      for (const v of victim) assert.equal(v.code, 0, `the other user's kubectl works: ${v.err}`);
+      assert.equal(stack.proxy.child.exitCode, null, 'the proxy is still running');
+    });
+
+    test('an idle HTTP/2 body: 408 Status, stream reset', async () => {
+      const session = http2.connect(stack.publicUrl, { ca });
+      session.on('error', () => undefined);
+      const t0 = performance.now();
+      const a = await new Promise<Answer & { rst: number }>((resolve) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': `/k8s/dev/api/v1/namespaces/${NS}/configmaps`,
+          authorization: `Bearer ${attackerToken}`,
+          'content-type': 'application/json',
+        });
+        let status = 0;
+        let body = '';
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('error', () => undefined);
+        req.on('close', () => resolve({ status, body, afterLastByte: 0, rst: req.rstCode ?? -1 }));
+        req.write('{"apiVersion":"v1",');
+        // never more, never ended
+      });
+      session.close();
+      const ms = Math.round(performance.now() - t0);
+      log(`idle h2 body: ${a.status} after ${ms} ms, RST code ${a.rst}: ${a.body}`);
+      assert.equal(a.status, 408);
+      const s = JSON.parse(a.body) as {
+        kind: string;
+        code: number;
+        reason: string;
+        message: string;
+      };
+      assert.equal(s.kind, 'Status');
+      assert.equal(s.code, 408);
+      assert.match(s.message, /sent nothing for 5 s/);
+      assert.ok(ms >= IDLE_S * 1000 - 200, `not before the idle timeout (${ms} ms)`);
+    });
+
+    test('an idle HTTP/1.1 chunked body: 408 Status, connection closed', async () => {
+      const u = new URL(stack.publicUrl);
+      const a = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: `/k8s/dev/api/v1/namespaces/${NS}/configmaps`,
+            method: 'POST',
+            ca,
+            agent: false,
+            headers: {
+              authorization: `Bearer ${attackerToken}`,
+              'content-type': 'application/json',
+              'transfer-encoding': 'chunked',
+            },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            res.on('error', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.write('{"apiVersion":"v1",');
+      });
+      log(`idle h1 body: ${a.status}: ${a.body}`);
+      assert.equal(a.status, 408);
+      assert.equal((JSON.parse(a.body) as { kind: string }).kind, 'Status');
+    });
+  },
+);
