@@ -35,20 +35,23 @@ TS_SOURCES := $(shell find common proxy agent test bench -name '*.ts' -not -path
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# Written beside .tools/node and renamed into place; the tarball is checked
-# before anything in it runs.
+# Unpacked into a temporary directory of its own (several checkouts may share
+# .tools) and renamed into place; the tarball is checked before anything in
+# it runs.
 .tools/node/.installed-$(NODE_VERSION):
 	@test -n "$(NODE_INTEGRITY_$(NODE_PLATFORM))" || { echo "no pinned Node.js $(NODE_VERSION) for $(NODE_PLATFORM): install Node.js >= 24 yourself" >&2; exit 1; }
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js (any version, with npm) or Node.js >= 24" >&2; exit 1; }
-	@rm -rf .tools/.node.tmp && mkdir -p .tools/.node.tmp
-	npm pack --silent --pack-destination .tools/.node.tmp node-$(NODE_PLATFORM)@$(NODE_VERSION) >/dev/null
-	@python3 -c "import base64,hashlib,sys; d=open(sys.argv[1],'rb').read(); got='sha512-'+base64.b64encode(hashlib.sha512(d).digest()).decode(); sys.exit(0 if got==sys.argv[2] else 'node-$(NODE_PLATFORM)@$(NODE_VERSION): integrity '+got+', expected '+sys.argv[2])" \
-	  .tools/.node.tmp/node-$(NODE_PLATFORM)-$(NODE_VERSION).tgz "$(NODE_INTEGRITY_$(NODE_PLATFORM))"
-	tar -xzf .tools/.node.tmp/node-$(NODE_PLATFORM)-$(NODE_VERSION).tgz -C .tools/.node.tmp
-	@rm -rf .tools/node && mv .tools/.node.tmp/package .tools/node && rm -rf .tools/.node.tmp
-	@test "$$(.tools/node/bin/node --version)" = v$(NODE_VERSION)
-	@touch $@
-	@echo "Node.js $(NODE_VERSION) installed in .tools/node (the machine has $(or $(SYSTEM_NODE_MAJOR),no node))"
+	@echo "installing Node.js $(NODE_VERSION) into .tools/node (npm package node-$(NODE_PLATFORM); the machine's node: $(or $(SYSTEM_NODE_MAJOR),none))"
+	@tmp=.tools/.node.$$$$; trap 'rm -rf "$$tmp"' EXIT; rm -rf "$$tmp"; mkdir -p "$$tmp"; \
+	  npm pack --silent --pack-destination "$$tmp" node-$(NODE_PLATFORM)@$(NODE_VERSION) >/dev/null; \
+	  tgz="$$tmp/node-$(NODE_PLATFORM)-$(NODE_VERSION).tgz"; \
+	  python3 -c "import base64,hashlib,sys; got='sha512-'+base64.b64encode(hashlib.sha512(open(sys.argv[1],'rb').read()).digest()).decode(); sys.exit(0 if got==sys.argv[2] else sys.argv[1]+': integrity '+got+', expected '+sys.argv[2])" \
+	    "$$tgz" "$(NODE_INTEGRITY_$(NODE_PLATFORM))"; \
+	  tar -xzf "$$tgz" -C "$$tmp"; \
+	  test "$$("$$tmp/package/bin/node" --version)" = v$(NODE_VERSION); \
+	  touch "$$tmp/package/.installed-$(NODE_VERSION)"; \
+	  rm -rf .tools/node; mv -T "$$tmp/package" .tools/node
+	@node --version
 
 $(NODE_STAMP): package.json package-lock.json $(NODE_DEP)
 	npm ci --no-audit --no-fund
