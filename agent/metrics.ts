@@ -1,6 +1,5 @@
 /**
- * The agent's Prometheus metrics (prom-client), in one place (docs/style.md
- * §10): `kubegate_<subsystem>_<name>_<unit>`, bounded labels only (method,
+ * The agent's Prometheus metrics (prom-client), in one place: `kubegate_<subsystem>_<name>_<unit>`, bounded labels only (method,
  * code, small fixed enums) — never a user, a group, a path or a token; the
  * agent serves one cluster, so there is no cluster label (the scrape target
  * says which cluster it is). docs/metrics.md describes each one.

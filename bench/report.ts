@@ -18,8 +18,7 @@ export function renderReport(r: Report): string {
   return `# Benchmarks
 
 Written by \`make bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC
-in ${Math.round(r.elapsedS)} s. Method and goals P1–P11: performance.md in the project's shared
-docs. Every figure is kubegate measured side by side in the same run
+in ${Math.round(r.elapsedS)} s. Method and goals P1–P11: docs/benchmarks.md. Every figure is kubegate measured side by side in the same run
 against the same upstream reached directly and through nginx configured as two TLS hops, in
 interleaved rounds after a warm-up; results are medians over rounds with the range (min–max).
 

@@ -1,7 +1,7 @@
 /**
  * Configuration: one schema per program, one named defaults object, validated
- * once at start-up with every problem reported together, then frozen
- * (docs/style.md §8). Environment variables and an optional JSON file
+ * once at start-up with every problem reported together, then frozen.
+ * Environment variables and an optional JSON file
  * (KUBEGATE_CONFIG) map onto the same schema; the environment wins.
  */
 import { readFileSync } from 'node:fs';

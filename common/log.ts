@@ -1,7 +1,7 @@
 /**
  * One pino root logger per process. Redaction of credentials is on from the
  * first line: authorization headers, cookies, tokens and impersonation headers
- * never reach a log sink (security.md, "Secrets in logs").
+ * never reach a log sink (docs/security.md, "Secrets in logs").
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
 

@@ -192,7 +192,7 @@ export interface HelloResponse {
 }
 
 /**
- * HTTP/2 tuning for the tunnel (performance.md): stream windows above the
+ * HTTP/2 tuning for the tunnel: stream windows above the
  * 64 KiB default, so one stream can fill the pipe; a high stream limit, since
  * every watch is a stream; more session memory for many open streams. The
  * stream window is also what a stalled reader's stream holds (P5): 512 KiB

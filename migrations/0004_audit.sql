@@ -1,4 +1,4 @@
--- Central audit log (architecture.md "Audit"; proxy/audit/). One row per
+-- Central audit log (proxy/audit/). One row per
 -- audit.k8s.io/v1 Event stage; the whole event is kept as jsonb, and the
 -- fields the API filters on are columns. Partitioned by day (UTC) on the
 -- request's received time, so every stage of one request lands in the same

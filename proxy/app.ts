@@ -139,7 +139,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log: log.child({ part: 'policy' }),
     });
     await policy.start();
-    // Stale grants (security.md): a revoked token, a removed or expired
+    // Stale grants (docs/security.md): a revoked token, a removed or expired
     // binding, an expired token each end the open requests they no longer allow.
     policy.onTokenRevoked((hash) => {
       tokens.evict(hash);

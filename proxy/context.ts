@@ -1,5 +1,5 @@
 /**
- * Per-request state, in one typed object (docs/style.md §5). Stages fill it
+ * Per-request state, in one typed object. Stages fill it
  * in order: route → identity → info → decision.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,6 +1,5 @@
 /**
- * The proxy's Prometheus metrics (prom-client), in one place (docs/style.md
- * §10): names are `kubegate_<subsystem>_<name>_<unit>`, labels carry bounded
+ * The proxy's Prometheus metrics (prom-client), in one place: names are `kubegate_<subsystem>_<name>_<unit>`, labels carry bounded
  * values only — cluster, verb, code and small fixed enums — never a user, a
  * group, a path or a token. docs/metrics.md describes each one.
  *

@@ -1,7 +1,7 @@
 /**
  * The requests in flight on this replica, so a policy change or a token
  * revocation can end the ones it no longer allows — open watches and exec
- * sessions included (security.md, "Stale grants").
+ * sessions included (docs/security.md, "Stale grants").
  */
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/token-store.js';

@@ -1,7 +1,7 @@
 /**
  * The request path for `/k8s/<cluster>/…`, assembled in one place. Reading
  * this function tells a newcomer how a Kubernetes API request flows through
- * kubegate (architecture.md, "The request path").
+ * kubegate.
  */
 import type { Logger } from '../common/log.js';
 import { KgError } from '../common/errors.js';

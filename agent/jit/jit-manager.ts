@@ -1,6 +1,5 @@
 /**
- * Just-in-time service accounts (architecture.md "Just-in-time service
- * accounts"). Per user: a ServiceAccount in the agent's namespace,
+ * Just-in-time service accounts. Per user: a ServiceAccount in the agent's namespace,
  * content-addressed ClusterRoles from the central role rules, and a
  * ClusterRoleBinding (cluster-wide grants) or RoleBindings (namespaced
  * grants, only in namespaces that exist) — then a short-lived TokenRequest

@@ -1,7 +1,7 @@
 /**
  * Central role rules → Kubernetes ClusterRole rules, so both layers decide
  * alike. Kubegate's `*` verb never grants impersonate, escalate or bind
- * (security.md); Kubernetes' `*` would. So `*` on resource rules is spelled
+ * (docs/security.md); Kubernetes' `*` would. So `*` on resource rules is spelled
  * out as the ordinary verbs, and those three stay only where named.
  */
 import type { TunnelRule } from '../../common/tunnel-protocol.js';

@@ -138,7 +138,7 @@ export async function p4Watches(ctx: BenchContext, budgetMs: number): Promise<Ro
         id: 'P4-teardown',
         what: `all ${n2} watches cancelled at once (a controller restarting)`,
         upstream: 'bench upstream',
-        goal: 'kubegate keeps serving (no goal number in performance.md)',
+        goal: 'kubegate keeps serving (no goal number for this row)',
         result: teardown,
         absolute: 'polled every 200 ms for 45 s',
         verdict: agentExited ? 'error' : Number.isFinite(recoveredMs) ? 'info' : 'not met',

@@ -1,7 +1,7 @@
 /**
  * Types shared by the REST API's router and its resource modules: what the
  * handler needs from the proxy (ApiDeps), the per-request state every
- * resource handler gets (ApiCall, one typed object — docs/style.md §5) and
+ * resource handler gets (ApiCall, one typed object) and
  * the shape of a route.
  */
 import type { Logger } from '../../common/log.js';

@@ -1,5 +1,5 @@
 /**
- * What never reaches the audit log (security.md, "Secrets in logs"; compare
+ * What never reaches the audit log (docs/security.md, "Secrets in logs"; compare
  * CVE-2019-11250 and Rancher CVE-2023-22649): Secret `data`/`stringData` in
  * any shape (object, list, patch, watch event), the
  * `kubectl.kubernetes.io/last-applied-configuration` copy of a Secret, the

@@ -191,7 +191,7 @@ const adminOnlyRules: PolicyRule[] = [
 const clusterAdminRules: PolicyRule[] = [
   rule(['*'], ['*'], ['*']),
   { nonResourceURLs: ['*'], verbs: ['*'] },
-  // Kubegate's `*` does not grant these (security.md); cluster-admin names them.
+  // Kubegate's `*` does not grant these (docs/security.md); cluster-admin names them.
   rule(['*'], ['*'], ['impersonate', 'escalate', 'bind']),
 ];
 

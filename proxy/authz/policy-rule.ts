@@ -9,7 +9,7 @@
  * a subresource under any resource (`*` + `/scale`), resourceNames only against
  * a named request, nonResourceURLs with a trailing `*` as a prefix match.
  *
- * Two deliberate differences, both narrowing (security.md "Verb and group
+ * Two deliberate differences, both narrowing (docs/security.md "Verb and group
  * confusion"):
  *  - `impersonate`, `escalate` and `bind` are granted only by a rule that
  *    names them; a `*` verb does not grant them.

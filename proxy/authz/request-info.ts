@@ -7,7 +7,7 @@
  * Source of the facts: k8s.io/apiserver/pkg/endpoints/request/requestinfo.go
  * https://github.com/kubernetes/kubernetes/blob/master/staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go
  *
- * One kubegate rule on top (architecture.md, security.md "Verb and group
+ * One kubegate rule on top (docs/security.md "Verb and group
  * confusion"): `pods/exec`, `pods/attach` and `pods/portforward` are always
  * verb `create`, whatever the HTTP method — a WebSocket upgrade arrives as GET,
  * and `get pods/exec` must never be enough to run commands (KEP-4006,

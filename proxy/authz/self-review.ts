@@ -2,7 +2,7 @@
  * `kubectl auth can-i` through kubegate: SelfSubjectAccessReview and
  * SelfSubjectRulesReview are answered by the proxy from the central policy
  * for that cluster, not forwarded — so the answer is the one kubegate will
- * enforce (architecture.md "Authorization"; authorization.k8s.io/v1).
+ * enforce (authorization.k8s.io/v1).
  */
 import { KgError } from '../../common/errors.js';
 import { clusterUserName } from '../../common/identity-key.js';

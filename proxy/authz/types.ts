@@ -1,5 +1,5 @@
 /**
- * The data the central authorizer decides on (architecture.md "Authorization").
+ * The data the central authorizer decides on.
  * A PolicySnapshot is immutable once built: the authorizer indexes it once and
  * reuses the index for every request, so build a new snapshot for each change.
  */

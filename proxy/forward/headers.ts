@@ -1,6 +1,6 @@
 /**
  * The outgoing header set of a forwarded request, rebuilt from an allow-list
- * (security.md, "Impersonation smuggling"). Client identity headers
+ * (docs/security.md, "Impersonation smuggling"). Client identity headers
  * (Authorization, Impersonate-*, X-Remote-*) are never copied; anything the
  * client named in `Connection` is dropped before the allow-list is applied,
  * so a client can never make hop-by-hop stripping remove *our* headers. We

@@ -1,5 +1,5 @@
 /**
- * Cluster health, measured from live tunnels (architecture.md, "Scale-out"):
+ * Cluster health, measured from live tunnels:
  * a cluster is online when at least one replica with a fresh heartbeat holds
  * a tunnel for it. For each cluster: which replicas, since when, and the
  * agent version(s) connected.

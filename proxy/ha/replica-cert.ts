@@ -1,7 +1,7 @@
 /**
  * Replica peer certificates: each replica issues its own from the internal
  * server CA (sealed by the master key in PostgreSQL), so replicas prove who
- * they are with certificates and never a shared static key (security.md,
+ * they are with certificates and never a shared static key (docs/security.md,
  * "Tunnel identity"). A peer is accepted only if its certificate chains to
  * that CA *and* carries exactly one replica URI SAN: the front's serving
  * certificate comes from the same CA but names no replica, and agent

@@ -1,5 +1,5 @@
 /**
- * The replica registry (architecture.md, "Scale-out"): each replica writes
+ * The replica registry: each replica writes
  * its own row (id, peer address, heartbeat, draining) and one row per tunnel
  * it holds, and reads everyone's, so a request for a cluster whose tunnels
  * are elsewhere knows which peer to ask. Replicas that stop heart-beating

@@ -3,7 +3,7 @@
  * robots, scripts) or a browser session cookie. A request with an
  * Authorization header is judged on that header alone, never on a cookie.
  *
- * Browser requests get cross-site request forgery checks (security.md,
+ * Browser requests get cross-site request forgery checks (docs/security.md,
  * "Browser"): a cross-site fetch (Sec-Fetch-Site) or a foreign Origin is
  * refused outright, and every state-changing call (anything but GET/HEAD)
  * must carry the session's CSRF token in `X-CSRF-Token` — a header no other

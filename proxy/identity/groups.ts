@@ -1,7 +1,6 @@
 /**
  * Reading the groups claim of a signed-in user. Every shape a provider sends
- * is handled explicitly, and none of them means "allow by default"
- * (architecture.md, "Identity"):
+ * is handled explicitly, and none of them means "allow by default":
  *
  *  - a JSON array of strings (Okta, Keycloak, Dex, oidc-provider);
  *  - a comma-separated string (some SAML-bridged and LDAP-backed providers);

@@ -2,7 +2,7 @@
  * The part of the proxy configuration identity uses, checked once at start-up
  * (the schema checks single fields; these rules span several). The redirect
  * URI and the kubeconfig server URL come from here only — never from `Host`
- * or `X-Forwarded-*` (security.md, "OIDC").
+ * or `X-Forwarded-*` (docs/security.md, "OIDC").
  */
 import { KgError } from '../../common/errors.js';
 

@@ -1,7 +1,7 @@
 /**
  * Stage 1 of the request path: take the cluster from `/k8s/<cluster>/…` and
  * validate the RAW request target before anything decodes it
- * (architecture.md "The request path"; security.md "Path confusion").
+ * (docs/security.md "Path confusion").
  *
  * The rule that makes the rest safe: the bytes we forward are exactly the raw
  * remainder of the path, and the segments we authorise are decoded from those

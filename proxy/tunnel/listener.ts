@@ -87,7 +87,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     key: deps.keyPem,
     ca: deps.agentCaPem,
     minVersion: 'TLSv1.3',
-    // Security.md "Tunnel identity": no certificate, a foreign CA or an
+    // docs/security.md "Tunnel identity": no certificate, a foreign CA or an
     // expired certificate fails the handshake with a TLS alert, before any
     // application byte is read. Only `h2` and renewal are offered: any other
     // ALPN is a `no_application_protocol` alert.

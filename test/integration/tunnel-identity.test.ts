@@ -1,5 +1,5 @@
 /**
- * Tunnel identity and enrollment (security.md, "Tunnel identity"): one-time,
+ * Tunnel identity and enrollment (docs/security.md, "Tunnel identity"): one-time,
  * expiring bootstrap tokens on the enrollment port, which asks for no client
  * certificate and serves nothing else; the tunnel port refuses in the TLS
  * handshake every client without a valid agent certificate (none, foreign CA,

@@ -1,5 +1,5 @@
 /**
- * Impersonation smuggling (security.md; Rancher CVE-2021-36776,
+ * Impersonation smuggling (docs/security.md; Rancher CVE-2021-36776,
  * CVE-2021-31999): no client identity header ever leaves the proxy, whatever
  * its case, repetition or Connection-header trickery.
  */

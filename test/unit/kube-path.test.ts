@@ -1,5 +1,5 @@
 /**
- * Route + raw path validation (security.md "Path confusion"). A table of
+ * Route + raw path validation (docs/security.md "Path confusion"). A table of
  * accepted and rejected targets, including the shapes of Envoy
  * CVE-2019-9901 and Traefik CVE-2025-32431, then properties: accepted targets
  * reassemble to the input byte for byte, and whatever is accepted decodes to
