@@ -139,7 +139,7 @@ const managed = (o: string) =>
  *  - ClusterRoleBindings and RoleBindings named `kg-…`, labelled managed-by
  *    kubegate with a `kubegate.dev/user` key, whose roleRef is such a
  *    ClusterRole and whose one subject is a `kg-…` ServiceAccount of the
- *    agent's own namespace (deletes: kubegate-labelled ones only, which idle
+ *    agent's own namespace (deletes: kg-… bindings labelled with a user key, which idle
  *    clean-up needs for orphans; the agent cannot label anything itself);
  *  - ServiceAccounts `kg-…` (labelled) in its namespace, and tokens for them only;
  *  - the Secret `kubegate-agent-identity`, never a service-account-token Secret.
@@ -160,6 +160,15 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
     "object.roleRef.name.startsWith('kubegate:')",
     'has(object.subjects) && size(object.subjects) == 1',
     "object.subjects.all(s, s.kind == 'ServiceAccount' && s.name.startsWith('kg-') && has(s.namespace) && s.namespace == variables.ns)",
+  ].join(' && ');
+  // Deletes: the agent's own JIT bindings only (named kg-…, labelled managed-by
+  // kubegate with a user key) — idle clean-up removes orphans whose subject is
+  // gone, so the subject is not checked; the agent's own `kubegate-agent`
+  // binding carries the managed-by label too, and must stay out of reach.
+  const bindingDeleteOk = [
+    "oldObject.metadata.name.startsWith('kg-')",
+    managed('oldObject'),
+    "'kubegate.dev/user' in oldObject.metadata.labels",
   ].join(' && ');
   return [
     {
@@ -201,7 +210,7 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
               'the kubegate agent may only write ClusterRoles named kubegate:… and labelled app.kubernetes.io/managed-by=kubegate',
           },
           {
-            expression: `!(variables.res in ['clusterrolebindings', 'rolebindings']) || (${del} ? ${managed('oldObject')} : (${bindingOk}))`,
+            expression: `!(variables.res in ['clusterrolebindings', 'rolebindings']) || (${del} ? (${bindingDeleteOk}) : (${bindingOk}))`,
             message:
               "the kubegate agent may only write bindings named kg-…, labelled managed-by kubegate, of a kubegate:… ClusterRole to one kg-… ServiceAccount in the agent's namespace",
           },

@@ -15,6 +15,7 @@ import { kubeConfigFor } from '../../agent/kube-client.js';
 import { JitManager } from '../../agent/jit/jit-manager.js';
 import { createLogger } from '../../common/log.js';
 import { isKgError } from '../../common/errors.js';
+import { identityKey } from '../../common/identity-key.js';
 import type { TunnelGrant } from '../../common/tunnel-protocol.js';
 
 const NS = 'kubegate-system';
@@ -79,7 +80,7 @@ describe('JIT accounts under races (real apiserver)', { timeout: 180_000 }, () =
     await core.deleteNamespacedServiceAccount({ name: account, namespace: NS });
     // Make the next request need a fresh token, as it would when the cached one ages out.
     (jit as unknown as { users: Map<string, { tokenRefreshAt: number }> }).users.get(
-      user,
+      identityKey('user', user),
     )!.tokenRefreshAt = 0;
     const again = await jit.credentialFor(user, [], grants);
     assert.match(again.token, /^ey/);
