@@ -19,7 +19,7 @@ import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
 import { hdrRanAs } from '../common/tunnel-protocol.js';
-import { endClientBody, forward, type AnyRequest } from './forward/forward.js';
+import { endClientBodyAfterAnswer, forward, type AnyRequest } from './forward/forward.js';
 import {
   respondError,
   toKgError,
@@ -296,7 +296,7 @@ async function run(
     // would hold the stream, and what it sends, for ever.
     const code = toKgError(err).code;
     if (code === 'KG_ERR_BODY_TIMEOUT' || code === 'KG_ERR_BODY_BUDGET' || 'stream' in req)
-      res.once('finish', () => endClientBody(req));
+      endClientBodyAfterAnswer(req, res);
     throw err;
   } finally {
     lease?.release();

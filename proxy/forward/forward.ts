@@ -163,7 +163,7 @@ export async function forward(
 /** The 408 for a body that stopped arriving; the client's stream is ended once it is answered. */
 function bodyTimeout(req: AnyRequest, res: AnyResponse, idleMs: number): KgError {
   proxyMetrics.dataplane.bodyRefusal('idle');
-  res.once('finish', () => endClientBody(req));
+  endClientBodyAfterAnswer(req, res);
   return new KgError(
     'KG_ERR_BODY_TIMEOUT',
     `the request body sent nothing for ${Math.round(idleMs / 1000)} s; the request was cancelled`,
@@ -171,14 +171,26 @@ function bodyTimeout(req: AnyRequest, res: AnyResponse, idleMs: number): KgError
 }
 
 /**
- * After a complete answer to a request whose body is still open, tell the
- * client to stop sending it: RST_STREAM(NO_ERROR) on HTTP/2 (RFC 9113
- * §8.1), the connection closed on HTTP/1.1.
+ * Once the answer to a request whose body is still open has been written in
+ * full, tell the client to stop sending it: RST_STREAM(NO_ERROR) on HTTP/2
+ * (RFC 9113 §8.1: after the frame with END_STREAM), the connection closed on
+ * HTTP/1.1. On HTTP/2 this waits for the stream's own 'finish', not the
+ * response's: the compatibility layer emits that only when the stream
+ * closes, which a client that never ends its body never lets happen.
  */
-export function endClientBody(req: AnyRequest): void {
+export function endClientBodyAfterAnswer(req: AnyRequest, res: AnyResponse): void {
   if ('stream' in req) {
-    if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  } else if (!req.complete) req.socket.destroy();
+    const stream = req.stream;
+    const close = () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    };
+    if (stream.writableFinished) close();
+    else stream.once('finish', close);
+  } else {
+    res.once('finish', () => {
+      if (!req.complete) req.socket.destroy();
+    });
+  }
 }
 
 /** A timer that fires after `ms` without a `poke()`; `ms` 0: never. */
