@@ -19,7 +19,7 @@ import { decodeReview } from './authz/review-protobuf.js';
 import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
 import { hdrRanAs } from '../common/tunnel-protocol.js';
-import { endClientBodyAfterAnswer, forward, type AnyRequest } from './forward/forward.js';
+import { forward, type AnyRequest } from './forward/forward.js';
 import {
   respondError,
   toKgError,
@@ -289,15 +289,6 @@ async function run(
     } finally {
       untrack();
     }
-  } catch (err) {
-    // Refused with its body unread: once answered, the client is told to stop
-    // sending it (RST_STREAM NO_ERROR on HTTP/2; for 408 and 429 the HTTP/1.1
-    // connection is closed). Otherwise a client that never ends its body
-    // would hold the stream, and what it sends, for ever.
-    const code = toKgError(err).code;
-    if (code === 'KG_ERR_BODY_TIMEOUT' || code === 'KG_ERR_BODY_BUDGET' || 'stream' in req)
-      endClientBodyAfterAnswer(req, res);
-    throw err;
   } finally {
     lease?.release();
   }

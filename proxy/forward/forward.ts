@@ -120,7 +120,7 @@ export async function forward(
   const plan: BodyPlan = opts.body
     ? { kind: 'held', body: opts.body }
     : declared === undefined && hasBody(req)
-      ? await holdBody(req, res, opts)
+      ? await holdBody(req, opts)
       : { kind: 'live' };
   const tried = new Set<Tunnel>();
   let from: Tunnel | undefined;
@@ -161,36 +161,12 @@ export async function forward(
 }
 
 /** The 408 for a body that stopped arriving; the client's stream is ended once it is answered. */
-function bodyTimeout(req: AnyRequest, res: AnyResponse, idleMs: number): KgError {
+function bodyTimeout(idleMs: number): KgError {
   proxyMetrics.dataplane.bodyRefusal('idle');
-  endClientBodyAfterAnswer(req, res);
   return new KgError(
     'KG_ERR_BODY_TIMEOUT',
     `the request body sent nothing for ${Math.round(idleMs / 1000)} s; the request was cancelled`,
   );
-}
-
-/**
- * Once the answer to a request whose body is still open has been written in
- * full, tell the client to stop sending it: RST_STREAM(NO_ERROR) on HTTP/2
- * (RFC 9113 §8.1: after the frame with END_STREAM), the connection closed on
- * HTTP/1.1. On HTTP/2 this waits for the stream's own 'finish', not the
- * response's: the compatibility layer emits that only when the stream
- * closes, which a client that never ends its body never lets happen.
- */
-export function endClientBodyAfterAnswer(req: AnyRequest, res: AnyResponse): void {
-  if ('stream' in req) {
-    const stream = req.stream;
-    const close = () => {
-      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    };
-    if (stream.writableFinished) close();
-    else stream.once('finish', close);
-  } else {
-    res.once('finish', () => {
-      if (!req.complete) req.socket.destroy();
-    });
-  }
 }
 
 /** A timer that fires after `ms` without a `poke()`; `ms` 0: never. */
@@ -210,7 +186,7 @@ function idleTimer(ms: number | undefined, fire: () => void) {
  * when it stops arriving. Held whole while the budget grants each chunk;
  * otherwise what was read so far is handed on and the rest streamed.
  */
-function holdBody(req: AnyRequest, res: AnyResponse, opts: ForwardOptions): Promise<BodyPlan> {
+function holdBody(req: AnyRequest, opts: ForwardOptions): Promise<BodyPlan> {
   const limit = opts.maxRequestBody;
   const audit = opts.audit;
   const lease = opts.lease;
@@ -226,7 +202,7 @@ function holdBody(req: AnyRequest, res: AnyResponse, opts: ForwardOptions): Prom
     const idle = idleTimer(opts.bodyIdleMs, () => {
       stop();
       chunks.length = 0;
-      reject(bodyTimeout(req, res, opts.bodyIdleMs!));
+      reject(bodyTimeout(opts.bodyIdleMs!));
     });
     const onData = (chunk: Buffer) => {
       seen += chunk.length;
@@ -376,7 +352,7 @@ function send(
         if (bodyEnded || settled) return;
         req.off('data', onData);
         cancelTunnelStream(tunnel, stream);
-        done(bodyTimeout(req, res, opts.bodyIdleMs!));
+        done(bodyTimeout(opts.bodyIdleMs!));
       });
       // The body is read as it arrives (so nothing of it waits unaccounted in
       // the front's HTTP/2 flow-control window) and charged to the budget for

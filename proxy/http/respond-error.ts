@@ -10,6 +10,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KgError, isKgError, kubeStatus, problemOf } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { endClientBodyAfterAnswer } from './refused-body.js';
 
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
@@ -64,6 +65,8 @@ export function respondError(
   if (e.status === 401 && kube) headers['www-authenticate'] = 'Bearer realm="kubegate"';
   res.writeHead(e.status, headers);
   res.end(body);
+  // A body the client is still sending is read and dropped, then cut off.
+  endClientBodyAfterAnswer(res.req, res);
 }
 
 /** The same error as a raw HTTP/1.1 response on an upgrade socket, then close it. */

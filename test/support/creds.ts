@@ -61,22 +61,29 @@ export function rawRequest(
         timeout: opts.timeoutMs ?? 30_000,
       },
       (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
+        const done = () =>
           resolve({
             status: res.statusCode ?? 0,
             headers: res.headers,
             body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', reject);
+          });
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', done);
+        // A server may answer before the body is sent and close the connection:
+        // the answer counts (as in Go's client); the write error does not.
+        res.on('close', done);
+        res.on('error', () => undefined);
       },
     );
+    let answered = false;
     req.on('timeout', () =>
       req.destroy(new Error(`no answer within ${opts.timeoutMs ?? 30_000} ms`)),
     );
-    req.on('error', reject);
+    req.on('error', (e) => {
+      if (!answered) reject(e);
+    });
     req.end(opts.body);
   });
 }
