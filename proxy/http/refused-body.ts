@@ -55,3 +55,17 @@ export function endClientBodyAfterAnswer(req: AnyRequest, res: AnyResponse): voi
     );
   }
 }
+
+/**
+ * HTTP/1.1 only, before an error answer is written: when the client has not
+ * finished sending its body, keep the connection open past the answer so the
+ * rest is read and dropped (then the grace above cuts it off). Node would
+ * otherwise close a `Connection: close` request's socket right after the
+ * answer, with the client's bytes still arriving: the kernel answers those
+ * with a reset, and the client loses the answer it had not read yet (a
+ * "lingering close", as Go's and Apache's servers do it).
+ */
+export function lingerForRefusedBody(req: AnyRequest, res: AnyResponse): void {
+  if (!('stream' in req) && !req.complete && !res.headersSent)
+    (res as { shouldKeepAlive: boolean }).shouldKeepAlive = true;
+}

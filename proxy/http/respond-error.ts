@@ -10,7 +10,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KgError, isKgError, kubeStatus, problemOf } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { endClientBodyAfterAnswer } from './refused-body.js';
+import { endClientBodyAfterAnswer, lingerForRefusedBody } from './refused-body.js';
 
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
@@ -63,6 +63,7 @@ export function respondError(
   if (e.retryAfter) headers['retry-after'] = e.retryAfter;
   if (auditId) headers['audit-id'] = auditId;
   if (e.status === 401 && kube) headers['www-authenticate'] = 'Bearer realm="kubegate"';
+  lingerForRefusedBody(res.req, res);
   res.writeHead(e.status, headers);
   res.end(body);
   // A body the client is still sending is read and dropped, then cut off.

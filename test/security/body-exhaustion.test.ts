@@ -188,8 +188,10 @@ describe(
         peakKb - beforeKb < 160 * 1024,
         `peak RSS grew by ${mib(peakKb - beforeKb)} MiB for ${(STREAMS * PER_STREAM) / 2 ** 20} MiB sent`,
       );
+      // After: freed memory is not always handed back to the system at once
+      // (seen +20 to +110 MiB); before the fix it stayed at +530 MiB.
       assert.ok(
-        afterKb - beforeKb < 120 * 1024,
+        afterKb - beforeKb < 160 * 1024,
         `RSS after the attack is ${mib(afterKb - beforeKb)} MiB above before`,
       );
       // Under this flood the front's HTTP/2 layer may refuse streams before
@@ -217,6 +219,55 @@ describe(
       }
       for (const v of victim) assert.equal(v.code, 0, `the other user's kubectl works: ${v.err}`);
       assert.equal(stack.proxy.child.exitCode, null, 'the proxy is still running');
+    });
+
+    test('refused large bodies on one HTTP/2 session: each answered, the session stays usable', async () => {
+      // Before: a refused request's body was left unread; each pinned up to
+      // its stream window in the session's memory, and after eight 1–5 MB
+      // refusals Node refused every new stream on the session
+      // (ENHANCE_YOUR_CALM) — kubectl's connection was dead.
+      const session = http2.connect(stack.publicUrl, { ca });
+      session.on('error', () => undefined);
+      const statuses: (number | string)[] = [];
+      for (let i = 0; i < 24; i++) {
+        const size = [1_000_000, 3_000_000, 2_500_000][i % 3]!;
+        statuses.push(
+          await new Promise<number | string>((resolve) => {
+            const req = session.request(
+              {
+                ':method': 'POST',
+                // default: mallory may not write there (403); i % 4 == 3 without a token (401)
+                ':path': '/k8s/dev/api/v1/namespaces/default/configmaps',
+                ...(i % 4 === 3 ? {} : { authorization: `Bearer ${attackerToken}` }),
+                'content-type': 'application/json',
+              },
+              { endStream: false },
+            );
+            let status = 0;
+            req.on('response', (h) => (status = Number(h[':status'])));
+            req.resume();
+            req.on('error', (e) => resolve(`error: ${e.message}`));
+            req.on('close', () => resolve(status));
+            req.end(Buffer.alloc(size, 0x61));
+          }),
+        );
+      }
+      const ok = await new Promise<number>((resolve) => {
+        const req = session.request({
+          ':path': `/k8s/dev/api/v1/namespaces/${NS}/configmaps`,
+          authorization: `Bearer ${attackerToken}`,
+        });
+        let status = 0;
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.resume();
+        req.on('close', () => resolve(status));
+        req.on('error', () => resolve(-1));
+      });
+      session.close();
+      log(`refused large bodies on one session: ${statuses.join(' ')}; then a list: ${ok}`);
+      for (const [i, st] of statuses.entries())
+        assert.equal(st, i % 4 === 3 ? 401 : 403, `request ${i} is answered with its refusal`);
+      assert.equal(ok, 200, 'the session still carries requests');
     });
 
     test('an idle HTTP/2 body: 408 Status, stream reset', async () => {
