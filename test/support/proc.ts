@@ -12,6 +12,11 @@ export interface Proc {
   /** Resolves with the first output line matching `re`. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * How the process ended, when it ended by itself (not by stop()): kubegate's
+   * processes must not die under a test unless the test ends them.
+   */
+  unexpectedExit(): string | undefined;
 }
 
 const live = new Set<ChildProcess>();
@@ -51,9 +56,13 @@ export function startKubegate(
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
+  let stopping = false;
+  let unexpected: string | undefined;
   const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       live.delete(child);
+      if (!stopping)
+        unexpected = `${name} (pid ${child.pid}) exited by itself with ${signal ?? `code ${code}`}; its last output:\n${out.slice(-3000)}`;
       resolve(code);
     }),
   );
@@ -86,8 +95,10 @@ export function startKubegate(
         });
       });
     },
+    unexpectedExit: () => unexpected,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      stopping = true;
       child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       const code = await exited;

@@ -73,9 +73,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'kg-stack-'));
   mkdirSync(dir, { recursive: true });
   const cleanup: (() => Promise<unknown>)[] = [];
+  // kubegate's own processes: none may end under a test unless the test ends it (issue #17).
+  const watched: Proc[] = [];
   const stop = async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
     if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  };
+  const stopAndCheck = async () => {
+    await stop();
+    const died = watched.map((p) => p.unexpectedExit()).filter((m) => m !== undefined);
+    if (died.length)
+      throw new Error(`a kubegate process ended during the test:\n${died.join('\n---\n')}`);
   };
   try {
     log('starting PostgreSQL');
@@ -113,6 +121,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
     log('starting the proxy');
     const proxy = startKubegate(['proxy'], env, 'proxy');
+    watched.push(proxy);
     cleanup.push(() => proxy.stop());
     await proxy.waitFor(/kubegate proxy listening/, 30_000);
 
@@ -183,6 +192,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         tunnelAddress ? { ...e, KUBEGATE_TUNNEL_ADDRESS: tunnelAddress } : e,
         `agent-${name}`,
       );
+      watched.push(agent);
       agents.set(tunnelAddress ? `${name}@${tunnelAddress}` : name, agent);
       await agent.waitFor(/"msg":"tunnel up"/, 30_000);
       return agent;
@@ -239,6 +249,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnel}`,
         };
         const replica = startKubegate(['proxy'], renv, 'proxy-replica');
+        watched.push(replica);
         cleanup.push(() => replica.stop());
         await replica.waitFor(/kubegate proxy listening/, 30_000);
         return { proxy: replica, env: renv, publicUrl: renv.KUBEGATE_PUBLIC_URL };
@@ -246,7 +257,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       async sql<T>(text: string, params: unknown[] = []) {
         return (await sqlPool.query(text, params)).rows as T[];
       },
-      stop,
+      stop: stopAndCheck,
     };
   } catch (err) {
     await stop();
