@@ -265,7 +265,7 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
     assert.equal(outcome, 'refused');
   });
 
-  test('rolling restart of all three: watch keeps printing, exec sessions survive other replicas and end with their own, no request fails, all audited', async () => {
+  test('rolling restart of all three: watch keeps printing, exec sessions survive other replicas and end with their own, no request fails, all audited', async (t) => {
     const admin = { kubeconfig: stack.clusters.get('east')!.kubeconfig };
     await kubectlOk(['run', 'sleeper', '--image=busybox', '-n', 'default'], admin);
     await kubectlOk(
@@ -353,6 +353,13 @@ describe('scale-out: three replicas, two clusters', { timeout: 900_000 }, () => 
         await sleep(100);
       }
     })();
+    // Whatever happens below, the loops end with the test (else a failure
+    // would leave them spawning kubectl against a stopped stack for ever).
+    t.after(() => {
+      stopping = true;
+      requestsDone = true;
+      watcher?.kill('SIGKILL');
+    });
     await sleep(1500);
     const execs = [stay, moving];
     const home = new Map([
