@@ -291,12 +291,13 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       ],
       admin,
     );
-    // An orphan as a crash mid-reconcile would leave: our labels, no account.
+    // An orphan as a crash mid-reconcile would leave: our name and labels, no
+    // account (the agent's admission fence lets it delete only kg-… bindings).
     await kubectlOk(
       [
         'create',
         'rolebinding',
-        'orphan',
+        'kg-u-0000000000000000-0000',
         '--clusterrole=view',
         '--serviceaccount=kubegate-system:ghost',
         '-n',
@@ -308,7 +309,7 @@ describe('just-in-time service accounts', { timeout: 600_000 }, () => {
       [
         'label',
         'rolebinding',
-        'orphan',
+        'kg-u-0000000000000000-0000',
         '-n',
         'team-a',
         'app.kubernetes.io/managed-by=kubegate',
