@@ -111,9 +111,12 @@ describe(
           child.once('error', reject);
           child.once('exit', (code) => {
             clearTimeout(timer);
+            child.stdin.destroy();
             resolve({ code, out });
           });
-          child.stdin.end('kube gate\n');
+          // Typed, but stdin is not ended: at EOF script(1) would type Ctrl-D into the
+          // terminal too, a keystroke that races kubectl's set-up and is sometimes echoed.
+          child.stdin.write('kube gate\n');
         });
         assert.equal(r.code, 5, r.out);
         assert.match(r.out, /\/dev\/pts\/\d+\r?\n/, 'the command runs on a terminal');
