@@ -201,7 +201,7 @@ export function forwardUpgrade(
         }
         if (spdyStreams) socket.on('data', (c: Buffer) => spdyStreams.feed(c));
         socket.pipe(stream);
-        // Cluster → client, following the WebSocket frames (so an early end
+        // Cluster → client, following its WebSocket or SPDY frames (so an early end
         // can come between two of them); ends the socket when the stream ends.
         stream.on('data', (chunk: Buffer) => {
           if (stopped || finished) return;
