@@ -248,7 +248,9 @@ describe('the test cluster runs things (kube-scheduler + kwok)', { timeout: 600_
       const inner = [
         'stty cols 123 rows 45;',
         `exec '${kubectlPath()}' --kubeconfig '${admin.kubeconfig}' -n ${NS} exec -it ${pod}`,
-        `-- sh -c 'tty; stty size; exit 7'`,
+        // The size travels on its own channel and may land just after the command starts
+        // (`stty size` then says 0 0, seen once in 10 runs): wait up to 5 s for it.
+        `-- sh -c 'tty; for i in $(seq 50); do [ "$(stty size)" != "0 0" ] && break; sleep 0.1; done; stty size; exit 7'`,
       ].join(' ');
       const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
         const child = spawn('script', ['-qec', inner, '/dev/null'], {
