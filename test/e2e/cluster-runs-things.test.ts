@@ -241,14 +241,20 @@ describe('the test cluster runs things (kube-scheduler + kwok)', { timeout: 600_
 
     test(`exec -it (${transport.name}) gets a terminal of the client's size`, async () => {
       // kubectl wants a terminal on its stdin for -t: script(1) gives it one, 45 rows × 123 cols.
+      // script's own stdin stays open (a pipe nobody writes to) until it exits, like a user's
+      // idle keyboard: at EOF on its stdin script types Ctrl-D into the terminal, and that
+      // keystroke, racing kubectl's set-up, reached the remote terminal now and then and was
+      // echoed there (`^@` in the output, about 1 run in 20).
       const inner = [
         'stty cols 123 rows 45;',
         `exec '${kubectlPath()}' --kubeconfig '${admin.kubeconfig}' -n ${NS} exec -it ${pod}`,
-        `-- sh -c 'tty; stty size; exit 7'`,
+        // The size travels on its own channel and may land just after the command starts
+        // (`stty size` then says 0 0, seen once in 10 runs): wait up to 5 s for it.
+        `-- sh -c 'tty; for i in $(seq 50); do [ "$(stty size)" != "0 0" ] && break; sleep 0.1; done; stty size; exit 7'`,
       ].join(' ');
       const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
         const child = spawn('script', ['-qec', inner, '/dev/null'], {
-          stdio: ['ignore', 'pipe', 'pipe'],
+          stdio: ['pipe', 'pipe', 'pipe'],
           env: { ...process.env, KUBECONFIG: '', ...transport.exec },
         });
         let out = '';
@@ -258,6 +264,7 @@ describe('the test cluster runs things (kube-scheduler + kwok)', { timeout: 600_
         child.once('error', reject);
         child.once('exit', (code) => {
           clearTimeout(timer);
+          child.stdin.destroy();
           resolve({ code, out });
         });
       });

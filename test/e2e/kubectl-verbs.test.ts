@@ -97,7 +97,9 @@ describe(
         const inner = [
           'stty cols 101 rows 33;',
           `exec '${kubectlPath()}' --kubeconfig '${user.kubeconfig}' -n ${NS} exec -it ${pod}`,
-          `-- sh -c 'tty; stty size; read a b; echo "got-$b-$a"; exit 5'`,
+          // The size travels on its own channel and may land just after the command starts:
+          // wait up to 5 s for it.
+          `-- sh -c 'tty; for i in $(seq 50); do [ "$(stty size)" != "0 0" ] && break; sleep 0.1; done; stty size; read a b; echo "got-$b-$a"; exit 5'`,
         ].join(' ');
         const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
           const child = spawn('script', ['-qec', inner, '/dev/null'], {
@@ -111,9 +113,12 @@ describe(
           child.once('error', reject);
           child.once('exit', (code) => {
             clearTimeout(timer);
+            child.stdin.destroy();
             resolve({ code, out });
           });
-          child.stdin.end('kube gate\n');
+          // Typed, but stdin is not ended: at EOF script(1) would type Ctrl-D into the
+          // terminal too, a keystroke that races kubectl's set-up and is sometimes echoed.
+          child.stdin.write('kube gate\n');
         });
         assert.equal(r.code, 5, r.out);
         assert.match(r.out, /\/dev\/pts\/\d+\r?\n/, 'the command runs on a terminal');
