@@ -7,7 +7,7 @@
 # runtime is distroless (no shell, no package manager), runs as the non-root
 # user 65532 and writes nothing to its root filesystem, so it runs with
 # readOnlyRootFilesystem: true. Build and tag scheme: docs/operations.md.
-ARG NODE_MAJOR=20
+ARG NODE_MAJOR=24
 
 # --- build: compile dist/ -----------------------------------------------------
 FROM node:${NODE_MAJOR}-bookworm-slim AS build

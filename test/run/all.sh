@@ -8,9 +8,13 @@
 set -u
 mkdir -p test-results
 long_log=test-results/long.log
-node --test --test-concurrency=2 --test-reporter=spec dist/test/long/ >"$long_log" 2>&1 &
+node --test --test-concurrency=2 --test-reporter=spec 'dist/test/long/**/*.test.js' >"$long_log" 2>&1 &
 long_pid=$!
-node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/integration/ dist/test/e2e/ dist/test/security/
+node --test --test-concurrency=1 --test-reporter=spec \
+  'dist/test/unit/**/*.test.js' \
+  'dist/test/integration/**/*.test.js' \
+  'dist/test/e2e/**/*.test.js' \
+  'dist/test/security/**/*.test.js'
 main=$?
 echo "# waiting for the long tests (test/long/, started beside the main suite)…"
 wait "$long_pid"
