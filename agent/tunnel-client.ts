@@ -345,9 +345,11 @@ export class TunnelClient {
     this.retiredAt = Date.now();
     clearTimeout(this.timer);
     clearInterval(this.watchdog);
-    this.server.close();
     const socket = this.socket;
-    if (!socket) return Promise.resolve();
+    if (!socket) {
+      this.server.close();
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const linger = setTimeout(() => {
         this.deps.log.info(
@@ -364,6 +366,11 @@ export class TunnelClient {
       // The session of an earlier socket is destroyed already; one not yet up has none.
       if (session && !session.closed && !session.destroyed) session.close(() => socket.destroy());
       else socket.destroy();
+      // After the session's own close: in Node 24 (not 20), server.close() closes
+      // every session of the server too, and a session closed that way would
+      // skip the callback above (close() on a closed session is a no-op), so
+      // the socket, and every watch on it, would be destroyed at once.
+      this.server.close();
     });
   }
 
