@@ -26,7 +26,12 @@ export async function runDev(_args: string[]): Promise<void> {
   say('starting the local stack (first run builds nothing here: run through `make dev`)');
   say('starting the dev identity provider (oidc-provider) with demo users');
   const sso = await startStackIdp();
-  const stack = await startStack({ dir: state, log: say, proxyEnv: sso.proxyEnv });
+  const stack = await startStack({
+    dir: state,
+    log: say,
+    proxyEnv: sso.proxyEnv,
+    processesMayExit: true,
+  });
   // The agent comes back when it dies, as its Deployment would bring it back.
   let streaming = false;
   const supervisor = superviseAgent(stack, 'dev', {

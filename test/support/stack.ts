@@ -37,6 +37,11 @@ export interface StackOptions {
   log?: (msg: string) => void;
   /** Reuse a running Postgres / cluster (several stacks in one suite). */
   pg?: PgServer;
+  /**
+   * `make dev`: its agents may be killed and are restarted by a supervisor, so
+   * stop() does not fail when one ended by itself (tests never set this).
+   */
+  processesMayExit?: boolean;
 }
 
 export interface Stack {
@@ -81,6 +86,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
   const stopAndCheck = async () => {
     await stop();
+    if (opts.processesMayExit) return;
     const died = watched.map((p) => p.unexpectedExit()).filter((m) => m !== undefined);
     if (died.length)
       throw new Error(`a kubegate process ended during the test:\n${died.join('\n---\n')}`);
