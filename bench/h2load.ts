@@ -69,7 +69,7 @@ export function h2load(o: H2loadOptions): Promise<H2loadResult> {
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
     child.once('error', reject);
-    child.once('exit', () => {
+    child.once('close', () => {
       try {
         resolve(parseH2load(out));
       } catch (err) {

@@ -33,7 +33,7 @@ function buildClient(out: string): Promise<void> {
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', (e) => reject(new Error(`go build of test/argo-client: ${e.message}`)));
-    child.once('exit', (code) =>
+    child.once('close', (code) =>
       code === 0 ? resolve() : reject(new Error(`go build of test/argo-client failed: ${err}`)),
     );
   });

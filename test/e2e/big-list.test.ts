@@ -119,7 +119,7 @@ async function listMeasured(ns: string): Promise<Measured> {
       k.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
       k.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
       k.once('error', reject);
-      k.once('exit', (code) =>
+      k.once('close', (code) =>
         code === 0 ? resolve(stdout) : reject(new Error(`kubectl get failed (${code}): ${stderr}`)),
       );
     });

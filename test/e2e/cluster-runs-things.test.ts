@@ -262,7 +262,7 @@ describe('the test cluster runs things (kube-scheduler + kwok)', { timeout: 600_
         child.stderr.on('data', (b: Buffer) => (out += b.toString()));
         const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
         child.once('error', reject);
-        child.once('exit', (code) => {
+        child.once('close', (code) => {
           clearTimeout(timer);
           child.stdin.destroy();
           resolve({ code, out });

@@ -106,12 +106,15 @@ function openExec(r: Replica, label: string): ExecSession {
   let done = false;
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stdin!.on('error', () => undefined);
-  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
-    child.once('exit', (code) => {
+  // Timed at 'exit'; settled at 'close', once its output is all read.
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) => {
+    let at = 0;
+    child.once('exit', () => (at = Date.now()));
+    child.once('close', (code) => {
       done = true;
-      resolve({ code, at: Date.now() });
-    }),
-  );
+      resolve({ code, at: at || Date.now() });
+    });
+  });
   execChildren.push(child);
   return {
     label,

@@ -111,7 +111,7 @@ describe(
           child.stderr.on('data', (b: Buffer) => (out += b.toString()));
           const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
           child.once('error', reject);
-          child.once('exit', (code) => {
+          child.once('close', (code) => {
             clearTimeout(timer);
             child.stdin.destroy();
             resolve({ code, out });

@@ -33,12 +33,15 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Running 
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number>((resolve) =>
+  // Timed at 'exit'; settled at 'close', once its output is all read.
+  const exited = new Promise<number>((resolve) => {
+    let at = 0;
     child.once('exit', () => {
+      at = Date.now();
       child.stdin!.destroy();
-      resolve(Date.now());
-    }),
-  );
+    });
+    child.once('close', () => resolve(at || Date.now()));
+  });
   return { child, out: () => out, exited };
 }
 

@@ -218,7 +218,7 @@ describe(
         assert.match(
           r.stderr,
           /stopped answering|is offline: no kubegate agent is connected/,
-          `a ${r.what} at ${r.at} ms: ${r.stderr}`,
+          `a ${r.what} at ${r.at} ms (exit ${r.code}, ${r.ms} ms): ${r.stderr}`,
         );
       }
       const failed = hit.filter((r) => r.code !== 0);

@@ -47,7 +47,7 @@ export function helm(args: string[], timeoutMs = 60_000): Promise<HelmResult> {
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', reject);
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(timer);
       rmSync(home, { recursive: true, force: true });
       resolve({ code, stdout, stderr });
