@@ -76,8 +76,8 @@ export const hdrPeerHops = 'kg-peer-hops';
 export const hdrAgentError = 'kg-agent-error';
 /**
  * Stream cancellation (proxy → agent) without RST_STREAM. The agent is the
- * HTTP/2 server of the tunnel, and nghttp2 (Node 20 cannot tune it) ends a
- * server session with GOAWAY after 1,000 resets received in a burst (33/s
+ * HTTP/2 server of the tunnel, and nghttp2 (not tunable on Node 20, which an
+ * agent of an older release may still run) ends a server session with GOAWAY after 1,000 resets received in a burst (33/s
  * after that): the "rapid reset" defence. A client dropping thousands of
  * watches at once would take the tunnel down with it. Beyond a reset budget
  * the proxy sends this request instead: header `kg-cancel`, body the ids of
