@@ -1,5 +1,9 @@
 // Lint rules: typescript-eslint's recommended set plus the few rules that keep
-// the security and error-handling conventions of docs/style.md honest.
+// our conventions honest: only errors are thrown, never strings (KgError from
+// common/errors.ts for every failure raised on purpose, with `cause` for
+// wrapped ones); no `any`; and no console output in the programs, which log
+// through common/log.ts (pino, credentials redacted) — console.error only for
+// the last word before a process exits. Tests, bench and the CLI may print.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(

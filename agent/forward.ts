@@ -1,8 +1,9 @@
 /**
  * The agent's half of a request: one tunnel stream in, one apiserver request
- * out, streamed both ways. Until just-in-time service accounts land, the
- * request runs as the authenticated user via impersonation — never as the
- * agent itself, never anonymously. Identity comes only from the proxy's
+ * out, streamed both ways. The request runs as the user's just-in-time
+ * ServiceAccount (`KUBEGATE_FORWARD_MODE=jit`, the default) or, in
+ * `impersonate` mode, as the user through impersonation headers — never as
+ * the agent itself, never anonymously. Identity comes only from the proxy's
  * `kg-identity` header; any identity header that reached us otherwise is
  * dropped (defence in depth behind the proxy's allow-list).
  */

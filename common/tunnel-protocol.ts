@@ -76,8 +76,8 @@ export const hdrPeerHops = 'kg-peer-hops';
 export const hdrAgentError = 'kg-agent-error';
 /**
  * Stream cancellation (proxy → agent) without RST_STREAM. The agent is the
- * HTTP/2 server of the tunnel, and nghttp2 (Node 20 cannot tune it) ends a
- * server session with GOAWAY after 1,000 resets received in a burst (33/s
+ * HTTP/2 server of the tunnel, and nghttp2 (not tunable on Node 20, which an
+ * agent of an older release may still run) ends a server session with GOAWAY after 1,000 resets received in a burst (33/s
  * after that): the "rapid reset" defence. A client dropping thousands of
  * watches at once would take the tunnel down with it. Beyond a reset budget
  * the proxy sends this request instead: header `kg-cancel`, body the ids of
@@ -198,7 +198,7 @@ export interface HelloResponse {
  * stream window is also what a stalled reader's stream holds (P5): 512 KiB
  * keeps that under P5's 1 MB (0.70 MiB held beyond direct, with the agent's
  * 256 KiB upstream window) and still fills the pipe on 200 MiB LISTs (P3 72%
- * of nginx 2-hop in the same run; decisions.md).
+ * of nginx 2-hop in the same run; docs/adr/0020-tunnel-stream-window-512-kib.md).
  */
 export const tunnelStreamWindow = 512 * 1024;
 export const tunnelSessionWindow = 64 * 1024 * 1024;
@@ -211,7 +211,8 @@ export const tunnelPingTimeoutMs = 10_000;
  * keep carrying the streams it had: it closes with its last stream, or at this
  * bound. 15 minutes outlasts every client-go informer watch (5–10 min each, then
  * re-watched) with room to spare; a kubectl `get -w`, `logs -f` or exec older
- * than that is ended, as a drain would end it (decisions.md).
+ * than that is ended, as a drain would end it
+ * (docs/adr/0021-a-retired-tunnel-lingers-with-its-streams.md).
  */
 export const tunnelRetireLingerMs = 15 * 60_000;
 

@@ -101,7 +101,7 @@ function row(id: string, what: string, upstream: string, m: Map<string, PerTarge
  * in kubegate's rounds, and the cores the whole path needs at the row's rate
  * against those of direct rounds. The rate is open loop: once the path needs
  * more of the machine than it gets, requests queue and latency grows with
- * the backlog (docs/decisions.md, "P1-real: the path needs the cores").
+ * the backlog (docs/performance-log.md, "P1-real: the path needs the cores").
  */
 export function cpuNote(m: Map<string, PerTarget>, load1: number): string {
   const k = m.get('kubegate')!;

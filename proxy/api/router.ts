@@ -6,7 +6,8 @@
  *
  * CSRF: the API takes credentials only from the Authorization header, which
  * browsers never attach on their own, and bodies only as JSON, which an HTML
- * form cannot send; a cookie-authenticated console will need its own check.
+ * form cannot send. The console's session cookie is accepted only with the
+ * CSRF checks of proxy/identity/caller.ts (wired in proxy/app.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { KgError } from '../../common/errors.js';

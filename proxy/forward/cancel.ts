@@ -4,7 +4,8 @@
  * The agent (or a peer replica, for relayed streams) is the HTTP/2 *server*
  * of the tunnel, and nghttp2 in Node 20 ends a server session with GOAWAY
  * once it has received 1,000 RST_STREAM frames in a burst, then 33/s (the
- * CVE-2023-44487 "rapid reset" defence; Node 20 has no option to tune it).
+ * CVE-2023-44487 "rapid reset" defence; Node 24 can tune it, Node 20 cannot,
+ * and an agent of an older release may still run Node 20).
  * A client that drops 10,000 watches at once (a controller restarting) made
  * the proxy reset 10,000 tunnel streams: both tunnels were torn down, every
  * other request on them failed, and the agent's session, ended by nghttp2

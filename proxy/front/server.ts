@@ -106,7 +106,8 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
     deps.upgrade(req, socket, head),
   );
   // Nagle on the front (Node's HTTP/1.1 fallback leaves it on) holds small
-  // responses back for delayed ACKs: tens of ms per request (docs/decisions.md).
+  // responses back for delayed ACKs: tens of ms per request
+  // (docs/performance-log.md, "TCP_NODELAY on the proxy front").
   server.on('secureConnection', (socket: import('node:tls').TLSSocket) => socket.setNoDelay(true));
   server.on('session', watchSession);
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));

@@ -106,7 +106,7 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
   // failed closed (503) for every cluster. The hello stays inside a slot:
   // released after the serial check instead (window 64), an overloaded
   // replica piled up hellos that timed out, their agents redialled, and the
-  // loop fed itself (decisions.md).
+  // loop fed itself (docs/adr/0016-tunnel-admission-queue.md).
   const serials = new SerialCheck(deps.clusters);
   const admittedAt = new Map<string, { at: number; waited: number }>();
   const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
@@ -244,8 +244,10 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     // here; the open ones (watches, logs -f, exec) finish on it. Node marks the
     // session closed on a GOAWAY, and a ping on a closed session is cancelled at
     // once, so the ping below skips it (that cancel used to destroy the session
-    // and end every watch on a moved tunnel, decisions.md). TCP keepalive watches
-    // the agent instead, and a backstop past the agent's own linger bound ends it.
+    // and end every watch on a moved tunnel; see
+    // docs/adr/0021-a-retired-tunnel-lingers-with-its-streams.md). TCP keepalive
+    // watches the agent instead, and a backstop past the agent's own linger
+    // bound ends it.
     let linger: NodeJS.Timeout | undefined;
     session.once('goaway', () => {
       markDown();

@@ -11,7 +11,7 @@
 //   - the CRDs of the kinds named in --crds are installed before kwok watches them.
 //
 // It lives in its own Go module because kwok needs newer golang.org/x, grpc
-// and otel than k8s.io/kubernetes v1.36.3 pins; see ../README.md.
+// and otel than k8s.io/kubernetes v1.36.3 pins; see test/cluster/README.md.
 package main
 
 import (
