@@ -26,8 +26,7 @@ import { startEnrollListener } from './tunnel/enroll-listener.js';
 import { startFront, type Front } from './front/server.js';
 import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
 import { PolicyStore } from './authz/policy-store.js';
-import { authorize } from './authz/authorizer.js';
-import { OpenRequests, endReasons, revocationReason } from './open-requests.js';
+import { OpenRequests, endReasons, endStaleGrants } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
 import { askAgent, GrantSync } from './jit/grant-sync.js';
 import { createApiHandler } from './api/router.js';
@@ -139,30 +138,13 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log: log.child({ part: 'policy' }),
     });
     await policy.start();
-    // Stale grants (docs/security.md): a revoked token, a removed or expired
-    // binding, an expired token each end the open requests they no longer allow.
-    policy.onTokenRevoked((hash) => {
-      tokens.evict(hash);
-      // Ends them with a Status saying why (a token revoked, or its user deactivated).
-      void revocationReason(pool, hash).then((reason) =>
-        open.sweep((r) => r.identity.tokenHash !== hash, reason),
-      );
-    });
-    const stillAllowed =
-      (now: Date) => (r: Parameters<Parameters<OpenRequests['sweep']>[0]>[0]) => {
-        if (r.identity.expiresAt <= now) return false;
-        const state = policy.lastKnown();
-        const cluster = state?.clusters.get(r.cluster);
-        return (
-          !!state &&
-          !!cluster &&
-          !cluster.disabled &&
-          authorize(state.snapshot, r.identity, r.info, cluster, now).allowed
-        );
-      };
-    policy.onChange(() => {
-      const now = new Date();
-      open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
+    // Stale grants: open requests end when their token is revoked, their
+    // binding removed or expired, or their token expires (open-requests.ts).
+    const stopStaleGrants = endStaleGrants({
+      open,
+      policy,
+      evictToken: (hash) => tokens.evict(hash),
+      pool,
     });
     // JIT accounts follow the policy: push roles and grants to agents on every
     // change, and again when the next binding expires.
@@ -187,11 +169,6 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     });
     // A revoked agent, a disabled or deleted cluster: its tunnels close on every replica.
     closeTunnelsOnRevocation({ policy, registry, clusters, log: log.child({ part: 'tunnel' }) });
-    const expirySweep = setInterval(() => {
-      const now = new Date();
-      open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
-    }, 500);
-    expirySweep.unref();
     const certIssue = {
       clusters,
       agentCa: cas.agent,
@@ -378,7 +355,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         // Drain first: agents move, in-flight requests finish, watches end cleanly.
         await drainer.drain();
         ready = false;
-        clearInterval(expirySweep);
+        stopStaleGrants();
         clearTimeout(expiryTimer);
         // End open watches and streams now, so their audit events are written
         // before the audit log closes (clients re-watch on another replica).

@@ -1,8 +1,11 @@
 /**
  * The requests in flight on this replica, so a policy change or a token
  * revocation can end the ones it no longer allows — open watches and exec
- * sessions included (docs/security.md, "Stale grants").
+ * sessions included (docs/security.md, "Stale grants"): the registry, the
+ * sweep that enforces it (`endStaleGrants`) and the reasons a client is told.
  */
+import { authorize } from './authz/authorizer.js';
+import type { PolicyStore } from './authz/policy-store.js';
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/token-store.js';
 import type { EndReason } from './forward/end-status.js';
@@ -47,6 +50,49 @@ export class OpenRequests {
     }
     return n;
   }
+}
+
+/**
+ * Keep `open` true to the policy: a revoked token ends its requests at once
+ * (with the reason the database gives: the token, or its user or robot
+ * deactivated); every policy change, and a timer every `everyMs` for
+ * expiries, end those the policy no longer allows or whose token expired.
+ * With no policy known yet nothing is allowed. Returns the timer's stop.
+ */
+export function endStaleGrants(deps: {
+  open: OpenRequests;
+  policy: Pick<PolicyStore, 'onTokenRevoked' | 'onChange' | 'lastKnown'>;
+  /** Forget a revoked token in the authentication cache before the sweep. */
+  evictToken(hash: string): void;
+  pool: Pick<Pool, 'query'>;
+  everyMs?: number;
+}): () => void {
+  const { open, policy } = deps;
+  policy.onTokenRevoked((hash) => {
+    deps.evictToken(hash);
+    void revocationReason(deps.pool, hash).then((reason) =>
+      open.sweep((r) => r.identity.tokenHash !== hash, reason),
+    );
+  });
+  const stillAllowed = (now: Date) => (r: OpenRequest) => {
+    if (r.identity.expiresAt <= now) return false;
+    const state = policy.lastKnown();
+    const cluster = state?.clusters.get(r.cluster);
+    return (
+      !!state &&
+      !!cluster &&
+      !cluster.disabled &&
+      authorize(state.snapshot, r.identity, r.info, cluster, now).allowed
+    );
+  };
+  const sweepNow = () => {
+    const now = new Date();
+    open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
+  };
+  policy.onChange(sweepNow);
+  const timer = setInterval(sweepNow, deps.everyMs ?? 500);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** What the client of an ended request is told (kubectl prints it). */

@@ -31,7 +31,7 @@ import type { IncomingMessage } from 'node:http';
 import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';
 import { readBody } from './http/read-body.js';
 import type { Tunnel, TunnelRegistry } from './tunnel/registry.js';
-import type { OpenRequests } from './open-requests.js';
+import type { OpenRequest, OpenRequests } from './open-requests.js';
 import type { EndReason } from './forward/end-status.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { AuditRecorder } from './audit/recorder.js';
@@ -116,24 +116,11 @@ export function createUpgradeHandler(
       await audit.admitted();
       // 4b. approval gate (e.g. exec in production); upgrades carry no body
       await deps.gate?.check(ctx, req, cluster, { readBody: false });
-      const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
-      if (!tunnel)
-        throw new KgError(
-          'KG_ERR_CLUSTER_OFFLINE',
-          `cluster "${route.cluster}" is offline: no kubegate agent is connected for it`,
-        );
+      const tunnel = await pickTunnel(deps, route.cluster);
       // exec and port-forward sessions end when the grant or token does.
-      let endUpgrade: ((reason: EndReason) => void) | undefined;
-      const untrack = deps.open.add({
-        cluster: route.cluster,
-        identity,
-        info,
-        end: (reason) => {
-          ctx.log.info({ reason: reason.message }, 'ending open upgrade');
-          if (endUpgrade) endUpgrade(reason);
-          else socket.destroy();
-        },
-      });
+      const open = trackOpen(deps, ctx, { cluster: route.cluster, identity, info }, 'upgrade', () =>
+        socket.destroy(),
+      );
       try {
         const status = await forwardUpgrade(
           ctx,
@@ -144,12 +131,12 @@ export function createUpgradeHandler(
           upgrade,
           (st, h) => audit?.responseStarted(st, h, hdrRanAs),
           deps.health,
-          (end) => (endUpgrade = end),
+          open.onEnd,
         );
         settled = true;
         audit.complete(status);
       } finally {
-        untrack();
+        open.untrack();
       }
     };
     go().catch((err: unknown) => {
@@ -211,37 +198,8 @@ async function run(
   // Self reviews (kubectl auth can-i, kubectl auth whoami) are answered here,
   // from the same policy and identity, negotiated as the apiserver would.
   const review = selfReviewKind(info);
-  if (review) {
-    const served = negotiate(req.headers.accept);
-    const type = bodyType(req.headers['content-type']);
-    const body = await readBody(req, 64 * 1024);
-    audit.requestBodyRead(body);
-    const now = new Date();
-    let answer: Record<string, unknown>;
-    if (review === 'user') {
-      answer = userReview(identity, cluster, info.apiVersion, now);
-    } else {
-      const parsed =
-        type === 'yaml'
-          ? decodeReview(Buffer.from(JSON.stringify(yamlBody(body))), 'application/json', review)
-          : decodeReview(body, req.headers['content-type'], review);
-      answer = (review === 'access' ? accessReview : rulesReview)(
-        parsed,
-        policy.snapshot,
-        identity,
-        cluster,
-        now,
-      );
-    }
-    const text = served === 'yaml' ? stringifyYaml(answer) : JSON.stringify(answer);
-    res.writeHead(201, {
-      'content-type': served === 'yaml' ? 'application/yaml' : 'application/json',
-      'content-length': Buffer.byteLength(text),
-      'audit-id': ctx.auditId,
-    });
-    res.end(text);
-    return;
-  }
+  if (review)
+    return answerSelfReview(review, ctx, req, res, audit, { identity, info, policy, cluster });
   // Request bodies held in memory (gated, or of unknown length) are charged
   // to the identity and the replica while they are held (body-budget.ts).
   const lease = deps.bodies?.lease(budgetKey(identity));
@@ -260,27 +218,13 @@ async function run(
         })
       : {};
     // 6. forward: over a tunnel to the cluster's agent, while the grant lasts
-    // No Retry-After when offline: client-go silently retries such a 503 up to
-    // ten times, so kubectl would hang instead of saying the cluster is offline.
-    const tunnel = deps.registry.pick(route.cluster) ?? (await deps.peers?.pick(route.cluster));
-    if (!tunnel) {
+    const tunnel = await pickTunnel(deps, route.cluster).catch((err: unknown) => {
       gated.notSent?.(); // an approval spent on a request that never left is given back
-      throw new KgError(
-        'KG_ERR_CLUSTER_OFFLINE',
-        `cluster "${route.cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
-      );
-    }
-    let endForward: ((reason: EndReason) => void) | undefined;
-    const untrack = deps.open.add({
-      cluster: route.cluster,
-      identity,
-      info,
-      end: (reason) => {
-        ctx.log.info({ reason: reason.message }, 'ending open request');
-        if (endForward) endForward(reason);
-        else res.destroy();
-      },
+      throw err;
     });
+    const open = trackOpen(deps, ctx, { cluster: route.cluster, identity, info }, 'request', () =>
+      res.destroy(),
+    );
     try {
       await forward(ctx, req, res, tunnel, {
         maxRequestBody: deps.maxRequestBody,
@@ -291,19 +235,99 @@ async function run(
         bodyIdleMs: deps.bodyIdleMs,
         health: deps.health,
         failover: (tried) => failoverTunnel(deps, route.cluster, tried),
-        onEnd: (end) => (endForward = end),
+        onEnd: open.onEnd,
       });
     } catch (err) {
       if (toKgError(err).code === 'KG_ERR_CLUSTER_OFFLINE') gated.notSent?.();
       throw err;
     } finally {
-      untrack();
+      open.untrack();
     }
   } finally {
     lease?.release();
   }
   if (deps.log.isLevelEnabled('debug'))
     ctx.log.debug({ status: res.statusCode, ms: Date.now() - ctx.receivedAt }, 'request done');
+}
+
+/** A SelfSubjectAccessReview, SelfSubjectRulesReview or SelfSubjectReview, answered centrally. */
+async function answerSelfReview(
+  review: NonNullable<ReturnType<typeof selfReviewKind>>,
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+  audit: AuditRecorder,
+  admitted: Pick<Awaited<ReturnType<typeof admit>>, 'identity' | 'info' | 'policy' | 'cluster'>,
+): Promise<void> {
+  const { identity, info, policy, cluster } = admitted;
+  const served = negotiate(req.headers.accept);
+  const type = bodyType(req.headers['content-type']);
+  const body = await readBody(req, 64 * 1024);
+  audit.requestBodyRead(body);
+  const now = new Date();
+  let answer: Record<string, unknown>;
+  if (review === 'user') {
+    answer = userReview(identity, cluster, info.apiVersion, now);
+  } else {
+    const parsed =
+      type === 'yaml'
+        ? decodeReview(Buffer.from(JSON.stringify(yamlBody(body))), 'application/json', review)
+        : decodeReview(body, req.headers['content-type'], review);
+    answer = (review === 'access' ? accessReview : rulesReview)(
+      parsed,
+      policy.snapshot,
+      identity,
+      cluster,
+      now,
+    );
+  }
+  const text = served === 'yaml' ? stringifyYaml(answer) : JSON.stringify(answer);
+  res.writeHead(201, {
+    'content-type': served === 'yaml' ? 'application/yaml' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'audit-id': ctx.auditId,
+  });
+  res.end(text);
+}
+
+/**
+ * The cluster's tunnel, plain requests and upgrades alike: one held here,
+ * else one a peer replica holds; with none the cluster is offline (503).
+ * No Retry-After on that 503: client-go silently retries such an answer up
+ * to ten times, so kubectl would hang instead of saying the cluster is offline.
+ */
+async function pickTunnel(deps: PipelineDeps, cluster: string): Promise<Tunnel> {
+  const tunnel = deps.registry.pick(cluster) ?? (await deps.peers?.pick(cluster));
+  if (tunnel) return tunnel;
+  throw new KgError(
+    'KG_ERR_CLUSTER_OFFLINE',
+    `cluster "${cluster}" is offline: no kubegate agent is connected for it (check the kubegate-agent Deployment in namespace kubegate-system of that cluster)`,
+  );
+}
+
+/**
+ * Register an admitted request (plain or upgrade) as open, so a revocation
+ * or a policy change can end it (open-requests.ts). Until the forwarder
+ * hands over its own way of ending (`onEnd`: a watch's ERROR event, exec's
+ * error channel), ending it is `fallback` (drop the connection).
+ */
+function trackOpen(
+  deps: PipelineDeps,
+  ctx: RequestContext,
+  what: Pick<OpenRequest, 'cluster' | 'identity' | 'info'>,
+  kind: 'request' | 'upgrade',
+  fallback: () => void,
+): { untrack: () => void; onEnd: (end: (reason: EndReason) => void) => void } {
+  let ender: ((reason: EndReason) => void) | undefined;
+  const untrack = deps.open.add({
+    ...what,
+    end: (reason) => {
+      ctx.log.info({ reason: reason.message }, `ending open ${kind}`);
+      if (ender) ender(reason);
+      else fallback();
+    },
+  });
+  return { untrack, onEnd: (end) => (ender = end) };
 }
 
 /**
