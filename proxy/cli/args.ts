@@ -115,7 +115,7 @@ export function parseCommandLine(
       continue;
     }
     if (o.type !== 'boolean' && t.value === undefined) {
-      problems.push(`${optionText(t.name, o)}: --${t.name} needs a value`);
+      problems.push(`--${t.name} needs a value`);
       continue;
     }
     flags.set(t.name, [...(flags.get(t.name) ?? []), t.value ?? 'true']);
