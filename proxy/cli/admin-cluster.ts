@@ -13,22 +13,6 @@ import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { renderBootstrapYaml, type ForwardMode } from '../clusters/bootstrap-yaml.js';
 import { cliActor, cliConfig, flag, labelsOf, output, withPool, type Invocation } from './args.js';
 
-export const revokeAgentHelp = `Revoke every certificate held by cluster NAME's agent, at once:
-  - every tunnel of NAME closes on every proxy replica within a second, and
-    requests to NAME get 503 "cluster is offline" until an agent is back;
-  - the agent's certificate (and any earlier one) is refused for new tunnels
-    and for renewal; unspent bootstrap tokens of NAME are voided too;
-  - the revocation is recorded in the audit log (verb revoke, resource
-    agentcertificates) with who ran it.
-The cluster stays registered, with its labels and bindings. To attach it
-again, enroll a fresh agent with a new one-time bootstrap token:
-  kubegate admin cluster bootstrap NAME --out bootstrap.yaml
-  kubectl delete secret -n kubegate-system kubegate-agent-identity
-  kubectl apply -f bootstrap.yaml
-  kubectl rollout restart -n kubegate-system deployment/kubegate-agent
-Use it when an agent's key may be compromised, or a cluster must be cut off
-now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`;
-
 /** `--forward-mode`: the agent's mode, which decides the RBAC the bootstrap YAML grants it. */
 function forwardModeOf(p: Invocation): ForwardMode {
   const m = flag(p, 'forward-mode') ?? 'jit';

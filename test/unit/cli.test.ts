@@ -30,14 +30,14 @@ function everyPath(): string[] {
   return [...paths].sort();
 }
 
-async function inProcess(argv: string[]) {
+async function inProcess(argv: string[], env: NodeJS.ProcessEnv = { DATABASE_URL: '' }) {
   let stdout = '';
   let stderr = '';
   const out = new PassThrough();
   const err = new PassThrough();
   out.on('data', (b: Buffer) => (stdout += b.toString()));
   err.on('data', (b: Buffer) => (stderr += b.toString()));
-  const code = await main(argv, { stdout: out, stderr: err, env: { DATABASE_URL: '' } });
+  const code = await main(argv, { stdout: out, stderr: err, env });
   return { code, stdout, stderr };
 }
 
@@ -127,6 +127,13 @@ test('a failure exits 1 with its message, not a stack trace', async () => {
   assert.match(r.stderr, /^kubegate: invalid configuration:\n {2}- DATABASE_URL/);
   assert.doesNotMatch(r.stderr, /KUBEGATE_PUBLIC_URL|KUBEGATE_MASTER_KEY/, 'needs only the DB');
   assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
+  // A database that cannot be reached is a failure to report, not a bug: no stack trace.
+  const down = await inProcess(['admin', 'cluster', 'list'], {
+    DATABASE_URL: 'postgres://u:p@127.0.0.1:1/x',
+  });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /^kubegate: .*ECONNREFUSED/);
+  assert.doesNotMatch(down.stderr, /\bat .*\.js:\d+/);
 });
 
 test('parsing: repeated options, --name=value, --, values starting with a dash, -h', () => {
