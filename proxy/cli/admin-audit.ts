@@ -7,31 +7,11 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { loadConfig } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { proxySchema } from '../config.js';
-import { createPool } from '../db/pool.js';
 import { toKubeEvent, type AuditEvent } from '../audit/event.js';
-import { exportEvents, filterNames, parseFilter, queryEvents } from '../audit/query.js';
-import { flag, parseArgs } from './args.js';
-
-/** Appended to `kubegate --help`. */
-export const auditUsage = `  kubegate admin audit list [--since 1h] [--from T] [--to T] [--user U] [--group G]
-        [--cluster C] [--namespace NS] [--resource pods|deployments.apps|pods/exec]
-        [--verb V] [--decision allow|deny|error] [--code 403|4xx] [--stage S]
-        [--auditID ID] [--source kube|admin] [--limit N] [--output table|json]
-                                              audit events, newest first
-  kubegate admin audit export [same filters] [--format kubegate|kube] [--out FILE]
-                                              every matching event as NDJSON
-`;
-
-export interface CliIo {
-  stdout: Writable;
-  stderr: Writable;
-  env: NodeJS.ProcessEnv;
-}
-
-const defaultIo: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+import { exportEvents, parseFilter, queryEvents } from '../audit/query.js';
+import { flag, withPool, type Invocation } from './args.js';
+import { table } from './table.js';
 
 function row(e: AuditEvent): string[] {
   const ref = e.objectRef;
@@ -52,75 +32,52 @@ function row(e: AuditEvent): string[] {
   ];
 }
 
-function table(rows: string[][]): string {
-  const header = [
-    'TIME',
-    'USER',
-    'CLUSTER',
-    'VERB',
-    'OBJECT',
-    'CODE',
-    'DECISION',
-    'STAGE',
-    'AUDIT-ID',
-  ];
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return (
-    all
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
-}
-
 async function write(out: Writable, text: string): Promise<void> {
   if (!out.write(text)) await once(out, 'drain');
 }
 
-/** `kubegate admin audit …`; `args` are the words after `audit`. */
-export async function adminAudit(args: string[], io: CliIo = defaultIo): Promise<void> {
-  const p = parseArgs(args);
-  const [verb] = p.positionals;
-  if (verb !== 'list' && verb !== 'export') {
-    throw new KgError('KG_ERR_BAD_REQUEST', `usage:\n${auditUsage}`);
-  }
-  const allowed = new Set<string>([...filterNames, 'limit', 'output', 'format', 'out', 'continue']);
-  const unknown = [...p.flags.keys()].filter((f) => !allowed.has(f));
-  if (unknown.length > 0)
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `unknown flag(s) ${unknown.map((f) => '--' + f).join(', ')}\n${auditUsage}`,
-    );
+const header = [
+  'TIME',
+  'USER',
+  'CLUSTER',
+  'VERB',
+  'OBJECT',
+  'CODE',
+  'DECISION',
+  'STAGE',
+  'AUDIT-ID',
+];
+
+/** `kubegate admin audit list`: one page, newest first. */
+export async function auditList(p: Invocation): Promise<void> {
   const filter = parseFilter((n) => flag(p, n));
-  const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {}, io.env);
-  const pool = createPool({ url: databaseUrl, max: 2, applicationName: 'kubegate-cli' });
-  try {
-    if (verb === 'list') {
-      const limit = Number(flag(p, 'limit') ?? 50);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-        throw new KgError('KG_ERR_BAD_REQUEST', '--limit must be a whole number from 1 to 1000');
-      const page = await queryEvents(pool, filter, { limit, continue: flag(p, 'continue') });
-      const output = flag(p, 'output') ?? 'table';
-      if (output === 'json') {
-        await write(io.stdout, page.items.map((e) => JSON.stringify(e) + '\n').join(''));
-      } else if (output === 'table') {
-        await write(io.stdout, table(page.items.map(row)));
-      } else {
-        throw new KgError('KG_ERR_BAD_REQUEST', '--output must be table or json');
-      }
-      if (page.continue) io.stderr.write(`more events: repeat with --continue ${page.continue}\n`);
-      return;
-    }
-    const format = flag(p, 'format') ?? 'kubegate';
-    if (format !== 'kubegate' && format !== 'kube')
-      throw new KgError('KG_ERR_BAD_REQUEST', '--format must be kubegate or kube');
-    const file = flag(p, 'out');
-    const out = file && file !== '-' ? createWriteStream(file, { mode: 0o600 }) : io.stdout;
+  const limit = Number(flag(p, 'limit') ?? 50);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new KgError('KG_ERR_BAD_REQUEST', '--limit must be a whole number from 1 to 1000');
+  const output = flag(p, 'output') ?? 'table';
+  if (output !== 'table' && output !== 'json')
+    throw new KgError('KG_ERR_BAD_REQUEST', '--output must be table or json');
+  const page = await withPool(p, (pool) =>
+    queryEvents(pool, filter, { limit, continue: flag(p, 'continue') }),
+  );
+  await write(
+    p.io.stdout,
+    output === 'json'
+      ? page.items.map((e) => JSON.stringify(e) + '\n').join('')
+      : table(header, page.items.map(row)),
+  );
+  if (page.continue) p.io.stderr.write(`more events: repeat with --continue ${page.continue}\n`);
+}
+
+/** `kubegate admin audit export`: every matching event as NDJSON. */
+export async function auditExport(p: Invocation): Promise<void> {
+  const filter = parseFilter((n) => flag(p, n));
+  const format = flag(p, 'format') ?? 'kubegate';
+  if (format !== 'kubegate' && format !== 'kube')
+    throw new KgError('KG_ERR_BAD_REQUEST', '--format must be kubegate or kube');
+  const file = flag(p, 'out');
+  await withPool(p, async (pool) => {
+    const out = file && file !== '-' ? createWriteStream(file, { mode: 0o600 }) : p.io.stdout;
     let n = 0;
     for await (const events of exportEvents(pool, filter)) {
       await write(
@@ -129,12 +86,10 @@ export async function adminAudit(args: string[], io: CliIo = defaultIo): Promise
       );
       n += events.length;
     }
-    if (out !== io.stdout) {
+    if (out !== p.io.stdout) {
       out.end();
       await once(out, 'finish');
     }
-    io.stderr.write(`exported ${n} audit event(s)${file && file !== '-' ? ` to ${file}` : ''}\n`);
-  } finally {
-    await pool.end();
-  }
+    p.io.stderr.write(`exported ${n} audit event(s)${file && file !== '-' ? ` to ${file}` : ''}\n`);
+  });
 }

@@ -4,52 +4,21 @@
  * notices and change log) as the REST API. A robot token goes to stdout (or
  * --out FILE) and is shown once; messages for people go to stderr.
  */
-import { writeFileSync } from 'node:fs';
-import { loadConfig, parseDuration } from '../../common/config.js';
+import { parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { proxyDefaults, proxySchema } from '../config.js';
 import { TokenStore } from '../authn/token-store.js';
-import { createPool, type Pool } from '../db/pool.js';
 import { createRobot, deleteRobot, listRobots, rotateRobot } from '../identity/robot-store.js';
 import { activateUser, deactivateUser, listUsers } from '../identity/user-store.js';
-import { cliActor, flag, flagList, parseArgs, type Parsed } from './args.js';
-
-/** Appended to `kubegate --help`. */
-export const identityUsage = `  kubegate admin user list                    list users who signed in
-  kubegate admin user deactivate NAME|ID      deactivate a user: every token revoked, sessions ended
-  kubegate admin user activate NAME|ID        let a deactivated user sign in again
-  kubegate admin robot list                   list robots
-  kubegate admin robot create NAME [--group G]... [--description TEXT] [--ttl 90d] [--out FILE]
-                                              create a robot; prints its first token (shown once)
-  kubegate admin robot rotate NAME [--overlap 10m] [--ttl 90d] [--out FILE]
-                                              a new token; earlier ones stop after the overlap
-  kubegate admin robot delete NAME            delete a robot and revoke its tokens
-`;
+import { cliActor, cliConfig, flag, flagList, output, withPool, type Invocation } from './args.js';
 
 const actor = cliActor;
 
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {});
-  const pool = createPool({ url: databaseUrl, max: 2, applicationName: 'kubegate-cli' });
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
-}
-
-function robotTtls(): { ttl: number; max: number } {
-  const c = loadConfig(
-    { robotTokenTtl: proxySchema.robotTokenTtl, robotTokenMaxTtl: proxySchema.robotTokenMaxTtl },
-    {
-      robotTokenTtl: proxyDefaults.robotTokenTtl,
-      robotTokenMaxTtl: proxyDefaults.robotTokenMaxTtl,
-    },
-  );
+function robotTtls(p: Invocation): { ttl: number; max: number } {
+  const c = cliConfig(['robotTokenTtl', 'robotTokenMaxTtl'], p.io.env);
   return { ttl: c.robotTokenTtl, max: c.robotTokenMaxTtl };
 }
 
-function duration(p: Parsed, name: string, fallback: number, max = Infinity): number {
+function duration(p: Invocation, name: string, fallback: number, max = Infinity): number {
   const v = flag(p, name);
   if (v === undefined) return fallback;
   const ms = parseDuration(v);
@@ -63,116 +32,65 @@ function duration(p: Parsed, name: string, fallback: number, max = Infinity): nu
   return ms;
 }
 
-function only(p: Parsed, allowed: string[]): void {
-  const unknown = [...p.flags.keys()].filter((f) => !allowed.includes(f));
-  if (unknown.length)
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `unknown flag(s) ${unknown.map((f) => `--${f}`).join(', ')}; usage:\n${identityUsage}`,
+export async function userList(p: Invocation): Promise<void> {
+  const users = await withPool(p, (pool) => listUsers(pool));
+  for (const u of users)
+    p.io.stdout.write(
+      `${u.username}\t${u.active ? 'active' : 'deactivated'}\t${u.groups.join(',') || '-'}\t${u.lastLoginAt?.toISOString() ?? '-'}\n`,
     );
 }
 
-function printToken(p: Parsed, token: string, what: string): void {
-  const out = flag(p, 'out');
-  if (out && out !== '-') {
-    writeFileSync(out, token + '\n', { mode: 0o600 });
-    process.stderr.write(`wrote ${what} to ${out}\n`);
-  } else {
-    process.stdout.write(token + '\n');
-  }
+export async function userDeactivate(p: Invocation): Promise<void> {
+  const r = await withPool(p, (pool) => deactivateUser(pool, p.positionals[0]!, actor()));
+  p.io.stderr.write(
+    `user ${r.user.username} deactivated: ${r.revokedTokens} token(s) revoked, ${r.endedSessions} session(s) ended\n`,
+  );
 }
 
-async function user(p: Parsed, verb: string | undefined, name: string | undefined): Promise<void> {
-  only(p, []);
-  if (verb === 'list') {
-    const users = await withPool((pool) => listUsers(pool));
-    for (const u of users)
-      process.stdout.write(
-        `${u.username}\t${u.active ? 'active' : 'deactivated'}\t${u.groups.join(',') || '-'}\t${u.lastLoginAt?.toISOString() ?? '-'}\n`,
-      );
-    return;
-  }
-  if (verb === 'deactivate' && name) {
-    const r = await withPool((pool) => deactivateUser(pool, name, actor()));
-    process.stderr.write(
-      `user ${r.user.username} deactivated: ${r.revokedTokens} token(s) revoked, ${r.endedSessions} session(s) ended\n`,
-    );
-    return;
-  }
-  if (verb === 'activate' && name) {
-    const u = await withPool((pool) => activateUser(pool, name, actor()));
-    process.stderr.write(`user ${u.username} may sign in again\n`);
-    return;
-  }
-  throw new KgError('KG_ERR_BAD_REQUEST', `unknown user command; usage:\n${identityUsage}`);
+export async function userActivate(p: Invocation): Promise<void> {
+  const u = await withPool(p, (pool) => activateUser(pool, p.positionals[0]!, actor()));
+  p.io.stderr.write(`user ${u.username} may sign in again\n`);
 }
 
-async function robot(p: Parsed, verb: string | undefined, name: string | undefined): Promise<void> {
-  if (verb === 'list') {
-    only(p, []);
-    for (const r of await withPool((pool) => listRobots(pool)))
-      process.stdout.write(`${r.name}\t${r.groups.join(',') || '-'}\t${r.description}\n`);
-    return;
-  }
-  if (verb === 'create' && name) {
-    only(p, ['group', 'description', 'ttl', 'out']);
-    const t = robotTtls();
-    const r = await withPool((pool) =>
-      createRobot(
-        pool,
-        new TokenStore(pool),
-        {
-          name,
-          groups: flagList(p, 'group'),
-          description: flag(p, 'description') ?? '',
-          ttlMs: duration(p, 'ttl', t.ttl, t.max),
-        },
-        actor(),
-      ),
-    );
-    printToken(p, r.token.token, `robot ${name}'s token`);
-    process.stderr.write(
-      `robot ${name} created; token expires ${r.token.expiresAt.toISOString()}\n`,
-    );
-    return;
-  }
-  if (verb === 'rotate' && name) {
-    only(p, ['overlap', 'ttl', 'out']);
-    const t = robotTtls();
-    const r = await withPool((pool) =>
-      rotateRobot(
-        pool,
-        new TokenStore(pool),
-        name,
-        { overlapMs: duration(p, 'overlap', 10 * 60_000), ttlMs: duration(p, 'ttl', t.ttl, t.max) },
-        actor(),
-      ),
-    );
-    printToken(p, r.token.token, `robot ${name}'s new token`);
-    process.stderr.write(
-      `robot ${name}: new token expires ${r.token.expiresAt.toISOString()}; ${r.superseded} earlier token(s) valid until ${r.previousValidUntil.toISOString()}\n`,
-    );
-    return;
-  }
-  if (verb === 'delete' && name) {
-    only(p, []);
-    const n = await withPool((pool) => deleteRobot(pool, name, actor()));
-    process.stderr.write(`robot ${name} deleted; ${n} token(s) revoked\n`);
-    return;
-  }
-  throw new KgError('KG_ERR_BAD_REQUEST', `unknown robot command; usage:\n${identityUsage}`);
+export async function robotList(p: Invocation): Promise<void> {
+  for (const r of await withPool(p, (pool) => listRobots(pool)))
+    p.io.stdout.write(`${r.name}\t${r.groups.join(',') || '-'}\t${r.description}\n`);
 }
 
-/**
- * Run `kubegate admin user|robot …`; `args` starts at `user` or `robot`.
- * Throws KgError for the caller to print; needs DATABASE_URL.
- */
-export async function adminIdentity(args: string[]): Promise<void> {
-  const p = parseArgs(args);
-  const [area, verb, name, ...extra] = p.positionals;
-  if (extra.length)
-    throw new KgError('KG_ERR_BAD_REQUEST', `unexpected argument(s): ${extra.join(' ')}`);
-  if (area === 'user') return user(p, verb, name);
-  if (area === 'robot') return robot(p, verb, name);
-  throw new KgError('KG_ERR_BAD_REQUEST', `unknown admin command; usage:\n${identityUsage}`);
+export async function robotCreate(p: Invocation): Promise<void> {
+  const name = p.positionals[0]!;
+  const t = robotTtls(p);
+  const ttlMs = duration(p, 'ttl', t.ttl, t.max);
+  const r = await withPool(p, (pool) =>
+    createRobot(
+      pool,
+      new TokenStore(pool),
+      { name, groups: flagList(p, 'group'), description: flag(p, 'description') ?? '', ttlMs },
+      actor(),
+    ),
+  );
+  output(p, r.token.token + '\n', `robot ${name}'s token`);
+  p.io.stderr.write(`robot ${name} created; token expires ${r.token.expiresAt.toISOString()}\n`);
+}
+
+export async function robotRotate(p: Invocation): Promise<void> {
+  const name = p.positionals[0]!;
+  const t = robotTtls(p);
+  const opts = {
+    overlapMs: duration(p, 'overlap', 10 * 60_000),
+    ttlMs: duration(p, 'ttl', t.ttl, t.max),
+  };
+  const r = await withPool(p, (pool) =>
+    rotateRobot(pool, new TokenStore(pool), name, opts, actor()),
+  );
+  output(p, r.token.token + '\n', `robot ${name}'s new token`);
+  p.io.stderr.write(
+    `robot ${name}: new token expires ${r.token.expiresAt.toISOString()}; ${r.superseded} earlier token(s) valid until ${r.previousValidUntil.toISOString()}\n`,
+  );
+}
+
+export async function robotDelete(p: Invocation): Promise<void> {
+  const name = p.positionals[0]!;
+  const n = await withPool(p, (pool) => deleteRobot(pool, name, actor()));
+  p.io.stderr.write(`robot ${name} deleted; ${n} token(s) revoked\n`);
 }

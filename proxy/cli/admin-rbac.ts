@@ -6,41 +6,20 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { loadConfig, parseDuration } from '../../common/config.js';
+import { parseDuration } from '../../common/config.js';
 import { KgError, isKgError } from '../../common/errors.js';
-import { proxySchema } from '../config.js';
-import { createPool } from '../db/pool.js';
 import { RbacStore, type BindingRecord, type Page } from '../rbac/rbac-store.js';
 import { formatSelector, parseSelectorText } from '../rbac/selector-text.js';
-import { cliActor, flag, flagList, parseArgs, type Parsed } from './args.js';
-
-/** Appended to `kubegate --help`. */
-export const rbacUsage = `  kubegate admin role list                    list built-in and custom roles
-  kubegate admin role get NAME                print a role as YAML
-  kubegate admin role create NAME --file rules.yaml [--description TEXT]
-                                              create a custom role (YAML: a list of rules, or {description, rules})
-  kubegate admin role delete NAME             delete a custom role (refused while bindings use it)
-  kubegate admin binding list [--subject NAME] [--role ROLE] [--cluster NAME]
-                                              list bindings
-  kubegate admin binding get ID               print a binding as YAML
-  kubegate admin binding create (--group G | --user U | --robot R)... --role ROLE
-        [--cluster NAME]... [--selector 'env=prod,tier in (a,b)'] [--namespace NS]...
-        [--expires 2h|RFC3339] [--reason TEXT]
-                                              create a binding; prints its id
-  kubegate admin binding delete ID            delete a binding
-`;
+import { cliActor, flag, flagList, withPool, type Invocation } from './args.js';
+import { table } from './table.js';
 
 const actor = cliActor;
 
-async function withStore<T>(fn: (store: RbacStore) => Promise<T>): Promise<T> {
-  const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {});
-  const pool = createPool({ url: databaseUrl, max: 2, applicationName: 'kubegate-cli' });
+async function withStore<T>(p: Invocation, fn: (store: RbacStore) => Promise<T>): Promise<T> {
   try {
-    return await fn(new RbacStore(pool));
+    return await withPool(p, (pool) => fn(new RbacStore(pool)));
   } catch (err) {
     throw readable(err);
-  } finally {
-    await pool.end();
   }
 }
 
@@ -56,27 +35,6 @@ function readable(err: unknown): unknown {
   });
 }
 
-function only(p: Parsed, allowed: string[], usageLine: string): void {
-  const unknown = [...p.flags.keys()].filter((f) => !allowed.includes(f));
-  if (unknown.length > 0) {
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `unknown flag(s) ${unknown.map((f) => `--${f}`).join(', ')}; usage: ${usageLine}`,
-    );
-  }
-}
-
-/** Left-aligned columns, two spaces apart, header first. */
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [header, ...rows].map(line).join('\n') + '\n';
-}
-
 async function all<T>(list: (cont?: string) => Promise<Page<T>>): Promise<T[]> {
   const out: T[] = [];
   let cont: string | undefined;
@@ -86,11 +44,6 @@ async function all<T>(list: (cont?: string) => Promise<Page<T>>): Promise<T[]> {
     cont = page.continue;
   } while (cont);
   return out;
-}
-
-function need(value: string | undefined, what: string): string {
-  if (!value) throw new KgError('KG_ERR_BAD_REQUEST', `${what} is required`);
-  return value;
 }
 
 /** The role file: a YAML (or JSON) list of rules, or `{description?, rules}`; a ClusterRole works too. */
@@ -124,55 +77,44 @@ function readRoleFile(path: string): { description?: unknown; rules: unknown } {
   );
 }
 
-async function role(p: Parsed, verb: string | undefined, name: string | undefined) {
-  switch (verb) {
-    case 'list': {
-      only(p, [], 'kubegate admin role list');
-      const roles = await withStore((s) => all((c) => s.listRoles({ limit: 500, continue: c })));
-      process.stdout.write(
-        table(
-          ['NAME', 'BUILTIN', 'RULES', 'VERSION', 'DESCRIPTION'],
-          roles.map((r) => [
-            r.name,
-            r.builtin ? 'yes' : 'no',
-            String(r.rules.length),
-            r.builtin ? '-' : String(r.version),
-            r.description.length > 60 ? r.description.slice(0, 59) + '…' : r.description,
-          ]),
-        ),
-      );
-      return;
-    }
-    case 'get': {
-      only(p, [], 'kubegate admin role get NAME');
-      const n = need(name, 'the role NAME');
-      const r = await withStore((s) => s.getRole(n));
-      if (!r) throw new KgError('KG_ERR_NOT_FOUND', `role "${n}" does not exist`);
-      process.stdout.write(toYaml(r, { lineWidth: 0, aliasDuplicateObjects: false }));
-      return;
-    }
-    case 'create': {
-      only(p, ['file', 'description'], 'kubegate admin role create NAME --file rules.yaml');
-      const n = need(name, 'the role NAME');
-      const file = readRoleFile(need(flag(p, 'file'), '--file rules.yaml'));
-      const description = flag(p, 'description') ?? file.description;
-      const r = await withStore((s) =>
-        s.createRole({ name: n, description, rules: file.rules }, actor()),
-      );
-      process.stdout.write(r.name + '\n');
-      process.stderr.write(`role "${r.name}" created with ${r.rules.length} rule(s)\n`);
-      return;
-    }
-    case 'delete': {
-      only(p, [], 'kubegate admin role delete NAME');
-      const n = need(name, 'the role NAME');
-      await withStore((s) => s.deleteRole(n, { actor: actor() }));
-      process.stderr.write(`role "${n}" deleted\n`);
-      return;
-    }
-    default:
-      throw new KgError('KG_ERR_BAD_REQUEST', `unknown role command; usage:\n${rbacUsage}`);
-  }
+export async function roleList(p: Invocation): Promise<void> {
+  const roles = await withStore(p, (s) => all((c) => s.listRoles({ limit: 500, continue: c })));
+  p.io.stdout.write(
+    table(
+      ['NAME', 'BUILTIN', 'RULES', 'VERSION', 'DESCRIPTION'],
+      roles.map((r) => [
+        r.name,
+        r.builtin ? 'yes' : 'no',
+        String(r.rules.length),
+        r.builtin ? '-' : String(r.version),
+        r.description.length > 60 ? r.description.slice(0, 59) + '…' : r.description,
+      ]),
+    ),
+  );
+}
+
+export async function roleGet(p: Invocation): Promise<void> {
+  const n = p.positionals[0]!;
+  const r = await withStore(p, (s) => s.getRole(n));
+  if (!r) throw new KgError('KG_ERR_NOT_FOUND', `role "${n}" does not exist`);
+  p.io.stdout.write(toYaml(r, { lineWidth: 0, aliasDuplicateObjects: false }));
+}
+
+export async function roleCreate(p: Invocation): Promise<void> {
+  const n = p.positionals[0]!;
+  const file = readRoleFile(flag(p, 'file')!);
+  const description = flag(p, 'description') ?? file.description;
+  const r = await withStore(p, (s) =>
+    s.createRole({ name: n, description, rules: file.rules }, actor()),
+  );
+  p.io.stdout.write(r.name + '\n');
+  p.io.stderr.write(`role "${r.name}" created with ${r.rules.length} rule(s)\n`);
+}
+
+export async function roleDelete(p: Invocation): Promise<void> {
+  const n = p.positionals[0]!;
+  await withStore(p, (s) => s.deleteRole(n, { actor: actor() }));
+  p.io.stderr.write(`role "${n}" deleted\n`);
 }
 
 /** `--expires 2h` (from now) or an RFC 3339 time, passed on for the store to validate. */
@@ -184,7 +126,7 @@ function expiresOf(text: string | undefined): string | undefined {
   return text;
 }
 
-function bindingSpec(p: Parsed): Record<string, unknown> {
+function bindingSpec(p: Invocation): Record<string, unknown> {
   const subjects = [
     ...flagList(p, 'group').map((name) => ({ kind: 'Group', name })),
     ...flagList(p, 'user').map((name) => ({ kind: 'User', name })),
@@ -215,79 +157,46 @@ function clustersText(b: BindingRecord): string {
   return parts.join('; ') || '-';
 }
 
-async function binding(p: Parsed, verb: string | undefined, id: string | undefined) {
-  switch (verb) {
-    case 'list': {
-      only(p, ['subject', 'role', 'cluster'], 'kubegate admin binding list [--subject NAME]');
-      const filter = {
-        subject: flag(p, 'subject'),
-        role: flag(p, 'role'),
-        cluster: flag(p, 'cluster'),
-      };
-      const items = await withStore((s) =>
-        all((c) => s.listBindings({ ...filter, limit: 500, continue: c })),
-      );
-      process.stdout.write(
-        table(
-          ['ID', 'ROLE', 'SUBJECTS', 'CLUSTERS', 'NAMESPACES', 'EXPIRES', 'REASON'],
-          items.map((b) => [
-            b.id,
-            b.role,
-            b.subjects.map((s) => `${s.kind}:${s.name}`).join(','),
-            clustersText(b),
-            b.namespaces.join(',') || '*',
-            b.expiresAt ? b.expiresAt.toISOString() : 'never',
-            b.reason,
-          ]),
-        ),
-      );
-      return;
-    }
-    case 'get': {
-      only(p, [], 'kubegate admin binding get ID');
-      const i = need(id, 'the binding ID');
-      const b = await withStore((s) => s.getBinding(i));
-      if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${i}" does not exist`);
-      process.stdout.write(toYaml(b, { lineWidth: 0, aliasDuplicateObjects: false }));
-      return;
-    }
-    case 'create': {
-      const flags = ['group', 'user', 'robot', 'role', 'cluster', 'selector', 'namespace'];
-      only(p, [...flags, 'expires', 'reason'], 'see kubegate --help');
-      if (id !== undefined) {
-        throw new KgError(
-          'KG_ERR_BAD_REQUEST',
-          `unexpected argument "${id}" (did you mean --role ${id}?)`,
-        );
-      }
-      const b = await withStore((s) => s.createBinding(bindingSpec(p), actor()));
-      process.stdout.write(b.id + '\n');
-      process.stderr.write(`binding ${b.id} created: role "${b.role}" on ${clustersText(b)}\n`);
-      return;
-    }
-    case 'delete': {
-      only(p, [], 'kubegate admin binding delete ID');
-      const i = need(id, 'the binding ID');
-      await withStore((s) => s.deleteBinding(i, { actor: actor() }));
-      process.stderr.write(`binding ${i} deleted\n`);
-      return;
-    }
-    default:
-      throw new KgError('KG_ERR_BAD_REQUEST', `unknown binding command; usage:\n${rbacUsage}`);
-  }
+export async function bindingList(p: Invocation): Promise<void> {
+  const filter = {
+    subject: flag(p, 'subject'),
+    role: flag(p, 'role'),
+    cluster: flag(p, 'cluster'),
+  };
+  const items = await withStore(p, (s) =>
+    all((c) => s.listBindings({ ...filter, limit: 500, continue: c })),
+  );
+  p.io.stdout.write(
+    table(
+      ['ID', 'ROLE', 'SUBJECTS', 'CLUSTERS', 'NAMESPACES', 'EXPIRES', 'REASON'],
+      items.map((b) => [
+        b.id,
+        b.role,
+        b.subjects.map((s) => `${s.kind}:${s.name}`).join(','),
+        clustersText(b),
+        b.namespaces.join(',') || '*',
+        b.expiresAt ? b.expiresAt.toISOString() : 'never',
+        b.reason,
+      ]),
+    ),
+  );
 }
 
-/**
- * Run `kubegate admin role|binding …`; `args` starts at `role` or `binding`.
- * Throws KgError for the caller to print; needs DATABASE_URL.
- */
-export async function adminRbac(args: string[]): Promise<void> {
-  const p = parseArgs(args);
-  const [area, verb, name, ...extra] = p.positionals;
-  if (extra.length > 0) {
-    throw new KgError('KG_ERR_BAD_REQUEST', `unexpected argument(s): ${extra.join(' ')}`);
-  }
-  if (area === 'role') return role(p, verb, name);
-  if (area === 'binding') return binding(p, verb, name);
-  throw new KgError('KG_ERR_BAD_REQUEST', `unknown admin command; usage:\n${rbacUsage}`);
+export async function bindingGet(p: Invocation): Promise<void> {
+  const i = p.positionals[0]!;
+  const b = await withStore(p, (s) => s.getBinding(i));
+  if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${i}" does not exist`);
+  p.io.stdout.write(toYaml(b, { lineWidth: 0, aliasDuplicateObjects: false }));
+}
+
+export async function bindingCreate(p: Invocation): Promise<void> {
+  const b = await withStore(p, (s) => s.createBinding(bindingSpec(p), actor()));
+  p.io.stdout.write(b.id + '\n');
+  p.io.stderr.write(`binding ${b.id} created: role "${b.role}" on ${clustersText(b)}\n`);
+}
+
+export async function bindingDelete(p: Invocation): Promise<void> {
+  const i = p.positionals[0]!;
+  await withStore(p, (s) => s.deleteBinding(i, { actor: actor() }));
+  p.io.stderr.write(`binding ${i} deleted\n`);
 }

@@ -5,14 +5,11 @@
  * database, like the other admin commands.
  */
 import { readFileSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { loadConfig } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { proxySchema } from '../config.js';
-import { createPool, type Pool } from '../db/pool.js';
 import { parseMasterKey } from '../pki/master-key.js';
 import { parseSelectorText } from '../rbac/selector-text.js';
 import {
@@ -24,21 +21,7 @@ import {
 } from '../approvals/policies.js';
 import { policyView } from '../approvals/policy-spec.js';
 import { createWebhook, deleteWebhook, listWebhooks } from '../approvals/webhooks.js';
-import { flag, flagList, parseArgs, type Parsed } from './args.js';
-
-export const requestUsage = `  kubegate request create --role ROLE (--cluster NAME... | --selector 'env=prod') [--namespace NS]...
-        --duration 15m --reason TEXT          ask for time-bound access; prints the approval id
-  kubegate request list [--view mine|approvable|all] [--status pending]
-  kubegate request get ID                     one approval, with the diff of a gated change
-  kubegate request approve|deny|withdraw ID [--reason TEXT]
-        (these use the server and token of your fleet kubeconfig: --kubeconfig FILE, $KUBECONFIG,
-         or KUBEGATE_SERVER + KUBEGATE_TOKEN)
-  kubegate admin approval policy list|get NAME|delete NAME
-  kubegate admin approval policy apply --file policy.yaml   create or replace a policy
-  kubegate admin approval webhook list|delete ID
-  kubegate admin approval webhook add URL [--format json|slack] [--description TEXT]
-                                              prints the signing secret once
-`;
+import { cliActor, cliConfig, flag, flagList, withPool, type Invocation } from './args.js';
 
 interface Endpoint {
   base: string;
@@ -47,14 +30,13 @@ interface Endpoint {
 }
 
 /** Server, token and CA from the environment or the current context of a kubeconfig. */
-function endpoint(p: Parsed): Endpoint {
-  const envServer = process.env.KUBEGATE_SERVER;
-  const envToken = process.env.KUBEGATE_TOKEN;
+function endpoint(p: Invocation): Endpoint {
+  const env = p.io.env;
+  const envServer = env.KUBEGATE_SERVER;
+  const envToken = env.KUBEGATE_TOKEN;
   if (envServer && envToken) return { base: envServer.replace(/\/+$/, ''), token: envToken };
   const file =
-    flag(p, 'kubeconfig') ??
-    process.env.KUBECONFIG?.split(':')[0] ??
-    join(homedir(), '.kube', 'config');
+    flag(p, 'kubeconfig') ?? env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
   type Kc = {
     'current-context'?: string;
     contexts?: { name: string; context: { cluster: string; user: string } }[];
@@ -115,11 +97,6 @@ async function call(e: Endpoint, method: string, path: string, body?: unknown): 
   }
 }
 
-function need(v: string | undefined, what: string): string {
-  if (!v) throw new KgError('KG_ERR_BAD_REQUEST', `${what} is required`);
-  return v;
-}
-
 type View = {
   id: string;
   kind: string;
@@ -138,140 +115,115 @@ function line(v: View): string {
   return `${v.id}\t${v.status}\t${v.requester.name}\t${what}\t${v.reason}\n`;
 }
 
-/** `kubegate request …` */
-export async function requestCommand(args: string[]): Promise<void> {
-  const p = parseArgs(args);
-  const [verb, id] = p.positionals;
+export async function requestCreate(p: Invocation): Promise<void> {
+  const names = flagList(p, 'cluster');
+  const sel = flag(p, 'selector');
+  const body = {
+    role: flag(p, 'role'),
+    clusters: {
+      ...(names.length ? { names } : {}),
+      ...(sel !== undefined ? { selector: parseSelectorText(sel) } : {}),
+    },
+    namespaces: flagList(p, 'namespace'),
+    duration: flag(p, 'duration'),
+    reason: flag(p, 'reason'),
+  };
+  const v = (await call(endpoint(p), 'POST', '/api/v1/approvals', body)) as View;
+  p.io.stdout.write(`${v.id}\n`);
+  p.io.stderr.write(`access request ${v.id} is ${v.status}; approvers were notified\n`);
+}
+
+export async function requestList(p: Invocation): Promise<void> {
   const e = endpoint(p);
-  switch (verb) {
-    case 'create': {
-      const names = flagList(p, 'cluster');
-      const sel = flag(p, 'selector');
-      const v = (await call(e, 'POST', '/api/v1/approvals', {
-        role: need(flag(p, 'role'), '--role'),
-        clusters: {
-          ...(names.length ? { names } : {}),
-          ...(sel !== undefined ? { selector: parseSelectorText(sel) } : {}),
-        },
-        namespaces: flagList(p, 'namespace'),
-        duration: need(flag(p, 'duration'), '--duration'),
-        reason: need(flag(p, 'reason'), '--reason'),
-      })) as View;
-      process.stdout.write(`${v.id}\n`);
-      process.stderr.write(`access request ${v.id} is ${v.status}; approvers were notified\n`);
-      return;
-    }
-    case 'list': {
-      const q = new URLSearchParams();
-      for (const k of ['view', 'status', 'kind']) if (flag(p, k)) q.set(k, flag(p, k)!);
-      // Every page, in order: the API pages with limit + continue.
-      q.set('limit', '500');
-      for (;;) {
-        const r = (await call(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as {
-          items: View[];
-          continue?: string;
-        };
-        process.stdout.write(r.items.map(line).join(''));
-        if (!r.continue) return;
-        q.set('continue', r.continue);
-      }
-    }
-    case 'get': {
-      const v = (await call(
-        e,
-        'GET',
-        `/api/v1/approvals/${encodeURIComponent(need(id, 'ID'))}`,
-      )) as View;
-      const { diff, ...rest } = v;
-      process.stdout.write(toYaml(rest));
-      if (diff) process.stdout.write(`\n${diff}`);
-      return;
-    }
-    case 'approve':
-    case 'deny':
-    case 'withdraw': {
-      const reason = flag(p, 'reason');
-      const v = (await call(
-        e,
-        'POST',
-        `/api/v1/approvals/${encodeURIComponent(need(id, 'ID'))}/${verb}`,
-        reason ? { reason } : {},
-      )) as View;
-      process.stdout.write(line(v));
-      return;
-    }
-    default:
-      throw new KgError('KG_ERR_BAD_REQUEST', `unknown request command\n\n${requestUsage}`);
+  const q = new URLSearchParams();
+  for (const k of ['view', 'status', 'kind']) if (flag(p, k)) q.set(k, flag(p, k)!);
+  // Every page, in order: the API pages with limit + continue.
+  q.set('limit', '500');
+  for (;;) {
+    const r = (await call(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as {
+      items: View[];
+      continue?: string;
+    };
+    p.io.stdout.write(r.items.map(line).join(''));
+    if (!r.continue) return;
+    q.set('continue', r.continue);
   }
 }
 
-function actor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return `cli:${process.env.USER ?? 'unknown'}`;
-  }
+export async function requestGet(p: Invocation): Promise<void> {
+  const id = p.positionals[0]!;
+  const v = (await call(endpoint(p), 'GET', `/api/v1/approvals/${encodeURIComponent(id)}`)) as View;
+  const { diff, ...rest } = v;
+  p.io.stdout.write(toYaml(rest));
+  if (diff) p.io.stdout.write(`\n${diff}`);
 }
 
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const { databaseUrl } = loadConfig({ databaseUrl: proxySchema.databaseUrl }, {});
-  const pool = createPool({ url: databaseUrl, max: 2, applicationName: 'kubegate-cli' });
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
+/** `kubegate request approve|deny|withdraw ID`. */
+export function requestDecide(verb: 'approve' | 'deny' | 'withdraw') {
+  return async (p: Invocation): Promise<void> => {
+    const id = p.positionals[0]!;
+    const reason = flag(p, 'reason');
+    const v = (await call(
+      endpoint(p),
+      'POST',
+      `/api/v1/approvals/${encodeURIComponent(id)}/${verb}`,
+      reason ? { reason } : {},
+    )) as View;
+    p.io.stdout.write(line(v));
+  };
 }
 
-/** `kubegate admin approval …` */
-export async function adminApproval(args: string[]): Promise<void> {
-  const p = parseArgs(args);
-  const [area, verb, name] = p.positionals;
-  await withPool(async (pool) => {
-    if (area === 'policy' && verb === 'list') {
-      for (const r of await listPolicies(pool))
-        process.stdout.write(
-          `${r.policy.name}\t${r.policy.kind}\t${r.policy.approvers.groups.join(',')}\t${r.policy.approvers.count}\n`,
-        );
-    } else if (area === 'policy' && verb === 'get') {
-      const r = await getPolicy(pool, need(name, 'NAME'));
-      if (!r) throw new KgError('KG_ERR_NOT_FOUND', `approval policy "${name}" does not exist`);
-      process.stdout.write(toYaml(policyView(r.policy)));
-    } else if (area === 'policy' && verb === 'apply') {
-      const file = need(flag(p, 'file'), '--file');
-      const doc = parseYaml(readFileSync(file === '-' ? 0 : file, 'utf8')) as { name?: unknown };
-      const existing = typeof doc?.name === 'string' ? await getPolicy(pool, doc.name) : undefined;
-      const r = existing
-        ? await replacePolicy(pool, existing.policy.name, doc, actor())
-        : await createPolicy(pool, doc, actor());
-      process.stderr.write(
-        `approval policy "${r.policy.name}" ${existing ? 'replaced' : 'created'}\n`,
-      );
-    } else if (area === 'policy' && verb === 'delete') {
-      await deletePolicy(pool, need(name, 'NAME'), actor());
-    } else if (area === 'webhook' && verb === 'list') {
-      for (const w of await listWebhooks(pool))
-        process.stdout.write(`${w.id}\t${w.format}\t${w.url}\n`);
-    } else if (area === 'webhook' && verb === 'add') {
-      const { masterKey } = loadConfig({ masterKey: proxySchema.masterKey }, {});
-      const { webhook, secret } = await createWebhook(
-        pool,
-        parseMasterKey(masterKey),
-        {
-          url: need(name, 'URL'),
-          format: flag(p, 'format') ?? 'json',
-          description: flag(p, 'description') ?? '',
-        },
-        actor(),
-      );
-      process.stdout.write(`${secret}\n`);
-      process.stderr.write(
-        `webhook ${webhook.id} added; the line above is its signing secret (shown once)\n`,
-      );
-    } else if (area === 'webhook' && verb === 'delete') {
-      await deleteWebhook(pool, need(name, 'ID'), actor());
-    } else {
-      throw new KgError('KG_ERR_BAD_REQUEST', `unknown approval command\n\n${requestUsage}`);
-    }
+export async function policyList(p: Invocation): Promise<void> {
+  for (const r of await withPool(p, (pool) => listPolicies(pool)))
+    p.io.stdout.write(
+      `${r.policy.name}\t${r.policy.kind}\t${r.policy.approvers.groups.join(',')}\t${r.policy.approvers.count}\n`,
+    );
+}
+
+export async function policyGet(p: Invocation): Promise<void> {
+  const name = p.positionals[0]!;
+  const r = await withPool(p, (pool) => getPolicy(pool, name));
+  if (!r) throw new KgError('KG_ERR_NOT_FOUND', `approval policy "${name}" does not exist`);
+  p.io.stdout.write(toYaml(policyView(r.policy)));
+}
+
+export async function policyApply(p: Invocation): Promise<void> {
+  const file = flag(p, 'file')!;
+  const doc = parseYaml(readFileSync(file === '-' ? 0 : file, 'utf8')) as { name?: unknown };
+  await withPool(p, async (pool) => {
+    const existing = typeof doc?.name === 'string' ? await getPolicy(pool, doc.name) : undefined;
+    const r = existing
+      ? await replacePolicy(pool, existing.policy.name, doc, cliActor())
+      : await createPolicy(pool, doc, cliActor());
+    p.io.stderr.write(`approval policy "${r.policy.name}" ${existing ? 'replaced' : 'created'}\n`);
   });
+}
+
+export async function policyDelete(p: Invocation): Promise<void> {
+  await withPool(p, (pool) => deletePolicy(pool, p.positionals[0]!, cliActor()));
+}
+
+export async function webhookList(p: Invocation): Promise<void> {
+  for (const w of await withPool(p, (pool) => listWebhooks(pool)))
+    p.io.stdout.write(`${w.id}\t${w.format}\t${w.url}\n`);
+}
+
+export async function webhookAdd(p: Invocation): Promise<void> {
+  const { masterKey } = cliConfig(['masterKey'], p.io.env);
+  const input = {
+    url: p.positionals[0]!,
+    format: flag(p, 'format') ?? 'json',
+    description: flag(p, 'description') ?? '',
+  };
+  const { webhook, secret } = await withPool(p, (pool) =>
+    createWebhook(pool, parseMasterKey(masterKey), input, cliActor()),
+  );
+  p.io.stdout.write(`${secret}\n`);
+  p.io.stderr.write(
+    `webhook ${webhook.id} added; the line above is its signing secret (shown once)\n`,
+  );
+}
+
+export async function webhookDelete(p: Invocation): Promise<void> {
+  await withPool(p, (pool) => deleteWebhook(pool, p.positionals[0]!, cliActor()));
 }

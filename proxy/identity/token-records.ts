@@ -77,13 +77,13 @@ function record(r: Row): TokenRecord {
   };
 }
 
-/** An owner's tokens, newest first; by default only those still usable. */
+/** An owner's tokens (undefined = every owner: admins), newest first; by default only those still usable. */
 export async function listTokens(
   db: Queryable,
-  owner: TokenOwner,
+  owner: TokenOwner | undefined,
   includeInactive = false,
 ): Promise<TokenRecord[]> {
-  const w = ownerWhere(owner);
+  const w = owner ? ownerWhere(owner) : { sql: 'true', values: [] };
   const rows = await q<Row>(
     db,
     `SELECT ${columns} FROM api_tokens WHERE ${w.sql}

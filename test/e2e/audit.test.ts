@@ -25,7 +25,7 @@ import { grant } from '../support/grants.js';
 import { httpGet } from '../support/http.js';
 import type { AuditEvent } from '../../proxy/audit/event.js';
 import { kubeEventProblems } from '../../proxy/audit/event-shape.js';
-import { adminAudit } from '../../proxy/cli/admin-audit.js';
+import { run as kubegate } from '../../proxy/cli/main.js';
 
 const ns = 'audit-e2e';
 const secretOne = `s1-${randomBytes(12).toString('hex')}`;
@@ -334,11 +334,14 @@ describe('audit end to end', { timeout: 900_000 }, () => {
     const out = new PassThrough();
     let text = '';
     out.on('data', (b: Buffer) => (text += b.toString()));
-    await adminAudit(['list', '--user', 'erin', '--verb', 'delete', '--since', '1h'], {
-      stdout: out,
-      stderr: new PassThrough(),
-      env: { DATABASE_URL: stack.databaseUrl },
-    });
+    await kubegate(
+      ['admin', 'audit', 'list', '--user', 'erin', '--verb', 'delete', '--since', '1h'],
+      {
+        stdout: out,
+        stderr: new PassThrough(),
+        env: { DATABASE_URL: stack.databaseUrl },
+      },
+    );
     assert.match(text, /erin\s+dev\s+delete\s+configmaps audit-e2e\/cm1\s+200\s+allow/);
   });
 

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { createPool, type Pool } from '../../proxy/db/pool.js';
 import { migrate } from '../../proxy/db/migrate.js';
 import { createDatabase, startPostgres, type PgServer } from '../support/postgres.js';
-import { runKubegate } from '../support/proc.js';
+import { spawn } from 'node:child_process';
+import { TokenStore } from '../../proxy/authn/token-store.js';
+import { kubegateBin, runKubegate } from '../support/proc.js';
 
 let pg: PgServer;
 let pool: Pool;
@@ -190,8 +192,9 @@ test('validation problems are printed one per line, all at once, and nothing is 
 });
 
 test('usage mistakes are refused with a message', async () => {
+  // Usage mistakes exit 2; failures of a command that ran exit 1.
   const unknown = await kg('binding', 'create', '--grop', 'dev', '--role', 'view');
-  assert.equal(unknown.code, 1);
+  assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown flag\(s\) --grop/);
   const selector = await kg(
     'binding',
@@ -206,9 +209,90 @@ test('usage mistakes are refused with a message', async () => {
   assert.equal(selector.code, 1);
   assert.match(selector.stderr, /selector "a in \(b": unbalanced parentheses/);
   const noFile = await kg('role', 'create', 'x');
-  assert.equal(noFile.code, 1);
+  assert.equal(noFile.code, 2);
   assert.match(noFile.stderr, /--file rules\.yaml is required/);
   const missing = await kg('binding', 'delete', '00000000-0000-4000-8000-000000000000');
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /does not exist/);
+});
+
+/** `kubegate admin <args>` with nothing in its environment but DATABASE_URL. */
+function onlyDatabaseUrl(
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [kubegateBin(), 'admin', ...args], {
+      env: { DATABASE_URL: env.DATABASE_URL },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('admin token create|list|revoke with only DATABASE_URL set; a revoked token fails authentication', async () => {
+  const created = await onlyDatabaseUrl(
+    'token',
+    'create',
+    '--user',
+    'tess',
+    '--group',
+    'dev',
+    '--ttl',
+    '1h',
+  );
+  assert.equal(created.code, 0, created.stderr);
+  const token = created.stdout.trim();
+  assert.match(token, /^\S+$/, 'the token alone on stdout');
+  const id = /^token ([0-9a-f-]{36}) for tess expires /.exec(created.stderr)?.[1];
+  assert.ok(id, created.stderr);
+  assert.equal((await new TokenStore(pool).authenticate(token))?.user, 'tess');
+
+  const robot = await onlyDatabaseUrl('token', 'create', '--user', 'ci', '--robot');
+  assert.equal(robot.code, 0, robot.stderr);
+
+  const listed = await onlyDatabaseUrl('token', 'list', '--user', 'tess');
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.ok(!listed.stdout.includes(token), 'never the token');
+  const rows = rowsOf(listed.stdout);
+  assert.deepEqual(
+    rows.map((r) => [r.ID, r.OWNER, r.STATE, r['LAST-USED'] !== '-', r.REVOKED, r.DESCRIPTION]),
+    [[id, 'user:tess', 'active', true, '-', 'cli']],
+  );
+  assert.ok(Date.parse(rows[0]!.EXPIRES!) - Date.now() <= 3_600_000);
+  const everyone = rowsOf((await onlyDatabaseUrl('token', 'list')).stdout);
+  assert.deepEqual(everyone.map((r) => r.OWNER).sort(), ['robot:ci', 'user:tess']);
+  assert.deepEqual(
+    rowsOf((await onlyDatabaseUrl('token', 'list', '--robot', 'ci')).stdout).map((r) => r.OWNER),
+    ['robot:ci'],
+  );
+
+  const revoked = await onlyDatabaseUrl('token', 'revoke', id!);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  assert.match(revoked.stderr, new RegExp(`token ${id} revoked`));
+  assert.equal(await new TokenStore(pool).authenticate(token), undefined);
+  const log = await pool.query<{ actor: string }>(
+    "SELECT actor FROM admin_changes WHERE kind = 'token' AND action = 'delete' AND name = $1",
+    [id],
+  );
+  assert.deepEqual(log.rows, [{ actor: `cli:${userInfo().username}` }]);
+
+  const again = await onlyDatabaseUrl('token', 'revoke', id!);
+  assert.equal(again.code, 0);
+  assert.match(again.stderr, /already revoked/);
+  assert.equal(rowsOf((await onlyDatabaseUrl('token', 'list', '--user', 'tess')).stdout).length, 0);
+  const all = rowsOf((await onlyDatabaseUrl('token', 'list', '--user', 'tess', '--all')).stdout);
+  assert.equal(all[0]!.STATE, 'revoked');
+  assert.notEqual(all[0]!.REVOKED, '-');
+
+  const missing = await onlyDatabaseUrl('token', 'revoke', '00000000-0000-4000-8000-000000000000');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^kubegate: no token with id/);
+  const usage = await onlyDatabaseUrl('token', 'revoke');
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /missing ID[\s\S]*kubegate admin token revoke --help/);
 });

@@ -30,7 +30,7 @@ import { IntentJournal } from '../../proxy/audit/intents.js';
 import { WebhookSink } from '../../proxy/audit/webhook.js';
 import { microTime, type AuditEvent } from '../../proxy/audit/event.js';
 import { kubeEventProblems } from '../../proxy/audit/event-shape.js';
-import { adminAudit } from '../../proxy/cli/admin-audit.js';
+import { run as kubegate } from '../../proxy/cli/main.js';
 import { createDatabase, startPostgres, type PgServer } from '../support/postgres.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
@@ -535,23 +535,26 @@ describe('REST API and CLI', () => {
     let text = '';
     out.on('data', (b: Buffer) => (text += b.toString()));
     const env = { DATABASE_URL: databaseUrl };
-    await adminAudit(['list', '--cluster', 'api', '--user', 'dora', '--since', '1h'], {
-      stdout: out,
-      stderr: err,
-      env,
-    });
+    await kubegate(
+      ['admin', 'audit', 'list', '--cluster', 'api', '--user', 'dora', '--since', '1h'],
+      {
+        stdout: out,
+        stderr: err,
+        env,
+      },
+    );
     const rows = text.trim().split('\n');
     assert.match(rows[0]!, /^TIME\s+USER\s+CLUSTER/);
     assert.equal(rows.length, 1 + 4);
     text = '';
-    await adminAudit(['export', '--cluster', 'api', '--format', 'kube'], {
+    await kubegate(['admin', 'audit', 'export', '--cluster', 'api', '--format', 'kube'], {
       stdout: out,
       stderr: err,
       env,
     });
     assert.equal(text.trim().split('\n').length, 8);
     await assert.rejects(
-      adminAudit(['list', '--bogus', 'x'], { stdout: out, stderr: err, env }),
+      kubegate(['admin', 'audit', 'list', '--bogus', 'x'], { stdout: out, stderr: err, env }),
       /--bogus/,
     );
   });

@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { adminIdentity } from '../../proxy/cli/admin-identity.js';
+import { run as kubegate } from '../../proxy/cli/main.js';
 import { parse } from 'yaml';
 import type { Browser } from '../support/browser.js';
 import {
@@ -346,7 +346,8 @@ describe('the admin CLI', () => {
     const saved = process.env.DATABASE_URL;
     process.env.DATABASE_URL = w.databaseUrl;
     try {
-      await adminIdentity([
+      await kubegate([
+        'admin',
         'robot',
         'create',
         'ci-cli',
@@ -361,7 +362,8 @@ describe('the admin CLI', () => {
       const id = await f.lookup.authenticate(t1);
       assert.equal(id?.kind, 'robot');
       assert.deepEqual(id?.groups, ['deployers']);
-      await adminIdentity([
+      await kubegate([
+        'admin',
         'robot',
         'rotate',
         'ci-cli',
@@ -375,16 +377,16 @@ describe('the admin CLI', () => {
       assert.equal(await f.lookup.authenticate(t1), undefined);
       assert.equal((await f.lookup.authenticate(t2))?.user, 'ci-cli');
       await assert.rejects(
-        adminIdentity(['robot', 'create', 'ci-cli', '--ttl', '9999d']),
+        kubegate(['admin', 'robot', 'create', 'ci-cli', '--ttl', '9999d']),
         /longer than/,
       );
 
       w.idp.addUser({ email: 'cli-leaver@example.com', name: 'C', groups: ['developers'] });
       const t = await ssoToken(f.browser(), 'cli-leaver@example.com');
-      await adminIdentity(['user', 'deactivate', 'cli-leaver@example.com']);
+      await kubegate(['admin', 'user', 'deactivate', 'cli-leaver@example.com']);
       await noticeFor(sha256(t), 1000);
       assert.equal(await f.lookup.authenticate(t), undefined);
-      await assert.rejects(adminIdentity(['user', 'frobnicate']), /unknown user command/);
+      await assert.rejects(kubegate(['admin', 'user', 'frobnicate']), /unknown user command/);
     } finally {
       if (saved === undefined) delete process.env.DATABASE_URL;
       else process.env.DATABASE_URL = saved;

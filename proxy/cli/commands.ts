@@ -1,0 +1,454 @@
+/**
+ * Every `kubegate` command, in one table: its path, one-line summary,
+ * positionals, options (parsed strictly: an option not listed here is an
+ * error), longer help and handler. `--help` on any command, and on any
+ * group of commands (`kubegate admin token --help`), is generated from it.
+ * Handlers are imported when their command runs, so `--help` and the agent
+ * load nothing they do not use.
+ */
+import type { ArgSpec, Invocation, OptionSpec } from './args.js';
+import { filterNames } from '../audit/query.js';
+
+export interface Command {
+  /** The words after `kubegate`: 'admin token create'. */
+  path: string;
+  summary: string;
+  args?: ArgSpec[];
+  options?: Record<string, OptionSpec>;
+  /** More than the summary, for `--help`. */
+  help?: string;
+  /** The exit code (0 when it returns nothing); -1: still running (a server). */
+  run(p: Invocation): Promise<number | void>;
+}
+
+/** Groups of commands: `kubegate admin --help` shows this line and the commands below it. */
+export const groups: Record<string, string> = {
+  '': 'kubegate — zero-trust access to a fleet of Kubernetes clusters',
+  admin: 'administer kubegate straight in its database (DATABASE_URL)',
+  'admin cluster': 'registered clusters and their agents',
+  'admin token': 'bearer tokens',
+  'admin role': 'RBAC roles',
+  'admin binding': 'RBAC bindings',
+  'admin user': 'users who signed in',
+  'admin robot': 'robots (non-human identities) and their tokens',
+  'admin audit': 'the audit log',
+  'admin approval': 'approval policies and webhooks',
+  'admin approval policy': 'approval policies',
+  'admin approval webhook': 'approval webhooks',
+  request: 'ask for access and decide approvals as yourself, through the proxy',
+};
+
+const out: OptionSpec = { value: 'FILE', doc: 'write to FILE (mode 0600) instead of stdout' };
+const group: OptionSpec = {
+  value: 'G',
+  repeatable: true,
+  doc: 'a group of the identity (repeat, or a,b)',
+};
+const forwardMode: OptionSpec = {
+  value: 'jit|impersonate',
+  doc: "the agent's forward mode, which decides the RBAC the YAML grants it (default jit)",
+};
+const kubeconfigOpt: OptionSpec = {
+  value: 'FILE',
+  doc: 'the fleet kubeconfig whose current context names the proxy and your token (default $KUBECONFIG, ~/.kube/config; KUBEGATE_SERVER + KUBEGATE_TOKEN win)',
+};
+const auditFilters: Record<string, OptionSpec> = Object.fromEntries(
+  filterNames.map((n) => [n, { value: n === 'since' ? '1h' : 'V', doc: `filter: ${n}` }]),
+);
+auditFilters.from!.doc = 'events at or after T (RFC 3339 or a duration ago)';
+auditFilters.to!.doc = 'events before T (RFC 3339 or a duration ago)';
+auditFilters.since!.doc = 'events in the last DURATION';
+auditFilters.resource!.value = 'pods|deployments.apps|pods/exec';
+auditFilters.decision!.value = 'allow|deny|error';
+auditFilters.code!.value = '403|4xx';
+auditFilters.source!.value = 'kube|admin';
+
+const name = (n = 'NAME', doc?: string): ArgSpec[] => [{ name: n, ...(doc ? { doc } : {}) }];
+const decide = (verb: 'approve' | 'deny' | 'withdraw', summary: string): Command => ({
+  path: `request ${verb}`,
+  summary,
+  args: name('ID'),
+  options: { reason: { value: 'TEXT', doc: 'why' }, kubeconfig: kubeconfigOpt },
+  run: async (p) => (await import('./approvals.js')).requestDecide(verb)(p),
+});
+
+export const commands: readonly Command[] = [
+  {
+    path: 'proxy',
+    summary: 'run a proxy replica (config from KUBEGATE_* env; see docs/configuration.md)',
+    run: async () => {
+      const { runProxy } = await import('../main.js');
+      await runProxy();
+      return -1;
+    },
+  },
+  {
+    path: 'agent',
+    summary: 'run the cluster agent (config from KUBEGATE_* env)',
+    run: async () => {
+      const { runAgent } = await import('../../agent/main.js');
+      await runAgent();
+      return -1;
+    },
+  },
+  {
+    path: 'dev',
+    summary: 'run the whole stack locally (a source checkout; see README)',
+    run: async () => {
+      // Not in the image: a path the compiler does not follow.
+      const devStack = '../../test/dev/dev-stack.js';
+      const { runDev } = (await import(devStack)) as { runDev(args: string[]): Promise<void> };
+      await runDev([]);
+      return -1;
+    },
+  },
+  {
+    path: 'migrate',
+    summary: 'apply database migrations (DATABASE_URL)',
+    run: async (p) => {
+      const { withPool } = await import('./args.js');
+      const { migrate } = await import('../db/migrate.js');
+      const r = await withPool(p, (pool) =>
+        migrate(pool, undefined, (m) => p.io.stderr.write(m + '\n')),
+      );
+      p.io.stderr.write(
+        r.applied.length
+          ? `applied ${r.applied.length} migration(s); schema at ${r.current}\n`
+          : `schema up to date at ${r.current}\n`,
+      );
+    },
+  },
+  {
+    path: 'config-reference',
+    summary: 'print the configuration reference (docs/configuration.md; used by make docs)',
+    run: async (p) => {
+      p.io.stdout.write((await import('./config-reference.js')).configReference());
+    },
+  },
+  {
+    path: 'agent-chart-data',
+    summary: "print the agent chart's shared data (used by make docs)",
+    run: async (p) => {
+      p.io.stdout.write((await import('./agent-chart-data.js')).agentChartData());
+    },
+  },
+
+  {
+    path: 'admin cluster add',
+    summary: 'register a cluster and write its bootstrap YAML',
+    args: name(),
+    options: {
+      label: { value: 'k=v', repeatable: true, doc: 'a label of the cluster (repeat, or a=b,c=d)' },
+      'forward-mode': forwardMode,
+      out,
+    },
+    help: 'Needs DATABASE_URL, KUBEGATE_MASTER_KEY and KUBEGATE_TUNNEL_ADDRESS (and reads the enrollment address, bootstrap token TTL and agent image settings).',
+    run: async (p) => (await import('./admin-cluster.js')).clusterAdd(p),
+  },
+  {
+    path: 'admin cluster bootstrap',
+    summary: 'a fresh one-time bootstrap YAML for NAME',
+    args: name(),
+    options: { 'forward-mode': forwardMode, out },
+    help: 'Needs DATABASE_URL, KUBEGATE_MASTER_KEY and KUBEGATE_TUNNEL_ADDRESS.',
+    run: async (p) => (await import('./admin-cluster.js')).clusterBootstrap(p),
+  },
+  {
+    path: 'admin cluster list',
+    summary: 'list registered clusters (name, labels, enabled)',
+    run: async (p) => (await import('./admin-cluster.js')).clusterList(p),
+  },
+  {
+    path: 'admin cluster revoke-agent',
+    summary: "revoke NAME's agent certificates: its tunnels close on every replica",
+    args: name(),
+    help: `Revoke every certificate held by cluster NAME's agent, at once:
+  - every tunnel of NAME closes on every proxy replica within a second, and
+    requests to NAME get 503 "cluster is offline" until an agent is back;
+  - the agent's certificate (and any earlier one) is refused for new tunnels
+    and for renewal; unspent bootstrap tokens of NAME are voided too;
+  - the revocation is recorded in the audit log (verb revoke, resource
+    agentcertificates) with who ran it.
+The cluster stays registered, with its labels and bindings. To attach it
+again, enroll a fresh agent with a new one-time bootstrap token:
+  kubegate admin cluster bootstrap NAME --out bootstrap.yaml
+  kubectl delete secret -n kubegate-system kubegate-agent-identity
+  kubectl apply -f bootstrap.yaml
+  kubectl rollout restart -n kubegate-system deployment/kubegate-agent
+Use it when an agent's key may be compromised, or a cluster must be cut off
+now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
+    run: async (p) => (await import('./admin-cluster.js')).clusterRevokeAgent(p),
+  },
+
+  {
+    path: 'admin token create',
+    summary: 'mint a bearer token (printed once)',
+    options: {
+      user: { value: 'NAME', required: true, doc: 'whose token' },
+      group,
+      ttl: { value: '8h', doc: 'lifetime (default KUBEGATE_TOKEN_TTL, 12h)' },
+      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      out,
+    },
+    help: 'Needs only DATABASE_URL.',
+    run: async (p) => (await import('./admin-token.js')).tokenCreate(p),
+  },
+  {
+    path: 'admin token list',
+    summary: 'list tokens (never the token itself): id, owner, state, times',
+    options: {
+      user: { value: 'NAME', doc: "only this user's tokens" },
+      robot: { value: 'NAME', doc: "only this robot's tokens" },
+      all: { type: 'boolean', doc: 'expired and revoked tokens too' },
+    },
+    help: 'Newest first, at most 500. Needs only DATABASE_URL.',
+    run: async (p) => (await import('./admin-token.js')).tokenList(p),
+  },
+  {
+    path: 'admin token revoke',
+    summary: 'revoke a token: every replica drops it and ends the requests using it',
+    args: name('ID', 'the id `admin token list` shows'),
+    help: 'Needs only DATABASE_URL. REST: DELETE /api/v1/tokens/ID (as an admin).',
+    run: async (p) => (await import('./admin-token.js')).tokenRevoke(p),
+  },
+  {
+    path: 'admin kubeconfig',
+    summary: 'write a fleet kubeconfig with a fresh token',
+    options: {
+      user: { value: 'NAME', required: true, doc: 'whose kubeconfig' },
+      group,
+      ttl: { value: '8h', doc: 'lifetime of its token (default KUBEGATE_TOKEN_TTL, 12h)' },
+      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      out,
+    },
+    help: 'One context per cluster the identity can reach now. Needs DATABASE_URL, KUBEGATE_PUBLIC_URL and KUBEGATE_MASTER_KEY.',
+    run: async (p) => (await import('./admin-token.js')).kubeconfig(p),
+  },
+
+  {
+    path: 'admin role list',
+    summary: 'list built-in and custom roles',
+    run: async (p) => (await import('./admin-rbac.js')).roleList(p),
+  },
+  {
+    path: 'admin role get',
+    summary: 'print a role as YAML',
+    args: name(),
+    run: async (p) => (await import('./admin-rbac.js')).roleGet(p),
+  },
+  {
+    path: 'admin role create',
+    summary: 'create a custom role',
+    args: name(),
+    options: {
+      file: {
+        value: 'rules.yaml',
+        required: true,
+        doc: 'YAML or JSON: a list of rules, or {description, rules} (a ClusterRole works); - for stdin',
+      },
+      description: { value: 'TEXT', doc: 'what the role is for' },
+    },
+    run: async (p) => (await import('./admin-rbac.js')).roleCreate(p),
+  },
+  {
+    path: 'admin role delete',
+    summary: 'delete a custom role (refused while bindings use it)',
+    args: name(),
+    run: async (p) => (await import('./admin-rbac.js')).roleDelete(p),
+  },
+  {
+    path: 'admin binding list',
+    summary: 'list bindings',
+    options: {
+      subject: { value: 'NAME', doc: 'only bindings naming this subject' },
+      role: { value: 'ROLE', doc: 'only bindings of this role' },
+      cluster: { value: 'NAME', doc: 'only bindings reaching this cluster' },
+    },
+    run: async (p) => (await import('./admin-rbac.js')).bindingList(p),
+  },
+  {
+    path: 'admin binding get',
+    summary: 'print a binding as YAML',
+    args: name('ID'),
+    run: async (p) => (await import('./admin-rbac.js')).bindingGet(p),
+  },
+  {
+    path: 'admin binding create',
+    summary: 'create a binding; prints its id',
+    options: {
+      group: { value: 'G', repeatable: true, doc: 'a Group subject' },
+      user: { value: 'U', repeatable: true, doc: 'a User subject' },
+      robot: { value: 'R', repeatable: true, doc: 'a Robot subject' },
+      role: { value: 'ROLE', doc: 'the role granted' },
+      cluster: { value: 'NAME', repeatable: true, doc: 'a cluster, by name' },
+      selector: { value: "'env=prod,tier in (a,b)'", doc: 'clusters, by label selector' },
+      namespace: { value: 'NS', repeatable: true, doc: 'a namespace (default: every one)' },
+      expires: { value: '2h|RFC3339', doc: 'when the binding ends' },
+      reason: { value: 'TEXT', doc: 'why (kept in the change log)' },
+    },
+    help: 'At least one subject and a role; problems are listed one per line.',
+    run: async (p) => (await import('./admin-rbac.js')).bindingCreate(p),
+  },
+  {
+    path: 'admin binding delete',
+    summary: 'delete a binding',
+    args: name('ID'),
+    run: async (p) => (await import('./admin-rbac.js')).bindingDelete(p),
+  },
+
+  {
+    path: 'admin user list',
+    summary: 'list users who signed in',
+    run: async (p) => (await import('./admin-identity.js')).userList(p),
+  },
+  {
+    path: 'admin user deactivate',
+    summary: 'deactivate a user: every token revoked, sessions ended',
+    args: name('NAME|ID'),
+    run: async (p) => (await import('./admin-identity.js')).userDeactivate(p),
+  },
+  {
+    path: 'admin user activate',
+    summary: 'let a deactivated user sign in again',
+    args: name('NAME|ID'),
+    run: async (p) => (await import('./admin-identity.js')).userActivate(p),
+  },
+  {
+    path: 'admin robot list',
+    summary: 'list robots',
+    run: async (p) => (await import('./admin-identity.js')).robotList(p),
+  },
+  {
+    path: 'admin robot create',
+    summary: 'create a robot; prints its first token (shown once)',
+    args: name(),
+    options: {
+      group,
+      description: { value: 'TEXT', doc: 'what the robot is for' },
+      ttl: { value: '90d', doc: 'lifetime of its token (default KUBEGATE_ROBOT_TOKEN_TTL)' },
+      out,
+    },
+    run: async (p) => (await import('./admin-identity.js')).robotCreate(p),
+  },
+  {
+    path: 'admin robot rotate',
+    summary: 'a new token; earlier ones stop after the overlap',
+    args: name(),
+    options: {
+      overlap: { value: '10m', doc: 'how long earlier tokens keep working' },
+      ttl: { value: '90d', doc: 'lifetime of the new token' },
+      out,
+    },
+    run: async (p) => (await import('./admin-identity.js')).robotRotate(p),
+  },
+  {
+    path: 'admin robot delete',
+    summary: 'delete a robot and revoke its tokens',
+    args: name(),
+    run: async (p) => (await import('./admin-identity.js')).robotDelete(p),
+  },
+
+  {
+    path: 'admin audit list',
+    summary: 'audit events, newest first',
+    options: {
+      ...auditFilters,
+      limit: { value: 'N', doc: 'events per page, 1 to 1000 (default 50)' },
+      output: { value: 'table|json', doc: 'a table (default) or JSON lines' },
+      continue: { value: 'TOKEN', doc: 'the next page, as the previous one said' },
+    },
+    run: async (p) => (await import('./admin-audit.js')).auditList(p),
+  },
+  {
+    path: 'admin audit export',
+    summary: 'every matching event as NDJSON',
+    options: {
+      ...auditFilters,
+      format: { value: 'kubegate|kube', doc: "kubegate's events or Kubernetes audit.k8s.io/v1" },
+      out,
+    },
+    run: async (p) => (await import('./admin-audit.js')).auditExport(p),
+  },
+
+  {
+    path: 'admin approval policy list',
+    summary: 'list approval policies',
+    run: async (p) => (await import('./approvals.js')).policyList(p),
+  },
+  {
+    path: 'admin approval policy get',
+    summary: 'print an approval policy as YAML',
+    args: name(),
+    run: async (p) => (await import('./approvals.js')).policyGet(p),
+  },
+  {
+    path: 'admin approval policy apply',
+    summary: 'create or replace a policy',
+    options: { file: { value: 'policy.yaml', required: true, doc: 'the policy; - for stdin' } },
+    run: async (p) => (await import('./approvals.js')).policyApply(p),
+  },
+  {
+    path: 'admin approval policy delete',
+    summary: 'delete an approval policy',
+    args: name(),
+    run: async (p) => (await import('./approvals.js')).policyDelete(p),
+  },
+  {
+    path: 'admin approval webhook list',
+    summary: 'list approval webhooks',
+    run: async (p) => (await import('./approvals.js')).webhookList(p),
+  },
+  {
+    path: 'admin approval webhook add',
+    summary: 'add a webhook; prints its signing secret once',
+    args: name('URL'),
+    options: {
+      format: { value: 'json|slack', doc: 'the body it gets (default json)' },
+      description: { value: 'TEXT', doc: 'what it is for' },
+    },
+    help: 'Needs DATABASE_URL and KUBEGATE_MASTER_KEY (the secret is sealed with it).',
+    run: async (p) => (await import('./approvals.js')).webhookAdd(p),
+  },
+  {
+    path: 'admin approval webhook delete',
+    summary: 'delete an approval webhook',
+    args: name('ID'),
+    run: async (p) => (await import('./approvals.js')).webhookDelete(p),
+  },
+
+  {
+    path: 'request create',
+    summary: 'ask for time-bound access; prints the approval id',
+    options: {
+      role: { value: 'ROLE', required: true, doc: 'the role asked for' },
+      cluster: { value: 'NAME', repeatable: true, doc: 'a cluster, by name' },
+      selector: { value: "'env=prod'", doc: 'clusters, by label selector' },
+      namespace: { value: 'NS', repeatable: true, doc: 'a namespace (default: every one)' },
+      duration: { value: '15m', required: true, doc: 'how long the access lasts' },
+      reason: { value: 'TEXT', required: true, doc: 'why (approvers see it)' },
+      kubeconfig: kubeconfigOpt,
+    },
+    run: async (p) => (await import('./approvals.js')).requestCreate(p),
+  },
+  {
+    path: 'request list',
+    summary: 'list approvals',
+    options: {
+      view: { value: 'mine|approvable|all', doc: 'whose' },
+      status: { value: 'pending', doc: 'only this status' },
+      kind: { value: 'KIND', doc: 'only this kind' },
+      kubeconfig: kubeconfigOpt,
+    },
+    run: async (p) => (await import('./approvals.js')).requestList(p),
+  },
+  {
+    path: 'request get',
+    summary: 'one approval, with the diff of a gated change',
+    args: name('ID'),
+    options: { kubeconfig: kubeconfigOpt },
+    run: async (p) => (await import('./approvals.js')).requestGet(p),
+  },
+  decide('approve', 'approve a request'),
+  decide('deny', 'deny a request'),
+  decide('withdraw', 'withdraw your own request'),
+];
