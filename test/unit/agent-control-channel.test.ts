@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { classifyStream, controlRoutes } from '../../agent/tunnel-client.js';
-import { droppedResponseHeader } from '../../agent/forward.js';
+import { classifyStream, controlRoutes } from '../../agent/tunnel/tunnel-client.js';
+import { droppedResponseHeader } from '../../agent/forward/forward.js';
 import { isReservedKubePath, refuseReservedPath } from '../../proxy/route/kube-path.js';
 import { routeKubeRequest } from '../../proxy/route/kube-path.js';
 import { KgError } from '../../common/errors.js';

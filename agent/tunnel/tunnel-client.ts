@@ -9,8 +9,8 @@
 import { isIP } from 'node:net';
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
-import type { Logger } from '../common/log.js';
-import { parseHostPort } from '../common/config.js';
+import type { Logger } from '../../common/log.js';
+import { parseHostPort } from '../../common/config.js';
 import {
   alpnTunnel,
   controlPrefix,
@@ -32,10 +32,10 @@ import {
   tunnelRetireLingerMs,
   tunnelStreamWindow,
   type HelloResponse,
-} from '../common/tunnel-protocol.js';
-import type { AgentIdentity } from './identity.js';
-import { replyStatus } from './forward.js';
-import { agentMetrics } from './metrics.js';
+} from '../../common/tunnel-protocol.js';
+import type { AgentIdentity } from '../enroll/identity.js';
+import { replyStatus } from '../forward/forward.js';
+import { agentMetrics } from '../metrics.js';
 
 export interface TunnelClientDeps {
   cluster: string;

@@ -13,12 +13,12 @@ import { readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import type * as tls from 'node:tls';
 import type * as k8s from '@kubernetes/client-node';
-import { KgError } from '../common/errors.js';
-import type { Logger } from '../common/log.js';
-import { certInfo, createCsr, generateKeyPair } from '../common/pki.js';
-import { alpnEnroll, alpnRenew, enrollPath, renewPath } from '../common/tunnel-protocol.js';
-import { parseHostPort } from '../common/config.js';
-import { statusCode } from './kube-client.js';
+import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { certInfo, createCsr, generateKeyPair } from '../../common/pki.js';
+import { alpnEnroll, alpnRenew, enrollPath, renewPath } from '../../common/tunnel-protocol.js';
+import { parseHostPort } from '../../common/config.js';
+import { statusCode } from '../kube-client.js';
 
 export interface AgentIdentity {
   certPem: string;
