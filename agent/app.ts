@@ -17,16 +17,7 @@ import { TunnelClient } from './tunnel/tunnel-client.js';
 import { TunnelSpread } from './tunnel/tunnel-spread.js';
 import { JitManager } from './jit/jit-manager.js';
 import { agentMetrics, startMetricsServer } from './metrics.js';
-import type { KubeRule } from './jit/rules.js';
-import {
-  grantsPath,
-  jitAccountsPath,
-  jitUsersPath,
-  rolesPath,
-  type GrantUpdate,
-  type JitAccountsReport,
-  type TunnelRoles,
-} from '../common/tunnel-protocol.js';
+import { loadCeiling } from './jit/ceiling.js';
 
 export interface AgentApp {
   tunnels: TunnelClient[];
@@ -73,9 +64,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
           namespace: config.namespace,
           idleMs: config.jitIdle,
           tokenSeconds: config.jitTokenSeconds,
-          ceiling: config.jitCeilingFile
-            ? (JSON.parse(readFileSync(config.jitCeilingFile, 'utf8')) as KubeRule[])
-            : undefined,
+          ceiling: config.jitCeilingFile ? loadCeiling(config.jitCeilingFile) : undefined,
           log: log.child({ part: 'jit' }),
         })
       : undefined;
@@ -87,27 +76,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     jit,
     log: log.child({ part: 'upstream' }),
   });
-  const onControl = async (path: string, _method: string, body: Buffer): Promise<unknown> => {
-    if (path === jitAccountsPath)
-      return jit ? jit.describe() : ({ mode: 'impersonate', accounts: [] } as JitAccountsReport);
-    if (!jit)
-      return path === jitUsersPath
-        ? []
-        : path === rolesPath || path === grantsPath
-          ? { ok: true }
-          : undefined;
-    if (path === rolesPath) {
-      jit.setRoles(JSON.parse(body.toString('utf8')) as TunnelRoles);
-      return { ok: true };
-    }
-    if (path === grantsPath) {
-      const updates = JSON.parse(body.toString('utf8')) as GrantUpdate[];
-      await Promise.all(updates.map((u) => jit.applyUpdate(u)));
-      return { ok: true, applied: updates.length };
-    }
-    if (path === jitUsersPath) return jit.knownUsers();
-    return undefined;
-  };
   const agentId = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
   // Tunnels spread over distinct replicas and move off draining ones (tunnel-spread.ts).
   const spread = new TunnelSpread(
@@ -122,7 +90,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         proxyCaPem,
         identity: () => identity.current(),
         onStream: (stream, headers) => upstream.handle(stream, headers),
-        onControl,
+        jit,
         reconnectBaseMs: config.reconnectBase,
         reconnectMaxMs: config.reconnectMax,
         ...hooks,
