@@ -75,13 +75,14 @@ const isStringList = (v: unknown): v is string[] =>
 function rolesBody(value: unknown): TunnelRoles {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw bad('roles', 'must be an object of role name to rules');
-  const roles: TunnelRoles = {};
-  for (const [name, rules] of Object.entries(value as Record<string, unknown>)) {
-    const parsed = parseRules(rules);
-    if (parsed.problem !== undefined) throw bad(`roles[${JSON.stringify(name)}]`, parsed.problem);
-    roles[name] = parsed.rules;
-  }
-  return roles;
+  // fromEntries defines own keys, so a role named `__proto__` stays a plain key.
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([name, rules]) => {
+      const parsed = parseRules(rules);
+      if (parsed.problem !== undefined) throw bad(`roles[${JSON.stringify(name)}]`, parsed.problem);
+      return [name, parsed.rules];
+    }),
+  );
 }
 
 function grantsBody(value: unknown): GrantUpdate[] {

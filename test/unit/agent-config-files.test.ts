@@ -195,6 +195,14 @@ test('control table: roles and grants bodies are checked; a bad one is a 400 nam
     assert.equal(good.status, 200);
     assert.deepEqual(JSON.parse(good.body), { ok: true });
     assert.deepEqual(seen.roles, [{ 'view@1': [{ verbs: ['get'] }] }]);
+    // A role named __proto__ stays an own key; nothing's prototype changes.
+    const proto = await send('POST', rolesPath, '{"__proto__":[{"verbs":["get"]}]}');
+    assert.equal(proto.status, 200);
+    const last = seen.roles.pop()!;
+    assert.equal(Object.getPrototypeOf(last), Object.prototype);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(last, '__proto__')?.value, [
+      { verbs: ['get'] },
+    ]);
 
     const update = {
       user: 'ann',
