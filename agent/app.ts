@@ -2,14 +2,13 @@
  * Agent wiring: config → apiserver access → identity → tunnels.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { KgError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { parseHostPort } from '../common/config.js';
 import { version } from '../common/version.js';
-import type { AgentConfig } from './config.js';
+import { readCaFile, type AgentConfig } from './config.js';
 import { kubeConfigFor } from './kube-client.js';
 import { IdentityManager } from './enroll/identity.js';
 import { Upstream } from './forward/forward.js';
@@ -31,8 +30,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       'KUBEGATE_APISERVER_URL is not set and this is not a pod (no KUBERNETES_SERVICE_HOST)',
     );
   }
-  const caPem = readFileSync(config.apiserverCaFile, 'utf8');
-  const proxyCaPem = readFileSync(config.proxyCaFile, 'utf8');
+  const caPem = readCaFile('apiserverCaFile', config.apiserverCaFile);
+  const proxyCaPem = readCaFile('proxyCaFile', config.proxyCaFile);
   const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
   const kc = kubeConfigFor({
     server: config.apiserverUrl,

@@ -19,7 +19,7 @@ import {
   tunnelRetireLingerMs,
   tunnelStreamWindow,
 } from '../../common/tunnel-protocol.js';
-import type { AgentIdentity } from '../enroll/identity.js';
+import type { AgentIdentity } from '../enroll/store.js';
 import type { JitManager } from '../jit/jit-manager.js';
 import { classifyStream, dispatchControl, type ControlContext } from './control.js';
 import { replyStatus } from '../forward/forward.js';

@@ -28,6 +28,7 @@ import {
   type TunnelRoles,
 } from '../../common/tunnel-protocol.js';
 import { loadCeiling } from '../../agent/jit/ceiling.js';
+import { readCaFile, readConfigFile } from '../../agent/config.js';
 import { parseRules } from '../../agent/jit/rules.js';
 import {
   classifyStream,
@@ -119,6 +120,36 @@ test('parseRules names the first bad field and never throws', () => {
   ])
     assert.equal(typeof parseRules(v).problem, 'string', JSON.stringify(v));
   assert.deepEqual(parseRules([{ verbs: [] }]), { rules: [{ verbs: [] }] });
+});
+
+test('CA files must hold a PEM certificate; unreadable files name the variable and the file', () => {
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  assert.equal(readCaFile('proxyCaFile', file(pem)), pem);
+  for (const [text, why] of [
+    ['', /holds no PEM certificate/],
+    ['{"not":"a cert"}', /holds no PEM certificate/],
+    ['-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n', /holds no PEM certificate/],
+  ] as const) {
+    const f = file(text);
+    assert.throws(
+      () => readCaFile('proxyCaFile', f),
+      (e: unknown) =>
+        e instanceof KgError &&
+        e.code === 'KG_ERR_CONFIG' &&
+        e.message.includes('KUBEGATE_PROXY_CA_FILE') &&
+        e.message.includes(f) &&
+        why.test(e.message),
+    );
+  }
+  const absent = join(dir, 'no-such-token');
+  assert.throws(
+    () => readConfigFile('bootstrapTokenFile', absent),
+    (e: unknown) =>
+      e instanceof KgError &&
+      e.message.includes('KUBEGATE_BOOTSTRAP_TOKEN_FILE') &&
+      e.message.includes(absent) &&
+      /cannot be read/.test(e.message),
+  );
 });
 
 // --- control messages: the table's body checks, through the dispatcher on a real HTTP/2 stream ---
