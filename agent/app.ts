@@ -2,31 +2,21 @@
  * Agent wiring: config → apiserver access → identity → tunnels.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { KgError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { parseHostPort } from '../common/config.js';
 import { version } from '../common/version.js';
-import type { AgentConfig } from './config.js';
+import { readCaFile, type AgentConfig } from './config.js';
 import { kubeConfigFor } from './kube-client.js';
-import { IdentityManager } from './identity.js';
-import { Upstream } from './forward.js';
-import { TunnelClient } from './tunnel-client.js';
-import { TunnelSpread } from './tunnel-spread.js';
+import { IdentityManager } from './enroll/identity.js';
+import { Upstream } from './forward/forward.js';
+import { TunnelClient } from './tunnel/tunnel-client.js';
+import { TunnelSpread } from './tunnel/tunnel-spread.js';
 import { JitManager } from './jit/jit-manager.js';
 import { agentMetrics, startMetricsServer } from './metrics.js';
-import type { KubeRule } from './jit/rules.js';
-import {
-  grantsPath,
-  jitAccountsPath,
-  jitUsersPath,
-  rolesPath,
-  type GrantUpdate,
-  type JitAccountsReport,
-  type TunnelRoles,
-} from '../common/tunnel-protocol.js';
+import { loadCeiling } from './jit/ceiling.js';
 
 export interface AgentApp {
   tunnels: TunnelClient[];
@@ -40,8 +30,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       'KUBEGATE_APISERVER_URL is not set and this is not a pod (no KUBERNETES_SERVICE_HOST)',
     );
   }
-  const caPem = readFileSync(config.apiserverCaFile, 'utf8');
-  const proxyCaPem = readFileSync(config.proxyCaFile, 'utf8');
+  const caPem = readCaFile('apiserverCaFile', config.apiserverCaFile);
+  const proxyCaPem = readCaFile('proxyCaFile', config.proxyCaFile);
   const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
   const kc = kubeConfigFor({
     server: config.apiserverUrl,
@@ -73,9 +63,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
           namespace: config.namespace,
           idleMs: config.jitIdle,
           tokenSeconds: config.jitTokenSeconds,
-          ceiling: config.jitCeilingFile
-            ? (JSON.parse(readFileSync(config.jitCeilingFile, 'utf8')) as KubeRule[])
-            : undefined,
+          ceiling: config.jitCeilingFile ? loadCeiling(config.jitCeilingFile) : undefined,
           log: log.child({ part: 'jit' }),
         })
       : undefined;
@@ -87,27 +75,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     jit,
     log: log.child({ part: 'upstream' }),
   });
-  const onControl = async (path: string, _method: string, body: Buffer): Promise<unknown> => {
-    if (path === jitAccountsPath)
-      return jit ? jit.describe() : ({ mode: 'impersonate', accounts: [] } as JitAccountsReport);
-    if (!jit)
-      return path === jitUsersPath
-        ? []
-        : path === rolesPath || path === grantsPath
-          ? { ok: true }
-          : undefined;
-    if (path === rolesPath) {
-      jit.setRoles(JSON.parse(body.toString('utf8')) as TunnelRoles);
-      return { ok: true };
-    }
-    if (path === grantsPath) {
-      const updates = JSON.parse(body.toString('utf8')) as GrantUpdate[];
-      await Promise.all(updates.map((u) => jit.applyUpdate(u)));
-      return { ok: true, applied: updates.length };
-    }
-    if (path === jitUsersPath) return jit.knownUsers();
-    return undefined;
-  };
   const agentId = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
   // Tunnels spread over distinct replicas and move off draining ones (tunnel-spread.ts).
   const spread = new TunnelSpread(
@@ -122,7 +89,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         proxyCaPem,
         identity: () => identity.current(),
         onStream: (stream, headers) => upstream.handle(stream, headers),
-        onControl,
+        jit,
         reconnectBaseMs: config.reconnectBase,
         reconnectMaxMs: config.reconnectMax,
         ...hooks,

@@ -3,6 +3,8 @@
  * sets these from the bootstrap Secret; in tests the agent runs as a local
  * process with exactly the same variables.
  */
+import { readFileSync } from 'node:fs';
+import { KgError } from '../common/errors.js';
 import { loadConfig, type ConfigOf, type Schema } from '../common/config.js';
 
 const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -159,4 +161,39 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     },
     env,
   );
+}
+
+type FileSetting = {
+  [K in keyof typeof agentSchema]: (typeof agentSchema)[K]['env'] extends `${string}_FILE`
+    ? K
+    : never;
+}[keyof typeof agentSchema];
+
+/** A configuration error about the file named by `setting`: names the variable, the file and the problem. */
+export function configFileError(
+  setting: FileSetting,
+  file: string,
+  problem: string,
+  cause?: unknown,
+): KgError {
+  return new KgError('KG_ERR_CONFIG', `${agentSchema[setting].env} (${file}): ${problem}`, {
+    cause,
+  });
+}
+
+/** The text of the file named by `setting`; a clear configuration error when it cannot be read. */
+export function readConfigFile(setting: FileSetting, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw configFileError(setting, file, `cannot be read: ${(err as Error).message}`, err);
+  }
+}
+
+/** A CA bundle: the file must hold at least one PEM certificate. */
+export function readCaFile(setting: FileSetting, file: string): string {
+  const pem = readConfigFile(setting, file);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw configFileError(setting, file, 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  return pem;
 }

@@ -62,7 +62,7 @@ export function limitsFor(rows: Row[], cpu?: CpuPerRequest, prof?: Profiles): st
         break;
       case 'P5':
         out.push(
-          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 512 KiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
+          `${r.id}: ${r.result}. What a stalled stream absorbs is the tunnel's per-stream window (tunnelStreamWindow, 512 KiB, common/tunnel-protocol.ts) plus the agent's HTTP/2 stream window towards the apiserver (upstreamH2StreamWindow, 256 KiB, agent/forward/forward.ts); direct HTTP/2 stops at the client's 64 KiB window. Smaller tunnel windows would trade large-LIST throughput (P3).`,
         );
         break;
       case 'P6':

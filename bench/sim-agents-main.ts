@@ -46,7 +46,7 @@ const reconnectMs: number[] = [];
 let redials = 0;
 let closing = false;
 
-/** The agent's back-off (agent/tunnel-client.ts defaults): full jitter, 250 ms doubling, 30 s cap. */
+/** The agent's back-off (agent/tunnel/tunnel-client.ts defaults): full jitter, 250 ms doubling, 30 s cap. */
 function redial(c: SimConnect, t: { cluster: string; certPem: string }, since: number, n = 0) {
   const delay = Math.random() * Math.min(30_000, 250 * 2 ** n);
   setTimeout(() => {

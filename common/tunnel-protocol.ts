@@ -33,7 +33,7 @@ export const controlPrefix = '/.kubegate/';
  * (proxy/forward/headers.ts) that admits no `kg-` name, and the route stage
  * refuses the reserved path prefixes (proxy/route/kube-path.ts). The agent
  * answers a control path only on a stream with this marker and without a
- * user identity (agent/tunnel-client.ts `classifyStream`).
+ * user identity (agent/tunnel/control.ts `classifyStream`).
  */
 export const hdrControl = 'kg-control';
 export const hdrControlValue = '1';

@@ -1,11 +1,9 @@
 /**
- * Just-in-time service accounts. Per user: a ServiceAccount in the agent's namespace,
- * content-addressed ClusterRoles from the central role rules, and a
- * ClusterRoleBinding (cluster-wide grants) or RoleBindings (namespaced
- * grants, only in namespaces that exist) — then a short-lived TokenRequest
- * token kept in memory only. The cluster's own RBAC thus enforces the same
- * rules again. Reconcile happens on the first request, whenever the grants
- * change, and at most a minute apart while in use; idle accounts are deleted.
+ * Just-in-time service accounts, per subject: when to reconcile the
+ * account's objects (reconcile.ts) and fetch its token (credentials.ts) — on
+ * the first request, whenever the grants change, and at most a minute apart
+ * while in use — with one chain per subject so concurrent requests and
+ * removals do not interleave; last use tracked, idle accounts deleted.
  */
 import * as k8s from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
@@ -20,21 +18,17 @@ import type {
 } from '../../common/tunnel-protocol.js';
 import { statusCode } from '../kube-client.js';
 import {
-  bindingName,
-  clusterRoleName,
   kindLabel,
   lastUsedAnnotation,
-  managedBy,
-  roleHash,
-  roleLabel,
   serviceAccountName,
-  subjectLabels,
   userAnnotation,
   userKey,
   userLabel,
 } from './names.js';
 import { identityKey, type SubjectKind } from '../../common/identity-key.js';
-import { toKubeRules, withinCeiling, type KubeRule } from './rules.js';
+import type { KubeRule } from './rules.js';
+import { JitObjects, type AccountRef } from './reconcile.js';
+import { TokenIssuer, type Credential, type TokenSlot } from './credentials.js';
 
 export interface JitDeps {
   core: k8s.CoreV1Api;
@@ -48,39 +42,16 @@ export interface JitDeps {
   log: Logger;
 }
 
-interface UserState {
-  user: string;
+interface UserState extends AccountRef, TokenSlot {
   groups: string[];
-  kind: SubjectKind;
-  /** userKey(kind, user): the label value of its account and bindings. */
-  key: string;
-  account: string;
   digest: string;
   reconciledAt: number;
-  token?: string;
-  tokenRefreshAt: number;
-  tokenExpiresAt: number;
   /** Last request served, in memory (every request). */
   lastUsed: number;
   /** When last use was last written to the ServiceAccount (throttled). */
   lastUsedWritten: number;
   chain: Promise<unknown>;
 }
-
-export interface Credential {
-  token: string;
-  /** `system:serviceaccount:<ns>:<name>`, for audit. */
-  username: string;
-}
-
-/** Only objects carrying this label are ever listed for change or deletion. */
-const managed = 'app.kubernetes.io/managed-by=kubegate';
-
-const ignore =
-  (...codes: number[]) =>
-  (err: unknown) => {
-    if (!codes.includes(statusCode(err) ?? -1)) throw err;
-  };
 
 function digestOf(grants: TunnelGrant[]): string {
   const canon = grants
@@ -111,7 +82,13 @@ export class JitManager {
     reconcileErrors: 0,
   };
 
-  constructor(private readonly deps: JitDeps) {}
+  private readonly objects: JitObjects;
+  private readonly tokens: TokenIssuer;
+
+  constructor(private readonly deps: JitDeps) {
+    this.objects = new JitObjects({ ...deps, stats: this.stats });
+    this.tokens = new TokenIssuer({ ...deps, stats: this.stats });
+  }
 
   setRoles(roles: TunnelRoles): void {
     this.roles = { ...this.roles, ...roles };
@@ -139,7 +116,7 @@ export class JitManager {
     const st = this.state(user, groups, kind);
     const digest = digestOf(grants);
     const stale = st.digest !== digest || Date.now() - st.reconciledAt > 60_000;
-    if (stale || !st.token || Date.now() >= st.tokenRefreshAt)
+    if (stale || !this.tokens.fresh(st))
       await this.serial(st, () => this.prepare(st, grants, digest));
     this.touch(st);
     return {
@@ -166,8 +143,7 @@ export class JitManager {
     const st = this.users.get(identityKey(kind, user));
     if (!st) return;
     st.digest = '';
-    st.token = undefined;
-    st.tokenRefreshAt = 0;
+    this.tokens.forget(st);
   }
 
   private state(user: string, groups: string[], kind: SubjectKind): UserState {
@@ -203,125 +179,10 @@ export class JitManager {
 
   private async reconcile(st: UserState, grants: TunnelGrant[], digest: string): Promise<void> {
     if (st.digest === digest && Date.now() - st.reconciledAt <= 60_000) return; // done by a racing request
-    const { core, rbac, namespace } = this.deps;
-    const key = st.key;
-    const labels = subjectLabels(st.kind, st.user);
-    try {
-      // 1. the ServiceAccount
-      await core
-        .createNamespacedServiceAccount({
-          namespace,
-          body: {
-            metadata: {
-              name: st.account,
-              namespace,
-              labels,
-              annotations: {
-                [userAnnotation]: st.user,
-                [lastUsedAnnotation]: new Date().toISOString(),
-              },
-            },
-            automountServiceAccountToken: false,
-          },
-        })
-        .then(() => {
-          this.stats.created++;
-          this.deps.log.info({ user: st.user, account: st.account }, 'JIT account created');
-        }, ignore(409));
-
-      // 2. content-addressed ClusterRoles, 3. the bindings we want
-      const wantCrb = new Set<string>();
-      const wantRb = new Set<string>(); // `${ns}/${name}`
-      const namespaceExists = new Map<string, boolean>();
-      for (const g of grants) {
-        const rules = this.roles[g.role];
-        if (!rules)
-          throw new KgError(
-            'KG_ERR_UNAVAILABLE',
-            `kubegate agent has not received role ${g.role} yet; retry`,
-            { retryAfter: 1 },
-          );
-        const kubeRules = toKubeRules(rules);
-        if (this.deps.ceiling && !withinCeiling(kubeRules, this.deps.ceiling)) {
-          throw new KgError(
-            'KG_ERR_FORBIDDEN',
-            `kubegate agent refuses role ${g.role.split('@')[0]}: it grants more than this cluster's ceiling allows; ask an admin to narrow the binding`,
-          );
-        }
-        const roleName = clusterRoleName(g.role);
-        await rbac
-          .createClusterRole({
-            body: {
-              metadata: { name: roleName, labels: { ...managedBy, [roleLabel]: roleHash(g.role) } },
-              rules: kubeRules,
-            },
-          })
-          .catch(ignore(409));
-        const name = bindingName(st.kind, st.user, g.role);
-        const subjects = [{ kind: 'ServiceAccount', name: st.account, namespace }];
-        const roleRef = {
-          apiGroup: 'rbac.authorization.k8s.io',
-          kind: 'ClusterRole',
-          name: roleName,
-        };
-        if (g.namespaces.length === 0) {
-          wantCrb.add(name);
-          await rbac
-            .createClusterRoleBinding({ body: { metadata: { name, labels }, roleRef, subjects } })
-            .catch(ignore(409));
-          continue;
-        }
-        for (const ns of g.namespaces) {
-          if (!namespaceExists.has(ns)) {
-            // Never create namespaces: a grant in a namespace that does not exist waits for it.
-            const exists = await core.readNamespace({ name: ns }).then(
-              () => true,
-              (err: unknown) => (statusCode(err) === 404 ? false : Promise.reject(err)),
-            );
-            namespaceExists.set(ns, exists);
-          }
-          if (!namespaceExists.get(ns)) continue;
-          wantRb.add(`${ns}/${name}`);
-          await rbac
-            .createNamespacedRoleBinding({
-              namespace: ns,
-              body: { metadata: { name, namespace: ns, labels }, roleRef, subjects },
-            })
-            .catch(ignore(409));
-        }
-      }
-
-      // 4. remove what the user no longer has
-      const selector = `${managed},${userLabel}=${key}`;
-      const crbs = await rbac.listClusterRoleBinding({ labelSelector: selector });
-      for (const b of crbs.items) {
-        if (!wantCrb.has(b.metadata!.name!))
-          await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
-      }
-      const rbs = await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector });
-      for (const b of rbs.items) {
-        const id = `${b.metadata!.namespace}/${b.metadata!.name}`;
-        if (!wantRb.has(id))
-          await rbac
-            .deleteNamespacedRoleBinding({
-              name: b.metadata!.name!,
-              namespace: b.metadata!.namespace!,
-            })
-            .catch(ignore(404));
-      }
-      st.digest = digest;
-      st.reconciledAt = Date.now();
-      this.stats.accounts = this.users.size;
-    } catch (err) {
-      this.stats.reconcileErrors++;
-      if (err instanceof KgError) throw err;
-      this.deps.log.warn({ user: st.user, status: statusCode(err) }, 'JIT reconcile failed');
-      throw new KgError(
-        'KG_ERR_UPSTREAM',
-        `kubegate agent could not prepare the cluster identity for "${st.user}" (apiserver status ${statusCode(err) ?? 'none'}); check the agent's RBAC`,
-        { cause: err },
-      );
-    }
+    await this.objects.reconcile(st, grants, (role) => this.roles[role]);
+    st.digest = digest;
+    st.reconciledAt = Date.now();
+    this.stats.accounts = this.users.size;
   }
 
   /**
@@ -333,47 +194,19 @@ export class JitManager {
   private async prepare(st: UserState, grants: TunnelGrant[], digest: string): Promise<void> {
     await this.reconcile(st, grants, digest);
     try {
-      await this.refreshToken(st);
+      await this.tokens.refresh(st.account, st);
     } catch (err) {
-      if (statusCode(err) !== 404) throw this.tokenError(st, err);
+      if (statusCode(err) !== 404) throw this.tokens.error(st.user, err);
       this.deps.log.info(
         { user: st.user, account: st.account },
         'JIT account vanished; rebuilding',
       );
       st.digest = '';
       await this.reconcile(st, grants, digest);
-      await this.refreshToken(st).catch((e: unknown) => Promise.reject(this.tokenError(st, e)));
+      await this.tokens
+        .refresh(st.account, st)
+        .catch((e: unknown) => Promise.reject(this.tokens.error(st.user, e)));
     }
-  }
-
-  private tokenError(st: UserState, err: unknown): KgError {
-    if (err instanceof KgError) return err;
-    this.stats.reconcileErrors++;
-    this.deps.log.warn({ user: st.user, status: statusCode(err) }, 'JIT TokenRequest failed');
-    return new KgError(
-      'KG_ERR_UPSTREAM',
-      `kubegate agent could not get a token for the cluster identity of "${st.user}" (apiserver status ${statusCode(err) ?? 'none'}); retry, or check the agent's RBAC`,
-      { cause: err },
-    );
-  }
-
-  private async refreshToken(st: UserState): Promise<void> {
-    if (st.token && Date.now() < st.tokenRefreshAt) return;
-    const tr = await this.deps.core.createNamespacedServiceAccountToken({
-      name: st.account,
-      namespace: this.deps.namespace,
-      body: { spec: { audiences: [], expirationSeconds: this.deps.tokenSeconds } },
-    });
-    this.stats.tokenRequests++;
-    const token = tr.status?.token;
-    if (!token) throw new KgError('KG_ERR_UPSTREAM', 'TokenRequest returned no token');
-    const expires = tr.status?.expirationTimestamp
-      ? new Date(tr.status.expirationTimestamp).getTime()
-      : Date.now() + this.deps.tokenSeconds * 1000;
-    st.token = token;
-    st.tokenExpiresAt = expires;
-    // Refresh with a fifth of the lifetime left, well before the apiserver would refuse it.
-    st.tokenRefreshAt = Date.now() + ((expires - Date.now()) * 4) / 5;
   }
 
   private touch(st: UserState): void {
@@ -384,20 +217,7 @@ export class JitManager {
     if (now - st.lastUsedWritten < Math.min(60_000, this.deps.idleMs / 4)) return;
     st.lastUsedWritten = now;
     // Last use lives on the ServiceAccount, so idle clean-up survives agent restarts.
-    this.deps.core
-      .patchNamespacedServiceAccount(
-        {
-          name: st.account,
-          namespace: this.deps.namespace,
-          body: {
-            metadata: { annotations: { [lastUsedAnnotation]: new Date(now).toISOString() } },
-          },
-        },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      )
-      .catch((err: unknown) =>
-        this.deps.log.debug({ status: statusCode(err) }, 'could not record last use'),
-      );
+    this.objects.recordLastUse(st.account, now);
   }
 
   /** Delete a subject's account and bindings (idle, revoked or deactivated). */
@@ -407,47 +227,25 @@ export class JitManager {
     const st = this.users.get(identityKey(kind, user));
     if (st) {
       st.digest = '';
-      st.token = undefined;
-      st.tokenRefreshAt = 0;
+      this.tokens.forget(st);
       st.reconciledAt = 0;
     }
-    await this.removeAccount(userKey(kind, user), serviceAccountName(kind, user));
+    await this.objects.removeAccount(userKey(kind, user), serviceAccountName(kind, user));
     this.stats.deleted++;
     this.stats.accounts = [...this.users.values()].filter((u) => u.digest !== '').length;
     this.deps.log.info({ user, why, kind }, 'JIT account deleted');
   }
 
-  /** Delete the bindings labelled with `key`, then the ServiceAccount `account`. */
-  private async removeAccount(key: string, account: string): Promise<void> {
-    const { core, rbac, namespace } = this.deps;
-    const selector = `${managed},${userLabel}=${key}`;
-    for (const b of (await rbac.listClusterRoleBinding({ labelSelector: selector })).items) {
-      await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
-    }
-    for (const b of (await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector }))
-      .items) {
-      await rbac
-        .deleteNamespacedRoleBinding({ name: b.metadata!.name!, namespace: b.metadata!.namespace! })
-        .catch(ignore(404));
-    }
-    await core.deleteNamespacedServiceAccount({ name: account, namespace }).catch(ignore(404));
-  }
-
   /** Delete idle accounts, orphaned bindings and unused ClusterRoles. Only kubegate-labelled objects are touched. */
   async cleanup(now = Date.now()): Promise<void> {
-    const { core, rbac, namespace } = this.deps;
-    const sas = await core.listNamespacedServiceAccount({
-      namespace,
-      labelSelector: `${managed},${userLabel}`,
-    });
     const liveKeys = new Set<string>();
-    for (const sa of sas.items) {
+    for (const sa of await this.objects.accounts()) {
       const kindValue = sa.metadata?.labels?.[kindLabel];
       if (kindValue !== 'user' && kindValue !== 'robot') {
         // Legacy (named before the kind was part of the identity, or tampered
         // with): never used again, so deleted now with its bindings; the next
         // request of its owner builds the account under the new name.
-        await this.removeAccount(sa.metadata!.labels![userLabel]!, sa.metadata!.name!);
+        await this.objects.removeAccount(sa.metadata!.labels![userLabel]!, sa.metadata!.name!);
         this.stats.deleted++;
         this.deps.log.info(
           { account: sa.metadata!.name, user: sa.metadata?.annotations?.[userAnnotation] },
@@ -470,34 +268,8 @@ export class JitManager {
         if (this.users.get(id)?.digest === '') this.users.delete(id);
       } else if (sa.metadata?.labels?.[userLabel]) liveKeys.add(sa.metadata.labels[userLabel]);
     }
-    // Bindings whose account is gone (e.g. the agent stopped mid-reconcile).
-    const crbs = await rbac.listClusterRoleBinding({ labelSelector: `${managed},${userLabel}` });
-    const rbs = await rbac.listRoleBindingForAllNamespaces({
-      labelSelector: `${managed},${userLabel}`,
-    });
-    const used = new Set<string>();
-    for (const b of crbs.items) {
-      if (!liveKeys.has(b.metadata!.labels![userLabel]!))
-        await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).catch(ignore(404));
-      else used.add(b.roleRef.name);
-    }
-    for (const b of rbs.items) {
-      if (!liveKeys.has(b.metadata!.labels![userLabel]!))
-        await rbac
-          .deleteNamespacedRoleBinding({
-            name: b.metadata!.name!,
-            namespace: b.metadata!.namespace!,
-          })
-          .catch(ignore(404));
-      else used.add(b.roleRef.name);
-    }
-    // ClusterRoles no binding uses any more (a minute old at least, so a reconcile in flight keeps its role).
-    for (const r of (await rbac.listClusterRole({ labelSelector: `${managed},${roleLabel}` }))
-      .items) {
-      const age = now - new Date(r.metadata?.creationTimestamp ?? now).getTime();
-      if (!used.has(r.metadata!.name!) && age > 60_000)
-        await rbac.deleteClusterRole({ name: r.metadata!.name! }).catch(ignore(404));
-    }
+    // Bindings whose account is gone, and ClusterRoles no binding uses any more.
+    await this.objects.sweepOrphans(liveKeys, now);
   }
 
   /**
@@ -505,25 +277,20 @@ export class JitManager {
    * (labelled objects only) plus what it knows in memory: for the admin API.
    */
   async describe(): Promise<JitAccountsReport> {
-    const { core, rbac, namespace } = this.deps;
-    const sel = `${managed},${userLabel}`;
-    const [sas, crbs, rbs] = await Promise.all([
-      core.listNamespacedServiceAccount({ namespace, labelSelector: sel }),
-      rbac.listClusterRoleBinding({ labelSelector: sel }),
-      rbac.listRoleBindingForAllNamespaces({ labelSelector: sel }),
-    ]);
+    const { namespace } = this.deps;
+    const inv = await this.objects.inventory();
     const bindings = new Map<string, JitAccountView['bindings']>();
     const add = (key: string | undefined, b: JitAccountView['bindings'][number]) => {
       if (!key) return;
       bindings.set(key, [...(bindings.get(key) ?? []), b]);
     };
-    for (const b of crbs.items)
+    for (const b of inv.clusterBindings)
       add(b.metadata?.labels?.[userLabel], {
         kind: 'ClusterRoleBinding',
         name: b.metadata!.name!,
         clusterRole: b.roleRef.name,
       });
-    for (const b of rbs.items)
+    for (const b of inv.roleBindings)
       add(b.metadata?.labels?.[userLabel], {
         kind: 'RoleBinding',
         namespace: b.metadata!.namespace!,
@@ -531,7 +298,7 @@ export class JitManager {
         clusterRole: b.roleRef.name,
       });
     const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : undefined);
-    const accounts = sas.items.map((sa): JitAccountView => {
+    const accounts = inv.accounts.map((sa): JitAccountView => {
       const user = sa.metadata?.annotations?.[userAnnotation];
       const kindValue = sa.metadata?.labels?.[kindLabel];
       const kind = kindValue === 'robot' || kindValue === 'user' ? kindValue : undefined;

@@ -76,3 +76,42 @@ export function withinCeiling(rules: readonly KubeRule[], ceiling: readonly Kube
     }),
   );
 }
+
+const ruleLists = ['apiGroups', 'resources', 'resourceNames', 'nonResourceURLs'] as const;
+
+/** A list of strings, or a message naming what is wrong with it. */
+function stringListProblem(v: unknown): string | undefined {
+  if (!Array.isArray(v)) return 'must be a list of strings';
+  const i = v.findIndex((s) => typeof s !== 'string');
+  return i < 0 ? undefined : `[${i}] must be a string`;
+}
+
+/**
+ * `value` as PolicyRule-shaped rules, or a message naming the first field
+ * that is wrong (`[2].verbs`): a list of objects, each with `verbs` and
+ * optional `apiGroups`, `resources`, `resourceNames`, `nonResourceURLs`, all
+ * lists of strings. Only these fields are kept. The walk is flat, so hostile
+ * nesting costs nothing.
+ */
+export function parseRules(
+  value: unknown,
+): { rules: KubeRule[]; problem?: undefined } | { rules?: undefined; problem: string } {
+  if (!Array.isArray(value)) return { problem: 'must be a JSON list of rules' };
+  const rules: KubeRule[] = [];
+  for (const [i, r] of value.entries()) {
+    if (typeof r !== 'object' || r === null || Array.isArray(r))
+      return { problem: `[${i}] must be an object` };
+    const o = r as Record<string, unknown>;
+    const verbs = stringListProblem(o.verbs);
+    if (verbs) return { problem: `[${i}].verbs ${verbs}` };
+    const rule: KubeRule = { verbs: o.verbs as string[] };
+    for (const k of ruleLists) {
+      if (o[k] === undefined) continue;
+      const p = stringListProblem(o[k]);
+      if (p) return { problem: `[${i}].${k} ${p}` };
+      rule[k] = o[k] as string[];
+    }
+    rules.push(rule);
+  }
+  return { rules };
+}

@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { classifyStream, controlRoutes } from '../../agent/tunnel-client.js';
-import { droppedResponseHeader } from '../../agent/forward.js';
+import { classifyStream, controlTable } from '../../agent/tunnel/control.js';
+import { droppedResponseHeader } from '../../agent/forward/forward.js';
 import { isReservedKubePath, refuseReservedPath } from '../../proxy/route/kube-path.js';
 import { routeKubeRequest } from '../../proxy/route/kube-path.js';
 import { KgError } from '../../common/errors.js';
@@ -24,10 +24,11 @@ import {
 const marked = { [hdrControl]: '1' };
 
 test('control routes: marked, no identity, right method → control', () => {
-  for (const [path, method] of controlRoutes) {
-    assert.deepEqual(classifyStream({ ':path': path, ':method': method, ...marked }), {
+  for (const [path, route] of controlTable) {
+    assert.deepEqual(classifyStream({ ':path': path, ':method': route.method, ...marked }), {
       kind: 'control',
       path,
+      route,
     });
   }
 });
@@ -62,9 +63,9 @@ test('a marked stream carrying a user identity is refused (403)', () => {
 });
 
 test('each control route takes one method: the wrong one is a 405', () => {
-  assert.equal(controlRoutes.get(grantsPath), 'POST');
-  assert.equal(controlRoutes.get(jitAccountsPath), 'GET');
-  for (const [path, method] of controlRoutes) {
+  assert.equal(controlTable.get(grantsPath)?.method, 'POST');
+  assert.equal(controlTable.get(jitAccountsPath)?.method, 'GET');
+  for (const [path, { method }] of controlTable) {
     for (const m of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']) {
       if (m === method) continue;
       const c = classifyStream({ ':path': path, ':method': m, ...marked });
@@ -85,7 +86,7 @@ test('property: an unmarked stream is a control message never', () => {
     fc.property(
       fc.oneof(
         fc.string(),
-        fc.constantFrom(...controlRoutes.keys()).map((p) => p + ''),
+        fc.constantFrom(...controlTable.keys()).map((p) => p + ''),
         fc.string().map((s) => `/.kubegate/${s}`),
       ),
       fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),

@@ -1,11 +1,11 @@
 /**
  * Which agent requests take the HTTP/2 watch pool: only the ones that stay
  * open. A LIST or a GET that wrongly went there would still work, but a write
- * would wait behind every open watch on its connection (see agent/forward.ts).
+ * would wait behind every open watch on its connection (see agent/forward/forward.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isLongRunning } from '../../agent/forward.js';
+import { isLongRunning } from '../../agent/forward/forward.js';
 
 test('watches and followed logs are long-running', () => {
   for (const p of [

@@ -20,7 +20,7 @@ import {
   userKey,
   userLabel,
 } from '../../agent/jit/names.js';
-import { identityProblem } from '../../agent/forward.js';
+import { identityProblem } from '../../agent/forward/forward.js';
 
 const kind = fc.constantFrom<SubjectKind>('user', 'robot');
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -9,33 +9,21 @@
 import { isIP } from 'node:net';
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
-import type { Logger } from '../common/log.js';
-import { parseHostPort } from '../common/config.js';
+import type { Logger } from '../../common/log.js';
+import { parseHostPort } from '../../common/config.js';
 import {
   alpnTunnel,
-  controlPrefix,
-  goawayPath,
-  grantsPath,
-  hdrControl,
-  hdrControlValue,
-  hdrIdentity,
-  hdrReplica,
-  hdrReplicas,
-  helloDeclinedStatus,
-  helloPath,
-  jitAccountsPath,
-  jitUsersPath,
-  rolesPath,
   tunnelMaxSessionMemoryMb,
   tunnelMaxStreams,
   tunnelSessionWindow,
   tunnelRetireLingerMs,
   tunnelStreamWindow,
-  type HelloResponse,
-} from '../common/tunnel-protocol.js';
-import type { AgentIdentity } from './identity.js';
-import { replyStatus } from './forward.js';
-import { agentMetrics } from './metrics.js';
+} from '../../common/tunnel-protocol.js';
+import type { AgentIdentity } from '../enroll/store.js';
+import type { JitManager } from '../jit/jit-manager.js';
+import { classifyStream, dispatchControl, type ControlContext } from './control.js';
+import { replyStatus } from '../forward/forward.js';
+import { agentMetrics } from '../metrics.js';
 
 export interface TunnelClientDeps {
   cluster: string;
@@ -46,8 +34,8 @@ export interface TunnelClientDeps {
   proxyCaPem: string;
   identity: () => AgentIdentity;
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
-  /** A control message from the proxy; resolve undefined for an unknown path. */
-  onControl: (path: string, method: string, body: Buffer) => Promise<unknown>;
+  /** JIT accounts, for the control messages that manage them; absent when impersonating. */
+  jit: JitManager | undefined;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   /**
@@ -58,89 +46,6 @@ export interface TunnelClientDeps {
   /** The replica this tunnel reaches is draining: open one elsewhere, then retire this. */
   onGoaway?: (c: TunnelClient) => void;
   log: Logger;
-}
-
-/**
- * The control routes the agent answers, each with the one method the proxy
- * uses for it. Anything else under the control prefix is refused.
- */
-export const controlRoutes: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
-  [helloPath, 'GET'],
-  [goawayPath, 'POST'],
-  [rolesPath, 'POST'],
-  [grantsPath, 'POST'],
-  [jitUsersPath, 'GET'],
-  [jitAccountsPath, 'GET'],
-]);
-
-export type StreamClass =
-  | { kind: 'request' }
-  | { kind: 'control'; path: string }
-  | { kind: 'refuse'; status: 403 | 404 | 405; message: string };
-
-/**
- * True when the first segment of `path` is kubegate's reserved control
- * segment in any spelling a router might fold to it: `.kubegate` in any case,
- * raw or percent-encoded, after any number of leading slashes. (`cancelPath`
- * is not under it: that stream is recognised by its own `kg-cancel` header.)
- */
-function underControlPrefix(path: string): boolean {
-  const q = path.indexOf('?');
-  let p = q < 0 ? path : path.slice(0, q);
-  let i = 0;
-  while (i < p.length && p.charCodeAt(i) === 0x2f) i++;
-  const slash = p.indexOf('/', i);
-  p = p.slice(i, slash < 0 ? p.length : slash);
-  let seg: string;
-  try {
-    seg = decodeURIComponent(p);
-  } catch {
-    seg = p;
-  }
-  seg = seg.toLowerCase();
-  return seg === controlPrefix.slice(1, -1);
-}
-
-/**
- * What one tunnel stream is (security.md, "Agent control channel"): a control
- * message only when the proxy's marker header is present, no user identity
- * rides along, the path is a known control route and the method is that
- * route's. A stream under the reserved prefix that fails any of these is
- * refused here and never reaches the apiserver; everything else is a user
- * request for the apiserver.
- */
-export function classifyStream(headers: http2.IncomingHttpHeaders): StreamClass {
-  const path = String(headers[':path'] ?? '');
-  const marked = headers[hdrControl] !== undefined;
-  if (!marked) {
-    if (path.startsWith(controlPrefix) || underControlPrefix(path))
-      return {
-        kind: 'refuse',
-        status: 404,
-        message: `the path ${JSON.stringify(path.slice(0, 100))} is reserved for kubegate's control channel`,
-      };
-    return { kind: 'request' };
-  }
-  if (headers[hdrControl] !== hdrControlValue || headers[hdrIdentity] !== undefined)
-    return {
-      kind: 'refuse',
-      status: 403,
-      message: 'a control message may not carry a user identity',
-    };
-  const method = controlRoutes.get(path);
-  if (method === undefined)
-    return {
-      kind: 'refuse',
-      status: 404,
-      message: `unknown control path ${JSON.stringify(path.slice(0, 100))}`,
-    };
-  if (headers[':method'] !== method)
-    return {
-      kind: 'refuse',
-      status: 405,
-      message: `control path ${path} takes ${method} only`,
-    };
-  return { kind: 'control', path };
 }
 
 /** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"). */
@@ -171,11 +76,40 @@ export class TunnelClient {
   spreadTries = 0;
   /** The tunnel this one replaces once it is up (drain, rebalance). */
   replaces: TunnelClient | undefined;
+  /** What this tunnel's control messages act on (control.ts). */
+  private readonly controlContext: ControlContext;
 
   constructor(
     readonly index: number,
     private readonly deps: TunnelClientDeps,
   ) {
+    this.controlContext = {
+      hello: (replica, live) => {
+        if (this.deps.onHello && !this.deps.onHello(this, replica, live)) {
+          this.declined = true;
+          this.deps.log.debug({ tunnel: this.index, replica }, 'tunnel declined: spreading');
+          return undefined;
+        }
+        this.replica = replica;
+        this.connected = true;
+        this.attempt = 0;
+        this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'tunnel up');
+        agentMetrics.observeTunnel('up');
+        return {
+          cluster: this.deps.cluster,
+          agentVersion: this.deps.agentVersion,
+          agentId: this.deps.agentId,
+        };
+      },
+      goaway: () => {
+        this.deps.log.info(
+          { tunnel: this.index, replica: this.replica },
+          'replica draining: moving',
+        );
+        this.deps.onGoaway?.(this);
+      },
+      jit: this.deps.jit,
+    };
     this.server = http2.createServer({
       settings: {
         initialWindowSize: tunnelStreamWindow,
@@ -193,7 +127,8 @@ export class TunnelClient {
       stream.on('error', () => undefined);
       const c = classifyStream(headers);
       if (c.kind === 'request') return deps.onStream(stream, headers);
-      if (c.kind === 'control') return this.control(stream, headers, c.path);
+      if (c.kind === 'control')
+        return dispatchControl(stream, headers, c, this.controlContext, deps.log);
       deps.log.warn(
         { tunnel: this.index, status: c.status, path: String(headers[':path']).slice(0, 100) },
         'tunnel stream refused: not a valid control message',
@@ -205,67 +140,6 @@ export class TunnelClient {
         c.status === 403 ? 'Forbidden' : c.status === 404 ? 'NotFound' : 'MethodNotAllowed',
         `kubegate agent refused the stream: ${c.message}`,
       );
-    });
-  }
-
-  private control(
-    stream: http2.ServerHttp2Stream,
-    headers: http2.IncomingHttpHeaders,
-    path: string,
-  ): void {
-    if (path === helloPath) {
-      const replica = String(headers[hdrReplica] ?? '');
-      const live = Number(headers[hdrReplicas] ?? 1) || 1;
-      if (this.deps.onHello && !this.deps.onHello(this, replica, live)) {
-        this.declined = true;
-        this.deps.log.debug({ tunnel: this.index, replica }, 'tunnel declined: spreading');
-        stream.respond({ ':status': helloDeclinedStatus });
-        stream.end();
-        return;
-      }
-      this.replica = replica;
-      this.connected = true;
-      this.attempt = 0;
-      this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'tunnel up');
-      agentMetrics.observeTunnel('up');
-      const hello: HelloResponse = {
-        cluster: this.deps.cluster,
-        agentVersion: this.deps.agentVersion,
-        agentId: this.deps.agentId,
-      };
-      stream.respond({ ':status': 200, 'content-type': 'application/json' });
-      stream.end(JSON.stringify(hello));
-      return;
-    }
-    if (path === goawayPath) {
-      stream.respond({ ':status': 200 });
-      stream.end();
-      stream.resume();
-      this.deps.log.info({ tunnel: this.index, replica: this.replica }, 'replica draining: moving');
-      this.deps.onGoaway?.(this);
-      return;
-    }
-    // Other control messages (role definitions, grant updates, JIT users).
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => {
-      this.deps
-        .onControl(path, String(headers[':method']), Buffer.concat(chunks))
-        .then((answer) => {
-          if (answer === undefined)
-            return replyStatus(stream, 404, 'NotFound', `unknown control path ${path}`);
-          stream.respond({ ':status': 200, 'content-type': 'application/json' });
-          stream.end(JSON.stringify(answer));
-        })
-        .catch((err: unknown) => {
-          this.deps.log.warn({ path, err: (err as Error).message }, 'control message failed');
-          replyStatus(
-            stream,
-            500,
-            'InternalError',
-            `control message failed: ${(err as Error).message}`,
-          );
-        });
     });
   }
 

@@ -7,7 +7,7 @@
  * retire the old tunnel only when the new one is up (make before break), and
  * a periodic check moves a doubled-up tunnel when new replicas have come.
  */
-import type { Logger } from '../common/log.js';
+import type { Logger } from '../../common/log.js';
 import type { TunnelClient } from './tunnel-client.js';
 
 /** Declined hellos in a row before a tunnel settles for a replica it already has. */

@@ -8,13 +8,13 @@
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
-import type { Logger } from '../common/log.js';
+import type { Logger } from '../../common/log.js';
 import {
   hdrRanAs,
   hdrUpgrade,
   hdrUpgradeStatus,
   isKubegateHeader,
-} from '../common/tunnel-protocol.js';
+} from '../../common/tunnel-protocol.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): never copied between connections. */
 export const hopByHop: ReadonlySet<string> = new Set([

@@ -12,12 +12,12 @@ import * as tls from 'node:tls';
 import { PassThrough } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
-import { KgError, kubeStatus, type StatusReason } from '../common/errors.js';
-import type { JitManager } from './jit/jit-manager.js';
+import { KgError, kubeStatus, type StatusReason } from '../../common/errors.js';
+import type { JitManager } from '../jit/jit-manager.js';
 import { hopByHop, upgradeUpstream } from './upgrade.js';
-import { agentMetrics } from './metrics.js';
-import type { Logger } from '../common/log.js';
-import { clusterUserName, robotUserPrefix, type SubjectKind } from '../common/identity-key.js';
+import { agentMetrics } from '../metrics.js';
+import type { Logger } from '../../common/log.js';
+import { clusterUserName, robotUserPrefix, type SubjectKind } from '../../common/identity-key.js';
 import {
   decodeIdentity,
   hdrAgentError,
@@ -31,7 +31,7 @@ import {
   isKubegateHeader,
   type TunnelGrant,
   type TunnelIdentity,
-} from '../common/tunnel-protocol.js';
+} from '../../common/tunnel-protocol.js';
 
 export interface UpstreamDeps {
   apiserverUrl: string;
