@@ -11,7 +11,7 @@ import { KgError, isKgError } from '../../common/errors.js';
 import { proxySchema } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { RbacStore, type BindingRecord, type Page } from '../rbac/rbac-store.js';
-import { formatSelector, parseSelectorText } from '../rbac/selector-text.js';
+import { formatSelector, parseSelectorText } from '../../common/kube-grammar.js';
 import { cliActor, flag, flagList, parseArgs, type Parsed } from './args.js';
 
 /** Appended to `kubegate --help`. */

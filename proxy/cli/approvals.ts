@@ -14,7 +14,7 @@ import { KgError } from '../../common/errors.js';
 import { proxySchema } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { parseMasterKey } from '../pki/master-key.js';
-import { parseSelectorText } from '../rbac/selector-text.js';
+import { parseSelectorText } from '../../common/kube-grammar.js';
 import {
   createPolicy,
   deletePolicy,
