@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../../common/errors.js';
 import type { JitManager } from '../jit/jit-manager.js';
-import { hopByHop, upgradeUpstream } from './upgrade.js';
+import { upgradeUpstream } from './upgrade.js';
+import { hopByHopHeaders } from '../../common/hop-by-hop.js';
 import { agentMetrics } from '../metrics.js';
 import type { Logger } from '../../common/log.js';
 import { clusterUserName, robotUserPrefix, type SubjectKind } from '../../common/identity-key.js';
@@ -52,15 +53,7 @@ interface Credential {
 }
 
 /** Request headers never passed on (identity, hop-by-hop, ours); plus the prefixes below. */
-const dropRequest = new Set([
-  ...hopByHop,
-  'authorization',
-  'cookie',
-  'proxy-authorization',
-  'host',
-  'http2-settings',
-  'audit-id',
-]);
+const dropRequest = new Set([...hopByHopHeaders, 'authorization', 'cookie', 'audit-id']);
 /** Names arrive lower-case (HTTP/2 requires it; Node's parser enforces it). */
 function droppedRequestHeader(name: string): boolean {
   return (
@@ -78,7 +71,7 @@ function droppedRequestHeader(name: string): boolean {
  * may say who a request ran as, or that an upgrade switched (audit record).
  */
 export function droppedResponseHeader(name: string): boolean {
-  return hopByHop.has(name.toLowerCase()) || isKubegateHeader(name);
+  return hopByHopHeaders.has(name.toLowerCase()) || isKubegateHeader(name);
 }
 
 /** Reject identities that could claim a Kubernetes system identity. */

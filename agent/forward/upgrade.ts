@@ -9,23 +9,13 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.js';
+import { hopByHopHeaders } from '../../common/hop-by-hop.js';
 import {
   hdrRanAs,
   hdrUpgrade,
   hdrUpgradeStatus,
   isKubegateHeader,
 } from '../../common/tunnel-protocol.js';
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): never copied between connections. */
-export const hopByHop: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-]);
 
 /**
  * Framing headers of the 101 itself. kwok (like other kubelets) answers a SPDY
@@ -77,7 +67,7 @@ export function upgradeUpstream(
     for (const [name, value] of Object.entries(res.headers)) {
       if (
         value !== undefined &&
-        !hopByHop.has(name) &&
+        !hopByHopHeaders.has(name) &&
         !framing.has(name) &&
         !isKubegateHeader(name)
       )
@@ -105,7 +95,8 @@ export function upgradeUpstream(
     // refusal would make the proxy pipe a connection that did not switch.
     const out: http2.OutgoingHttpHeaders = { ':status': res.statusCode ?? 502 };
     for (const [name, value] of Object.entries(res.headers)) {
-      if (value !== undefined && !hopByHop.has(name) && !isKubegateHeader(name)) out[name] = value;
+      if (value !== undefined && !hopByHopHeaders.has(name) && !isKubegateHeader(name))
+        out[name] = value;
     }
     out[hdrRanAs] = ranAs;
     stream.respond(out);

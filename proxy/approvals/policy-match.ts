@@ -4,8 +4,8 @@
  * falls under, which access policies cover a request for access, who may
  * decide, and when enough approvals are in.
  */
-import { selectorMatches } from '../authz/authorizer.js';
-import type { ClusterRef, LabelSelector } from '../authz/types.js';
+import { selectorMatches, type LabelSelector } from '../../common/kube-grammar.js';
+import type { ClusterRef } from '../authz/types.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type {
   AccessPolicy,

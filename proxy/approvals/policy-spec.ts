@@ -11,8 +11,7 @@
  * Pure; matching lives in policy-match.ts.
  */
 import { parseDuration } from '../../common/config.js';
-import type { LabelSelector } from '../authz/types.js';
-import { validateSelector } from '../rbac/label-selector.js';
+import { validateSelector, type LabelSelector } from '../../common/kube-grammar.js';
 
 export interface Approvers {
   /** Members of any of these groups may decide. */

@@ -24,14 +24,8 @@
 import { ruleAllows, type PolicyRule } from './policy-rule.js';
 import { authenticatedBaseline } from './builtin-roles.js';
 import type { RequestInfo } from './request-info.js';
-import type {
-  Binding,
-  ClusterRef,
-  Decision,
-  Identity,
-  LabelSelector,
-  PolicySnapshot,
-} from './types.js';
+import type { Binding, ClusterRef, Decision, Identity, PolicySnapshot } from './types.js';
+import { selectorMatches, type LabelSelector } from '../../common/kube-grammar.js';
 
 interface IndexedBinding {
   /** Position in snapshot.bindings: the lowest allowing one is reported. */
@@ -104,49 +98,6 @@ function indexOf(snap: PolicySnapshot): SnapshotIndex {
     indexCache.set(snap, idx);
   }
   return idx;
-}
-
-/**
- * Whether a metav1.LabelSelector matches the labels, with Kubernetes
- * semantics: `{}` matches everything; In/NotIn need values and Exists/
- * DoesNotExist must have none — an invalid selector matches nothing
- * (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#resources-that-support-set-based-requirements).
- */
-export function selectorMatches(sel: LabelSelector, labels: Record<string, string>): boolean {
-  const ml = sel.matchLabels;
-  if (ml) {
-    for (const k of Object.keys(ml)) {
-      if (!Object.hasOwn(labels, k) || labels[k] !== ml[k]) return false;
-    }
-  }
-  const exprs = sel.matchExpressions;
-  if (exprs) {
-    for (const e of exprs) {
-      const present = Object.hasOwn(labels, e.key);
-      const values = e.values ?? [];
-      switch (e.operator) {
-        case 'In':
-          if (values.length === 0 || !present || !values.includes(labels[e.key] as string)) {
-            return false;
-          }
-          break;
-        case 'NotIn':
-          if (values.length === 0 || (present && values.includes(labels[e.key] as string))) {
-            return false;
-          }
-          break;
-        case 'Exists':
-          if (values.length > 0 || !present) return false;
-          break;
-        case 'DoesNotExist':
-          if (values.length > 0 || present) return false;
-          break;
-        default:
-          return false;
-      }
-    }
-  }
-  return true;
 }
 
 function effective(ib: IndexedBinding, cluster: ClusterRef, nowMs: number): boolean {

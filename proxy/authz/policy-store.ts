@@ -14,7 +14,8 @@ import type { Logger } from '../../common/log.js';
 import { KgError } from '../../common/errors.js';
 import type { DbHealth } from '../db/health.js';
 import { builtinRoles } from './builtin-roles.js';
-import type { Binding, ClusterRef, LabelSelector, PolicySnapshot, Role } from './types.js';
+import type { Binding, ClusterRef, PolicySnapshot, Role } from './types.js';
+import type { LabelSelector } from '../../common/kube-grammar.js';
 import type { PolicyRule } from './policy-rule.js';
 
 export interface PolicyCluster extends ClusterRef {

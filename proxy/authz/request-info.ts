@@ -15,6 +15,7 @@
  */
 import { KgError } from '../../common/errors.js';
 import { decodePath, decodeSegments } from '../route/kube-path.js';
+import { listLabelSelectorAccepted, parseFieldSelectorName } from '../../common/kube-grammar.js';
 
 export interface RequestInfo {
   /** True for /api/… and /apis/… paths long enough to name a resource. */
@@ -187,7 +188,9 @@ const LIST_KEYS = new Set<string>([
 function listOrWatch(info: RequestInfo, rawQuery: string): void {
   const q = parseListQuery(rawQuery);
   const decoded =
-    isInt64(q.limit) && isInt64(q.timeoutSeconds) && labelSelectorAccepted(q.labelSelector ?? '');
+    isInt64(q.limit) &&
+    isInt64(q.timeoutSeconds) &&
+    listLabelSelectorAccepted(q.labelSelector ?? '');
   const field = decoded ? parseFieldSelectorName(q.fieldSelector ?? '') : undefined;
   const ok = decoded && field !== undefined;
 
@@ -274,176 +277,4 @@ function queryUnescape(s: string): string | undefined {
     }
   }
   return lenientUtf8.decode(Uint8Array.from(bytes));
-}
-
-// --- field selectors (k8s.io/apimachinery/pkg/fields/selector.go) ----------
-
-/**
- * Parse a field selector the way fields.ParseSelector does and return what
- * RequiresExactMatch("metadata.name") would: `undefined` when the selector is
- * invalid, `{ name: undefined }` when valid but not naming one object.
- */
-function parseFieldSelectorName(selector: string): { name: string | undefined } | undefined {
-  if (selector === '') return { name: undefined };
-  const terms = splitTerms(selector);
-  // Go sorts the raw terms (byte order) before parsing; RequiresExactMatch
-  // then returns the first matching term, so the order decides between two.
-  terms.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  let name: string | undefined;
-  for (const term of terms) {
-    if (term === '') continue;
-    const split = splitTerm(term);
-    if (!split) return undefined;
-    const value = unescapeFieldValue(split.rhs);
-    if (value === undefined) return undefined;
-    if (name === undefined && split.op !== '!=' && split.lhs === 'metadata.name') name = value;
-  }
-  return { name };
-}
-
-/** Split on ',' not escaped by a backslash (the backslash stays in the term). */
-function splitTerms(s: string): string[] {
-  const terms: string[] = [];
-  let start = 0;
-  let inSlash = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (inSlash) inSlash = false;
-    else if (c === '\\') inSlash = true;
-    else if (c === ',') {
-      terms.push(s.slice(start, i));
-      start = i + 1;
-    }
-  }
-  terms.push(s.slice(start));
-  return terms;
-}
-
-/** The first operator in the term (`!=`, then `==`, then `=` at each position) splits it. */
-function splitTerm(term: string): { lhs: string; op: string; rhs: string } | undefined {
-  for (let i = 0; i < term.length; i++) {
-    for (const op of ['!=', '==', '=']) {
-      if (term.startsWith(op, i))
-        return { lhs: term.slice(0, i), op, rhs: term.slice(i + op.length) };
-    }
-  }
-  return undefined;
-}
-
-/** fields.UnescapeValue: only `\\`, `\,`, `\=` escapes; raw ',' or '=' is an error. */
-function unescapeFieldValue(s: string): string | undefined {
-  let out = '';
-  let inSlash = false;
-  for (const c of s) {
-    if (inSlash) {
-      if (c !== '\\' && c !== ',' && c !== '=') return undefined;
-      out += c;
-      inSlash = false;
-    } else if (c === '\\') inSlash = true;
-    else if (c === ',' || c === '=') return undefined;
-    else out += c;
-  }
-  return inSlash ? undefined : out;
-}
-
-// --- label selectors (k8s.io/apimachinery/pkg/labels/selector.go) ----------
-//
-// The apiserver rejects the whole ListOptions (and so drops a field-selector
-// name) when the label selector does not parse. We accept a strict subset of
-// its grammar — `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (v,…)`, `k notin (v,…)`
-// with valid keys and values — and treat anything else as "not decoded". That
-// can only ever withhold a name the apiserver would have lifted (fail closed).
-
-const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-function isLabelKey(k: string): boolean {
-  const slash = k.indexOf('/');
-  const name = slash < 0 ? k : k.slice(slash + 1);
-  if (slash >= 0) {
-    const prefix = k.slice(0, slash);
-    if (prefix === '' || prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix)) return false;
-  }
-  return name.length <= 63 && QUALIFIED_NAME.test(name);
-}
-
-function isLabelValue(v: string): boolean {
-  return v === '' || (v.length <= 63 && QUALIFIED_NAME.test(v));
-}
-
-const LABEL_SPECIAL = '=!(),<>';
-
-/** The labels lexer skips exactly these; other Unicode spaces are identifier characters. */
-function isLabelSpace(c: string | undefined): boolean {
-  return c === ' ' || c === '\t' || c === '\r' || c === '\n';
-}
-
-function lexLabelSelector(s: string): string[] | undefined {
-  const tokens: string[] = [];
-  let i = 0;
-  while (i < s.length) {
-    const c = s[i] as string;
-    if (isLabelSpace(c)) {
-      i++;
-    } else if (LABEL_SPECIAL.includes(c)) {
-      if (c === '<' || c === '>') return undefined; // gt/lt: outside our subset
-      const two = s.slice(i, i + 2);
-      const tok = two === '!=' || two === '==' ? two : c;
-      tokens.push(tok);
-      i += tok.length;
-    } else {
-      let j = i;
-      while (j < s.length && !LABEL_SPECIAL.includes(s[j] as string) && !isLabelSpace(s[j])) j++;
-      tokens.push(s.slice(i, j));
-      i = j;
-    }
-  }
-  return tokens;
-}
-
-function isIdent(t: string | undefined): t is string {
-  return t !== undefined && !LABEL_SPECIAL.includes(t[0] as string);
-}
-
-function labelSelectorAccepted(s: string): boolean {
-  const t = lexLabelSelector(s);
-  if (!t) return false;
-  let i = 0;
-  if (t.length === 0) return true;
-  for (;;) {
-    if (t[i] === '!') {
-      i++;
-      if (!isIdent(t[i]) || !isLabelKey(t[i] as string)) return false;
-      i++;
-    } else {
-      const key = t[i];
-      if (!isIdent(key) || key === 'in' || key === 'notin' || !isLabelKey(key)) return false;
-      i++;
-      const op = t[i];
-      if (op === '=' || op === '==' || op === '!=') {
-        i++;
-        if (isIdent(t[i])) {
-          if (!isLabelValue(t[i] as string)) return false;
-          i++;
-        }
-      } else if (op === 'in' || op === 'notin') {
-        i++;
-        if (t[i] !== '(') return false;
-        i++;
-        for (;;) {
-          if (!isIdent(t[i]) || !isLabelValue(t[i] as string)) return false;
-          i++;
-          if (t[i] === ')') break;
-          if (t[i] !== ',') return false;
-          i++;
-        }
-        i++;
-      } else if (op !== undefined && op !== ',') {
-        return false;
-      }
-    }
-    if (i === t.length) return true;
-    if (t[i] !== ',') return false;
-    i++;
-  }
 }

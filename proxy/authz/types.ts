@@ -4,6 +4,7 @@
  * reuses the index for every request, so build a new snapshot for each change.
  */
 import type { PolicyRule } from './policy-rule.js';
+import type { LabelSelector } from '../../common/kube-grammar.js';
 
 /** Who is asking, as authentication resolved it. Robots are machine identities. */
 export interface Identity {
@@ -16,16 +17,6 @@ export interface Identity {
 export interface ClusterRef {
   name: string;
   labels: Record<string, string>;
-}
-
-/** metav1.LabelSelector: matchLabels and matchExpressions are ANDed. */
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: {
-    key: string;
-    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-    values?: string[];
-  }[];
 }
 
 /**

@@ -9,7 +9,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseDuration } from '../../common/config.js';
 import { KgError, isKgError } from '../../common/errors.js';
 import { RbacStore, type BindingRecord, type Page } from '../rbac/rbac-store.js';
-import { formatSelector, parseSelectorText } from '../rbac/selector-text.js';
+import { formatSelector, parseSelectorText } from '../../common/kube-grammar.js';
 import { cliActor, flag, flagList, withPool, type Invocation } from './args.js';
 import { table } from './table.js';
 

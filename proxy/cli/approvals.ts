@@ -11,7 +11,7 @@ import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { KgError } from '../../common/errors.js';
 import { parseMasterKey } from '../pki/master-key.js';
-import { parseSelectorText } from '../rbac/selector-text.js';
+import { parseSelectorText } from '../../common/kube-grammar.js';
 import {
   createPolicy,
   deletePolicy,

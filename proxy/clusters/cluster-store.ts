@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { KgError } from '../../common/errors.js';
 import { hashToken } from '../authn/token.js';
+import { isLabelKey, isLabelValue } from '../../common/kube-grammar.js';
 
 export interface Cluster {
   id: string;
@@ -18,9 +19,6 @@ export interface Cluster {
 }
 
 const clusterName = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const labelKey =
-  /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 /** The key of one agent certificate in `agentCertsValid`'s answer. */
 export const certKey = (cluster: string, serial: string) => `${cluster}/${serial}`;
@@ -34,8 +32,8 @@ export function clusterProblems(name: string, labels: Record<string, string>): s
     );
   }
   for (const [k, v] of Object.entries(labels)) {
-    if (!labelKey.test(k)) problems.push(`label key "${k}" is not a valid Kubernetes label key`);
-    if (typeof v !== 'string' || !labelValue.test(v))
+    if (!isLabelKey(k)) problems.push(`label key "${k}" is not a valid Kubernetes label key`);
+    if (typeof v !== 'string' || !isLabelValue(v))
       problems.push(
         `label "${k}" has an invalid value "${String(v)}" (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends)`,
       );

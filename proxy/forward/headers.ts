@@ -6,6 +6,7 @@
  * so a client can never make hop-by-hop stripping remove *our* headers. We
  * read `rawHeaders`, because Node folds repeated headers in `req.headers`.
  */
+import { hopByHopHeaders } from '../../common/hop-by-hop.js';
 
 /** End-to-end request headers that Kubernetes clients need upstream. */
 const allowedRequest = new Set([
@@ -29,21 +30,6 @@ const allowedRequest = new Set([
   'sec-websocket-key',
   'sec-websocket-protocol',
   'sec-websocket-version',
-]);
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus HTTP/2 pseudo headers. */
-const hopByHop = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'host',
 ]);
 
 /**
@@ -71,7 +57,7 @@ export function forwardRequestHeaders(
   return out;
 }
 
-/** Response headers from upstream that must not be relayed to the client. */
+/** Response headers from upstream that must not be relayed to the client (plus HTTP/2 pseudo headers and ours). */
 export function isHopByHopResponseHeader(name: string): boolean {
-  return hopByHop.has(name) || name.startsWith(':') || name.startsWith('kg-');
+  return hopByHopHeaders.has(name) || name.startsWith(':') || name.startsWith('kg-');
 }

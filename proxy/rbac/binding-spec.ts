@@ -3,8 +3,8 @@
  * every problem at once, each naming its field. Pure; whether the role
  * exists is the store's question (it needs the database).
  */
-import type { Binding, LabelSelector } from '../authz/types.js';
-import { validateSelector } from './label-selector.js';
+import type { Binding } from '../authz/types.js';
+import { validateSelector, type LabelSelector } from '../../common/kube-grammar.js';
 
 /** A valid binding, ready to store. */
 export interface BindingSpec {

@@ -4,7 +4,8 @@
  * transaction with its admin_changes row.
  */
 import { KgError } from '../../common/errors.js';
-import { bindingsFor, selectorMatches } from '../authz/authorizer.js';
+import { bindingsFor } from '../authz/authorizer.js';
+import { selectorMatches } from '../../common/kube-grammar.js';
 import type { Binding, Identity, Role } from '../authz/types.js';
 import type { Pool } from '../db/pool.js';
 import { validateBindingSpec, type BindingSpec } from './binding-spec.js';
@@ -68,7 +69,7 @@ export async function listBindings(pool: Pool, f: BindingFilter): Promise<Page<B
     );
     labels = rows[0]?.labels;
     // Selectors can only match a registered cluster's labels; they are checked below, in JS,
-    // with the authorizer's own selectorMatches so the list agrees with real decisions.
+    // with the selectorMatches the authorizer uses, so the list agrees with real decisions.
     const name = param(f.cluster);
     where.push(
       labels

@@ -4,7 +4,8 @@
  * each with the metadata an admin needs — `version` for optimistic
  * concurrency, who created it and when. Dates serialise as RFC 3339 in JSON.
  */
-import type { Binding, LabelSelector, Role } from '../authz/types.js';
+import type { Binding, Role } from '../authz/types.js';
+import type { LabelSelector } from '../../common/kube-grammar.js';
 import type { Cluster } from '../clusters/cluster-store.js';
 import type { PolicyRule } from '../authz/policy-rule.js';
 

@@ -11,7 +11,7 @@ import { createPool, type Pool } from '../../proxy/db/pool.js';
 import { migrate } from '../../proxy/db/migrate.js';
 import { ClusterStore } from '../../proxy/clusters/cluster-store.js';
 import { RbacStore, type BindingRecord } from '../../proxy/rbac/rbac-store.js';
-import { formatSelector, parseSelectorText } from '../../proxy/rbac/selector-text.js';
+import { formatSelector, parseSelectorText } from '../../common/kube-grammar.js';
 import { createDatabase, startPostgres, type PgServer } from '../support/postgres.js';
 
 let server: PgServer;

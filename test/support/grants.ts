@@ -3,7 +3,7 @@
  * database (the admin API and CLI have their own tests). The proxy picks them
  * up through LISTEN/NOTIFY, exactly as it does an admin's edit.
  */
-import type { LabelSelector } from '../../proxy/authz/types.js';
+import type { LabelSelector } from '../../common/kube-grammar.js';
 import type { Stack } from './stack.js';
 
 export interface Grant {

@@ -9,12 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  authorize,
-  bindingsFor,
-  forbiddenMessage,
-  selectorMatches,
-} from '../../proxy/authz/authorizer.js';
+import { authorize, bindingsFor, forbiddenMessage } from '../../proxy/authz/authorizer.js';
+import { selectorMatches, type LabelSelector } from '../../common/kube-grammar.js';
 import { authenticatedBaseline, builtinRoles } from '../../proxy/authz/builtin-roles.js';
 import type { PolicyRule } from '../../proxy/authz/policy-rule.js';
 import type { RequestInfo } from '../../proxy/authz/request-info.js';
@@ -22,7 +18,6 @@ import type {
   Binding,
   ClusterRef,
   Identity,
-  LabelSelector,
   PolicySnapshot,
   Role,
 } from '../../proxy/authz/types.js';
