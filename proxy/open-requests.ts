@@ -6,7 +6,7 @@
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/token-store.js';
 import type { EndReason } from './forward/end-status.js';
-import type { Pool } from './db/pool.js';
+import type { Queryable } from './db/query.js';
 
 export interface OpenRequest {
   cluster: string;
@@ -83,7 +83,7 @@ export const endReasons = {
  * user or robot deactivated, or the token itself revoked.
  */
 export async function revocationReason(
-  pool: Pick<Pool, 'query'>,
+  pool: Queryable,
   hash: string,
   waitMs = 300,
 ): Promise<EndReason> {

@@ -9,7 +9,7 @@ import type { Pool } from '../db/pool.js';
 import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import type { Identity } from '../authz/types.js';
-import { dbError } from './db.js';
+import { dbError } from '../db/errors.js';
 
 export async function clustersFor(pool: Pool, who: Identity, now = new Date()): Promise<string[]> {
   let policy;

@@ -3,7 +3,7 @@
  * (created_at, id), get, create, update and delete — each change in one
  * transaction with its admin_changes row.
  */
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { bindingsFor, selectorMatches } from '../authz/authorizer.js';
 import type { Binding, Identity, Role } from '../authz/types.js';
 import type { Pool } from '../db/pool.js';
@@ -18,15 +18,8 @@ import {
   type PageRequest,
 } from './records.js';
 import { allRoles, roleUsable } from './roles.js';
-import {
-  checkVersion,
-  inTransaction,
-  invalid,
-  query,
-  recordChange,
-  type ChangeOptions,
-  type Queryable,
-} from './transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
 
 const columns = '*, created_at::text AS cursor_at';
 
