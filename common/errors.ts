@@ -125,6 +125,13 @@ export function isKgError(err: unknown): err is KgError {
   return err instanceof KgError;
 }
 
+/** A validation failure carrying every problem at once (problem JSON `problems`). */
+export function invalid(what: string, problems: string[]): KgError {
+  return new KgError('KG_ERR_VALIDATION', `${what} is invalid: ${problems.join('; ')}`, {
+    details: { problems },
+  });
+}
+
 /** A Kubernetes `metav1.Status` object as the apiserver writes it. */
 export interface KubeStatus {
   kind: 'Status';

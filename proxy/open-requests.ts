@@ -9,7 +9,7 @@ import type { PolicyStore } from './authz/policy-store.js';
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/token-store.js';
 import type { EndReason } from './forward/end-status.js';
-import type { Pool } from './db/pool.js';
+import type { Queryable } from './db/query.js';
 
 export interface OpenRequest {
   cluster: string;
@@ -64,7 +64,7 @@ export function endStaleGrants(deps: {
   policy: Pick<PolicyStore, 'onTokenRevoked' | 'onChange' | 'lastKnown'>;
   /** Forget a revoked token in the authentication cache before the sweep. */
   evictToken(hash: string): void;
-  pool: Pick<Pool, 'query'>;
+  pool: Queryable;
   everyMs?: number;
 }): () => void {
   const { open, policy } = deps;
@@ -129,7 +129,7 @@ export const endReasons = {
  * user or robot deactivated, or the token itself revoked.
  */
 export async function revocationReason(
-  pool: Pick<Pool, 'query'>,
+  pool: Queryable,
   hash: string,
   waitMs = 300,
 ): Promise<EndReason> {

@@ -5,7 +5,7 @@
  */
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
-import { inTransaction, query } from '../rbac/transaction.js';
+import { inTransaction, query } from '../db/query.js';
 import { enqueue, type Notice } from './notify.js';
 import type { Person } from './policy-match.js';
 import { systemActor } from './expiry.js';

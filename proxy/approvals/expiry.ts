@@ -12,7 +12,7 @@
  */
 import { recordAdminEvent } from '../audit/admin-events.js';
 import { proxyMetrics } from '../metrics.js';
-import { query, type Queryable } from '../rbac/transaction.js';
+import { query, type Queryable } from '../db/query.js';
 import { enqueue, type Notice, type NotifyEvent } from './notify.js';
 import { summaryOf, type RequestRow } from './records.js';
 

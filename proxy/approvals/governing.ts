@@ -4,7 +4,7 @@
  * clusters' current labels. Read again at every decision, so tightening or
  * deleting a policy takes effect on open requests at once.
  */
-import { query, type Queryable } from '../rbac/transaction.js';
+import { query, type Queryable } from '../db/query.js';
 import { listPolicies } from './policies.js';
 import type { AccessPolicy, ApprovalPolicy } from './policy-spec.js';
 import { accessCovers } from './policy-match.js';

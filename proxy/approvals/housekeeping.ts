@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
-import { inTransaction } from '../rbac/transaction.js';
+import { inTransaction } from '../db/query.js';
 import { countExpired, expireDue, type NoticeOf } from './expiry.js';
 import { pruneDeliveries } from './notify.js';
 

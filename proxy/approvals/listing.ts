@@ -5,7 +5,7 @@
 import type { Pool } from '../db/pool.js';
 import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from '../rbac/cursor.js';
 import { clampLimit, type Page } from '../rbac/records.js';
-import { query, type Queryable } from '../rbac/transaction.js';
+import { query, type Queryable } from '../db/query.js';
 import { governor } from './governing.js';
 import { mayDecide } from './policy-match.js';
 import {

@@ -10,7 +10,7 @@ import { request } from 'undici';
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
 import { proxyMetrics } from '../metrics.js';
-import type { Queryable } from '../rbac/transaction.js';
+import type { Queryable } from '../db/query.js';
 import { hdrSignature, hdrTimestamp, sign } from './signature.js';
 import { webhookSecret } from './webhooks.js';
 

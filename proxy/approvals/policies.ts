@@ -3,16 +3,11 @@
  * delete. Each change is one transaction with its audit event; the table's
  * trigger announces it, so every replica reloads its gate policies at once.
  */
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
-import {
-  checkVersion,
-  inTransaction,
-  invalid,
-  query,
-  type Queryable,
-} from '../rbac/transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { checkVersion } from '../rbac/changes.js';
 import { policyFromStored, validatePolicy, type ApprovalPolicy } from './policy-spec.js';
 
 export interface PolicyRecord {

@@ -5,19 +5,14 @@
  * creates its binding in that same transaction, so the binding's NOTIFY
  * updates every replica and the agents' JIT accounts at once.
  */
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { validateBindingSpec } from '../rbac/binding-spec.js';
 import type { Page } from '../rbac/records.js';
 import { roleUsable } from '../rbac/roles.js';
-import {
-  inTransaction,
-  invalid,
-  query,
-  recordChange,
-  type Queryable,
-} from '../rbac/transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { recordChange } from '../rbac/changes.js';
 import { proxyMetrics } from '../metrics.js';
 import { countExpired, expireDue } from './expiry.js';
 import { sweepOnce } from './housekeeping.js';

@@ -5,11 +5,11 @@
  * when the webhook is created.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { open, seal } from '../pki/master-key.js';
-import { inTransaction, invalid, query, type Queryable } from '../rbac/transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
 
 export interface Webhook {
   id: string;

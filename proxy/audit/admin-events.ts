@@ -6,7 +6,7 @@
  * `recordAdminEvent` with the client of its own transaction (or the pool when
  * it has none): the action and its record then commit together.
  */
-import type { Queryable } from './store.js';
+import type { Queryable } from '../db/query.js';
 import { redactBody } from './redact.js';
 
 export interface AdminEventInput {

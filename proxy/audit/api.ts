@@ -20,7 +20,7 @@ import { authenticate } from '../authn/authenticate.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { respondError, type AnyResponse } from '../http/respond-error.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../db/query.js';
 import { toKubeEvent } from './event.js';
 import { exportEvents, filterNames, parseFilter, queryEvents, type AuditFilter } from './query.js';
 

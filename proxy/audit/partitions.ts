@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
+import { inTransaction } from '../db/query.js';
 
 const dayMs = 86_400_000;
 const lockKey = 7_346_519_005;
@@ -35,19 +36,15 @@ export class PartitionMaintainer {
    */
   async run(now = Date.now()): Promise<{ created: string[]; dropped: string[] }> {
     const ahead = this.opts.aheadDays ?? 3;
-    const client = await this.pool.connect();
     const created: string[] = [];
     const dropped: string[] = [];
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       const { rows: lock } = await client.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_xact_lock($1) AS ok',
         [lockKey],
       );
-      if (!lock[0]?.ok) {
-        await client.query('ROLLBACK');
-        return { created, dropped };
-      }
+      // Another replica is at it: nothing to do here this time.
+      if (!lock[0]?.ok) return;
       const { rows } = await client.query<{ day: string; made: boolean }>(
         `SELECT d::date::text AS day, kg_audit_ensure_partition(d::date) AS made
            FROM generate_series($1::date, $2::date, interval '1 day') d`,
@@ -59,13 +56,7 @@ export class PartitionMaintainer {
         [new Date(now - this.opts.retentionMs)],
       );
       dropped.push(...gone.map((r) => r.name));
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     if (created.length || dropped.length)
       this.opts.log.info({ created, dropped }, 'audit partitions maintained');
     return { created, dropped };

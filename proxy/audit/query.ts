@@ -7,7 +7,7 @@
 import { parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import { decisions, stages, type AuditDecision, type AuditEvent, type Stage } from './event.js';
-import type { Queryable } from './store.js';
+import { query, type Queryable } from '../db/query.js';
 
 export interface AuditFilter {
   from?: Date;
@@ -205,7 +205,8 @@ export async function queryEvents(
   const after = opts.continue ? decodeCursor(opts.continue) : undefined;
   const { sql, values } = whereOf(f, after);
   values.push(limit + 1);
-  const { rows } = await db.query<{ event: AuditEvent; t: string; a: string; s: string }>(
+  const rows = await query<{ event: AuditEvent; t: string; a: string; s: string }>(
+    db,
     `SELECT event, event->>'requestReceivedTimestamp' AS t, audit_id::text AS a, stage AS s
        FROM audit_events ${sql}
       ORDER BY received_at DESC, audit_id DESC, stage DESC

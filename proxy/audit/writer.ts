@@ -15,7 +15,7 @@ import type { Logger } from '../../common/log.js';
 import type { AuditEvent } from './event.js';
 import type { IntentJournal } from './intents.js';
 import type { Segment, Spool } from './spool.js';
-import { isDataError } from './store.js';
+import { isDataError } from '../db/errors.js';
 
 export interface WriterDeps {
   insert(events: readonly AuditEvent[]): Promise<number>;

@@ -9,6 +9,7 @@
  * so a flood of made-up tokens costs PostgreSQL almost nothing.
  */
 import type { Pool } from '../db/pool.js';
+import type { Queryable } from '../db/query.js';
 import { KgError } from '../../common/errors.js';
 import { hashToken, looksLikeToken, mintToken } from './token.js';
 import { proxyMetrics } from '../metrics.js';
@@ -127,7 +128,7 @@ export class TokenStore {
   /** Mint a token (shown once; only its hash is stored). `db` lets a caller's transaction include it. */
   async create(
     input: CreateTokenInput,
-    db: Pick<Pool, 'query'> = this.pool,
+    db: Queryable = this.pool,
   ): Promise<{ token: string; id: string; expiresAt: Date }> {
     checkSubjectNames(input.subject, input.groups);
     const token = mintToken();

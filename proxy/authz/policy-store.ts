@@ -13,6 +13,12 @@ import type { Pool } from '../db/pool.js';
 import type { Logger } from '../../common/log.js';
 import { KgError } from '../../common/errors.js';
 import type { DbHealth } from '../db/health.js';
+import {
+  inTransaction,
+  inTransactionOn,
+  type Queryable,
+  type TransactionOptions,
+} from '../db/query.js';
 import { builtinRoles } from './builtin-roles.js';
 import type { Binding, ClusterRef, PolicySnapshot, Role } from './types.js';
 import type { LabelSelector } from '../../common/kube-grammar.js';
@@ -40,27 +46,47 @@ export interface PolicyStoreOptions {
   log: Logger;
 }
 
-/** Load the whole policy in one consistent read. */
-export async function loadPolicy(client: pg.ClientBase | Pool): Promise<PolicyState> {
-  const [clusters, roles, bindings, inactive] = await Promise.all([
-    client.query<{ name: string; labels: Record<string, string>; disabled: boolean }>(
-      'SELECT name, labels, disabled FROM clusters',
-    ),
-    client.query<{ name: string; rules: PolicyRule[] }>('SELECT name, rules FROM roles'),
-    client.query<{
-      id: string;
-      subjects: Binding['subjects'];
-      role: string;
-      cluster_names: string[];
-      cluster_selector: LabelSelector | null;
-      namespaces: string[];
-      expires_at: Date | null;
-      reason: string;
-    }>(
-      'SELECT id, subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason FROM bindings',
-    ),
-    client.query<{ username: string }>('SELECT username FROM users WHERE NOT active'),
-  ]);
+/** Every query of one load sees the same snapshot, and a load never writes. */
+const snapshotRead: TransactionOptions = { isolation: 'repeatable read', readOnly: true };
+
+/**
+ * Load the whole policy in one consistent read: a REPEATABLE READ, READ ONLY
+ * transaction, so a binding is never read without the role or cluster it
+ * names having been read at the same moment. On a pool, an outage becomes a
+ * 503 (db/query.ts); on the policy listener's own connection, errors come
+ * back as pg gave them (PolicyStore logs them and fails closed once stale).
+ */
+export async function loadPolicy(db: Pool | Queryable): Promise<PolicyState> {
+  return db instanceof pg.Pool
+    ? inTransaction(db, readPolicy, snapshotRead)
+    : inTransactionOn(db, readPolicy, snapshotRead);
+}
+
+/** The four reads, one after another: a connection runs one query at a time. */
+async function readPolicy(db: Queryable): Promise<PolicyState> {
+  const clusters = await db.query<{
+    name: string;
+    labels: Record<string, string>;
+    disabled: boolean;
+  }>('SELECT name, labels, disabled FROM clusters');
+  const roles = await db.query<{ name: string; rules: PolicyRule[] }>(
+    'SELECT name, rules FROM roles',
+  );
+  const bindings = await db.query<{
+    id: string;
+    subjects: Binding['subjects'];
+    role: string;
+    cluster_names: string[];
+    cluster_selector: LabelSelector | null;
+    namespaces: string[];
+    expires_at: Date | null;
+    reason: string;
+  }>(
+    'SELECT id, subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason FROM bindings',
+  );
+  const inactive = await db.query<{ username: string }>(
+    'SELECT username FROM users WHERE NOT active',
+  );
   const roleMap = new Map<string, Role>();
   for (const r of builtinRoles) roleMap.set(r.name, { name: r.name, rules: r.rules });
   for (const r of roles.rows)
@@ -98,6 +124,8 @@ export class PolicyStore {
   private heartbeat: NodeJS.Timeout | undefined;
   private reloadQueued = false;
   private reloading: Promise<void> | undefined;
+  /** The last load queued: loads on the connection run one after another (see reload). */
+  private loads: Promise<void> = Promise.resolve();
   private readonly tokenListeners: ((hash: string) => void)[] = [];
   private readonly changeListeners: ((s: PolicyState) => void)[] = [];
   private readonly agentRevokedListeners: ((cluster: string) => void)[] = [];
@@ -201,7 +229,19 @@ export class PolicyStore {
       });
   }
 
-  private async reload(): Promise<void> {
+  /**
+   * Load a snapshot and install it. A load is a transaction on the listening
+   * connection, so two must never overlap there (they would share one
+   * transaction): the load after connecting and one a notification asks for
+   * wait for each other, and install their snapshots in order.
+   */
+  private reload(): Promise<void> {
+    const load = this.loads.then(() => this.loadNow());
+    this.loads = load.catch(() => undefined);
+    return load;
+  }
+
+  private async loadNow(): Promise<void> {
     const client = this.client;
     if (!client) throw new Error('no policy connection');
     const started = Date.now();

@@ -13,7 +13,7 @@ import { TokenStore } from '../authn/token-store.js';
 import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
-import { inTransaction } from '../identity/db.js';
+import { inTransaction } from '../db/query.js';
 import { logChange } from '../identity/admin-log.js';
 import { listTokens, revokeToken, type TokenOwner } from '../identity/token-records.js';
 import { findUser } from '../identity/user-store.js';

@@ -12,7 +12,7 @@
 import { KgError } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
-import { inTransaction } from '../rbac/transaction.js';
+import { inTransaction } from '../db/query.js';
 
 /** The channel every replica listens on (proxy/authz/policy-store.ts); the payload is the cluster name. */
 export const agentRevokedChannel = 'kubegate_agent_revoked';

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool } from './pool.js';
+import { inTransactionOn } from './query.js';
 import { KgError } from '../../common/errors.js';
 import { packageRoot } from '../../common/package-root.js';
 
@@ -73,16 +74,16 @@ export async function migrate(
         continue;
       }
       onProgress(`applying ${m.name}`);
-      await client.query('BEGIN');
       try {
-        await client.query(m.sql);
-        await client.query(
-          'INSERT INTO kg_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)',
-          [m.version, m.name, m.checksum],
-        );
-        await client.query('COMMIT');
+        // The migration and its record commit together or not at all.
+        await inTransactionOn(client, async (c) => {
+          await c.query(m.sql);
+          await c.query(
+            'INSERT INTO kg_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)',
+            [m.version, m.name, m.checksum],
+          );
+        });
       } catch (err) {
-        await client.query('ROLLBACK');
         throw new KgError(
           'KG_ERR_INTERNAL',
           `migration ${m.name} failed: ${(err as Error).message}`,

@@ -5,6 +5,7 @@
  * agent version(s) connected.
  */
 import type { Pool } from '../db/pool.js';
+import { query } from '../db/query.js';
 
 export interface ReplicaTunnels {
   replica: string;
@@ -39,13 +40,14 @@ export async function clusterHealth(
 ): Promise<Map<string, ClusterHealth>> {
   const out = new Map<string, ClusterHealth>(names.map((n) => [n, offline()]));
   if (!names.length) return out;
-  const { rows } = await pool.query<{
+  const rows = await query<{
     cluster: string;
     replica_id: string;
     draining: boolean;
     agent_version: string;
     since: Date;
   }>(
+    pool,
     `SELECT t.cluster, t.replica_id, r.draining, t.agent_version, t.since
        FROM replica_tunnels t JOIN replicas r ON r.id = t.replica_id
       WHERE t.cluster = ANY($1::text[])

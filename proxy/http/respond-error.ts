@@ -5,6 +5,7 @@
  * logged as a bug, with no internals in the body.
  */
 import { DatabaseUnresponsiveError } from '../db/health.js';
+import { outageError } from '../db/errors.js';
 import type { Http2ServerResponse } from 'node:http2';
 import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -23,15 +24,9 @@ export type AnyResponse = (ServerResponse | Http2ServerResponse) & {
 
 export function toKgError(err: unknown): KgError {
   if (isKgError(err)) return err;
-  if (err instanceof DatabaseUnresponsiveError)
-    return new KgError(
-      'KG_ERR_UNAVAILABLE',
-      'the kubegate database is not answering; retry shortly',
-      {
-        cause: err,
-        retryAfter: 2,
-      },
-    );
+  // The pool's refusal while the database is suspect, raised by a caller that
+  // queried the pool directly: an outage (db/errors.ts), so a 503 to retry.
+  if (err instanceof DatabaseUnresponsiveError) return outageError(err);
   return new KgError('KG_ERR_INTERNAL', 'internal error; the proxy logged the details', {
     cause: err,
   });

@@ -3,8 +3,7 @@
  * (`admin_changes`, migration 0002), in the same transaction as the change,
  * so the log can never disagree with what happened. Never a token or hash.
  */
-import type { Queryable } from './db.js';
-import { q } from './db.js';
+import { query, type Queryable } from '../db/query.js';
 
 export type IdentityChangeKind = 'user' | 'robot' | 'token';
 
@@ -17,7 +16,7 @@ export async function logChange(
   before: unknown,
   after: unknown,
 ): Promise<void> {
-  await q(
+  await query(
     db,
     `INSERT INTO admin_changes (actor, action, kind, name, before, after) VALUES ($1, $2, $3, $4, $5, $6)`,
     [

@@ -6,7 +6,7 @@
 import { KgError } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
 import { logChange } from './admin-log.js';
-import { inTransaction } from './db.js';
+import { inTransaction } from '../db/query.js';
 import { readJsonObject, sendJson, sendNoContent } from './http.js';
 import { createRobot, deleteRobot, getRobot, listRobots, rotateRobot } from './robot-store.js';
 import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';

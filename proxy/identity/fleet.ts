@@ -9,15 +9,10 @@ import type { Pool } from '../db/pool.js';
 import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import type { Identity } from '../authz/types.js';
-import { dbError } from './db.js';
 
 export async function clustersFor(pool: Pool, who: Identity, now = new Date()): Promise<string[]> {
-  let policy;
-  try {
-    policy = await loadPolicy(pool);
-  } catch (err) {
-    throw dbError(err);
-  }
+  // loadPolicy on a pool maps a database outage to a 503 itself.
+  const policy = await loadPolicy(pool);
   return [...policy.clusters.values()]
     .filter((c) => !c.disabled && bindingsFor(policy.snapshot, who, c, now).length > 0)
     .map((c) => c.name)

@@ -9,7 +9,7 @@ import { KgError } from '../../common/errors.js';
 import type { Pool } from '../db/pool.js';
 import { checkSubjectNames, type TokenStore } from '../authn/token-store.js';
 import { logChange } from './admin-log.js';
-import { inTransaction, q, type Queryable } from './db.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
 import { revokeAllTokens } from './token-records.js';
 
 export interface RobotRecord {
@@ -68,7 +68,7 @@ function notFound(name: string): KgError {
 }
 
 export async function getRobot(db: Queryable, name: string, lock = false): Promise<RobotRecord> {
-  const rows = await q<Row>(
+  const rows = await query<Row>(
     db,
     `SELECT ${cols} FROM robots WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
     [name],
@@ -78,7 +78,7 @@ export async function getRobot(db: Queryable, name: string, lock = false): Promi
 }
 
 export async function listRobots(db: Queryable): Promise<RobotRecord[]> {
-  return (await q<Row>(db, `SELECT ${cols} FROM robots ORDER BY name`)).map(robotRecord);
+  return (await query<Row>(db, `SELECT ${cols} FROM robots ORDER BY name`)).map(robotRecord);
 }
 
 /** Create a robot and its first token (the token is returned once, never stored). */
@@ -95,7 +95,7 @@ export async function createRobot(
     );
   checkSubjectNames(input.name, input.groups);
   return inTransaction(pool, async (c) => {
-    const rows = await q<Row>(
+    const rows = await query<Row>(
       c,
       `INSERT INTO robots (name, groups, description, created_by) VALUES ($1, $2, $3, $4)
        ON CONFLICT (name) DO NOTHING RETURNING ${cols}`,
@@ -146,7 +146,7 @@ export async function rotateRobot(
   return inTransaction(pool, async (c) => {
     const robot = await getRobot(c, name, true);
     if (!robot.active) throw new KgError('KG_ERR_CONFLICT', `robot "${name}" is not active`);
-    const cut = await q<{ id: string; expires_at: Date }>(
+    const cut = await query<{ id: string; expires_at: Date }>(
       c,
       `UPDATE api_tokens SET
          superseded_at = COALESCE(superseded_at, now()),
@@ -185,7 +185,7 @@ export async function deleteRobot(pool: Pool, name: string, actor: string): Prom
   return inTransaction(pool, async (c) => {
     const robot = await getRobot(c, name, true);
     const revoked = await revokeAllTokens(c, { kind: 'robot', name, robotId: robot.id });
-    await q(c, 'DELETE FROM robots WHERE id = $1', [robot.id]);
+    await query(c, 'DELETE FROM robots WHERE id = $1', [robot.id]);
     await logChange(c, actor, 'delete', 'robot', name, { groups: robot.groups }, undefined);
     return revoked;
   });
@@ -198,7 +198,7 @@ export async function deleteRobot(pool: Pool, name: string, actor: string): Prom
  * run this: a row changes once, whoever gets there first.
  */
 export async function revokeEndedOverlaps(pool: Pool): Promise<number> {
-  const rows = await q(
+  const rows = await query(
     pool,
     `UPDATE api_tokens SET revoked_at = now()
       WHERE superseded_at IS NOT NULL AND revoked_at IS NULL AND expires_at <= now()

@@ -9,7 +9,7 @@ import { renderKubeconfig } from '../clusters/kubeconfig.js';
 import { logChange } from './admin-log.js';
 import { ownerOf } from './caller.js';
 import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
-import { dbError, inTransaction } from './db.js';
+import { inTransaction } from '../db/query.js';
 import { clustersFor, kubeconfigFilename } from './fleet.js';
 import { sendJson, sendNoContent } from './http.js';
 import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
@@ -85,44 +85,39 @@ async function kubeconfig(call: ApiCall): Promise<void> {
       throw new KgError('KG_ERR_NOT_FOUND', `you have no access to a cluster named "${only}"`);
     clusters = [only];
   }
-  let t;
-  try {
-    // The token and the audit record of its download commit together.
-    t = await inTransaction(pool, async (db) => {
-      const minted = await tokens.create(
-        {
-          subject: c.name,
-          kind: c.kind,
-          groups: c.groups,
-          ttlMs,
-          description:
-            c.via === 'session' ? 'kubeconfig (single sign-on)' : 'kubeconfig (from a token)',
-          createdBy: c.actor,
-          userId: c.userId,
-          robotId: c.robotId,
-          notAfter,
-          signinId: c.signinId,
-        },
-        db,
-      );
-      await recordAdminEvent(db, {
-        actor: c.actor,
-        verb: 'download',
-        resource: 'kubeconfigs',
-        name: c.name,
-        detail: {
-          tokenId: minted.id,
-          expiresAt: minted.expiresAt.toISOString(),
-          clusters,
-          via: c.via,
-        },
-        ...requestOrigin(call.req),
-      });
-      return minted;
+  // The token and the audit record of its download commit together.
+  const t = await inTransaction(pool, async (db) => {
+    const minted = await tokens.create(
+      {
+        subject: c.name,
+        kind: c.kind,
+        groups: c.groups,
+        ttlMs,
+        description:
+          c.via === 'session' ? 'kubeconfig (single sign-on)' : 'kubeconfig (from a token)',
+        createdBy: c.actor,
+        userId: c.userId,
+        robotId: c.robotId,
+        notAfter,
+        signinId: c.signinId,
+      },
+      db,
+    );
+    await recordAdminEvent(db, {
+      actor: c.actor,
+      verb: 'download',
+      resource: 'kubeconfigs',
+      name: c.name,
+      detail: {
+        tokenId: minted.id,
+        expiresAt: minted.expiresAt.toISOString(),
+        clusters,
+        via: c.via,
+      },
+      ...requestOrigin(call.req),
     });
-  } catch (err) {
-    throw dbError(err);
-  }
+    return minted;
+  });
   const yaml = renderKubeconfig({
     publicUrl: s.publicUrl,
     clusters,

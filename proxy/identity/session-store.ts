@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
-import { q } from './db.js';
+import { query } from '../db/query.js';
 import type { PendingLogin } from './oidc-client.js';
 import { userRecord, type UserRecord } from './user-store.js';
 
@@ -43,7 +43,7 @@ export async function createSession(
 ): Promise<{ cookie: string; csrfToken: string }> {
   const cookie = newSecret();
   const csrfToken = newSecret();
-  await q(
+  await query(
     pool,
     `INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at, user_agent, source_ip, signin_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -63,7 +63,7 @@ export async function createSession(
 /** The live session behind a cookie value: not expired, and its user still active. */
 export async function findSession(pool: Pool, cookie: string): Promise<Session | undefined> {
   if (!secretPattern.test(cookie)) return undefined;
-  const rows = await q<{
+  const rows = await query<{
     csrf_token: string;
     s_created_at: Date;
     expires_at: Date;
@@ -108,7 +108,7 @@ export async function findSession(pool: Pool, cookie: string): Promise<Session |
 
 export async function deleteSession(pool: Pool, cookie: string): Promise<void> {
   if (!secretPattern.test(cookie)) return;
-  await q(pool, 'DELETE FROM sessions WHERE id_hash = $1', [hash(cookie)]);
+  await query(pool, 'DELETE FROM sessions WHERE id_hash = $1', [hash(cookie)]);
 }
 
 /** Remember a sign-in in progress; returns the value of the cookie that binds it to this browser. */
@@ -118,7 +118,7 @@ export async function savePendingLogin(
   ttlMs: number,
 ): Promise<string> {
   const cookie = newSecret();
-  await q(
+  await query(
     pool,
     `INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, expires_at)
      VALUES ($1, $2, $3, $4, now() + ($5 || ' milliseconds')::interval)`,
@@ -136,7 +136,7 @@ export async function takePendingLogin(
   cookie: string,
 ): Promise<PendingLogin | undefined> {
   if (!secretPattern.test(cookie)) return undefined;
-  const rows = await q<{ state: string; nonce: string; code_verifier: string; live: boolean }>(
+  const rows = await query<{ state: string; nonce: string; code_verifier: string; live: boolean }>(
     pool,
     `DELETE FROM oidc_logins WHERE id_hash = $1
      RETURNING state, nonce, code_verifier, expires_at > now() AS live`,
@@ -149,7 +149,7 @@ export async function takePendingLogin(
 
 /** Delete expired sessions and abandoned sign-ins; returns how many rows went. */
 export async function sweepExpired(pool: Pool): Promise<number> {
-  const a = await q(pool, 'DELETE FROM sessions WHERE expires_at <= now() RETURNING 1');
-  const b = await q(pool, 'DELETE FROM oidc_logins WHERE expires_at <= now() RETURNING 1');
+  const a = await query(pool, 'DELETE FROM sessions WHERE expires_at <= now() RETURNING 1');
+  const b = await query(pool, 'DELETE FROM oidc_logins WHERE expires_at <= now() RETURNING 1');
   return a.length + b.length;
 }

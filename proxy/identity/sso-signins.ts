@@ -29,7 +29,7 @@ import type { Logger } from '../../common/log.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { open, parseMasterKey, seal } from '../pki/master-key.js';
-import { inTransaction, q, type Queryable } from './db.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
 import { loginIdentity } from './login-identity.js';
 import type { OidcClient } from './oidc-client.js';
 import type { IdentitySettings } from './settings.js';
@@ -56,7 +56,7 @@ export async function createSignin(
   n: NewSignin,
 ): Promise<{ id: string; expiresAt: Date }> {
   const keep = n.refreshToken && s.masterKey ? n.refreshToken : undefined;
-  const rows = await q<{ id: string; expires_at: Date }>(
+  const rows = await query<{ id: string; expires_at: Date }>(
     db,
     `INSERT INTO sso_signins (user_id, auth_time, expires_at, next_refresh_at)
      VALUES ($1, $2, $2::timestamptz + ($3 || ' milliseconds')::interval,
@@ -66,7 +66,7 @@ export async function createSignin(
   );
   const id = rows[0]!.id;
   if (keep)
-    await q(db, 'UPDATE sso_signins SET refresh_sealed = $2 WHERE id = $1', [
+    await query(db, 'UPDATE sso_signins SET refresh_sealed = $2 WHERE id = $1', [
       id,
       seal(parseMasterKey(s.masterKey!), aad(id), keep),
     ]);
@@ -75,7 +75,7 @@ export async function createSignin(
 
 /** Tokens of sign-in `id` end by this (undefined: no such live sign-in — mint nothing). */
 export async function signinBound(db: Queryable, id: string): Promise<Date | undefined> {
-  const rows = await q<{ expires_at: Date }>(
+  const rows = await query<{ expires_at: Date }>(
     db,
     'SELECT expires_at FROM sso_signins WHERE id = $1 AND ended_at IS NULL AND expires_at > now()',
     [id],
@@ -112,19 +112,19 @@ export function startRefresher(deps: {
 
   const end = async (d: Due, why: string) => {
     const revoked = await inTransaction(pool, async (db) => {
-      await q(
+      await query(
         db,
         `UPDATE sso_signins SET ended_at = now(), ended_reason = $2, refresh_sealed = NULL,
                 next_refresh_at = NULL WHERE id = $1`,
         [d.id, why.slice(0, 300)],
       );
-      const tokens = await q<{ id: string }>(
+      const tokens = await query<{ id: string }>(
         db,
         `UPDATE api_tokens SET revoked_at = now() WHERE signin_id = $1 AND revoked_at IS NULL
          RETURNING id`,
         [d.id],
       );
-      await q(db, 'DELETE FROM sessions WHERE signin_id = $1', [d.id]);
+      await query(db, 'DELETE FROM sessions WHERE signin_id = $1', [d.id]);
       await recordAdminEvent(db, {
         actor: 'kubegate:sso-refresh',
         verb: 'revoke',
@@ -151,7 +151,7 @@ export function startRefresher(deps: {
     const r = await deps.oidc.refresh(rt, d.subject);
     if (r.outcome !== 'ok' && r.outcome === 'unavailable') {
       log.warn({ user: d.username, signin: d.id, err: r.why }, 'group refresh failed; will retry');
-      await q(
+      await query(
         pool,
         `UPDATE sso_signins SET next_refresh_at = now() + ($2 || ' milliseconds')::interval
           WHERE id = $1 AND ended_at IS NULL`,
@@ -169,14 +169,14 @@ export function startRefresher(deps: {
     if (li.issuer !== d.issuer || li.subject !== d.subject || li.username !== d.username)
       return end(d, 'the provider now names this account differently; sign in again');
     const changed = await inTransaction(pool, async (db) => {
-      await q(
+      await query(
         db,
         `UPDATE sso_signins SET refresh_sealed = $2, refreshed_at = now(),
                 next_refresh_at = now() + ($3 || ' milliseconds')::interval
           WHERE id = $1 AND ended_at IS NULL`,
         [d.id, seal(key, aad(d.id), r.refreshToken), String(s.refreshIntervalMs)],
       );
-      const before = await q<{ groups: string[] }>(
+      const before = await query<{ groups: string[] }>(
         db,
         'SELECT groups FROM users WHERE id = $1 FOR UPDATE',
         [d.user_id],
@@ -185,7 +185,7 @@ export function startRefresher(deps: {
       const same = old.length === li.groups.length && old.every((g, i) => g === li.groups[i]);
       // Every live token of the sign-in, even when the user's row already
       // says the new groups (another sign-in of the same user refreshed first).
-      const tokens = await q<{ id: string }>(
+      const tokens = await query<{ id: string }>(
         db,
         `UPDATE api_tokens SET groups = $2 WHERE signin_id = $1 AND revoked_at IS NULL
             AND expires_at > now() AND groups IS DISTINCT FROM $2 RETURNING id`,
@@ -193,7 +193,7 @@ export function startRefresher(deps: {
       );
       if (same && !tokens.length) return false;
       if (!same)
-        await q(db, 'UPDATE users SET groups = $2, email = $3, name = $4 WHERE id = $1', [
+        await query(db, 'UPDATE users SET groups = $2, email = $3, name = $4 WHERE id = $1', [
           d.user_id,
           li.groups,
           li.email,
@@ -225,7 +225,7 @@ export function startRefresher(deps: {
   const tick = async () => {
     try {
       const due = await inTransaction(pool, (db) =>
-        q<Due>(
+        query<Due>(
           db,
           `WITH due AS (
              SELECT si.id FROM sso_signins si
@@ -245,7 +245,7 @@ export function startRefresher(deps: {
         );
       }
       // Sign-ins whose bound passed a day ago: nothing can use them any more.
-      await q(pool, "DELETE FROM sso_signins WHERE expires_at < now() - interval '1 day'");
+      await query(pool, "DELETE FROM sso_signins WHERE expires_at < now() - interval '1 day'");
       if (failing) log.info('group refresh recovered');
       failing = false;
     } catch (err) {

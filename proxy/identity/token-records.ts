@@ -5,8 +5,7 @@
  * `kubegate_tokens`, so every replica drops it from its cache and ends the
  * open requests using it within a second.
  */
-import type { Queryable } from './db.js';
-import { q } from './db.js';
+import { query, type Queryable } from '../db/query.js';
 
 /** Whose tokens: by name (covers tokens minted by the CLI) or by row reference. */
 export interface TokenOwner {
@@ -84,7 +83,7 @@ export async function listTokens(
   includeInactive = false,
 ): Promise<TokenRecord[]> {
   const w = owner ? ownerWhere(owner) : { sql: 'true', values: [] };
-  const rows = await q<Row>(
+  const rows = await query<Row>(
     db,
     `SELECT ${columns} FROM api_tokens WHERE ${w.sql}
       ${includeInactive ? '' : 'AND revoked_at IS NULL AND expires_at > now()'}
@@ -106,7 +105,7 @@ export async function revokeToken(
   if (!uuidPattern.test(id)) return 'missing';
   const w = owner ? ownerWhere(owner) : { sql: 'true', values: [] };
   const idParam = `$${w.values.length + 1}`;
-  const rows = await q<{ already: boolean }>(
+  const rows = await query<{ already: boolean }>(
     db,
     `WITH target AS (SELECT id, revoked_at FROM api_tokens WHERE id = ${idParam} AND ${w.sql}),
           upd AS (UPDATE api_tokens t SET revoked_at = now() FROM target
@@ -121,7 +120,7 @@ export async function revokeToken(
 /** Revoke every usable token of `owner`; returns how many. */
 export async function revokeAllTokens(db: Queryable, owner: TokenOwner): Promise<number> {
   const w = ownerWhere(owner);
-  const rows = await q<{ id: string }>(
+  const rows = await query<{ id: string }>(
     db,
     `UPDATE api_tokens SET revoked_at = now() WHERE ${w.sql} AND revoked_at IS NULL RETURNING id`,
     w.values,
@@ -134,7 +133,7 @@ export async function tokenOwnerRefs(
   db: Queryable,
   tokenId: string,
 ): Promise<{ userId: string | null; robotId: string | null; signinId: string | null }> {
-  const rows = await q<{
+  const rows = await query<{
     user_id: string | null;
     robot_id: string | null;
     signin_id: string | null;

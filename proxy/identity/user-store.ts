@@ -8,7 +8,8 @@
 import { KgError } from '../../common/errors.js';
 import type { Pool } from '../db/pool.js';
 import { logChange } from './admin-log.js';
-import { dbError, inTransaction, q, type Queryable } from './db.js';
+import { dbError } from '../db/errors.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
 import type { LoginIdentity } from './login-identity.js';
 import { revokeAllTokens, uuidPattern } from './token-records.js';
 
@@ -104,7 +105,7 @@ export async function recordLogin(pool: Pool, li: LoginIdentity): Promise<UserRe
 /** A user by id (uuid) or user name; undefined when there is none. */
 export async function findUser(db: Queryable, idOrName: string): Promise<UserRecord | undefined> {
   const byId = uuidPattern.test(idOrName);
-  const rows = await q<Row>(
+  const rows = await query<Row>(
     db,
     `SELECT ${cols} FROM users WHERE ${byId ? 'id = $1' : 'username = $1'}`,
     [idOrName],
@@ -119,7 +120,7 @@ export async function getUser(db: Queryable, idOrName: string): Promise<UserReco
 }
 
 export async function listUsers(db: Queryable): Promise<UserRecord[]> {
-  return (await q<Row>(db, `SELECT ${cols} FROM users ORDER BY username LIMIT 5000`)).map(
+  return (await query<Row>(db, `SELECT ${cols} FROM users ORDER BY username LIMIT 5000`)).map(
     userRecord,
   );
 }
@@ -138,7 +139,7 @@ export async function deactivateUser(
 ): Promise<DeactivationResult> {
   return inTransaction(pool, async (c) => {
     const before = await getUser(c, idOrName);
-    const rows = await q<Row>(
+    const rows = await query<Row>(
       c,
       `UPDATE users SET active = false,
          deactivated_at = CASE WHEN active THEN now() ELSE deactivated_at END,
@@ -152,7 +153,7 @@ export async function deactivateUser(
       name: user.username,
       userId: user.id,
     });
-    const ended = await q(c, 'DELETE FROM sessions WHERE user_id = $1 RETURNING user_id', [
+    const ended = await query(c, 'DELETE FROM sessions WHERE user_id = $1 RETURNING user_id', [
       user.id,
     ]);
     await logChange(
@@ -180,7 +181,7 @@ export async function activateUser(
 ): Promise<UserRecord> {
   return inTransaction(pool, async (c) => {
     const before = await getUser(c, idOrName);
-    const rows = await q<Row>(
+    const rows = await query<Row>(
       c,
       `UPDATE users SET active = true, deactivated_at = NULL, deactivated_by = ''
         WHERE id = $1 RETURNING ${cols}`,

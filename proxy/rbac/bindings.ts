@@ -3,7 +3,7 @@
  * (created_at, id), get, create, update and delete — each change in one
  * transaction with its admin_changes row.
  */
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { selectorMatches } from '../../common/kube-grammar.js';
 import type { Binding, Identity, Role } from '../authz/types.js';
@@ -19,15 +19,8 @@ import {
   type PageRequest,
 } from './records.js';
 import { allRoles, roleUsable } from './roles.js';
-import {
-  checkVersion,
-  inTransaction,
-  invalid,
-  query,
-  recordChange,
-  type ChangeOptions,
-  type Queryable,
-} from './transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
 
 const columns = '*, created_at::text AS cursor_at';
 

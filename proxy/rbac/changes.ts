@@ -1,11 +1,66 @@
 /**
- * The admin change log (`admin_changes`), newest first, pageable by id. It
- * holds identity changes (users, robots, tokens) as well as RBAC's.
+ * The admin change log (`admin_changes`). Every admin change runs in one
+ * transaction with its `admin_changes` row and its version check, so they
+ * commit together or not at all and the log can never disagree with the
+ * policy tables. Read newest first, pageable by id; it holds identity changes
+ * (users, robots, tokens) as well as RBAC's.
  */
+import { KgError } from '../../common/errors.js';
 import type { Pool } from '../db/pool.js';
+import { query, type Queryable } from '../db/query.js';
 import { decodeCursor, digits, encodeCursor } from './cursor.js';
-import { clampLimit, type ChangeRecord, type Page, type PageRequest } from './records.js';
-import { query } from './transaction.js';
+import {
+  clampLimit,
+  type ChangeKind,
+  type ChangeRecord,
+  type Page,
+  type PageRequest,
+} from './records.js';
+
+export interface Change {
+  actor: string;
+  action: 'create' | 'update' | 'delete';
+  kind: ChangeKind;
+  name: string;
+  before: unknown;
+  after: unknown;
+}
+
+/** Options every change takes: who acts, and the version they read (optimistic concurrency). */
+export interface ChangeOptions {
+  actor: string;
+  version?: number;
+}
+
+/** Append one admin_changes row; call inside the transaction of the change it records. */
+export async function recordChange(client: Queryable, c: Change): Promise<void> {
+  await client.query(
+    `INSERT INTO admin_changes (actor, action, kind, name, before, after)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [
+      c.actor,
+      c.action,
+      c.kind,
+      c.name,
+      c.before === null ? null : JSON.stringify(c.before),
+      c.after === null ? null : JSON.stringify(c.after),
+    ],
+  );
+}
+
+/**
+ * Optimistic concurrency: refuse when the caller read an older version than
+ * the one stored (RFC 9110 §13.1.1 If-Match). `expected` undefined = no check
+ * (the CLI acting on a name the admin just typed).
+ */
+export function checkVersion(what: string, current: number, expected: number | undefined): void {
+  if (expected === undefined || expected === current) return;
+  throw new KgError(
+    'KG_ERR_PRECONDITION_FAILED',
+    `${what} is at version ${current}, not ${expected}: it changed since you read it; fetch it again and re-apply your change`,
+    { details: { currentVersion: current } },
+  );
+}
 
 export interface ChangeFilter extends PageRequest {
   kind?: string;

@@ -5,7 +5,7 @@
  * cluster-store.ts; this is the admin side of the same table.
  */
 import { randomBytes } from 'node:crypto';
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { hashToken } from '../authn/token.js';
 import { clusterProblems } from '../clusters/cluster-store.js';
 import type { Pool } from '../db/pool.js';
@@ -18,15 +18,8 @@ import {
   type Page,
   type PageRequest,
 } from './records.js';
-import {
-  checkVersion,
-  inTransaction,
-  invalid,
-  query,
-  recordChange,
-  type ChangeOptions,
-  type Queryable,
-} from './transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
 
 export const maxClusterDescription = 1000;
 

@@ -24,12 +24,11 @@ import type {
   RoleRecord,
 } from './records.js';
 import * as roles from './roles.js';
-import type { ChangeOptions } from './transaction.js';
+import type { ChangeOptions } from './changes.js';
 
 export type { BindingFilter } from './bindings.js';
-export type { ChangeFilter } from './changes.js';
+export type { ChangeFilter, ChangeOptions } from './changes.js';
 export type { RegisteredCluster } from './clusters.js';
-export type { ChangeOptions } from './transaction.js';
 export type * from './records.js';
 
 export class RbacStore {

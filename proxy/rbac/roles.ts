@@ -4,7 +4,7 @@
  * JavaScript string comparison) so built-ins and stored roles merge into one
  * stable, pageable sequence.
  */
-import { KgError } from '../../common/errors.js';
+import { KgError, invalid } from '../../common/errors.js';
 import { builtinRoles, type BuiltinRole } from '../authz/builtin-roles.js';
 import type { Pool } from '../db/pool.js';
 import { decodeCursor, dnsName, encodeCursor } from './cursor.js';
@@ -17,15 +17,8 @@ import {
   type RoleRow,
 } from './records.js';
 import { isBuiltinRoleName, validateRoleSpec } from './role-spec.js';
-import {
-  checkVersion,
-  inTransaction,
-  invalid,
-  query,
-  recordChange,
-  type ChangeOptions,
-  type Queryable,
-} from './transaction.js';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
 
 function builtinRecord(r: BuiltinRole): RoleRecord {
   return {

@@ -2,12 +2,15 @@
  * The RBAC admin store against a real PostgreSQL: validation reports every
  * problem at once, optimistic concurrency, role deletion blocked by use,
  * one admin_changes row per change (and none for a refused one), keyset
- * pagination, cluster administration and the preview of effective bindings.
+ * pagination, cluster administration, the preview of effective bindings,
+ * and the policy load reading one snapshot.
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KgError, type ErrorCode } from '../../common/errors.js';
 import { createPool, type Pool } from '../../proxy/db/pool.js';
+import type { Queryable } from '../../proxy/db/query.js';
+import { loadPolicy } from '../../proxy/authz/policy-store.js';
 import { migrate } from '../../proxy/db/migrate.js';
 import { ClusterStore } from '../../proxy/clusters/cluster-store.js';
 import { RbacStore, type BindingRecord } from '../../proxy/rbac/rbac-store.js';
@@ -670,6 +673,47 @@ describe('change log', () => {
       (await store.listChanges({ actor: 'test:bob' })).items.map((c) => c.name),
       ['x2'],
     );
+  });
+});
+
+describe('policy load', () => {
+  test('one snapshot: a change committed between its reads is not half-seen', async () => {
+    await store.createCluster({ name: 'early' }, actor, 60_000);
+    const client = await pool.connect();
+    let interleaved = false;
+    // After the first read, another connection commits a cluster, a role and
+    // a binding naming both: the rest of the load must not see any of them.
+    const db = {
+      query: async (text: string, values?: unknown[]) => {
+        const r = await client.query(text, values);
+        if (!interleaved && /FROM clusters/.test(text)) {
+          interleaved = true;
+          await pool.query("INSERT INTO clusters (name) VALUES ('late')");
+          await pool.query("INSERT INTO roles (name, rules) VALUES ('late-role', $1)", [
+            JSON.stringify(podsRead),
+          ]);
+          await pool.query(
+            "INSERT INTO bindings (subjects, role, cluster_names) VALUES ($1, 'late-role', '{late}')",
+            [JSON.stringify([{ kind: 'Group', name: 'dev' }])],
+          );
+        }
+        return r;
+      },
+    } as unknown as Queryable;
+    try {
+      const state = await loadPolicy(db);
+      assert.ok(interleaved);
+      assert.deepEqual([...state.clusters.keys()], ['early']);
+      assert.equal(state.snapshot.roles.has('late-role'), false);
+      assert.equal(state.snapshot.bindings.length, 0);
+    } finally {
+      client.release();
+    }
+    // On a pool (the CLI, the fleet kubeconfig): the same read, now seeing all three.
+    const now = await loadPolicy(pool);
+    assert.deepEqual([...now.clusters.keys()].sort(), ['early', 'late']);
+    assert.ok(now.snapshot.roles.has('late-role'));
+    assert.equal(now.snapshot.bindings.length, 1);
   });
 });
 
