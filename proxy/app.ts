@@ -29,20 +29,19 @@ import { PolicyStore } from './authz/policy-store.js';
 import { OpenRequests, endReasons, endStaleGrants } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
 import { askAgent, GrantSync } from './jit/grant-sync.js';
-import { createApiHandler } from './api/router.js';
+import { adminApiRoutes } from './api/router.js';
 import { proxyMetrics, startMetricsServer } from './metrics.js';
 import { AuditLog } from './audit/audit-log.js';
-import { createAuditApiHandler } from './audit/api.js';
+import { auditRoutes } from './audit/api.js';
+import { createRestApi } from './http/openapi.js';
 import { loadPolicyFile } from './audit/policy.js';
 import { defaultSpoolDir } from './audit/spool-dir.js';
-import { KgError } from '../common/errors.js';
-import { respondError } from './http/respond-error.js';
 import { startApprovals } from './approvals/wiring.js';
 import { startScaleOut, type ScaleOut } from './ha/scale-out.js';
 import { consoleAssets } from './console/assets.js';
 import { serveAsset } from './console/static.js';
 import { sessionOrBearer } from './console/caller.js';
-import { createConsoleApiHandler } from './console/api.js';
+import { consoleRoutes } from './console/api.js';
 import { clusterHealth } from './ha/cluster-health.js';
 import { closeTunnelsOnRevocation } from './tunnel/revocation.js';
 
@@ -231,7 +230,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const apiCaller = sessionOrBearer({ pool, tokens, settings: identity.settings });
     const assets = consoleAssets();
     if (assets.missing) log.error(assets.missing);
-    const consoleApi = createConsoleApiHandler({
+    const consoleApiRoutes = consoleRoutes({
       resolveCaller: apiCaller,
       adminGroups: config.adminGroups,
       policy: () => policy.current(),
@@ -239,7 +238,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       health: (names) => clusterHealth(pool, names, config.replicaStaleAfter),
       log,
     });
-    const auditApi = createAuditApiHandler({
+    const auditApiRoutes = auditRoutes({
       pool,
       tokens,
       adminGroups: config.adminGroups,
@@ -286,17 +285,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log,
     });
     policy.onChange(() => approvals.gate.invalidate());
-    const front = await startFront({
-      host: f.host,
-      port: f.port,
-      certPem: frontCert,
-      keyPem: frontKey,
-      log: log.child({ part: 'front' }),
-      kube: createKubeHandler({ ...pipelineDeps, gate: approvals.gate }),
-      upgrade: createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate }),
-      console: (req, res) => serveAsset(assets, req, res),
-      identity: identity.handle,
-      api: createApiHandler({
+    // Every REST endpoint, from one route table: each feature exports its routes.
+    const apiRoutes = [
+      ...identity.routes,
+      ...adminApiRoutes({
         pool,
         tokens,
         adminGroups: config.adminGroups,
@@ -311,19 +303,23 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           agentImage: config.agentImage,
         },
         askAgent: (cluster, path) => askAgent(registry, cluster, path),
-        // Paths the admin API does not serve: the console's and audit APIs, then 404.
-        fallback: (req, res) => {
-          if (consoleApi(req, res)) return;
-          if (auditApi(req, res)) return;
-          if (approvals.api(req, res)) return;
-          respondError(
-            res,
-            new KgError('KG_ERR_NOT_FOUND', 'no such API endpoint'),
-            req.url ?? '/',
-            log,
-          );
-        },
       }),
+      ...consoleApiRoutes,
+      ...auditApiRoutes,
+      ...approvals.routes,
+    ];
+    const api = createRestApi(apiRoutes, log);
+    const front = await startFront({
+      host: f.host,
+      port: f.port,
+      certPem: frontCert,
+      keyPem: frontKey,
+      log: log.child({ part: 'front' }),
+      kube: createKubeHandler({ ...pipelineDeps, gate: approvals.gate }),
+      upgrade: createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate }),
+      console: (req, res) => serveAsset(assets, req, res),
+      identity: identity.pages,
+      api,
       ready: () => ready,
     });
     const drainer = ha.drainer({

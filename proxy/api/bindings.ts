@@ -6,9 +6,10 @@
  */
 import { KgError } from '../../common/errors.js';
 import type { Identity } from '../authz/types.js';
-import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
+import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
 import { checkQuery, oneOf, optional, pageParams } from './params.js';
-import type { ApiCall, Route } from './types.js';
+import type { RouteSpec } from '../http/routes.js';
+import { admin, jsonBody, type ApiCall } from './types.js';
 
 const collection = '/api/v1/bindings';
 const subjectKinds = ['Group', 'User', 'Robot'] as const;
@@ -48,44 +49,68 @@ async function preview(call: ApiCall) {
   sendJson(call, { items: await call.store.previewBindings(who, cluster) });
 }
 
-export const bindingRoutes: Route[] = [
+export const bindingRoutes: RouteSpec<ApiCall>[] = [
   {
-    pattern: /^\/api\/v1\/bindings$/,
+    path: collection,
+    tag: 'rbac',
     methods: {
-      GET: list,
-      POST: async (call) => {
-        checkQuery(call.query, []);
-        const b = await call.store.createBinding(await readJson(call), call.actor);
-        sendCreated(call, b, b.version, `${collection}/${b.id}`);
-      },
+      GET: admin('Bindings, in creation order', list, {
+        query: ['subject', 'subjectKind', 'role', 'cluster', 'limit', 'continue'],
+      }),
+      POST: admin(
+        'Create a binding',
+        async (call) => {
+          checkQuery(call.query, []);
+          const b = await call.store.createBinding(await call.readBody(), call.actor);
+          sendCreated(call, b, b.version, `${collection}/${b.id}`);
+        },
+        { body: jsonBody, responses: { 201: 'the new binding' } },
+      ),
     },
   },
-  { pattern: /^\/api\/v1\/bindings\/preview$/, methods: { GET: preview } },
   {
-    pattern: /^\/api\/v1\/bindings\/([^/]+)$/,
+    path: `${collection}/preview`,
+    tag: 'rbac',
     methods: {
-      GET: async (call) => {
+      GET: admin('The bindings that apply to an identity on a cluster', preview, {
+        query: ['user', 'cluster', 'kind', 'group'],
+      }),
+    },
+  },
+  {
+    path: `${collection}/{id}`,
+    tag: 'rbac',
+    methods: {
+      GET: admin('One binding', async (call) => {
         checkQuery(call.query, []);
         const id = call.params[0]!;
         const b = await call.store.getBinding(id);
         if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${id}" does not exist`);
         sendJson(call, b, b.version);
-      },
-      PUT: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        const b = await call.store.updateBinding(call.params[0]!, await readJson(call), {
-          actor: call.actor,
-          version,
-        });
-        sendJson(call, b, b.version);
-      },
-      DELETE: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        await call.store.deleteBinding(call.params[0]!, { actor: call.actor, version });
-        sendNoContent(call);
-      },
+      }),
+      PUT: admin(
+        'Replace a binding (If-Match)',
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          const b = await call.store.updateBinding(call.params[0]!, await call.readBody(), {
+            actor: call.actor,
+            version,
+          });
+          sendJson(call, b, b.version);
+        },
+        { body: jsonBody },
+      ),
+      DELETE: admin(
+        'Delete a binding (If-Match)',
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          await call.store.deleteBinding(call.params[0]!, { actor: call.actor, version });
+          sendNoContent(call);
+        },
+        { responses: { 204: 'deleted' } },
+      ),
     },
   },
 ];

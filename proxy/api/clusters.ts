@@ -10,9 +10,10 @@ import { parseHostPort } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { agentHelmCommand } from '../clusters/helm-command.js';
-import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
+import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
 import { checkQuery, pageParams } from './params.js';
-import type { ApiCall, Route } from './types.js';
+import type { RouteSpec } from '../http/routes.js';
+import { admin, jsonBody, type ApiCall } from './types.js';
 import { clusterHealth } from '../ha/cluster-health.js';
 import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { requestOrigin } from '../audit/admin-events.js';
@@ -27,7 +28,11 @@ const patchTypes = ['application/merge-patch+json', 'application/json'];
 async function register(call: ApiCall) {
   checkQuery(call.query, []);
   const b = call.deps.bootstrap;
-  const r = await call.store.createCluster(await readJson(call), call.actor, b.bootstrapTokenTtlMs);
+  const r = await call.store.createCluster(
+    await call.readBody(),
+    call.actor,
+    b.bootstrapTokenTtlMs,
+  );
   const bootstrapYaml = renderBootstrapYaml({
     cluster: r.cluster.name,
     token: r.bootstrapToken,
@@ -74,29 +79,38 @@ async function revoke(call: ApiCall) {
   sendJson(call, { ...r, next: reEnrollHint(r.cluster) });
 }
 
-export const clusterRoutes: Route[] = [
+export const clusterRoutes: RouteSpec<ApiCall>[] = [
   {
-    pattern: /^\/api\/v1\/clusters$/,
+    path: collection,
+    tag: 'clusters',
     methods: {
-      GET: async (call) => {
-        const page = await call.store.listClusters(pageParams(call.query));
-        const health = await clusterHealth(
-          call.deps.pool,
-          page.items.map((c) => c.name),
-          staleAfter(call),
-        );
-        sendJson(call, {
-          ...page,
-          items: page.items.map((c) => ({ ...c, health: health.get(c.name) })),
-        });
-      },
-      POST: register,
+      GET: admin(
+        'Registered clusters with their fleet-wide health',
+        async (call) => {
+          const page = await call.store.listClusters(pageParams(call.query));
+          const health = await clusterHealth(
+            call.deps.pool,
+            page.items.map((c) => c.name),
+            staleAfter(call),
+          );
+          sendJson(call, {
+            ...page,
+            items: page.items.map((c) => ({ ...c, health: health.get(c.name) })),
+          });
+        },
+        { query: ['limit', 'continue'] },
+      ),
+      POST: admin('Register a cluster: its record and the agent bootstrap (YAML, Helm)', register, {
+        body: jsonBody,
+        responses: { 201: 'the cluster with its one-time bootstrap' },
+      }),
     },
   },
   {
-    pattern: /^\/api\/v1\/clusters\/([^/]+)$/,
+    path: `${collection}/{name}`,
+    tag: 'clusters',
     methods: {
-      GET: async (call) => {
+      GET: admin('One cluster with its health', async (call) => {
         checkQuery(call.query, []);
         const name = call.params[0]!;
         const c = await call.store.getCluster(name);
@@ -104,27 +118,37 @@ export const clusterRoutes: Route[] = [
           throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
         const health = await clusterHealth(call.deps.pool, [name], staleAfter(call));
         sendJson(call, { ...c, health: health.get(name) }, c.version);
-      },
-      PATCH: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        const c = await call.store.updateCluster(
-          call.params[0]!,
-          await readJson(call, patchTypes),
-          {
+      }),
+      PATCH: admin(
+        "Change a cluster's labels or disable it (JSON merge patch, If-Match)",
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          const c = await call.store.updateCluster(call.params[0]!, await call.readBody(), {
             actor: call.actor,
             version,
-          },
-        );
-        sendJson(call, c, c.version);
-      },
-      DELETE: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        await call.store.deleteCluster(call.params[0]!, { actor: call.actor, version });
-        sendNoContent(call);
-      },
+          });
+          sendJson(call, c, c.version);
+        },
+        { body: { types: patchTypes } },
+      ),
+      DELETE: admin(
+        'Deregister a cluster (If-Match)',
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          await call.store.deleteCluster(call.params[0]!, { actor: call.actor, version });
+          sendNoContent(call);
+        },
+        { responses: { 204: 'deleted' } },
+      ),
     },
   },
-  { pattern: /^\/api\/v1\/clusters\/([^/]+)\/revoke-agent$/, methods: { POST: revoke } },
+  {
+    path: `${collection}/{name}/revoke-agent`,
+    tag: 'clusters',
+    methods: {
+      POST: admin("Revoke the cluster's agent certificates (no body)", revoke),
+    },
+  },
 ];

@@ -9,13 +9,15 @@ import { KgError } from '../../common/errors.js';
 import { jitAccountsPath, type JitAccountsReport } from '../../common/tunnel-protocol.js';
 import { sendJson } from './json.js';
 import { checkQuery } from './params.js';
-import type { Route } from './types.js';
+import type { RouteSpec } from '../http/routes.js';
+import { admin, type ApiCall } from './types.js';
 
-export const jitAccountRoutes: Route[] = [
+export const jitAccountRoutes: RouteSpec<ApiCall>[] = [
   {
-    pattern: /^\/api\/v1\/clusters\/([^/]+)\/jit-accounts$/,
+    path: '/api/v1/clusters/{name}/jit-accounts',
+    tag: 'clusters',
     methods: {
-      GET: async (call) => {
+      GET: admin("The just-in-time accounts a cluster's agent holds now", async (call) => {
         checkQuery(call.query, []);
         const name = call.params[0]!;
         const cluster = await call.store.getCluster(name);
@@ -38,7 +40,7 @@ export const jitAccountRoutes: Route[] = [
             `cluster "${name}" has no agent connected to this proxy replica; retry, or check the agent`,
           );
         sendJson(call, { cluster: name, ...report });
-      },
+      }),
     },
   },
 ];

@@ -4,9 +4,10 @@
  * bindings use the role.
  */
 import { KgError } from '../../common/errors.js';
-import { ifMatchVersion, readJson, sendCreated, sendJson, sendNoContent } from './json.js';
+import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
 import { checkQuery, pageParams } from './params.js';
-import type { ApiCall, Route } from './types.js';
+import type { RouteSpec } from '../http/routes.js';
+import { admin, jsonBody, type ApiCall } from './types.js';
 
 const collection = '/api/v1/roles';
 
@@ -18,37 +19,55 @@ async function getOne(call: ApiCall) {
   sendJson(call, role, role.version);
 }
 
-export const roleRoutes: Route[] = [
+export const roleRoutes: RouteSpec<ApiCall>[] = [
   {
-    pattern: /^\/api\/v1\/roles$/,
+    path: collection,
+    tag: 'rbac',
     methods: {
-      GET: async (call) => sendJson(call, await call.store.listRoles(pageParams(call.query))),
-      POST: async (call) => {
-        checkQuery(call.query, []);
-        const role = await call.store.createRole(await readJson(call), call.actor);
-        sendCreated(call, role, role.version, `${collection}/${role.name}`);
-      },
+      GET: admin(
+        'Roles, built-in and custom',
+        async (call) => sendJson(call, await call.store.listRoles(pageParams(call.query))),
+        { query: ['limit', 'continue'] },
+      ),
+      POST: admin(
+        'Create a custom role',
+        async (call) => {
+          checkQuery(call.query, []);
+          const role = await call.store.createRole(await call.readBody(), call.actor);
+          sendCreated(call, role, role.version, `${collection}/${role.name}`);
+        },
+        { body: jsonBody, responses: { 201: 'the new role' } },
+      ),
     },
   },
   {
-    pattern: /^\/api\/v1\/roles\/([^/]+)$/,
+    path: `${collection}/{name}`,
+    tag: 'rbac',
     methods: {
-      GET: getOne,
-      PUT: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        const role = await call.store.updateRole(call.params[0]!, await readJson(call), {
-          actor: call.actor,
-          version,
-        });
-        sendJson(call, role, role.version);
-      },
-      DELETE: async (call) => {
-        checkQuery(call.query, []);
-        const version = ifMatchVersion(call);
-        await call.store.deleteRole(call.params[0]!, { actor: call.actor, version });
-        sendNoContent(call);
-      },
+      GET: admin('One role', getOne),
+      PUT: admin(
+        "Replace a custom role's description and rules (If-Match)",
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          const role = await call.store.updateRole(call.params[0]!, await call.readBody(), {
+            actor: call.actor,
+            version,
+          });
+          sendJson(call, role, role.version);
+        },
+        { body: jsonBody },
+      ),
+      DELETE: admin(
+        'Delete a custom role no binding uses (If-Match)',
+        async (call) => {
+          checkQuery(call.query, []);
+          const version = ifMatchVersion(call);
+          await call.store.deleteRole(call.params[0]!, { actor: call.actor, version });
+          sendNoContent(call);
+        },
+        { responses: { 204: 'deleted' } },
+      ),
     },
   },
 ];

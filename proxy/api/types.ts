@@ -1,10 +1,10 @@
 /**
- * Types shared by the REST API's router and its resource modules: what the
- * handler needs from the proxy (ApiDeps), the per-request state every
- * resource handler gets (ApiCall, one typed object) and
- * the shape of a route.
+ * Types shared by the admin API's resource modules: what they need from the
+ * proxy (ApiDeps), the per-request state every resource handler gets
+ * (ApiCall, one typed object) and the shape of an admin-only operation.
  */
 import type { Logger } from '../../common/log.js';
+import type { BaseCall, BodySpec, Operation } from '../http/routes.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
@@ -50,9 +50,10 @@ export interface ApiDeps {
    */
   authenticate?: (req: AnyRequest) => Promise<ApiCaller>;
   /**
-   * Where requests for `/api/` paths this API does not serve go (e.g. the
-   * identity endpoints), before any authentication here; default: 404 for
-   * an admin, 401/403 for anyone else.
+   * Standalone use only (createApiHandler): where requests for paths this
+   * API does not serve go, before any authentication; default: 404 for an
+   * admin, 401/403 for anyone else. The proxy serves every API from one
+   * route table instead.
    */
   fallback?: (req: AnyRequest, res: AnyResponse) => void;
   /**
@@ -65,26 +66,24 @@ export interface ApiDeps {
 }
 
 /** One API request, as every resource handler sees it. */
-export interface ApiCall {
-  req: AnyRequest;
-  res: AnyResponse;
-  method: string;
-  /** The path without the query, exactly as received (never decoded). */
-  path: string;
-  query: URLSearchParams;
-  /** Capture groups of the matched route pattern (names, ids). */
-  params: string[];
+export interface ApiCall extends BaseCall {
   caller: ApiCaller;
   /** Who the admin change log names: `user:alice`, `robot:ci`. */
   actor: string;
   store: RbacStore;
   deps: ApiDeps;
-  log: Logger;
 }
 
 export type Handler = (call: ApiCall) => Promise<void>;
 
-export interface Route {
-  pattern: RegExp;
-  methods: Partial<Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', Handler>>;
+/** An admin-only operation of this API. */
+export function admin(
+  summary: string,
+  handle: Handler,
+  more: Omit<Operation<ApiCall>, 'access' | 'summary' | 'handle'> = {},
+): Operation<ApiCall> {
+  return { access: 'admin', summary, ...more, handle };
 }
+
+/** A JSON body (any value; the stores validate its shape, 422). */
+export const jsonBody: BodySpec = {};

@@ -12,20 +12,25 @@
  *   POST /api/v1/approval-policies, PUT|DELETE /api/v1/approval-policies/{name}   admins
  *   GET|POST /api/v1/approval-webhooks, DELETE /api/v1/approval-webhooks/{id}      admins
  *
- * Errors are problem JSON. `handle` answers false for paths that are not
- * its own, so the front can offer the request to the next API.
+ * The routes join the front's one table (proxy/http/routes.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { checkBrowserRequest, resolveCaller, type Caller } from '../identity/caller.js';
-import { readJsonObject, respondApiError, sendJson, sendNoContent } from '../identity/http.js';
 import type { IdentitySettings } from '../identity/settings.js';
-import type { AnyResponse } from '../http/respond-error.js';
-import { pageParams } from '../api/params.js';
+import { writeJson, writeNoContent } from '../http/json-body.js';
+import {
+  mount,
+  requireAdmin,
+  smallObjectBody,
+  type BaseCall,
+  type Route,
+  type RouteSpec,
+} from '../http/routes.js';
+import { checkQuery, oneOf, pageParams } from '../api/params.js';
 import { createPolicy, deletePolicy, getPolicy, listPolicies, replacePolicy } from './policies.js';
 import { policyView } from './policy-spec.js';
 import { statuses, type Status } from './records.js';
@@ -41,41 +46,9 @@ export interface ApprovalsApiDeps {
   log: Logger;
 }
 
-interface Call {
-  req: AnyRequest;
-  res: AnyResponse;
-  params: string[];
-  query: URLSearchParams;
+interface Call extends BaseCall {
   caller: Caller;
   actor: Actor;
-}
-
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
-interface Route {
-  pattern: RegExp;
-  admin?: Partial<Record<Method, true>>;
-  methods: Partial<Record<Method, (d: ApprovalsApiDeps, c: Call) => Promise<void>>>;
-}
-
-function onlyQuery(q: URLSearchParams, allowed: string[]): void {
-  const bad = [...new Set(q.keys())].filter((k) => !allowed.includes(k));
-  if (bad.length)
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `unknown query parameter(s): ${bad.join(', ')}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`,
-    );
-}
-
-function oneOf<T extends string>(
-  q: URLSearchParams,
-  name: string,
-  values: readonly T[],
-): T | undefined {
-  const v = q.get(name);
-  if (v === null || v === '') return undefined;
-  if (!(values as readonly string[]).includes(v))
-    throw new KgError('KG_ERR_BAD_REQUEST', `${name} must be one of ${values.join(', ')}`);
-  return v as T;
 }
 
 /** Optional `If-Match: "N"` on policy changes (optimistic concurrency). */
@@ -88,182 +61,238 @@ function ifMatch(req: AnyRequest): number | undefined {
   return Number(m[1]);
 }
 
-const routes: readonly Route[] = [
-  {
-    pattern: /^\/api\/v1\/approvals$/,
-    methods: {
-      GET: async (d, c) => {
-        const page = pageParams(c.query, ['view', 'status', 'kind']);
-        const f: ListFilter = {
-          view: oneOf(c.query, 'view', ['mine', 'approvable', 'all'] as const) ?? 'mine',
-          ...page,
-        };
-        const status = oneOf<Status>(c.query, 'status', statuses);
-        const kind = oneOf(c.query, 'kind', ['access', 'action'] as const);
-        if (status) f.status = status;
-        if (kind) f.kind = kind;
-        sendJson(c.res, 200, await d.requests.list(c.actor, f));
-      },
-      POST: async (d, c) => {
-        onlyQuery(c.query, []);
-        const created = await d.requests.createAccess(c.actor, await readJsonObject(c.req));
-        c.res.setHeader('location', `/api/v1/approvals/${created.id}`);
-        sendJson(c.res, 201, created);
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approvals\/([^/]+)$/,
-    methods: {
-      GET: async (d, c) => {
-        onlyQuery(c.query, []);
-        sendJson(c.res, 200, await d.requests.get(c.actor, c.params[0]!));
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approvals\/([^/]+)\/(approve|deny|withdraw)$/,
-    methods: {
-      POST: async (d, c) => {
-        onlyQuery(c.query, []);
-        const body = await readJsonObject(c.req);
-        const [id, what] = c.params as [string, 'approve' | 'deny' | 'withdraw'];
-        const r =
-          what === 'withdraw'
-            ? await d.requests.withdraw(c.actor, id, body)
-            : await d.requests.decide(c.actor, id, what, body);
-        sendJson(c.res, 200, r);
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approval-policies$/,
-    admin: { POST: true },
-    methods: {
-      GET: async (d, c) => {
-        onlyQuery(c.query, ['kind']);
-        const kind = oneOf(c.query, 'kind', ['access', 'gate'] as const);
-        const items = await listPolicies(d.pool, kind);
-        sendJson(c.res, 200, {
-          items: items.map((p) => ({ ...policyView(p.policy), version: p.version })),
-        });
-      },
-      POST: async (d, c) => {
-        onlyQuery(c.query, []);
-        const p = await createPolicy(d.pool, await readJsonObject(c.req), c.caller.actor);
-        c.res.setHeader('etag', `"${p.version}"`);
-        c.res.setHeader('location', `/api/v1/approval-policies/${p.policy.name}`);
-        sendJson(c.res, 201, { ...policyView(p.policy), version: p.version });
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approval-policies\/([^/]+)$/,
-    admin: { PUT: true, DELETE: true },
-    methods: {
-      GET: async (d, c) => {
-        const p = await getPolicy(d.pool, c.params[0]!);
-        if (!p)
-          throw new KgError('KG_ERR_NOT_FOUND', `approval policy "${c.params[0]}" does not exist`);
-        c.res.setHeader('etag', `"${p.version}"`);
-        sendJson(c.res, 200, { ...policyView(p.policy), version: p.version });
-      },
-      PUT: async (d, c) => {
-        const body = await readJsonObject(c.req);
-        const p = await replacePolicy(d.pool, c.params[0]!, body, c.caller.actor, ifMatch(c.req));
-        c.res.setHeader('etag', `"${p.version}"`);
-        sendJson(c.res, 200, { ...policyView(p.policy), version: p.version });
-      },
-      DELETE: async (d, c) => {
-        await deletePolicy(d.pool, c.params[0]!, c.caller.actor, ifMatch(c.req));
-        sendNoContent(c.res);
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approval-webhooks$/,
-    admin: { GET: true, POST: true },
-    methods: {
-      GET: async (d, c) => sendJson(c.res, 200, { items: await listWebhooks(d.pool) }),
-      POST: async (d, c) => {
-        const { webhook, secret } = await createWebhook(
-          d.pool,
-          d.masterKey,
-          await readJsonObject(c.req),
-          c.caller.actor,
-        );
-        // The only time the secret is shown: the receiver needs it to verify signatures.
-        sendJson(c.res, 201, { ...webhook, secret });
-      },
-    },
-  },
-  {
-    pattern: /^\/api\/v1\/approval-webhooks\/([^/]+)$/,
-    admin: { DELETE: true },
-    methods: {
-      DELETE: async (d, c) => {
-        await deleteWebhook(d.pool, c.params[0]!, c.caller.actor);
-        sendNoContent(c.res);
-      },
-    },
-  },
-];
-
-/** The handler; false (nothing written) for paths that are not the approvals API's. */
-export function createApprovalsApi(
-  deps: ApprovalsApiDeps,
-): (req: AnyRequest, res: AnyResponse) => boolean {
-  return (req, res) => {
-    const target = req.url ?? '/';
-    const q = target.indexOf('?');
-    const path = q >= 0 ? target.slice(0, q) : target;
-    let found: { route: Route; params: string[] } | undefined;
-    for (const route of routes) {
-      const m = route.pattern.exec(path);
-      if (m) {
-        found = { route, params: m.slice(1) };
-        break;
-      }
-    }
-    if (!found) return false;
-    const { route, params } = found;
-    const log = deps.log.child({ requestId: randomUUID() });
-    const run = async () => {
-      const caller = await resolveCaller(deps, req);
-      checkBrowserRequest(req, caller, deps.settings);
-      const method = (req.method ?? 'GET') as Method;
-      const fn = Object.hasOwn(route.methods, method) ? route.methods[method] : undefined;
-      if (!fn) {
-        res.setHeader('allow', Object.keys(route.methods).join(', '));
-        throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-      }
-      if (route.admin?.[method] && !caller.admin)
-        throw new KgError(
-          'KG_ERR_FORBIDDEN',
-          `${caller.actor} is not a kubegate admin: this needs membership of an admin group`,
-        );
-      const ua = req.headers['user-agent'];
-      await fn(deps, {
-        req,
-        res,
-        params,
-        query: new URLSearchParams(q >= 0 ? target.slice(q + 1) : ''),
-        caller,
-        actor: {
-          name: caller.name,
-          kind: caller.kind,
-          groups: caller.groups,
-          actor: caller.actor,
-          admin: caller.admin,
-          sourceIp: req.socket.remoteAddress ?? '',
-          userAgent: typeof ua === 'string' ? ua : '',
+/** The approvals endpoints, bound to identity's caller resolution (bearer, or session + CSRF). */
+export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
+  const specs: RouteSpec<Call>[] = [
+    {
+      path: '/api/v1/approvals',
+      tag: 'approvals',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'Approval requests: mine, the ones I may approve, or (admins) all',
+          query: ['view', 'status', 'kind', 'limit', 'continue'],
+          handle: async (c) => {
+            const page = pageParams(c.query, ['view', 'status', 'kind']);
+            const f: ListFilter = {
+              view: oneOf(c.query, 'view', ['mine', 'approvable', 'all'] as const) ?? 'mine',
+              ...page,
+            };
+            const status = oneOf<Status>(c.query, 'status', statuses);
+            const kind = oneOf(c.query, 'kind', ['access', 'action'] as const);
+            if (status) f.status = status;
+            if (kind) f.kind = kind;
+            writeJson(c.res, 200, await d.requests.list(c.actor, f));
+          },
         },
-      });
+        POST: {
+          access: 'caller',
+          summary: 'Ask for access {role, clusters, namespaces, duration, reason}',
+          body: smallObjectBody,
+          responses: { 201: 'the new request' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const created = await d.requests.createAccess(c.actor, await objectBody(c));
+            writeJson(c.res, 201, created, { location: `/api/v1/approvals/${created.id}` });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/approvals/{id}',
+      tag: 'approvals',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'One request, with its votes (and diff, for actions)',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            writeJson(c.res, 200, await d.requests.get(c.actor, c.params[0]!));
+          },
+        },
+      },
+    },
+    ...(['approve', 'deny', 'withdraw'] as const).map((what): RouteSpec<Call> => ({
+      path: `/api/v1/approvals/{id}/${what}`,
+      tag: 'approvals',
+      methods: {
+        POST: {
+          access: 'caller',
+          summary:
+            what === 'deny'
+              ? 'Deny a request {reason} (required)'
+              : `${what === 'approve' ? 'Approve' : 'Withdraw'} a request {reason}`,
+          body: smallObjectBody,
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const body = await objectBody(c);
+            const id = c.params[0]!;
+            const r =
+              what === 'withdraw'
+                ? await d.requests.withdraw(c.actor, id, body)
+                : await d.requests.decide(c.actor, id, what, body);
+            writeJson(c.res, 200, r);
+          },
+        },
+      },
+    })),
+    {
+      path: '/api/v1/approval-policies',
+      tag: 'approvals',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'Approval policies (who approves what is no secret)',
+          query: ['kind'],
+          handle: async (c) => {
+            checkQuery(c.query, ['kind']);
+            const kind = oneOf(c.query, 'kind', ['access', 'gate'] as const);
+            const items = await listPolicies(d.pool, kind);
+            writeJson(c.res, 200, {
+              items: items.map((p) => ({ ...policyView(p.policy), version: p.version })),
+            });
+          },
+        },
+        POST: {
+          access: 'admin',
+          summary: 'Create an approval policy',
+          body: smallObjectBody,
+          responses: { 201: 'the new policy' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const p = await createPolicy(d.pool, await objectBody(c), c.caller.actor);
+            writeJson(
+              c.res,
+              201,
+              { ...policyView(p.policy), version: p.version },
+              {
+                etag: `"${p.version}"`,
+                location: `/api/v1/approval-policies/${p.policy.name}`,
+              },
+            );
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/approval-policies/{name}',
+      tag: 'approvals',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'One approval policy',
+          handle: async (c) => {
+            const p = await getPolicy(d.pool, c.params[0]!);
+            if (!p)
+              throw new KgError(
+                'KG_ERR_NOT_FOUND',
+                `approval policy "${c.params[0]}" does not exist`,
+              );
+            writeJson(
+              c.res,
+              200,
+              { ...policyView(p.policy), version: p.version },
+              { etag: `"${p.version}"` },
+            );
+          },
+        },
+        PUT: {
+          access: 'admin',
+          summary: 'Replace an approval policy (optional If-Match)',
+          body: smallObjectBody,
+          handle: async (c) => {
+            const body = await objectBody(c);
+            const p = await replacePolicy(
+              d.pool,
+              c.params[0]!,
+              body,
+              c.caller.actor,
+              ifMatch(c.req),
+            );
+            writeJson(
+              c.res,
+              200,
+              { ...policyView(p.policy), version: p.version },
+              { etag: `"${p.version}"` },
+            );
+          },
+        },
+        DELETE: {
+          access: 'admin',
+          summary: 'Delete an approval policy (optional If-Match)',
+          responses: { 204: 'deleted' },
+          handle: async (c) => {
+            await deletePolicy(d.pool, c.params[0]!, c.caller.actor, ifMatch(c.req));
+            writeNoContent(c.res);
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/approval-webhooks',
+      tag: 'approvals',
+      methods: {
+        GET: {
+          access: 'admin',
+          summary: 'Approval webhooks',
+          handle: async (c) => writeJson(c.res, 200, { items: await listWebhooks(d.pool) }),
+        },
+        POST: {
+          access: 'admin',
+          summary: 'Create an approval webhook (its signing secret is shown once)',
+          body: smallObjectBody,
+          responses: { 201: 'the new webhook with its secret' },
+          handle: async (c) => {
+            const { webhook, secret } = await createWebhook(
+              d.pool,
+              d.masterKey,
+              await objectBody(c),
+              c.caller.actor,
+            );
+            // The only time the secret is shown: the receiver needs it to verify signatures.
+            writeJson(c.res, 201, { ...webhook, secret });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/approval-webhooks/{id}',
+      tag: 'approvals',
+      methods: {
+        DELETE: {
+          access: 'admin',
+          summary: 'Delete an approval webhook',
+          responses: { 204: 'deleted' },
+          handle: async (c) => {
+            await deleteWebhook(d.pool, c.params[0]!, c.caller.actor);
+            writeNoContent(c.res);
+          },
+        },
+      },
+    },
+  ];
+  return mount(specs, async (base, op) => {
+    const req = base.req;
+    const caller = await resolveCaller(d, req);
+    checkBrowserRequest(req, caller, d.settings);
+    requireAdmin(op, caller);
+    const ua = req.headers['user-agent'];
+    return {
+      ...base,
+      caller,
+      actor: {
+        name: caller.name,
+        kind: caller.kind,
+        groups: caller.groups,
+        actor: caller.actor,
+        admin: caller.admin,
+        sourceIp: req.socket.remoteAddress ?? '',
+        userAgent: typeof ua === 'string' ? ua : '',
+      },
     };
-    run().catch((err: unknown) => {
-      if (!req.complete) req.resume();
-      respondApiError(res, err, path, log);
-    });
-    return true;
-  };
+  });
+}
+
+async function objectBody(c: Call): Promise<Record<string, unknown>> {
+  return (await c.readBody()) as Record<string, unknown>;
 }

@@ -6,11 +6,10 @@
 import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
-import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { Route } from '../http/routes.js';
 import type { IdentitySettings } from '../identity/settings.js';
 import type { TunnelRegistry } from '../tunnel/registry.js';
-import { createApprovalsApi } from './api.js';
+import { approvalsRoutes } from './api.js';
 import { ApprovalGate } from './gate.js';
 import { Housekeeping } from './housekeeping.js';
 import { Deliverer } from './notify.js';
@@ -29,8 +28,8 @@ export interface ApprovalsDeps {
 
 export interface Approvals {
   gate: ApprovalGate;
-  /** The REST API; false for paths that are not its own. */
-  api: (req: AnyRequest, res: AnyResponse) => boolean;
+  /** The REST API's routes, for the front's route table. */
+  routes: Route[];
   close(): Promise<void>;
 }
 
@@ -58,7 +57,7 @@ export function startApprovals(deps: ApprovalsDeps): Approvals {
     log,
   });
   housekeeping.start();
-  const api = createApprovalsApi({
+  const routes = approvalsRoutes({
     pool: deps.pool,
     tokens: deps.tokens,
     settings: deps.settings,
@@ -68,7 +67,7 @@ export function startApprovals(deps: ApprovalsDeps): Approvals {
   });
   return {
     gate,
-    api,
+    routes,
     close: async () => {
       await housekeeping.stop();
       await deliverer.stop();

@@ -19,7 +19,15 @@ import type { Logger } from '../../common/log.js';
 import { authenticate } from '../authn/authenticate.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { AnyRequest } from '../forward/forward.js';
-import { respondError, type AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/respond-error.js';
+import {
+  createDispatcher,
+  mount,
+  type BaseCall,
+  type Operation,
+  type Route,
+  type RouteSpec,
+} from '../http/routes.js';
 import type { Queryable } from '../db/query.js';
 import { toKubeEvent } from './event.js';
 import { exportEvents, filterNames, parseFilter, queryEvents, type AuditFilter } from './query.js';
@@ -44,48 +52,52 @@ const listPath = '/api/v1/audit';
 const exportPath = '/api/v1/audit/export';
 const known = new Set<string>([...filterNames, 'limit', 'continue', 'format']);
 
+interface AuditCall extends BaseCall {
+  identity: { user: string; kind: 'user' | 'robot'; groups: string[] };
+  admin: boolean;
+}
+
+/** The audit endpoints, bound to how they resolve callers. */
+export function auditRoutes(deps: AuditApiDeps): Route[] {
+  const admins = new Set(deps.adminGroups);
+  const query = [...known];
+  const list: Operation<AuditCall> = {
+    access: 'caller',
+    summary: 'A page of audit events, newest first (admins: every event; others: their own)',
+    query,
+    handle: (c) => serve(deps, c),
+  };
+  const exporter: Operation<AuditCall> = {
+    access: 'caller',
+    summary: 'Every matching audit event as NDJSON (format=kube: strict audit.k8s.io/v1)',
+    query,
+    handle: (c) => serve(deps, c),
+  };
+  const specs: RouteSpec<AuditCall>[] = [
+    { path: listPath, tag: 'audit', methods: { GET: list, HEAD: list } },
+    { path: exportPath, tag: 'audit', methods: { GET: exporter, HEAD: exporter } },
+  ];
+  return mount(specs, async (base) => {
+    const req = base.req;
+    const identity = deps.authenticate
+      ? await deps.authenticate(req)
+      : await authenticate(deps.tokens, req.headers.authorization, req.socket.remoteAddress ?? '');
+    return { ...base, identity, admin: identity.groups.some((g) => admins.has(g)) };
+  });
+}
+
 /**
- * The handler for the audit endpoints. Returns false, having done nothing,
- * when the path is not one of them; true when it took the request (every
- * outcome is then a response, errors as problem JSON).
+ * The audit endpoints on their own (tests). Returns false, having done
+ * nothing, when the path is not one of them.
  */
 export function createAuditApiHandler(
   deps: AuditApiDeps,
 ): (req: AnyRequest, res: AnyResponse) => boolean {
-  const admins = new Set(deps.adminGroups);
-  const log = deps.log.child({ part: 'audit-api' });
-  return (req, res) => {
-    const target = req.url ?? '/';
-    const q = target.indexOf('?');
-    const path = q >= 0 ? target.slice(0, q) : target;
-    if (path !== listPath && path !== exportPath) return false;
-    const query = new URLSearchParams(q >= 0 ? target.slice(q + 1) : '');
-    serve(deps, admins, req, res, path, query).catch((err: unknown) => {
-      const e = err instanceof KgError ? err : undefined;
-      if (e?.status === 401 && !res.headersSent)
-        res.setHeader('www-authenticate', 'Bearer realm="kubegate"');
-      respondError(res, err, path, log);
-    });
-    return true;
-  };
+  return createDispatcher(auditRoutes(deps), { log: deps.log, owns: () => false });
 }
 
-async function serve(
-  deps: AuditApiDeps,
-  admins: ReadonlySet<string>,
-  req: AnyRequest,
-  res: AnyResponse,
-  path: string,
-  query: URLSearchParams,
-): Promise<void> {
-  const method = req.method ?? 'GET';
-  if (method !== 'GET' && method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  }
-  const identity = deps.authenticate
-    ? await deps.authenticate(req)
-    : await authenticate(deps.tokens, req.headers.authorization, req.socket.remoteAddress ?? '');
+async function serve(deps: AuditApiDeps, c: AuditCall): Promise<void> {
+  const { res, path, query, method, identity } = c;
   const unknown = [...new Set(query.keys())].filter((k) => !known.has(k));
   if (unknown.length > 0)
     throw new KgError(
@@ -93,7 +105,7 @@ async function serve(
       `unknown query parameter(s) ${unknown.join(', ')}; filters are ${filterNames.join(', ')}`,
     );
   const filter: AuditFilter = parseFilter((n) => query.get(n) ?? undefined);
-  if (!identity.groups.some((g) => admins.has(g))) {
+  if (!c.admin) {
     // Not an admin: their own events only (never another identity of the same name).
     if (filter.user !== undefined && filter.user !== identity.user)
       throw new KgError(

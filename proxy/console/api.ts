@@ -13,9 +13,8 @@
  * same truth whichever holds the tunnel; admins see the tunnels per
  * replica there.
  */
-import { randomUUID } from 'node:crypto';
-import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { checkQuery } from '../api/params.js';
 import type { ApiCaller } from '../api/types.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { selectorMatches } from '../../common/kube-grammar.js';
@@ -23,7 +22,16 @@ import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterHealth } from '../ha/cluster-health.js';
 import type { AnyRequest } from '../forward/forward.js';
 import type { AnyResponse } from '../http/respond-error.js';
-import { readJsonObject, respondApiError, sendJson } from '../identity/http.js';
+import { writeJson } from '../http/json-body.js';
+import {
+  createDispatcher,
+  mount,
+  requireAdmin,
+  smallObjectBody,
+  type BaseCall,
+  type Route,
+  type RouteSpec,
+} from '../http/routes.js';
 import { validateBindingSpec } from '../rbac/binding-spec.js';
 
 export interface ConsoleApiDeps {
@@ -120,49 +128,63 @@ async function bindingReach(deps: ConsoleApiDeps, draft: Record<string, unknown>
   };
 }
 
-/** The handler; false (nothing written) for paths outside `/api/v1/console/`. */
+interface ConsoleCall extends BaseCall {
+  caller: ApiCaller;
+  admin: boolean;
+}
+
+/** The console's routes, bound to how it resolves callers. */
+export function consoleRoutes(deps: ConsoleApiDeps): Route[] {
+  const admins = new Set(deps.adminGroups);
+  const specs: RouteSpec<ConsoleCall>[] = [
+    {
+      path: '/api/v1/console/clusters',
+      tag: 'console',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'The clusters the caller reaches now: labels, health and their access on each',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            writeJson(c.res, 200, await myClusters(deps, c.caller, c.admin));
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/console/binding-reach',
+      tag: 'console',
+      methods: {
+        POST: {
+          access: 'admin',
+          summary: 'What a draft binding would reach if saved now (its problems instead of a 422)',
+          body: smallObjectBody,
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const draft = (await c.readBody()) as Record<string, unknown>;
+            writeJson(c.res, 200, await bindingReach(deps, draft));
+          },
+        },
+      },
+    },
+  ];
+  return mount(specs, async (base, op) => {
+    const caller = await deps.resolveCaller(base.req);
+    const admin = caller.groups.some((g) => admins.has(g));
+    requireAdmin(op, { admin, kind: caller.kind, name: caller.user });
+    return { ...base, caller, admin };
+  });
+}
+
+/**
+ * The console's endpoints on their own (tests): every path under
+ * `/api/v1/console/` is answered, other paths are left alone (false).
+ */
 export function createConsoleApiHandler(
   deps: ConsoleApiDeps,
 ): (req: AnyRequest, res: AnyResponse) => boolean {
-  const admins = new Set(deps.adminGroups);
-  const apiLog = deps.log.child({ part: 'console-api' });
-  return (req, res) => {
-    const target = req.url ?? '/';
-    const q = target.indexOf('?');
-    const path = q >= 0 ? target.slice(0, q) : target;
-    if (!path.startsWith(prefix)) return false;
-    const method = req.method ?? 'GET';
-    const log = apiLog.child({ requestId: randomUUID() });
-    const allow = (methods: string) => {
-      if (methods.split(', ').includes(method)) return;
-      res.setHeader('allow', methods);
-      throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-    };
-    const run = async () => {
-      const caller = await deps.resolveCaller(req);
-      const admin = caller.groups.some((g) => admins.has(g));
-      const needAdmin = () => {
-        if (!admin)
-          throw new KgError('KG_ERR_FORBIDDEN', `"${caller.user}" is not a kubegate admin`);
-      };
-      if (q >= 0 && target.length > q + 1)
-        throw new KgError('KG_ERR_BAD_REQUEST', 'this endpoint takes no query parameters');
-      switch (path.slice(prefix.length)) {
-        case 'clusters':
-          allow('GET');
-          return sendJson(res, 200, await myClusters(deps, caller, admin));
-        case 'binding-reach':
-          allow('POST');
-          needAdmin();
-          return sendJson(res, 200, await bindingReach(deps, await readJsonObject(req)));
-        default:
-          throw new KgError('KG_ERR_NOT_FOUND', `no such console endpoint: ${path}`);
-      }
-    };
-    run().catch((err: unknown) => {
-      if (!req.complete) req.resume();
-      respondApiError(res, err, path, log);
-    });
-    return true;
-  };
+  return createDispatcher(consoleRoutes(deps), {
+    log: deps.log,
+    owns: (path) => path.startsWith(prefix),
+  });
 }

@@ -19,10 +19,11 @@ export interface FrontDeps {
   keyPem: string;
   log: Logger;
   kube: (req: AnyRequest, res: AnyResponse) => void;
+  /** Every `/api/` request: the REST API's one route table (proxy/http/routes.ts). */
   api?: (req: AnyRequest, res: AnyResponse) => void;
   /** The console's static files (`/console/assets/…`); returns false for other paths. */
   console?: (req: AnyRequest, res: AnyResponse) => boolean;
-  /** Sign-in, `/` and identity's `/api/v1/` routes; returns false for paths that are not its own. */
+  /** Identity's browser pages (sign-in, `/`, console views); returns false for other paths. */
   identity?: (req: AnyRequest, res: AnyResponse) => boolean;
   upgrade: (req: AnyRequest, socket: Duplex, head: Buffer) => void;
   ready: () => boolean;

@@ -7,9 +7,11 @@ import { KgError } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
 import { logChange } from './admin-log.js';
 import { inTransaction } from '../db/query.js';
-import { readJsonObject, sendJson, sendNoContent } from './http.js';
+import { writeJson, writeNoContent } from '../http/json-body.js';
+import { smallObjectBody, type RouteSpec } from '../http/routes.js';
 import { createRobot, deleteRobot, getRobot, listRobots, rotateRobot } from './robot-store.js';
-import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
+import { checkQuery } from '../api/params.js';
+import { param, parseTtl, type ApiCall } from './routes.js';
 import { listTokens, revokeAllTokens } from './token-records.js';
 import { activateUser, deactivateUser, getUser, listUsers } from './user-store.js';
 
@@ -36,12 +38,12 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
 
 async function users(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  sendJson(call.res, 200, { items: await listUsers(call.deps.pool) });
+  writeJson(call.res, 200, { items: await listUsers(call.deps.pool) });
 }
 
 async function user(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  sendJson(call.res, 200, await getUser(call.deps.pool, param(call, 0)));
+  writeJson(call.res, 200, await getUser(call.deps.pool, param(call, 0)));
 }
 
 async function deactivate(call: ApiCall): Promise<void> {
@@ -57,14 +59,14 @@ async function deactivate(call: ApiCall): Promise<void> {
     { actor: call.caller.actor, user: r.user.username, revokedTokens: r.revokedTokens },
     'user deactivated',
   );
-  sendJson(call.res, 200, r);
+  writeJson(call.res, 200, r);
 }
 
 async function activate(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
   const u = await activateUser(call.deps.pool, param(call, 0), call.caller.actor);
   call.log.info({ actor: call.caller.actor, user: u.username }, 'user activated');
-  sendJson(call.res, 200, u);
+  writeJson(call.res, 200, u);
 }
 
 async function userTokens(call: ApiCall): Promise<void> {
@@ -75,7 +77,7 @@ async function userTokens(call: ApiCall): Promise<void> {
     { kind: 'user', name: u.username, userId: u.id },
     call.query.get('include') === 'inactive',
   );
-  sendJson(call.res, 200, { items });
+  writeJson(call.res, 200, { items });
 }
 
 async function revokeUserTokens(call: ApiCall): Promise<void> {
@@ -90,19 +92,19 @@ async function revokeUserTokens(call: ApiCall): Promise<void> {
     return n;
   });
   call.log.info({ actor: call.caller.actor, user: u.username, revoked }, 'user tokens revoked');
-  sendJson(call.res, 200, { revoked });
+  writeJson(call.res, 200, { revoked });
 }
 
 // --- robots ------------------------------------------------------------
 
 async function robots(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  sendJson(call.res, 200, { items: await listRobots(call.deps.pool) });
+  writeJson(call.res, 200, { items: await listRobots(call.deps.pool) });
 }
 
 async function newRobot(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const body = await readJsonObject(call.req);
+  const body = (await call.readBody()) as Record<string, unknown>;
   onlyFields(body, ['name', 'groups', 'description', 'ttl']);
   if (typeof body.name !== 'string') throw new KgError('KG_ERR_VALIDATION', 'name is required');
   const description = body.description ?? '';
@@ -125,12 +127,12 @@ async function newRobot(call: ApiCall): Promise<void> {
   );
   call.log.info({ actor: call.caller.actor, robot: r.robot.name }, 'robot created');
   call.res.setHeader('location', `/api/v1/robots/${r.robot.name}`);
-  sendJson(call.res, 201, { robot: r.robot, token: r.token });
+  writeJson(call.res, 201, { robot: r.robot, token: r.token });
 }
 
 async function robot(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  sendJson(call.res, 200, await getRobot(call.deps.pool, param(call, 0)));
+  writeJson(call.res, 200, await getRobot(call.deps.pool, param(call, 0)));
 }
 
 async function removeRobot(call: ApiCall): Promise<void> {
@@ -138,12 +140,12 @@ async function removeRobot(call: ApiCall): Promise<void> {
   const name = param(call, 0);
   const revoked = await deleteRobot(call.deps.pool, name, call.caller.actor);
   call.log.info({ actor: call.caller.actor, robot: name, revoked }, 'robot deleted');
-  sendNoContent(call.res);
+  writeNoContent(call.res);
 }
 
 async function rotate(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const body = await readJsonObject(call.req);
+  const body = (await call.readBody()) as Record<string, unknown>;
   onlyFields(body, ['overlap', 'ttl']);
   let overlapMs = defaultOverlapMs;
   if (body.overlap !== undefined) {
@@ -164,7 +166,7 @@ async function rotate(call: ApiCall): Promise<void> {
     { actor: call.caller.actor, robot: param(call, 0), superseded: r.superseded, overlapMs },
     'robot token rotated',
   );
-  sendJson(call.res, 200, r);
+  writeJson(call.res, 200, r);
 }
 
 async function robotTokens(call: ApiCall): Promise<void> {
@@ -175,42 +177,103 @@ async function robotTokens(call: ApiCall): Promise<void> {
     { kind: 'robot', name: r.name, robotId: r.id },
     call.query.get('include') === 'inactive',
   );
-  sendJson(call.res, 200, { items });
+  writeJson(call.res, 200, { items });
 }
 
-const seg = '([^/]+)';
-export const adminRoutes: readonly ApiRoute[] = [
-  { pattern: /^\/api\/v1\/users$/, admin: true, methods: { GET: users } },
-  { pattern: new RegExp(`^/api/v1/users/${seg}$`), admin: true, methods: { GET: user } },
+export const adminRoutes: readonly RouteSpec<ApiCall>[] = [
   {
-    pattern: new RegExp(`^/api/v1/users/${seg}/deactivate$`),
-    admin: true,
-    methods: { POST: deactivate },
+    path: '/api/v1/users',
+    tag: 'identity',
+    methods: {
+      GET: { access: 'admin', summary: 'Users who have signed in', handle: users },
+    },
   },
   {
-    pattern: new RegExp(`^/api/v1/users/${seg}/activate$`),
-    admin: true,
-    methods: { POST: activate },
+    path: '/api/v1/users/{id}',
+    tag: 'identity',
+    methods: {
+      GET: { access: 'admin', summary: 'One user', handle: user },
+    },
   },
   {
-    pattern: new RegExp(`^/api/v1/users/${seg}/tokens$`),
-    admin: true,
-    methods: { GET: userTokens, DELETE: revokeUserTokens },
-  },
-  { pattern: /^\/api\/v1\/robots$/, admin: true, methods: { GET: robots, POST: newRobot } },
-  {
-    pattern: new RegExp(`^/api/v1/robots/${seg}$`),
-    admin: true,
-    methods: { GET: robot, DELETE: removeRobot },
-  },
-  {
-    pattern: new RegExp(`^/api/v1/robots/${seg}/rotate$`),
-    admin: true,
-    methods: { POST: rotate },
+    path: '/api/v1/users/{id}/deactivate',
+    tag: 'identity',
+    methods: {
+      POST: {
+        access: 'admin',
+        summary: 'Deactivate a user and revoke their tokens',
+        handle: deactivate,
+      },
+    },
   },
   {
-    pattern: new RegExp(`^/api/v1/robots/${seg}/tokens$`),
-    admin: true,
-    methods: { GET: robotTokens },
+    path: '/api/v1/users/{id}/activate',
+    tag: 'identity',
+    methods: {
+      POST: { access: 'admin', summary: 'Activate a user again', handle: activate },
+    },
+  },
+  {
+    path: '/api/v1/users/{id}/tokens',
+    tag: 'identity',
+    methods: {
+      GET: { access: 'admin', summary: "A user's tokens", query: ['include'], handle: userTokens },
+      DELETE: {
+        access: 'admin',
+        summary: 'Revoke every token of a user',
+        handle: revokeUserTokens,
+      },
+    },
+  },
+  {
+    path: '/api/v1/robots',
+    tag: 'identity',
+    methods: {
+      GET: { access: 'admin', summary: 'Robots', handle: robots },
+      POST: {
+        access: 'admin',
+        summary: 'Create a robot and its first token',
+        body: smallObjectBody,
+        responses: { 201: 'the robot and its token' },
+        handle: newRobot,
+      },
+    },
+  },
+  {
+    path: '/api/v1/robots/{name}',
+    tag: 'identity',
+    methods: {
+      GET: { access: 'admin', summary: 'One robot', handle: robot },
+      DELETE: {
+        access: 'admin',
+        summary: 'Delete a robot and revoke its tokens',
+        responses: { 204: 'deleted' },
+        handle: removeRobot,
+      },
+    },
+  },
+  {
+    path: '/api/v1/robots/{name}/rotate',
+    tag: 'identity',
+    methods: {
+      POST: {
+        access: 'admin',
+        summary: "Rotate a robot's token (old one overlaps for a while)",
+        body: smallObjectBody,
+        handle: rotate,
+      },
+    },
+  },
+  {
+    path: '/api/v1/robots/{name}/tokens',
+    tag: 'identity',
+    methods: {
+      GET: {
+        access: 'admin',
+        summary: "A robot's tokens",
+        query: ['include'],
+        handle: robotTokens,
+      },
+    },
   },
 ];

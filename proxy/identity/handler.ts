@@ -1,15 +1,16 @@
 /**
  * Identity, assembled in one place: the browser routes (`/`, `/auth/*`) and
  * identity's `/api/v1/` routes — me, kubeconfig, tokens, users, robots. The
- * front server offers every request to `handle` first; it answers `false`
- * for a path that is not identity's, and the front routes it elsewhere.
+ * front serves the pages through `pages` and the routes from the one route
+ * table (proxy/http/routes.ts); `handle` serves both, for a front that
+ * mounts identity alone.
  *
- * An API request goes: caller (bearer or session cookie, 401) → CSRF checks
- * for cookie callers (403) → admin check where the route needs it (403) →
- * the route. Errors become problem JSON; on browser routes, an HTML page.
+ * An API caller is resolved by `resolveCaller` (bearer or session cookie,
+ * 401), cookie callers pass the CSRF checks (403), and admin-only routes
+ * need an admin (403). Errors become problem JSON; on browser routes, an
+ * HTML page.
  */
 import type { SourceBudget } from '../authn/source-budget.js';
-import { randomUUID } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
@@ -20,11 +21,12 @@ import { adminRoutes } from './admin-routes.js';
 import { callback, home, login, logout, type AuthDeps } from './auth-routes.js';
 import { checkBrowserRequest, resolveCaller } from './caller.js';
 import { clearCookie, loginCookie } from './cookies.js';
-import { respondApiError, respondPageError } from './http.js';
+import { respondPageError } from './http.js';
 import { OidcClient } from './oidc-client.js';
 import { startReaper } from './reaper.js';
 import { startRefresher } from './sso-signins.js';
-import type { ApiMethod, ApiRoute, IdentityApiDeps } from './routes.js';
+import type { ApiCall, IdentityApiDeps } from './routes.js';
+import { createDispatcher, mount, requireAdmin, type Route } from '../http/routes.js';
 import { selfRoutes } from './self-routes.js';
 import { identitySettings, type IdentityConfig, type IdentitySettings } from './settings.js';
 
@@ -42,20 +44,14 @@ export interface IdentityDeps {
 }
 
 export interface IdentityHandler {
-  /** Answer the request if the path is identity's; false otherwise (nothing written). */
+  /** Answer the request if the path is identity's (page or API); false otherwise (nothing written). */
   handle(req: AnyRequest, res: AnyResponse): boolean;
+  /** The browser routes only (`/`, `/auth/*`, console views); false for other paths. */
+  pages(req: AnyRequest, res: AnyResponse): boolean;
+  /** Identity's `/api/v1/` routes, for the front's route table. */
+  routes: Route[];
   settings: IdentitySettings;
   close(): Promise<void>;
-}
-
-const routes: readonly ApiRoute[] = [...selfRoutes, ...adminRoutes];
-
-function match(path: string): { route: ApiRoute; params: string[] } | undefined {
-  for (const route of routes) {
-    const m = route.pattern.exec(path);
-    if (m) return { route, params: m.slice(1) };
-  }
-  return undefined;
 }
 
 /** `/console` and `/console/<view>`, but never the static `/console/assets/…`. */
@@ -63,7 +59,7 @@ const consoleView = /^\/console(\/(?!assets\/)[a-z][a-z0-9/-]{0,62})?\/?$/;
 
 type PageHandler = (deps: AuthDeps, req: AnyRequest, res: AnyResponse) => Promise<void>;
 
-const pages: Record<string, Partial<Record<string, PageHandler>>> = {
+const pagesByPath: Record<string, Partial<Record<string, PageHandler>>> = {
   '/': { GET: home },
   '/auth/login': { GET: login },
   '/auth/callback': { GET: callback },
@@ -124,61 +120,32 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
     );
   };
 
-  const api = (
-    req: AnyRequest,
-    res: AnyResponse,
-    path: string,
-    query: string,
-    found: { route: ApiRoute; params: string[] },
-  ) => {
-    const method = (req.method ?? 'GET') as ApiMethod;
-    const reqLog = log.child({ requestId: randomUUID() });
-    const run = async () => {
-      const caller = await resolveCaller(apiDeps, req);
-      checkBrowserRequest(req, caller, settings);
-      if (found.route.admin && !caller.admin)
-        throw new KgError(
-          'KG_ERR_FORBIDDEN',
-          `${caller.kind === 'robot' ? 'Robot' : 'User'} "${caller.name}" is not a kubegate admin: this needs membership of an admin group`,
-        );
-      const fn = found.route.methods[method];
-      if (!fn) {
-        res.setHeader('allow', Object.keys(found.route.methods).join(', '));
-        throw new KgError('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-      }
-      await fn({
-        req,
-        res,
-        path,
-        params: found.params,
-        query: new URLSearchParams(query),
-        caller,
-        deps: apiDeps,
-        log: reqLog,
-      });
-    };
-    run().catch((err: unknown) => respondApiError(res, err, path, reqLog));
+  const routes = mount<ApiCall>([...selfRoutes, ...adminRoutes], async (base, op) => {
+    const caller = await resolveCaller(apiDeps, base.req);
+    checkBrowserRequest(base.req, caller, settings);
+    requireAdmin(op, caller);
+    return { ...base, caller, deps: apiDeps };
+  });
+  // Identity on its own (tests mount only this handler): its API routes, and nothing else under /api/.
+  const api = createDispatcher(routes, { log, owns: () => false });
+
+  const pages = (req: AnyRequest, res: AnyResponse): boolean => {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q >= 0 ? target.slice(0, q) : target;
+    // The console's views (`/console/tokens`, …) are the same page as `/`;
+    // its modules pick the view from the path.
+    const methods = consoleView.test(path) ? pagesByPath['/'] : pagesByPath[path];
+    if (!methods) return false;
+    page(req, res, path, methods);
+    return true;
   };
 
   return {
     settings,
-    handle(req, res) {
-      const target = req.url ?? '/';
-      const q = target.indexOf('?');
-      const path = q >= 0 ? target.slice(0, q) : target;
-      // The console's views (`/console/tokens`, …) are the same page as `/`;
-      // its modules pick the view from the path.
-      const methods = consoleView.test(path) ? pages['/'] : pages[path];
-      if (methods) {
-        page(req, res, path, methods);
-        return true;
-      }
-      if (!path.startsWith('/api/v1/')) return false;
-      const found = match(path);
-      if (!found) return false;
-      api(req, res, path, q >= 0 ? target.slice(q + 1) : '', found);
-      return true;
-    },
+    routes,
+    pages,
+    handle: (req, res) => pages(req, res) || api(req, res),
     close: async () => {
       await reaper.stop();
       await refresher?.stop();

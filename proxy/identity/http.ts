@@ -1,38 +1,20 @@
 /**
- * Small request/response helpers for the identity endpoints: JSON and form
- * bodies in (type checked, size bounded), JSON and redirects out (no-store),
- * and errors turned into responses by the shared responder — problem JSON
- * on `/api/`, a plain HTML page on the browser routes.
+ * Small request/response helpers for identity's browser routes: form
+ * bodies in (type checked, size bounded), redirects out (no-store), and
+ * errors as a plain HTML page with the shared status mapping. The JSON
+ * endpoints go through the route table (proxy/http/routes.ts).
  */
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { readBody } from '../http/read-body.js';
-import { respondError, toKgError, type AnyResponse } from '../http/respond-error.js';
+import { toKgError, type AnyResponse } from '../http/respond-error.js';
 import { errorPage, sendHtml } from './page.js';
 
-const maxJson = 64 * 1024;
 const maxForm = 8 * 1024;
 
 function mediaType(req: AnyRequest): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
-/** A JSON object body; an empty body counts as `{}`. 415 / 413 / 400 otherwise. */
-export async function readJsonObject(req: AnyRequest): Promise<Record<string, unknown>> {
-  const body = await readBody(req, maxJson);
-  if (body.length === 0) return {};
-  if (mediaType(req) !== 'application/json')
-    throw new KgError('KG_ERR_UNSUPPORTED_MEDIA_TYPE', 'the request body must be application/json');
-  let v: unknown;
-  try {
-    v = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new KgError('KG_ERR_BAD_REQUEST', 'the request body is not valid JSON', { cause: err });
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new KgError('KG_ERR_BAD_REQUEST', 'the request body must be a JSON object');
-  return v as Record<string, unknown>;
 }
 
 /** An HTML form body (application/x-www-form-urlencoded). */
@@ -41,21 +23,6 @@ export async function readForm(req: AnyRequest): Promise<URLSearchParams> {
   if (body.length && mediaType(req) !== 'application/x-www-form-urlencoded')
     throw new KgError('KG_ERR_UNSUPPORTED_MEDIA_TYPE', 'expected a form post');
   return new URLSearchParams(body.toString('utf8'));
-}
-
-export function sendJson(res: AnyResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-  });
-  res.end(text);
-}
-
-export function sendNoContent(res: AnyResponse): void {
-  res.writeHead(204, { 'cache-control': 'no-store' });
-  res.end();
 }
 
 /** 303 See Other to `location`, optionally setting cookies. */
@@ -88,12 +55,4 @@ export function respondPageError(
   if (cookies.length) headers['set-cookie'] = cookies;
   if (e.retryAfter) headers['retry-after'] = String(e.retryAfter);
   sendHtml(res, e.status, errorPage(e.status, e.message, ssoConfigured), headers);
-}
-
-/** An error on an `/api/` route: problem JSON, with the scheme a 401 wants. */
-export function respondApiError(res: AnyResponse, err: unknown, path: string, log: Logger): void {
-  const e = toKgError(err);
-  if (e.status === 401 && !res.headersSent)
-    res.setHeader('www-authenticate', 'Bearer realm="kubegate"');
-  respondError(res, err, path, log);
 }

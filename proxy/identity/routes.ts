@@ -1,15 +1,14 @@
 /**
- * The shape of identity's `/api/v1/` routes and the parameter helpers they
- * share. Each route says whether it is for admins only; the handler checks
- * that (and CSRF) before a route runs.
+ * What identity's `/api/v1/` handlers get and the parameter helpers they
+ * share (query parameters: proxy/api/params.ts). Each route says who may call it (proxy/http/routes.ts); the guard
+ * in handler.ts checks that, and CSRF, before a handler runs.
  */
 import { parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import type { BaseCall } from '../http/routes.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
-import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
 import type { Caller } from './caller.js';
 import type { IdentitySettings } from './settings.js';
 
@@ -22,24 +21,10 @@ export interface IdentityApiDeps {
   log: Logger;
 }
 
-export interface ApiCall {
-  req: AnyRequest;
-  res: AnyResponse;
-  path: string;
-  params: string[];
-  query: URLSearchParams;
+/** What identity's handlers get: the dispatcher's call, the caller and identity's dependencies. */
+export interface ApiCall extends BaseCall {
   caller: Caller;
   deps: IdentityApiDeps;
-  log: Logger;
-}
-
-export type ApiMethod = 'GET' | 'POST' | 'DELETE';
-
-export interface ApiRoute {
-  pattern: RegExp;
-  /** Only identities in an admin group. */
-  admin: boolean;
-  methods: Partial<Record<ApiMethod, (call: ApiCall) => Promise<void>>>;
 }
 
 /** Path parameter `i`, percent-decoded; a 400 when it does not decode. */
@@ -49,19 +34,6 @@ export function param(call: ApiCall, i: number): string {
     return decodeURIComponent(raw);
   } catch {
     throw new KgError('KG_ERR_BAD_PATH', `cannot decode path segment ${JSON.stringify(raw)}`);
-  }
-}
-
-/** Refuse unknown or repeated query parameters: a typo is an error, not a silent default. */
-export function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
-  for (const key of new Set(query.keys())) {
-    if (!allowed.includes(key))
-      throw new KgError(
-        'KG_ERR_BAD_REQUEST',
-        `unknown query parameter "${key}"${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`,
-      );
-    if (query.getAll(key).length > 1)
-      throw new KgError('KG_ERR_BAD_REQUEST', `query parameter "${key}" given more than once`);
   }
 }
 

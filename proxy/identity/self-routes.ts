@@ -11,8 +11,10 @@ import { ownerOf } from './caller.js';
 import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
 import { inTransaction } from '../db/query.js';
 import { clustersFor, kubeconfigFilename } from './fleet.js';
-import { sendJson, sendNoContent } from './http.js';
-import { checkQuery, param, parseTtl, type ApiCall, type ApiRoute } from './routes.js';
+import { writeJson, writeNoContent } from '../http/json-body.js';
+import type { RouteSpec } from '../http/routes.js';
+import { checkQuery } from '../api/params.js';
+import { param, parseTtl, type ApiCall } from './routes.js';
 import { listTokens, revokeToken } from './token-records.js';
 import { signinBound } from './sso-signins.js';
 
@@ -24,7 +26,7 @@ async function me(call: ApiCall): Promise<void> {
     groups: c.groups,
     kind: c.kind,
   });
-  sendJson(call.res, 200, {
+  writeJson(call.res, 200, {
     kind: c.kind,
     name: c.name,
     groups: c.groups,
@@ -152,7 +154,7 @@ async function myTokens(call: ApiCall): Promise<void> {
   if (include !== null && include !== 'inactive')
     throw new KgError('KG_ERR_BAD_REQUEST', 'include must be "inactive" (or absent)');
   const items = await listTokens(call.deps.pool, ownerOf(call.caller), include === 'inactive');
-  sendJson(call.res, 200, {
+  writeJson(call.res, 200, {
     items: items.map((t) => ({ ...t, current: t.id === call.caller.tokenId })),
   });
 }
@@ -170,12 +172,55 @@ async function revokeMine(call: ApiCall): Promise<void> {
         revoked: true,
       });
   }
-  sendNoContent(call.res);
+  writeNoContent(call.res);
 }
 
-export const selfRoutes: readonly ApiRoute[] = [
-  { pattern: /^\/api\/v1\/me$/, admin: false, methods: { GET: me } },
-  { pattern: /^\/api\/v1\/kubeconfig$/, admin: false, methods: { GET: kubeconfig } },
-  { pattern: /^\/api\/v1\/tokens$/, admin: false, methods: { GET: myTokens } },
-  { pattern: /^\/api\/v1\/tokens\/([^/]+)$/, admin: false, methods: { DELETE: revokeMine } },
+export const selfRoutes: readonly RouteSpec<ApiCall>[] = [
+  {
+    path: '/api/v1/me',
+    tag: 'identity',
+    methods: {
+      GET: {
+        access: 'caller',
+        summary: 'Who the caller is: name, groups, admin, the clusters they reach (and CSRF token)',
+        handle: me,
+      },
+    },
+  },
+  {
+    path: '/api/v1/kubeconfig',
+    tag: 'identity',
+    methods: {
+      GET: {
+        access: 'caller',
+        summary: 'The fleet kubeconfig (YAML) with a freshly minted token',
+        query: ['ttl', 'cluster'],
+        handle: kubeconfig,
+      },
+    },
+  },
+  {
+    path: '/api/v1/tokens',
+    tag: 'identity',
+    methods: {
+      GET: {
+        access: 'caller',
+        summary: "The caller's own tokens",
+        query: ['include'],
+        handle: myTokens,
+      },
+    },
+  },
+  {
+    path: '/api/v1/tokens/{id}',
+    tag: 'identity',
+    methods: {
+      DELETE: {
+        access: 'caller',
+        summary: "Revoke one of your tokens (admins: anyone's)",
+        responses: { 204: 'revoked' },
+        handle: revokeMine,
+      },
+    },
+  },
 ];
