@@ -60,13 +60,18 @@ export class IdentityManager {
       token,
       csr: await createCsr(this.deps.cluster, pair),
     });
-    const id = {
-      certPem: answer.certificate,
-      keyPem: pair.keyPem,
-      notAfter: new Date(answer.notAfter),
-    };
+    return this.adopt(answer, pair.keyPem, 'enrolled with the proxy');
+  }
+
+  /** A certificate the proxy issued for our key: stored first, then used. */
+  private async adopt(
+    answer: { certificate: string; notAfter: string },
+    keyPem: string,
+    what: string,
+  ): Promise<AgentIdentity> {
+    const id = { certPem: answer.certificate, keyPem, notAfter: new Date(answer.notAfter) };
     await this.store.save(id);
-    this.deps.log.info({ notAfter: id.notAfter }, 'enrolled with the proxy');
+    this.deps.log.info({ notAfter: id.notAfter }, what);
     this.set(id);
     return id;
   }
@@ -109,14 +114,7 @@ export class IdentityManager {
       const answer = await postJson(this.deps, renewTarget(this.deps, this.current()), {
         csr: await createCsr(this.deps.cluster, pair),
       });
-      const id = {
-        certPem: answer.certificate,
-        keyPem: pair.keyPem,
-        notAfter: new Date(answer.notAfter),
-      };
-      await this.store.save(id);
-      this.deps.log.info({ notAfter: id.notAfter }, 'agent certificate renewed');
-      this.set(id);
+      await this.adopt(answer, pair.keyPem, 'agent certificate renewed');
     } catch (err) {
       const delay = Math.min(60_000, 1000 * 2 ** attempt) * (0.5 + Math.random() / 2);
       this.deps.log.warn(

@@ -101,7 +101,30 @@ export function clusterBinary(name: 'kg-testcluster' | 'kg-kwok' = 'kg-testclust
  * `default` ServiceAccount (and, with `nodes`, every fake node is Ready).
  * Set KG_TESTCLUSTER_VERBOSE=1 to echo the fixture's stderr.
  */
+/**
+ * kg-testcluster picks its components' ports (etcd client and peer, the
+ * apiserver, kwok) free below the ephemeral range, then binds them. Between
+ * the pick and the bind another test process running beside this one (the
+ * long tests run beside the main suite) may take the same port, or two of
+ * its own picks may land on one port; it then exits "address already in
+ * use" before it is ready. That lost race says nothing about what is being
+ * tested, so the start is tried again with new ports, up to three times in
+ * all; any other failure is thrown at once.
+ */
 export async function startCluster(opts: StartClusterOptions = {}): Promise<TestCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test(String(err))) throw err;
+      process.stderr.write(
+        `# kg-testcluster lost a port race (attempt ${attempt}: address already in use); starting again\n`,
+      );
+    }
+  }
+}
+
+async function startClusterOnce(opts: StartClusterOptions): Promise<TestCluster> {
   const bin = clusterBinary();
   const nodes = opts.nodes ?? 0;
   if (!Number.isInteger(nodes) || nodes < 0 || nodes > 100) {
