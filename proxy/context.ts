@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import type { KubeRoute } from './route/kube-path.js';
-import type { TokenIdentity } from './authn/token-store.js';
+import type { TokenIdentity } from './authn/identity.js';
 import type { RequestInfo } from './authz/request-info.js';
 import type { Decision } from './authz/types.js';
 

@@ -7,7 +7,7 @@
 import { authorize } from './authz/authorizer.js';
 import type { PolicyStore } from './authz/policy-store.js';
 import type { RequestInfo } from './authz/request-info.js';
-import type { TokenIdentity } from './authn/token-store.js';
+import type { TokenIdentity } from './authn/identity.js';
 import type { EndReason } from './forward/end-status.js';
 import type { Queryable } from './db/query.js';
 

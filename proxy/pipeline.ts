@@ -20,12 +20,8 @@ import { grantsHeader } from './jit/grant-sync.js';
 import { proxyMetrics } from './metrics.js';
 import { hdrRanAs } from '../common/tunnel-protocol.js';
 import { forward, type AnyRequest } from './forward/forward.js';
-import {
-  respondError,
-  toKgError,
-  writeStatusToSocket,
-  type AnyResponse,
-} from './http/respond-error.js';
+import { respondError, toKgError, writeStatusToSocket } from './http/respond-error.js';
+import type { AnyResponse } from './http/response.js';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { checkUpgrade, forwardUpgrade } from './forward/upgrade.js';

@@ -12,7 +12,7 @@
  */
 import { authenticate } from '../authn/authenticate.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import { createDispatcher, mount, notAdmin, requireAdmin, type Route } from '../http/routes.js';
 import { RbacStore } from '../rbac/rbac-store.js';
 import { bindingRoutes } from './bindings.js';

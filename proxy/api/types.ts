@@ -8,7 +8,7 @@ import type { BaseCall, BodySpec, Operation } from '../http/routes.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import type { RbacStore } from '../rbac/rbac-store.js';
 
 /** What `POST /api/v1/clusters` needs to write a cluster's bootstrap YAML. */

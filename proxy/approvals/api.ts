@@ -34,7 +34,8 @@ import { checkQuery, oneOf, pageParams } from '../api/params.js';
 import { createPolicy, deletePolicy, getPolicy, listPolicies, replacePolicy } from './policies.js';
 import { policyView } from './policy-spec.js';
 import { statuses, type Status } from './records.js';
-import type { ApprovalRequests, Actor, ListFilter } from './requests.js';
+import type { ApprovalRequests } from './requests.js';
+import type { Actor, ListFilter } from './records.js';
 import { createWebhook, deleteWebhook, listWebhooks } from './webhooks.js';
 
 export interface ApprovalsApiDeps {

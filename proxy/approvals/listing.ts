@@ -14,8 +14,9 @@ import {
   type ApprovalView,
   type DecisionRow,
   type RequestRow,
+  type Actor,
+  type ListFilter,
 } from './records.js';
-import type { Actor, ListFilter } from './requests.js';
 
 /**
  * One page of requests, newest first. `continue` is the opaque position

@@ -149,3 +149,22 @@ export function summaryOf(r: Pick<RequestRow, 'kind' | 'spec' | 'requester'>): s
   const ns = a.namespace ? ` in namespace ${a.namespace}` : '';
   return `${r.requester} wants to ${a.verb} ${obj}${ns} on cluster ${a.cluster}`;
 }
+
+/** Who acts, as the API resolved them. */
+export interface Actor extends Person {
+  /** `user:alice`, as the audit log names actors. */
+  actor: string;
+  admin: boolean;
+  sourceIp?: string;
+  userAgent?: string;
+}
+
+export interface ListFilter {
+  /** mine: asked by me; approvable: pending and mine to decide; all: admins only. */
+  view: 'mine' | 'approvable' | 'all';
+  status?: Status;
+  kind?: 'access' | 'action';
+  /** Page size, 1..500 (default 100), and the position from the previous page. */
+  limit?: number;
+  continue?: string;
+}

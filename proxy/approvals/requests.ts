@@ -21,7 +21,7 @@ import { listRequests } from './listing.js';
 import { enqueue, type Notice, type NotifyEvent } from './notify.js';
 import { listPolicies } from './policies.js';
 import { clusterChoice, type AccessPolicy, type ApprovalPolicy } from './policy-spec.js';
-import { accessCovers, mayDecide, outcome, samePerson, type Person } from './policy-match.js';
+import { accessCovers, mayDecide, outcome, samePerson } from './policy-match.js';
 import {
   approvalView,
   requesterOf,
@@ -31,27 +31,9 @@ import {
   type ApprovalView,
   type DecisionRow,
   type RequestRow,
-  type Status,
+  type Actor,
+  type ListFilter,
 } from './records.js';
-
-/** Who acts, as the API resolved them. */
-export interface Actor extends Person {
-  /** `user:alice`, as the audit log names actors. */
-  actor: string;
-  admin: boolean;
-  sourceIp?: string;
-  userAgent?: string;
-}
-
-export interface ListFilter {
-  /** mine: asked by me; approvable: pending and mine to decide; all: admins only. */
-  view: 'mine' | 'approvable' | 'all';
-  status?: Status;
-  kind?: 'access' | 'action';
-  /** Page size, 1..500 (default 100), and the position from the previous page. */
-  limit?: number;
-  continue?: string;
-}
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const maxReason = 1000;

@@ -19,7 +19,7 @@ import type { Logger } from '../../common/log.js';
 import { authenticate } from '../authn/authenticate.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import {
   createDispatcher,
   mount,

@@ -4,7 +4,8 @@
  * certificate, a bare Impersonate-User) gets nothing.
  */
 import { isKgError, KgError } from '../../common/errors.js';
-import type { TokenIdentity, TokenStore } from './token-store.js';
+import type { TokenIdentity } from './identity.js';
+import type { TokenStore } from './token-store.js';
 import { bearerToken } from './token.js';
 
 const unauthorized =

@@ -16,16 +16,7 @@ import { proxyMetrics } from '../metrics.js';
 import type { DbHealth } from '../db/health.js';
 import { Limiter } from '../db/limiter.js';
 import type { SourceBudget } from './source-budget.js';
-
-export interface TokenIdentity {
-  tokenId: string;
-  /** SHA-256 of the token: the key revocation notices use. */
-  tokenHash: string;
-  user: string;
-  kind: 'user' | 'robot';
-  groups: string[];
-  expiresAt: Date;
-}
+import type { TokenIdentity } from './identity.js';
 
 export interface CreateTokenInput {
   subject: string;

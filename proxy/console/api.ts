@@ -21,7 +21,7 @@ import { selectorMatches } from '../../common/kube-grammar.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterHealth } from '../ha/cluster-health.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import { writeJson } from '../http/json-body.js';
 import {
   createDispatcher,

@@ -5,7 +5,7 @@
  * else under `/console/assets/` is a 404; nothing is read from disk here.
  */
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import type { ConsoleAssets } from './assets.js';
 
 const assetPrefix = '/console/assets/';

@@ -24,13 +24,13 @@ import {
   hdrIdentity,
   hdrRanAs,
 } from '../../common/tunnel-protocol.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
 import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
-import type { TokenIdentity } from '../authn/token-store.js';
+import type { TokenIdentity } from '../authn/identity.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 import type { BodyLease } from './body-budget.js';
 import { TunnelDeadError, type TunnelHealth } from '../tunnel/health.js';

@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { respondError, type AnyResponse } from '../http/respond-error.js';
+import { respondError } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import type { AnyRequest } from '../forward/forward.js';
 
 export interface FrontDeps {

@@ -12,7 +12,7 @@ import type { Http2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/log.js';
 import type { Front } from '../front/server.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import type { TunnelListener } from '../tunnel/listener.js';
 import type { TunnelRegistry } from '../tunnel/registry.js';
 import { isLongRunning, type PeerListener } from './peer-listener.js';

@@ -7,7 +7,7 @@
 import { KgError } from '../../common/errors.js';
 import { deeperThan } from '../../common/json-depth.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from './respond-error.js';
+import type { AnyResponse } from './response.js';
 
 /** The body limit when a route names none. */
 export const defaultMaxBodyBytes = 1024 * 1024;

@@ -9,7 +9,7 @@
 import * as http2 from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
-import type { AnyResponse } from './respond-error.js';
+import type { AnyResponse } from './response.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 

@@ -6,21 +6,12 @@
  */
 import { DatabaseUnresponsiveError } from '../db/health.js';
 import { outageError } from '../db/errors.js';
-import type { Http2ServerResponse } from 'node:http2';
-import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KgError, isKgError, kubeStatus, problemOf } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { endClientBodyAfterAnswer, lingerForRefusedBody } from './refused-body.js';
-
-/**
- * A response on either protocol. Both have `writeHead(status, headers)`, but
- * @types/node 24 declares their overloads so that a call on the bare union
- * does not type-check; the intersection names the form both share.
- */
-export type AnyResponse = (ServerResponse | Http2ServerResponse) & {
-  writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
-};
+import type { AnyResponse } from './response.js';
 
 export function toKgError(err: unknown): KgError {
   if (isKgError(err)) return err;

@@ -22,7 +22,8 @@ import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { defaultMaxBodyBytes, readJsonBody } from './json-body.js';
-import { respondError, toKgError, type AnyResponse } from './respond-error.js';
+import { respondError, toKgError } from './respond-error.js';
+import type { AnyResponse } from './response.js';
 
 export const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type Method = (typeof methods)[number];

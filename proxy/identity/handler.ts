@@ -16,7 +16,7 @@ import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import { adminRoutes } from './admin-routes.js';
 import { callback, home, login, logout, type AuthDeps } from './auth-routes.js';
 import { checkBrowserRequest, resolveCaller } from './caller.js';

@@ -8,7 +8,8 @@ import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { AnyRequest } from '../forward/forward.js';
 import { readBody } from '../http/read-body.js';
-import { toKgError, type AnyResponse } from '../http/respond-error.js';
+import { toKgError } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import { errorPage, sendHtml } from './page.js';
 
 const maxForm = 8 * 1024;

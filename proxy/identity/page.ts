@@ -11,7 +11,7 @@
  * origin (no inline code of any kind), DOM sinks such as innerHTML refused
  * by Trusted Types, forms may only post here, and no site may frame a page.
  */
-import type { AnyResponse } from '../http/respond-error.js';
+import type { AnyResponse } from '../http/response.js';
 import { consoleAssets } from '../console/assets.js';
 
 /** The policy every HTML response carries. */
