@@ -4,6 +4,7 @@
  * the proxy the client). Each user request is one stream. These names are the
  * whole contract between the two programs.
  */
+import type * as http2 from 'node:http2';
 
 /**
  * ALPN. The tunnel listener refuses in the handshake any client without a
@@ -204,6 +205,34 @@ export const tunnelStreamWindow = 512 * 1024;
 export const tunnelSessionWindow = 64 * 1024 * 1024;
 export const tunnelMaxStreams = 100_000;
 export const tunnelMaxSessionMemoryMb = 256;
+
+/** HTTP/2 options of the side that opens a tunnel session on a socket it holds: the proxy, to an agent or a peer replica. */
+export const tunnelConnectOptions = (): Pick<
+  http2.ClientSessionOptions,
+  'settings' | 'peerMaxConcurrentStreams' | 'maxSessionMemory'
+> => ({
+  settings: { initialWindowSize: tunnelStreamWindow, enablePush: false },
+  peerMaxConcurrentStreams: tunnelMaxStreams,
+  maxSessionMemory: tunnelMaxSessionMemoryMb,
+});
+
+/** HTTP/2 options of the side that serves a tunnel session: the agent, a replica's peer listener. */
+export const tunnelServeOptions = (): Pick<
+  http2.ServerOptions,
+  'settings' | 'maxSessionMemory'
+> => ({
+  settings: {
+    initialWindowSize: tunnelStreamWindow,
+    maxConcurrentStreams: tunnelMaxStreams,
+    enablePush: false,
+  },
+  maxSessionMemory: tunnelMaxSessionMemoryMb,
+});
+
+/** Widen a tunnel session's receive window (both sides) once its settings are exchanged. */
+export function widenTunnelWindow(session: http2.Http2Session): void {
+  session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+}
 export const tunnelPingIntervalMs = 15_000;
 export const tunnelPingTimeoutMs = 10_000;
 /**

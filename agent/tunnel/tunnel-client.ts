@@ -13,11 +13,9 @@ import type { Logger } from '../../common/log.js';
 import { parseHostPort } from '../../common/config.js';
 import {
   alpnTunnel,
-  tunnelMaxSessionMemoryMb,
-  tunnelMaxStreams,
-  tunnelSessionWindow,
   tunnelRetireLingerMs,
-  tunnelStreamWindow,
+  tunnelServeOptions,
+  widenTunnelWindow,
 } from '../../common/tunnel-protocol.js';
 import type { AgentIdentity } from '../enroll/store.js';
 import type { JitManager } from '../jit/jit-manager.js';
@@ -110,17 +108,10 @@ export class TunnelClient {
       },
       jit: this.deps.jit,
     };
-    this.server = http2.createServer({
-      settings: {
-        initialWindowSize: tunnelStreamWindow,
-        maxConcurrentStreams: tunnelMaxStreams,
-        enablePush: false,
-      },
-      maxSessionMemory: tunnelMaxSessionMemoryMb,
-    });
+    this.server = http2.createServer(tunnelServeOptions());
     this.server.on('session', (session) => {
       this.session = session;
-      session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+      widenTunnelWindow(session);
       session.on('error', (err) => deps.log.debug({ err: err.message }, 'tunnel session error'));
     });
     this.server.on('stream', (stream, headers) => {

@@ -20,9 +20,9 @@ import {
   type TransactionOptions,
 } from '../db/query.js';
 import { builtinRoles } from './builtin-roles.js';
-import type { Binding, ClusterRef, PolicySnapshot, Role } from './types.js';
-import type { LabelSelector } from '../../common/kube-grammar.js';
+import type { ClusterRef, PolicySnapshot, Role } from './types.js';
 import type { PolicyRule } from './policy-rule.js';
+import type { BindingPolicyRow } from '../rbac/records.js';
 
 export interface PolicyCluster extends ClusterRef {
   disabled: boolean;
@@ -72,16 +72,7 @@ async function readPolicy(db: Queryable): Promise<PolicyState> {
   const roles = await db.query<{ name: string; rules: PolicyRule[] }>(
     'SELECT name, rules FROM roles',
   );
-  const bindings = await db.query<{
-    id: string;
-    subjects: Binding['subjects'];
-    role: string;
-    cluster_names: string[];
-    cluster_selector: LabelSelector | null;
-    namespaces: string[];
-    expires_at: Date | null;
-    reason: string;
-  }>(
+  const bindings = await db.query<BindingPolicyRow>(
     'SELECT id, subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason FROM bindings',
   );
   const inactive = await db.query<{ username: string }>(

@@ -69,6 +69,23 @@ function verbForMethod(method: string): string {
   }
 }
 
+/** The RequestInfo of a non-resource request (`/healthz`, `/version`, …): only path and verb. */
+export function nonResourceInfo(path: string, verb: string): RequestInfo {
+  return {
+    isResourceRequest: false,
+    path,
+    verb,
+    apiPrefix: '',
+    apiGroup: '',
+    apiVersion: '',
+    namespace: '',
+    resource: '',
+    subresource: '',
+    name: '',
+    parts: [],
+  };
+}
+
 /**
  * Derive the authorization tuple for a request whose path was validated by
  * `routeKubeRequest`. Throws KG_ERR_BAD_PATH where the apiserver's factory
@@ -80,19 +97,7 @@ export function requestInfo(
   rawQuery: string,
   opts: { upgrade?: boolean } = {},
 ): RequestInfo {
-  const info: RequestInfo = {
-    isResourceRequest: false,
-    path: decodePath(kubePath),
-    verb: method.toLowerCase(),
-    apiPrefix: '',
-    apiGroup: '',
-    apiVersion: '',
-    namespace: '',
-    resource: '',
-    subresource: '',
-    name: '',
-    parts: [],
-  };
+  const info = nonResourceInfo(decodePath(kubePath), method.toLowerCase());
 
   const all = decodeSegments(kubePath);
   if (all.length < 3 || !API_PREFIXES.has(all[0] as string)) return info;

@@ -9,7 +9,7 @@ import { clusterUserName } from '../../common/identity-key.js';
 import { authorize, bindingsFor } from './authorizer.js';
 import { authenticatedBaseline } from './builtin-roles.js';
 import type { PolicyRule } from './policy-rule.js';
-import type { RequestInfo } from './request-info.js';
+import { nonResourceInfo, type RequestInfo } from './request-info.js';
 import type { ClusterRef, Identity, PolicySnapshot } from './types.js';
 
 export type SelfReviewKind = 'access' | 'rules' | 'user';
@@ -93,19 +93,7 @@ export function accessReview(
         name: str(ra.name),
         parts: [],
       }
-    : {
-        isResourceRequest: false,
-        path: str(nra!.path),
-        verb: str(nra!.verb),
-        apiPrefix: '',
-        apiGroup: '',
-        apiVersion: '',
-        namespace: '',
-        resource: '',
-        subresource: '',
-        name: '',
-        parts: [],
-      };
+    : nonResourceInfo(str(nra!.path), str(nra!.verb));
   const d = authorize(snap, who, info, cluster, now);
   return {
     apiVersion: str(review.apiVersion) || 'authorization.k8s.io/v1',

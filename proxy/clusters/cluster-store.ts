@@ -41,7 +41,8 @@ export function clusterProblems(name: string, labels: Record<string, string>): s
   return problems;
 }
 
-interface ClusterRow {
+/** A `clusters` row as `SELECT *` reads it. */
+export interface ClusterRow {
   id: string;
   name: string;
   labels: Record<string, string>;
@@ -49,9 +50,10 @@ interface ClusterRow {
   disabled: boolean;
   version: number;
   created_at: Date;
+  updated_at: Date;
 }
 
-const toCluster = (r: ClusterRow): Cluster => ({
+export const toCluster = (r: ClusterRow): Cluster => ({
   id: String(r.id),
   name: r.name,
   labels: r.labels,

@@ -12,6 +12,7 @@ import type { Logger } from '../../common/log.js';
 import { respondError } from '../http/respond-error.js';
 import type { AnyResponse } from '../http/response.js';
 import type { AnyRequest } from '../forward/forward.js';
+import { listen } from '../../common/listen.js';
 
 export interface FrontDeps {
   host: string;
@@ -117,12 +118,7 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
     deps.log.debug({ err: err.message }, 'front TLS handshake failed'),
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port, deps.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : deps.port;
+  const port = await listen(server, { port: deps.port, host: deps.host });
   return {
     server,
     port,

@@ -16,13 +16,12 @@ import type { Logger } from '../../common/log.js';
 import {
   hdrPeerCluster,
   hdrPeerHops,
-  tunnelMaxSessionMemoryMb,
-  tunnelMaxStreams,
-  tunnelSessionWindow,
-  tunnelStreamWindow,
+  tunnelServeOptions,
+  widenTunnelWindow,
 } from '../../common/tunnel-protocol.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
 import { replicaOfCert } from './replica-cert.js';
+import { listen } from '../../common/listen.js';
 
 export interface PeerListenerDeps {
   host: string;
@@ -89,12 +88,7 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     rejectUnauthorized: true,
     minVersion: 'TLSv1.3',
     ALPNProtocols: ['h2'],
-    settings: {
-      initialWindowSize: tunnelStreamWindow,
-      maxConcurrentStreams: tunnelMaxStreams,
-      enablePush: false,
-    },
-    maxSessionMemory: tunnelMaxSessionMemoryMb,
+    ...tunnelServeOptions(),
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true);
@@ -105,7 +99,7 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     }
   });
   server.on('session', (session) => {
-    session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+    widenTunnelWindow(session);
     session.on('error', (err) => log.debug({ err: err.message }, 'peer session error'));
   });
   server.on('tlsClientError', (err) =>
@@ -219,12 +213,7 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     if (!incoming.endAfterHeaders) incoming.pipe(upstream);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port, deps.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : deps.port;
+  const port = await listen(server, { port: deps.port, host: deps.host });
   let accepting = true;
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   return {

@@ -15,10 +15,8 @@ import { parseHostPort } from '../../common/config.js';
 import {
   hdrPeerCluster,
   hdrPeerHops,
-  tunnelMaxSessionMemoryMb,
-  tunnelMaxStreams,
-  tunnelSessionWindow,
-  tunnelStreamWindow,
+  tunnelConnectOptions,
+  widenTunnelWindow,
 } from '../../common/tunnel-protocol.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import type { PeerRoute, ReplicaRegistry } from './replica-registry.js';
@@ -138,14 +136,12 @@ export class PeerRouter {
         clearTimeout(timer);
         const session = http2.connect(`https://${route.replica}.peer.kubegate`, {
           createConnection: () => socket,
-          settings: { initialWindowSize: tunnelStreamWindow, enablePush: false },
-          peerMaxConcurrentStreams: tunnelMaxStreams,
-          maxSessionMemory: tunnelMaxSessionMemoryMb,
+          ...tunnelConnectOptions(),
         });
         session.on('error', (err) =>
           this.deps.log.debug({ peer: route.replica, err: err.message }, 'peer session error'),
         );
-        session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+        widenTunnelWindow(session);
         session.once('connect', () => resolve(session));
         session.once('close', () => reject(new Error('peer session closed before it was ready')));
       });

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { query } from '../db/query.js';
 import type { PendingLogin } from './oidc-client.js';
-import { userRecord, type UserRecord } from './user-store.js';
+import { userRecord, type UserRecord, type UserRow } from './user-store.js';
 
 const secretPattern = /^[A-Za-z0-9_-]{43}$/;
 
@@ -63,25 +63,15 @@ export async function createSession(
 /** The live session behind a cookie value: not expired, and its user still active. */
 export async function findSession(pool: Pool, cookie: string): Promise<Session | undefined> {
   if (!secretPattern.test(cookie)) return undefined;
-  const rows = await query<{
-    csrf_token: string;
-    s_created_at: Date;
-    expires_at: Date;
-    id: string;
-    issuer: string;
-    subject: string;
-    username: string;
-    email: string;
-    name: string;
-    groups: string[];
-    active: boolean;
-    created_at: Date;
-    last_login_at: Date | null;
-    deactivated_at: Date | null;
-    deactivated_by: string;
-    signin_id: string | null;
-    tokens_end_by: Date;
-  }>(
+  const rows = await query<
+    UserRow & {
+      csrf_token: string;
+      s_created_at: Date;
+      expires_at: Date;
+      signin_id: string | null;
+      tokens_end_by: Date;
+    }
+  >(
     pool,
     `SELECT s.csrf_token, s.created_at AS s_created_at, s.expires_at, u.id, u.issuer, u.subject,
             u.username, u.email, u.name, u.groups, u.active, u.created_at, u.last_login_at,

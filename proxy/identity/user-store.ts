@@ -13,14 +13,9 @@ import { inTransaction, query, type Queryable } from '../db/query.js';
 import type { LoginIdentity } from './login-identity.js';
 import { revokeAllTokens, uuidPattern } from './token-records.js';
 
-export interface UserRecord {
+/** A user as kubegate records them: who signed in (LoginIdentity) and their account's state. */
+export interface UserRecord extends LoginIdentity {
   id: string;
-  issuer: string;
-  subject: string;
-  username: string;
-  email: string;
-  name: string;
-  groups: string[];
   active: boolean;
   createdAt: Date;
   lastLoginAt: Date | null;
@@ -28,14 +23,9 @@ export interface UserRecord {
   deactivatedBy: string;
 }
 
-interface Row {
+/** A `users` row as `SELECT ${cols}` (below) reads it. */
+export interface UserRow extends LoginIdentity {
   id: string;
-  issuer: string;
-  subject: string;
-  username: string;
-  email: string;
-  name: string;
-  groups: string[];
   active: boolean;
   created_at: Date;
   last_login_at: Date | null;
@@ -46,7 +36,7 @@ interface Row {
 const cols = `id, issuer, subject, username, email, name, groups, active, created_at,
   last_login_at, deactivated_at, deactivated_by`;
 
-export function userRecord(r: Row): UserRecord {
+export function userRecord(r: UserRow): UserRecord {
   return {
     id: r.id,
     issuer: r.issuer,
@@ -68,10 +58,10 @@ export function userRecord(r: Row): UserRecord {
  * inactive user is refused (and their last sign-in time is left alone).
  */
 export async function recordLogin(pool: Pool, li: LoginIdentity): Promise<UserRecord> {
-  let rows: Row[];
+  let rows: UserRow[];
   try {
     rows = (
-      await pool.query<Row>(
+      await pool.query<UserRow>(
         `INSERT INTO users (issuer, subject, username, email, name, groups, last_login_at)
          VALUES ($1, $2, $3, $4, $5, $6, now())
          ON CONFLICT (issuer, subject) DO UPDATE SET
@@ -105,7 +95,7 @@ export async function recordLogin(pool: Pool, li: LoginIdentity): Promise<UserRe
 /** A user by id (uuid) or user name; undefined when there is none. */
 export async function findUser(db: Queryable, idOrName: string): Promise<UserRecord | undefined> {
   const byId = uuidPattern.test(idOrName);
-  const rows = await query<Row>(
+  const rows = await query<UserRow>(
     db,
     `SELECT ${cols} FROM users WHERE ${byId ? 'id = $1' : 'username = $1'}`,
     [idOrName],
@@ -120,7 +110,7 @@ export async function getUser(db: Queryable, idOrName: string): Promise<UserReco
 }
 
 export async function listUsers(db: Queryable): Promise<UserRecord[]> {
-  return (await query<Row>(db, `SELECT ${cols} FROM users ORDER BY username LIMIT 5000`)).map(
+  return (await query<UserRow>(db, `SELECT ${cols} FROM users ORDER BY username LIMIT 5000`)).map(
     userRecord,
   );
 }
@@ -139,7 +129,7 @@ export async function deactivateUser(
 ): Promise<DeactivationResult> {
   return inTransaction(pool, async (c) => {
     const before = await getUser(c, idOrName);
-    const rows = await query<Row>(
+    const rows = await query<UserRow>(
       c,
       `UPDATE users SET active = false,
          deactivated_at = CASE WHEN active THEN now() ELSE deactivated_at END,
@@ -181,7 +171,7 @@ export async function activateUser(
 ): Promise<UserRecord> {
   return inTransaction(pool, async (c) => {
     const before = await getUser(c, idOrName);
-    const rows = await query<Row>(
+    const rows = await query<UserRow>(
       c,
       `UPDATE users SET active = true, deactivated_at = NULL, deactivated_by = ''
         WHERE id = $1 RETURNING ${cols}`,

@@ -12,8 +12,6 @@ import type { Logger } from '../../common/log.js';
 import {
   encodeGrants,
   grantsPath,
-  hdrControl,
-  hdrControlValue,
   jitUsersPath,
   rolesPath,
   type GrantUpdate,
@@ -25,6 +23,7 @@ import { identityKey } from '../../common/identity-key.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterRef, Identity, PolicySnapshot } from '../authz/types.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
+import { controlRequest } from '../tunnel/control-request.js';
 
 interface Catalog {
   refs: Map<string, string>;
@@ -92,45 +91,25 @@ export function grantsHeader(
   return value;
 }
 
-function control(
+async function control(
   session: http2.ClientHttp2Session,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = session.request(
-      {
-        ':method': method,
-        ':path': path,
-        'content-type': 'application/json',
-        // The agent answers control paths only with this marker (common/tunnel-protocol.ts).
-        [hdrControl]: hdrControlValue,
-      },
-      { endStream: body === undefined },
-    );
-    const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), 15_000);
-    let status = 0;
-    const chunks: Buffer[] = [];
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (status !== 200)
-        return reject(new Error(`agent answered ${status} to ${path}: ${text.slice(0, 200)}`));
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(err as Error);
-      }
-    });
-    if (body !== undefined) req.end(JSON.stringify(body));
-  });
+  const answer = await controlRequest(
+    session,
+    { ':method': method, ':path': path, 'content-type': 'application/json' },
+    {
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      timeoutMs: 15_000,
+      what: `${method} ${path}`,
+    },
+  );
+  const text = answer.body.toString('utf8');
+  if (answer.status !== 200)
+    throw new Error(`agent answered ${answer.status} to ${path}: ${text.slice(0, 200)}`);
+  return JSON.parse(text) as unknown;
 }
 
 /**

@@ -7,14 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { KgError, invalid } from '../../common/errors.js';
 import { hashToken } from '../authn/token.js';
-import { clusterProblems } from '../clusters/cluster-store.js';
+import { clusterProblems, type ClusterRow } from '../clusters/cluster-store.js';
 import type { Pool } from '../db/pool.js';
 import { decodeCursor, dnsName, encodeCursor } from './cursor.js';
 import {
   clampLimit,
-  toCluster,
+  toClusterRecord,
   type ClusterRecord,
-  type ClusterRow,
   type Page,
   type PageRequest,
 } from './records.js';
@@ -51,7 +50,7 @@ export async function listClusters(pool: Pool, page: PageRequest): Promise<Page<
     'SELECT * FROM clusters WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2',
     [after, limit + 1],
   );
-  const items = rows.slice(0, limit).map(toCluster);
+  const items = rows.slice(0, limit).map(toClusterRecord);
   if (rows.length <= limit) return { items };
   return { items, continue: encodeCursor({ n: items[items.length - 1]!.name }) };
 }
@@ -59,7 +58,7 @@ export async function listClusters(pool: Pool, page: PageRequest): Promise<Page<
 /** The cluster with this name, or undefined. */
 export async function getCluster(db: Queryable, name: string): Promise<ClusterRecord | undefined> {
   const rows = await query<ClusterRow>(db, 'SELECT * FROM clusters WHERE name = $1', [name]);
-  return rows[0] ? toCluster(rows[0]) : undefined;
+  return rows[0] ? toClusterRecord(rows[0]) : undefined;
 }
 
 async function lockCluster(db: Queryable, name: string): Promise<ClusterRecord> {
@@ -68,7 +67,7 @@ async function lockCluster(db: Queryable, name: string): Promise<ClusterRecord> 
   ]);
   if (!rows[0])
     throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
-  return toCluster(rows[0]);
+  return toClusterRecord(rows[0]);
 }
 
 export interface RegisteredCluster {
@@ -110,7 +109,7 @@ export async function createCluster(
       [name, JSON.stringify(labels), desc],
     );
     if (!rows[0]) throw new KgError('KG_ERR_CONFLICT', `cluster "${name}" already exists`);
-    const cluster = toCluster(rows[0]);
+    const cluster = toClusterRecord(rows[0]);
     const token = 'kgb_' + randomBytes(32).toString('base64url');
     const t = await c.query<{ expires_at: Date }>(
       `INSERT INTO bootstrap_tokens (hash, cluster_id, expires_at, created_by)
@@ -170,7 +169,7 @@ export async function updateCluster(
         WHERE name = $1 RETURNING *`,
       [name, JSON.stringify(labels), desc, disabled],
     );
-    const after = toCluster(rows[0]!);
+    const after = toClusterRecord(rows[0]!);
     await recordChange(c, {
       actor: opts.actor,
       action: 'update',

@@ -6,7 +6,7 @@
  */
 import type { Binding, Role } from '../authz/types.js';
 import type { LabelSelector } from '../../common/kube-grammar.js';
-import type { Cluster } from '../clusters/cluster-store.js';
+import { toCluster, type Cluster, type ClusterRow } from '../clusters/cluster-store.js';
 import type { PolicyRule } from '../authz/policy-rule.js';
 
 export interface RoleRecord extends Role {
@@ -98,7 +98,8 @@ export const toRole = (r: RoleRow): RoleRecord => ({
   updatedAt: r.updated_at,
 });
 
-export interface BindingRow {
+/** The columns of a bindings row that the authorizer decides on. */
+export interface BindingPolicyRow {
   id: string;
   subjects: Binding['subjects'];
   role: string;
@@ -107,6 +108,9 @@ export interface BindingRow {
   namespaces: string[];
   expires_at: Date | null;
   reason: string;
+}
+
+export interface BindingRow extends BindingPolicyRow {
   version: number;
   created_by: string;
   created_at: Date;
@@ -136,25 +140,8 @@ export function toBinding(r: BindingRow): BindingRecord {
   };
 }
 
-export interface ClusterRow {
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-  description: string;
-  disabled: boolean;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
 /** A clusters row as cluster-store's Cluster plus updatedAt. */
-export const toCluster = (r: ClusterRow): ClusterRecord => ({
-  id: String(r.id),
-  name: r.name,
-  labels: r.labels,
-  description: r.description,
-  disabled: r.disabled,
-  version: r.version,
-  createdAt: r.created_at,
+export const toClusterRecord = (r: ClusterRow): ClusterRecord => ({
+  ...toCluster(r),
   updatedAt: r.updated_at,
 });

@@ -13,6 +13,7 @@
  * closed and the agent backs off with jitter as before.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { listen } from '../../common/listen.js';
 
 export interface AdmissionOptions {
   host: string;
@@ -91,16 +92,12 @@ export async function startAdmission(o: AdmissionOptions): Promise<Admission> {
   }, 1000);
   sweep.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    // The backlog holds a reconnect burst (thousands of SYNs in a second) until accepted.
-    server.listen({ port: o.port, host: o.host, backlog: 4096 }, () => resolve());
-  });
-  const addr = server.address();
+  // The backlog holds a reconnect burst (thousands of SYNs in a second) until accepted.
+  const port = await listen(server, { port: o.port, host: o.host, backlog: 4096 });
   let closed = false;
   return {
     server,
-    port: typeof addr === 'object' && addr ? addr.port : o.port,
+    port,
     release: (raw) => release(keyOf(raw)),
     counts: () => ({ active: active.size, waiting: waiting.length }),
     close: () =>

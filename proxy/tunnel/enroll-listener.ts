@@ -11,6 +11,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Logger } from '../../common/log.js';
 import { alpnEnroll } from '../../common/tunnel-protocol.js';
 import { SocketHandover } from './cert-http.js';
+import { listen } from '../../common/listen.js';
 
 export interface EnrollListenerDeps {
   host: string;
@@ -49,12 +50,7 @@ export async function startEnrollListener(deps: EnrollListenerDeps): Promise<Enr
   server.on('tlsClientError', (err) =>
     deps.log.debug({ err: err.message }, 'enrollment TLS handshake failed'),
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port, deps.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : deps.port;
+  const port = await listen(server, { port: deps.port, host: deps.host });
   return {
     server,
     port,

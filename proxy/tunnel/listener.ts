@@ -23,20 +23,19 @@ import {
   helloPath,
   hdrReplica,
   hdrReplicas,
-  tunnelMaxSessionMemoryMb,
-  tunnelMaxStreams,
   tunnelPingIntervalMs,
   tunnelPingTimeoutMs,
   tunnelRetireLingerMs,
-  tunnelSessionWindow,
-  tunnelStreamWindow,
   type HelloResponse,
+  tunnelConnectOptions,
+  widenTunnelWindow,
 } from '../../common/tunnel-protocol.js';
 import type { ClusterStore } from '../clusters/cluster-store.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { agentCertCluster } from './peer-cert.js';
 import { startAdmission } from './admission.js';
 import { SerialCheck } from './serial-check.js';
+import { controlRequest } from './control-request.js';
 
 /**
  * Connections admitted at once between TCP accept and tunnel up
@@ -186,14 +185,12 @@ export async function startTunnelListener(deps: TunnelListenerDeps): Promise<Tun
     const t2 = performance.now();
     const session = http2.connect(`https://${who.cluster}.agent.kubegate`, {
       createConnection: () => socket,
-      settings: { initialWindowSize: tunnelStreamWindow, enablePush: false },
-      peerMaxConcurrentStreams: tunnelMaxStreams,
-      maxSessionMemory: tunnelMaxSessionMemoryMb,
+      ...tunnelConnectOptions(),
     });
     session.on('error', (err) =>
       log.debug({ err: err.message, cluster: who.cluster }, 'tunnel session error'),
     );
-    session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+    widenTunnelWindow(session);
 
     const hello = await helloOverTunnel(session, deps.replicaId, deps.liveReplicas?.() ?? 1);
     const t3 = performance.now();
@@ -357,42 +354,21 @@ function tellGoaway(t: Tunnel, replicaId: string, deadlineMs: number, log: Logge
   });
 }
 
-function helloOverTunnel(
+async function helloOverTunnel(
   session: http2.ClientHttp2Session,
   replicaId: string,
   liveReplicas: number,
 ): Promise<HelloResponse | 'declined'> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      req.close(http2.constants.NGHTTP2_CANCEL);
-      reject(new Error('agent did not answer hello within 10 s'));
-    }, 10_000);
-    const req = session.request(
-      {
-        ':method': 'GET',
-        ':path': helloPath,
-        [hdrControl]: hdrControlValue,
-        [hdrReplica]: replicaId,
-        [hdrReplicas]: String(liveReplicas),
-      },
-      { endStream: true },
-    );
-    let declined = false;
-    req.on('response', (h) => (declined = h[':status'] === helloDeclinedStatus));
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      if (declined) return resolve('declined');
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as HelloResponse);
-      } catch (err) {
-        reject(err as Error);
-      }
-    });
-  });
+  const answer = await controlRequest(
+    session,
+    {
+      ':method': 'GET',
+      ':path': helloPath,
+      [hdrReplica]: replicaId,
+      [hdrReplicas]: String(liveReplicas),
+    },
+    { timeoutMs: 10_000, what: 'hello' },
+  );
+  if (answer.status === helloDeclinedStatus) return 'declined';
+  return JSON.parse(answer.body.toString('utf8')) as HelloResponse;
 }
