@@ -28,70 +28,44 @@ interface CatalogueEntry {
   title: string;
 }
 
+const entry = (status: number, reason: StatusReason, title: string): CatalogueEntry => ({
+  status,
+  reason,
+  title,
+});
+
 /** code → HTTP status, Kubernetes reason and a human title (problem JSON `title`). */
 export const catalogue = {
-  KG_ERR_BAD_PATH: { status: 400, reason: 'BadRequest', title: 'Malformed request path' },
-  KG_ERR_BAD_REQUEST: { status: 400, reason: 'BadRequest', title: 'Bad request' },
-  KG_ERR_VALIDATION: { status: 422, reason: 'Invalid', title: 'Validation failed' },
-  KG_ERR_UNAUTHENTICATED: { status: 401, reason: 'Unauthorized', title: 'Unauthorized' },
-  KG_ERR_FORBIDDEN: { status: 403, reason: 'Forbidden', title: 'Forbidden' },
-  KG_ERR_NOT_FOUND: { status: 404, reason: 'NotFound', title: 'Not found' },
-  KG_ERR_CLUSTER_NOT_FOUND: { status: 404, reason: 'NotFound', title: 'Cluster not found' },
-  KG_ERR_METHOD_NOT_ALLOWED: {
-    status: 405,
-    reason: 'MethodNotAllowed',
-    title: 'Method not allowed',
-  },
-  KG_ERR_CONFLICT: { status: 409, reason: 'Conflict', title: 'Conflict' },
+  KG_ERR_BAD_PATH: entry(400, 'BadRequest', 'Malformed request path'),
+  KG_ERR_BAD_REQUEST: entry(400, 'BadRequest', 'Bad request'),
+  KG_ERR_VALIDATION: entry(422, 'Invalid', 'Validation failed'),
+  KG_ERR_UNAUTHENTICATED: entry(401, 'Unauthorized', 'Unauthorized'),
+  KG_ERR_FORBIDDEN: entry(403, 'Forbidden', 'Forbidden'),
+  KG_ERR_NOT_FOUND: entry(404, 'NotFound', 'Not found'),
+  KG_ERR_CLUSTER_NOT_FOUND: entry(404, 'NotFound', 'Cluster not found'),
+  KG_ERR_METHOD_NOT_ALLOWED: entry(405, 'MethodNotAllowed', 'Method not allowed'),
+  KG_ERR_CONFLICT: entry(409, 'Conflict', 'Conflict'),
   // A request sent to a listener that does not serve it (RFC 9110 §15.5.20),
   // e.g. agent certificate renewal on the enrollment port.
-  KG_ERR_MISDIRECTED: { status: 421, reason: 'BadRequest', title: 'Misdirected request' },
+  KG_ERR_MISDIRECTED: entry(421, 'BadRequest', 'Misdirected request'),
   // Optimistic concurrency on the admin API (RFC 9110 §13.1.1, RFC 6585 §3).
-  KG_ERR_PRECONDITION_FAILED: {
-    status: 412,
-    reason: 'Conflict',
-    title: 'Precondition failed',
-  },
-  KG_ERR_PRECONDITION_REQUIRED: {
-    status: 428,
-    reason: 'BadRequest',
-    title: 'Precondition required',
-  },
-  KG_ERR_NOT_ACCEPTABLE: { status: 406, reason: 'NotAcceptable', title: 'Not acceptable' },
-  KG_ERR_UNSUPPORTED_MEDIA_TYPE: {
-    status: 415,
-    reason: 'UnsupportedMediaType',
-    title: 'Unsupported media type',
-  },
-  KG_ERR_BODY_TOO_LARGE: {
-    status: 413,
-    reason: 'RequestEntityTooLarge',
-    title: 'Request body too large',
-  },
-  KG_ERR_RATE_LIMITED: { status: 429, reason: 'TooManyRequests', title: 'Too many requests' },
+  KG_ERR_PRECONDITION_FAILED: entry(412, 'Conflict', 'Precondition failed'),
+  KG_ERR_PRECONDITION_REQUIRED: entry(428, 'BadRequest', 'Precondition required'),
+  KG_ERR_NOT_ACCEPTABLE: entry(406, 'NotAcceptable', 'Not acceptable'),
+  KG_ERR_UNSUPPORTED_MEDIA_TYPE: entry(415, 'UnsupportedMediaType', 'Unsupported media type'),
+  KG_ERR_BODY_TOO_LARGE: entry(413, 'RequestEntityTooLarge', 'Request body too large'),
+  KG_ERR_RATE_LIMITED: entry(429, 'TooManyRequests', 'Too many requests'),
   // No request-body bytes for KUBEGATE_BODY_IDLE_TIMEOUT (issue #17, item 7).
-  KG_ERR_BODY_TIMEOUT: { status: 408, reason: 'Timeout', title: 'Request body timed out' },
+  KG_ERR_BODY_TIMEOUT: entry(408, 'Timeout', 'Request body timed out'),
   // The per-identity or per-replica bound on request bodies held in memory.
-  KG_ERR_BODY_BUDGET: {
-    status: 429,
-    reason: 'TooManyRequests',
-    title: 'Too many request bodies held',
-  },
-  KG_ERR_TOKEN_SPENT: { status: 401, reason: 'Unauthorized', title: 'Bootstrap token not valid' },
-  KG_ERR_CLUSTER_OFFLINE: {
-    status: 503,
-    reason: 'ServiceUnavailable',
-    title: 'Cluster offline',
-  },
-  KG_ERR_UPSTREAM: { status: 502, reason: 'InternalError', title: 'Upstream failed' },
-  KG_ERR_UNAVAILABLE: {
-    status: 503,
-    reason: 'ServiceUnavailable',
-    title: 'Service unavailable',
-  },
-  KG_ERR_CONFIG: { status: 500, reason: 'InternalError', title: 'Invalid configuration' },
-  KG_ERR_INTERNAL: { status: 500, reason: 'InternalError', title: 'Internal error' },
-} as const satisfies Record<string, CatalogueEntry>;
+  KG_ERR_BODY_BUDGET: entry(429, 'TooManyRequests', 'Too many request bodies held'),
+  KG_ERR_TOKEN_SPENT: entry(401, 'Unauthorized', 'Bootstrap token not valid'),
+  KG_ERR_CLUSTER_OFFLINE: entry(503, 'ServiceUnavailable', 'Cluster offline'),
+  KG_ERR_UPSTREAM: entry(502, 'InternalError', 'Upstream failed'),
+  KG_ERR_UNAVAILABLE: entry(503, 'ServiceUnavailable', 'Service unavailable'),
+  KG_ERR_CONFIG: entry(500, 'InternalError', 'Invalid configuration'),
+  KG_ERR_INTERNAL: entry(500, 'InternalError', 'Internal error'),
+} satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;
 

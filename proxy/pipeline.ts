@@ -55,15 +55,20 @@ export interface PipelineDeps {
   health?: TunnelHealth;
 }
 
+/** A new request's context: method, target, source and user agent as received. */
+function contextOf(req: AnyRequest, log: Logger): RequestContext {
+  return newContext(
+    req.method ?? 'GET',
+    req.url ?? '/',
+    req.socket.remoteAddress ?? '',
+    req.headers['user-agent'] ?? '',
+    log,
+  );
+}
+
 export function createKubeHandler(deps: PipelineDeps): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
-    const ctx = newContext(
-      req.method ?? 'GET',
-      req.url ?? '/',
-      req.socket.remoteAddress ?? '',
-      req.headers['user-agent'] ?? '',
-      deps.log,
-    );
+    const ctx = contextOf(req, deps.log);
     proxyMetrics.beginRequest(ctx);
     res.once('close', () => proxyMetrics.endRequest(ctx, res.statusCode));
     // The audit record (stage 5) opens first and completes when the response
@@ -93,13 +98,7 @@ export function createUpgradeHandler(
   deps: PipelineDeps,
 ): (req: AnyRequest, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
-    const ctx = newContext(
-      req.method ?? 'GET',
-      req.url ?? '/',
-      req.socket.remoteAddress ?? '',
-      req.headers['user-agent'] ?? '',
-      deps.log,
-    );
+    const ctx = contextOf(req, deps.log);
     let recorder: AuditRecorder | undefined;
     let settled = false;
     const go = async () => {

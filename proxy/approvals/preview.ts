@@ -9,14 +9,8 @@
  * are shown as text (request-text.ts), argv in order.
  */
 import * as http2 from 'node:http2';
-import {
-  encodeIdentity,
-  hdrAuditId,
-  hdrGrants,
-  hdrIdentity,
-} from '../../common/tunnel-protocol.js';
 import type { RequestContext } from '../context.js';
-import { forwardRequestHeaders } from '../forward/headers.js';
+import { forwardRequestHeaders, setCallerHeaders } from '../forward/headers.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { objectDiff } from './diff.js';
 import { hasObjectPreview, requestText } from './request-text.js';
@@ -35,14 +29,7 @@ function ask(
   headers: http2.OutgoingHttpHeaders,
   body?: Buffer,
 ): Promise<Answer> {
-  const identity = ctx.identity!;
-  headers[hdrIdentity] = encodeIdentity({
-    user: identity.user,
-    groups: identity.groups,
-    kind: identity.kind,
-  });
-  if (ctx.grants) headers[hdrGrants] = ctx.grants;
-  headers[hdrAuditId] = ctx.auditId;
+  setCallerHeaders(headers, ctx);
   headers.accept = 'application/json';
   delete headers['accept-encoding'];
   return new Promise((resolve, reject) => {

@@ -9,6 +9,7 @@ import { KgError, invalid } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { validateBindingSpec } from '../rbac/binding-spec.js';
+import { insertBinding } from '../rbac/bindings.js';
 import type { Page } from '../rbac/records.js';
 import { roleUsable } from '../rbac/roles.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
@@ -328,21 +329,7 @@ export class ApprovalRequests {
       reason: `approved access request ${r.id}: ${r.reason}`.slice(0, 1000),
     });
     if (!spec) throw invalid('binding for the approved request', problems);
-    const { rows } = await c.query<{ id: string }>(
-      `INSERT INTO bindings (subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-      [
-        JSON.stringify(spec.subjects),
-        spec.role,
-        spec.clusters.names ?? [],
-        spec.clusters.selector === undefined ? null : JSON.stringify(spec.clusters.selector),
-        spec.namespaces,
-        spec.expiresAt,
-        spec.reason,
-        who.actor,
-      ],
-    );
-    const bindingId = rows[0]!.id;
+    const bindingId = (await insertBinding(c, spec, who.actor)).id;
     await recordChange(c, {
       actor: who.actor,
       action: 'create',

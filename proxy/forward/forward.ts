@@ -17,20 +17,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { KgError } from '../../common/errors.js';
-import {
-  encodeIdentity,
-  hdrAuditId,
-  hdrGrants,
-  hdrIdentity,
-  hdrRanAs,
-} from '../../common/tunnel-protocol.js';
+import { hdrRanAs } from '../../common/tunnel-protocol.js';
 import type { AnyResponse } from '../http/response.js';
 import type { Tunnel } from '../tunnel/registry.js';
-import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+import { forwardRequestHeaders, isHopByHopResponseHeader, setCallerHeaders } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
 import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
-import type { TokenIdentity } from '../authn/identity.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 import type { BodyLease } from './body-budget.js';
 import { TunnelDeadError, type TunnelHealth } from '../tunnel/health.js';
@@ -265,21 +258,6 @@ function holdBody(req: AnyRequest, opts: ForwardOptions): Promise<BodyPlan> {
   });
 }
 
-/**
- * The `kg-identity` value of a token identity, once per identity object (the
- * token cache hands out the same object for its lifetime; JSON + base64url
- * per request showed in the profile).
- */
-const encodedIdentities = new WeakMap<TokenIdentity, string>();
-function encodedIdentity(identity: TokenIdentity): string {
-  let v = encodedIdentities.get(identity);
-  if (v === undefined) {
-    v = encodeIdentity({ user: identity.user, groups: identity.groups, kind: identity.kind });
-    encodedIdentities.set(identity, v);
-  }
-  return v;
-}
-
 function send(
   ctx: RequestContext,
   req: AnyRequest,
@@ -291,13 +269,10 @@ function send(
   failedOverFrom: Tunnel | undefined,
 ): Promise<void> {
   const route = ctx.route!;
-  const identity = ctx.identity!;
   const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  headers[hdrIdentity] = encodedIdentity(identity);
-  if (ctx.grants) headers[hdrGrants] = ctx.grants;
-  headers[hdrAuditId] = ctx.auditId;
+  setCallerHeaders(headers, ctx);
   const held = plan.kind === 'held' ? plan.body : undefined;
   if (held) headers['content-length'] = held.length;
   const withBody = held ? held.length > 0 : plan.kind === 'prefix' || hasBody(req);

@@ -6,7 +6,16 @@
  * so a client can never make hop-by-hop stripping remove *our* headers. We
  * read `rawHeaders`, because Node folds repeated headers in `req.headers`.
  */
+import type * as http2 from 'node:http2';
 import { hopByHopHeaders } from '../../common/hop-by-hop.js';
+import {
+  encodeIdentity,
+  hdrAuditId,
+  hdrGrants,
+  hdrIdentity,
+} from '../../common/tunnel-protocol.js';
+import type { TokenIdentity } from '../authn/identity.js';
+import type { RequestContext } from '../context.js';
 
 /** End-to-end request headers that Kubernetes clients need upstream. */
 const allowedRequest = new Set([
@@ -60,4 +69,26 @@ export function forwardRequestHeaders(
 /** Response headers from upstream that must not be relayed to the client (plus HTTP/2 pseudo headers and ours). */
 export function isHopByHopResponseHeader(name: string): boolean {
   return hopByHopHeaders.has(name) || name.startsWith(':') || name.startsWith('kg-');
+}
+
+/**
+ * The `kg-identity` value of a token identity, once per identity object (the
+ * token cache hands out the same object for its lifetime; JSON + base64url
+ * per request showed in the profile).
+ */
+const encodedIdentities = new WeakMap<TokenIdentity, string>();
+function encodedIdentity(identity: TokenIdentity): string {
+  let v = encodedIdentities.get(identity);
+  if (v === undefined) {
+    v = encodeIdentity({ user: identity.user, groups: identity.groups, kind: identity.kind });
+    encodedIdentities.set(identity, v);
+  }
+  return v;
+}
+
+/** The headers that tell the agent who asks (identity, JIT grants) and name the audit event. */
+export function setCallerHeaders(headers: http2.OutgoingHttpHeaders, ctx: RequestContext): void {
+  headers[hdrIdentity] = encodedIdentity(ctx.identity!);
+  if (ctx.grants) headers[hdrGrants] = ctx.grants;
+  headers[hdrAuditId] = ctx.auditId;
 }

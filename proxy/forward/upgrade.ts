@@ -11,19 +11,12 @@ import * as http2 from 'node:http2';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KgError } from '../../common/errors.js';
-import {
-  encodeIdentity,
-  hdrAuditId,
-  hdrGrants,
-  hdrIdentity,
-  hdrUpgrade,
-  hdrUpgradeStatus,
-} from '../../common/tunnel-protocol.js';
+import { hdrUpgrade, hdrUpgradeStatus } from '../../common/tunnel-protocol.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { RequestContext } from '../context.js';
 import type { TunnelHealth } from '../tunnel/health.js';
 import type { Tunnel } from '../tunnel/registry.js';
-import { forwardRequestHeaders, isHopByHopResponseHeader } from './headers.js';
+import { forwardRequestHeaders, isHopByHopResponseHeader, setCallerHeaders } from './headers.js';
 import {
   endStatus,
   frameGraceMs,
@@ -86,17 +79,10 @@ export function forwardUpgrade(
   onEnd?: (end: (reason: EndReason) => void) => void,
 ): Promise<number> {
   const route = ctx.route!;
-  const identity = ctx.identity!;
   const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  headers[hdrIdentity] = encodeIdentity({
-    user: identity.user,
-    groups: identity.groups,
-    kind: identity.kind,
-  });
-  if (ctx.grants) headers[hdrGrants] = ctx.grants;
-  headers[hdrAuditId] = ctx.auditId;
+  setCallerHeaders(headers, ctx);
   headers[hdrUpgrade] = upgrade;
   // After a 101 this stream carries raw bytes; a declared length (SPDY's POST
   // says 0) would make HTTP/2 reset the stream at the first byte.
@@ -249,30 +235,19 @@ export function forwardUpgrade(
         finish();
       });
     });
+    // The stream ended before any answer: the client gets a 502 to retry.
+    const failUnanswered = (what: string, cause?: Error): boolean => {
+      if (answered || finished) return false;
+      finished = true;
+      tunnel.active--;
+      reject(
+        new KgError('KG_ERR_UPSTREAM', `cluster "${route.cluster}": ${what}; retry`, { cause }),
+      );
+      return true;
+    };
     stream.on('error', (err) => {
-      if (!answered && !finished) {
-        finished = true;
-        tunnel.active--;
-        reject(
-          new KgError(
-            'KG_ERR_UPSTREAM',
-            `cluster "${route.cluster}": the tunnel stream failed (${err.message}); retry`,
-            { cause: err },
-          ),
-        );
-      } else finish();
+      if (!failUnanswered(`the tunnel stream failed (${err.message})`, err)) finish();
     });
-    stream.on('close', () => {
-      if (!answered && !finished) {
-        finished = true;
-        tunnel.active--;
-        reject(
-          new KgError(
-            'KG_ERR_UPSTREAM',
-            `cluster "${route.cluster}": the agent closed the stream; retry`,
-          ),
-        );
-      }
-    });
+    stream.on('close', () => failUnanswered('the agent closed the stream'));
   });
 }

@@ -12,7 +12,7 @@ import { smallObjectBody, type RouteSpec } from '../http/routes.js';
 import { createRobot, deleteRobot, getRobot, listRobots, rotateRobot } from './robot-store.js';
 import { checkQuery } from '../api/params.js';
 import { param, parseTtl, type ApiCall } from './routes.js';
-import { listTokens, revokeAllTokens } from './token-records.js';
+import { listTokens, revokeAllTokens, type TokenOwner } from './token-records.js';
 import { activateUser, deactivateUser, getUser, listUsers } from './user-store.js';
 
 /** Default overlap of a robot token rotation. */
@@ -69,16 +69,18 @@ async function activate(call: ApiCall): Promise<void> {
   writeJson(call.res, 200, u);
 }
 
-async function userTokens(call: ApiCall): Promise<void> {
+/** The tokens of one user or robot: live ones, or all with `include=inactive`. */
+async function ownerTokens(call: ApiCall, owner: () => Promise<TokenOwner>): Promise<void> {
   checkQuery(call.query, ['include']);
-  const u = await getUser(call.deps.pool, param(call, 0));
-  const items = await listTokens(
-    call.deps.pool,
-    { kind: 'user', name: u.username, userId: u.id },
-    call.query.get('include') === 'inactive',
-  );
-  writeJson(call.res, 200, { items });
+  const inactive = call.query.get('include') === 'inactive';
+  writeJson(call.res, 200, { items: await listTokens(call.deps.pool, await owner(), inactive) });
 }
+
+const userTokens = (call: ApiCall) =>
+  ownerTokens(call, async () => {
+    const u = await getUser(call.deps.pool, param(call, 0));
+    return { kind: 'user', name: u.username, userId: u.id };
+  });
 
 async function revokeUserTokens(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
@@ -169,16 +171,11 @@ async function rotate(call: ApiCall): Promise<void> {
   writeJson(call.res, 200, r);
 }
 
-async function robotTokens(call: ApiCall): Promise<void> {
-  checkQuery(call.query, ['include']);
-  const r = await getRobot(call.deps.pool, param(call, 0));
-  const items = await listTokens(
-    call.deps.pool,
-    { kind: 'robot', name: r.name, robotId: r.id },
-    call.query.get('include') === 'inactive',
-  );
-  writeJson(call.res, 200, { items });
-}
+const robotTokens = (call: ApiCall) =>
+  ownerTokens(call, async () => {
+    const r = await getRobot(call.deps.pool, param(call, 0));
+    return { kind: 'robot', name: r.name, robotId: r.id };
+  });
 
 export const adminRoutes: readonly RouteSpec<ApiCall>[] = [
   {

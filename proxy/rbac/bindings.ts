@@ -162,6 +162,20 @@ function specValues(spec: BindingSpec): unknown[] {
 }
 
 /** Validate (every problem at once, role existence included) and store a new binding. */
+/** Insert a checked binding spec (one home for the column list: admin API and approvals). */
+export async function insertBinding(
+  c: Queryable,
+  spec: BindingSpec,
+  actor: string,
+): Promise<BindingRow> {
+  const { rows } = await c.query<BindingRow>(
+    `INSERT INTO bindings (subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
+    [...specValues(spec), actor],
+  );
+  return rows[0]!;
+}
+
 export async function createBinding(
   pool: Pool,
   raw: unknown,
@@ -169,12 +183,7 @@ export async function createBinding(
 ): Promise<BindingRecord> {
   return inTransaction(pool, async (c) => {
     const spec = await checkedSpec(c, raw, {});
-    const { rows } = await c.query<BindingRow>(
-      `INSERT INTO bindings (subjects, role, cluster_names, cluster_selector, namespaces, expires_at, reason, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
-      [...specValues(spec), actor],
-    );
-    const after = toBinding(rows[0]!);
+    const after = toBinding(await insertBinding(c, spec, actor));
     await recordChange(c, {
       actor,
       action: 'create',
