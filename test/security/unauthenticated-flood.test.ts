@@ -99,14 +99,15 @@ describe('unauthenticated floods cost the database a bounded share', { timeout: 
     console.log(
       `# one address, 2000 made-up tokens: ${JSON.stringify(Object.fromEntries(codes))}; authn connections ≤ ${maxConns}; legit user ${seen.ok} ok, ${seen.other} not, slowest ${seen.maxMs} ms`,
     );
-    // Lookups (401s) are bounded by the budget: a burst of 60, then 10 a second.
+    // Lookups are bounded by the budget: a burst of 60, then 10 a second. A
+    // lookup ends in a 401, or in a clear 503 when the database did not answer
+    // within the lookup deadline (seen once with the machine at load 11: 1 of
+    // 2000); both spent the budget.
+    const lookups = (codes.get(401) ?? 0) + (codes.get(503) ?? 0);
     const bound = 60 + Math.ceil(10 * seconds) + 1;
-    assert.ok(
-      (codes.get(401) ?? 0) <= bound,
-      `${codes.get(401)} lookups > ${bound} in ${seconds} s`,
-    );
+    assert.ok(lookups <= bound, `${lookups} lookups > ${bound} in ${seconds} s`);
     assert.ok((codes.get(429) ?? 0) >= 1000, 'most are refused before any lookup');
-    assert.equal((codes.get(401) ?? 0) + (codes.get(429) ?? 0), 2000, 'only 401 and 429');
+    assert.equal(lookups + (codes.get(429) ?? 0), 2000, 'only 401, 429 and a clear 503');
     assert.ok(maxConns <= 4, `${maxConns} lookup connections`);
     assert.equal(seen.other, 0, 'the legitimate user was never refused');
     // The address is still out of budget (it refills at 10 a second: a quick

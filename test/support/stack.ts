@@ -98,18 +98,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const databaseUrl = await createDatabase(pg);
     const clusters = new Map<string, TestCluster>();
 
-    const frontPort = await freePort();
-    const tunnelPort = await freePort();
-    const enrollPort = await freePort();
-    const publicUrl = `https://127.0.0.1:${frontPort}`;
     const env: NodeJS.ProcessEnv = {
       DATABASE_URL: databaseUrl,
       KUBEGATE_MASTER_KEY: randomBytes(32).toString('base64'),
-      KUBEGATE_LISTEN: `127.0.0.1:${frontPort}`,
-      KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
-      KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enrollPort}`,
-      KUBEGATE_PUBLIC_URL: publicUrl,
-      KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnelPort}`,
+      ...(await proxyPortEnv()),
       KUBEGATE_LOG_LEVEL: 'info',
       // Below proc.stop()'s 10 s before SIGKILL, so a stopped proxy drains and flushes.
       KUBEGATE_DRAIN_TIMEOUT: '5s',
@@ -126,10 +118,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     if (m.code !== 0) throw new Error(`kubegate migrate failed: ${m.stderr}`);
 
     log('starting the proxy');
-    const proxy = startKubegate(['proxy'], env, 'proxy');
+    const proxy = await startProxy(env, 'proxy', opts.proxyEnv ?? {});
     watched.push(proxy);
     cleanup.push(() => proxy.stop());
-    await proxy.waitFor(/kubegate proxy listening/, 30_000);
 
     const agents = new Map<string, Proc>();
     const agentEnv = new Map<string, NodeJS.ProcessEnv>();
@@ -243,21 +234,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         await startAgent(c.name);
       },
       async startReplica() {
-        const front = await freePort();
-        const tunnel = await freePort();
-        const enroll = await freePort();
-        const renv = {
-          ...env,
-          KUBEGATE_LISTEN: `127.0.0.1:${front}`,
-          KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnel}`,
-          KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enroll}`,
-          KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${front}`,
-          KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnel}`,
-        };
-        const replica = startKubegate(['proxy'], renv, 'proxy-replica');
+        const renv = { ...env, ...(await proxyPortEnv()) };
+        const replica = await startProxy(renv, 'proxy-replica', {});
         watched.push(replica);
         cleanup.push(() => replica.stop());
-        await replica.waitFor(/kubegate proxy listening/, 30_000);
         return { proxy: replica, env: renv, publicUrl: renv.KUBEGATE_PUBLIC_URL };
       },
       async sql<T>(text: string, params: unknown[] = []) {
@@ -268,5 +248,54 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+const portKeys = [
+  'KUBEGATE_LISTEN',
+  'KUBEGATE_TUNNEL_LISTEN',
+  'KUBEGATE_ENROLL_LISTEN',
+  'KUBEGATE_PUBLIC_URL',
+  'KUBEGATE_TUNNEL_ADDRESS',
+] as const;
+
+/** A proxy's listeners (front, tunnel, enrollment) on loopback ports picked now. */
+async function proxyPortEnv(): Promise<Record<(typeof portKeys)[number], string>> {
+  const front = await freePort();
+  const tunnel = await freePort();
+  const enroll = await freePort();
+  return {
+    KUBEGATE_LISTEN: `127.0.0.1:${front}`,
+    KUBEGATE_TUNNEL_LISTEN: `127.0.0.1:${tunnel}`,
+    KUBEGATE_ENROLL_LISTEN: `127.0.0.1:${enroll}`,
+    KUBEGATE_PUBLIC_URL: `https://127.0.0.1:${front}`,
+    KUBEGATE_TUNNEL_ADDRESS: `127.0.0.1:${tunnel}`,
+  };
+}
+
+/**
+ * Start a proxy and wait until it listens. A port from freePort is free when
+ * picked, but another test process beside this one can bind it first (seen as
+ * EADDRINUSE with two end-to-end files running at once); the proxy is then
+ * started again on new ports, up to three times in all, and `env` is updated
+ * in place so everything that uses it sees the ports in use. Ports the test
+ * chose itself (`fixed`) are never changed.
+ */
+async function startProxy(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fixed: NodeJS.ProcessEnv,
+): Promise<Proc> {
+  const ownPorts = !portKeys.some((k) => k in fixed);
+  for (let attempt = 1; ; attempt++) {
+    const proc = startKubegate(['proxy'], env, name);
+    try {
+      await proc.waitFor(/kubegate proxy listening/, 30_000);
+      return proc;
+    } catch (err) {
+      await proc.stop();
+      if (!ownPorts || attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
+      Object.assign(env, await proxyPortEnv());
+    }
   }
 }
