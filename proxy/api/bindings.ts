@@ -6,10 +6,11 @@
  */
 import { KgError } from '../../common/errors.js';
 import type { Identity } from '../authz/types.js';
-import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
+import { sendCreated, sendJson } from './json.js';
 import { checkQuery, oneOf, optional, pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
 import { admin, jsonBody, type ApiCall } from './types.js';
+import { deleteOne, updateOne } from './operations.js';
 
 const collection = '/api/v1/bindings';
 const subjectKinds = ['Group', 'User', 'Robot'] as const;
@@ -88,28 +89,11 @@ export const bindingRoutes: RouteSpec<ApiCall>[] = [
         if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${id}" does not exist`);
         sendJson(call, b, b.version);
       }),
-      PUT: admin(
-        'Replace a binding (If-Match)',
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          const b = await call.store.updateBinding(call.params[0]!, await call.readBody(), {
-            actor: call.actor,
-            version,
-          });
-          sendJson(call, b, b.version);
-        },
-        { body: jsonBody },
+      PUT: updateOne('Replace a binding (If-Match)', (call, id, body, change) =>
+        call.store.updateBinding(id, body, change),
       ),
-      DELETE: admin(
-        'Delete a binding (If-Match)',
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          await call.store.deleteBinding(call.params[0]!, { actor: call.actor, version });
-          sendNoContent(call);
-        },
-        { responses: { 204: 'deleted' } },
+      DELETE: deleteOne('Delete a binding (If-Match)', (call, id, change) =>
+        call.store.deleteBinding(id, change),
       ),
     },
   },

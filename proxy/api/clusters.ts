@@ -10,10 +10,11 @@ import { parseHostPort } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
 import { renderBootstrapYaml } from '../clusters/bootstrap-yaml.js';
 import { agentHelmCommand } from '../clusters/helm-command.js';
-import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
+import { sendCreated, sendJson } from './json.js';
 import { checkQuery, pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
 import { admin, jsonBody, type ApiCall } from './types.js';
+import { deleteOne, updateOne } from './operations.js';
 import { clusterHealth } from '../ha/cluster-health.js';
 import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { requestOrigin } from '../audit/admin-events.js';
@@ -119,28 +120,13 @@ export const clusterRoutes: RouteSpec<ApiCall>[] = [
         const health = await clusterHealth(call.deps.pool, [name], staleAfter(call));
         sendJson(call, { ...c, health: health.get(name) }, c.version);
       }),
-      PATCH: admin(
+      PATCH: updateOne(
         "Change a cluster's labels or disable it (JSON merge patch, If-Match)",
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          const c = await call.store.updateCluster(call.params[0]!, await call.readBody(), {
-            actor: call.actor,
-            version,
-          });
-          sendJson(call, c, c.version);
-        },
-        { body: { types: patchTypes } },
+        (call, name, patch, change) => call.store.updateCluster(name, patch, change),
+        { types: patchTypes },
       ),
-      DELETE: admin(
-        'Deregister a cluster (If-Match)',
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          await call.store.deleteCluster(call.params[0]!, { actor: call.actor, version });
-          sendNoContent(call);
-        },
-        { responses: { 204: 'deleted' } },
+      DELETE: deleteOne('Deregister a cluster (If-Match)', (call, name, change) =>
+        call.store.deleteCluster(name, change),
       ),
     },
   },

@@ -4,10 +4,11 @@
  * bindings use the role.
  */
 import { KgError } from '../../common/errors.js';
-import { ifMatchVersion, sendCreated, sendJson, sendNoContent } from './json.js';
+import { sendCreated, sendJson } from './json.js';
 import { checkQuery, pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
 import { admin, jsonBody, type ApiCall } from './types.js';
+import { deleteOne, updateOne } from './operations.js';
 
 const collection = '/api/v1/roles';
 
@@ -45,28 +46,12 @@ export const roleRoutes: RouteSpec<ApiCall>[] = [
     tag: 'rbac',
     methods: {
       GET: admin('One role', getOne),
-      PUT: admin(
+      PUT: updateOne(
         "Replace a custom role's description and rules (If-Match)",
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          const role = await call.store.updateRole(call.params[0]!, await call.readBody(), {
-            actor: call.actor,
-            version,
-          });
-          sendJson(call, role, role.version);
-        },
-        { body: jsonBody },
+        (call, name, body, change) => call.store.updateRole(name, body, change),
       ),
-      DELETE: admin(
-        'Delete a custom role no binding uses (If-Match)',
-        async (call) => {
-          checkQuery(call.query, []);
-          const version = ifMatchVersion(call);
-          await call.store.deleteRole(call.params[0]!, { actor: call.actor, version });
-          sendNoContent(call);
-        },
-        { responses: { 204: 'deleted' } },
+      DELETE: deleteOne('Delete a custom role no binding uses (If-Match)', (call, name, change) =>
+        call.store.deleteRole(name, change),
       ),
     },
   },
