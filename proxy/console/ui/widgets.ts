@@ -3,7 +3,7 @@
  * notices for errors and results (announced to screen readers), badges, and
  * a button that shows it is busy and reports its own failure.
  */
-import { ApiError } from './api.js';
+import { ApiError, get } from './api.js';
 import { h, replace, type Child } from './dom.js';
 
 export interface Column<T> {
@@ -45,6 +45,23 @@ export function table<T>(
   );
 }
 
+/**
+ * A list from the API (`{ items: [...] }` at `url`) drawn as a table in
+ * `into`: loading placeholder first, the server's error in its place.
+ */
+export function loadTable<T>(
+  into: HTMLElement,
+  url: string,
+  caption: string,
+  columns: Column<T>[],
+  empty: Child,
+): Promise<void> {
+  return load(into, async () => {
+    const { items } = await get<{ items: T[] }>(url);
+    return table(caption, columns, items, empty);
+  });
+}
+
 export function badge(label: string, kind: '' | 'ok' | 'bad' | 'warn' = ''): HTMLElement {
   return h('span', { class: `badge ${kind}`.trim() }, label);
 }
@@ -78,7 +95,13 @@ export function okNotice(...children: Child[]): HTMLElement {
 }
 
 /** A region that shows the outcome of the last action (errors, confirmations). */
-export function statusArea(): { el: HTMLElement; show(...c: Child[]): void; clear(): void } {
+export interface StatusArea {
+  el: HTMLElement;
+  show(...c: Child[]): void;
+  clear(): void;
+}
+
+export function statusArea(): StatusArea {
   const el = h('div', { 'aria-live': 'polite' });
   return { el, show: (...c) => replace(el, ...c), clear: () => replace(el) };
 }
@@ -91,7 +114,7 @@ export function actionButton(
   label: string,
   action: () => Promise<void>,
   opts: {
-    status?: ReturnType<typeof statusArea>;
+    status?: StatusArea;
     class?: string;
     confirm?: string;
     name?: string;
@@ -127,7 +150,7 @@ export function actionButton(
 /** A submit handler for a form: no page reload, busy while running, errors shown. */
 export function onSubmit(
   form: HTMLFormElement,
-  status: ReturnType<typeof statusArea>,
+  status: StatusArea,
   action: () => Promise<void>,
 ): void {
   form.addEventListener('submit', (ev) => {

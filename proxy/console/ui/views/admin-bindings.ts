@@ -15,11 +15,10 @@ import {
   actionButton,
   badge,
   errorNotice,
-  load,
+  loadTable,
   okNotice,
   onSubmit,
   statusArea,
-  table,
 } from '../widgets.js';
 import { selectorEditor, selectorText, type LabelSelector } from '../selector.js';
 
@@ -262,73 +261,71 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
   form.addEventListener('change', schedule);
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Binding[] }>('/api/v1/bindings?limit=500');
-      return table(
-        'Bindings',
-        [
-          {
-            title: 'Subjects',
-            cell: (b) => b.subjects.map((s) => h('div', {}, badge(s.kind), s.name)),
-          },
-          { title: 'Role', cell: (b) => h('strong', {}, b.role) },
-          {
-            title: 'Clusters',
-            cell: (b) => [
-              b.clusters.names?.length ? h('div', {}, 'names: ', b.clusters.names.join(', ')) : '',
-              b.clusters.selector
-                ? h('div', {}, 'selector: ', selectorText(b.clusters.selector))
-                : '',
-            ],
-          },
-          {
-            title: 'Namespaces',
-            cell: (b) => (b.namespaces.length ? b.namespaces.join(', ') : 'cluster-wide'),
-          },
-          { title: 'Expires', cell: (b) => when(b.expiresAt, 'never') },
-          {
-            title: 'Reason',
-            cell: (b) => [b.reason, h('div', { class: 'hint' }, `by ${b.createdBy}`)],
-          },
-          {
-            title: 'Actions',
-            cell: (b) => [
-              actionButton('Edit', () => edit(b), {
+    loadTable<Binding>(
+      list,
+      '/api/v1/bindings?limit=500',
+      'Bindings',
+      [
+        {
+          title: 'Subjects',
+          cell: (b) => b.subjects.map((s) => h('div', {}, badge(s.kind), s.name)),
+        },
+        { title: 'Role', cell: (b) => h('strong', {}, b.role) },
+        {
+          title: 'Clusters',
+          cell: (b) => [
+            b.clusters.names?.length ? h('div', {}, 'names: ', b.clusters.names.join(', ')) : '',
+            b.clusters.selector
+              ? h('div', {}, 'selector: ', selectorText(b.clusters.selector))
+              : '',
+          ],
+        },
+        {
+          title: 'Namespaces',
+          cell: (b) => (b.namespaces.length ? b.namespaces.join(', ') : 'cluster-wide'),
+        },
+        { title: 'Expires', cell: (b) => when(b.expiresAt, 'never') },
+        {
+          title: 'Reason',
+          cell: (b) => [b.reason, h('div', { class: 'hint' }, `by ${b.createdBy}`)],
+        },
+        {
+          title: 'Actions',
+          cell: (b) => [
+            actionButton('Edit', () => edit(b), {
+              status,
+              class: 'quiet',
+              name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+            }),
+            actionButton(
+              'Delete',
+              async () => {
+                await request(
+                  'DELETE',
+                  `/api/v1/bindings/${encodeURIComponent(b.id)}`,
+                  undefined,
+                  `"${b.version}"`,
+                );
+                status.show(
+                  okNotice(
+                    'Binding deleted: the access it gave ends on every replica within a second.',
+                  ),
+                );
+                await refresh();
+              },
+              {
                 status,
-                class: 'quiet',
-                name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
-              }),
-              actionButton(
-                'Delete',
-                async () => {
-                  await request(
-                    'DELETE',
-                    `/api/v1/bindings/${encodeURIComponent(b.id)}`,
-                    undefined,
-                    `"${b.version}"`,
-                  );
-                  status.show(
-                    okNotice(
-                      'Binding deleted: the access it gave ends on every replica within a second.',
-                    ),
-                  );
-                  await refresh();
-                },
-                {
-                  status,
-                  class: 'danger',
-                  name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
-                  confirm:
-                    'Delete this binding? Access it gives ends at once, open sessions included.',
-                },
-              ),
-            ],
-          },
-        ],
-        items,
-        'No bindings yet: nobody can reach any cluster. Create one above.',
-      );
-    });
+                class: 'danger',
+                name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+                confirm:
+                  'Delete this binding? Access it gives ends at once, open sessions included.',
+              },
+            ),
+          ],
+        },
+      ],
+      'No bindings yet: nobody can reach any cluster. Create one above.',
+    );
 
   onSubmit(form, status, async () => {
     if (editing) {

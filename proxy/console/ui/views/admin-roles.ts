@@ -3,11 +3,11 @@
  * written as Kubernetes PolicyRules. The form checks the obvious locally;
  * the server validates everything and its problems are shown as a list.
  */
-import { get, request } from '../api.js';
+import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
+import { actionButton, badge, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 interface PolicyRule {
   apiGroups?: string[];
@@ -104,64 +104,62 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
   );
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Role[] }>('/api/v1/roles?limit=500');
-      return table(
-        'Roles',
-        [
-          {
-            title: 'Role',
-            cell: (r) => [
-              h('strong', {}, r.name),
-              ' ',
-              r.builtin ? badge('built-in') : badge('custom', 'ok'),
-            ],
-          },
-          { title: 'Description', cell: (r) => r.description },
-          {
-            title: 'Rules',
-            cell: (r) =>
+    loadTable<Role>(
+      list,
+      '/api/v1/roles?limit=500',
+      'Roles',
+      [
+        {
+          title: 'Role',
+          cell: (r) => [
+            h('strong', {}, r.name),
+            ' ',
+            r.builtin ? badge('built-in') : badge('custom', 'ok'),
+          ],
+        },
+        { title: 'Description', cell: (r) => r.description },
+        {
+          title: 'Rules',
+          cell: (r) =>
+            h(
+              'details',
+              {},
+              h('summary', {}, `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'}`),
               h(
-                'details',
+                'ul',
                 {},
-                h('summary', {}, `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'}`),
-                h(
-                  'ul',
-                  {},
-                  r.rules.map((x) => h('li', { class: 'mono' }, ruleText(x))),
-                ),
+                r.rules.map((x) => h('li', { class: 'mono' }, ruleText(x))),
               ),
-          },
-          {
-            title: 'Actions',
-            cell: (r) =>
-              r.builtin
-                ? ''
-                : actionButton(
-                    'Delete',
-                    async () => {
-                      await request(
-                        'DELETE',
-                        `/api/v1/roles/${encodeURIComponent(r.name)}`,
-                        undefined,
-                        `"${r.version}"`,
-                      );
-                      status.show(okNotice(`Role ${r.name} deleted.`));
-                      await refresh();
-                    },
-                    {
-                      status,
-                      class: 'danger',
-                      name: `Delete role ${r.name}`,
-                      confirm: `Delete role ${r.name}?`,
-                    },
-                  ),
-          },
-        ],
-        items,
-        'No roles.',
-      );
-    });
+            ),
+        },
+        {
+          title: 'Actions',
+          cell: (r) =>
+            r.builtin
+              ? ''
+              : actionButton(
+                  'Delete',
+                  async () => {
+                    await request(
+                      'DELETE',
+                      `/api/v1/roles/${encodeURIComponent(r.name)}`,
+                      undefined,
+                      `"${r.version}"`,
+                    );
+                    status.show(okNotice(`Role ${r.name} deleted.`));
+                    await refresh();
+                  },
+                  {
+                    status,
+                    class: 'danger',
+                    name: `Delete role ${r.name}`,
+                    confirm: `Delete role ${r.name}?`,
+                  },
+                ),
+        },
+      ],
+      'No roles.',
+    );
 
   onSubmit(form, status, async () => {
     const rules = editors.map((e) => e.read());
