@@ -4,7 +4,8 @@
  * agent serves one cluster, so there is no cluster label (the scrape target
  * says which cluster it is). docs/metrics.md describes each one.
  *
- * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN).
+ * Served from `registry` on an internal port by common's `startMetricsServer`
+ * (KUBEGATE_METRICS_LISTEN).
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import {
@@ -12,12 +13,8 @@ import {
   codeLabel,
   holdGauge,
   ProcessMetrics,
-  startMetricsServer as serve,
   upstreamBuckets,
-  type MetricsServer,
 } from '../common/metrics-server.js';
-
-export type { MetricsServer };
 
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -153,12 +150,3 @@ export class AgentMetrics extends ProcessMetrics<AgentMetricSources> {
 
 /** The process's metrics. Tests that need isolation construct their own AgentMetrics. */
 export const agentMetrics = new AgentMetrics();
-
-/** Serve the agent's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
-export function startMetricsServer(
-  host: string,
-  port: number,
-  metrics: AgentMetrics = agentMetrics,
-): Promise<MetricsServer> {
-  return serve(host, port, metrics.registry);
-}

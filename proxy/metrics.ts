@@ -9,7 +9,8 @@
  * - state read at scrape time from the objects that own it (`setSources`:
  *   tunnel registry, DB pool, audit queue), so nothing has to be kept in sync.
  *
- * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN),
+ * Served from `registry` on an internal port by common's `startMetricsServer`
+ * (KUBEGATE_METRICS_LISTEN),
  * never on the public front.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -21,15 +22,11 @@ import {
   codeLabel,
   holdGauge,
   ProcessMetrics,
-  startMetricsServer as serve,
   upstreamBuckets,
-  type MetricsServer,
 } from '../common/metrics-server.js';
 import { objectVerbs } from '../common/kube-grammar.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
 import { DataplaneMetrics } from './forward/dataplane-metrics.js';
-
-export type { MetricsServer };
 
 /** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
 const knownVerbs = new Set<string>([...objectVerbs, 'proxy', 'post', 'put', 'head', 'options']);
@@ -332,12 +329,3 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
 
 /** The process's metrics. Tests that need isolation construct their own ProxyMetrics. */
 export const proxyMetrics = new ProxyMetrics();
-
-/** Serve the proxy's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
-export function startMetricsServer(
-  host: string,
-  port: number,
-  metrics: ProxyMetrics = proxyMetrics,
-): Promise<MetricsServer> {
-  return serve(host, port, metrics.registry);
-}
