@@ -3,7 +3,7 @@
  * notices for errors and results (announced to screen readers), badges, and
  * a button that shows it is busy and reports its own failure.
  */
-import { ApiError, get } from './api.js';
+import { ApiError, get, request } from './api.js';
 import { h, replace, type Child } from './dom.js';
 
 export interface Column<T> {
@@ -145,6 +145,29 @@ export function actionButton(
       });
   });
   return b;
+}
+
+/**
+ * A row's Delete button: asks `confirm`, sends DELETE to `path` (If-Match
+ * the row's `version` when it has one), shows `done` in `status`, then runs
+ * `after` (the list's refresh).
+ */
+export function deleteButton(
+  path: string,
+  version: number | undefined,
+  text: { name: string; confirm: string; done: string },
+  status: StatusArea,
+  after: () => Promise<void>,
+): HTMLButtonElement {
+  return actionButton(
+    'Delete',
+    async () => {
+      await request('DELETE', path, undefined, version === undefined ? undefined : `"${version}"`);
+      status.show(okNotice(text.done));
+      await after();
+    },
+    { status, class: 'danger', name: text.name, confirm: text.confirm },
+  );
 }
 
 /** A submit handler for a form: no page reload, busy while running, errors shown. */

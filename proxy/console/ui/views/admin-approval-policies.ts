@@ -10,7 +10,7 @@ import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
 import { clustersText, duration, type Policy } from '../approvals.js';
 import { selectorEditor } from '../selector.js';
-import { actionButton, badge, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
+import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
   const status = statusArea();
@@ -137,28 +137,16 @@ export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
         {
           title: 'Actions',
           cell: (p) =>
-            actionButton(
-              'Delete',
-              async () => {
-                await request(
-                  'DELETE',
-                  `/api/v1/approval-policies/${encodeURIComponent(p.name)}`,
-                  undefined,
-                  `"${p.version}"`,
-                );
-                status.show(
-                  okNotice(
-                    `Policy ${p.name} deleted; open requests under it alone can no longer be approved.`,
-                  ),
-                );
-                await refresh();
-              },
+            deleteButton(
+              `/api/v1/approval-policies/${encodeURIComponent(p.name)}`,
+              p.version,
               {
-                status,
-                class: 'danger',
                 name: `Delete policy ${p.name}`,
                 confirm: `Delete approval policy ${p.name}?`,
+                done: `Policy ${p.name} deleted; open requests under it alone can no longer be approved.`,
               },
+              status,
+              refresh,
             ),
         },
       ],

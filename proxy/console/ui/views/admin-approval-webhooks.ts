@@ -8,7 +8,7 @@ import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
+import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 interface Webhook {
   id: string;
@@ -64,19 +64,16 @@ export async function adminApprovalWebhooks(ctx: ViewContext): Promise<void> {
         {
           title: 'Actions',
           cell: (w) =>
-            actionButton(
-              'Delete',
-              async () => {
-                await request('DELETE', `/api/v1/approval-webhooks/${encodeURIComponent(w.id)}`);
-                status.show(okNotice('Webhook deleted: no more deliveries to it.'));
-                await refresh();
-              },
+            deleteButton(
+              `/api/v1/approval-webhooks/${encodeURIComponent(w.id)}`,
+              undefined,
               {
-                status,
-                class: 'danger',
                 name: `Delete webhook ${w.url}`,
                 confirm: `Delete the webhook to ${w.url}?`,
+                done: 'Webhook deleted: no more deliveries to it.',
               },
+              status,
+              refresh,
             ),
         },
       ],

@@ -14,6 +14,7 @@ import type { ViewContext } from '../view.js';
 import {
   actionButton,
   badge,
+  deleteButton,
   errorNotice,
   loadTable,
   okNotice,
@@ -297,29 +298,17 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
               class: 'quiet',
               name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
             }),
-            actionButton(
-              'Delete',
-              async () => {
-                await request(
-                  'DELETE',
-                  `/api/v1/bindings/${encodeURIComponent(b.id)}`,
-                  undefined,
-                  `"${b.version}"`,
-                );
-                status.show(
-                  okNotice(
-                    'Binding deleted: the access it gave ends on every replica within a second.',
-                  ),
-                );
-                await refresh();
-              },
+            deleteButton(
+              `/api/v1/bindings/${encodeURIComponent(b.id)}`,
+              b.version,
               {
-                status,
-                class: 'danger',
                 name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
                 confirm:
                   'Delete this binding? Access it gives ends at once, open sessions included.',
+                done: 'Binding deleted: the access it gave ends on every replica within a second.',
               },
+              status,
+              refresh,
             ),
           ],
         },

@@ -9,6 +9,7 @@ import type { ViewContext } from '../view.js';
 import {
   actionButton,
   badge,
+  deleteButton,
   load,
   loadTable,
   okNotice,
@@ -136,19 +137,18 @@ export async function adminRobots(ctx: ViewContext): Promise<void> {
                   confirm: `Rotate ${r.name}'s token? Older tokens keep working for 10 minutes.`,
                 },
               ),
-              actionButton(
-                'Delete',
-                async () => {
-                  await request('DELETE', `/api/v1/robots/${encodeURIComponent(r.name)}`);
-                  status.show(okNotice(`Robot ${r.name} deleted and its tokens revoked.`));
-                  replace(detail);
-                  await refresh();
-                },
+              deleteButton(
+                `/api/v1/robots/${encodeURIComponent(r.name)}`,
+                undefined,
                 {
-                  status,
-                  class: 'danger',
                   name: `Delete robot ${r.name}`,
                   confirm: `Delete robot ${r.name}? Its tokens stop working at once.`,
+                  done: `Robot ${r.name} deleted and its tokens revoked.`,
+                },
+                status,
+                async () => {
+                  replace(detail);
+                  await refresh();
                 },
               ),
             ),

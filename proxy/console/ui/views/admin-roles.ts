@@ -7,7 +7,7 @@ import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
+import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 interface PolicyRule {
   apiGroups?: string[];
@@ -137,24 +137,16 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
           cell: (r) =>
             r.builtin
               ? ''
-              : actionButton(
-                  'Delete',
-                  async () => {
-                    await request(
-                      'DELETE',
-                      `/api/v1/roles/${encodeURIComponent(r.name)}`,
-                      undefined,
-                      `"${r.version}"`,
-                    );
-                    status.show(okNotice(`Role ${r.name} deleted.`));
-                    await refresh();
-                  },
+              : deleteButton(
+                  `/api/v1/roles/${encodeURIComponent(r.name)}`,
+                  r.version,
                   {
-                    status,
-                    class: 'danger',
                     name: `Delete role ${r.name}`,
                     confirm: `Delete role ${r.name}?`,
+                    done: `Role ${r.name} deleted.`,
                   },
+                  status,
+                  refresh,
                 ),
         },
       ],
