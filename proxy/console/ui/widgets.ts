@@ -170,6 +170,45 @@ export function deleteButton(
   );
 }
 
+/**
+ * Rows of a form that are added and removed one by one (a binding's
+ * subjects, a role's rules), shown in order in `el`. `make` builds a row
+ * and gets the function that takes that row out again; `removed` runs after
+ * a row was taken out. `clear` empties the list without redrawing: the next
+ * `add` draws.
+ */
+export function editableRows<R extends { el: HTMLElement }, A extends unknown[]>(
+  make: (remove: () => void, ...args: A) => R,
+  removed?: () => void,
+): { el: HTMLElement; rows(): readonly R[]; add(...args: A): void; clear(): void } {
+  const el = h('div', {});
+  let rows: R[] = [];
+  const draw = () =>
+    replace(
+      el,
+      rows.map((r) => r.el),
+    );
+  return {
+    el,
+    rows: () => rows,
+    add: (...args) => {
+      const row = make(
+        () => {
+          rows = rows.filter((x) => x !== row);
+          draw();
+          removed?.();
+        },
+        ...args,
+      );
+      rows.push(row);
+      draw();
+    },
+    clear: () => {
+      rows = [];
+    },
+  };
+}
+
 /** A submit handler for a form: no page reload, busy while running, errors shown. */
 export function onSubmit(
   form: HTMLFormElement,

@@ -15,6 +15,7 @@ import {
   actionButton,
   badge,
   deleteButton,
+  editableRows,
   errorNotice,
   loadTable,
   okNotice,
@@ -93,23 +94,11 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
   const preview = h('div', { 'aria-live': 'polite', id: uid('reach') });
 
   // --- the form ----------------------------------------------------------
-  const subjectsBox = h('div', {});
-  let subjects: ReturnType<typeof subjectRow>[] = [];
-  const drawSubjects = () =>
-    replace(
-      subjectsBox,
-      subjects.map((s) => s.el),
-    );
-  const addSubject = (initial?: Binding['subjects'][number]) => {
-    const row = subjectRow(() => {
-      subjects = subjects.filter((x) => x !== row);
-      drawSubjects();
-      schedule();
-    }, initial);
-    subjects.push(row);
-    drawSubjects();
-  };
-  addSubject();
+  const subjects = editableRows(
+    (remove, initial?: Binding['subjects'][number]) => subjectRow(remove, initial),
+    () => schedule(),
+  );
+  subjects.add();
   const role = h('select', { required: true });
   const names = h('input', { type: 'text', placeholder: 'dev, staging' });
   const selector = selectorEditor('Label selector', () => schedule());
@@ -121,7 +110,10 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     const sel = selector.read();
     const clusterNames = splitList(names.value);
     return {
-      subjects: subjects.map((s) => s.read()).filter((s) => s.name !== ''),
+      subjects: subjects
+        .rows()
+        .map((s) => s.read())
+        .filter((s) => s.name !== ''),
       role: role.value,
       clusters: {
         ...(clusterNames.length ? { names: clusterNames } : {}),
@@ -204,8 +196,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
       'fieldset',
       {},
       h('legend', {}, 'Subjects'),
-      subjectsBox,
-      h('button', { type: 'button', class: 'quiet', onclick: () => addSubject() }, 'Add subject'),
+      subjects.el,
+      h('button', { type: 'button', class: 'quiet', onclick: () => subjects.add() }, 'Add subject'),
     ),
     field('Role', role),
     h(
@@ -227,8 +219,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     editing = undefined;
     form.reset();
     selector.set(undefined);
-    subjects = [];
-    addSubject();
+    subjects.clear();
+    subjects.add();
     formTitle.textContent = 'New binding';
     submit.textContent = 'Save binding';
     cancel.hidden = true;
@@ -243,8 +235,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     const b = (await request<Binding>('GET', `/api/v1/bindings/${encodeURIComponent(listed.id)}`))
       .body;
     editing = b;
-    subjects = [];
-    b.subjects.forEach((x) => addSubject(x));
+    subjects.clear();
+    b.subjects.forEach((x) => subjects.add(x));
     role.value = b.role;
     names.value = (b.clusters.names ?? []).join(', ');
     selector.set(b.clusters.selector);

@@ -7,7 +7,15 @@ import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
+import {
+  badge,
+  deleteButton,
+  editableRows,
+  loadTable,
+  okNotice,
+  onSubmit,
+  statusArea,
+} from '../widgets.js';
 
 interface PolicyRule {
   apiGroups?: string[];
@@ -72,21 +80,9 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
   const list = h('div', {});
   const name = h('input', { type: 'text', required: true });
   const desc = h('input', { type: 'text' });
-  const rulesBox = h('div', {});
-  let editors: ReturnType<typeof ruleEditor>[] = [];
-  const redraw = () =>
-    replace(
-      rulesBox,
-      editors.map((e) => e.el),
-    );
-  const addRule = () => {
-    const ed = ruleEditor(editors.length + 1, () => {
-      editors = editors.filter((x) => x !== ed);
-      redraw();
-    });
-    editors.push(ed);
-    redraw();
-  };
+  // A new rule is numbered after the rules already there.
+  const ruleRows = editableRows((remove, n: number) => ruleEditor(n, remove));
+  const addRule = () => ruleRows.add(ruleRows.rows().length + 1);
   addRule();
   const form = h(
     'form',
@@ -94,7 +90,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
     h('h2', { id: 'role-h' }, 'New custom role'),
     field('Name', name, 'lowercase letters, digits and -; not a built-in name'),
     field('Description', desc),
-    rulesBox,
+    ruleRows.el,
     h(
       'div',
       { class: 'actions' },
@@ -154,7 +150,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
     );
 
   onSubmit(form, status, async () => {
-    const rules = editors.map((e) => e.read());
+    const rules = ruleRows.rows().map((e) => e.read());
     const local = rules.flatMap((r, i) => [
       ...(r.verbs.length ? [] : [`rule ${i + 1}: give at least one verb`]),
       ...(r.resources?.length || r.nonResourceURLs?.length
@@ -184,7 +180,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
     });
     status.show(okNotice(`Role ${name.value.trim()} created.`));
     form.reset();
-    editors = [];
+    ruleRows.clear();
     addRule();
     await refresh();
   });
