@@ -50,6 +50,8 @@ const namespace: OptionSpec = {
   repeatable: true,
   doc: 'a namespace (default: every one)',
 };
+/** The token being minted is a robot's (admin token create, admin kubeconfig). */
+const robotToken: OptionSpec = { type: 'boolean', doc: 'the token names a robot, not a user' };
 const forwardMode: OptionSpec = {
   value: 'jit|impersonate',
   doc: "the agent's forward mode, which decides the RBAC the YAML grants it (default jit)",
@@ -211,7 +213,7 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       user: { value: 'NAME', required: true, doc: 'whose token' },
       group,
       ttl: { value: '8h', doc: 'lifetime (default KUBEGATE_TOKEN_TTL, 12h)' },
-      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      robot: robotToken,
       out,
     },
     help: 'Needs only DATABASE_URL.',
@@ -242,7 +244,7 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       user: { value: 'NAME', required: true, doc: 'whose kubeconfig' },
       group,
       ttl: { value: '8h', doc: 'lifetime of its token (default KUBEGATE_TOKEN_TTL, 12h)' },
-      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      robot: robotToken,
       out,
     },
     help: 'One context per cluster the identity can reach now. Needs DATABASE_URL, KUBEGATE_PUBLIC_URL and KUBEGATE_MASTER_KEY.',
