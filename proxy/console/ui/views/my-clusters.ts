@@ -1,5 +1,4 @@
 /** "My clusters": what I can reach, whether it is online, my access on each, and kubeconfigs. */
-import {} from '../api.js';
 import { h, replace } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
