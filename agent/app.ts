@@ -15,7 +15,8 @@ import { Upstream } from './forward/forward.js';
 import { TunnelClient } from './tunnel/tunnel-client.js';
 import { TunnelSpread } from './tunnel/tunnel-spread.js';
 import { JitManager } from './jit/jit-manager.js';
-import { agentMetrics, startMetricsServer } from './metrics.js';
+import { startMetricsServer } from '../common/metrics-server.js';
+import { agentMetrics } from './metrics.js';
 import { loadCeiling } from './jit/ceiling.js';
 
 export interface AgentApp {
@@ -105,7 +106,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     jit: jit ? () => jit.stats : undefined,
   });
   const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
-  const metricsServer = m ? await startMetricsServer(m.host, m.port) : undefined;
+  const metricsServer = m
+    ? await startMetricsServer(m.host, m.port, agentMetrics.registry)
+    : undefined;
   spread.start();
   log.info(
     { cluster: config.cluster, tunnels: tunnels.length, proxy: config.tunnelAddress },

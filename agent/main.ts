@@ -4,17 +4,12 @@
  */
 import { createLogger } from '../common/log.js';
 import { isKgError } from '../common/errors.js';
+import { configOrExit } from '../common/config.js';
 import { loadAgentConfig } from './config.js';
 import { startAgent } from './app.js';
 
 export async function runAgent(): Promise<void> {
-  let config;
-  try {
-    config = loadAgentConfig();
-  } catch (err) {
-    console.error(isKgError(err) ? err.message : err);
-    process.exit(2);
-  }
+  const config = configOrExit(loadAgentConfig);
   const log = createLogger({ name: 'kubegate-agent', level: config.logLevel });
   const app = await startAgent(config, log).catch((err: unknown) => {
     log.fatal(

@@ -4,18 +4,17 @@
  * agent serves one cluster, so there is no cluster label (the scrape target
  * says which cluster it is). docs/metrics.md describes each one.
  *
- * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN).
+ * Served from `registry` on an internal port by common's `startMetricsServer`
+ * (KUBEGATE_METRICS_LISTEN).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import {
   boundedLabel,
   codeLabel,
-  startMetricsServer as serve,
-  type MetricsServer,
+  holdGauge,
+  ProcessMetrics,
+  upstreamBuckets,
 } from '../common/metrics-server.js';
-import { version } from '../common/version.js';
-
-export type { MetricsServer };
 
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -40,13 +39,7 @@ export interface AgentMetricSources {
   jit?: () => JitCounts;
 }
 
-/** Upstream (apiserver) time to response headers, seconds. */
-const upstreamBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-export class AgentMetrics {
-  readonly registry = new Registry();
-  private sources: AgentMetricSources = {};
-
+export class AgentMetrics extends ProcessMetrics<AgentMetricSources> {
   private readonly requests = new Counter({
     name: 'kubegate_agent_requests_total',
     help: 'Requests the agent forwarded to the apiserver, by HTTP method and status.',
@@ -72,52 +65,34 @@ export class AgentMetrics {
     registers: [this.registry],
   });
   constructor() {
+    super();
+    this.registerProcessMetrics('agent');
+    this.scrapeGauge(
+      'kubegate_agent_tunnels_connected',
+      'Tunnels to the proxy that are up now (KUBEGATE_TUNNELS wanted).',
+      (s) => s.tunnels?.filter((x) => x.connected).length,
+    );
+    this.scrapeGauge(
+      'kubegate_agent_tunnels_wanted',
+      'Tunnels the agent tries to keep open (KUBEGATE_TUNNELS).',
+      (s) => s.tunnels?.length,
+    );
+    this.scrapeGauge(
+      'kubegate_agent_certificate_expiry_timestamp_seconds',
+      'When the agent client certificate expires (Unix seconds); it renews at two thirds of its life.',
+      (s) => {
+        const at = s.certificateNotAfter?.();
+        return at ? at.getTime() / 1000 : undefined;
+      },
+    );
+    this.scrapeGauge(
+      'kubegate_jit_service_accounts',
+      'Just-in-time ServiceAccounts the agent manages now (one per recently active user).',
+      (s) => s.jit?.()?.accounts,
+    );
     // Scrape-time collectors read the live objects through this (inside
-    // collect(), `this` is the gauge).
+    // collect(), `this` is the counter).
     const src = () => this.sources;
-    collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'kubegate_build_info',
-      help: 'Always 1; the labels say which kubegate runs.',
-      labelNames: ['program', 'version'] as const,
-      registers: [this.registry],
-    }).set({ program: 'agent', version }, 1);
-    new Gauge({
-      name: 'kubegate_agent_tunnels_connected',
-      help: 'Tunnels to the proxy that are up now (KUBEGATE_TUNNELS wanted).',
-      registers: [this.registry],
-      collect() {
-        const t = src().tunnels;
-        if (t) this.set(t.filter((x) => x.connected).length);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_agent_tunnels_wanted',
-      help: 'Tunnels the agent tries to keep open (KUBEGATE_TUNNELS).',
-      registers: [this.registry],
-      collect() {
-        const t = src().tunnels;
-        if (t) this.set(t.length);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_agent_certificate_expiry_timestamp_seconds',
-      help: 'When the agent client certificate expires (Unix seconds); it renews at two thirds of its life.',
-      registers: [this.registry],
-      collect() {
-        const at = src().certificateNotAfter?.();
-        if (at) this.set(at.getTime() / 1000);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_jit_service_accounts',
-      help: 'Just-in-time ServiceAccounts the agent manages now (one per recently active user).',
-      registers: [this.registry],
-      collect() {
-        const j = src().jit?.();
-        if (j) this.set(j.accounts);
-      },
-    });
     // Running totals kept by the JIT manager itself, exported as counters.
     const totals: [string, string, keyof JitCounts][] = [
       [
@@ -156,11 +131,6 @@ export class AgentMetrics {
     }
   }
 
-  /** Tell the scrape where the live state is; later calls add to or replace earlier ones. */
-  setSources(sources: AgentMetricSources): void {
-    this.sources = { ...this.sources, ...sources };
-  }
-
   /** One request answered by the apiserver (time to its response headers), or failed. */
   observeUpstream(method: string | undefined, code: number, seconds: number): void {
     const m = boundedLabel(method?.toUpperCase(), knownMethods, 'unknown');
@@ -170,13 +140,7 @@ export class AgentMetrics {
 
   /** A stream now in flight; call the returned function exactly once when it ends. */
   openStream(): () => void {
-    this.openStreams.inc();
-    let open = true;
-    return () => {
-      if (!open) return;
-      open = false;
-      this.openStreams.dec();
-    };
+    return holdGauge(this.openStreams);
   }
 
   observeTunnel(event: TunnelEvent): void {
@@ -186,12 +150,3 @@ export class AgentMetrics {
 
 /** The process's metrics. Tests that need isolation construct their own AgentMetrics. */
 export const agentMetrics = new AgentMetrics();
-
-/** Serve the agent's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
-export function startMetricsServer(
-  host: string,
-  port: number,
-  metrics: AgentMetrics = agentMetrics,
-): Promise<MetricsServer> {
-  return serve(host, port, metrics.registry);
-}

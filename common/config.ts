@@ -5,7 +5,7 @@
  * (KUBEGATE_CONFIG) map onto the same schema; the environment wins.
  */
 import { readFileSync } from 'node:fs';
-import { KgError } from './errors.js';
+import { isKgError, KgError } from './errors.js';
 
 export type FieldType = 'string' | 'int' | 'bool' | 'duration' | 'list' | 'url';
 
@@ -139,6 +139,19 @@ export function loadConfig<S extends Schema>(
     });
   }
   return Object.freeze(out) as ConfigOf<S>;
+}
+
+/**
+ * A program's configuration from `load`; when it is invalid, its problems go
+ * to stderr and the process exits with code 2 (bad configuration).
+ */
+export function configOrExit<C>(load: () => C): C {
+  try {
+    return load();
+  } catch (err) {
+    console.error(isKgError(err) ? err.message : err);
+    process.exit(2);
+  }
 }
 
 /** Host and port from `host:port` or `[v6]:port`. */

@@ -11,6 +11,20 @@
  */
 import { KgError } from './errors.js';
 
+// --- request verbs ------------------------------------------------------------
+
+/** The verbs of requests for API objects (list, watch and deletecollection name a collection). */
+export const objectVerbs = [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+] as const;
+
 // --- label keys and values ---------------------------------------------------
 
 /** metav1.LabelSelector: matchLabels and matchExpressions are ANDed. */

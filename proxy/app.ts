@@ -30,7 +30,8 @@ import { OpenRequests, endReasons, endStaleGrants } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
 import { askAgent, GrantSync } from './jit/grant-sync.js';
 import { adminApiRoutes } from './api/router.js';
-import { proxyMetrics, startMetricsServer } from './metrics.js';
+import { startMetricsServer } from '../common/metrics-server.js';
+import { proxyMetrics } from './metrics.js';
 import { AuditLog } from './audit/audit-log.js';
 import { auditRoutes } from './audit/api.js';
 import { createRestApi } from './http/openapi.js';
@@ -258,7 +259,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       auditSpoolLimitBytes: () => config.auditSpoolMaxBytes,
     });
     const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
-    const metricsServer = m ? await startMetricsServer(m.host, m.port) : undefined;
+    const metricsServer = m
+      ? await startMetricsServer(m.host, m.port, proxyMetrics.registry)
+      : undefined;
     const pipelineDeps = {
       tokens,
       policy,

@@ -4,17 +4,12 @@
  */
 import { createLogger } from '../common/log.js';
 import { isKgError } from '../common/errors.js';
+import { configOrExit } from '../common/config.js';
 import { loadProxyConfig } from './config.js';
 import { startProxy } from './app.js';
 
 export async function runProxy(): Promise<void> {
-  let config;
-  try {
-    config = loadProxyConfig();
-  } catch (err) {
-    console.error(isKgError(err) ? err.message : err);
-    process.exit(2);
-  }
+  const config = configOrExit(loadProxyConfig);
   const log = createLogger({ name: 'kubegate-proxy', level: config.logLevel });
   const app = await startProxy(config, log).catch((err: unknown) => {
     log.fatal({ err }, isKgError(err) ? err.message : 'proxy failed to start');

@@ -9,41 +9,27 @@
  * - state read at scrape time from the objects that own it (`setSources`:
  *   tunnel registry, DB pool, audit queue), so nothing has to be kept in sync.
  *
- * Served on an internal port by `startMetricsServer` (KUBEGATE_METRICS_LISTEN),
+ * Served from `registry` on an internal port by common's `startMetricsServer`
+ * (KUBEGATE_METRICS_LISTEN),
  * never on the public front.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Pool } from './db/pool.js';
 import type { RequestContext } from './context.js';
 import type { TunnelRegistry } from './tunnel/registry.js';
 import {
   boundedLabel,
   codeLabel,
-  startMetricsServer as serve,
-  type MetricsServer,
+  holdGauge,
+  ProcessMetrics,
+  upstreamBuckets,
 } from '../common/metrics-server.js';
-import { version } from '../common/version.js';
+import { objectVerbs } from '../common/kube-grammar.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
 import { DataplaneMetrics } from './forward/dataplane-metrics.js';
 
-export type { MetricsServer };
-
 /** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
-const knownVerbs = new Set([
-  'get',
-  'list',
-  'watch',
-  'create',
-  'update',
-  'patch',
-  'delete',
-  'deletecollection',
-  'proxy',
-  'post',
-  'put',
-  'head',
-  'options',
-]);
+const knownVerbs = new Set<string>([...objectVerbs, 'proxy', 'post', 'put', 'head', 'options']);
 
 /** A request that failed before its verb was known (bad path, no token). */
 export const unknownVerb = 'unknown';
@@ -80,15 +66,11 @@ export interface ProxyMetricSources {
 
 /** Latency buckets (seconds): kubegate's own overhead is sub-millisecond to a few ms. */
 const proxyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-/** Upstream time to first byte: apiserver answers, from ms to a large LIST. */
-const upstreamBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Most distinct cluster label values tracked; beyond it, `_other` (a fleet is bounded). */
 const maxClusters = 2000;
 
-export class ProxyMetrics {
-  readonly registry = new Registry();
-  private sources: ProxyMetricSources = {};
+export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
   private readonly clustersSeen = new Set<string>();
   /** Just-in-time approvals (proxy/approvals/metrics.ts), on the same registry. */
   readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
@@ -164,17 +146,12 @@ export class ProxyMetrics {
   });
 
   constructor() {
+    super();
     // Scrape-time collectors read the live objects through these (arrow
     // functions keep `this`; inside collect(), `this` is the gauge).
     const src = () => this.sources;
     const label = (name: string) => this.cluster(name);
-    collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'kubegate_build_info',
-      help: 'Always 1; the labels say which kubegate runs.',
-      labelNames: ['program', 'version'] as const,
-      registers: [this.registry],
-    }).set({ program: 'proxy', version: version }, 1);
+    this.registerProcessMetrics('proxy');
     new Gauge({
       name: 'kubegate_tunnel_connected',
       help: 'Live agent tunnels held by this replica, by cluster (0 for a known cluster with none here).',
@@ -215,47 +192,26 @@ export class ProxyMetrics {
         if (max !== undefined) this.set({ state: 'max' }, max);
       },
     });
-    new Gauge({
-      name: 'kubegate_authz_policy_age_seconds',
-      help: 'Seconds since the policy snapshot was last confirmed current; past KUBEGATE_POLICY_STALE_AFTER the replica fails closed.',
-      registers: [this.registry],
-      collect() {
-        const age = src().policyAgeSeconds?.();
-        if (age !== undefined) this.set(age);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_audit_queue_events',
-      help: 'Audit events waiting in memory to be written.',
-      registers: [this.registry],
-      collect() {
-        const n = src().auditQueueEvents?.();
-        if (n !== undefined) this.set(n);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_audit_spool_bytes',
-      help: 'Bytes of audit events in the local spool (PostgreSQL was unreachable).',
-      registers: [this.registry],
-      collect() {
-        const n = src().auditSpoolBytes?.();
-        if (n !== undefined) this.set(n);
-      },
-    });
-    new Gauge({
-      name: 'kubegate_audit_spool_limit_bytes',
-      help: 'Spool size at which new requests are refused (503) rather than lose audit events.',
-      registers: [this.registry],
-      collect() {
-        const n = src().auditSpoolLimitBytes?.();
-        if (n !== undefined) this.set(n);
-      },
-    });
-  }
-
-  /** Tell the scrape where the live state is; later calls add to or replace earlier ones. */
-  setSources(sources: ProxyMetricSources): void {
-    this.sources = { ...this.sources, ...sources };
+    this.scrapeGauge(
+      'kubegate_authz_policy_age_seconds',
+      'Seconds since the policy snapshot was last confirmed current; past KUBEGATE_POLICY_STALE_AFTER the replica fails closed.',
+      (s) => s.policyAgeSeconds?.(),
+    );
+    this.scrapeGauge(
+      'kubegate_audit_queue_events',
+      'Audit events waiting in memory to be written.',
+      (s) => s.auditQueueEvents?.(),
+    );
+    this.scrapeGauge(
+      'kubegate_audit_spool_bytes',
+      'Bytes of audit events in the local spool (PostgreSQL was unreachable).',
+      (s) => s.auditSpoolBytes?.(),
+    );
+    this.scrapeGauge(
+      'kubegate_audit_spool_limit_bytes',
+      'Spool size at which new requests are refused (503) rather than lose audit events.',
+      (s) => s.auditSpoolLimitBytes?.(),
+    );
   }
 
   /**
@@ -343,14 +299,7 @@ export class ProxyMetrics {
 
   /** A request now in flight; call the returned function exactly once when it ends. */
   openStream(cluster: string | undefined, kind: StreamKind): () => void {
-    const labels = { cluster: this.cluster(cluster), kind };
-    this.openStreams.inc(labels);
-    let open = true;
-    return () => {
-      if (!open) return;
-      open = false;
-      this.openStreams.dec(labels);
-    };
+    return holdGauge(this.openStreams, { cluster: this.cluster(cluster), kind });
   }
 
   observeDecision(cluster: string | undefined, decision: DecisionLabel): void {
@@ -380,12 +329,3 @@ export class ProxyMetrics {
 
 /** The process's metrics. Tests that need isolation construct their own ProxyMetrics. */
 export const proxyMetrics = new ProxyMetrics();
-
-/** Serve the proxy's `/metrics` on an internal host:port (KUBEGATE_METRICS_LISTEN). */
-export function startMetricsServer(
-  host: string,
-  port: number,
-  metrics: ProxyMetrics = proxyMetrics,
-): Promise<MetricsServer> {
-  return serve(host, port, metrics.registry);
-}

@@ -4,23 +4,11 @@
  * (docs/security.md); Kubernetes' `*` would. So `*` on resource rules is spelled
  * out as the ordinary verbs, and those three stay only where named.
  */
+import { objectVerbs } from '../../common/kube-grammar.js';
 import type { TunnelRule } from '../../common/tunnel-protocol.js';
 
 export const explicitOnlyVerbs = ['impersonate', 'escalate', 'bind'];
-const ordinaryVerbs = [
-  'get',
-  'list',
-  'watch',
-  'create',
-  'update',
-  'patch',
-  'delete',
-  'deletecollection',
-  'use',
-  'approve',
-  'sign',
-  'attest',
-];
+const ordinaryVerbs = [...objectVerbs, 'use', 'approve', 'sign', 'attest'];
 
 export interface KubeRule {
   apiGroups?: string[];

@@ -93,11 +93,20 @@ export async function roleList(p: Invocation): Promise<void> {
   );
 }
 
+/** `get`: the object the first argument names, as YAML; KG_ERR_NOT_FOUND when there is none. */
+async function printOne(
+  p: Invocation,
+  what: 'role' | 'binding',
+  get: (store: RbacStore, key: string) => Promise<object | undefined>,
+): Promise<void> {
+  const key = p.positionals[0]!;
+  const found = await withStore(p, (s) => get(s, key));
+  if (!found) throw new KgError('KG_ERR_NOT_FOUND', `${what} "${key}" does not exist`);
+  p.io.stdout.write(toYaml(found, { lineWidth: 0, aliasDuplicateObjects: false }));
+}
+
 export async function roleGet(p: Invocation): Promise<void> {
-  const n = p.positionals[0]!;
-  const r = await withStore(p, (s) => s.getRole(n));
-  if (!r) throw new KgError('KG_ERR_NOT_FOUND', `role "${n}" does not exist`);
-  p.io.stdout.write(toYaml(r, { lineWidth: 0, aliasDuplicateObjects: false }));
+  await printOne(p, 'role', (s, name) => s.getRole(name));
 }
 
 export async function roleCreate(p: Invocation): Promise<void> {
@@ -183,10 +192,7 @@ export async function bindingList(p: Invocation): Promise<void> {
 }
 
 export async function bindingGet(p: Invocation): Promise<void> {
-  const i = p.positionals[0]!;
-  const b = await withStore(p, (s) => s.getBinding(i));
-  if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${i}" does not exist`);
-  p.io.stdout.write(toYaml(b, { lineWidth: 0, aliasDuplicateObjects: false }));
+  await printOne(p, 'binding', (s, id) => s.getBinding(id));
 }
 
 export async function bindingCreate(p: Invocation): Promise<void> {

@@ -17,8 +17,7 @@ export interface Command {
   options?: Record<string, OptionSpec>;
   /** More than the summary, for `--help`. */
   help?: string;
-  /** The exit code (0 when it returns nothing); -1: still running (a server). */
-  run(p: Invocation): Promise<number | void>;
+  run: Handler;
 }
 
 /** Groups of commands: `kubegate admin --help` shows this line and the commands below it. */
@@ -44,6 +43,15 @@ const group: OptionSpec = {
   repeatable: true,
   doc: 'a group of the identity (repeat, or a,b)',
 };
+/** Where a binding or an access request applies: clusters by name, namespaces. */
+const clusterName: OptionSpec = { value: 'NAME', repeatable: true, doc: 'a cluster, by name' };
+const namespace: OptionSpec = {
+  value: 'NS',
+  repeatable: true,
+  doc: 'a namespace (default: every one)',
+};
+/** The token being minted is a robot's (admin token create, admin kubeconfig). */
+const robotToken: OptionSpec = { type: 'boolean', doc: 'the token names a robot, not a user' };
 const forwardMode: OptionSpec = {
   value: 'jit|impersonate',
   doc: "the agent's forward mode, which decides the RBAC the YAML grants it (default jit)",
@@ -62,6 +70,24 @@ auditFilters.resource!.value = 'pods|deployments.apps|pods/exec';
 auditFilters.decision!.value = 'allow|deny|error';
 auditFilters.code!.value = '403|4xx';
 auditFilters.source!.value = 'kube|admin';
+
+/** A command's handler: its exit code (0 when it returns nothing); -1: still running (a server). */
+type Handler = (p: Invocation) => Promise<number | void>;
+type HandlerName<M> = { [K in keyof M]: M[K] extends Handler ? K : never }[keyof M];
+
+/**
+ * The handlers of one module, by name (`rbac('roleGet')`); the module is
+ * imported when one of its commands runs, not before.
+ */
+function handlersIn<M>(load: () => Promise<M>): (name: HandlerName<M>) => Handler {
+  return (name) => async (p) => ((await load())[name] as Handler)(p);
+}
+const audit = handlersIn(() => import('./admin-audit.js'));
+const clusters = handlersIn(() => import('./admin-cluster.js'));
+const identity = handlersIn(() => import('./admin-identity.js'));
+const rbac = handlersIn(() => import('./admin-rbac.js'));
+const tokens = handlersIn(() => import('./admin-token.js'));
+const approvals = handlersIn(() => import('./approvals.js'));
 
 const name = (n = 'NAME', doc?: string): ArgSpec[] => [{ name: n, ...(doc ? { doc } : {}) }];
 const decide = (verb: 'approve' | 'deny' | 'withdraw', summary: string): Command => ({
@@ -143,7 +169,7 @@ export const commands: readonly Command[] = [
       out,
     },
     help: 'Needs DATABASE_URL, KUBEGATE_MASTER_KEY and KUBEGATE_TUNNEL_ADDRESS (and reads the enrollment address, bootstrap token TTL and agent image settings).',
-    run: async (p) => (await import('./admin-cluster.js')).clusterAdd(p),
+    run: clusters('clusterAdd'),
   },
   {
     path: 'admin cluster bootstrap',
@@ -151,12 +177,12 @@ export const commands: readonly Command[] = [
     args: name(),
     options: { 'forward-mode': forwardMode, out },
     help: 'Needs DATABASE_URL, KUBEGATE_MASTER_KEY and KUBEGATE_TUNNEL_ADDRESS.',
-    run: async (p) => (await import('./admin-cluster.js')).clusterBootstrap(p),
+    run: clusters('clusterBootstrap'),
   },
   {
     path: 'admin cluster list',
     summary: 'list registered clusters (name, labels, enabled)',
-    run: async (p) => (await import('./admin-cluster.js')).clusterList(p),
+    run: clusters('clusterList'),
   },
   {
     path: 'admin cluster revoke-agent',
@@ -177,7 +203,7 @@ again, enroll a fresh agent with a new one-time bootstrap token:
   kubectl rollout restart -n kubegate-system deployment/kubegate-agent
 Use it when an agent's key may be compromised, or a cluster must be cut off
 now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
-    run: async (p) => (await import('./admin-cluster.js')).clusterRevokeAgent(p),
+    run: clusters('clusterRevokeAgent'),
   },
 
   {
@@ -187,11 +213,11 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       user: { value: 'NAME', required: true, doc: 'whose token' },
       group,
       ttl: { value: '8h', doc: 'lifetime (default KUBEGATE_TOKEN_TTL, 12h)' },
-      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      robot: robotToken,
       out,
     },
     help: 'Needs only DATABASE_URL.',
-    run: async (p) => (await import('./admin-token.js')).tokenCreate(p),
+    run: tokens('tokenCreate'),
   },
   {
     path: 'admin token list',
@@ -202,14 +228,14 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       all: { type: 'boolean', doc: 'expired and revoked tokens too' },
     },
     help: 'Newest first, at most 500. Needs only DATABASE_URL.',
-    run: async (p) => (await import('./admin-token.js')).tokenList(p),
+    run: tokens('tokenList'),
   },
   {
     path: 'admin token revoke',
     summary: 'revoke a token: every replica drops it and ends the requests using it',
     args: name('ID', 'the id `admin token list` shows'),
     help: 'Needs only DATABASE_URL. REST: DELETE /api/v1/tokens/ID (as an admin).',
-    run: async (p) => (await import('./admin-token.js')).tokenRevoke(p),
+    run: tokens('tokenRevoke'),
   },
   {
     path: 'admin kubeconfig',
@@ -218,23 +244,23 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       user: { value: 'NAME', required: true, doc: 'whose kubeconfig' },
       group,
       ttl: { value: '8h', doc: 'lifetime of its token (default KUBEGATE_TOKEN_TTL, 12h)' },
-      robot: { type: 'boolean', doc: 'the token names a robot, not a user' },
+      robot: robotToken,
       out,
     },
     help: 'One context per cluster the identity can reach now. Needs DATABASE_URL, KUBEGATE_PUBLIC_URL and KUBEGATE_MASTER_KEY.',
-    run: async (p) => (await import('./admin-token.js')).kubeconfig(p),
+    run: tokens('kubeconfig'),
   },
 
   {
     path: 'admin role list',
     summary: 'list built-in and custom roles',
-    run: async (p) => (await import('./admin-rbac.js')).roleList(p),
+    run: rbac('roleList'),
   },
   {
     path: 'admin role get',
     summary: 'print a role as YAML',
     args: name(),
-    run: async (p) => (await import('./admin-rbac.js')).roleGet(p),
+    run: rbac('roleGet'),
   },
   {
     path: 'admin role create',
@@ -248,13 +274,13 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       },
       description: { value: 'TEXT', doc: 'what the role is for' },
     },
-    run: async (p) => (await import('./admin-rbac.js')).roleCreate(p),
+    run: rbac('roleCreate'),
   },
   {
     path: 'admin role delete',
     summary: 'delete a custom role (refused while bindings use it)',
     args: name(),
-    run: async (p) => (await import('./admin-rbac.js')).roleDelete(p),
+    run: rbac('roleDelete'),
   },
   {
     path: 'admin binding list',
@@ -264,13 +290,13 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       role: { value: 'ROLE', doc: 'only bindings of this role' },
       cluster: { value: 'NAME', doc: 'only bindings reaching this cluster' },
     },
-    run: async (p) => (await import('./admin-rbac.js')).bindingList(p),
+    run: rbac('bindingList'),
   },
   {
     path: 'admin binding get',
     summary: 'print a binding as YAML',
     args: name('ID'),
-    run: async (p) => (await import('./admin-rbac.js')).bindingGet(p),
+    run: rbac('bindingGet'),
   },
   {
     path: 'admin binding create',
@@ -280,43 +306,43 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       user: { value: 'U', repeatable: true, doc: 'a User subject' },
       robot: { value: 'R', repeatable: true, doc: 'a Robot subject' },
       role: { value: 'ROLE', doc: 'the role granted' },
-      cluster: { value: 'NAME', repeatable: true, doc: 'a cluster, by name' },
+      cluster: clusterName,
       selector: { value: "'env=prod,tier in (a,b)'", doc: 'clusters, by label selector' },
-      namespace: { value: 'NS', repeatable: true, doc: 'a namespace (default: every one)' },
+      namespace,
       expires: { value: '2h|RFC3339', doc: 'when the binding ends' },
       reason: { value: 'TEXT', doc: 'why (kept in the change log)' },
     },
     help: 'At least one subject and a role; problems are listed one per line.',
-    run: async (p) => (await import('./admin-rbac.js')).bindingCreate(p),
+    run: rbac('bindingCreate'),
   },
   {
     path: 'admin binding delete',
     summary: 'delete a binding',
     args: name('ID'),
-    run: async (p) => (await import('./admin-rbac.js')).bindingDelete(p),
+    run: rbac('bindingDelete'),
   },
 
   {
     path: 'admin user list',
     summary: 'list users who signed in',
-    run: async (p) => (await import('./admin-identity.js')).userList(p),
+    run: identity('userList'),
   },
   {
     path: 'admin user deactivate',
     summary: 'deactivate a user: every token revoked, sessions ended',
     args: name('NAME|ID'),
-    run: async (p) => (await import('./admin-identity.js')).userDeactivate(p),
+    run: identity('userDeactivate'),
   },
   {
     path: 'admin user activate',
     summary: 'let a deactivated user sign in again',
     args: name('NAME|ID'),
-    run: async (p) => (await import('./admin-identity.js')).userActivate(p),
+    run: identity('userActivate'),
   },
   {
     path: 'admin robot list',
     summary: 'list robots',
-    run: async (p) => (await import('./admin-identity.js')).robotList(p),
+    run: identity('robotList'),
   },
   {
     path: 'admin robot create',
@@ -328,7 +354,7 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       ttl: { value: '90d', doc: 'lifetime of its token (default KUBEGATE_ROBOT_TOKEN_TTL)' },
       out,
     },
-    run: async (p) => (await import('./admin-identity.js')).robotCreate(p),
+    run: identity('robotCreate'),
   },
   {
     path: 'admin robot rotate',
@@ -339,13 +365,13 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       ttl: { value: '90d', doc: 'lifetime of the new token' },
       out,
     },
-    run: async (p) => (await import('./admin-identity.js')).robotRotate(p),
+    run: identity('robotRotate'),
   },
   {
     path: 'admin robot delete',
     summary: 'delete a robot and revoke its tokens',
     args: name(),
-    run: async (p) => (await import('./admin-identity.js')).robotDelete(p),
+    run: identity('robotDelete'),
   },
 
   {
@@ -357,7 +383,7 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       output: { value: 'table|json', doc: 'a table (default) or JSON lines' },
       continue: { value: 'TOKEN', doc: 'the next page, as the previous one said' },
     },
-    run: async (p) => (await import('./admin-audit.js')).auditList(p),
+    run: audit('auditList'),
   },
   {
     path: 'admin audit export',
@@ -367,36 +393,36 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       format: { value: 'kubegate|kube', doc: "kubegate's events or Kubernetes audit.k8s.io/v1" },
       out,
     },
-    run: async (p) => (await import('./admin-audit.js')).auditExport(p),
+    run: audit('auditExport'),
   },
 
   {
     path: 'admin approval policy list',
     summary: 'list approval policies',
-    run: async (p) => (await import('./approvals.js')).policyList(p),
+    run: approvals('policyList'),
   },
   {
     path: 'admin approval policy get',
     summary: 'print an approval policy as YAML',
     args: name(),
-    run: async (p) => (await import('./approvals.js')).policyGet(p),
+    run: approvals('policyGet'),
   },
   {
     path: 'admin approval policy apply',
     summary: 'create or replace a policy',
     options: { file: { value: 'policy.yaml', required: true, doc: 'the policy; - for stdin' } },
-    run: async (p) => (await import('./approvals.js')).policyApply(p),
+    run: approvals('policyApply'),
   },
   {
     path: 'admin approval policy delete',
     summary: 'delete an approval policy',
     args: name(),
-    run: async (p) => (await import('./approvals.js')).policyDelete(p),
+    run: approvals('policyDelete'),
   },
   {
     path: 'admin approval webhook list',
     summary: 'list approval webhooks',
-    run: async (p) => (await import('./approvals.js')).webhookList(p),
+    run: approvals('webhookList'),
   },
   {
     path: 'admin approval webhook add',
@@ -407,13 +433,13 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       description: { value: 'TEXT', doc: 'what it is for' },
     },
     help: 'Needs DATABASE_URL and KUBEGATE_MASTER_KEY (the secret is sealed with it).',
-    run: async (p) => (await import('./approvals.js')).webhookAdd(p),
+    run: approvals('webhookAdd'),
   },
   {
     path: 'admin approval webhook delete',
     summary: 'delete an approval webhook',
     args: name('ID'),
-    run: async (p) => (await import('./approvals.js')).webhookDelete(p),
+    run: approvals('webhookDelete'),
   },
 
   {
@@ -421,14 +447,14 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
     summary: 'ask for time-bound access; prints the approval id',
     options: {
       role: { value: 'ROLE', required: true, doc: 'the role asked for' },
-      cluster: { value: 'NAME', repeatable: true, doc: 'a cluster, by name' },
+      cluster: clusterName,
       selector: { value: "'env=prod'", doc: 'clusters, by label selector' },
-      namespace: { value: 'NS', repeatable: true, doc: 'a namespace (default: every one)' },
+      namespace,
       duration: { value: '15m', required: true, doc: 'how long the access lasts' },
       reason: { value: 'TEXT', required: true, doc: 'why (approvers see it)' },
       kubeconfig: kubeconfigOpt,
     },
-    run: async (p) => (await import('./approvals.js')).requestCreate(p),
+    run: approvals('requestCreate'),
   },
   {
     path: 'request list',
@@ -439,14 +465,14 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
       kind: { value: 'KIND', doc: 'only this kind' },
       kubeconfig: kubeconfigOpt,
     },
-    run: async (p) => (await import('./approvals.js')).requestList(p),
+    run: approvals('requestList'),
   },
   {
     path: 'request get',
     summary: 'one approval, with the diff of a gated change',
     args: name('ID'),
     options: { kubeconfig: kubeconfigOpt },
-    run: async (p) => (await import('./approvals.js')).requestGet(p),
+    run: approvals('requestGet'),
   },
   decide('approve', 'approve a request'),
   decide('deny', 'deny a request'),

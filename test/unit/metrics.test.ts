@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Registry } from 'prom-client';
-import { ProxyMetrics, startMetricsServer as startProxyMetrics } from '../../proxy/metrics.js';
-import { AgentMetrics, startMetricsServer as startAgentMetrics } from '../../agent/metrics.js';
+import { startMetricsServer } from '../../common/metrics-server.js';
+import { ProxyMetrics } from '../../proxy/metrics.js';
+import { AgentMetrics } from '../../agent/metrics.js';
 import { TunnelRegistry, type Tunnel } from '../../proxy/tunnel/registry.js';
 import type { Pool } from '../../proxy/db/pool.js';
 import type { RequestContext } from '../../proxy/context.js';
@@ -222,12 +223,12 @@ test('agent: tunnels, certificate expiry and JIT accounts from the live objects'
 for (const [program, start, metric] of [
   [
     'proxy',
-    (p: number) => startProxyMetrics('127.0.0.1', p, new ProxyMetrics()),
+    (p: number) => startMetricsServer('127.0.0.1', p, new ProxyMetrics().registry),
     'kubegate_http_requests_total',
   ],
   [
     'agent',
-    (p: number) => startAgentMetrics('127.0.0.1', p, new AgentMetrics()),
+    (p: number) => startMetricsServer('127.0.0.1', p, new AgentMetrics().registry),
     'kubegate_agent_requests_total',
   ],
 ] as const) {

@@ -3,7 +3,7 @@
  * notices for errors and results (announced to screen readers), badges, and
  * a button that shows it is busy and reports its own failure.
  */
-import { ApiError } from './api.js';
+import { ApiError, get, request } from './api.js';
 import { h, replace, type Child } from './dom.js';
 
 export interface Column<T> {
@@ -45,6 +45,23 @@ export function table<T>(
   );
 }
 
+/**
+ * A list from the API (`{ items: [...] }` at `url`) drawn as a table in
+ * `into`: loading placeholder first, the server's error in its place.
+ */
+export function loadTable<T>(
+  into: HTMLElement,
+  url: string,
+  caption: string,
+  columns: Column<T>[],
+  empty: Child,
+): Promise<void> {
+  return load(into, async () => {
+    const { items } = await get<{ items: T[] }>(url);
+    return table(caption, columns, items, empty);
+  });
+}
+
 export function badge(label: string, kind: '' | 'ok' | 'bad' | 'warn' = ''): HTMLElement {
   return h('span', { class: `badge ${kind}`.trim() }, label);
 }
@@ -78,7 +95,13 @@ export function okNotice(...children: Child[]): HTMLElement {
 }
 
 /** A region that shows the outcome of the last action (errors, confirmations). */
-export function statusArea(): { el: HTMLElement; show(...c: Child[]): void; clear(): void } {
+export interface StatusArea {
+  el: HTMLElement;
+  show(...c: Child[]): void;
+  clear(): void;
+}
+
+export function statusArea(): StatusArea {
   const el = h('div', { 'aria-live': 'polite' });
   return { el, show: (...c) => replace(el, ...c), clear: () => replace(el) };
 }
@@ -91,7 +114,7 @@ export function actionButton(
   label: string,
   action: () => Promise<void>,
   opts: {
-    status?: ReturnType<typeof statusArea>;
+    status?: StatusArea;
     class?: string;
     confirm?: string;
     name?: string;
@@ -124,10 +147,72 @@ export function actionButton(
   return b;
 }
 
+/**
+ * A row's Delete button: asks `confirm`, sends DELETE to `path` (If-Match
+ * the row's `version` when it has one), shows `done` in `status`, then runs
+ * `after` (the list's refresh).
+ */
+export function deleteButton(
+  path: string,
+  version: number | undefined,
+  text: { name: string; confirm: string; done: string },
+  status: StatusArea,
+  after: () => Promise<void>,
+): HTMLButtonElement {
+  return actionButton(
+    'Delete',
+    async () => {
+      await request('DELETE', path, undefined, version === undefined ? undefined : `"${version}"`);
+      status.show(okNotice(text.done));
+      await after();
+    },
+    { status, class: 'danger', name: text.name, confirm: text.confirm },
+  );
+}
+
+/**
+ * Rows of a form that are added and removed one by one (a binding's
+ * subjects, a role's rules), shown in order in `el`. `make` builds a row
+ * and gets the function that takes that row out again; `removed` runs after
+ * a row was taken out. `clear` empties the list without redrawing: the next
+ * `add` draws.
+ */
+export function editableRows<R extends { el: HTMLElement }, A extends unknown[]>(
+  make: (remove: () => void, ...args: A) => R,
+  removed?: () => void,
+): { el: HTMLElement; rows(): readonly R[]; add(...args: A): void; clear(): void } {
+  const el = h('div', {});
+  let rows: R[] = [];
+  const draw = () =>
+    replace(
+      el,
+      rows.map((r) => r.el),
+    );
+  return {
+    el,
+    rows: () => rows,
+    add: (...args) => {
+      const row = make(
+        () => {
+          rows = rows.filter((x) => x !== row);
+          draw();
+          removed?.();
+        },
+        ...args,
+      );
+      rows.push(row);
+      draw();
+    },
+    clear: () => {
+      rows = [];
+    },
+  };
+}
+
 /** A submit handler for a form: no page reload, busy while running, errors shown. */
 export function onSubmit(
   form: HTMLFormElement,
-  status: ReturnType<typeof statusArea>,
+  status: StatusArea,
   action: () => Promise<void>,
 ): void {
   form.addEventListener('submit', (ev) => {

@@ -4,13 +4,13 @@
  * them (`gate`). Create, list, delete (with If-Match). The server checks a
  * policy with every problem at once; the page lists them as they come.
  */
-import { get, request } from '../api.js';
+import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
 import { clustersText, duration, type Policy } from '../approvals.js';
 import { selectorEditor } from '../selector.js';
-import { actionButton, badge, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
+import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
   const status = statusArea();
@@ -98,74 +98,60 @@ export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
   );
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Policy[] }>('/api/v1/approval-policies');
-      return table(
-        'Approval policies',
-        [
-          {
-            title: 'Policy',
-            cell: (p) => [
-              h('strong', {}, p.name),
-              ' ',
-              badge(p.kind),
-              h('div', { class: 'hint' }, p.description),
-            ],
-          },
-          {
-            title: 'Covers',
-            cell: (p) =>
-              p.kind === 'access'
-                ? `roles ${(p.roles ?? []).join(', ')}, at most ${duration(p.maxDuration ?? 0)}`
-                : `${(p.verbs ?? []).join(', ')} on ${(p.resources ?? []).join(', ')}; runs once within ${duration(p.window ?? 0)}`,
-          },
-          {
-            title: 'Where',
-            cell: (p) => [
-              clustersText(p.clusters),
-              h(
-                'div',
-                { class: 'hint' },
-                p.namespaces.length ? `namespaces ${p.namespaces.join(', ')}` : 'any namespace',
-              ),
-            ],
-          },
-          {
-            title: 'Approvers',
-            cell: (p) => `${p.approvers.count} of ${p.approvers.groups.join(', ')}`,
-          },
-          {
-            title: 'Actions',
-            cell: (p) =>
-              actionButton(
-                'Delete',
-                async () => {
-                  await request(
-                    'DELETE',
-                    `/api/v1/approval-policies/${encodeURIComponent(p.name)}`,
-                    undefined,
-                    `"${p.version}"`,
-                  );
-                  status.show(
-                    okNotice(
-                      `Policy ${p.name} deleted; open requests under it alone can no longer be approved.`,
-                    ),
-                  );
-                  await refresh();
-                },
-                {
-                  status,
-                  class: 'danger',
-                  name: `Delete policy ${p.name}`,
-                  confirm: `Delete approval policy ${p.name}?`,
-                },
-              ),
-          },
-        ],
-        items,
-        'No approval policies: nobody can ask for access, and no change waits for approval.',
-      );
-    });
+    loadTable<Policy>(
+      list,
+      '/api/v1/approval-policies',
+      'Approval policies',
+      [
+        {
+          title: 'Policy',
+          cell: (p) => [
+            h('strong', {}, p.name),
+            ' ',
+            badge(p.kind),
+            h('div', { class: 'hint' }, p.description),
+          ],
+        },
+        {
+          title: 'Covers',
+          cell: (p) =>
+            p.kind === 'access'
+              ? `roles ${(p.roles ?? []).join(', ')}, at most ${duration(p.maxDuration ?? 0)}`
+              : `${(p.verbs ?? []).join(', ')} on ${(p.resources ?? []).join(', ')}; runs once within ${duration(p.window ?? 0)}`,
+        },
+        {
+          title: 'Where',
+          cell: (p) => [
+            clustersText(p.clusters),
+            h(
+              'div',
+              { class: 'hint' },
+              p.namespaces.length ? `namespaces ${p.namespaces.join(', ')}` : 'any namespace',
+            ),
+          ],
+        },
+        {
+          title: 'Approvers',
+          cell: (p) => `${p.approvers.count} of ${p.approvers.groups.join(', ')}`,
+        },
+        {
+          title: 'Actions',
+          cell: (p) =>
+            deleteButton(
+              `/api/v1/approval-policies/${encodeURIComponent(p.name)}`,
+              p.version,
+              {
+                name: `Delete policy ${p.name}`,
+                confirm: `Delete approval policy ${p.name}?`,
+                done: `Policy ${p.name} deleted; open requests under it alone can no longer be approved.`,
+              },
+              status,
+              refresh,
+            ),
+        },
+      ],
+      'No approval policies: nobody can ask for access, and no change waits for approval.',
+    );
 
   onSubmit(form, status, async () => {
     const list = (i: HTMLInputElement) => splitList(i.value);

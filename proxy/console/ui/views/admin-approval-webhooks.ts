@@ -4,11 +4,11 @@
  * The signing secret is shown once, when the webhook is created; kubegate
  * keeps it sealed and never shows it again.
  */
-import { get, request } from '../api.js';
+import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
+import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
 
 interface Webhook {
   id: string;
@@ -47,43 +47,38 @@ export async function adminApprovalWebhooks(ctx: ViewContext): Promise<void> {
   );
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Webhook[] }>('/api/v1/approval-webhooks');
-      return table(
-        'Approval webhooks',
-        [
-          {
-            title: 'URL',
-            cell: (w) => [h('code', {}, w.url), h('div', { class: 'hint' }, w.description)],
-          },
-          { title: 'Format', cell: (w) => badge(w.format) },
-          {
-            title: 'Added',
-            cell: (w) => [when(w.createdAt), h('div', { class: 'hint' }, `by ${w.createdBy}`)],
-          },
-          {
-            title: 'Actions',
-            cell: (w) =>
-              actionButton(
-                'Delete',
-                async () => {
-                  await request('DELETE', `/api/v1/approval-webhooks/${encodeURIComponent(w.id)}`);
-                  status.show(okNotice('Webhook deleted: no more deliveries to it.'));
-                  await refresh();
-                },
-                {
-                  status,
-                  class: 'danger',
-                  name: `Delete webhook ${w.url}`,
-                  confirm: `Delete the webhook to ${w.url}?`,
-                },
-              ),
-          },
-        ],
-        items,
-        'No webhooks: approvers learn of new requests only in the console and the CLI.',
-      );
-    });
+    loadTable<Webhook>(
+      list,
+      '/api/v1/approval-webhooks',
+      'Approval webhooks',
+      [
+        {
+          title: 'URL',
+          cell: (w) => [h('code', {}, w.url), h('div', { class: 'hint' }, w.description)],
+        },
+        { title: 'Format', cell: (w) => badge(w.format) },
+        {
+          title: 'Added',
+          cell: (w) => [when(w.createdAt), h('div', { class: 'hint' }, `by ${w.createdBy}`)],
+        },
+        {
+          title: 'Actions',
+          cell: (w) =>
+            deleteButton(
+              `/api/v1/approval-webhooks/${encodeURIComponent(w.id)}`,
+              undefined,
+              {
+                name: `Delete webhook ${w.url}`,
+                confirm: `Delete the webhook to ${w.url}?`,
+                done: 'Webhook deleted: no more deliveries to it.',
+              },
+              status,
+              refresh,
+            ),
+        },
+      ],
+      'No webhooks: approvers learn of new requests only in the console and the CLI.',
+    );
 
   onSubmit(form, status, async () => {
     const r = await request<Webhook & { secret: string }>('POST', '/api/v1/approval-webhooks', {

@@ -14,12 +14,13 @@ import type { ViewContext } from '../view.js';
 import {
   actionButton,
   badge,
+  deleteButton,
+  editableRows,
   errorNotice,
-  load,
+  loadTable,
   okNotice,
   onSubmit,
   statusArea,
-  table,
 } from '../widgets.js';
 import { selectorEditor, selectorText, type LabelSelector } from '../selector.js';
 
@@ -93,23 +94,11 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
   const preview = h('div', { 'aria-live': 'polite', id: uid('reach') });
 
   // --- the form ----------------------------------------------------------
-  const subjectsBox = h('div', {});
-  let subjects: ReturnType<typeof subjectRow>[] = [];
-  const drawSubjects = () =>
-    replace(
-      subjectsBox,
-      subjects.map((s) => s.el),
-    );
-  const addSubject = (initial?: Binding['subjects'][number]) => {
-    const row = subjectRow(() => {
-      subjects = subjects.filter((x) => x !== row);
-      drawSubjects();
-      schedule();
-    }, initial);
-    subjects.push(row);
-    drawSubjects();
-  };
-  addSubject();
+  const subjects = editableRows(
+    (remove, initial?: Binding['subjects'][number]) => subjectRow(remove, initial),
+    () => schedule(),
+  );
+  subjects.add();
   const role = h('select', { required: true });
   const names = h('input', { type: 'text', placeholder: 'dev, staging' });
   const selector = selectorEditor('Label selector', () => schedule());
@@ -121,7 +110,10 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     const sel = selector.read();
     const clusterNames = splitList(names.value);
     return {
-      subjects: subjects.map((s) => s.read()).filter((s) => s.name !== ''),
+      subjects: subjects
+        .rows()
+        .map((s) => s.read())
+        .filter((s) => s.name !== ''),
       role: role.value,
       clusters: {
         ...(clusterNames.length ? { names: clusterNames } : {}),
@@ -204,8 +196,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
       'fieldset',
       {},
       h('legend', {}, 'Subjects'),
-      subjectsBox,
-      h('button', { type: 'button', class: 'quiet', onclick: () => addSubject() }, 'Add subject'),
+      subjects.el,
+      h('button', { type: 'button', class: 'quiet', onclick: () => subjects.add() }, 'Add subject'),
     ),
     field('Role', role),
     h(
@@ -227,8 +219,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     editing = undefined;
     form.reset();
     selector.set(undefined);
-    subjects = [];
-    addSubject();
+    subjects.clear();
+    subjects.add();
     formTitle.textContent = 'New binding';
     submit.textContent = 'Save binding';
     cancel.hidden = true;
@@ -243,8 +235,8 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
     const b = (await request<Binding>('GET', `/api/v1/bindings/${encodeURIComponent(listed.id)}`))
       .body;
     editing = b;
-    subjects = [];
-    b.subjects.forEach((x) => addSubject(x));
+    subjects.clear();
+    b.subjects.forEach((x) => subjects.add(x));
     role.value = b.role;
     names.value = (b.clusters.names ?? []).join(', ');
     selector.set(b.clusters.selector);
@@ -262,73 +254,59 @@ export async function adminBindings(ctx: ViewContext): Promise<void> {
   form.addEventListener('change', schedule);
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Binding[] }>('/api/v1/bindings?limit=500');
-      return table(
-        'Bindings',
-        [
-          {
-            title: 'Subjects',
-            cell: (b) => b.subjects.map((s) => h('div', {}, badge(s.kind), s.name)),
-          },
-          { title: 'Role', cell: (b) => h('strong', {}, b.role) },
-          {
-            title: 'Clusters',
-            cell: (b) => [
-              b.clusters.names?.length ? h('div', {}, 'names: ', b.clusters.names.join(', ')) : '',
-              b.clusters.selector
-                ? h('div', {}, 'selector: ', selectorText(b.clusters.selector))
-                : '',
-            ],
-          },
-          {
-            title: 'Namespaces',
-            cell: (b) => (b.namespaces.length ? b.namespaces.join(', ') : 'cluster-wide'),
-          },
-          { title: 'Expires', cell: (b) => when(b.expiresAt, 'never') },
-          {
-            title: 'Reason',
-            cell: (b) => [b.reason, h('div', { class: 'hint' }, `by ${b.createdBy}`)],
-          },
-          {
-            title: 'Actions',
-            cell: (b) => [
-              actionButton('Edit', () => edit(b), {
-                status,
-                class: 'quiet',
-                name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
-              }),
-              actionButton(
-                'Delete',
-                async () => {
-                  await request(
-                    'DELETE',
-                    `/api/v1/bindings/${encodeURIComponent(b.id)}`,
-                    undefined,
-                    `"${b.version}"`,
-                  );
-                  status.show(
-                    okNotice(
-                      'Binding deleted: the access it gave ends on every replica within a second.',
-                    ),
-                  );
-                  await refresh();
-                },
-                {
-                  status,
-                  class: 'danger',
-                  name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
-                  confirm:
-                    'Delete this binding? Access it gives ends at once, open sessions included.',
-                },
-              ),
-            ],
-          },
-        ],
-        items,
-        'No bindings yet: nobody can reach any cluster. Create one above.',
-      );
-    });
+    loadTable<Binding>(
+      list,
+      '/api/v1/bindings?limit=500',
+      'Bindings',
+      [
+        {
+          title: 'Subjects',
+          cell: (b) => b.subjects.map((s) => h('div', {}, badge(s.kind), s.name)),
+        },
+        { title: 'Role', cell: (b) => h('strong', {}, b.role) },
+        {
+          title: 'Clusters',
+          cell: (b) => [
+            b.clusters.names?.length ? h('div', {}, 'names: ', b.clusters.names.join(', ')) : '',
+            b.clusters.selector
+              ? h('div', {}, 'selector: ', selectorText(b.clusters.selector))
+              : '',
+          ],
+        },
+        {
+          title: 'Namespaces',
+          cell: (b) => (b.namespaces.length ? b.namespaces.join(', ') : 'cluster-wide'),
+        },
+        { title: 'Expires', cell: (b) => when(b.expiresAt, 'never') },
+        {
+          title: 'Reason',
+          cell: (b) => [b.reason, h('div', { class: 'hint' }, `by ${b.createdBy}`)],
+        },
+        {
+          title: 'Actions',
+          cell: (b) => [
+            actionButton('Edit', () => edit(b), {
+              status,
+              class: 'quiet',
+              name: `Edit binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+            }),
+            deleteButton(
+              `/api/v1/bindings/${encodeURIComponent(b.id)}`,
+              b.version,
+              {
+                name: `Delete binding of ${b.role} for ${b.subjects.map((s) => s.name).join(', ')}`,
+                confirm:
+                  'Delete this binding? Access it gives ends at once, open sessions included.',
+                done: 'Binding deleted: the access it gave ends on every replica within a second.',
+              },
+              status,
+              refresh,
+            ),
+          ],
+        },
+      ],
+      'No bindings yet: nobody can reach any cluster. Create one above.',
+    );
 
   onSubmit(form, status, async () => {
     if (editing) {

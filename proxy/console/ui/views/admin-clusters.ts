@@ -3,7 +3,7 @@
  * or use the Helm command), see which are online and their agent versions,
  * change labels, disable or delete.
  */
-import { ApiError, get, request } from '../api.js';
+import { ApiError, request } from '../api.js';
 import { field, h, replace, saveBlob } from '../dom.js';
 import { relative, when } from '../format.js';
 import type { ViewContext } from '../view.js';
@@ -11,11 +11,10 @@ import {
   actionButton,
   badge,
   labels as labelBadges,
-  load,
+  loadTable,
   okNotice,
   onSubmit,
   statusArea,
-  table,
 } from '../widgets.js';
 import { healthBadge, type ClusterHealth } from './my-clusters.js';
 
@@ -240,102 +239,99 @@ export async function adminClusters(ctx: ViewContext): Promise<void> {
   );
 
   const refresh = () =>
-    load(list, async () => {
-      const clusters = await get<{ items: Cluster[] }>('/api/v1/clusters?limit=500');
-      return table(
-        'Registered clusters',
-        [
-          {
-            title: 'Cluster',
-            cell: (c) => [
-              h('code', {}, c.name),
-              c.description ? h('div', { class: 'hint' }, c.description) : '',
-            ],
-          },
-          {
-            title: 'Health',
-            cell: (c) =>
-              c.disabled ? badge('disabled', 'warn') : healthBadge(c.health ?? offline),
-          },
-          {
-            title: 'Tunnels',
-            cell: (c) =>
-              (c.health?.replicas ?? []).map((r) =>
-                h(
-                  'div',
-                  { class: 'hint' },
-                  `${r.replica}: ${r.tunnels} tunnel${r.tunnels === 1 ? '' : 's'}, since `,
-                  when(r.since),
-                  r.draining ? ' (draining)' : '',
-                ),
-              ),
-          },
-          { title: 'Labels', cell: (c) => labelBadges(c.labels) },
-          {
-            title: 'Actions',
-            cell: (c) =>
+    loadTable<Cluster>(
+      list,
+      '/api/v1/clusters?limit=500',
+      'Registered clusters',
+      [
+        {
+          title: 'Cluster',
+          cell: (c) => [
+            h('code', {}, c.name),
+            c.description ? h('div', { class: 'hint' }, c.description) : '',
+          ],
+        },
+        {
+          title: 'Health',
+          cell: (c) => (c.disabled ? badge('disabled', 'warn') : healthBadge(c.health ?? offline)),
+        },
+        {
+          title: 'Tunnels',
+          cell: (c) =>
+            (c.health?.replicas ?? []).map((r) =>
               h(
                 'div',
-                { class: 'actions' },
-                h(
-                  'button',
-                  {
-                    type: 'button',
-                    class: 'quiet',
-                    'aria-label': `Edit labels of ${c.name}`,
-                    onclick: () => editLabels(c),
-                  },
-                  'Edit labels',
-                ),
-                actionButton(
-                  c.disabled ? 'Enable' : 'Disable',
-                  async () => {
-                    await request(
-                      'PATCH',
-                      `/api/v1/clusters/${c.name}`,
-                      { disabled: !c.disabled },
-                      `"${c.version}"`,
-                    );
-                    status.show(okNotice(`${c.name} ${c.disabled ? 'enabled' : 'disabled'}.`));
-                    await refresh();
-                  },
-                  {
-                    status,
-                    class: c.disabled ? 'quiet' : 'danger',
-                    name: `${c.disabled ? 'Enable' : 'Disable'} ${c.name}`,
-                    confirm: c.disabled
-                      ? undefined
-                      : `Disable ${c.name}? Every request to it is refused until it is enabled again.`,
-                  },
-                ),
-                actionButton(
-                  'Revoke agent',
-                  async () => {
-                    const r = await request<{ revokedCertificates: number; next: string }>(
-                      'POST',
-                      `/api/v1/clusters/${encodeURIComponent(c.name)}/revoke-agent`,
-                    );
-                    status.show(
-                      okNotice(
-                        `${c.name}: ${r.body.revokedCertificates} agent certificate(s) revoked; its tunnels are closed. To attach it again: ${r.body.next}`,
-                      ),
-                    );
-                    await refresh();
-                  },
-                  {
-                    status,
-                    class: 'danger',
-                    name: `Revoke the agent of ${c.name}`,
-                    confirm: `Revoke the agent of ${c.name}? Its tunnels close at once on every replica, and it stays offline until it enrolls again with a new bootstrap token.`,
-                  },
-                ),
+                { class: 'hint' },
+                `${r.replica}: ${r.tunnels} tunnel${r.tunnels === 1 ? '' : 's'}, since `,
+                when(r.since),
+                r.draining ? ' (draining)' : '',
               ),
-          },
-        ],
-        clusters.items,
-        'No clusters are registered yet. Register one above, then apply its bootstrap YAML on the cluster.',
-      );
-    });
+            ),
+        },
+        { title: 'Labels', cell: (c) => labelBadges(c.labels) },
+        {
+          title: 'Actions',
+          cell: (c) =>
+            h(
+              'div',
+              { class: 'actions' },
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'quiet',
+                  'aria-label': `Edit labels of ${c.name}`,
+                  onclick: () => editLabels(c),
+                },
+                'Edit labels',
+              ),
+              actionButton(
+                c.disabled ? 'Enable' : 'Disable',
+                async () => {
+                  await request(
+                    'PATCH',
+                    `/api/v1/clusters/${c.name}`,
+                    { disabled: !c.disabled },
+                    `"${c.version}"`,
+                  );
+                  status.show(okNotice(`${c.name} ${c.disabled ? 'enabled' : 'disabled'}.`));
+                  await refresh();
+                },
+                {
+                  status,
+                  class: c.disabled ? 'quiet' : 'danger',
+                  name: `${c.disabled ? 'Enable' : 'Disable'} ${c.name}`,
+                  confirm: c.disabled
+                    ? undefined
+                    : `Disable ${c.name}? Every request to it is refused until it is enabled again.`,
+                },
+              ),
+              actionButton(
+                'Revoke agent',
+                async () => {
+                  const r = await request<{ revokedCertificates: number; next: string }>(
+                    'POST',
+                    `/api/v1/clusters/${encodeURIComponent(c.name)}/revoke-agent`,
+                  );
+                  status.show(
+                    okNotice(
+                      `${c.name}: ${r.body.revokedCertificates} agent certificate(s) revoked; its tunnels are closed. To attach it again: ${r.body.next}`,
+                    ),
+                  );
+                  await refresh();
+                },
+                {
+                  status,
+                  class: 'danger',
+                  name: `Revoke the agent of ${c.name}`,
+                  confirm: `Revoke the agent of ${c.name}? Its tunnels close at once on every replica, and it stays offline until it enrolls again with a new bootstrap token.`,
+                },
+              ),
+            ),
+        },
+      ],
+      'No clusters are registered yet. Register one above, then apply its bootstrap YAML on the cluster.',
+    );
 
   onSubmit(form, status, async () => {
     const r = await request<Registered>('POST', '/api/v1/clusters', {

@@ -6,8 +6,18 @@ import { get, request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList, when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
-import { stateBadge, type TokenRow } from './my-tokens.js';
+import {
+  actionButton,
+  badge,
+  deleteButton,
+  load,
+  loadTable,
+  okNotice,
+  onSubmit,
+  statusArea,
+  table,
+} from '../widgets.js';
+import { tokenLifeColumns, type TokenRow } from './my-tokens.js';
 
 interface Robot {
   name: string;
@@ -67,29 +77,7 @@ export async function adminRobots(ctx: ViewContext): Promise<void> {
           `Tokens of ${r.name}`,
           [
             { title: 'Token', cell: (t) => h('code', {}, t.id) },
-            { title: 'Created', cell: (t) => when(t.createdAt) },
-            { title: 'Last used', cell: (t) => when(t.lastUsedAt) },
-            { title: 'Expires', cell: (t) => when(t.expiresAt) },
-            { title: 'State', cell: (t) => stateBadge(t.state) },
-            {
-              title: 'Actions',
-              cell: (t) =>
-                t.state === 'active'
-                  ? actionButton(
-                      'Revoke',
-                      async () => {
-                        await request('DELETE', `/api/v1/tokens/${encodeURIComponent(t.id)}`);
-                        await showTokens(r);
-                      },
-                      {
-                        status,
-                        class: 'danger',
-                        name: `Revoke token ${t.id}`,
-                        confirm: 'Revoke this robot token now?',
-                      },
-                    )
-                  : '',
-            },
+            ...tokenLifeColumns(status, 'Revoke this robot token now?', () => showTokens(r)),
           ],
           items,
           'This robot has no tokens.',
@@ -99,80 +87,75 @@ export async function adminRobots(ctx: ViewContext): Promise<void> {
   };
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Robot[] }>('/api/v1/robots');
-      return table(
-        'Robots',
-        [
-          {
-            title: 'Robot',
-            cell: (r) => [
-              h('strong', {}, r.name),
-              r.description ? h('div', { class: 'hint' }, r.description) : '',
-            ],
-          },
-          {
-            title: 'Groups',
-            cell: (r) =>
-              r.groups.length
-                ? r.groups.map((g) => badge(g))
-                : h('span', { class: 'muted' }, 'none'),
-          },
-          {
-            title: 'Created',
-            cell: (r) => [when(r.createdAt), h('div', { class: 'hint' }, `by ${r.createdBy}`)],
-          },
-          {
-            title: 'Actions',
-            cell: (r) =>
-              h(
-                'div',
-                { class: 'actions' },
-                actionButton('Tokens', () => showTokens(r), {
+    loadTable<Robot>(
+      list,
+      '/api/v1/robots',
+      'Robots',
+      [
+        {
+          title: 'Robot',
+          cell: (r) => [
+            h('strong', {}, r.name),
+            r.description ? h('div', { class: 'hint' }, r.description) : '',
+          ],
+        },
+        {
+          title: 'Groups',
+          cell: (r) =>
+            r.groups.length ? r.groups.map((g) => badge(g)) : h('span', { class: 'muted' }, 'none'),
+        },
+        {
+          title: 'Created',
+          cell: (r) => [when(r.createdAt), h('div', { class: 'hint' }, `by ${r.createdBy}`)],
+        },
+        {
+          title: 'Actions',
+          cell: (r) =>
+            h(
+              'div',
+              { class: 'actions' },
+              actionButton('Tokens', () => showTokens(r), {
+                status,
+                class: 'quiet',
+                name: `Tokens of ${r.name}`,
+              }),
+              actionButton(
+                'Rotate token',
+                async () => {
+                  const x = await request<{
+                    token: { token: string; expiresAt: string };
+                    previousValidUntil: string;
+                  }>('POST', `/api/v1/robots/${encodeURIComponent(r.name)}/rotate`, {});
+                  status.show(
+                    secret(`New token of ${r.name}`, x.body.token.token, x.body.token.expiresAt),
+                  );
+                },
+                {
                   status,
                   class: 'quiet',
-                  name: `Tokens of ${r.name}`,
-                }),
-                actionButton(
-                  'Rotate token',
-                  async () => {
-                    const x = await request<{
-                      token: { token: string; expiresAt: string };
-                      previousValidUntil: string;
-                    }>('POST', `/api/v1/robots/${encodeURIComponent(r.name)}/rotate`, {});
-                    status.show(
-                      secret(`New token of ${r.name}`, x.body.token.token, x.body.token.expiresAt),
-                    );
-                  },
-                  {
-                    status,
-                    class: 'quiet',
-                    name: `Rotate the token of ${r.name}`,
-                    confirm: `Rotate ${r.name}'s token? Older tokens keep working for 10 minutes.`,
-                  },
-                ),
-                actionButton(
-                  'Delete',
-                  async () => {
-                    await request('DELETE', `/api/v1/robots/${encodeURIComponent(r.name)}`);
-                    status.show(okNotice(`Robot ${r.name} deleted and its tokens revoked.`));
-                    replace(detail);
-                    await refresh();
-                  },
-                  {
-                    status,
-                    class: 'danger',
-                    name: `Delete robot ${r.name}`,
-                    confirm: `Delete robot ${r.name}? Its tokens stop working at once.`,
-                  },
-                ),
+                  name: `Rotate the token of ${r.name}`,
+                  confirm: `Rotate ${r.name}'s token? Older tokens keep working for 10 minutes.`,
+                },
               ),
-          },
-        ],
-        items,
-        'No robots yet. Create one for CI/CD or ArgoCD above.',
-      );
-    });
+              deleteButton(
+                `/api/v1/robots/${encodeURIComponent(r.name)}`,
+                undefined,
+                {
+                  name: `Delete robot ${r.name}`,
+                  confirm: `Delete robot ${r.name}? Its tokens stop working at once.`,
+                  done: `Robot ${r.name} deleted and its tokens revoked.`,
+                },
+                status,
+                async () => {
+                  replace(detail);
+                  await refresh();
+                },
+              ),
+            ),
+        },
+      ],
+      'No robots yet. Create one for CI/CD or ArgoCD above.',
+    );
 
   onSubmit(form, status, async () => {
     const r = await request<{ robot: Robot; token: { token: string; expiresAt: string } }>(

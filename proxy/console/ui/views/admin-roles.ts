@@ -3,11 +3,19 @@
  * written as Kubernetes PolicyRules. The form checks the obvious locally;
  * the server validates everything and its problems are shown as a list.
  */
-import { get, request } from '../api.js';
+import { request } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { actionButton, badge, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
+import {
+  badge,
+  deleteButton,
+  editableRows,
+  loadTable,
+  okNotice,
+  onSubmit,
+  statusArea,
+} from '../widgets.js';
 
 interface PolicyRule {
   apiGroups?: string[];
@@ -72,21 +80,9 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
   const list = h('div', {});
   const name = h('input', { type: 'text', required: true });
   const desc = h('input', { type: 'text' });
-  const rulesBox = h('div', {});
-  let editors: ReturnType<typeof ruleEditor>[] = [];
-  const redraw = () =>
-    replace(
-      rulesBox,
-      editors.map((e) => e.el),
-    );
-  const addRule = () => {
-    const ed = ruleEditor(editors.length + 1, () => {
-      editors = editors.filter((x) => x !== ed);
-      redraw();
-    });
-    editors.push(ed);
-    redraw();
-  };
+  // A new rule is numbered after the rules already there.
+  const ruleRows = editableRows((remove, n: number) => ruleEditor(n, remove));
+  const addRule = () => ruleRows.add(ruleRows.rows().length + 1);
   addRule();
   const form = h(
     'form',
@@ -94,7 +90,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
     h('h2', { id: 'role-h' }, 'New custom role'),
     field('Name', name, 'lowercase letters, digits and -; not a built-in name'),
     field('Description', desc),
-    rulesBox,
+    ruleRows.el,
     h(
       'div',
       { class: 'actions' },
@@ -104,67 +100,57 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
   );
 
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Role[] }>('/api/v1/roles?limit=500');
-      return table(
-        'Roles',
-        [
-          {
-            title: 'Role',
-            cell: (r) => [
-              h('strong', {}, r.name),
-              ' ',
-              r.builtin ? badge('built-in') : badge('custom', 'ok'),
-            ],
-          },
-          { title: 'Description', cell: (r) => r.description },
-          {
-            title: 'Rules',
-            cell: (r) =>
+    loadTable<Role>(
+      list,
+      '/api/v1/roles?limit=500',
+      'Roles',
+      [
+        {
+          title: 'Role',
+          cell: (r) => [
+            h('strong', {}, r.name),
+            ' ',
+            r.builtin ? badge('built-in') : badge('custom', 'ok'),
+          ],
+        },
+        { title: 'Description', cell: (r) => r.description },
+        {
+          title: 'Rules',
+          cell: (r) =>
+            h(
+              'details',
+              {},
+              h('summary', {}, `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'}`),
               h(
-                'details',
+                'ul',
                 {},
-                h('summary', {}, `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'}`),
-                h(
-                  'ul',
-                  {},
-                  r.rules.map((x) => h('li', { class: 'mono' }, ruleText(x))),
-                ),
+                r.rules.map((x) => h('li', { class: 'mono' }, ruleText(x))),
               ),
-          },
-          {
-            title: 'Actions',
-            cell: (r) =>
-              r.builtin
-                ? ''
-                : actionButton(
-                    'Delete',
-                    async () => {
-                      await request(
-                        'DELETE',
-                        `/api/v1/roles/${encodeURIComponent(r.name)}`,
-                        undefined,
-                        `"${r.version}"`,
-                      );
-                      status.show(okNotice(`Role ${r.name} deleted.`));
-                      await refresh();
-                    },
-                    {
-                      status,
-                      class: 'danger',
-                      name: `Delete role ${r.name}`,
-                      confirm: `Delete role ${r.name}?`,
-                    },
-                  ),
-          },
-        ],
-        items,
-        'No roles.',
-      );
-    });
+            ),
+        },
+        {
+          title: 'Actions',
+          cell: (r) =>
+            r.builtin
+              ? ''
+              : deleteButton(
+                  `/api/v1/roles/${encodeURIComponent(r.name)}`,
+                  r.version,
+                  {
+                    name: `Delete role ${r.name}`,
+                    confirm: `Delete role ${r.name}?`,
+                    done: `Role ${r.name} deleted.`,
+                  },
+                  status,
+                  refresh,
+                ),
+        },
+      ],
+      'No roles.',
+    );
 
   onSubmit(form, status, async () => {
-    const rules = editors.map((e) => e.read());
+    const rules = ruleRows.rows().map((e) => e.read());
     const local = rules.flatMap((r, i) => [
       ...(r.verbs.length ? [] : [`rule ${i + 1}: give at least one verb`]),
       ...(r.resources?.length || r.nonResourceURLs?.length
@@ -194,7 +180,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
     });
     status.show(okNotice(`Role ${name.value.trim()} created.`));
     form.reset();
-    editors = [];
+    ruleRows.clear();
     addRule();
     await refresh();
   });

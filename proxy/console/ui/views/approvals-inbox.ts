@@ -19,7 +19,7 @@ import {
   type Approval,
   type Policy,
 } from '../approvals.js';
-import { errorNotice, load, okNotice, statusArea, table } from '../widgets.js';
+import { errorNotice, load, loadTable, okNotice, statusArea } from '../widgets.js';
 
 function decisionText(a: Approval, decision: 'approve' | 'deny'): string {
   if (decision === 'deny') return 'Denied: nothing is granted, and the requester sees your reason.';
@@ -117,21 +117,19 @@ export async function approvalsInbox(ctx: ViewContext): Promise<void> {
       );
     });
     if (ctx.me.admin)
-      await load(all, async () => {
-        const { items } = await get<{ items: Approval[] }>('/api/v1/approvals?view=all');
-        return table(
-          'Every approval request',
-          [
-            { title: 'Asked', cell: (a) => when(a.createdAt) },
-            { title: 'By', cell: (a) => a.requester.name },
-            { title: 'What', cell: (a) => summary(a) },
-            { title: 'Status', cell: (a) => [statusBadge(a.status), progress(a, policies)] },
-            { title: 'Reason', cell: (a) => a.reason },
-          ],
-          items,
-          'No approval requests yet.',
-        );
-      });
+      await loadTable<Approval>(
+        all,
+        '/api/v1/approvals?view=all',
+        'Every approval request',
+        [
+          { title: 'Asked', cell: (a) => when(a.createdAt) },
+          { title: 'By', cell: (a) => a.requester.name },
+          { title: 'What', cell: (a) => summary(a) },
+          { title: 'Status', cell: (a) => [statusBadge(a.status), progress(a, policies)] },
+          { title: 'Reason', cell: (a) => a.reason },
+        ],
+        'No approval requests yet.',
+      );
   };
   replace(
     ctx.into,

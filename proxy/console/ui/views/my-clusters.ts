@@ -1,9 +1,8 @@
 /** "My clusters": what I can reach, whether it is online, my access on each, and kubeconfigs. */
-import { get } from '../api.js';
 import { h, replace } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { badge, labels, load, statusArea, table } from '../widgets.js';
+import { badge, labels, loadTable, statusArea } from '../widgets.js';
 import { kubeconfigButton, ttlSelect } from './kubeconfig.js';
 
 /**
@@ -64,49 +63,47 @@ export async function myClusters(ctx: ViewContext): Promise<void> {
     h('h2', {}, 'Clusters'),
     list,
   );
-  await load(list, async () => {
-    const { items } = await get<{ items: MyCluster[] }>('/api/v1/console/clusters');
-    return table(
-      'Clusters you can reach',
-      [
-        { title: 'Cluster', cell: (c) => h('code', {}, c.name) },
-        { title: 'Health', cell: (c) => healthBadge(c.health) },
-        { title: 'Labels', cell: (c) => labels(c.labels) },
-        {
-          title: 'Your access',
-          cell: (c) =>
-            h(
-              'ul',
-              { class: 'plain' },
-              c.access.map((a) =>
-                h(
-                  'li',
-                  {},
-                  h('strong', {}, a.role),
-                  a.namespaces.length ? ` in ${a.namespaces.join(', ')}` : ' cluster-wide',
-                  a.expiresAt ? h('span', { class: 'muted' }, ' until ', when(a.expiresAt)) : '',
-                ),
+  await loadTable<MyCluster>(
+    list,
+    '/api/v1/console/clusters',
+    'Clusters you can reach',
+    [
+      { title: 'Cluster', cell: (c) => h('code', {}, c.name) },
+      { title: 'Health', cell: (c) => healthBadge(c.health) },
+      { title: 'Labels', cell: (c) => labels(c.labels) },
+      {
+        title: 'Your access',
+        cell: (c) =>
+          h(
+            'ul',
+            { class: 'plain' },
+            c.access.map((a) =>
+              h(
+                'li',
+                {},
+                h('strong', {}, a.role),
+                a.namespaces.length ? ` in ${a.namespaces.join(', ')}` : ' cluster-wide',
+                a.expiresAt ? h('span', { class: 'muted' }, ' until ', when(a.expiresAt)) : '',
               ),
             ),
-        },
-        {
-          title: 'Kubeconfig',
-          cell: (c) =>
-            kubeconfigButton('Download', status, {
-              cluster: c.name,
-              ttl: () => ttl.value,
-              name: `Download kubeconfig for ${c.name}`,
-            }),
-        },
-      ],
-      items,
-      [
-        h('strong', {}, 'You cannot reach any cluster yet.'),
-        h('br'),
-        'Ask a kubegate admin for a binding for you or one of your groups: ',
-        ctx.me.groups.length ? ctx.me.groups.join(', ') : '(you are in no groups)',
-        '.',
-      ],
-    );
-  });
+          ),
+      },
+      {
+        title: 'Kubeconfig',
+        cell: (c) =>
+          kubeconfigButton('Download', status, {
+            cluster: c.name,
+            ttl: () => ttl.value,
+            name: `Download kubeconfig for ${c.name}`,
+          }),
+      },
+    ],
+    [
+      h('strong', {}, 'You cannot reach any cluster yet.'),
+      h('br'),
+      'Ask a kubegate admin for a binding for you or one of your groups: ',
+      ctx.me.groups.length ? ctx.me.groups.join(', ') : '(you are in no groups)',
+      '.',
+    ],
+  );
 }

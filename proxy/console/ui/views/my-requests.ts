@@ -20,7 +20,15 @@ import {
   type Policy,
 } from '../approvals.js';
 import { selectorEditor } from '../selector.js';
-import { actionButton, load, okNotice, onSubmit, statusArea, table } from '../widgets.js';
+import {
+  actionButton,
+  load,
+  loadTable,
+  okNotice,
+  onSubmit,
+  statusArea,
+  table,
+} from '../widgets.js';
 
 /** The access policies someone in `groups` may ask under (no requesterGroups = anyone). */
 function askable(policies: Policy[], groups: string[]): Policy[] {
@@ -98,46 +106,44 @@ export async function myRequests(ctx: ViewContext): Promise<void> {
 
   let policies: Policy[] = [];
   const refresh = () =>
-    load(list, async () => {
-      const { items } = await get<{ items: Approval[] }>('/api/v1/approvals?view=mine');
-      return table(
-        'My requests',
-        [
-          { title: 'Asked', cell: (a) => when(a.createdAt) },
-          {
-            title: 'What',
-            cell: (a) => [
-              h('div', {}, a.kind === 'access' ? 'Access: ' : 'Gated change: ', summary(a)),
-              h('details', {}, h('summary', {}, 'Details'), details(a)),
-            ],
-          },
-          { title: 'Status', cell: (a) => [statusBadge(a.status), progress(a, policies)] },
-          { title: 'Reason', cell: (a) => a.reason },
-          {
-            title: 'Actions',
-            cell: (a) =>
-              a.status === 'pending' || (a.kind === 'action' && a.status === 'approved')
-                ? actionButton(
-                    'Withdraw',
-                    async () => {
-                      await request('POST', `/api/v1/approvals/${a.id}/withdraw`, {});
-                      status.show(okNotice('Request withdrawn.'));
-                      await refresh();
-                    },
-                    {
-                      status,
-                      class: 'danger',
-                      name: `Withdraw request ${a.id}`,
-                      confirm: 'Withdraw this request? Approvers no longer see it.',
-                    },
-                  )
-                : '',
-          },
-        ],
-        items,
-        'You have not asked for anything yet.',
-      );
-    });
+    loadTable<Approval>(
+      list,
+      '/api/v1/approvals?view=mine',
+      'My requests',
+      [
+        { title: 'Asked', cell: (a) => when(a.createdAt) },
+        {
+          title: 'What',
+          cell: (a) => [
+            h('div', {}, a.kind === 'access' ? 'Access: ' : 'Gated change: ', summary(a)),
+            h('details', {}, h('summary', {}, 'Details'), details(a)),
+          ],
+        },
+        { title: 'Status', cell: (a) => [statusBadge(a.status), progress(a, policies)] },
+        { title: 'Reason', cell: (a) => a.reason },
+        {
+          title: 'Actions',
+          cell: (a) =>
+            a.status === 'pending' || (a.kind === 'action' && a.status === 'approved')
+              ? actionButton(
+                  'Withdraw',
+                  async () => {
+                    await request('POST', `/api/v1/approvals/${a.id}/withdraw`, {});
+                    status.show(okNotice('Request withdrawn.'));
+                    await refresh();
+                  },
+                  {
+                    status,
+                    class: 'danger',
+                    name: `Withdraw request ${a.id}`,
+                    confirm: 'Withdraw this request? Approvers no longer see it.',
+                  },
+                )
+              : '',
+        },
+      ],
+      'You have not asked for anything yet.',
+    );
 
   onSubmit(form, status, async () => {
     const sel = selector.read();
