@@ -179,12 +179,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const enrollServer = createEnrollServer(certIssue);
     const renewServer = createRenewServer(certIssue);
 
+    const servingPems = { certPem: serving.certPem, keyPem: serving.keyPem };
     const t = parseHostPort(config.tunnelListen);
     const tunnel = await startTunnelListener({
-      host: t.host,
-      port: t.port,
-      certPem: serving.certPem,
-      keyPem: serving.keyPem,
+      ...t,
+      ...servingPems,
       agentCaPem: cas.agent.certPem,
       clusters,
       registry,
@@ -198,10 +197,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     });
     const e = parseHostPort(config.enrollListen);
     const enroll = await startEnrollListener({
-      host: e.host,
-      port: e.port,
-      certPem: serving.certPem,
-      keyPem: serving.keyPem,
+      ...e,
+      ...servingPems,
       enrollServer,
       log: log.child({ part: 'enroll' }),
     });

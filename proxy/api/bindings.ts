@@ -6,11 +6,11 @@
  */
 import { KgError } from '../../common/errors.js';
 import type { Identity } from '../authz/types.js';
-import { sendCreated, sendJson } from './json.js';
+import { sendJson } from './json.js';
 import { checkQuery, oneOf, optional, pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
-import { admin, jsonBody, type ApiCall } from './types.js';
-import { deleteOne, updateOne } from './operations.js';
+import { admin, type ApiCall } from './types.js';
+import { createOne, deleteOne, findOne, updateOne } from './operations.js';
 
 const collection = '/api/v1/bindings';
 const subjectKinds = ['Group', 'User', 'Robot'] as const;
@@ -58,14 +58,11 @@ export const bindingRoutes: RouteSpec<ApiCall>[] = [
       GET: admin('Bindings, in creation order', list, {
         query: ['subject', 'subjectKind', 'role', 'cluster', 'limit', 'continue'],
       }),
-      POST: admin(
+      POST: createOne(
         'Create a binding',
-        async (call) => {
-          checkQuery(call.query, []);
-          const b = await call.store.createBinding(await call.readBody(), call.actor);
-          sendCreated(call, b, b.version, `${collection}/${b.id}`);
-        },
-        { body: jsonBody, responses: { 201: 'the new binding' } },
+        (call, body) => call.store.createBinding(body, call.actor),
+        (b) => `${collection}/${b.id}`,
+        'the new binding',
       ),
     },
   },
@@ -83,10 +80,11 @@ export const bindingRoutes: RouteSpec<ApiCall>[] = [
     tag: 'rbac',
     methods: {
       GET: admin('One binding', async (call) => {
-        checkQuery(call.query, []);
-        const id = call.params[0]!;
-        const b = await call.store.getBinding(id);
-        if (!b) throw new KgError('KG_ERR_NOT_FOUND', `binding "${id}" does not exist`);
+        const { found: b } = await findOne(
+          call,
+          (id) => call.store.getBinding(id),
+          (id) => new KgError('KG_ERR_NOT_FOUND', `binding "${id}" does not exist`),
+        );
         sendJson(call, b, b.version);
       }),
       PUT: updateOne('Replace a binding (If-Match)', (call, id, body, change) =>

@@ -14,7 +14,7 @@ import { sendCreated, sendJson } from './json.js';
 import { checkQuery, pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
 import { admin, jsonBody, type ApiCall } from './types.js';
-import { deleteOne, updateOne } from './operations.js';
+import { deleteOne, findOne, updateOne } from './operations.js';
 import { clusterHealth } from '../ha/cluster-health.js';
 import { reEnrollHint, revokeAgent } from '../clusters/revoke.js';
 import { requestOrigin } from '../audit/admin-events.js';
@@ -80,6 +80,14 @@ async function revoke(call: ApiCall) {
   sendJson(call, { ...r, next: reEnrollHint(r.cluster) });
 }
 
+/** The registered cluster `{name}` names, or 404. */
+export const registered = (call: ApiCall) =>
+  findOne(
+    call,
+    (name) => call.store.getCluster(name),
+    (name) => new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`),
+  );
+
 export const clusterRoutes: RouteSpec<ApiCall>[] = [
   {
     path: collection,
@@ -112,11 +120,7 @@ export const clusterRoutes: RouteSpec<ApiCall>[] = [
     tag: 'clusters',
     methods: {
       GET: admin('One cluster with its health', async (call) => {
-        checkQuery(call.query, []);
-        const name = call.params[0]!;
-        const c = await call.store.getCluster(name);
-        if (!c)
-          throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
+        const { key: name, found: c } = await registered(call);
         const health = await clusterHealth(call.deps.pool, [name], staleAfter(call));
         sendJson(call, { ...c, health: health.get(name) }, c.version);
       }),

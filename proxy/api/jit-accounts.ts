@@ -8,9 +8,9 @@
 import { KgError } from '../../common/errors.js';
 import { jitAccountsPath, type JitAccountsReport } from '../../common/tunnel-protocol.js';
 import { sendJson } from './json.js';
-import { checkQuery } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
 import { admin, type ApiCall } from './types.js';
+import { registered } from './clusters.js';
 
 export const jitAccountRoutes: RouteSpec<ApiCall>[] = [
   {
@@ -18,11 +18,7 @@ export const jitAccountRoutes: RouteSpec<ApiCall>[] = [
     tag: 'clusters',
     methods: {
       GET: admin("The just-in-time accounts a cluster's agent holds now", async (call) => {
-        checkQuery(call.query, []);
-        const name = call.params[0]!;
-        const cluster = await call.store.getCluster(name);
-        if (!cluster)
-          throw new KgError('KG_ERR_CLUSTER_NOT_FOUND', `cluster "${name}" is not registered`);
+        const { key: name } = await registered(call);
         let report: JitAccountsReport | undefined;
         try {
           report = (await call.deps.askAgent?.(name, jitAccountsPath)) as

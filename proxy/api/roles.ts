@@ -4,19 +4,20 @@
  * bindings use the role.
  */
 import { KgError } from '../../common/errors.js';
-import { sendCreated, sendJson } from './json.js';
-import { checkQuery, pageParams } from './params.js';
+import { sendJson } from './json.js';
+import { pageParams } from './params.js';
 import type { RouteSpec } from '../http/routes.js';
-import { admin, jsonBody, type ApiCall } from './types.js';
-import { deleteOne, updateOne } from './operations.js';
+import { admin, type ApiCall } from './types.js';
+import { createOne, deleteOne, findOne, updateOne } from './operations.js';
 
 const collection = '/api/v1/roles';
 
 async function getOne(call: ApiCall) {
-  checkQuery(call.query, []);
-  const name = call.params[0]!;
-  const role = await call.store.getRole(name);
-  if (!role) throw new KgError('KG_ERR_NOT_FOUND', `role "${name}" does not exist`);
+  const { found: role } = await findOne(
+    call,
+    (name) => call.store.getRole(name),
+    (name) => new KgError('KG_ERR_NOT_FOUND', `role "${name}" does not exist`),
+  );
   sendJson(call, role, role.version);
 }
 
@@ -30,14 +31,11 @@ export const roleRoutes: RouteSpec<ApiCall>[] = [
         async (call) => sendJson(call, await call.store.listRoles(pageParams(call.query))),
         { query: ['limit', 'continue'] },
       ),
-      POST: admin(
+      POST: createOne(
         'Create a custom role',
-        async (call) => {
-          checkQuery(call.query, []);
-          const role = await call.store.createRole(await call.readBody(), call.actor);
-          sendCreated(call, role, role.version, `${collection}/${role.name}`);
-        },
-        { body: jsonBody, responses: { 201: 'the new role' } },
+        (call, body) => call.store.createRole(body, call.actor),
+        (role) => `${collection}/${role.name}`,
+        'the new role',
       ),
     },
   },

@@ -14,9 +14,8 @@ import {
   type ApprovalView,
   type DecisionRow,
   type RequestRow,
-  type Actor,
-  type ListFilter,
 } from './records.js';
+import type { Actor, ListFilter } from './records.js';
 
 /**
  * One page of requests, newest first. `continue` is the opaque position

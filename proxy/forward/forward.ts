@@ -20,7 +20,7 @@ import { KgError } from '../../common/errors.js';
 import { hdrRanAs } from '../../common/tunnel-protocol.js';
 import type { AnyResponse } from '../http/response.js';
 import type { Tunnel } from '../tunnel/registry.js';
-import { forwardRequestHeaders, isHopByHopResponseHeader, setCallerHeaders } from './headers.js';
+import { isHopByHopResponseHeader, upstreamHeaders } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
 import { cancelTunnelStream } from './cancel.js';
 import type { RequestContext } from '../context.js';
@@ -269,16 +269,13 @@ function send(
   failedOverFrom: Tunnel | undefined,
 ): Promise<void> {
   const route = ctx.route!;
-  const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
-  headers[':method'] = req.method ?? 'GET';
-  headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  setCallerHeaders(headers, ctx);
+  const headers = upstreamHeaders(req, ctx);
   const held = plan.kind === 'held' ? plan.body : undefined;
   if (held) headers['content-length'] = held.length;
   const withBody = held ? held.length > 0 : plan.kind === 'prefix' || hasBody(req);
   // Sent again elsewhere if its tunnel dies before answering: nothing of the
   // request is lost (no body being streamed) and running it twice is harmless.
-  const retryable = safeMethods.has(headers[':method']) && (held !== undefined || !withBody);
+  const retryable = safeMethods.has(req.method ?? 'GET') && (held !== undefined || !withBody);
 
   return new Promise<void>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;

@@ -92,3 +92,20 @@ export function setCallerHeaders(headers: http2.OutgoingHttpHeaders, ctx: Reques
   if (ctx.grants) headers[hdrGrants] = ctx.grants;
   headers[hdrAuditId] = ctx.auditId;
 }
+
+/**
+ * The headers of a request sent on to the agent: the client's, through the
+ * allow-list; method and path (the cluster prefix removed, the query as sent);
+ * who asks and the audit ID.
+ */
+export function upstreamHeaders(
+  req: { method?: string | undefined; rawHeaders: string[] },
+  ctx: RequestContext,
+): http2.OutgoingHttpHeaders {
+  const route = ctx.route!;
+  const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
+  setCallerHeaders(headers, ctx);
+  return headers;
+}

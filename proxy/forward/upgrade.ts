@@ -16,7 +16,7 @@ import type { RequestInfo } from '../authz/request-info.js';
 import type { RequestContext } from '../context.js';
 import type { TunnelHealth } from '../tunnel/health.js';
 import type { Tunnel } from '../tunnel/registry.js';
-import { forwardRequestHeaders, isHopByHopResponseHeader, setCallerHeaders } from './headers.js';
+import { isHopByHopResponseHeader, upstreamHeaders } from './headers.js';
 import {
   endStatus,
   frameGraceMs,
@@ -79,10 +79,7 @@ export function forwardUpgrade(
   onEnd?: (end: (reason: EndReason) => void) => void,
 ): Promise<number> {
   const route = ctx.route!;
-  const headers: http2.OutgoingHttpHeaders = forwardRequestHeaders(req.rawHeaders);
-  headers[':method'] = req.method ?? 'GET';
-  headers[':path'] = route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath;
-  setCallerHeaders(headers, ctx);
+  const headers = upstreamHeaders(req, ctx);
   headers[hdrUpgrade] = upgrade;
   // After a 101 this stream carries raw bytes; a declared length (SPDY's POST
   // says 0) would make HTTP/2 reset the stream at the first byte.
