@@ -9,6 +9,7 @@ import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
 import { revokeEndedOverlaps } from './robot-store.js';
 import { sweepExpired } from './session-store.js';
+import { startPeriodic } from '../../common/periodic.js';
 
 const sweepEveryMs = 60_000;
 
@@ -17,32 +18,18 @@ export function startReaper(
   log: Logger,
   intervalMs: number,
 ): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  let failing = false;
   let lastSweep = 0;
-  const tick = async () => {
-    try {
+  return startPeriodic(
+    'identity upkeep',
+    intervalMs,
+    async () => {
       const n = await revokeEndedOverlaps(pool);
       if (n) log.info({ tokens: n }, 'revoked robot tokens whose rotation overlap ended');
       if (Date.now() - lastSweep >= sweepEveryMs) {
         lastSweep = Date.now();
         await sweepExpired(pool);
       }
-      if (failing) log.info('identity upkeep recovered');
-      failing = false;
-    } catch (err) {
-      if (!failing) log.warn({ err: (err as Error).message }, 'identity upkeep failed; retrying');
-      failing = true;
-    }
-  };
-  const timer = setInterval(() => {
-    if (!running) running = tick().finally(() => (running = undefined));
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
     },
-  };
+    log,
+  );
 }

@@ -33,6 +33,7 @@ import { inTransaction, query, type Queryable } from '../db/query.js';
 import { loginIdentity } from './login-identity.js';
 import type { OidcClient } from './oidc-client.js';
 import type { IdentitySettings } from './settings.js';
+import { startPeriodic, type Periodic } from '../../common/periodic.js';
 
 /** Associated data binding a sealed refresh token to its row (no swapping between sign-ins). */
 const aad = (id: string) => `sso-signin:${id}`;
@@ -93,19 +94,13 @@ interface Due {
   groups: string[];
 }
 
-export interface Refresher {
-  /** One pass over the due sign-ins (tests and the timer). */
-  tick(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 export function startRefresher(deps: {
   pool: Pool;
   oidc: OidcClient;
   settings: IdentitySettings;
   log: Logger;
   intervalMs?: number;
-}): Refresher {
+}): Periodic {
   const { pool, settings: s, log } = deps;
   const key = parseMasterKey(s.masterKey!);
   const every = deps.intervalMs ?? Math.min(1000, s.refreshIntervalMs);
@@ -220,22 +215,22 @@ export function startRefresher(deps: {
       );
   };
 
-  let running: Promise<void> | undefined;
-  let failing = false;
-  const tick = async () => {
-    try {
+  return startPeriodic(
+    'group refresh pass',
+    every,
+    async () => {
       const due = await inTransaction(pool, (db) =>
         query<Due>(
           db,
           `WITH due AS (
-             SELECT si.id FROM sso_signins si
-              WHERE si.ended_at IS NULL AND si.refresh_sealed IS NOT NULL
-                AND si.next_refresh_at <= now() AND si.expires_at > now()
-              ORDER BY si.next_refresh_at LIMIT ${batch} FOR UPDATE SKIP LOCKED)
-           UPDATE sso_signins si SET next_refresh_at = now() + ($1 || ' milliseconds')::interval
-             FROM due, users u
-            WHERE si.id = due.id AND u.id = si.user_id
-           RETURNING si.id, si.user_id, si.refresh_sealed, u.issuer, u.subject, u.username, u.groups`,
+           SELECT si.id FROM sso_signins si
+            WHERE si.ended_at IS NULL AND si.refresh_sealed IS NOT NULL
+              AND si.next_refresh_at <= now() AND si.expires_at > now()
+            ORDER BY si.next_refresh_at LIMIT ${batch} FOR UPDATE SKIP LOCKED)
+         UPDATE sso_signins si SET next_refresh_at = now() + ($1 || ' milliseconds')::interval
+           FROM due, users u
+          WHERE si.id = due.id AND u.id = si.user_id
+         RETURNING si.id, si.user_id, si.refresh_sealed, u.issuer, u.subject, u.username, u.groups`,
           [String(leaseMs)],
         ),
       );
@@ -246,27 +241,7 @@ export function startRefresher(deps: {
       }
       // Sign-ins whose bound passed a day ago: nothing can use them any more.
       await query(pool, "DELETE FROM sso_signins WHERE expires_at < now() - interval '1 day'");
-      if (failing) log.info('group refresh recovered');
-      failing = false;
-    } catch (err) {
-      if (!failing)
-        log.warn({ err: (err as Error).message }, 'group refresh pass failed; retrying');
-      failing = true;
-    }
-  };
-  const timer = setInterval(() => {
-    if (!running) running = tick().finally(() => (running = undefined));
-  }, every);
-  timer.unref();
-  return {
-    tick: async () => {
-      while (running) await running;
-      running = tick().finally(() => (running = undefined));
-      await running;
     },
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+    log,
+  );
 }

@@ -104,3 +104,30 @@ export async function listChanges(pool: Pool, f: ChangeFilter): Promise<Page<Cha
   if (rows.length <= limit) return { items };
   return { items, continue: encodeCursor({ i: items[items.length - 1]!.id }) };
 }
+
+/** How many binding ids a refusal names in its message; the details carry up to 100. */
+const namedInMessage = 10;
+
+/**
+ * Refuse to delete what bindings still use (409): how many, which ones (the
+ * first ten in the message, up to 100 in details) and what to do about it.
+ */
+export async function refuseWhileBound(
+  c: Queryable,
+  where: string,
+  key: string,
+  conflict: (total: number, named: string) => string,
+): Promise<void> {
+  const { rows } = await c.query<{ id: string; total: number }>(
+    `SELECT id, count(*) OVER ()::int AS total FROM bindings WHERE ${where}
+      ORDER BY created_at, id LIMIT 100`,
+    [key],
+  );
+  if (rows.length === 0) return;
+  const total = rows[0]!.total;
+  const shown = rows.slice(0, namedInMessage).map((r) => r.id);
+  const more = total > shown.length ? ` and ${total - shown.length} more` : '';
+  throw new KgError('KG_ERR_CONFLICT', conflict(total, `${shown.join(', ')}${more}`), {
+    details: { bindings: rows.map((r) => r.id), bindingCount: total },
+  });
+}

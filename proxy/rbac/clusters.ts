@@ -18,7 +18,7 @@ import {
   type PageRequest,
 } from './records.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
-import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
+import { checkVersion, recordChange, refuseWhileBound, type ChangeOptions } from './changes.js';
 
 export const maxClusterDescription = 1000;
 
@@ -191,21 +191,13 @@ export async function deleteCluster(pool: Pool, name: string, opts: ChangeOption
   await inTransaction(pool, async (c) => {
     const before = await lockCluster(c, name);
     checkVersion(`cluster "${name}"`, before.version, opts.version);
-    const { rows } = await c.query<{ id: string; total: number }>(
-      `SELECT id, count(*) OVER ()::int AS total FROM bindings WHERE $1 = ANY(cluster_names)
-        ORDER BY created_at, id LIMIT 100`,
-      [name],
+    await refuseWhileBound(
+      c,
+      '$1 = ANY(cluster_names)',
+      name,
+      (total, named) =>
+        `cluster "${name}" is named by ${total} binding(s): ${named}; remove it from those bindings first`,
     );
-    if (rows.length > 0) {
-      const total = rows[0]!.total;
-      const shown = rows.slice(0, 10).map((r) => r.id);
-      const more = total > shown.length ? ` and ${total - shown.length} more` : '';
-      throw new KgError(
-        'KG_ERR_CONFLICT',
-        `cluster "${name}" is named by ${total} binding(s): ${shown.join(', ')}${more}; remove it from those bindings first`,
-        { details: { bindings: rows.map((r) => r.id), bindingCount: total } },
-      );
-    }
     await c.query('DELETE FROM clusters WHERE name = $1', [name]);
     await recordChange(c, {
       actor: opts.actor,

@@ -18,7 +18,7 @@ import {
 } from './records.js';
 import { isBuiltinRoleName, validateRoleSpec } from './role-spec.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
-import { checkVersion, recordChange, type ChangeOptions } from './changes.js';
+import { checkVersion, recordChange, refuseWhileBound, type ChangeOptions } from './changes.js';
 
 function builtinRecord(r: BuiltinRole): RoleRecord {
   return {
@@ -131,9 +131,6 @@ export async function updateRole(
   });
 }
 
-/** How many binding ids a refusal names in its message; the details carry up to 100. */
-const namedInMessage = 10;
-
 /**
  * Delete a custom role, refused while any binding uses it. Binding writes
  * take `FOR SHARE` on the role row, so a binding created concurrently either
@@ -144,21 +141,13 @@ export async function deleteRole(pool: Pool, name: string, opts: ChangeOptions):
   await inTransaction(pool, async (c) => {
     const before = await lockRole(c, name);
     checkVersion(`role "${name}"`, before.version, opts.version);
-    const { rows } = await c.query<{ id: string; total: number }>(
-      `SELECT id, count(*) OVER ()::int AS total FROM bindings WHERE role = $1
-        ORDER BY created_at, id LIMIT 100`,
-      [name],
+    await refuseWhileBound(
+      c,
+      'role = $1',
+      name,
+      (total, named) =>
+        `role "${name}" is used by ${total} binding(s): ${named}; delete those bindings or move them to another role first`,
     );
-    if (rows.length > 0) {
-      const total = rows[0]!.total;
-      const shown = rows.slice(0, namedInMessage).map((r) => r.id);
-      const more = total > shown.length ? ` and ${total - shown.length} more` : '';
-      throw new KgError(
-        'KG_ERR_CONFLICT',
-        `role "${name}" is used by ${total} binding(s): ${shown.join(', ')}${more}; delete those bindings or move them to another role first`,
-        { details: { bindings: rows.map((r) => r.id), bindingCount: total } },
-      );
-    }
     await c.query('DELETE FROM roles WHERE name = $1', [name]);
     await recordChange(c, {
       actor: opts.actor,
