@@ -32,7 +32,7 @@ import {
 } from '../http/routes.js';
 import { checkQuery, oneOf, pageParams } from '../api/params.js';
 import { createPolicy, deletePolicy, getPolicy, listPolicies, replacePolicy } from './policies.js';
-import { policyView } from './policy-spec.js';
+import { policyView, type ApprovalPolicy } from './policy-spec.js';
 import { statuses, type Status } from './records.js';
 import type { ApprovalRequests } from './requests.js';
 import type { Actor, ListFilter } from './records.js';
@@ -60,6 +60,20 @@ function ifMatch(req: AnyRequest): number | undefined {
   if (!m)
     throw new KgError('KG_ERR_BAD_REQUEST', 'If-Match must be one strong entity tag such as "3"');
   return Number(m[1]);
+}
+
+/** An approval policy as the API shows it, with the version to send back in If-Match. */
+const versionedPolicy = (p: { policy: ApprovalPolicy; version: number }) => ({
+  ...policyView(p.policy),
+  version: p.version,
+});
+
+/** One policy with its ETag; a new one (201) also with its Location. */
+function writePolicy(c: BaseCall, p: { policy: ApprovalPolicy; version: number }, status = 200) {
+  writeJson(c.res, status, versionedPolicy(p), {
+    etag: `"${p.version}"`,
+    ...(status === 201 ? { location: `/api/v1/approval-policies/${p.policy.name}` } : {}),
+  });
 }
 
 /** The approvals endpoints, bound to identity's caller resolution (bearer, or session + CSRF). */
@@ -150,7 +164,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
             const kind = oneOf(c.query, 'kind', ['access', 'gate'] as const);
             const items = await listPolicies(d.pool, kind);
             writeJson(c.res, 200, {
-              items: items.map((p) => ({ ...policyView(p.policy), version: p.version })),
+              items: items.map(versionedPolicy),
             });
           },
         },
@@ -162,15 +176,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
           handle: async (c) => {
             checkQuery(c.query, []);
             const p = await createPolicy(d.pool, await objectBody(c), c.caller.actor);
-            writeJson(
-              c.res,
-              201,
-              { ...policyView(p.policy), version: p.version },
-              {
-                etag: `"${p.version}"`,
-                location: `/api/v1/approval-policies/${p.policy.name}`,
-              },
-            );
+            writePolicy(c, p, 201);
           },
         },
       },
@@ -189,12 +195,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
                 'KG_ERR_NOT_FOUND',
                 `approval policy "${c.params[0]}" does not exist`,
               );
-            writeJson(
-              c.res,
-              200,
-              { ...policyView(p.policy), version: p.version },
-              { etag: `"${p.version}"` },
-            );
+            writePolicy(c, p);
           },
         },
         PUT: {
@@ -210,12 +211,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
               c.caller.actor,
               ifMatch(c.req),
             );
-            writeJson(
-              c.res,
-              200,
-              { ...policyView(p.policy), version: p.version },
-              { etag: `"${p.version}"` },
-            );
+            writePolicy(c, p);
           },
         },
         DELETE: {

@@ -13,6 +13,7 @@ import { proxyMetrics } from '../metrics.js';
 import type { Queryable } from '../db/query.js';
 import { hdrSignature, hdrTimestamp, sign } from './signature.js';
 import { webhookSecret } from './webhooks.js';
+import { Rerun } from '../../common/rerun.js';
 
 export type NotifyEvent =
   | 'approval.requested'
@@ -121,11 +122,14 @@ export function backoffSeconds(attempts: number): number {
 
 export class Deliverer {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly rounds: Rerun;
 
-  constructor(private readonly o: DelivererOptions) {}
+  constructor(private readonly o: DelivererOptions) {
+    this.rounds = new Rerun(
+      () => this.round(),
+      (err) => this.o.log.warn({ err }, 'webhook delivery round failed'),
+    );
+  }
 
   start(): void {
     this.timer = setInterval(() => this.kick(), this.o.intervalMs ?? 1000);
@@ -134,26 +138,12 @@ export class Deliverer {
 
   /** Deliver what is due now (after a change this replica made). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.round()
-      .catch((err: unknown) => this.o.log.warn({ err }, 'webhook delivery round failed'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.rounds.request();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     clearInterval(this.timer);
-    await this.running;
+    await this.rounds.stop();
   }
 
   private async round(): Promise<void> {

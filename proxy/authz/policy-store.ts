@@ -23,6 +23,7 @@ import { builtinRoles } from './builtin-roles.js';
 import type { ClusterRef, PolicySnapshot, Role } from './types.js';
 import type { PolicyRule } from './policy-rule.js';
 import type { BindingPolicyRow } from '../rbac/records.js';
+import { Rerun } from '../../common/rerun.js';
 
 export interface PolicyCluster extends ClusterRef {
   disabled: boolean;
@@ -113,8 +114,10 @@ export class PolicyStore {
   private stopped = false;
   private busy = false;
   private heartbeat: NodeJS.Timeout | undefined;
-  private reloadQueued = false;
-  private reloading: Promise<void> | undefined;
+  private readonly reloads = new Rerun(
+    () => this.reload(),
+    (err) => this.opts.log.warn({ err: (err as Error).message }, 'policy reload failed'),
+  );
   /** The last load queued: loads on the connection run one after another (see reload). */
   private loads: Promise<void> = Promise.resolve();
   private readonly tokenListeners: ((hash: string) => void)[] = [];
@@ -203,21 +206,7 @@ export class PolicyStore {
   }
 
   private scheduleReload(): void {
-    if (this.reloading) {
-      this.reloadQueued = true;
-      return;
-    }
-    this.reloading = this.reload()
-      .catch((err: unknown) =>
-        this.opts.log.warn({ err: (err as Error).message }, 'policy reload failed'),
-      )
-      .finally(() => {
-        this.reloading = undefined;
-        if (this.reloadQueued) {
-          this.reloadQueued = false;
-          this.scheduleReload();
-        }
-      });
+    this.reloads.request();
   }
 
   /**
@@ -272,7 +261,7 @@ export class PolicyStore {
       // Notifications queued before this round trip are delivered before its answer.
       await this.client.query('SELECT 1');
       health?.answered();
-      if (!this.reloading) this.confirmedAt = sent;
+      if (!this.reloads.busy) this.confirmedAt = sent;
     } catch {
       health?.failed();
       const c = this.client;

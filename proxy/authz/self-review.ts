@@ -62,14 +62,17 @@ const obj = (v: unknown): Obj =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-/** Answer a SelfSubjectAccessReview from the central policy. */
-export function accessReview(
+/** How a self-review is answered: from the central policy, for the caller, on one cluster, now. */
+export type ReviewAnswer = (
   review: Obj,
   snap: PolicySnapshot,
   who: Identity,
   cluster: ClusterRef,
   now: Date,
-): Obj {
+) => Obj;
+
+/** Answer a SelfSubjectAccessReview from the central policy. */
+export const accessReview: ReviewAnswer = (review, snap, who, cluster, now) => {
   const spec = obj(review.spec);
   const ra = spec.resourceAttributes === undefined ? undefined : obj(spec.resourceAttributes);
   const nra =
@@ -104,16 +107,10 @@ export function accessReview(
       ? { allowed: true, reason: `kubegate: ${d.reason}` }
       : { allowed: false, reason: `kubegate: ${d.reason}` },
   };
-}
+};
 
 /** Answer a SelfSubjectRulesReview (`kubectl auth can-i --list`) for spec.namespace. */
-export function rulesReview(
-  review: Obj,
-  snap: PolicySnapshot,
-  who: Identity,
-  cluster: ClusterRef,
-  now: Date,
-): Obj {
+export const rulesReview: ReviewAnswer = (review, snap, who, cluster, now) => {
   const namespace = str(obj(review.spec).namespace);
   const resourceRules: Obj[] = [];
   const nonResourceRules: Obj[] = [];
@@ -147,4 +144,4 @@ export function rulesReview(
     spec: { namespace },
     status: { resourceRules, nonResourceRules, incomplete: false },
   };
-}
+};

@@ -41,14 +41,8 @@ export function clusterProblems(name: string, labels: Record<string, string>): s
   return problems;
 }
 
-/** A `clusters` row as `SELECT *` reads it. */
-export interface ClusterRow {
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-  description: string;
-  disabled: boolean;
-  version: number;
+/** A `clusters` row as `SELECT *` reads it: the Cluster's columns, timestamps in SQL's names. */
+export interface ClusterRow extends Omit<Cluster, 'createdAt'> {
   created_at: Date;
   updated_at: Date;
 }
