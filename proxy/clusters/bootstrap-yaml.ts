@@ -130,6 +130,12 @@ const managedKey = 'app.kubernetes.io/managed-by';
 const managed = (o: string) =>
   `(has(${o}.metadata.labels) && '${managedKey}' in ${o}.metadata.labels && ${o}.metadata.labels['${managedKey}'] == 'kubegate')`;
 
+/** An agent environment variable read from the bootstrap Secret. */
+const fromBootstrapSecret = (name: string, key: string) => ({
+  name,
+  valueFrom: { secretKeyRef: { name: 'kubegate-agent-bootstrap', key } },
+});
+
 /**
  * A ValidatingAdmissionPolicy (GA since Kubernetes 1.30) that holds the JIT
  * agent to the objects it makes: whatever its RBAC would allow, a request by
@@ -322,30 +328,10 @@ export function bootstrapObjects(input: BootstrapInput): Record<string, unknown>
                 image: input.image,
                 args: ['agent'],
                 env: [
-                  {
-                    name: 'KUBEGATE_CLUSTER',
-                    valueFrom: {
-                      secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'cluster' },
-                    },
-                  },
-                  {
-                    name: 'KUBEGATE_TUNNEL_ADDRESS',
-                    valueFrom: {
-                      secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'tunnel-address' },
-                    },
-                  },
-                  {
-                    name: 'KUBEGATE_TUNNEL_SERVER_NAME',
-                    valueFrom: {
-                      secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'tunnel-server-name' },
-                    },
-                  },
-                  {
-                    name: 'KUBEGATE_ENROLL_ADDRESS',
-                    valueFrom: {
-                      secretKeyRef: { name: 'kubegate-agent-bootstrap', key: 'enroll-address' },
-                    },
-                  },
+                  fromBootstrapSecret('KUBEGATE_CLUSTER', 'cluster'),
+                  fromBootstrapSecret('KUBEGATE_TUNNEL_ADDRESS', 'tunnel-address'),
+                  fromBootstrapSecret('KUBEGATE_TUNNEL_SERVER_NAME', 'tunnel-server-name'),
+                  fromBootstrapSecret('KUBEGATE_ENROLL_ADDRESS', 'enroll-address'),
                   { name: 'KUBEGATE_PROXY_CA_FILE', value: '/etc/kubegate/bootstrap/ca.crt' },
                   { name: 'KUBEGATE_BOOTSTRAP_TOKEN_FILE', value: '/etc/kubegate/bootstrap/token' },
                   {

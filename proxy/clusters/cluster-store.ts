@@ -149,15 +149,10 @@ export class ClusterStore {
    * keys (see `certKey`) that are valid now.
    */
   async agentCertsValid(certs: { cluster: string; serial: string }[]): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ name: string; serial: string }>(
-      `SELECT c.name, a.serial
-         FROM unnest($1::text[], $2::text[]) AS q(serial, name)
-         JOIN agent_certs a ON a.serial = q.serial
-         JOIN clusters c ON c.id = a.cluster_id AND c.name = q.name
-        WHERE a.revoked_at IS NULL AND a.not_after > now() AND NOT c.disabled`,
-      [certs.map((c) => c.serial), certs.map((c) => c.cluster)],
+    return this.certKeysWhere(
+      certs,
+      'a.revoked_at IS NULL AND a.not_after > now() AND NOT c.disabled',
     );
-    return new Set(rows.map((r) => certKey(r.name, r.serial)));
   }
 
   /**
@@ -214,13 +209,24 @@ export class ClusterStore {
    * opened), and the cluster registered and enabled.
    */
   async tunnelCertsAllowed(certs: { cluster: string; serial: string }[]): Promise<Set<string>> {
+    return this.certKeysWhere(
+      certs,
+      `(a.revoked_at IS NULL OR a.revoke_reason = 'superseded')
+          AND a.not_after > now() AND NOT c.disabled`,
+    );
+  }
+
+  /** The `cluster/serial` keys of `certs` whose certificate and cluster pass `condition` (SQL over a, c). */
+  private async certKeysWhere(
+    certs: { cluster: string; serial: string }[],
+    condition: string,
+  ): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ name: string; serial: string }>(
       `SELECT c.name, a.serial
          FROM unnest($1::text[], $2::text[]) AS q(serial, name)
          JOIN agent_certs a ON a.serial = q.serial
          JOIN clusters c ON c.id = a.cluster_id AND c.name = q.name
-        WHERE (a.revoked_at IS NULL OR a.revoke_reason = 'superseded')
-          AND a.not_after > now() AND NOT c.disabled`,
+        WHERE ${condition}`,
       [certs.map((c) => c.serial), certs.map((c) => c.cluster)],
     );
     return new Set(rows.map((r) => certKey(r.name, r.serial)));
