@@ -3,7 +3,7 @@
  * pagination with the opaque `continue` token the other REST lists use.
  */
 import type { Pool } from '../db/pool.js';
-import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from '../rbac/cursor.js';
+import { keysetPage } from '../rbac/cursor.js';
 import { clampLimit, type Page } from '../rbac/records.js';
 import { query, type Queryable } from '../db/query.js';
 import { governor } from './governing.js';
@@ -29,7 +29,6 @@ export async function listRequests(
   who: Actor,
   f: ListFilter,
 ): Promise<Page<ApprovalView>> {
-  let after = f.continue ? decodeCursor(f.continue, { t: pgTimestamp, i: uuidPattern }) : undefined;
   const limit = clampLimit(f.limit);
   const where: string[] = [];
   const vals: unknown[] = [];
@@ -40,39 +39,18 @@ export async function listRequests(
   if (f.status) where.push(`status = ${p(f.status)}`);
   if (f.kind) where.push(`kind = ${p(f.kind)}`);
   const govern = f.view === 'approvable' ? await governor(pool) : undefined;
-  const found: { r: RequestRow; at: string }[] = [];
-  for (;;) {
-    const batch = limit + 1 - found.length;
-    const conds = [...where];
-    const v = [...vals];
-    if (after) {
-      v.push(after.t, after.i);
-      conds.push(`(created_at, id) < ($${v.length - 1}::timestamptz, $${v.length}::uuid)`);
-    }
-    v.push(batch);
-    const rows = await query<RequestRow & { cursor_at: string }>(
-      pool,
-      `SELECT *, created_at::text AS cursor_at FROM approval_requests
-        ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''}
-        ORDER BY created_at DESC, id DESC LIMIT $${v.length}`,
-      v,
-    );
-    for (const r of rows)
-      if (!govern || govern(r).some((x) => mayDecide(x, who, requesterOf(r))))
-        found.push({ r, at: r.cursor_at });
-    if (rows.length < batch || found.length > limit) break;
-    const last = rows[rows.length - 1]!;
-    after = { t: last.cursor_at, i: last.id };
-  }
-  const page = found.slice(0, limit);
-  const items = await requestViews(
-    pool,
-    publicUrl,
-    page.map((x) => x.r),
-  );
-  if (found.length <= limit) return { items };
-  const last = page[page.length - 1]!;
-  return { items, continue: encodeCursor({ t: last.at, i: last.r.id }) };
+  const page = await keysetPage(pool, {
+    select: 'SELECT *, created_at::text AS cursor_at FROM approval_requests',
+    where,
+    values: vals,
+    order: 'newest',
+    limit,
+    continue: f.continue,
+    keep: (r: RequestRow & { cursor_at: string }) =>
+      !govern || govern(r).some((x) => mayDecide(x, who, requesterOf(r))) ? r : undefined,
+  });
+  const items = await requestViews(pool, publicUrl, page.items);
+  return page.continue ? { items, continue: page.continue } : { items };
 }
 
 /** Views of many requests, their votes read in one query. */

@@ -9,7 +9,7 @@ import { selectorMatches } from '../../common/kube-grammar.js';
 import type { Binding, Identity, Role } from '../authz/types.js';
 import type { Pool } from '../db/pool.js';
 import { validateBindingSpec, type BindingSpec } from './binding-spec.js';
-import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from './cursor.js';
+import { keysetPage, uuidPattern } from './cursor.js';
 import {
   clampLimit,
   toBinding,
@@ -77,38 +77,19 @@ export async function listBindings(pool: Pool, f: BindingFilter): Promise<Page<B
       b.clusters.selector !== undefined &&
       selectorMatches(b.clusters.selector, labels));
 
-  let after = f.continue ? decodeCursor(f.continue, { t: pgTimestamp, i: uuidPattern }) : undefined;
-  const found: { rec: BindingRecord; at: string }[] = [];
-  // Fetch until the page is full (plus one, to know whether there is more):
-  // the cluster filter may drop rows after SQL has chosen them.
-  for (;;) {
-    const batch = limit + 1 - found.length;
-    const conds = [...where];
-    const vals = [...values];
-    if (after) {
-      vals.push(after.t, after.i);
-      conds.push(`(created_at, id) > ($${vals.length - 1}::timestamptz, $${vals.length}::uuid)`);
-    }
-    vals.push(batch);
-    const rows = await query<BindingRow>(
-      pool,
-      `SELECT ${columns} FROM bindings ${conds.length ? 'WHERE ' + conds.join(' AND ') : ''}
-        ORDER BY created_at, id LIMIT $${vals.length}`,
-      vals,
-    );
-    for (const r of rows) {
+  // The cluster filter may drop rows after SQL has chosen them (selectors are matched here).
+  return keysetPage(pool, {
+    select: `SELECT ${columns} FROM bindings`,
+    where,
+    values,
+    order: 'oldest',
+    limit,
+    continue: f.continue,
+    keep: (r: BindingRow) => {
       const rec = toBinding(r);
-      if (keep(rec)) found.push({ rec, at: r.cursor_at });
-    }
-    if (rows.length < batch || found.length > limit) break;
-    const last = rows[rows.length - 1]!;
-    after = { t: last.cursor_at, i: last.id };
-  }
-  const page = found.slice(0, limit);
-  const items = page.map((x) => x.rec);
-  if (found.length <= limit) return { items };
-  const last = page[page.length - 1]!;
-  return { items, continue: encodeCursor({ t: last.at, i: last.rec.id }) };
+      return keep(rec) ? rec : undefined;
+    },
+  });
 }
 
 /** The binding with this id (any case), or undefined — also for a string that is no uuid. */
