@@ -4,7 +4,8 @@
  * sessions included (docs/security.md, "Stale grants"): the registry, the
  * sweep that enforces it (`endStaleGrants`) and the reasons a client is told.
  */
-import { authorize } from './authz/authorizer.js';
+import { authorize, isDeactivated } from './authz/authorizer.js';
+import type { PolicySnapshot } from './authz/types.js';
 import type { PolicyStore } from './authz/policy-store.js';
 import type { RequestInfo } from './authz/request-info.js';
 import type { TokenIdentity } from './authn/identity.js';
@@ -87,7 +88,8 @@ export function endStaleGrants(deps: {
   };
   const sweepNow = () => {
     const now = new Date();
-    open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now));
+    const snapshot = policy.lastKnown()?.snapshot;
+    open.sweep(stillAllowed(now), (r) => endReasons.notAllowed(r, now, snapshot));
   };
   policy.onChange(sweepNow);
   const timer = setInterval(sweepNow, deps.everyMs ?? 500);
@@ -106,8 +108,13 @@ export const endReasons = {
     refused: true,
     message: `${kind} deactivated: kubegate ended this request because ${kind} "${user}" was deactivated and their tokens revoked`,
   }),
-  /** The policy no longer allows it (a binding removed or changed, a cluster disabled), or it expired. */
-  notAllowed: (r: OpenRequest, now: Date): EndReason => {
+  /**
+   * The policy no longer allows it: its token expired, its user was
+   * deactivated (the policy reload that shows it can arrive before the
+   * token revocation does), or a binding was removed or changed, or the
+   * cluster disabled.
+   */
+  notAllowed: (r: OpenRequest, now: Date, snapshot?: PolicySnapshot): EndReason => {
     if (r.identity.expiresAt <= now) {
       return {
         refused: true,
@@ -115,6 +122,8 @@ export const endReasons = {
           'token expired: kubegate ended this request because the token it was made with expired; get a new kubeconfig to continue',
       };
     }
+    if (snapshot && isDeactivated(snapshot, r.identity))
+      return endReasons.userDeactivated(r.identity.user, 'user');
     const what = [r.info.verb, r.info.resource, r.info.subresource].filter(Boolean).join(' ');
     return {
       refused: true,

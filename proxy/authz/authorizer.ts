@@ -171,7 +171,7 @@ function effectiveIndexed(
  * The bindings in effect for `who` on `cluster` at `now`, in snapshot order,
  * each once (for kubeconfig contexts and the agent's JIT bindings).
  */
-function isDeactivated(snap: PolicySnapshot, who: Identity): boolean {
+export function isDeactivated(snap: PolicySnapshot, who: Identity): boolean {
   return (
     who.kind === 'user' &&
     snap.deactivatedUsers !== undefined &&

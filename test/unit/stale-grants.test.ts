@@ -120,6 +120,22 @@ test('a policy change ends what it no longer allows, and a disabled cluster ends
   }
 });
 
+test('a user deactivated in the policy before their token revocation arrives: the sweep says so', () => {
+  const open = new OpenRequests();
+  const p = fakePolicy(state([viewDev]));
+  const stop = endStaleGrants({ open, policy: p.store, evictToken: () => undefined, pool });
+  try {
+    const ann = openRequest(open, 'ann', 'a');
+    const deactivated = state([viewDev]);
+    deactivated.snapshot.deactivatedUsers = new Set(['ann']);
+    p.change(deactivated);
+    assert.equal(ann.length, 1);
+    assert.match(ann[0]!.message, /^user deactivated: .*user "ann" was deactivated/);
+  } finally {
+    stop();
+  }
+});
+
 test('an expired token ends by the timer, with the token-expired reason; stop() ends the timer', async () => {
   const open = new OpenRequests();
   const p = fakePolicy(state([viewDev]));
