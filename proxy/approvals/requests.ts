@@ -330,13 +330,10 @@ export class ApprovalRequests {
     });
     if (!spec) throw invalid('binding for the approved request', problems);
     const bindingId = (await insertBinding(c, spec, who.actor)).id;
-    await recordChange(c, {
-      actor: who.actor,
-      action: 'create',
-      kind: 'binding',
-      name: bindingId,
-      before: null,
-      after: { id: bindingId, ...spec, approval: r.id },
+    await recordChange(c, who.actor, 'create', 'binding', bindingId, null, {
+      id: bindingId,
+      ...spec,
+      approval: r.id,
     });
     return (
       await c.query<RequestRow>(

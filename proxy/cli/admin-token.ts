@@ -14,7 +14,7 @@ import { loadPolicy } from '../authz/policy-store.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import { inTransaction } from '../db/query.js';
-import { logChange } from '../identity/admin-log.js';
+import { recordChange } from '../rbac/changes.js';
 import { listTokens, revokeToken, type TokenOwner } from '../identity/token-records.js';
 import { findUser } from '../identity/user-store.js';
 import { getRobot } from '../identity/robot-store.js';
@@ -154,7 +154,7 @@ export async function tokenRevoke(p: Invocation): Promise<void> {
     inTransaction(pool, async (c) => {
       const r = await revokeToken(c, id, undefined);
       if (r === 'revoked')
-        await logChange(c, cliActor(), 'delete', 'token', id, undefined, { revoked: true });
+        await recordChange(c, cliActor(), 'delete', 'token', id, undefined, { revoked: true });
       return r;
     }),
   );

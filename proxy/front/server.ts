@@ -12,7 +12,7 @@ import type { Logger } from '../../common/log.js';
 import { respondError } from '../http/respond-error.js';
 import type { AnyResponse } from '../http/response.js';
 import type { AnyRequest } from '../forward/forward.js';
-import { listen } from '../../common/listen.js';
+import { listen, logFailedHandshakes } from '../../common/listen.js';
 
 export interface FrontDeps {
   host: string;
@@ -114,9 +114,7 @@ export async function startFront(deps: FrontDeps): Promise<Front> {
   server.on('secureConnection', (socket: import('node:tls').TLSSocket) => socket.setNoDelay(true));
   server.on('session', watchSession);
   server.on('sessionError', (err) => deps.log.debug({ err: err.message }, 'h2 session error'));
-  server.on('tlsClientError', (err) =>
-    deps.log.debug({ err: err.message }, 'front TLS handshake failed'),
-  );
+  logFailedHandshakes(server, deps.log, 'front');
 
   const port = await listen(server, { port: deps.port, host: deps.host });
   return {

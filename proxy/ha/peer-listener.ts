@@ -21,7 +21,7 @@ import {
 } from '../../common/tunnel-protocol.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
 import { replicaOfCert } from './replica-cert.js';
-import { listen } from '../../common/listen.js';
+import { listen, logFailedHandshakes } from '../../common/listen.js';
 
 export interface PeerListenerDeps {
   host: string;
@@ -102,9 +102,7 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     widenTunnelWindow(session);
     session.on('error', (err) => log.debug({ err: err.message }, 'peer session error'));
   });
-  server.on('tlsClientError', (err) =>
-    log.debug({ err: err.message }, 'peer TLS handshake failed'),
-  );
+  logFailedHandshakes(server, log, 'peer');
   server.on('stream', (stream, headers) => {
     stream.on('error', () => undefined);
     const socket = stream.session?.socket as TLSSocket | undefined;

@@ -5,7 +5,7 @@
  */
 import { KgError } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
-import { logChange } from './admin-log.js';
+import { recordChange } from '../rbac/changes.js';
 import { inTransaction } from '../db/query.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import { smallObjectBody, type RouteSpec } from '../http/routes.js';
@@ -87,7 +87,7 @@ async function revokeUserTokens(call: ApiCall): Promise<void> {
   const u = await getUser(call.deps.pool, param(call, 0));
   const revoked = await inTransaction(call.deps.pool, async (c) => {
     const n = await revokeAllTokens(c, { kind: 'user', name: u.username, userId: u.id });
-    await logChange(c, call.caller.actor, 'delete', 'token', u.username, undefined, {
+    await recordChange(c, call.caller.actor, 'delete', 'token', u.username, undefined, {
       revokedAllOf: u.username,
       count: n,
     });

@@ -8,7 +8,7 @@
 import { KgError } from '../../common/errors.js';
 import type { Pool } from '../db/pool.js';
 import { checkSubjectNames, type TokenStore } from '../authn/token-store.js';
-import { logChange } from './admin-log.js';
+import { recordChange } from '../rbac/changes.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
 import { revokeAllTokens } from './token-records.js';
 
@@ -115,7 +115,7 @@ export async function createRobot(
       },
       c,
     );
-    await logChange(c, actor, 'create', 'robot', robot.name, undefined, {
+    await recordChange(c, actor, 'create', 'robot', robot.name, undefined, {
       groups: robot.groups,
       description: robot.description,
       tokenId: token.id,
@@ -170,7 +170,7 @@ export async function rotateRobot(
       c,
     );
     const until = cut.reduce((m, r) => Math.max(m, r.expires_at.getTime()), Date.now());
-    await logChange(c, actor, 'update', 'robot', robot.name, undefined, {
+    await recordChange(c, actor, 'update', 'robot', robot.name, undefined, {
       rotated: true,
       tokenId: token.id,
       superseded: cut.map((r) => r.id),
@@ -186,7 +186,7 @@ export async function deleteRobot(pool: Pool, name: string, actor: string): Prom
     const robot = await getRobot(c, name, true);
     const revoked = await revokeAllTokens(c, { kind: 'robot', name, robotId: robot.id });
     await query(c, 'DELETE FROM robots WHERE id = $1', [robot.id]);
-    await logChange(c, actor, 'delete', 'robot', name, { groups: robot.groups }, undefined);
+    await recordChange(c, actor, 'delete', 'robot', name, { groups: robot.groups }, undefined);
     return revoked;
   });
 }

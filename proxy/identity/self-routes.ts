@@ -6,7 +6,7 @@
  */
 import { KgError } from '../../common/errors.js';
 import { renderKubeconfig } from '../clusters/kubeconfig.js';
-import { logChange } from './admin-log.js';
+import { recordChange } from '../rbac/changes.js';
 import { ownerOf } from './caller.js';
 import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
 import { inTransaction } from '../db/query.js';
@@ -168,7 +168,7 @@ async function revokeMine(call: ApiCall): Promise<void> {
   if (r === 'revoked') {
     call.log.info({ actor: call.caller.actor, tokenId: id }, 'token revoked');
     if (call.caller.admin)
-      await logChange(call.deps.pool, call.caller.actor, 'delete', 'token', id, undefined, {
+      await recordChange(call.deps.pool, call.caller.actor, 'delete', 'token', id, undefined, {
         revoked: true,
       });
   }

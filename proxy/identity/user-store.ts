@@ -7,7 +7,7 @@
  */
 import { KgError } from '../../common/errors.js';
 import type { Pool } from '../db/pool.js';
-import { logChange } from './admin-log.js';
+import { recordChange } from '../rbac/changes.js';
 import { dbError } from '../db/errors.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
 import type { LoginIdentity } from './login-identity.js';
@@ -146,7 +146,7 @@ export async function deactivateUser(
     const ended = await query(c, 'DELETE FROM sessions WHERE user_id = $1 RETURNING user_id', [
       user.id,
     ]);
-    await logChange(
+    await recordChange(
       c,
       actor,
       'update',
@@ -177,7 +177,7 @@ export async function activateUser(
         WHERE id = $1 RETURNING ${cols}`,
       [before.id],
     );
-    await logChange(
+    await recordChange(
       c,
       actor,
       'update',

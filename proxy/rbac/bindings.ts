@@ -165,14 +165,7 @@ export async function createBinding(
   return inTransaction(pool, async (c) => {
     const spec = await checkedSpec(c, raw, {});
     const after = toBinding(await insertBinding(c, spec, actor));
-    await recordChange(c, {
-      actor,
-      action: 'create',
-      kind: 'binding',
-      name: after.id,
-      before: null,
-      after,
-    });
+    await recordChange(c, actor, 'create', 'binding', after.id, null, after);
     return after;
   });
 }
@@ -198,14 +191,7 @@ export async function updateBinding(
       [before.id, ...specValues(spec)],
     );
     const after = toBinding(rows[0]!);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'update',
-      kind: 'binding',
-      name: before.id,
-      before,
-      after,
-    });
+    await recordChange(c, opts.actor, 'update', 'binding', before.id, before, after);
     return after;
   });
 }
@@ -216,14 +202,7 @@ export async function deleteBinding(pool: Pool, id: string, opts: ChangeOptions)
     const before = await lockBinding(c, id);
     checkVersion(`binding "${before.id}"`, before.version, opts.version);
     await c.query('DELETE FROM bindings WHERE id = $1', [before.id]);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'delete',
-      kind: 'binding',
-      name: before.id,
-      before,
-      after: null,
-    });
+    await recordChange(c, opts.actor, 'delete', 'binding', before.id, before, null);
   });
 }
 

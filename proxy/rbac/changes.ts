@@ -11,20 +11,11 @@ import { query, type Queryable } from '../db/query.js';
 import { decodeCursor, digits, encodeCursor } from './cursor.js';
 import {
   clampLimit,
-  type ChangeKind,
+  type LoggedKind,
   type ChangeRecord,
   type Page,
   type PageRequest,
 } from './records.js';
-
-export interface Change {
-  actor: string;
-  action: 'create' | 'update' | 'delete';
-  kind: ChangeKind;
-  name: string;
-  before: unknown;
-  after: unknown;
-}
 
 /** Options every change takes: who acts, and the version they read (optimistic concurrency). */
 export interface ChangeOptions {
@@ -32,18 +23,31 @@ export interface ChangeOptions {
   version?: number;
 }
 
-/** Append one admin_changes row; call inside the transaction of the change it records. */
-export async function recordChange(client: Queryable, c: Change): Promise<void> {
-  await client.query(
+/**
+ * Append one admin_changes row; call inside the transaction of the change it
+ * records, so the log never disagrees with what happened. `before` is null
+ * for a creation, `after` for a deletion. Never a token or its hash.
+ */
+export async function recordChange(
+  db: Queryable,
+  actor: string,
+  action: 'create' | 'update' | 'delete',
+  kind: LoggedKind,
+  name: string,
+  before: unknown,
+  after: unknown,
+): Promise<void> {
+  await query(
+    db,
     `INSERT INTO admin_changes (actor, action, kind, name, before, after)
      VALUES ($1, $2, $3, $4, $5, $6)`,
     [
-      c.actor,
-      c.action,
-      c.kind,
-      c.name,
-      c.before === null ? null : JSON.stringify(c.before),
-      c.after === null ? null : JSON.stringify(c.after),
+      actor,
+      action,
+      kind,
+      name,
+      before == null ? null : JSON.stringify(before),
+      after == null ? null : JSON.stringify(after),
     ],
   );
 }

@@ -116,14 +116,7 @@ export async function createCluster(
        VALUES ($1, $2, now() + ($3 || ' milliseconds')::interval, $4) RETURNING expires_at`,
       [hashToken(token), cluster.id, String(bootstrapTtlMs), actor],
     );
-    await recordChange(c, {
-      actor,
-      action: 'create',
-      kind: 'cluster',
-      name,
-      before: null,
-      after: cluster,
-    });
+    await recordChange(c, actor, 'create', 'cluster', name, null, cluster);
     return { cluster, bootstrapToken: token, bootstrapExpiresAt: t.rows[0]!.expires_at };
   });
 }
@@ -170,14 +163,7 @@ export async function updateCluster(
       [name, JSON.stringify(labels), desc, disabled],
     );
     const after = toClusterRecord(rows[0]!);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'update',
-      kind: 'cluster',
-      name,
-      before,
-      after,
-    });
+    await recordChange(c, opts.actor, 'update', 'cluster', name, before, after);
     return after;
   });
 }
@@ -199,13 +185,6 @@ export async function deleteCluster(pool: Pool, name: string, opts: ChangeOption
         `cluster "${name}" is named by ${total} binding(s): ${named}; remove it from those bindings first`,
     );
     await c.query('DELETE FROM clusters WHERE name = $1', [name]);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'delete',
-      kind: 'cluster',
-      name,
-      before,
-      after: null,
-    });
+    await recordChange(c, opts.actor, 'delete', 'cluster', name, before, null);
   });
 }

@@ -49,8 +49,9 @@ export interface ChangeRecord {
 /** What the RBAC store's changes are about. */
 export type ChangeKind = 'role' | 'binding' | 'cluster';
 
-/** Every kind in the shared admin change log: RBAC's, and identity's (proxy/identity/admin-log.ts). */
+/** Every kind in the shared admin change log (rbac/changes.ts): RBAC's, and identity's. */
 export const loggedKinds = ['role', 'binding', 'cluster', 'user', 'robot', 'token'] as const;
+export type LoggedKind = (typeof loggedKinds)[number];
 
 /** A page of a list; `continue` is present when there is more, and opaque. */
 export interface Page<T> {

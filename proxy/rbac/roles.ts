@@ -88,14 +88,7 @@ export async function createRole(pool: Pool, raw: unknown, actor: string): Promi
     );
     if (!rows[0]) throw new KgError('KG_ERR_CONFLICT', `role "${spec.name}" already exists`);
     const after = toRole(rows[0]);
-    await recordChange(c, {
-      actor,
-      action: 'create',
-      kind: 'role',
-      name: spec.name,
-      before: null,
-      after,
-    });
+    await recordChange(c, actor, 'create', 'role', spec.name, null, after);
     return after;
   });
 }
@@ -119,14 +112,7 @@ export async function updateRole(
       [name, spec.description, JSON.stringify(spec.rules)],
     );
     const after = toRole(rows[0]!);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'update',
-      kind: 'role',
-      name,
-      before,
-      after,
-    });
+    await recordChange(c, opts.actor, 'update', 'role', name, before, after);
     return after;
   });
 }
@@ -149,14 +135,7 @@ export async function deleteRole(pool: Pool, name: string, opts: ChangeOptions):
         `role "${name}" is used by ${total} binding(s): ${named}; delete those bindings or move them to another role first`,
     );
     await c.query('DELETE FROM roles WHERE name = $1', [name]);
-    await recordChange(c, {
-      actor: opts.actor,
-      action: 'delete',
-      kind: 'role',
-      name,
-      before,
-      after: null,
-    });
+    await recordChange(c, opts.actor, 'delete', 'role', name, before, null);
   });
 }
 

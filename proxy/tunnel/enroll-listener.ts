@@ -11,7 +11,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Logger } from '../../common/log.js';
 import { alpnEnroll } from '../../common/tunnel-protocol.js';
 import { SocketHandover } from './cert-http.js';
-import { listen } from '../../common/listen.js';
+import { listen, logFailedHandshakes } from '../../common/listen.js';
 
 export interface EnrollListenerDeps {
   host: string;
@@ -47,9 +47,7 @@ export async function startEnrollListener(deps: EnrollListenerDeps): Promise<Enr
     }
     handover.accept(socket);
   });
-  server.on('tlsClientError', (err) =>
-    deps.log.debug({ err: err.message }, 'enrollment TLS handshake failed'),
-  );
+  logFailedHandshakes(server, deps.log, 'enrollment');
   const port = await listen(server, { port: deps.port, host: deps.host });
   return {
     server,
