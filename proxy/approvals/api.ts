@@ -19,12 +19,11 @@ import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { AnyRequest } from '../forward/forward.js';
-import { checkBrowserRequest, resolveCaller, type Caller } from '../identity/caller.js';
+import { guardCaller, type Caller } from '../identity/caller.js';
 import type { IdentitySettings } from '../identity/settings.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import {
   mount,
-  requireAdmin,
   smallObjectBody,
   type BaseCall,
   type Route,
@@ -270,9 +269,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
   ];
   return mount(specs, async (base, op) => {
     const req = base.req;
-    const caller = await resolveCaller(d, req);
-    checkBrowserRequest(req, caller, d.settings);
-    requireAdmin(op, caller);
+    const caller = await guardCaller(d, req, op);
     const ua = req.headers['user-agent'];
     return {
       ...base,

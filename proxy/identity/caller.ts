@@ -21,6 +21,7 @@ import { findSession, type Session } from './session-store.js';
 import type { IdentitySettings } from './settings.js';
 import type { TokenOwner } from './token-records.js';
 import { tokenOwnerRefs } from './token-records.js';
+import { requireAdmin, type Access } from '../http/routes.js';
 
 export interface Caller {
   via: 'session' | 'token';
@@ -148,4 +149,20 @@ export function checkBrowserRequest(
       'KG_ERR_FORBIDDEN',
       'missing or wrong CSRF token: a signed-in browser must send X-CSRF-Token (from GET /api/v1/me) with every change',
     );
+}
+
+/**
+ * The guard of the APIs a browser uses too (identity, approvals): the
+ * caller by bearer token, or by session cookie with its CSRF checks; a
+ * non-admin refused on an admin-only operation.
+ */
+export async function guardCaller(
+  deps: CallerDeps,
+  req: AnyRequest,
+  op: { access: Access },
+): Promise<Caller> {
+  const caller = await resolveCaller(deps, req);
+  checkBrowserRequest(req, caller, deps.settings);
+  requireAdmin(op, caller);
+  return caller;
 }

@@ -19,14 +19,14 @@ import type { AnyRequest } from '../forward/forward.js';
 import type { AnyResponse } from '../http/response.js';
 import { adminRoutes } from './admin-routes.js';
 import { callback, home, login, logout, type AuthDeps } from './auth-routes.js';
-import { checkBrowserRequest, resolveCaller } from './caller.js';
+import { guardCaller } from './caller.js';
 import { clearCookie, loginCookie } from './cookies.js';
 import { respondPageError } from './http.js';
 import { OidcClient } from './oidc-client.js';
 import { startReaper } from './reaper.js';
 import { startRefresher } from './sso-signins.js';
 import type { ApiCall, IdentityApiDeps } from './routes.js';
-import { createDispatcher, mount, requireAdmin, type Route } from '../http/routes.js';
+import { createDispatcher, mount, type Route } from '../http/routes.js';
 import { selfRoutes } from './self-routes.js';
 import { identitySettings, type IdentityConfig, type IdentitySettings } from './settings.js';
 
@@ -121,9 +121,7 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
   };
 
   const routes = mount<ApiCall>([...selfRoutes, ...adminRoutes], async (base, op) => {
-    const caller = await resolveCaller(apiDeps, base.req);
-    checkBrowserRequest(base.req, caller, settings);
-    requireAdmin(op, caller);
+    const caller = await guardCaller(apiDeps, base.req, op);
     return { ...base, caller, deps: apiDeps };
   });
   // Identity on its own (tests mount only this handler): its API routes, and nothing else under /api/.
