@@ -130,6 +130,12 @@ test: deps e2e-bin lint build ## Everything: lint, typecheck, unit, integration,
 test-long: deps e2e-bin build ## Only the long-running tests (test/long/, minutes each)
 	node --test --test-concurrency=2 --test-reporter=spec 'dist/test/long/**/*.test.js'
 
+# Hunting intermittent failures: every end-to-end file RUNS times, JOBS at once
+# (FILES="metrics sso" for some); see docs/testing.md.
+.PHONY: e2e-loop
+e2e-loop: deps build ## Every e2e file RUNS times (default 10), JOBS at a time (2); runs/failures per file
+	bash test/run/e2e-loop.sh
+
 .PHONY: dev
 dev: deps build ## Run the whole stack locally; Ctrl-C stops it
 	node bin/kubegate.js dev
