@@ -35,6 +35,12 @@ export function createPool(opts: PoolOptions): pg.Pool {
   // An idle client losing its connection must not crash the process; the next
   // query reconnects.
   pool.on('error', () => undefined);
+  // Nor a checked-out one: pg-pool removes its listener at checkout, and a
+  // connection the server ends between two statements of a transaction (the
+  // database stopped or restarted) then emits an unhandled 'error'. With this
+  // one, the next statement on it fails instead, and inTransaction releases
+  // the connection as broken (test/integration/pool-connection-lost.test.ts).
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const health = opts.health;
   if (health) {
     // pg-pool's query() checks out a client through connect(callback), so
