@@ -13,7 +13,10 @@ import { authorize, bindingsFor, forbiddenMessage } from '../../proxy/authz/auth
 import { selectorMatches, type LabelSelector } from '../../common/kube-grammar.js';
 import { authenticatedBaseline, builtinRoles } from '../../proxy/authz/builtin-roles.js';
 import type { PolicyRule } from '../../proxy/authz/policy-rule.js';
-import type { RequestInfo } from '../../proxy/authz/request-info.js';
+import {
+  nonResourceInfo as nonResource,
+  type RequestInfo,
+} from '../../proxy/authz/request-info.js';
 import type {
   Binding,
   ClusterRef,
@@ -45,21 +48,7 @@ function res(
   };
 }
 
-function nonres(verb: string, path: string): RequestInfo {
-  return {
-    isResourceRequest: false,
-    path,
-    verb,
-    apiPrefix: '',
-    apiGroup: '',
-    apiVersion: '',
-    namespace: '',
-    resource: '',
-    subresource: '',
-    name: '',
-    parts: [],
-  };
-}
+const nonres = (verb: string, path: string): RequestInfo => nonResource(path, verb);
 
 function snapshot(bindings: Binding[], extraRoles: Role[] = []): PolicySnapshot {
   const roles = new Map<string, Role>();

@@ -13,7 +13,7 @@ import {
   type PolicyRule,
 } from '../../proxy/authz/policy-rule.js';
 import { authenticatedBaseline, builtinRoles } from '../../proxy/authz/builtin-roles.js';
-import type { RequestInfo } from '../../proxy/authz/request-info.js';
+import { nonResourceInfo, type RequestInfo } from '../../proxy/authz/request-info.js';
 
 function res(
   verb: string,
@@ -36,21 +36,7 @@ function res(
   };
 }
 
-function nonres(verb: string, path: string): RequestInfo {
-  return {
-    isResourceRequest: false,
-    path,
-    verb,
-    apiPrefix: '',
-    apiGroup: '',
-    apiVersion: '',
-    namespace: '',
-    resource: '',
-    subresource: '',
-    name: '',
-    parts: [],
-  };
-}
+const nonres = (verb: string, path: string): RequestInfo => nonResourceInfo(path, verb);
 
 interface Case {
   name: string;
