@@ -19,6 +19,7 @@ import type { Writable } from 'node:stream';
 import { KgError } from '../../common/errors.js';
 import { hdrRanAs } from '../../common/tunnel-protocol.js';
 import type { AnyResponse } from '../http/response.js';
+import { followBody, idleTimer } from '../http/read-body.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import { isHopByHopResponseHeader, upstreamHeaders } from './headers.js';
 import { proxyMetrics } from '../metrics.js';
@@ -181,18 +182,6 @@ function bodyTimeout(idleMs: number): KgError {
   );
 }
 
-/** A timer that fires after `ms` without a `poke()`; `ms` 0: never. */
-function idleTimer(ms: number | undefined, fire: () => void) {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    if (!ms) return;
-    clearTimeout(timer);
-    timer = setTimeout(fire, ms);
-  };
-  arm();
-  return { poke: arm, stop: () => clearTimeout(timer) };
-}
-
 /**
  * Read a body of unknown length: a KgError 413 beyond the size limit, 408
  * when it stops arriving. Held whole while the budget grants each chunk;
@@ -205,56 +194,41 @@ function holdBody(req: AnyRequest, opts: ForwardOptions): Promise<BodyPlan> {
   return new Promise<BodyPlan>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let seen = 0;
-    const stop = () => {
-      idle.stop();
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    const idle = idleTimer(opts.bodyIdleMs, () => {
-      stop();
-      chunks.length = 0;
-      reject(bodyTimeout(opts.bodyIdleMs!));
-    });
-    const onData = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (audit) audit.bytesIn = seen;
-      if (seen > limit) {
-        // Stop collecting, but do not destroy the request: the 413 still has
-        // to be written on its connection. Node discards the rest of the body.
-        stop();
+    const stop = followBody(req, opts.bodyIdleMs, {
+      chunk: (chunk) => {
+        seen += chunk.length;
+        if (audit) audit.bytesIn = seen;
+        if (seen > limit) {
+          // Stop collecting, but do not destroy the request: the 413 still has
+          // to be written on its connection. Node discards the rest of the body.
+          stop();
+          chunks.length = 0;
+          proxyMetrics.dataplane.bodyRefusal('too_large');
+          reject(
+            new KgError(
+              'KG_ERR_BODY_TOO_LARGE',
+              `request body is larger than the limit of ${limit} bytes`,
+            ),
+          );
+          return;
+        }
+        if (audit?.wantsRequestBody) audit.requestChunk(chunk);
+        chunks.push(chunk);
+        if (lease && !lease.add(chunk.length)) {
+          // The budget is spent: stream from here on (send() resumes the request).
+          req.pause();
+          stop();
+          proxyMetrics.dataplane.streamedBody();
+          resolve({ kind: 'prefix', chunks, seen });
+        }
+      },
+      end: () => resolve({ kind: 'held', body: Buffer.concat(chunks) }),
+      error: reject,
+      idle: () => {
         chunks.length = 0;
-        proxyMetrics.dataplane.bodyRefusal('too_large');
-        reject(
-          new KgError(
-            'KG_ERR_BODY_TOO_LARGE',
-            `request body is larger than the limit of ${limit} bytes`,
-          ),
-        );
-        return;
-      }
-      if (audit?.wantsRequestBody) audit.requestChunk(chunk);
-      chunks.push(chunk);
-      idle.poke();
-      if (lease && !lease.add(chunk.length)) {
-        // The budget is spent: stream from here on (send() resumes the request).
-        req.pause();
-        stop();
-        proxyMetrics.dataplane.streamedBody();
-        resolve({ kind: 'prefix', chunks, seen });
-      }
-    };
-    const onEnd = () => {
-      stop();
-      resolve({ kind: 'held', body: Buffer.concat(chunks) });
-    };
-    const onError = (err: Error) => {
-      stop();
-      reject(err);
-    };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onError);
+        reject(bodyTimeout(opts.bodyIdleMs!));
+      },
+    });
   });
 }
 

@@ -12,69 +12,102 @@ export interface ReadBounds {
   onRefused?: (reason: 'budget' | 'idle' | 'too_large') => void;
 }
 
+/** A timer that fires after `ms` without a `poke()`; `ms` 0 or absent: never. */
+export function idleTimer(ms: number | undefined, fire: () => void) {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (!ms) return;
+    clearTimeout(timer);
+    timer = setTimeout(fire, ms);
+  };
+  arm();
+  return { poke: arm, stop: () => clearTimeout(timer) };
+}
+
+export interface BodyListeners {
+  chunk(b: Buffer): void;
+  end(): void;
+  error(err: Error): void;
+  /** Nothing arrived for the idle time. */
+  idle(): void;
+}
+
+/**
+ * Follow a body's chunks until it ends, fails, goes idle or the returned
+ * `stop()` is called; after any of those no listener is left on `req`.
+ */
+export function followBody(
+  req: Readable,
+  idleMs: number | undefined,
+  on: BodyListeners,
+): () => void {
+  const idle = idleTimer(idleMs, () => {
+    stop();
+    on.idle();
+  });
+  const data = (c: Buffer | string) => {
+    idle.poke();
+    on.chunk(typeof c === 'string' ? Buffer.from(c) : c);
+  };
+  const end = () => {
+    stop();
+    on.end();
+  };
+  const error = (err: Error) => {
+    stop();
+    on.error(err);
+  };
+  const stop = () => {
+    idle.stop();
+    req.off('data', data);
+    req.off('end', end);
+    req.off('error', error);
+  };
+  req.on('data', data);
+  req.once('end', end);
+  req.once('error', error);
+  return stop;
+}
+
 /** Read a whole (small) request body, refusing more than `limit` bytes. */
 export function readBody(req: Readable, limit: number, bounds: ReadBounds = {}): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const stop = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
     const fail = (reason: 'budget' | 'idle' | 'too_large', err: KgError) => {
       stop();
       chunks.length = 0;
       bounds.onRefused?.(reason);
       reject(err);
     };
-    const arm = () => {
-      if (!bounds.idleMs) return;
-      clearTimeout(timer);
-      timer = setTimeout(
-        () =>
-          fail(
-            'idle',
+    const stop = followBody(req, bounds.idleMs, {
+      chunk: (b) => {
+        size += b.length;
+        if (size > limit)
+          return fail(
+            'too_large',
+            new KgError('KG_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`),
+          );
+        if (bounds.lease && !bounds.lease.add(b.length))
+          return fail(
+            'budget',
             new KgError(
-              'KG_ERR_BODY_TIMEOUT',
-              `the request body sent nothing for ${Math.round(bounds.idleMs! / 1000)} s; the request was cancelled`,
+              'KG_ERR_BODY_BUDGET',
+              `too many request-body bytes held for you at once on this kubegate replica (at most ${bounds.lease.budgetPerIdentity} per identity); send fewer large requests at the same time`,
             ),
-          ),
-        bounds.idleMs,
-      );
-    };
-    const onData = (chunk: Buffer | string) => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      size += b.length;
-      if (size > limit)
-        return fail(
-          'too_large',
-          new KgError('KG_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`),
-        );
-      if (bounds.lease && !bounds.lease.add(b.length))
-        return fail(
-          'budget',
+          );
+        chunks.push(b);
+      },
+      end: () => resolve(Buffer.concat(chunks)),
+      error: reject,
+      idle: () =>
+        fail(
+          'idle',
           new KgError(
-            'KG_ERR_BODY_BUDGET',
-            `too many request-body bytes held for you at once on this kubegate replica (at most ${bounds.lease.budgetPerIdentity} per identity); send fewer large requests at the same time`,
+            'KG_ERR_BODY_TIMEOUT',
+            `the request body sent nothing for ${Math.round(bounds.idleMs! / 1000)} s; the request was cancelled`,
           ),
-        );
-      chunks.push(b);
-      arm();
-    };
-    const onEnd = () => {
-      stop();
-      resolve(Buffer.concat(chunks));
-    };
-    const onError = (err: Error) => {
-      stop();
-      reject(err);
-    };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onError);
-    arm();
+        ),
+    });
   });
 }

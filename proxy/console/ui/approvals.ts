@@ -12,6 +12,20 @@ import { badge } from './widgets.js';
 
 export type Status = 'pending' | 'approved' | 'denied' | 'withdrawn' | 'expired' | 'executed';
 
+/** The text fields of a gated request the console shows. */
+type ActionText =
+  | 'cluster'
+  | 'method'
+  | 'verb'
+  | 'apiGroup'
+  | 'resource'
+  | 'subresource'
+  | 'namespace'
+  | 'name'
+  | 'path'
+  | 'query'
+  | 'bodySha256';
+
 export interface Approval {
   id: string;
   kind: 'access' | 'action';
@@ -37,19 +51,7 @@ export interface Approval {
     expiresAt?: string;
     bindingId: string | null;
   };
-  action?: {
-    cluster: string;
-    method: string;
-    verb: string;
-    apiGroup: string;
-    apiVersion: string;
-    resource: string;
-    subresource: string;
-    namespace: string;
-    name: string;
-    path: string;
-    query: string;
-    bodySha256: string;
+  action?: Record<ActionText, string> & {
     bodyBytes: number;
     executableUntil: string | null;
     executedAt: string | null;
