@@ -6,7 +6,16 @@
  * goes through these functions, so the kind can never be dropped in one place.
  */
 
-export type SubjectKind = 'user' | 'robot';
+/**
+ * People and robots are the subjects of bindings; a runbook (issue #20) is
+ * the subject its runs execute as on a cluster, never one a token can name.
+ */
+export const subjectKinds = ['user', 'robot', 'runbook'] as const;
+export type SubjectKind = (typeof subjectKinds)[number];
+
+export function isSubjectKind(v: unknown): v is SubjectKind {
+  return (subjectKinds as readonly unknown[]).includes(v);
+}
 
 /** The in-memory key of a subject: `user:ci` and `robot:ci` never compare equal. */
 export function identityKey(kind: SubjectKind, name: string): string {
@@ -21,7 +30,11 @@ export function identityKey(kind: SubjectKind, name: string): string {
  */
 export const robotUserPrefix = 'kubegate:robot:';
 
+/** Prefix of the Kubernetes user name a runbook is impersonated as; no person may claim it either. */
+export const runbookUserPrefix = 'kubegate:runbook:';
+
 /** The Kubernetes user name a subject is impersonated as. */
 export function clusterUserName(kind: SubjectKind, name: string): string {
-  return kind === 'robot' ? `${robotUserPrefix}${name}` : name;
+  if (kind === 'robot') return `${robotUserPrefix}${name}`;
+  return kind === 'runbook' ? `${runbookUserPrefix}${name}` : name;
 }

@@ -5,6 +5,7 @@
  * whole contract between the two programs.
  */
 import type * as http2 from 'node:http2';
+import type { SubjectKind } from './identity-key.js';
 
 /**
  * ALPN. The tunnel listener refuses in the handshake any client without a
@@ -107,8 +108,8 @@ export function isKubegateHeader(name: string): boolean {
 export interface TunnelIdentity {
   user: string;
   groups: string[];
-  /** Robots and users are distinct subjects in bindings; absent means user. */
-  kind?: 'user' | 'robot';
+  /** Users, robots and runbooks are distinct subjects; absent means user. */
+  kind?: SubjectKind;
   uid?: string;
 }
 
@@ -134,7 +135,7 @@ export interface TunnelRule {
 export interface GrantUpdate {
   user: string;
   groups: string[];
-  kind?: 'user' | 'robot';
+  kind?: SubjectKind;
   grants: TunnelGrant[];
 }
 
@@ -259,8 +260,8 @@ export function clusterUri(cluster: string): string {
 export interface JitAccountView {
   /** The kubegate user (or robot) name; absent when the account predates this agent's memory and carries no name. */
   user?: string;
-  /** `user` or `robot`; absent for a legacy account (named before the kind was part of it). */
-  kind?: 'user' | 'robot';
+  /** The subject kind; absent for a legacy account (named before the kind was part of it). */
+  kind?: SubjectKind;
   /** `system:serviceaccount:<namespace>:<name>`. */
   serviceAccount: string;
   createdAt?: string;

@@ -18,7 +18,13 @@ import { upgradeUpstream } from './upgrade.js';
 import { hopByHopHeaders } from '../../common/hop-by-hop.js';
 import { agentMetrics } from '../metrics.js';
 import type { Logger } from '../../common/log.js';
-import { clusterUserName, robotUserPrefix, type SubjectKind } from '../../common/identity-key.js';
+import {
+  clusterUserName,
+  isSubjectKind,
+  robotUserPrefix,
+  runbookUserPrefix,
+  type SubjectKind,
+} from '../../common/identity-key.js';
 import {
   decodeIdentity,
   hdrAgentError,
@@ -79,11 +85,14 @@ export function identityProblem(id: TunnelIdentity | undefined): string | undefi
   if (!id) return 'the request carries no kubegate identity';
   if (!id.user || id.user.startsWith('system:'))
     return `user name ${JSON.stringify(id.user)} is not allowed`;
-  if (id.kind !== undefined && id.kind !== 'user' && id.kind !== 'robot')
+  if (id.kind !== undefined && !isSubjectKind(id.kind))
     return `subject kind ${JSON.stringify(id.kind)} is not allowed`;
-  // Robots are impersonated under this prefix; no person may claim it.
-  if ((id.kind ?? 'user') === 'user' && id.user.startsWith(robotUserPrefix))
-    return `user name ${JSON.stringify(id.user)} is not allowed (reserved for robots)`;
+  // Robots and runbooks are impersonated under these prefixes; no person may claim them.
+  if (
+    (id.kind ?? 'user') === 'user' &&
+    (id.user.startsWith(robotUserPrefix) || id.user.startsWith(runbookUserPrefix))
+  )
+    return `user name ${JSON.stringify(id.user)} is not allowed (reserved for robots and runbooks)`;
   const bad = id.groups.find((g) => !g || g.startsWith('system:'));
   return bad === undefined ? undefined : `group name ${JSON.stringify(bad)} is not allowed`;
 }

@@ -25,7 +25,7 @@ import {
   userKey,
   userLabel,
 } from './names.js';
-import { identityKey, type SubjectKind } from '../../common/identity-key.js';
+import { identityKey, isSubjectKind, type SubjectKind } from '../../common/identity-key.js';
 import type { KubeRule } from './rules.js';
 import { JitObjects, type AccountRef } from './reconcile.js';
 import { TokenIssuer, type Credential, type TokenSlot } from './credentials.js';
@@ -95,7 +95,7 @@ export class JitManager {
   }
 
   /** Users with a live account on this agent (the proxy asks after policy changes). */
-  knownUsers(): { user: string; groups: string[]; kind: 'user' | 'robot' }[] {
+  knownUsers(): { user: string; groups: string[]; kind: SubjectKind }[] {
     return [...this.users.values()]
       .filter((u) => u.digest !== '')
       .map((u) => ({ user: u.user, groups: u.groups, kind: u.kind }));
@@ -106,7 +106,7 @@ export class JitManager {
     user: string,
     groups: string[],
     grants: TunnelGrant[],
-    kind: 'user' | 'robot' = 'user',
+    kind: SubjectKind = 'user',
   ): Promise<Credential> {
     if (grants.length === 0)
       throw new KgError(
@@ -241,7 +241,7 @@ export class JitManager {
     const liveKeys = new Set<string>();
     for (const sa of await this.objects.accounts()) {
       const kindValue = sa.metadata?.labels?.[kindLabel];
-      if (kindValue !== 'user' && kindValue !== 'robot') {
+      if (!isSubjectKind(kindValue)) {
         // Legacy (named before the kind was part of the identity, or tampered
         // with): never used again, so deleted now with its bindings; the next
         // request of its owner builds the account under the new name.
@@ -301,7 +301,7 @@ export class JitManager {
     const accounts = inv.accounts.map((sa): JitAccountView => {
       const user = sa.metadata?.annotations?.[userAnnotation];
       const kindValue = sa.metadata?.labels?.[kindLabel];
-      const kind = kindValue === 'robot' || kindValue === 'user' ? kindValue : undefined;
+      const kind = isSubjectKind(kindValue) ? kindValue : undefined;
       const st = user && kind ? this.users.get(identityKey(kind, user)) : undefined;
       const last = Math.max(
         Date.parse(sa.metadata?.annotations?.[lastUsedAnnotation] ?? '') || 0,

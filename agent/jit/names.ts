@@ -16,7 +16,7 @@ import { identityKey, type SubjectKind } from '../../common/identity-key.js';
 
 export const managedBy = { 'app.kubernetes.io/managed-by': 'kubegate' } as const;
 export const userLabel = 'kubegate.dev/user';
-/** `user` or `robot`; absent only on legacy accounts (see above). */
+/** `user`, `robot` or `runbook`; absent only on legacy accounts (see above). */
 export const kindLabel = 'kubegate.dev/kind';
 export const roleLabel = 'kubegate.dev/role';
 export const userAnnotation = 'kubegate.dev/user-name';
@@ -33,9 +33,11 @@ export function userKey(kind: SubjectKind, user: string): string {
     .slice(0, 16);
 }
 
-/** `kg-u-…` for people, `kg-r-…` for robots. */
+const kindLetter: Record<SubjectKind, string> = { user: 'u', robot: 'r', runbook: 'b' };
+
+/** `kg-u-…` for people, `kg-r-…` for robots, `kg-b-…` for runbooks. */
 export function serviceAccountName(kind: SubjectKind, user: string): string {
-  return `kg-${kind === 'robot' ? 'r' : 'u'}-${userKey(kind, user)}`;
+  return `kg-${kindLetter[kind]}-${userKey(kind, user)}`;
 }
 
 /** The labels of a subject's ServiceAccount and bindings. */

@@ -7,6 +7,7 @@
 import type * as http2 from 'node:http2';
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { isSubjectKind, subjectKinds } from '../../common/identity-key.js';
 import {
   controlPrefix,
   goawayPath,
@@ -93,8 +94,8 @@ function grantsBody(value: unknown): GrantUpdate[] {
     const o = u as Record<string, unknown>;
     if (typeof o.user !== 'string') throw bad(`${at}.user`, 'must be a string');
     if (!isStringList(o.groups)) throw bad(`${at}.groups`, 'must be a list of strings');
-    if (o.kind !== undefined && o.kind !== 'user' && o.kind !== 'robot')
-      throw bad(`${at}.kind`, 'must be user or robot');
+    if (o.kind !== undefined && !isSubjectKind(o.kind))
+      throw bad(`${at}.kind`, `must be one of ${subjectKinds.join(', ')}`);
     if (!Array.isArray(o.grants)) throw bad(`${at}.grants`, 'must be a list');
     const grants = o.grants.map((g: unknown, j): TunnelGrant => {
       const gr = g as Record<string, unknown> | null;

@@ -167,6 +167,11 @@ export class AuditLog {
     return new AuditRecorder(ctx, this.sink, headers);
   }
 
+  /** Keep an event made whole elsewhere (a runbook run's API call); dropped when audit is off. */
+  record(e: AuditEvent): void {
+    if (this.writer) this.sink.emit(e);
+  }
+
   /** Events waiting in memory (metrics: kubegate_audit_queue_events). */
   get queued(): number {
     return this.writer?.stats().queued ?? 0;

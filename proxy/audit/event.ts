@@ -33,8 +33,11 @@ export const stages: readonly Stage[] = [
 export type AuditDecision = 'allow' | 'deny' | 'error';
 export const decisions: readonly AuditDecision[] = ['allow', 'deny', 'error'];
 
-/** `kube`: a Kubernetes API request through /k8s/; `admin`: a kubegate admin action. */
-export type AuditSource = 'kube' | 'admin';
+/**
+ * `kube`: a Kubernetes API request through /k8s/; `admin`: a kubegate admin
+ * action; `runbook`: an API call a runbook run made (proxy/runbooks/runner.ts).
+ */
+export type AuditSource = 'kube' | 'admin' | 'runbook';
 
 /** authentication.k8s.io/v1 UserInfo. */
 export interface UserInfo {

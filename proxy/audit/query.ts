@@ -6,7 +6,7 @@
  */
 import { parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { decisions, stages, type AuditDecision, type AuditEvent, type Stage } from './event.js';
+import { decisions, stages, type AuditDecision, type AuditEvent, type AuditSource, type Stage } from './event.js';
 import { query, type Queryable } from '../db/query.js';
 
 export interface AuditFilter {
@@ -26,7 +26,7 @@ export interface AuditFilter {
   code?: string;
   stage?: Stage;
   auditId?: string;
-  source?: 'kube' | 'admin';
+  source?: AuditSource;
 }
 
 /** The query-string / flag names, each a filter. */
@@ -104,8 +104,8 @@ export function parseFilter(
   }
   const source = get('source');
   if (source !== undefined) {
-    if (source === 'kube' || source === 'admin') f.source = source;
-    else problems.push('source must be kube or admin');
+    if (source === 'kube' || source === 'admin' || source === 'runbook') f.source = source;
+    else problems.push('source must be kube, admin or runbook');
   }
   if (problems.length > 0) {
     throw new KgError('KG_ERR_BAD_REQUEST', `invalid audit filter: ${problems.join('; ')}`, {

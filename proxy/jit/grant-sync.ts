@@ -19,7 +19,7 @@ import {
   type TunnelRoles,
 } from '../../common/tunnel-protocol.js';
 import { bindingsFor } from '../authz/authorizer.js';
-import { identityKey } from '../../common/identity-key.js';
+import { identityKey, type SubjectKind } from '../../common/identity-key.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { ClusterRef, Identity, PolicySnapshot } from '../authz/types.js';
 import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
@@ -150,11 +150,15 @@ export class GrantSync {
         try {
           await Promise.all(tunnels.map((t) => control(t.session, 'POST', rolesPath, roles)));
           const cluster = state.clusters.get(name);
-          const users = (await control(tunnels[0]!.session, 'GET', jitUsersPath)) as {
+          const held = (await control(tunnels[0]!.session, 'GET', jitUsersPath)) as {
             user: string;
             groups: string[];
-            kind?: 'user' | 'robot';
+            kind?: SubjectKind;
           }[];
+          // A runbook's account follows its runs (proxy/runbooks/runner.ts), not bindings.
+          const users = held.filter(
+            (u): u is typeof u & { kind?: 'user' | 'robot' } => u.kind !== 'runbook',
+          );
           if (!users.length) return;
           const updates: GrantUpdate[] = users.map((u) => {
             const who: Identity = { user: u.user, groups: u.groups, kind: u.kind ?? 'user' };

@@ -1,0 +1,323 @@
+/**
+ * The runbooks REST API:
+ *
+ *   GET    /api/v1/runbooks               every runbook (catalogue and stored), anyone signed in
+ *   POST   /api/v1/runbooks               admins: save a new runbook
+ *   GET    /api/v1/runbooks/{name}        one runbook
+ *   PUT    /api/v1/runbooks/{name}        admins: a new version
+ *   DELETE /api/v1/runbooks/{name}        admins
+ *   POST   /api/v1/runs                   ask for a run {runbook, clusters, params, ticket, dryRun}
+ *                                         (Idempotency-Key header: a retried POST is the same run)
+ *   GET    /api/v1/runs                   run history: yours, or (admins) everyone's
+ *   GET    /api/v1/runs/{id}              one run with each cluster's steps, results and diffs
+ *
+ * Who may ask for a run is central RBAC: the verb `run` on `runbooks`
+ * (API group `kubegate.dev`, the runbook's name as the resource name) in
+ * the run's namespace, on every cluster asked for. The person asking never
+ * gets the runbook's own permissions: the steps run as the runbook.
+ */
+import { KgError, invalid } from '../../common/errors.js';
+import { selectorMatches } from '../../common/kube-grammar.js';
+import type { Logger } from '../../common/log.js';
+import type { TokenStore } from '../authn/token-store.js';
+import { authorize } from '../authz/authorizer.js';
+import type { PolicyState } from '../authz/policy-store.js';
+import type { RequestInfo } from '../authz/request-info.js';
+import type { Pool } from '../db/pool.js';
+import { checkQuery, oneOf, optional } from '../api/params.js';
+import { guardCaller, type Caller } from '../identity/caller.js';
+import type { IdentitySettings } from '../identity/settings.js';
+import { writeJson, writeNoContent } from '../http/json-body.js';
+import {
+  mount,
+  smallObjectBody,
+  type BaseCall,
+  type Route,
+  type RouteSpec,
+} from '../http/routes.js';
+import { validateParams } from './params.js';
+import { renderRun } from './render.js';
+import {
+  createRun,
+  createRunbook,
+  deleteRunbook,
+  getRun,
+  getRunbook,
+  listRunbooks,
+  listRuns,
+  replaceRunbook,
+  runStatuses,
+  type RunbookRecord,
+} from './store.js';
+
+export interface RunbooksApiDeps {
+  pool: Pool;
+  tokens: TokenStore;
+  settings: IdentitySettings;
+  policy: () => PolicyState;
+  /** A run was created: start it without waiting for the next pass. */
+  created: () => void;
+  log: Logger;
+}
+
+interface Call extends BaseCall {
+  caller: Caller;
+}
+
+/** Largest runbook definition accepted. */
+const runbookBody = { object: true, maxBytes: 256 * 1024 };
+const runFields = ['runbook', 'clusters', 'params', 'ticket', 'dryRun'];
+const ticketRe = /^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,127}$/;
+const keyRe = /^[\x21-\x7e]{1,128}$/;
+
+function runbookView(r: RunbookRecord) {
+  return {
+    ...r.spec,
+    version: r.version,
+    builtin: r.builtin,
+    updatedBy: r.updatedBy,
+    updatedAt: r.updatedAt,
+  };
+}
+
+/** The RBAC request a run stands for: `run` on the runbook, in the run's namespace. */
+function runInfo(runbook: string, namespace: string): RequestInfo {
+  return {
+    isResourceRequest: true,
+    path: `/apis/kubegate.dev/v1/${namespace ? `namespaces/${namespace}/` : ''}runbooks/${runbook}`,
+    verb: 'run',
+    apiPrefix: 'apis',
+    apiGroup: 'kubegate.dev',
+    apiVersion: 'v1',
+    namespace,
+    resource: 'runbooks',
+    subresource: '',
+    name: runbook,
+    parts: ['runbooks', runbook],
+  };
+}
+
+/** Check a run request whole: every problem at once (422), then permission (403). */
+function checkRun(
+  body: Record<string, unknown>,
+  rb: RunbookRecord,
+  caller: Caller,
+  state: PolicyState,
+): { params: Record<string, string | number | boolean>; namespace: string; clusters: string[] } {
+  const problems: string[] = [];
+  for (const k of Object.keys(body))
+    if (!runFields.includes(k))
+      problems.push(`${k}: unknown field (fields: ${runFields.join(', ')})`);
+  const raw = body.clusters;
+  const clusters =
+    Array.isArray(raw) &&
+    raw.length > 0 &&
+    raw.length <= 100 &&
+    raw.every((c) => typeof c === 'string')
+      ? [...new Set(raw as string[])]
+      : (problems.push('clusters: must be a list of 1 to 100 cluster names'), []);
+  const targets = rb.spec.targets;
+  for (const name of clusters) {
+    const c = state.clusters.get(name);
+    if (!c) problems.push(`clusters: ${JSON.stringify(name)} is not a cluster kubegate knows`);
+    else if (c.disabled) problems.push(`clusters: ${JSON.stringify(name)} is disabled`);
+    else if (
+      (targets.clusters && !targets.clusters.includes(name)) ||
+      (targets.selector && !selectorMatches(targets.selector, c.labels))
+    )
+      problems.push(
+        `clusters: runbook ${JSON.stringify(rb.name)} does not target ${JSON.stringify(name)}`,
+      );
+  }
+  if (body.ticket !== undefined && (typeof body.ticket !== 'string' || !ticketRe.test(body.ticket)))
+    problems.push(
+      'ticket: must be a reference such as INC-42 (letters, digits, . _ : # / -; at most 128)',
+    );
+  if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
+    problems.push('dryRun: must be true or false');
+  const checked = validateParams(rb.spec, body.params ?? {});
+  problems.push(...checked.problems.map((p) => `params: ${p}`));
+  if (checked.values) {
+    const r = renderRun(rb.spec, checked.values, checked.namespace, {
+      now: new Date().toISOString(),
+    });
+    problems.push(...r.problems.map((p) => `params: ${p}`));
+  }
+  if (problems.length || !checked.values) throw invalid('run', problems);
+  const namespace = checked.namespace ?? '';
+  const who = { user: caller.name, groups: caller.groups, kind: caller.kind };
+  const info = runInfo(rb.name, namespace);
+  const now = new Date();
+  const refused = clusters.filter((name) => {
+    const c = state.clusters.get(name)!;
+    return !authorize(state.snapshot, who, info, c, now).allowed;
+  });
+  if (refused.length)
+    throw new KgError(
+      'KG_ERR_FORBIDDEN',
+      `${caller.kind} ${JSON.stringify(caller.name)} may not run runbook ${JSON.stringify(rb.name)}${namespace ? ` in namespace ${JSON.stringify(namespace)}` : ''} on ${refused.map((c) => JSON.stringify(c)).join(', ')}: ask an admin for a role with verb "run" on resource "runbooks" (API group kubegate.dev)`,
+    );
+  return { params: checked.values, namespace, clusters };
+}
+
+export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
+  const specs: RouteSpec<Call>[] = [
+    {
+      path: '/api/v1/runbooks',
+      tag: 'runbooks',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'Every runbook: the built-in catalogue and the stored ones',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            writeJson(c.res, 200, { items: (await listRunbooks(d.pool)).map(runbookView) });
+          },
+        },
+        POST: {
+          access: 'admin',
+          summary: 'Save a new runbook (version 1)',
+          body: runbookBody,
+          responses: { 201: 'the runbook' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const r = await createRunbook(d.pool, await c.readBody(), c.caller.actor);
+            writeJson(c.res, 201, runbookView(r), { location: `/api/v1/runbooks/${r.name}` });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/runbooks/{name}',
+      tag: 'runbooks',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: 'One runbook',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            writeJson(
+              c.res,
+              200,
+              runbookView(await getRunbook(d.pool, decodeURIComponent(c.params[0]!))),
+            );
+          },
+        },
+        PUT: {
+          access: 'admin',
+          summary: 'Replace a runbook: a new version (runs already made keep theirs)',
+          body: runbookBody,
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const name = decodeURIComponent(c.params[0]!);
+            writeJson(
+              c.res,
+              200,
+              runbookView(await replaceRunbook(d.pool, name, await c.readBody(), c.caller.actor)),
+            );
+          },
+        },
+        DELETE: {
+          access: 'admin',
+          summary: 'Delete a stored runbook (its runs stay in the history)',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            await deleteRunbook(d.pool, decodeURIComponent(c.params[0]!), c.caller.actor);
+            writeNoContent(c.res);
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/runs',
+      tag: 'runbooks',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: "Run history, newest first: yours, or (admins) everyone's",
+          query: ['runbook', 'status', 'ticket', 'requester', 'limit'],
+          handle: async (c) => {
+            checkQuery(c.query, ['runbook', 'status', 'ticket', 'requester', 'limit']);
+            const limitText = optional(c.query, 'limit') ?? '50';
+            const limit = /^\d{1,3}$/.test(limitText) ? Number(limitText) : NaN;
+            if (!(limit >= 1 && limit <= 500))
+              throw new KgError('KG_ERR_BAD_REQUEST', 'limit must be a whole number from 1 to 500');
+            const status = oneOf(c.query, 'status', runStatuses);
+            const items = await listRuns(d.pool, {
+              limit,
+              ...(optional(c.query, 'runbook') ? { runbook: optional(c.query, 'runbook') } : {}),
+              ...(optional(c.query, 'ticket') ? { ticket: optional(c.query, 'ticket') } : {}),
+              ...(optional(c.query, 'requester')
+                ? { requester: optional(c.query, 'requester') }
+                : {}),
+              ...(status ? { status } : {}),
+              ...(c.caller.admin ? {} : { mine: { name: c.caller.name, kind: c.caller.kind } }),
+            });
+            writeJson(c.res, 200, { items });
+          },
+        },
+        POST: {
+          access: 'caller',
+          summary:
+            'Ask for a run {runbook, clusters, params, ticket, dryRun}; an Idempotency-Key header makes a retried POST the same run',
+          body: smallObjectBody,
+          responses: { 201: 'the new run', 200: 'the run this Idempotency-Key made before' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const body = (await c.readBody()) as Record<string, unknown>;
+            const keyHeader = c.req.headers['idempotency-key'];
+            if (
+              keyHeader !== undefined &&
+              (typeof keyHeader !== 'string' || !keyRe.test(keyHeader))
+            )
+              throw new KgError(
+                'KG_ERR_BAD_REQUEST',
+                'Idempotency-Key must be one value of 1 to 128 visible ASCII characters',
+              );
+            if (typeof body.runbook !== 'string' || body.runbook === '')
+              throw invalid('run', ['runbook: the name of the runbook to run is required']);
+            const rb = await getRunbook(d.pool, body.runbook);
+            const { params, namespace, clusters } = checkRun(body, rb, c.caller, d.policy());
+            const { id, created } = await createRun(d.pool, {
+              runbook: rb,
+              params,
+              namespace,
+              clusters,
+              dryRun: body.dryRun === true,
+              requester: { name: c.caller.name, kind: c.caller.kind, groups: c.caller.groups },
+              ticket: typeof body.ticket === 'string' ? body.ticket : '',
+              ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
+            });
+            if (created) d.created();
+            writeJson(c.res, created ? 201 : 200, await getRun(d.pool, id), {
+              location: `/api/v1/runs/${id}`,
+            });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/runs/{id}',
+      tag: 'runbooks',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary: "One run: who asked, for which ticket, each cluster's steps, results and diffs",
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const run = await getRun(d.pool, c.params[0]!);
+            if (
+              !c.caller.admin &&
+              (run.requester.name !== c.caller.name || run.requester.kind !== c.caller.kind)
+            )
+              throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(c.params[0])} not found`);
+            writeJson(c.res, 200, run);
+          },
+        },
+      },
+    },
+  ];
+  return mount(specs, (base, op) =>
+    guardCaller(d, base.req, op).then((caller) => ({ ...base, caller })),
+  );
+}
