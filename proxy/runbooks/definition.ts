@@ -270,19 +270,24 @@ function templateString(v: unknown, at: string, ctx: Ctx): TemplatePart[] | unde
 }
 
 /** Walk a manifest or patch: keys literal (no `{{`, never `__proto__`), placeholders only in string values. */
-function checkValueTree(value: unknown, at: string, ctx: Ctx): void {
+function checkValueTree(
+  value: unknown,
+  at: string,
+  ctx: Ctx,
+  skip: ReadonlySet<string> = noSkip,
+): void {
   // The depth is checked before this walk (it recurses).
   if (typeof value === 'string') {
-    checkTemplate(value, at, ctx);
+    if (!skip.has(at)) checkTemplate(value, at, ctx);
   } else if (Array.isArray(value)) {
-    value.forEach((v, i) => checkValueTree(v, `${at}[${i}]`, ctx));
+    value.forEach((v, i) => checkValueTree(v, `${at}[${i}]`, ctx, skip));
   } else if (isObject(value)) {
     for (const [k, v] of Object.entries(value)) {
       const place = /^[A-Za-z0-9_$-]+$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`;
       if (k.includes('{{')) ctx.problems.push(`${place}: a key may not hold a placeholder`);
       else if (k === '__proto__')
         ctx.problems.push(`${place}: "__proto__" is not allowed as a key`);
-      checkValueTree(v, place, ctx);
+      checkValueTree(v, place, ctx, skip);
     }
   } else if (value !== null && typeof value !== 'number' && typeof value !== 'boolean') {
     ctx.problems.push(`${at}: must be JSON`);
@@ -291,7 +296,15 @@ function checkValueTree(value: unknown, at: string, ctx: Ctx): void {
   }
 }
 
-function objectTree(v: unknown, at: string, ctx: Ctx): v is Record<string, unknown> {
+const noSkip: ReadonlySet<string> = new Set();
+
+/** An object of JSON values (manifest or patch); `skip` names string values checked by the caller instead. */
+function objectTree(
+  v: unknown,
+  at: string,
+  ctx: Ctx,
+  skip: ReadonlySet<string> = noSkip,
+): v is Record<string, unknown> {
   if (!isObject(v)) {
     ctx.problems.push(`${at}: must be an object`);
     return false;
@@ -300,7 +313,7 @@ function objectTree(v: unknown, at: string, ctx: Ctx): v is Record<string, unkno
     ctx.problems.push(`${at}: nested deeper than ${limits.depth} levels`);
     return false;
   }
-  checkValueTree(v, at, ctx);
+  checkValueTree(v, at, ctx, skip);
   return true;
 }
 
@@ -382,7 +395,10 @@ function literalString(v: unknown, at: string, ctx: Ctx): v is string {
 
 /** An apply or job manifest: literal apiVersion/kind that agree with the resource, a name, namespace forced. */
 function manifest(raw: unknown, at: string, ref: ResourceRef | undefined, ctx: Ctx): void {
-  if (!objectTree(raw, at, ctx)) return;
+  const own = ['apiVersion', 'kind', 'metadata.name', 'metadata.namespace'].map(
+    (f) => `${at}.${f}`,
+  );
+  if (!objectTree(raw, at, ctx, new Set(own))) return;
   const { apiVersion, kind, metadata } = raw;
   if (literalString(apiVersion, `${at}.apiVersion`, ctx) && ref) {
     const want = ref.group === '' ? ref.version : `${ref.group}/${ref.version}`;
@@ -459,11 +475,17 @@ function step(raw: unknown, at: string, ctx: Ctx): void {
   }
   switch (action) {
     case 'apply':
-      if (resourceRef(raw.resource, `${at}.resource`, ctx)) {
-        manifest(raw.manifest, `${at}.manifest`, raw.resource, ctx);
-      } else {
-        manifest(raw.manifest, `${at}.manifest`, undefined, ctx);
-      }
+      resourceRef(raw.resource, `${at}.resource`, ctx);
+      manifest(
+        raw.manifest,
+        `${at}.manifest`,
+        isObject(raw.resource) &&
+          typeof raw.resource.group === 'string' &&
+          typeof raw.resource.version === 'string'
+          ? (raw.resource as unknown as ResourceRef)
+          : undefined,
+        ctx,
+      );
       break;
     case 'patch':
       target(raw.target, `${at}.target`, ctx);
