@@ -38,6 +38,8 @@ import { createRestApi } from './http/openapi.js';
 import { loadPolicyFile } from './audit/policy.js';
 import { defaultSpoolDir } from './audit/spool-dir.js';
 import { startApprovals } from './approvals/wiring.js';
+import { runbooksRoutes } from './runbooks/api.js';
+import { RunbookRunner } from './runbooks/runner.js';
 import { startScaleOut, type ScaleOut } from './ha/scale-out.js';
 import { consoleAssets } from './console/assets.js';
 import { serveAsset } from './console/static.js';
@@ -285,6 +287,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log,
     });
     policy.onChange(() => approvals.gate.invalidate());
+    // Runbooks: runs are taken by the replica holding the cluster's tunnel.
+    const runner = new RunbookRunner({
+      pool,
+      registry,
+      audit: auditLog,
+      replicaId: config.replicaId,
+      log: log.child({ part: 'runbooks' }),
+    });
+    runner.start();
     // Every REST endpoint, from one route table: each feature exports its routes.
     const apiRoutes = [
       ...identity.routes,
@@ -307,6 +318,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       ...consoleApiRoutes,
       ...auditApiRoutes,
       ...approvals.routes,
+      ...runbooksRoutes({
+        pool,
+        tokens,
+        settings: identity.settings,
+        policy: () => policy.current(),
+        created: () => runner.kick(),
+        log,
+      }),
     ];
     const api = createRestApi(apiRoutes, log);
     const front = await startFront({
@@ -365,6 +384,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           metricsServer?.close(),
           identity.close(),
           approvals.close(),
+          runner.stop(),
         ]);
         await ha.close();
         await auditLog.close();

@@ -12,7 +12,14 @@ export interface HttpResult {
 
 export function httpGet(
   url: string,
-  opts: { token?: string; ca: string; method?: string; body?: string; timeoutMs?: number },
+  opts: {
+    token?: string;
+    ca: string;
+    method?: string;
+    body?: string;
+    timeoutMs?: number;
+    headers?: Record<string, string>;
+  },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -25,6 +32,7 @@ export function httpGet(
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
           ...(opts.body ? { 'content-type': 'application/json' } : {}),
+          ...opts.headers,
         },
       },
       (res) => {
