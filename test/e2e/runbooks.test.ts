@@ -11,6 +11,9 @@
  * every API call it made in the central audit log.
  */
 import { after, before, describe, test } from 'node:test';
+import { createHmac } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { readFileSync } from 'node:fs';
@@ -28,6 +31,10 @@ let adminToken: string;
 let robotToken: string;
 let devKubeconfig: string;
 let leadToken: string;
+/** What the ticket system's webhook receiver got. */
+const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+let receiver: http.Server;
+let hookSecret = '';
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 function tokenOf(kubeconfigFile: string): string {
@@ -85,6 +92,15 @@ const scale = (replicasWanted: unknown, extra: Record<string, unknown> = {}) => 
 
 describe('runbooks', { timeout: 600_000 }, () => {
   before(async () => {
+    receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     stack = await startStack({
       clusters: [{ name: 'dev', labels: { env: 'dev' }, nodes: 2 }],
       log: (m) => process.stderr.write(`# ${m}\n`),
@@ -145,6 +161,12 @@ describe('runbooks', { timeout: 600_000 }, () => {
       namespaces: ['platform-demo'],
     });
     assert.equal(policy.status, 201, JSON.stringify(policy.json));
+    const hook = await api(adminToken, 'POST', '/api/v1/approval-webhooks', {
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/tickets`,
+      format: 'json',
+    });
+    assert.equal(hook.status, 201, JSON.stringify(hook.json));
+    hookSecret = hook.json.secret as string;
     // The binding reaches the proxy through LISTEN/NOTIFY.
     await until(
       async () => (await api(robotToken, 'POST', '/api/v1/runs', scale('x'))).status === 422,
@@ -154,6 +176,7 @@ describe('runbooks', { timeout: 600_000 }, () => {
   });
   after(async () => {
     await stack?.stop();
+    receiver?.close();
   });
 
   test('the developer cannot scale by hand', async () => {
@@ -260,6 +283,29 @@ describe('runbooks', { timeout: 600_000 }, () => {
         `get scale-deployment runbook 200 ${path}`,
         `patch scale-deployment runbook 200 ${path}`,
       ],
+    );
+    // The ticket system hears the outcome, signed with the webhook's secret.
+    let outcome: { headers: http.IncomingHttpHeaders; body: string } | undefined;
+    await until(
+      async () => {
+        outcome = received.find((h) => {
+          const p = JSON.parse(h.body) as { type: string; run?: { id: string } };
+          return p.type === 'run.succeeded' && p.run?.id === id;
+        });
+        return outcome !== undefined;
+      },
+      30_000,
+      'the run.succeeded webhook',
+    );
+    const ts = String(outcome!.headers['x-kubegate-timestamp']);
+    const want = createHmac('sha256', hookSecret).update(`v1:${ts}:${outcome!.body}`).digest('hex');
+    assert.equal(outcome!.headers['x-kubegate-signature'], `v1=${want}`);
+    const payload = JSON.parse(outcome!.body) as { run: Record<string, string> };
+    assert.equal(payload.run.status, 'succeeded');
+    assert.equal(payload.run.requester, 'robot:ticketing');
+    assert.match(payload.run.summary, /scale-deployment succeeded \(INC-42\)/);
+    assert.ok(
+      received.some((h) => (JSON.parse(h.body) as { type: string }).type === 'run.requested'),
     );
     const history = await api(robotToken, 'GET', '/api/v1/runs?ticket=INC-42');
     assert.ok(history.json.items.some((r: { id: string }) => r.id === id));
