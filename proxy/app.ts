@@ -293,6 +293,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       registry,
       audit: auditLog,
       replicaId: config.replicaId,
+      leaseMs: config.runbookLease,
       publicUrl: identity.settings.publicUrl.replace(/\/+$/, ''),
       log: log.child({ part: 'runbooks' }),
     });
