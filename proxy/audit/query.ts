@@ -6,7 +6,14 @@
  */
 import { parseDuration } from '../../common/config.js';
 import { KgError } from '../../common/errors.js';
-import { decisions, stages, type AuditDecision, type AuditEvent, type AuditSource, type Stage } from './event.js';
+import {
+  decisions,
+  stages,
+  type AuditDecision,
+  type AuditEvent,
+  type AuditSource,
+  type Stage,
+} from './event.js';
 import { query, type Queryable } from '../db/query.js';
 
 export interface AuditFilter {

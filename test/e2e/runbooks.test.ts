@@ -58,7 +58,7 @@ async function api(
     timeoutMs: 30_000,
   });
   // The test reads answers field by field; their shapes are what it asserts.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+   
   return { status: r.status, headers: r.headers, json: r.body ? (JSON.parse(r.body) as any) : {} };
 }
 
@@ -72,7 +72,7 @@ async function finished(id: string) {
     60_000,
     `run ${id} to finish`,
   );
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+   
   return run as any;
 }
 
