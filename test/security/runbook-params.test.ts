@@ -451,3 +451,37 @@ test('property: any string in an object name is refused or is a valid name in on
     { numRuns: 500 },
   );
 });
+
+test('the run namespace: only an allowed one, the fixed one, or none at all', () => {
+  const make = (namespace: unknown) =>
+    validateRunbook({
+      name: 'ns-rule',
+      description: '',
+      parameters: [{ name: 'target', type: 'string', required: true }],
+      targets: { namespace },
+      steps: [{ name: 'r', action: 'read', target: { ...deployments, name: 'web' } }],
+    }).spec!;
+  const allowed = make({ param: 'target', allowed: ['team-a', 'team-b'] });
+  assert.equal(validateParams(allowed, { target: 'team-b' }).namespace, 'team-b');
+  assert.deepEqual(validateParams(allowed, { target: 'kube-system' }).problems, [
+    'parameters.target: "kube-system" is not one of the allowed namespaces (team-a, team-b)',
+  ]);
+  assert.deepEqual(validateParams(allowed, { target: 'Team-A' }).problems, [
+    'parameters.target: "Team-A" is not a namespace name (a DNS label)',
+  ]);
+  // The caller's namespace stands for the parameter, and must agree with it when both are given.
+  assert.equal(validateParams(allowed, {}, 'team-a').namespace, 'team-a');
+  assert.deepEqual(validateParams(allowed, { target: 'team-a' }, 'team-b').problems, [
+    'namespace: "team-b" disagrees with parameter target ("team-a")',
+  ]);
+  assert.deepEqual(validateParams(allowed, {}, 'kube-system').problems, [
+    'parameters.target: "kube-system" is not one of the allowed namespaces (team-a, team-b)',
+  ]);
+  assert.deepEqual(validateParams(allowed, {}).problems, ['parameters.target: required']);
+
+  const fixed = make({ fixed: 'ops' });
+  assert.equal(validateParams(fixed, { target: 'x' }).namespace, 'ops');
+  assert.deepEqual(validateParams(fixed, { target: 'x' }, 'kube-system').problems, [
+    'namespace: this runbook runs only in "ops"',
+  ]);
+});
