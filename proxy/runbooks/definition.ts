@@ -235,6 +235,8 @@ interface Ctx {
   params: Map<string, ParamSpec>;
   hasNamespace: boolean;
   problems: string[];
+  /** The declared parameters some step refers to. */
+  used: Set<string>;
 }
 
 /** Check every placeholder in one string value; returns the parts when they are all fine. */
@@ -255,6 +257,8 @@ function checkTemplate(s: string, at: string, ctx: Ctx): TemplatePart[] | undefi
     } else if (!ctx.params.has(p.ref)) {
       ctx.problems.push(`${at}: {{${p.ref}}} is not a declared parameter`);
       ok = false;
+    } else {
+      ctx.used.add(p.ref);
     }
   }
   return ok ? t.parts : undefined;
@@ -707,7 +711,7 @@ function parameter(raw: unknown, at: string, problems: string[]): ParamSpec | un
   if (spec.default !== undefined) {
     for (const p of valueProblems(spec, spec.default)) problems.push(`${at}.default: ${p}`);
   }
-  if (spec.type === 'string' && spec.enum && spec.pattern !== undefined) {
+  if (spec.type === 'string' && spec.enum) {
     spec.enum.forEach((v, i) => {
       for (const p of valueProblems({ ...spec, enum: undefined }, v)) {
         problems.push(`${at}.enum[${i}]: ${p}`);
@@ -838,7 +842,10 @@ export function validateRunbook(raw: unknown): { spec?: RunbookSpec; problems: s
   targets(raw.targets, params, problems);
   const rule = isObject(raw.targets) ? raw.targets.namespace : undefined;
   const hasNamespace = !(isObject(rule) && Object.hasOwn(rule, 'none'));
-  const ctx: Ctx = { params, hasNamespace, problems };
+  const ctx: Ctx = { params, hasNamespace, problems, used: new Set() };
+  if (isObject(rule) && typeof rule.param === 'string' && params.has(rule.param)) {
+    ctx.used.add(rule.param);
+  }
 
   if (!Array.isArray(raw.steps) || raw.steps.length === 0) {
     problems.push('steps: must be a non-empty list');
@@ -853,6 +860,18 @@ export function validateRunbook(raw: unknown): { spec?: RunbookSpec; problems: s
         if (names.has(s.name))
           problems.push(`steps[${i}].name: ${JSON.stringify(s.name)} used twice`);
         names.add(s.name);
+      }
+    });
+  }
+
+  // A run cannot do without a value: what the steps and the namespace rule use is required or has a default.
+  if (Array.isArray(raw.parameters)) {
+    raw.parameters.forEach((p: unknown, i) => {
+      const spec = isObject(p) && typeof p.name === 'string' ? params.get(p.name) : undefined;
+      if (spec && ctx.used.delete(spec.name) && !spec.required && spec.default === undefined) {
+        problems.push(
+          `parameters[${i}]: ${spec.name} is used by a step or the namespace rule; make it required or give it a default`,
+        );
       }
     });
   }

@@ -56,7 +56,7 @@ function freeText(): RunbookSpec {
     name: 'free-text',
     description: 'A parameter with no pattern, placed in many places.',
     parameters: [
-      { name: 'text', type: 'string', maxLength: 4096 },
+      { name: 'text', type: 'string', maxLength: 4096, default: '' },
       { name: 'name', type: 'string', default: 'n' },
       { name: 'obj', type: 'string', default: 'web' },
     ],
@@ -190,7 +190,7 @@ test('1 MB strings are refused by length before any pattern runs', () => {
     description: '',
     // A pattern the 1 MB value would match: only the length can refuse it.
     parameters: [
-      { name: 'x', type: 'string', pattern: '[a]*', maxLength: 4096 },
+      { name: 'x', type: 'string', pattern: '[a]*', maxLength: 4096, required: true },
       { name: 'y', type: 'string' },
     ],
     targets: { namespace: { none: true } },

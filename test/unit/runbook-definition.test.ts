@@ -175,9 +175,9 @@ test('a default must suit its own parameter', () => {
     { name: 'b', type: 'string', enum: ['x', 'y'], default: 'z' },
     { name: 'c', type: 'boolean', default: 'true' },
     { name: 'd', type: 'string', pattern: '[a-z]+', default: 'ABC' },
-    { name: 'deployment', type: 'string' },
-    { name: 'replicas', type: 'integer', minimum: 0 },
-    { name: 'ns', type: 'string' },
+    { name: 'deployment', type: 'string', required: true },
+    { name: 'replicas', type: 'integer', minimum: 0, required: true },
+    { name: 'ns', type: 'string', required: true },
   ];
   const problems = problemsOf(spec);
   hasProblem(problems, /^parameters\[0\]\.default: must be at most 3$/);
@@ -185,6 +185,20 @@ test('a default must suit its own parameter', () => {
   hasProblem(problems, /^parameters\[2\]\.default: must be true or false/);
   hasProblem(problems, /^parameters\[3\]\.default: "ABC" does not match the pattern/);
   assert.equal(problems.length, 4, problems.join('\n'));
+});
+
+test('a parameter a step or the namespace rule uses is required or has a default', () => {
+  const spec = base();
+  spec.parameters = [
+    { name: 'deployment', type: 'string' },
+    { name: 'replicas', type: 'integer', minimum: 0, default: 1 },
+    { name: 'ns', type: 'string' },
+    { name: 'unused', type: 'boolean' },
+  ];
+  assert.deepEqual(problemsOf(spec), [
+    'parameters[0]: deployment is used by a step or the namespace rule; make it required or give it a default',
+    'parameters[2]: ns is used by a step or the namespace rule; make it required or give it a default',
+  ]);
 });
 
 test('unknown fields are problems at every level', () => {
