@@ -91,6 +91,8 @@ export const limits = {
   pattern: 1000,
   enumValues: 100,
   timeoutSeconds: 3600,
+  /** Problems listed at most; the rest are counted (a hostile body cannot make the answer huge). */
+  problems: 100,
   tailLines: 10000,
   literalReplicas: 10000,
 } as const;
@@ -163,6 +165,16 @@ const knownScope: Record<string, boolean> = {
   'networking.k8s.io/ingresses': true,
   'networking.k8s.io/networkpolicies': true,
 };
+
+/** At most `limits.problems` problems, and a last line counting the others. */
+export function capProblems(problems: string[]): string[] {
+  if (problems.length <= limits.problems) return problems;
+  const rest = problems.length - limits.problems;
+  return [
+    ...problems.slice(0, limits.problems),
+    `… and ${rest} more problem${rest === 1 ? '' : 's'}`,
+  ];
+}
 
 // --- templates -----------------------------------------------------------------
 
@@ -876,7 +888,7 @@ export function validateRunbook(raw: unknown): { spec?: RunbookSpec; problems: s
     });
   }
 
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems: capProblems(problems) };
   // A clean copy: what was checked, nothing shared with the caller's object.
   return { spec: structuredClone(raw) as unknown as RunbookSpec, problems };
 }
