@@ -176,6 +176,33 @@ export function capProblems(problems: string[]): string[] {
   ];
 }
 
+/** The kind of each resource whose scope we know (knownScope), for the manifest's kind. */
+const knownKind: Record<string, string> = {
+  '/nodes': 'Node',
+  '/namespaces': 'Namespace',
+  '/persistentvolumes': 'PersistentVolume',
+  'storage.k8s.io/storageclasses': 'StorageClass',
+  'rbac.authorization.k8s.io/clusterroles': 'ClusterRole',
+  'rbac.authorization.k8s.io/clusterrolebindings': 'ClusterRoleBinding',
+  'apiextensions.k8s.io/customresourcedefinitions': 'CustomResourceDefinition',
+  '/pods': 'Pod',
+  '/services': 'Service',
+  '/configmaps': 'ConfigMap',
+  '/secrets': 'Secret',
+  '/serviceaccounts': 'ServiceAccount',
+  '/persistentvolumeclaims': 'PersistentVolumeClaim',
+  'apps/deployments': 'Deployment',
+  'apps/statefulsets': 'StatefulSet',
+  'apps/daemonsets': 'DaemonSet',
+  'apps/replicasets': 'ReplicaSet',
+  'batch/jobs': 'Job',
+  'batch/cronjobs': 'CronJob',
+  'autoscaling/horizontalpodautoscalers': 'HorizontalPodAutoscaler',
+  'policy/poddisruptionbudgets': 'PodDisruptionBudget',
+  'networking.k8s.io/ingresses': 'Ingress',
+  'networking.k8s.io/networkpolicies': 'NetworkPolicy',
+};
+
 // --- templates -----------------------------------------------------------------
 
 export type TemplatePart = string | { ref: string };
@@ -424,8 +451,15 @@ function manifest(raw: unknown, at: string, ref: ResourceRef | undefined, ctx: C
       );
     }
   }
-  if (literalString(kind, `${at}.kind`, ctx) && !kindRe.test(kind)) {
-    ctx.problems.push(`${at}.kind: ${JSON.stringify(kind)} is not a kind (e.g. Deployment)`);
+  if (literalString(kind, `${at}.kind`, ctx)) {
+    const want = ref && knownKind[`${ref.group}/${ref.resource}`];
+    if (!kindRe.test(kind)) {
+      ctx.problems.push(`${at}.kind: ${JSON.stringify(kind)} is not a kind (e.g. Deployment)`);
+    } else if (want && kind !== want) {
+      ctx.problems.push(
+        `${at}.kind: ${JSON.stringify(kind)} does not agree with the resource (${ref.resource} hold ${want})`,
+      );
+    }
   }
   if (!isObject(metadata)) {
     ctx.problems.push(`${at}.metadata: must be an object with a name`);
@@ -524,13 +558,6 @@ function step(raw: unknown, at: string, ctx: Ctx): void {
         ctx.problems.push(`${at}: a job runs in a namespace but the runbook has none`);
       }
       manifest(raw.manifest, `${at}.manifest`, jobResource, ctx);
-      if (
-        isObject(raw.manifest) &&
-        raw.manifest.kind !== 'Job' &&
-        typeof raw.manifest.kind === 'string'
-      ) {
-        ctx.problems.push(`${at}.manifest.kind: must be "Job"`);
-      }
       timeout(raw.timeoutSeconds, `${at}.timeoutSeconds`, ctx);
       break;
     case 'wait':

@@ -291,9 +291,41 @@ test('apiVersion, kind and metadata.namespace of a manifest are literal; apiVers
     job,
     /^steps\[0\]\.manifest\.apiVersion: "apps\/v1" does not agree with the resource \("batch\/v1"\)/,
   );
-  hasProblem(job, /^steps\[0\]\.manifest\.kind: must be "Job"/);
+  hasProblem(
+    job,
+    /^steps\[0\]\.manifest\.kind: "Deployment" does not agree with the resource \(jobs hold Job\)/,
+  );
   hasProblem(job, /^steps\[0\]\.manifest\.metadata\.generateName: not supported/);
   hasProblem(job, /^steps\[0\]\.manifest\.metadata\.name: must be a non-empty string/);
+});
+
+test('the kind of a well-known resource must agree with it', () => {
+  const problems = problemsOf(
+    withStep({
+      name: 'a',
+      action: 'apply',
+      resource: deployments,
+      manifest: { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'x' } },
+    }),
+  );
+  assert.deepEqual(problems, [
+    'steps[0].manifest.kind: "StatefulSet" does not agree with the resource (deployments hold Deployment)',
+  ]);
+  // A resource we do not know (a custom one) takes the kind as written.
+  const custom = validateRunbook(
+    withStep({
+      name: 'a',
+      action: 'apply',
+      resource: {
+        group: 'example.com',
+        version: 'v1alpha1',
+        resource: 'widgets',
+        namespaced: true,
+      },
+      manifest: { apiVersion: 'example.com/v1alpha1', kind: 'Widget', metadata: { name: 'x' } },
+    }),
+  );
+  assert.deepEqual(custom.problems, []);
 });
 
 test('deep manifests and patches are refused without walking them', () => {
