@@ -701,6 +701,8 @@ function parameter(raw: unknown, at: string, problems: string[]): ParamSpec | un
   if (raw.required !== undefined && typeof raw.required !== 'boolean') {
     problems.push(`${at}.required: must be true or false`);
   }
+  // The default and enum values are checked whenever the rules they are checked by are sound.
+  const typed = problems.length;
   if (type === 'string') {
     const { maxLength, pattern } = raw;
     if (
@@ -745,7 +747,7 @@ function parameter(raw: unknown, at: string, problems: string[]): ParamSpec | un
       problems.push(`${at}.maximum: must be at least the minimum (${raw.minimum})`);
     }
   }
-  if (problems.length !== before) return undefined;
+  if (!Object.hasOwn(paramTypeFields, type) || problems.length !== typed) return undefined;
   const spec = { ...raw } as ParamSpec;
   if (spec.default !== undefined) {
     for (const p of valueProblems(spec, spec.default)) problems.push(`${at}.default: ${p}`);

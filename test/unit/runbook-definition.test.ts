@@ -174,7 +174,7 @@ test('a default must suit its own parameter', () => {
     { name: 'a', type: 'integer', minimum: 0, maximum: 3, default: 7 },
     { name: 'b', type: 'string', enum: ['x', 'y'], default: 'z' },
     { name: 'c', type: 'boolean', default: 'true' },
-    { name: 'd', type: 'string', pattern: '[a-z]+', default: 'ABC' },
+    { name: 'd', type: 'string', pattern: '[a-z]+', default: 'ABC', required: 'no' },
     { name: 'deployment', type: 'string', required: true },
     { name: 'replicas', type: 'integer', minimum: 0, required: true },
     { name: 'ns', type: 'string', required: true },
@@ -184,7 +184,8 @@ test('a default must suit its own parameter', () => {
   hasProblem(problems, /^parameters\[1\]\.default: "z" is not one of "x", "y"/);
   hasProblem(problems, /^parameters\[2\]\.default: must be true or false/);
   hasProblem(problems, /^parameters\[3\]\.default: "ABC" does not match the pattern/);
-  assert.equal(problems.length, 4, problems.join('\n'));
+  hasProblem(problems, /^parameters\[3\]\.required: must be true or false/);
+  assert.equal(problems.length, 5, problems.join('\n'));
 });
 
 test('a parameter a step or the namespace rule uses is required or has a default', () => {
