@@ -550,8 +550,16 @@ function step(raw: unknown, at: string, ctx: Ctx): void {
       break;
     case 'restart':
     case 'delete':
+      target(raw.target, `${at}.target`, ctx);
+      break;
     case 'read':
       target(raw.target, `${at}.target`, ctx);
+      // A read goes into the run's result, which the requester sees: never a Secret's data.
+      if (isObject(raw.target) && raw.target.group === '' && raw.target.resource === 'secrets') {
+        ctx.problems.push(
+          `${at}.target: a read may not return a Secret (its data would be in the run's result)`,
+        );
+      }
       break;
     case 'job':
       if (!ctx.hasNamespace) {

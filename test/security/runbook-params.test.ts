@@ -509,3 +509,19 @@ test('a flood of bad input gives a bounded list of problems', () => {
   assert.equal(r.problems.length, 101);
   assert.match(r.problems[100]!, /^… and \d+ more problems$/);
 });
+
+test('a read step may not put a Secret into the run result', () => {
+  const r = validateRunbook({
+    ...freeText(),
+    steps: [
+      {
+        name: 'leak',
+        action: 'read',
+        target: { group: '', version: 'v1', resource: 'secrets', namespaced: true, name: 'db' },
+      },
+    ],
+  });
+  assert.deepEqual(r.problems, [
+    "steps[0].target: a read may not return a Secret (its data would be in the run's result)",
+  ]);
+});
