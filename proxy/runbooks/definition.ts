@@ -91,6 +91,8 @@ export const limits = {
   pattern: 1000,
   enumValues: 100,
   timeoutSeconds: 3600,
+  /** Problems listed at most; the rest are counted (a hostile body cannot make the answer huge). */
+  problems: 100,
   tailLines: 10000,
   literalReplicas: 10000,
 } as const;
@@ -164,6 +166,43 @@ const knownScope: Record<string, boolean> = {
   'networking.k8s.io/networkpolicies': true,
 };
 
+/** At most `limits.problems` problems, and a last line counting the others. */
+export function capProblems(problems: string[]): string[] {
+  if (problems.length <= limits.problems) return problems;
+  const rest = problems.length - limits.problems;
+  return [
+    ...problems.slice(0, limits.problems),
+    `… and ${rest} more problem${rest === 1 ? '' : 's'}`,
+  ];
+}
+
+/** The kind of each resource whose scope we know (knownScope), for the manifest's kind. */
+const knownKind: Record<string, string> = {
+  '/nodes': 'Node',
+  '/namespaces': 'Namespace',
+  '/persistentvolumes': 'PersistentVolume',
+  'storage.k8s.io/storageclasses': 'StorageClass',
+  'rbac.authorization.k8s.io/clusterroles': 'ClusterRole',
+  'rbac.authorization.k8s.io/clusterrolebindings': 'ClusterRoleBinding',
+  'apiextensions.k8s.io/customresourcedefinitions': 'CustomResourceDefinition',
+  '/pods': 'Pod',
+  '/services': 'Service',
+  '/configmaps': 'ConfigMap',
+  '/secrets': 'Secret',
+  '/serviceaccounts': 'ServiceAccount',
+  '/persistentvolumeclaims': 'PersistentVolumeClaim',
+  'apps/deployments': 'Deployment',
+  'apps/statefulsets': 'StatefulSet',
+  'apps/daemonsets': 'DaemonSet',
+  'apps/replicasets': 'ReplicaSet',
+  'batch/jobs': 'Job',
+  'batch/cronjobs': 'CronJob',
+  'autoscaling/horizontalpodautoscalers': 'HorizontalPodAutoscaler',
+  'policy/poddisruptionbudgets': 'PodDisruptionBudget',
+  'networking.k8s.io/ingresses': 'Ingress',
+  'networking.k8s.io/networkpolicies': 'NetworkPolicy',
+};
+
 // --- templates -----------------------------------------------------------------
 
 export type TemplatePart = string | { ref: string };
@@ -235,6 +274,8 @@ interface Ctx {
   params: Map<string, ParamSpec>;
   hasNamespace: boolean;
   problems: string[];
+  /** The declared parameters some step refers to. */
+  used: Set<string>;
 }
 
 /** Check every placeholder in one string value; returns the parts when they are all fine. */
@@ -255,6 +296,8 @@ function checkTemplate(s: string, at: string, ctx: Ctx): TemplatePart[] | undefi
     } else if (!ctx.params.has(p.ref)) {
       ctx.problems.push(`${at}: {{${p.ref}}} is not a declared parameter`);
       ok = false;
+    } else {
+      ctx.used.add(p.ref);
     }
   }
   return ok ? t.parts : undefined;
@@ -408,8 +451,15 @@ function manifest(raw: unknown, at: string, ref: ResourceRef | undefined, ctx: C
       );
     }
   }
-  if (literalString(kind, `${at}.kind`, ctx) && !kindRe.test(kind)) {
-    ctx.problems.push(`${at}.kind: ${JSON.stringify(kind)} is not a kind (e.g. Deployment)`);
+  if (literalString(kind, `${at}.kind`, ctx)) {
+    const want = ref && knownKind[`${ref.group}/${ref.resource}`];
+    if (!kindRe.test(kind)) {
+      ctx.problems.push(`${at}.kind: ${JSON.stringify(kind)} is not a kind (e.g. Deployment)`);
+    } else if (want && kind !== want) {
+      ctx.problems.push(
+        `${at}.kind: ${JSON.stringify(kind)} does not agree with the resource (${ref.resource} hold ${want})`,
+      );
+    }
   }
   if (!isObject(metadata)) {
     ctx.problems.push(`${at}.metadata: must be an object with a name`);
@@ -500,21 +550,22 @@ function step(raw: unknown, at: string, ctx: Ctx): void {
       break;
     case 'restart':
     case 'delete':
+      target(raw.target, `${at}.target`, ctx);
+      break;
     case 'read':
       target(raw.target, `${at}.target`, ctx);
+      // A read goes into the run's result, which the requester sees: never a Secret's data.
+      if (isObject(raw.target) && raw.target.group === '' && raw.target.resource === 'secrets') {
+        ctx.problems.push(
+          `${at}.target: a read may not return a Secret (its data would be in the run's result)`,
+        );
+      }
       break;
     case 'job':
       if (!ctx.hasNamespace) {
         ctx.problems.push(`${at}: a job runs in a namespace but the runbook has none`);
       }
       manifest(raw.manifest, `${at}.manifest`, jobResource, ctx);
-      if (
-        isObject(raw.manifest) &&
-        raw.manifest.kind !== 'Job' &&
-        typeof raw.manifest.kind === 'string'
-      ) {
-        ctx.problems.push(`${at}.manifest.kind: must be "Job"`);
-      }
       timeout(raw.timeoutSeconds, `${at}.timeoutSeconds`, ctx);
       break;
     case 'wait':
@@ -658,6 +709,8 @@ function parameter(raw: unknown, at: string, problems: string[]): ParamSpec | un
   if (raw.required !== undefined && typeof raw.required !== 'boolean') {
     problems.push(`${at}.required: must be true or false`);
   }
+  // The default and enum values are checked whenever the rules they are checked by are sound.
+  const typed = problems.length;
   if (type === 'string') {
     const { maxLength, pattern } = raw;
     if (
@@ -702,12 +755,12 @@ function parameter(raw: unknown, at: string, problems: string[]): ParamSpec | un
       problems.push(`${at}.maximum: must be at least the minimum (${raw.minimum})`);
     }
   }
-  if (problems.length !== before) return undefined;
+  if (!Object.hasOwn(paramTypeFields, type) || problems.length !== typed) return undefined;
   const spec = { ...raw } as ParamSpec;
   if (spec.default !== undefined) {
     for (const p of valueProblems(spec, spec.default)) problems.push(`${at}.default: ${p}`);
   }
-  if (spec.type === 'string' && spec.enum && spec.pattern !== undefined) {
+  if (spec.type === 'string' && spec.enum) {
     spec.enum.forEach((v, i) => {
       for (const p of valueProblems({ ...spec, enum: undefined }, v)) {
         problems.push(`${at}.enum[${i}]: ${p}`);
@@ -838,7 +891,10 @@ export function validateRunbook(raw: unknown): { spec?: RunbookSpec; problems: s
   targets(raw.targets, params, problems);
   const rule = isObject(raw.targets) ? raw.targets.namespace : undefined;
   const hasNamespace = !(isObject(rule) && Object.hasOwn(rule, 'none'));
-  const ctx: Ctx = { params, hasNamespace, problems };
+  const ctx: Ctx = { params, hasNamespace, problems, used: new Set() };
+  if (isObject(rule) && typeof rule.param === 'string' && params.has(rule.param)) {
+    ctx.used.add(rule.param);
+  }
 
   if (!Array.isArray(raw.steps) || raw.steps.length === 0) {
     problems.push('steps: must be a non-empty list');
@@ -857,7 +913,19 @@ export function validateRunbook(raw: unknown): { spec?: RunbookSpec; problems: s
     });
   }
 
-  if (problems.length > 0) return { problems };
+  // A run cannot do without a value: what the steps and the namespace rule use is required or has a default.
+  if (Array.isArray(raw.parameters)) {
+    raw.parameters.forEach((p: unknown, i) => {
+      const spec = isObject(p) && typeof p.name === 'string' ? params.get(p.name) : undefined;
+      if (spec && ctx.used.delete(spec.name) && !spec.required && spec.default === undefined) {
+        problems.push(
+          `parameters[${i}]: ${spec.name} is used by a step or the namespace rule; make it required or give it a default`,
+        );
+      }
+    });
+  }
+
+  if (problems.length > 0) return { problems: capProblems(problems) };
   // A clean copy: what was checked, nothing shared with the caller's object.
   return { spec: structuredClone(raw) as unknown as RunbookSpec, problems };
 }

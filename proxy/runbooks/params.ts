@@ -8,7 +8,14 @@
  * CLI's repeated `--param`), where a name given twice is a problem rather
  * than "the last one wins".
  */
-import { dnsLabel, limits, valueProblems, type ParamSpec, type RunbookSpec } from './definition.js';
+import {
+  capProblems,
+  dnsLabel,
+  limits,
+  valueProblems,
+  type ParamSpec,
+  type RunbookSpec,
+} from './definition.js';
 
 export type ParamValues = Record<string, string | number | boolean>;
 
@@ -128,7 +135,7 @@ export function validateParams(
     problems.push(`namespace: this runbook touches no namespace; do not give one`);
   }
 
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems: capProblems(problems) };
   return { values, namespace: runNamespace, problems };
 }
 

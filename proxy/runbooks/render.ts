@@ -16,6 +16,7 @@
 import { deeperThan } from '../../common/json-depth.js';
 import {
   builtinNamespace,
+  capProblems,
   dnsLabel,
   isDnsSubdomain,
   jobResource,
@@ -368,7 +369,7 @@ export function renderRun(
     const s = renderStep(r, step, i, opts);
     if (s) steps.push(s);
   });
-  if (r.problems.length > 0) return { problems: r.problems };
+  if (r.problems.length > 0) return { problems: capProblems(r.problems) };
   return { steps, problems: [] };
 }
 

@@ -174,17 +174,32 @@ test('a default must suit its own parameter', () => {
     { name: 'a', type: 'integer', minimum: 0, maximum: 3, default: 7 },
     { name: 'b', type: 'string', enum: ['x', 'y'], default: 'z' },
     { name: 'c', type: 'boolean', default: 'true' },
-    { name: 'd', type: 'string', pattern: '[a-z]+', default: 'ABC' },
-    { name: 'deployment', type: 'string' },
-    { name: 'replicas', type: 'integer', minimum: 0 },
-    { name: 'ns', type: 'string' },
+    { name: 'd', type: 'string', pattern: '[a-z]+', default: 'ABC', required: 'no' },
+    { name: 'deployment', type: 'string', required: true },
+    { name: 'replicas', type: 'integer', minimum: 0, required: true },
+    { name: 'ns', type: 'string', required: true },
   ];
   const problems = problemsOf(spec);
   hasProblem(problems, /^parameters\[0\]\.default: must be at most 3$/);
   hasProblem(problems, /^parameters\[1\]\.default: "z" is not one of "x", "y"/);
   hasProblem(problems, /^parameters\[2\]\.default: must be true or false/);
   hasProblem(problems, /^parameters\[3\]\.default: "ABC" does not match the pattern/);
-  assert.equal(problems.length, 4, problems.join('\n'));
+  hasProblem(problems, /^parameters\[3\]\.required: must be true or false/);
+  assert.equal(problems.length, 5, problems.join('\n'));
+});
+
+test('a parameter a step or the namespace rule uses is required or has a default', () => {
+  const spec = base();
+  spec.parameters = [
+    { name: 'deployment', type: 'string' },
+    { name: 'replicas', type: 'integer', minimum: 0, default: 1 },
+    { name: 'ns', type: 'string' },
+    { name: 'unused', type: 'boolean' },
+  ];
+  assert.deepEqual(problemsOf(spec), [
+    'parameters[0]: deployment is used by a step or the namespace rule; make it required or give it a default',
+    'parameters[2]: ns is used by a step or the namespace rule; make it required or give it a default',
+  ]);
 });
 
 test('unknown fields are problems at every level', () => {
@@ -277,9 +292,41 @@ test('apiVersion, kind and metadata.namespace of a manifest are literal; apiVers
     job,
     /^steps\[0\]\.manifest\.apiVersion: "apps\/v1" does not agree with the resource \("batch\/v1"\)/,
   );
-  hasProblem(job, /^steps\[0\]\.manifest\.kind: must be "Job"/);
+  hasProblem(
+    job,
+    /^steps\[0\]\.manifest\.kind: "Deployment" does not agree with the resource \(jobs hold Job\)/,
+  );
   hasProblem(job, /^steps\[0\]\.manifest\.metadata\.generateName: not supported/);
   hasProblem(job, /^steps\[0\]\.manifest\.metadata\.name: must be a non-empty string/);
+});
+
+test('the kind of a well-known resource must agree with it', () => {
+  const problems = problemsOf(
+    withStep({
+      name: 'a',
+      action: 'apply',
+      resource: deployments,
+      manifest: { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'x' } },
+    }),
+  );
+  assert.deepEqual(problems, [
+    'steps[0].manifest.kind: "StatefulSet" does not agree with the resource (deployments hold Deployment)',
+  ]);
+  // A resource we do not know (a custom one) takes the kind as written.
+  const custom = validateRunbook(
+    withStep({
+      name: 'a',
+      action: 'apply',
+      resource: {
+        group: 'example.com',
+        version: 'v1alpha1',
+        resource: 'widgets',
+        namespaced: true,
+      },
+      manifest: { apiVersion: 'example.com/v1alpha1', kind: 'Widget', metadata: { name: 'x' } },
+    }),
+  );
+  assert.deepEqual(custom.problems, []);
 });
 
 test('deep manifests and patches are refused without walking them', () => {
