@@ -10,6 +10,7 @@ import {
   clusterUserName,
   identityKey,
   robotUserPrefix,
+  runbookUserPrefix,
   type SubjectKind,
 } from '../../common/identity-key.js';
 import {
@@ -22,7 +23,7 @@ import {
 } from '../../agent/jit/names.js';
 import { identityProblem } from '../../agent/forward/forward.js';
 
-const kind = fc.constantFrom<SubjectKind>('user', 'robot');
+const kind = fc.constantFrom<SubjectKind>('user', 'robot', 'runbook');
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 test('robot ci and user ci: different keys, accounts, bindings, labels and cluster names', () => {
@@ -61,7 +62,7 @@ test('property: any name, however long or odd, gives a valid, kind-prefixed acco
     fc.property(kind, fc.string({ maxLength: 2000 }), (k, n) => {
       const sa = serviceAccountName(k, n);
       assert.match(sa, DNS1123_LABEL);
-      assert.ok(sa.startsWith(k === 'robot' ? 'kg-r-' : 'kg-u-'));
+      assert.ok(sa.startsWith({ user: 'kg-u-', robot: 'kg-r-', runbook: 'kg-b-' }[k]));
       assert.match(bindingName(k, n, 'x@0123456789ab'), DNS1123_LABEL);
     }),
   );
@@ -81,4 +82,19 @@ test('the agent refuses a person who claims the robot prefix, or an unknown kind
     identityProblem({ user: 'ci', groups: [], kind: 'admin' as 'user' }) ?? '',
     /subject kind/,
   );
+});
+
+test('a runbook is a subject of its own: kg-b- accounts, its own cluster name, never claimed by a person', () => {
+  assert.match(serviceAccountName('runbook', 'scale-deployment'), /^kg-b-[0-9a-f]{16}$/);
+  assert.notEqual(serviceAccountName('runbook', 'ci'), serviceAccountName('robot', 'ci'));
+  assert.notEqual(serviceAccountName('runbook', 'ci'), serviceAccountName('user', 'ci'));
+  assert.equal(subjectLabels('runbook', 'ci')[kindLabel], 'runbook');
+  assert.equal(clusterUserName('runbook', 'ci'), `${runbookUserPrefix}ci`);
+  assert.equal(identityProblem({ user: 'ci', groups: [], kind: 'runbook' }), undefined);
+  for (const kind of [undefined, 'user'] as const)
+    assert.match(
+      identityProblem({ user: `${runbookUserPrefix}ci`, groups: [], ...(kind ? { kind } : {}) }) ??
+        '',
+      /reserved for robots and runbooks/,
+    );
 });
