@@ -10,6 +10,7 @@
  * makes us refuse, never widen.
  */
 import { KgError } from './errors.js';
+import { isObject, unknownFields } from './json-object.js';
 
 // --- request verbs ------------------------------------------------------------
 
@@ -82,22 +83,6 @@ export function labelValueProblem(value: unknown, at: string): string | undefine
 export const selectorOperators = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
 type Operator = (typeof selectorOperators)[number];
 type Expression = NonNullable<LabelSelector['matchExpressions']>[number];
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function unknownFields(
-  obj: Record<string, unknown>,
-  allowed: readonly string[],
-  at: string,
-  problems: string[],
-): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k))
-      problems.push(`${at}.${k}: unknown field (allowed: ${allowed.join(', ')})`);
-  }
-}
 
 function expression(raw: unknown, at: string, problems: string[]): Expression | undefined {
   if (!isObject(raw)) {

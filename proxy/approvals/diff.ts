@@ -11,6 +11,7 @@
  */
 import { stringify } from 'yaml';
 import { deeperThan } from '../../common/json-depth.js';
+import { isObject } from '../../common/json-object.js';
 
 const maxLines = 3000;
 /** Deepest object shown; anything deeper is not rendered (the YAML writer recurses). */
@@ -18,10 +19,6 @@ export const maxDiffDepth = 100;
 export const hiddenValue = '(hidden)';
 export const changedValue = '(hidden, changed)';
 const secretFields = ['data', 'stringData'] as const;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isSecret(obj: Record<string, unknown>, resource: string): boolean {
   return resource === 'secrets' || obj.kind === 'Secret';

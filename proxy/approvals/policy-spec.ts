@@ -15,6 +15,7 @@
  */
 import { parseDuration } from '../../common/config.js';
 import { validateSelector, type LabelSelector } from '../../common/kube-grammar.js';
+import { isObject } from '../../common/json-object.js';
 
 export interface Approvers {
   /** Members of any of these groups may decide. */
@@ -81,10 +82,6 @@ const defaults = { pendingFor: 24 * 3600, maxDuration: 8 * 3600, window: 15 * 60
 const nameRe = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
 const dns1123Label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const verbRe = /^([a-z]+|\*)$/;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function strings(raw: unknown, at: string, problems: string[], re?: RegExp): string[] {
   if (raw === undefined) return [];

@@ -14,6 +14,7 @@
  */
 
 import { deeperThan } from '../../common/json-depth.js';
+import { isObject } from '../../common/json-object.js';
 
 export const REDACTED = '[redacted]';
 
@@ -42,10 +43,6 @@ export interface BodyTarget {
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Token shapes: kubegate tokens, JWTs (ServiceAccount and OIDC tokens),

@@ -5,6 +5,7 @@
  */
 import type { Binding } from '../authz/types.js';
 import { validateSelector, type LabelSelector } from '../../common/kube-grammar.js';
+import { isObject } from '../../common/json-object.js';
 
 /** A valid binding, ready to store. */
 export interface BindingSpec {
@@ -26,10 +27,6 @@ const subjectKinds = ['Group', 'User', 'Robot'] as const;
 const dns1123Label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // RFC 3339 date-time (https://www.rfc-editor.org/rfc/rfc3339#section-5.6); Date.parse alone accepts far more.
 const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function subjects(raw: unknown, problems: string[]): Binding['subjects'] {
   if (!Array.isArray(raw) || raw.length === 0) {

@@ -19,12 +19,9 @@ import {
 } from './records.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
 import { checkVersion, recordChange, refuseWhileBound, type ChangeOptions } from './changes.js';
+import { isObject } from '../../common/json-object.js';
 
 export const maxClusterDescription = 1000;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function unknownFields(body: Record<string, unknown>, allowed: string[], problems: string[]) {
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));

@@ -49,45 +49,52 @@ const nodes: ResourceRef = { group: '', version: 'v1', resource: 'nodes', namesp
 const inNamespace = { namespace: { param: 'namespace' } };
 const noNamespace = { namespace: { none: true as const } };
 
-function cronjobSuspend(suspend: boolean): RunbookSpec {
+/** A runbook that sets one boolean field by a merge patch (suspend a CronJob, cordon a node). */
+function toggle(o: {
+  name: string;
+  description: string;
+  param: ParamSpec;
+  ref: ResourceRef;
+  patch: Record<string, unknown>;
+}): RunbookSpec {
   return {
-    name: suspend ? 'suspend-cronjob' : 'resume-cronjob',
-    description: suspend
-      ? 'Stop a CronJob from starting new Jobs (sets spec.suspend); Jobs already running go on.'
-      : 'Let a suspended CronJob start Jobs on its schedule again (clears spec.suspend).',
-    parameters: [namespaceParam, nameParam('cronjob', 'The CronJob to change.')],
-    targets: inNamespace,
+    name: o.name,
+    description: o.description,
+    parameters: o.ref.namespaced ? [namespaceParam, o.param] : [o.param],
+    targets: o.ref.namespaced ? inNamespace : noNamespace,
     steps: [
       {
-        name: suspend ? 'suspend' : 'resume',
+        name: o.name.split('-')[0]!,
         action: 'patch',
-        target: { ...cronjobs, name: '{{cronjob}}' },
+        target: { ...o.ref, name: `{{${o.param.name}}}` },
         patchType: 'merge',
-        patch: { spec: { suspend } },
+        patch: o.patch,
       },
     ],
   };
 }
 
-function nodeSchedulable(cordon: boolean): RunbookSpec {
-  return {
+const cronjobSuspend = (suspend: boolean) =>
+  toggle({
+    name: suspend ? 'suspend-cronjob' : 'resume-cronjob',
+    description: suspend
+      ? 'Stop a CronJob from starting new Jobs (sets spec.suspend); Jobs already running go on.'
+      : 'Let a suspended CronJob start Jobs on its schedule again (clears spec.suspend).',
+    param: nameParam('cronjob', 'The CronJob to change.'),
+    ref: cronjobs,
+    patch: { spec: { suspend } },
+  });
+
+const nodeSchedulable = (cordon: boolean) =>
+  toggle({
     name: cordon ? 'cordon-node' : 'uncordon-node',
     description: cordon
       ? 'Mark a node unschedulable so no new pods are placed on it; pods already there keep running.'
       : 'Mark a cordoned node schedulable again so new pods may be placed on it.',
-    parameters: [nameParam('node', 'The node to change.')],
-    targets: noNamespace,
-    steps: [
-      {
-        name: cordon ? 'cordon' : 'uncordon',
-        action: 'patch',
-        target: { ...nodes, name: '{{node}}' },
-        patchType: 'merge',
-        patch: { spec: { unschedulable: cordon } },
-      },
-    ],
-  };
-}
+    param: nameParam('node', 'The node to change.'),
+    ref: nodes,
+    patch: { spec: { unschedulable: cordon } },
+  });
 
 export const catalogue: RunbookSpec[] = [
   {

@@ -18,6 +18,7 @@
  */
 import { validateSelector, type LabelSelector } from '../../common/kube-grammar.js';
 import { deeperThan } from '../../common/json-depth.js';
+import { isObject, unknownFields } from '../../common/json-object.js';
 
 export type ParamSpec = { name: string; description?: string; required?: boolean } & (
   | { type: 'string'; default?: string; pattern?: string; enum?: string[]; maxLength?: number }
@@ -247,23 +248,6 @@ export function wholeRef(parts: TemplatePart[]): string | undefined {
 }
 
 // --- validation helpers --------------------------------------------------------
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function unknownFields(
-  obj: Record<string, unknown>,
-  allowed: readonly string[],
-  at: string,
-  problems: string[],
-): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      problems.push(`${at}${at ? '.' : ''}${k}: unknown field (allowed: ${allowed.join(', ')})`);
-    }
-  }
-}
 
 function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v);

@@ -30,6 +30,7 @@ import {
   type Target,
 } from './definition.js';
 import type { ParamValues } from './params.js';
+import { isObject } from '../../common/json-object.js';
 
 export interface ApiCall {
   method: 'GET' | 'PATCH' | 'POST' | 'DELETE';
@@ -70,10 +71,6 @@ const contentTypes = {
   strategic: 'application/strategic-merge-patch+json',
   json: 'application/json',
 } as const;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 class Renderer {
   readonly problems: string[] = [];
@@ -231,13 +228,7 @@ function renderStep(
     }
     case 'patch': {
       if (!onTarget(step.target)) break;
-      out.call = {
-        method: 'PATCH',
-        path: out.objectPath,
-        query: '',
-        contentType: contentTypes[step.patchType],
-        body: r.tree(step.patch, `${at}.patch`),
-      };
+      out.call = patch(out.objectPath, step.patchType, r.tree(step.patch, `${at}.patch`));
       break;
     }
     case 'scale': {
@@ -247,13 +238,7 @@ function renderStep(
         r.problems.push(`${at}.replicas: ${JSON.stringify(n)} is not a replica count`);
       }
       if (!onTarget(step.target)) break;
-      out.call = {
-        method: 'PATCH',
-        path: out.objectPath,
-        query: '',
-        contentType: contentTypes.merge,
-        body: { spec: { replicas: n } },
-      };
+      out.call = patch(out.objectPath, 'merge', { spec: { replicas: n } });
       break;
     }
     case 'restart': {
@@ -261,15 +246,9 @@ function renderStep(
         r.problems.push(`${at}: a restart needs the time (render option now)`);
       }
       if (!onTarget(step.target)) break;
-      out.call = {
-        method: 'PATCH',
-        path: out.objectPath,
-        query: '',
-        contentType: contentTypes.strategic,
-        body: {
-          spec: { template: { metadata: { annotations: { [restartAnnotation]: opts.now } } } },
-        },
-      };
+      out.call = patch(out.objectPath, 'strategic', {
+        spec: { template: { metadata: { annotations: { [restartAnnotation]: opts.now } } } },
+      });
       break;
     }
     case 'delete': {
@@ -340,6 +319,11 @@ function renderStep(
     }
   }
   return r.problems.length === before ? out : undefined;
+}
+
+/** A merge or strategic merge patch of one object. */
+function patch(path: string, type: 'merge' | 'strategic', body: unknown): ApiCall {
+  return { method: 'PATCH', path, query: '', contentType: contentTypes[type], body };
 }
 
 /**

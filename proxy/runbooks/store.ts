@@ -465,6 +465,12 @@ interface RunRow {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+/** When a target or step started and ended, as PostgreSQL returns them. */
+interface Times {
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
 function runRecord(r: RunRow, targets: TargetRecord[]): RunRecord {
   return {
     id: r.id,
@@ -501,31 +507,15 @@ export async function getRun(db: Queryable, id: string): Promise<RunRecord> {
     ? await query<RunRow>(db, `SELECT ${runCols} FROM ${runFrom} WHERE r.id = $1`, [id])
     : [];
   if (!row) throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(id)} not found`);
-  const targets = await query<{
-    cluster: string;
-    status: TargetStatus;
-    message: string;
-    preview: PreviewStep[] | null;
-    started_at: Date | null;
-    finished_at: Date | null;
-  }>(
+  const targets = await query<Omit<TargetRecord, 'startedAt' | 'finishedAt' | 'steps'> & Times>(
     db,
     `SELECT cluster, status, message, preview, started_at, finished_at FROM runbook_run_targets
      WHERE run_id = $1 ORDER BY position`,
     [id],
   );
-  const steps = await query<{
-    cluster: string;
-    index: number;
-    name: string;
-    action: string;
-    status: StepStatus;
-    message: string;
-    diff: string | null;
-    result: unknown;
-    started_at: Date | null;
-    finished_at: Date | null;
-  }>(
+  const steps = await query<
+    Omit<StepRecord, 'startedAt' | 'finishedAt'> & Times & { cluster: string }
+  >(
     db,
     `SELECT cluster, index, name, action, status, message, diff, result, started_at, finished_at
      FROM runbook_run_steps WHERE run_id = $1 ORDER BY cluster, index`,
@@ -533,25 +523,16 @@ export async function getRun(db: Queryable, id: string): Promise<RunRecord> {
   );
   return runRecord(
     row,
-    targets.map((t) => ({
-      cluster: t.cluster,
-      status: t.status,
-      message: t.message,
-      startedAt: iso(t.started_at),
-      finishedAt: iso(t.finished_at),
-      preview: t.preview,
+    targets.map(({ started_at, finished_at, ...t }) => ({
+      ...t,
+      startedAt: iso(started_at),
+      finishedAt: iso(finished_at),
       steps: steps
         .filter((s) => s.cluster === t.cluster)
-        .map((s) => ({
-          index: s.index,
-          name: s.name,
-          action: s.action,
-          status: s.status,
-          message: s.message,
-          diff: s.diff,
-          result: s.result,
-          startedAt: iso(s.started_at),
-          finishedAt: iso(s.finished_at),
+        .map(({ cluster: _, started_at, finished_at, ...s }) => ({
+          ...s,
+          startedAt: iso(started_at),
+          finishedAt: iso(finished_at),
         })),
     })),
   );
