@@ -11,7 +11,7 @@
  * filled-in form (a double click, a retry after a lost answer is the same
  * run), a new one as soon as anything in the form changes.
  */
-import { get, request } from '../api.js';
+import { ApiError, get, request } from '../api.js';
 import { field, h, replace, uid, type Child } from '../dom.js';
 import { when } from '../format.js';
 import { selectorText, type LabelSelector } from '../selector.js';
@@ -87,27 +87,35 @@ function namespaceText(rule: NamespaceRule): string {
   return 'none (cluster-scoped objects)';
 }
 
-/** What the server will check, in words, under the parameter. */
+/** What the server will check, in words, under the parameter: "The Deployment to scale. A whole number from 0 to 100." */
 function hintFor(p: ParamSpec): string {
-  const parts: string[] = [];
-  if (p.description) parts.push(p.description);
+  const rules: string[] = [];
   if (p.type === 'string') {
-    if (p.pattern && !p.enum) parts.push(`must match ${p.pattern}`);
-    if (p.maxLength) parts.push(`at most ${p.maxLength} characters`);
+    if (p.pattern && !p.enum) rules.push(`must match ${p.pattern}`);
+    if (p.maxLength) rules.push(`at most ${p.maxLength} characters`);
   } else if (p.type === 'integer') {
     const { minimum: lo, maximum: hi } = p;
-    if (lo !== undefined && hi !== undefined) parts.push(`a whole number from ${lo} to ${hi}`);
-    else if (lo !== undefined) parts.push(`a whole number, at least ${lo}`);
-    else if (hi !== undefined) parts.push(`a whole number, at most ${hi}`);
-    else parts.push('a whole number');
+    if (lo !== undefined && hi !== undefined) rules.push(`a whole number from ${lo} to ${hi}`);
+    else if (lo !== undefined) rules.push(`a whole number, at least ${lo}`);
+    else if (hi !== undefined) rules.push(`a whole number, at most ${hi}`);
+    else rules.push('a whole number');
   }
-  if (p.default !== undefined) parts.push(`default ${String(p.default)}`);
-  return parts.join('; ');
+  if (p.default !== undefined) rules.push(`default ${String(p.default)}`);
+  const sentence = (t: string) => (/[.!?]$/.test(t) ? t : `${t}.`);
+  const ruleText = rules.join('; ');
+  return [
+    p.description ? sentence(p.description.trim()) : '',
+    ruleText ? sentence(ruleText[0]!.toUpperCase() + ruleText.slice(1)) : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** One parameter's control and how to read its value (undefined: leave it out). */
 interface ParamInput {
   el: HTMLElement;
+  /** The control itself (marked invalid when the server names this parameter). */
+  control: HTMLElement;
   read(): string | number | boolean | undefined;
 }
 
@@ -120,6 +128,7 @@ function paramInput(p: ParamSpec, allowed: string[] | undefined): ParamInput {
     if (hintEl) box.setAttribute('aria-describedby', hintEl.id);
     return {
       el: h('div', {}, h('label', { class: 'inline', for: box.id }, box, label), hintEl),
+      control: box,
       read: () => box.checked,
     };
   }
@@ -136,6 +145,7 @@ function paramInput(p: ParamSpec, allowed: string[] | undefined): ParamInput {
     });
     return {
       el: field(label, n, hint),
+      control: n,
       read: () => (n.value.trim() === '' ? undefined : Number(n.value)),
     };
   }
@@ -148,7 +158,7 @@ function paramInput(p: ParamSpec, allowed: string[] | undefined): ParamInput {
       choices.map((c) => h('option', { value: c }, c)),
     );
     s.value = p.default ?? '';
-    return { el: field(label, s, hint), read: () => s.value || undefined };
+    return { el: field(label, s, hint), control: s, read: () => s.value || undefined };
   }
   const t = h('input', {
     type: 'text',
@@ -160,7 +170,11 @@ function paramInput(p: ParamSpec, allowed: string[] | undefined): ParamInput {
   });
   // The pattern is shown and checked by the server (which lists every problem
   // at once): browsers read `pattern` with other rules than the server does.
-  return { el: field(label, t, hint), read: () => (t.value === '' ? undefined : t.value) };
+  return {
+    el: field(label, t, hint),
+    control: t,
+    read: () => (t.value === '' ? undefined : t.value),
+  };
 }
 
 /** The clusters to run on: those the person reaches; the ones the runbook does not target are shown, disabled. */
@@ -277,10 +291,22 @@ async function runbookPage(ctx: ViewContext, name: string): Promise<HTMLElement>
     };
     if (ticket.value.trim()) body.ticket = ticket.value.trim();
     if (reason.value.trim()) body.reason = reason.value.trim();
-    const r = await request<Run>('POST', '/api/v1/runs', body, undefined, {
-      'idempotency-key': key,
-    });
-    ctx.navigate(`/console/runs/${r.body.id}`);
+    for (const { input } of inputs) input.control.removeAttribute('aria-invalid');
+    ticket.removeAttribute('aria-invalid');
+    try {
+      const r = await request<Run>('POST', '/api/v1/runs', body, undefined, {
+        'idempotency-key': key,
+      });
+      ctx.navigate(`/console/runs/${r.body.id}`);
+    } catch (err) {
+      // The fields the problems name are marked invalid; the list itself shows below the form.
+      const named = err instanceof ApiError ? err.problems : [];
+      for (const { p, input } of inputs)
+        if (named.some((x) => x.startsWith(`params: parameters.${p.name}:`)))
+          input.control.setAttribute('aria-invalid', 'true');
+      if (named.some((x) => x.startsWith('ticket:'))) ticket.setAttribute('aria-invalid', 'true');
+      throw err;
+    }
   });
 
   return h(
