@@ -12,10 +12,11 @@
  *   makes no run;
  * - the Runs page lists the run, and its filters work;
  * - "Dry run" in the form shows the diff and changes nothing;
- * - an approval request of kind `run` shows the runbook, clusters,
- *   namespace, parameters, ticket, steps and dry-run diff in the inbox and
- *   is approved there (the approvals API is answered by the test, in the
- *   shape the REST contract gives, until the proxy serves run approvals).
+ * - under a runbook approval policy the run waits: an admin sees the
+ *   runbook, clusters, namespace, parameters, ticket, steps and the dry
+ *   run's diff in the inbox and approves it there, and the requester's run
+ *   page follows it to `succeeded` by itself (asking every second while it
+ *   is open, then no more).
  *
  * Screenshots go to test-results/console/.
  */
@@ -27,13 +28,16 @@ import { startStackIdp, type Idp } from '../support/idp.js';
 import { goTo, signIn, unnamedControls } from '../support/console.js';
 import { grant } from '../support/grants.js';
 import { kubectlOk } from '../support/kubectl.js';
-import { httpGet } from '../support/http.js';
+import { httpGet, until } from '../support/http.js';
 import { launchChromium, screenshot, type ChromiumSession } from '../support/chromium.js';
 
 let stack: Stack;
 let idp: Idp;
 let publicUrl: string;
 let dev: ChromiumSession;
+let admin: ChromiumSession;
+let ca: string;
+let adminToken: string;
 const direct = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 async function runCount(): Promise<number> {
@@ -58,7 +62,7 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
       proxyEnv: sso.proxyEnv,
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
-    const ca = (
+    ca = (
       await stack.sql<{ cert_pem: string }>(`SELECT cert_pem FROM ca_keys WHERE name = 'server'`)
     )[0]!.cert_pem;
     await kubectlOk(['create', 'namespace', 'platform-demo'], direct());
@@ -74,7 +78,7 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
       direct(),
     );
     // Developers read platform-demo and may ask for scale-deployment there.
-    const adminToken = /token: (kg_[A-Za-z0-9_-]+)/.exec(
+    adminToken = /token: (kg_[A-Za-z0-9_-]+)/.exec(
       readFileSync(await stack.kubeconfig('root@example.com', ['kubegate-admins']), 'utf8'),
     )![1]!;
     const role = await httpGet(`${stack.publicUrl}/api/v1/roles`, {
@@ -103,10 +107,13 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
         namespaces: ['platform-demo'],
       });
     dev = await launchChromium(publicUrl);
+    admin = await launchChromium(publicUrl);
     await signIn(dev.page, publicUrl, 'dev@example.com');
+    await signIn(admin.page, publicUrl, 'admin@example.com');
   });
   after(async () => {
     await dev?.close();
+    await admin?.close();
     await stack?.stop();
     await idp?.close();
   });
@@ -267,94 +274,105 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
     assert.equal(await replicas(), 3, 'nothing changed');
   });
 
-  test('a run waiting for approval shows its runbook, parameters, steps and dry-run diff in the inbox', async () => {
-    const page = dev.page;
-    // Answered here in the contract's shape: the proxy does not serve run approvals yet.
-    const approval = {
-      id: '11111111-2222-4333-8444-555555555555',
-      kind: 'run',
-      status: 'pending',
-      requester: { name: 'ticketing', kind: 'robot', groups: ['ticket-systems'] },
-      reason: 'INC-42: more pods for the sale',
-      createdAt: new Date(Date.now() - 60_000).toISOString(),
-      pendingUntil: new Date(Date.now() + 3_600_000).toISOString(),
-      decidedAt: null,
-      policies: ['runbooks-need-a-lead'],
-      decisions: [],
-      run: {
-        id: runId,
-        runbook: 'scale-deployment',
-        version: 1,
-        clusters: ['dev'],
-        namespace: 'platform-demo',
-        params: { namespace: 'platform-demo', deployment: 'demo-app', replicas: 3 },
-        ticket: 'INC-42',
-        dryRun: false,
-        steps: [{ index: 0, name: 'scale', action: 'scale' }],
-      },
-      diff: '--- dev: apps/v1 deployments platform-demo/demo-app\n+++ dev: after step 1 (scale)\n   spec:\n-    replicas: 1\n+    replicas: 3\n',
-    };
-    const decided: { url: string; body: string }[] = [];
-    const at = (path: string, view?: string) => (u: URL) =>
-      u.pathname === path && (view === undefined || u.searchParams.get('view') === view);
-    await page.route(at('/api/v1/approvals', 'approvable'), (r) =>
-      r.fulfill({
-        contentType: 'application/json',
-        body: JSON.stringify({ items: decided.length ? [] : [approval] }),
+  test('a run an approval policy covers waits: the approver sees its steps and dry-run diff in the inbox, the run page follows it to the end', async () => {
+    // Developers' scale-deployment runs on dev wait for a kubegate admin.
+    const policy = await httpGet(`${stack.publicUrl}/api/v1/approval-policies`, {
+      ca,
+      token: adminToken,
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'dev-runbooks',
+        kind: 'runbook',
+        description: 'an admin approves developers scaling on dev',
+        approvers: { groups: ['kubegate-admins'] },
+        clusters: { names: ['dev'] },
+        runbooks: ['scale-deployment'],
+        requesterGroups: ['developers'],
       }),
-    );
-    await page.route(at('/api/v1/approval-policies'), (r) =>
-      r.fulfill({
-        contentType: 'application/json',
-        body: JSON.stringify({
-          items: [
-            {
-              name: 'runbooks-need-a-lead',
-              kind: 'runbook',
-              description: '',
-              approvers: { groups: ['developers'], count: 1 },
-              clusters: { names: ['dev'] },
-              namespaces: [],
-              pendingFor: 3600,
-              version: 1,
-            },
-          ],
-        }),
-      }),
-    );
-    await page.route(at(`/api/v1/approvals/${approval.id}/approve`), (r) => {
-      decided.push({ url: r.request().url(), body: r.request().postData() ?? '' });
-      return r.fulfill({
-        contentType: 'application/json',
-        body: JSON.stringify({ ...approval, status: 'approved' }),
-      });
     });
-    try {
-      await goTo(page, 'Approvals');
-      const card = page.getByRole('article', { name: /Runbook run: scale-deployment/ });
-      await card.waitFor();
-      const heading = (await card.getByRole('heading', { level: 2 }).textContent()) ?? '';
-      assert.match(heading, /scale-deployment in platform-demo on dev for INC-42/);
-      const facts = card.locator('dl.facts');
-      for (const t of ['version 1', 'platform-demo', 'replicas=3', 'deployment="demo-app"'])
-        await facts.getByText(t).first().waitFor();
-      assert.match((await facts.textContent()) ?? '', /TicketINC-42/);
-      assert.match((await facts.textContent()) ?? '', /Dry runno/);
-      await facts.getByRole('listitem').filter({ hasText: 'scale — scale' }).waitFor();
-      const diff = card.getByLabel('Dry-run diff of the run requested by ticketing');
-      assert.match((await diff.textContent()) ?? '', /^\+\s+replicas: 3$/m);
-      assert.equal(await diff.locator('.del').count(), 1);
-      await card.getByText('0 of 1 approval').waitFor();
-      await screenshot(page, '45-approve-run');
-      assert.deepEqual(await unnamedControls(page), [], 'every control has a name');
-      await card.getByLabel('Reason for your decision').fill('go ahead');
-      await card.getByRole('button', { name: 'Approve' }).click();
-      await page.getByText('Approved: the run starts now, as the runbook.').waitFor();
-      assert.equal(decided.length, 1);
-      assert.deepEqual(JSON.parse(decided[0]!.body), { reason: 'go ahead' });
-      await page.getByText('Nothing waits for your decision.').waitFor();
-    } finally {
-      await page.unrouteAll();
-    }
+    assert.equal(policy.status, 201, policy.body);
+
+    const page = dev.page;
+    await goTo(page, 'Runbooks');
+    await page.getByRole('link', { name: 'scale-deployment' }).click();
+    await page.getByLabel('namespace (required)').fill('platform-demo');
+    await page.getByLabel('deployment (required)').fill('demo-app');
+    await page.getByLabel('replicas (required)').fill('4');
+    await page.getByLabel('Ticket').fill('INC-44');
+    await page.getByLabel('Reason').fill('more pods for the sale');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForURL(/\/console\/runs\/[0-9a-f-]{36}$/);
+    const id = /\/console\/runs\/([0-9a-f-]{36})$/.exec(page.url())![1]!;
+    let asked = 0;
+    const counting = (r: { method(): string; url(): string }) => {
+      if (r.method() === 'GET' && r.url().endsWith(`/api/v1/runs/${id}`)) asked++;
+    };
+    page.on('request', counting);
+    await page.getByRole('status').getByText('Status: awaiting-approval').waitFor();
+    const facts = page.locator('dl.facts');
+    await facts.getByText('more pods for the sale').waitFor();
+    const link = facts.getByRole('link', { name: /approval request/ });
+    assert.equal(
+      await link.getAttribute('href'),
+      '/console/requests',
+      'the requester follows it there',
+    );
+    await facts.getByText('pending').waitFor();
+    await screenshot(page, '45-run-awaiting-approval');
+
+    // The approver's inbox: the run in full, and the dry run's diff once it is in.
+    const inbox = admin.page;
+    const card = inbox.getByRole('article', {
+      name: 'Runbook run: scale-deployment in platform-demo on dev for INC-44',
+    });
+    const diff = card.getByLabel('Dry-run diff of the run requested by dev@example.com');
+    await until(
+      async () => {
+        await goTo(inbox, 'Approvals');
+        return (await diff.count()) === 1;
+      },
+      60_000,
+      'the dry run to show in the inbox',
+    );
+    const cardFacts = card.locator('dl.facts');
+    for (const t of ['version 1', 'replicas=4', 'deployment="demo-app"', 'INC-44'])
+      await cardFacts.getByText(t).first().waitFor();
+    assert.match((await cardFacts.textContent()) ?? '', /Namespaceplatform-demo/);
+    assert.match((await cardFacts.textContent()) ?? '', /Dry runno/);
+    assert.match((await cardFacts.textContent()) ?? '', /Reasonmore pods for the sale/);
+    await cardFacts.getByRole('listitem').filter({ hasText: 'scale — scale' }).waitFor();
+    const text = (await diff.textContent()) ?? '';
+    assert.match(text, /^# cluster dev$/m, text);
+    assert.match(text, /^-\s+replicas: 3$/m, text);
+    assert.match(text, /^\+\s+replicas: 4$/m, text);
+    await card.getByText('0 of 1 approval').waitFor();
+    await screenshot(inbox, '46-approve-run');
+    assert.deepEqual(await unnamedControls(inbox), [], 'every control has a name');
+    assert.equal(await replicas(), 3, 'nothing ran before the approval');
+    await card.getByLabel('Reason for your decision').fill('go ahead');
+    await card.getByRole('button', { name: 'Approve' }).click();
+    await inbox.getByText('Approved: the run starts now, as the runbook.').waitFor();
+
+    // The requester's page, never reloaded, follows the run to its end.
+    await page.getByRole('status').getByText('Status: succeeded').waitFor({ timeout: 60_000 });
+    await facts.getByText('approved').waitFor();
+    const step = page.getByLabel('Diff of Step 1 on dev: scale');
+    assert.match((await step.textContent()) ?? '', /^\+\s+replicas: 4$/m);
+    await page.getByText('The dry run made before approval').waitFor();
+    await screenshot(page, '47-approved-run-succeeded');
+    assert.ok(asked >= 2, `the page asked again while the run was open (${asked})`);
+    const after = asked;
+    await page.waitForTimeout(2500);
+    page.off('request', counting);
+    assert.equal(asked, after, 'no more requests once the run has ended');
+    assert.equal(await replicas(), 4);
+
+    // The requester's own requests show it, with the way back to the run.
+    await goTo(page, 'My access requests');
+    const row = page.getByRole('row', { name: /Runbook run: scale-deployment/ });
+    await row.getByText('approved').first().waitFor();
+    await row.getByRole('link', { name: 'Follow the run' }).click();
+    await page.waitForURL(`**/console/runs/${id}`);
+    await page.getByRole('status').getByText('Status: succeeded').waitFor();
   });
 });

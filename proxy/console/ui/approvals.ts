@@ -79,6 +79,8 @@ export interface Approval {
     ticket: string;
     dryRun: boolean;
     steps: StepOutline[];
+    /** The run in the REST API. */
+    link?: string;
   };
   /** A gated change's diff against the live object; a run's server-side dry run, one section per cluster. */
   diff?: string | null;
@@ -303,8 +305,9 @@ export function diffView(diff: string, label: string): HTMLElement {
     'pre',
     { class: 'diff', tabindex: '0', 'aria-label': label },
     lines.map((l) => {
+      // `# cluster …` / `## step …` head the sections of a run's dry-run diff.
       const cls =
-        l.startsWith('+++') || l.startsWith('---')
+        l.startsWith('+++') || l.startsWith('---') || l.startsWith('#')
           ? 'head'
           : l.startsWith('+')
             ? 'add'

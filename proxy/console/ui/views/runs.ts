@@ -6,12 +6,19 @@
  * approval its page asks for news every second, and says what changed in a
  * polite live region.
  */
-import { get, query } from '../api.js';
+import { get, query, request } from '../api.js';
 import { field, h, replace, type Child } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
 import { diffView, paramsView, statusBadge, type ParamValues } from '../approvals.js';
-import { badge, errorNotice, loadTable, type Column } from '../widgets.js';
+import {
+  actionButton,
+  badge,
+  errorNotice,
+  loadTable,
+  statusArea,
+  type Column,
+} from '../widgets.js';
 
 export type RunStatus =
   | 'awaiting-approval'
@@ -38,6 +45,9 @@ export const runStatuses: RunStatus[] = [
   'expired',
 ];
 
+/** A cluster of a run also waits as `preview` (the approvers' dry run) or `held` (behind the canaries). */
+export type TargetStatus = RunStatus | 'preview' | 'held';
+
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped' | 'unknown';
 
 export interface RunStep {
@@ -54,14 +64,14 @@ export interface RunStep {
 
 export interface RunTarget {
   cluster: string;
-  status: RunStatus;
+  status: TargetStatus;
   message: string;
   startedAt: string | null;
   finishedAt: string | null;
   steps?: RunStep[];
   /** The dry run made before approval, step by step. */
   preview?:
-    | { index: number; name: string; status: StepStatus; message: string; diff: string | null }[]
+    | { index: number; name: string; status: StepStatus; message: string; diff?: string | null }[]
     | null;
 }
 
@@ -79,6 +89,9 @@ export interface Run {
   createdAt: string;
   finishedAt: string | null;
   approval?: { id: string; status: Parameters<typeof statusBadge>[0] } | null;
+  cancelReason?: string | null;
+  canary?: number;
+  concurrency?: number;
   targets?: RunTarget[];
 }
 
@@ -86,7 +99,7 @@ export interface Run {
 const openStatuses: readonly RunStatus[] = ['awaiting-approval', 'queued', 'running'];
 
 /** A status in words, its badge coloured as well (never by colour alone). */
-export function runBadge(s: RunStatus | StepStatus): HTMLElement {
+export function runBadge(s: TargetStatus | StepStatus): HTMLElement {
   const kind =
     s === 'succeeded'
       ? 'ok'
@@ -199,6 +212,8 @@ function runFacts(r: Run, me: ViewContext['me']): HTMLElement {
     ['Ticket', r.ticket || h('span', { class: 'muted' }, 'none given')],
     ['Reason', r.reason || h('span', { class: 'muted' }, 'none given')],
   ];
+  if (r.cancelReason !== undefined && r.cancelReason !== null)
+    rows.push(['Cancelled because', r.cancelReason || h('span', { class: 'muted' }, 'none given')]);
   if (r.approval)
     rows.push([
       'Approval',
@@ -226,15 +241,63 @@ function runFacts(r: Run, me: ViewContext['me']): HTMLElement {
   );
 }
 
+/** Cancelling: a reason and a button, for a run that has not ended. */
+function cancelForm(id: string, cancelled: (r: Run) => void): HTMLElement {
+  const status = statusArea();
+  const reason = h('input', { type: 'text', maxlength: 1000, autocomplete: 'off' });
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'cancel-h' },
+    h('h2', { id: 'cancel-h' }, 'Cancel this run'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Clusters that have not started never start; a running one stops before its next step.',
+    ),
+    field('Why cancel', reason, 'optional; kept with the run'),
+    h(
+      'div',
+      { class: 'actions' },
+      actionButton(
+        'Cancel run',
+        async () => {
+          const r = await request<Run>('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`, {
+            ...(reason.value.trim() ? { reason: reason.value.trim() } : {}),
+          });
+          cancelled(r.body);
+        },
+        {
+          status,
+          class: 'danger',
+          confirm: 'Cancel this run? Steps not yet started will not run.',
+        },
+      ),
+    ),
+    status.el,
+  );
+}
+
 /** One run's page; polls while the run can still change, until the person leaves the page. */
 async function runPage(ctx: ViewContext, id: string): Promise<void> {
+  const url = `/api/v1/runs/${encodeURIComponent(id)}`;
   const live = h('p', { role: 'status', 'aria-live': 'polite' });
+  const problem = h('div', {});
   const body = h('div', {});
+  const controls = h('div', {});
   const heading = h('h2', {}, 'Run ', h('code', {}, id));
-  replace(ctx.into, h('p', {}, h('a', { href: '/console/runs' }, 'All runs')), heading, live, body);
+  replace(
+    ctx.into,
+    h('p', {}, h('a', { href: '/console/runs' }, 'All runs')),
+    heading,
+    live,
+    problem,
+    body,
+    controls,
+  );
   let last = '';
-  let lastStatus: RunStatus | undefined;
+  let current: RunStatus | undefined;
   const draw = (r: Run) => {
+    replace(problem);
     const text = JSON.stringify(r);
     if (text === last) return;
     last = text;
@@ -246,31 +309,30 @@ async function runPage(ctx: ViewContext, id: string): Promise<void> {
       ' on ',
       (r.targets ?? []).map((t) => t.cluster).join(', '),
     );
-    if (r.status !== lastStatus) {
-      replace(
-        live,
-        `Status: ${r.status}`,
-        openStatuses.includes(r.status) ? ' — this page updates by itself.' : '',
-      );
-      lastStatus = r.status;
+    if (r.status !== current) {
+      const open = openStatuses.includes(r.status);
+      replace(live, `Status: ${r.status}`, open ? ' — this page updates by itself.' : '');
+      // The cancel form is drawn when the run opens or ends, never while someone types in it.
+      replace(controls, open ? cancelForm(id, draw) : null);
+      current = r.status;
     }
     replace(body, runFacts(r, ctx.me), (r.targets ?? []).map(targetView));
   };
   try {
-    draw(await get<Run>(`/api/v1/runs/${encodeURIComponent(id)}`));
+    draw(await get<Run>(url));
   } catch (err) {
     replace(body, errorNotice(err));
     return;
   }
   // Every second while it can still change; stop once the page shows another view.
-  while (lastStatus && openStatuses.includes(lastStatus)) {
+  while (current && openStatuses.includes(current)) {
     await new Promise((r) => setTimeout(r, 1000));
     if (!ctx.into.isConnected) return;
     try {
-      draw(await get<Run>(`/api/v1/runs/${encodeURIComponent(id)}`));
+      draw(await get<Run>(url));
     } catch (err) {
       if (!ctx.into.isConnected) return;
-      replace(live, errorNotice(err));
+      replace(problem, errorNotice(err));
     }
   }
 }
