@@ -16,7 +16,8 @@
  *   runbook, clusters, namespace, parameters, ticket, steps and the dry
  *   run's diff in the inbox and approves it there, and the requester's run
  *   page follows it to `succeeded` by itself (asking every second while it
- *   is open, then no more).
+ *   is open, then no more);
+ * - a run waiting for approval is cancelled from its page.
  *
  * Screenshots go to test-results/console/.
  */
@@ -374,5 +375,33 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
     await row.getByRole('link', { name: 'Follow the run' }).click();
     await page.waitForURL(`**/console/runs/${id}`);
     await page.getByRole('status').getByText('Status: succeeded').waitFor();
+  });
+  test('a run waiting for approval is cancelled from its page, with a reason', async () => {
+    const page = dev.page;
+    await goTo(page, 'Runbooks');
+    await page.getByRole('link', { name: 'scale-deployment' }).click();
+    await page.getByLabel('namespace (required)').fill('platform-demo');
+    await page.getByLabel('deployment (required)').fill('demo-app');
+    await page.getByLabel('replicas (required)').fill('1');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.getByRole('status').getByText('Status: awaiting-approval').waitFor();
+    await page.getByLabel('Why cancel').fill('not needed after all');
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await page.getByRole('status').getByText('Status: cancelled').waitFor({ timeout: 30_000 });
+    const facts = page.locator('dl.facts');
+    assert.match(
+      (await facts.textContent()) ?? '',
+      /Cancelledcancelled by user:dev@example\.com: not needed after all/,
+    );
+    assert.equal(await page.getByRole('button', { name: 'Cancel run' }).count(), 0);
+    assert.equal(await replicas(), 4, 'nothing ran');
+    await goTo(page, 'Runs');
+    await page.getByLabel('Status').selectOption('cancelled');
+    await page
+      .getByRole('table', { name: 'Runs' })
+      .getByRole('row', { name: /scale-deployment/ })
+      .getByText('cancelled')
+      .waitFor();
   });
 });

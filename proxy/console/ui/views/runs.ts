@@ -213,7 +213,7 @@ function runFacts(r: Run, me: ViewContext['me']): HTMLElement {
     ['Reason', r.reason || h('span', { class: 'muted' }, 'none given')],
   ];
   if (r.cancelReason !== undefined && r.cancelReason !== null)
-    rows.push(['Cancelled because', r.cancelReason || h('span', { class: 'muted' }, 'none given')]);
+    rows.push(['Cancelled', r.cancelReason || h('span', { class: 'muted' }, 'none given')]);
   if (r.approval)
     rows.push([
       'Approval',
