@@ -151,7 +151,7 @@ export async function approvalsInbox(ctx: ViewContext): Promise<void> {
     h(
       'p',
       { class: 'lead' },
-      'Access requests and gated changes waiting for you. You never decide your own; some policies need two approvers.',
+      'Access requests, gated changes and runbook runs waiting for you. You never decide your own; some policies need two approvers.',
     ),
     status.el,
     inbox,
