@@ -57,8 +57,9 @@ export async function request<T>(
   path: string,
   body?: unknown,
   etag?: string | null,
+  extra: Record<string, string> = {},
 ): Promise<Reply<T>> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { ...extra, accept: 'application/json' };
   if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = csrfToken;
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (etag) headers['if-match'] = etag;

@@ -15,12 +15,15 @@ import { h, replace } from './dom.js';
 import { errorNotice } from './widgets.js';
 import type { Me, Render, View } from './view.js';
 
+/** A view; `pages` when paths below it (`/console/runs/<id>`) are its pages too. */
+type Routed = View & { pages?: true };
+
 /**
  * Every view by path. The approvals inbox is in "You", not "Administration":
  * approvers are whoever the approval policies name (say, platform leads),
  * admins or not; the server decides what each person may see and decide.
  */
-const views: View[] = [
+const views: Routed[] = [
   {
     path: '/',
     title: 'My clusters',
@@ -44,6 +47,20 @@ const views: View[] = [
     title: 'My access requests',
     section: 'you',
     load: () => import('./views/my-requests.js').then((m) => m.myRequests),
+  },
+  {
+    path: '/console/runbooks',
+    title: 'Runbooks',
+    section: 'you',
+    pages: true,
+    load: () => import('./views/runbooks.js').then((m) => m.runbooksView),
+  },
+  {
+    path: '/console/runs',
+    title: 'Runs',
+    section: 'you',
+    pages: true,
+    load: () => import('./views/runs.js').then((m) => m.runsView),
   },
   {
     path: '/console/approvals',
@@ -103,7 +120,11 @@ const views: View[] = [
 
 function viewFor(path: string): View | undefined {
   const p = path === '/console' || path === '/console/' ? '/' : path.replace(/\/$/, '') || '/';
-  return views.find((v) => v.path === p);
+  return views.find(
+    (v) =>
+      v.path === p ||
+      (v.pages && p.startsWith(`${v.path}/`) && !p.includes('/', v.path.length + 1)),
+  );
 }
 
 function signOut(me: Me): HTMLFormElement {

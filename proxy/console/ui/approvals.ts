@@ -1,9 +1,11 @@
 /**
  * Approval requests as the console shows them, for the requester ("My
  * access requests") and for approvers (the inbox): the exact request — who,
- * cluster, verb, object — in words, its status, the votes so far against
- * the approvals needed, and a gated change's diff with each line marked as
- * removed, added or unchanged (in text too, not by colour alone).
+ * cluster, verb, object; or the runbook, clusters, namespace, parameters
+ * and steps of a run — in words, its status, the votes so far against the
+ * approvals needed, and a gated change's or a run's dry-run diff with each
+ * line marked as removed, added or unchanged (in text too, not by colour
+ * alone).
  */
 import { h, type Child } from './dom.js';
 import { when } from './format.js';
@@ -26,9 +28,19 @@ type ActionText =
   | 'query'
   | 'bodySha256';
 
+/** A runbook step as it is listed before it runs: its place, name and action. */
+export interface StepOutline {
+  index: number;
+  name: string;
+  action: string;
+}
+
+/** A run's parameters: name → value. */
+export type ParamValues = Record<string, string | number | boolean>;
+
 export interface Approval {
   id: string;
-  kind: 'access' | 'action';
+  kind: 'access' | 'action' | 'run';
   status: Status;
   requester: { name: string; kind: 'user' | 'robot'; groups: string[] };
   reason: string;
@@ -56,12 +68,27 @@ export interface Approval {
     executableUntil: string | null;
     executedAt: string | null;
   };
+  /** A run waiting for approval (kind `run`): what would run, where, with what. */
+  run?: {
+    id: string;
+    runbook: string;
+    version: number;
+    clusters: string[];
+    namespace: string;
+    params: ParamValues;
+    ticket: string;
+    dryRun: boolean;
+    steps: StepOutline[];
+    /** The run in the REST API. */
+    link?: string;
+  };
+  /** A gated change's diff against the live object; a run's server-side dry run, one section per cluster. */
   diff?: string | null;
 }
 
 export interface Policy {
   name: string;
-  kind: 'access' | 'gate';
+  kind: 'access' | 'gate' | 'runbook';
   description: string;
   approvers: { groups: string[]; count: number };
   clusters: { names?: string[]; selector?: LabelSelector };
@@ -110,8 +137,48 @@ function objectText(a: NonNullable<Approval['action']>): string {
   return `${a.resource}${group}${sub}${a.name ? ` "${a.name}"` : ''}`;
 }
 
+/** Parameters as `name=value` items, strings quoted so spaces and empty values show. */
+export function paramsView(params: ParamValues): Child {
+  const entries = Object.entries(params);
+  if (!entries.length) return h('span', { class: 'muted' }, 'none');
+  return h(
+    'ul',
+    { class: 'plain' },
+    entries.map(([k, v]) =>
+      h('li', {}, h('code', {}, `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)),
+    ),
+  );
+}
+
+/** A runbook's steps in order: "1. scale (scale)". */
+export function stepsOutline(steps: StepOutline[]): HTMLElement {
+  return h(
+    'ol',
+    {},
+    [...steps]
+      .sort((x, y) => x.index - y.index)
+      .map((s) => h('li', {}, h('strong', {}, s.name), ` — ${s.action}`)),
+  );
+}
+
+/** What a heading calls the request's kind. */
+export function kindText(a: Approval): string {
+  return a.kind === 'access' ? 'Access: ' : a.kind === 'run' ? 'Runbook run: ' : 'Gated change: ';
+}
+
 /** One line: what is asked. */
 export function summary(a: Approval): Child {
+  if (a.run) {
+    const x = a.run;
+    return [
+      h('strong', {}, x.runbook),
+      x.dryRun ? ' (dry run)' : '',
+      x.namespace ? ` in ${x.namespace}` : '',
+      ' on ',
+      h('strong', {}, x.clusters.join(', ')),
+      x.ticket ? ` for ${x.ticket}` : '',
+    ];
+  }
   if (a.access) {
     const x = a.access;
     return [
@@ -156,6 +223,18 @@ export function details(a: Approval): HTMLElement {
       ['Duration', duration(x.durationSeconds)],
     );
     if (x.expiresAt) rows.push(['Access ends', when(x.expiresAt)]);
+  } else if (a.run) {
+    const x = a.run;
+    rows.push(
+      ['Runbook', [h('strong', {}, x.runbook), ` version ${x.version}`]],
+      ['Clusters', h('strong', {}, x.clusters.join(', '))],
+      ['Namespace', x.namespace || '(cluster-scoped)'],
+      ['Parameters', paramsView(x.params)],
+      ['Ticket', x.ticket || h('span', { class: 'muted' }, 'none given')],
+      ['Dry run', x.dryRun ? 'yes: every step runs with dryRun=All, nothing changes' : 'no'],
+      ['Steps', stepsOutline(x.steps)],
+      ['Run', h('code', {}, x.id)],
+    );
   } else if (a.action) {
     const x = a.action;
     rows.push(
@@ -226,8 +305,9 @@ export function diffView(diff: string, label: string): HTMLElement {
     'pre',
     { class: 'diff', tabindex: '0', 'aria-label': label },
     lines.map((l) => {
+      // `# cluster …` / `## step …` head the sections of a run's dry-run diff.
       const cls =
-        l.startsWith('+++') || l.startsWith('---')
+        l.startsWith('+++') || l.startsWith('---') || l.startsWith('#')
           ? 'head'
           : l.startsWith('+')
             ? 'add'

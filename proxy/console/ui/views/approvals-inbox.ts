@@ -1,10 +1,12 @@
 /**
- * The approvals inbox: every pending access request and gated change the
- * signed-in person may decide (the server's `view=approvable`: never their
- * own, only under policies naming one of their groups). Each shows the
- * exact request — who, cluster, verb, object — a gated change's diff
- * against the live object, the votes so far, and Approve / Deny with a
- * reason. Admins also see every request, decided or not.
+ * The approvals inbox: every pending access request, gated change and
+ * runbook run the signed-in person may decide (the server's
+ * `view=approvable`: never their own, only under policies naming one of
+ * their groups). Each shows the exact request — who, cluster, verb, object;
+ * for a run the runbook, clusters, namespace, parameters, ticket and steps —
+ * a gated change's diff against the live object or a run's dry-run diff,
+ * the votes so far, and Approve / Deny with a reason. Admins also see every
+ * request, decided or not.
  */
 import { get, request } from '../api.js';
 import { h, replace, uid } from '../dom.js';
@@ -13,6 +15,7 @@ import type { ViewContext } from '../view.js';
 import {
   details,
   diffView,
+  kindText,
   progress,
   statusBadge,
   summary,
@@ -26,6 +29,7 @@ function decisionText(a: Approval, decision: 'approve' | 'deny'): string {
   if (a.status === 'pending')
     return 'Your approval is in; the policy needs another approver before anything is granted.';
   if (a.kind === 'access') return 'Approved: the access works now and ends on time by itself.';
+  if (a.kind === 'run') return 'Approved: the run starts now, as the runbook.';
   return 'Approved: the identical request may now run once.';
 }
 
@@ -55,7 +59,7 @@ function card(a: Approval, policies: Policy[], done: (msg: string) => Promise<vo
   const el = h(
     'article',
     { class: 'card request', 'aria-labelledby': headingId, 'data-approval': a.id },
-    h('h2', { id: headingId }, a.kind === 'access' ? 'Access: ' : 'Gated change: ', summary(a)),
+    h('h2', { id: headingId }, kindText(a), summary(a)),
     h('p', {}, statusBadge(a.status), ` asked by ${a.requester.name} `, when(a.createdAt)),
     details(a),
     a.kind === 'action'
@@ -71,7 +75,18 @@ function card(a: Approval, policies: Policy[], done: (msg: string) => Promise<vo
                 )
               : diffView(a.diff, `Diff of the change requested by ${a.requester.name}`),
         ]
-      : null,
+      : a.kind === 'run'
+        ? [
+            h('h3', {}, 'What the run would change (a dry run on each cluster)'),
+            a.diff?.trim()
+              ? diffView(a.diff, `Dry-run diff of the run requested by ${a.requester.name}`)
+              : h(
+                  'p',
+                  { class: 'muted' },
+                  'No diff: the dry run changed nothing, or could not be made.',
+                ),
+          ]
+        : null,
     progress(a, policies),
     h('label', { for: reason.id }, 'Reason for your decision'),
     reason,
@@ -136,7 +151,7 @@ export async function approvalsInbox(ctx: ViewContext): Promise<void> {
     h(
       'p',
       { class: 'lead' },
-      'Access requests and gated changes waiting for you. You never decide your own; some policies need two approvers.',
+      'Access requests, gated changes and runbook runs waiting for you. You never decide your own; some policies need two approvers.',
     ),
     status.el,
     inbox,

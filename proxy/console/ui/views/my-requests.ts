@@ -13,6 +13,7 @@ import {
   clustersText,
   details,
   duration,
+  kindText,
   progress,
   statusBadge,
   summary,
@@ -115,7 +116,10 @@ export async function myRequests(ctx: ViewContext): Promise<void> {
         {
           title: 'What',
           cell: (a) => [
-            h('div', {}, a.kind === 'access' ? 'Access: ' : 'Gated change: ', summary(a)),
+            h('div', {}, kindText(a), summary(a)),
+            a.run
+              ? h('div', {}, h('a', { href: `/console/runs/${a.run.id}` }, 'Follow the run'))
+              : null,
             h('details', {}, h('summary', {}, 'Details'), details(a)),
           ],
         },
