@@ -55,7 +55,7 @@ export interface IdentityHandler {
 }
 
 /** `/console` and `/console/<view>`, but never the static `/console/assets/…`. */
-const consoleView = /^\/console(\/(?!assets\/)[a-z][a-z0-9/-]{0,62})?\/?$/;
+const consoleView = /^\/console(\/(?!assets\/)[a-z][a-z0-9/-]{0,127})?\/?$/;
 
 type PageHandler = (deps: AuthDeps, req: AnyRequest, res: AnyResponse) => Promise<void>;
 
