@@ -214,17 +214,14 @@ export function validatePolicy(
     pendingFor,
   };
 
+  // Access and runbook policies: whose requests (empty: anyone's).
+  const requesterGroups = strings(raw.requesterGroups, 'requesterGroups', problems);
   let policy: ApprovalPolicy;
   if (kind === 'access') {
     const roles = strings(raw.roles, 'roles', problems);
     if (roles.length === 0) problems.push('roles: name at least one role (or "*")');
-    policy = {
-      ...base,
-      kind,
-      roles,
-      requesterGroups: strings(raw.requesterGroups, 'requesterGroups', problems),
-      maxDuration: seconds(raw.maxDuration, 'maxDuration', defaults.maxDuration, problems),
-    };
+    const maxDuration = seconds(raw.maxDuration, 'maxDuration', defaults.maxDuration, problems);
+    policy = { ...base, kind, roles, requesterGroups, maxDuration };
   } else if (kind === 'runbook') {
     const runbooks = strings(
       raw.runbooks,
@@ -233,12 +230,7 @@ export function validatePolicy(
       /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?|\*)$/,
     );
     if (runbooks.length === 0) problems.push('runbooks: name at least one runbook (or "*")');
-    policy = {
-      ...base,
-      kind,
-      runbooks,
-      requesterGroups: strings(raw.requesterGroups, 'requesterGroups', problems),
-    };
+    policy = { ...base, kind, runbooks, requesterGroups };
   } else {
     const texts = strings(raw.resources, 'resources', problems);
     if (texts.length === 0) problems.push('resources: name at least one resource (or "*")');

@@ -26,17 +26,12 @@ import type { PolicyState } from '../authz/policy-store.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { ClusterRef } from '../authz/types.js';
 import type { Pool } from '../db/pool.js';
-import { checkQuery, oneOf, optional } from '../api/params.js';
+import { mount, smallObjectBody } from '../http/routes.js';
+import type { BaseCall, Route, RouteSpec } from '../http/routes.js';
 import { guardCaller, type Caller } from '../identity/caller.js';
 import type { IdentitySettings } from '../identity/settings.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
-import {
-  mount,
-  smallObjectBody,
-  type BaseCall,
-  type Route,
-  type RouteSpec,
-} from '../http/routes.js';
+import { checkQuery, oneOf, optional } from '../api/params.js';
 import { validateParams } from './params.js';
 import { renderRun } from './render.js';
 import {
@@ -51,6 +46,7 @@ import {
   replaceRunbook,
   runStatuses,
   type RunbookRecord,
+  type RunFilter,
   type RunRecord,
 } from './store.js';
 
@@ -254,6 +250,100 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
       throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(id)} not found`);
     return run;
   };
+  const publicUrl = d.settings.publicUrl.replace(/\/+$/, '');
+  const name = (c: Call) => decodeURIComponent(c.params[0]!);
+
+  const listBooks = async (c: Call) =>
+    writeJson(c.res, 200, { items: (await listRunbooks(d.pool)).map(runbookView) });
+  const createBook = async (c: Call) => {
+    const r = await createRunbook(d.pool, await c.readBody(), c.caller.actor);
+    writeJson(c.res, 201, runbookView(r), { location: `/api/v1/runbooks/${r.name}` });
+  };
+  const getBook = async (c: Call) =>
+    writeJson(c.res, 200, runbookView(await getRunbook(d.pool, name(c))));
+  const replaceBook = async (c: Call) => {
+    const r = await replaceRunbook(d.pool, name(c), await c.readBody(), c.caller.actor);
+    writeJson(c.res, 200, runbookView(r));
+  };
+  const deleteBook = async (c: Call) => {
+    await deleteRunbook(d.pool, name(c), c.caller.actor);
+    writeNoContent(c.res);
+  };
+
+  const history = async (c: Call) => {
+    const limitText = optional(c.query, 'limit') ?? '50';
+    const limit = /^\d{1,3}$/.test(limitText) ? Number(limitText) : NaN;
+    if (!(limit >= 1 && limit <= 500))
+      throw new KgError('KG_ERR_BAD_REQUEST', 'limit must be a whole number from 1 to 500');
+    const status = oneOf(c.query, 'status', runStatuses);
+    const filters: Omit<RunFilter, 'limit'> = {};
+    for (const f of ['runbook', 'ticket', 'requester'] as const) {
+      const v = optional(c.query, f);
+      if (v) filters[f] = v;
+    }
+    const items = await listRuns(d.pool, {
+      ...filters,
+      limit,
+      ...(status ? { status } : {}),
+      ...(c.caller.admin ? {} : { mine: { name: c.caller.name, kind: c.caller.kind } }),
+    });
+    writeJson(c.res, 200, { items });
+  };
+  const ask = async (c: Call) => {
+    const body = (await c.readBody()) as Record<string, unknown>;
+    const keyHeader = c.req.headers['idempotency-key'];
+    if (keyHeader !== undefined && (typeof keyHeader !== 'string' || !keyRe.test(keyHeader)))
+      throw new KgError(
+        'KG_ERR_BAD_REQUEST',
+        'Idempotency-Key must be one value of 1 to 128 visible ASCII characters',
+      );
+    if (typeof body.runbook !== 'string' || body.runbook === '')
+      throw invalid('run', ['runbook: the name of the runbook to run is required']);
+    const rb = await getRunbook(d.pool, body.runbook);
+    const run = checkRun(body, rb, c.caller, d.policy());
+    const ua = c.req.headers['user-agent'];
+    const { id, created } = await createRun(d.pool, {
+      runbook: rb,
+      ...run,
+      requester: {
+        name: c.caller.name,
+        kind: c.caller.kind,
+        groups: c.caller.groups,
+        actor: c.caller.actor,
+        sourceIp: c.req.socket.remoteAddress ?? '',
+        userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '',
+      },
+      ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
+      publicUrl,
+    });
+    if (created) d.created();
+    writeJson(c.res, created ? 201 : 200, await getRun(d.pool, id), {
+      location: `/api/v1/runs/${id}`,
+    });
+  };
+  const cancel = async (c: Call) => {
+    const body = (await c.readBody()) as Record<string, unknown>;
+    const reason = body.reason ?? '';
+    if (
+      typeof reason !== 'string' ||
+      reason.length > 1000 ||
+      Object.keys(body).some((k) => k !== 'reason')
+    )
+      throw invalid('cancel', ['the body is {reason?: string of at most 1000 characters}']);
+    await visibleRun(c, c.params[0]!);
+    await cancelRun(d.pool, c.params[0]!, reason, c.caller.actor, publicUrl);
+    writeJson(c.res, 200, await getRun(d.pool, c.params[0]!));
+  };
+  const oneRun = async (c: Call) => writeJson(c.res, 200, await visibleRun(c, c.params[0]!));
+
+  /** The handler, after refusing query parameters other than `allowed`. */
+  const taking =
+    (allowed: readonly string[], handle: (c: Call) => Promise<void>) => async (c: Call) => {
+      checkQuery(c.query, allowed);
+      await handle(c);
+    };
+  const runFilters = ['runbook', 'status', 'ticket', 'requester', 'limit'];
+
   const specs: RouteSpec<Call>[] = [
     {
       path: '/api/v1/runbooks',
@@ -262,21 +352,14 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
         GET: {
           access: 'caller',
           summary: 'Every runbook: the built-in catalogue and the stored ones',
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            writeJson(c.res, 200, { items: (await listRunbooks(d.pool)).map(runbookView) });
-          },
+          handle: taking([], listBooks),
         },
         POST: {
           access: 'admin',
           summary: 'Save a new runbook (version 1)',
           body: runbookBody,
           responses: { 201: 'the runbook' },
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            const r = await createRunbook(d.pool, await c.readBody(), c.caller.actor);
-            writeJson(c.res, 201, runbookView(r), { location: `/api/v1/runbooks/${r.name}` });
-          },
+          handle: taking([], createBook),
         },
       },
     },
@@ -284,40 +367,17 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
       path: '/api/v1/runbooks/{name}',
       tag: 'runbooks',
       methods: {
-        GET: {
-          access: 'caller',
-          summary: 'One runbook',
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            writeJson(
-              c.res,
-              200,
-              runbookView(await getRunbook(d.pool, decodeURIComponent(c.params[0]!))),
-            );
-          },
-        },
+        GET: { access: 'caller', summary: 'One runbook', handle: taking([], getBook) },
         PUT: {
           access: 'admin',
           summary: 'Replace a runbook: a new version (runs already made keep theirs)',
           body: runbookBody,
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            const name = decodeURIComponent(c.params[0]!);
-            writeJson(
-              c.res,
-              200,
-              runbookView(await replaceRunbook(d.pool, name, await c.readBody(), c.caller.actor)),
-            );
-          },
+          handle: taking([], replaceBook),
         },
         DELETE: {
           access: 'admin',
           summary: 'Delete a stored runbook (its runs stay in the history)',
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            await deleteRunbook(d.pool, decodeURIComponent(c.params[0]!), c.caller.actor);
-            writeNoContent(c.res);
-          },
+          handle: taking([], deleteBook),
         },
       },
     },
@@ -328,69 +388,16 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
         GET: {
           access: 'caller',
           summary: "Run history, newest first: yours, or (admins) everyone's",
-          query: ['runbook', 'status', 'ticket', 'requester', 'limit'],
-          handle: async (c) => {
-            checkQuery(c.query, ['runbook', 'status', 'ticket', 'requester', 'limit']);
-            const limitText = optional(c.query, 'limit') ?? '50';
-            const limit = /^\d{1,3}$/.test(limitText) ? Number(limitText) : NaN;
-            if (!(limit >= 1 && limit <= 500))
-              throw new KgError('KG_ERR_BAD_REQUEST', 'limit must be a whole number from 1 to 500');
-            const status = oneOf(c.query, 'status', runStatuses);
-            const items = await listRuns(d.pool, {
-              limit,
-              ...(optional(c.query, 'runbook') ? { runbook: optional(c.query, 'runbook') } : {}),
-              ...(optional(c.query, 'ticket') ? { ticket: optional(c.query, 'ticket') } : {}),
-              ...(optional(c.query, 'requester')
-                ? { requester: optional(c.query, 'requester') }
-                : {}),
-              ...(status ? { status } : {}),
-              ...(c.caller.admin ? {} : { mine: { name: c.caller.name, kind: c.caller.kind } }),
-            });
-            writeJson(c.res, 200, { items });
-          },
+          query: runFilters,
+          handle: taking(runFilters, history),
         },
         POST: {
           access: 'caller',
           summary:
-            'Ask for a run {runbook, clusters, params, ticket, dryRun}; an Idempotency-Key header makes a retried POST the same run',
+            'Ask for a run {runbook, clusters | selector, params, ticket, reason, dryRun, canary, concurrency, offlineWait}; an Idempotency-Key header makes a retried POST the same run',
           body: smallObjectBody,
           responses: { 201: 'the new run', 200: 'the run this Idempotency-Key made before' },
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            const body = (await c.readBody()) as Record<string, unknown>;
-            const keyHeader = c.req.headers['idempotency-key'];
-            if (
-              keyHeader !== undefined &&
-              (typeof keyHeader !== 'string' || !keyRe.test(keyHeader))
-            )
-              throw new KgError(
-                'KG_ERR_BAD_REQUEST',
-                'Idempotency-Key must be one value of 1 to 128 visible ASCII characters',
-              );
-            if (typeof body.runbook !== 'string' || body.runbook === '')
-              throw invalid('run', ['runbook: the name of the runbook to run is required']);
-            const rb = await getRunbook(d.pool, body.runbook);
-            const run = checkRun(body, rb, c.caller, d.policy());
-            const ua = c.req.headers['user-agent'];
-            const { id, created } = await createRun(d.pool, {
-              runbook: rb,
-              ...run,
-              requester: {
-                name: c.caller.name,
-                kind: c.caller.kind,
-                groups: c.caller.groups,
-                actor: c.caller.actor,
-                sourceIp: c.req.socket.remoteAddress ?? '',
-                userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '',
-              },
-              ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
-              publicUrl: d.settings.publicUrl.replace(/\/+$/, ''),
-            });
-            if (created) d.created();
-            writeJson(c.res, created ? 201 : 200, await getRun(d.pool, id), {
-              location: `/api/v1/runs/${id}`,
-            });
-          },
+          handle: taking([], ask),
         },
       },
     },
@@ -403,26 +410,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
           summary:
             'Cancel a run {reason}: clusters not started never start; a running one stops before its next step',
           body: smallObjectBody,
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            const body = (await c.readBody()) as Record<string, unknown>;
-            const reason = body.reason ?? '';
-            if (
-              typeof reason !== 'string' ||
-              reason.length > 1000 ||
-              Object.keys(body).some((k) => k !== 'reason')
-            )
-              throw invalid('cancel', ['the body is {reason?: string of at most 1000 characters}']);
-            await visibleRun(c, c.params[0]!);
-            await cancelRun(
-              d.pool,
-              c.params[0]!,
-              reason,
-              c.caller.actor,
-              d.settings.publicUrl.replace(/\/+$/, ''),
-            );
-            writeJson(c.res, 200, await getRun(d.pool, c.params[0]!));
-          },
+          handle: taking([], cancel),
         },
       },
     },
@@ -433,10 +421,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
         GET: {
           access: 'caller',
           summary: "One run: who asked, for which ticket, each cluster's steps, results and diffs",
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            writeJson(c.res, 200, await visibleRun(c, c.params[0]!));
-          },
+          handle: taking([], oneRun),
         },
       },
     },

@@ -49,52 +49,43 @@ const nodes: ResourceRef = { group: '', version: 'v1', resource: 'nodes', namesp
 const inNamespace = { namespace: { param: 'namespace' } };
 const noNamespace = { namespace: { none: true as const } };
 
-/** A runbook that sets one boolean field by a merge patch (suspend a CronJob, cordon a node). */
-function toggle(o: {
-  name: string;
-  description: string;
-  param: ParamSpec;
-  ref: ResourceRef;
-  patch: Record<string, unknown>;
-}): RunbookSpec {
+/** What each on/off runbook does, in words. */
+const toggleDescriptions: Record<string, string> = {
+  'suspend-cronjob':
+    'Stop a CronJob from starting new Jobs (sets spec.suspend); Jobs already running go on.',
+  'resume-cronjob':
+    'Let a suspended CronJob start Jobs on its schedule again (clears spec.suspend).',
+  'cordon-node':
+    'Mark a node unschedulable so no new pods are placed on it; pods already there keep running.',
+  'uncordon-node': 'Mark a cordoned node schedulable again so new pods may be placed on it.',
+};
+
+/** A runbook that sets one field by a merge patch (suspend a CronJob, cordon a node). */
+function toggle(
+  name: string,
+  param: ParamSpec,
+  ref: ResourceRef,
+  patch: Record<string, unknown>,
+): RunbookSpec {
   return {
-    name: o.name,
-    description: o.description,
-    parameters: o.ref.namespaced ? [namespaceParam, o.param] : [o.param],
-    targets: o.ref.namespaced ? inNamespace : noNamespace,
+    name,
+    description: toggleDescriptions[name]!,
+    parameters: ref.namespaced ? [namespaceParam, param] : [param],
+    targets: ref.namespaced ? inNamespace : noNamespace,
     steps: [
       {
-        name: o.name.split('-')[0]!,
+        name: name.split('-')[0]!,
         action: 'patch',
-        target: { ...o.ref, name: `{{${o.param.name}}}` },
+        target: { ...ref, name: `{{${param.name}}}` },
         patchType: 'merge',
-        patch: o.patch,
+        patch,
       },
     ],
   };
 }
 
-const cronjobSuspend = (suspend: boolean) =>
-  toggle({
-    name: suspend ? 'suspend-cronjob' : 'resume-cronjob',
-    description: suspend
-      ? 'Stop a CronJob from starting new Jobs (sets spec.suspend); Jobs already running go on.'
-      : 'Let a suspended CronJob start Jobs on its schedule again (clears spec.suspend).',
-    param: nameParam('cronjob', 'The CronJob to change.'),
-    ref: cronjobs,
-    patch: { spec: { suspend } },
-  });
-
-const nodeSchedulable = (cordon: boolean) =>
-  toggle({
-    name: cordon ? 'cordon-node' : 'uncordon-node',
-    description: cordon
-      ? 'Mark a node unschedulable so no new pods are placed on it; pods already there keep running.'
-      : 'Mark a cordoned node schedulable again so new pods may be placed on it.',
-    param: nameParam('node', 'The node to change.'),
-    ref: nodes,
-    patch: { spec: { unschedulable: cordon } },
-  });
+const cronjobParam = nameParam('cronjob', 'The CronJob to change.');
+const nodeParam = nameParam('node', 'The node to change.');
 
 export const catalogue: RunbookSpec[] = [
   {
@@ -180,8 +171,14 @@ export const catalogue: RunbookSpec[] = [
     targets: inNamespace,
     steps: [{ name: 'delete', action: 'delete', target: { ...pods, name: '{{pod}}' } }],
   },
-  nodeSchedulable(true),
-  nodeSchedulable(false),
-  cronjobSuspend(true),
-  cronjobSuspend(false),
+  ...[true, false].map((on) =>
+    toggle(on ? 'suspend-cronjob' : 'resume-cronjob', cronjobParam, cronjobs, {
+      spec: { suspend: on },
+    }),
+  ),
+  ...[true, false].map((on) =>
+    toggle(on ? 'cordon-node' : 'uncordon-node', nodeParam, nodes, {
+      spec: { unschedulable: on },
+    }),
+  ),
 ];

@@ -22,6 +22,7 @@ import { serviceAccountName } from '../../agent/jit/names.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
+import { freePort } from '../support/ports.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- answers are read field by field */
 
@@ -35,6 +36,7 @@ let leadToken: string;
 const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
 let receiver: http.Server;
 let hookSecret = '';
+let metricsPort = 0;
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 function tokenOf(kubeconfigFile: string): string {
@@ -58,7 +60,7 @@ async function api(
     timeoutMs: 30_000,
   });
   // The test reads answers field by field; their shapes are what it asserts.
-   
+
   return { status: r.status, headers: r.headers, json: r.body ? (JSON.parse(r.body) as any) : {} };
 }
 
@@ -72,7 +74,7 @@ async function finished(id: string) {
     60_000,
     `run ${id} to finish`,
   );
-   
+
   return run as any;
 }
 
@@ -101,8 +103,10 @@ describe('runbooks', { timeout: 600_000 }, () => {
       });
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    metricsPort = await freePort();
     stack = await startStack({
       clusters: [{ name: 'dev', labels: { env: 'dev' }, nodes: 2 }],
+      proxyEnv: { KUBEGATE_METRICS_LISTEN: `127.0.0.1:${metricsPort}` },
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
     ca = (
@@ -306,6 +310,11 @@ describe('runbooks', { timeout: 600_000 }, () => {
     assert.match(payload.run.summary, /scale-deployment succeeded \(INC-42\)/);
     assert.ok(
       received.some((h) => (JSON.parse(h.body) as { type: string }).type === 'run.requested'),
+    );
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
+    assert.match(
+      metrics,
+      /^kubegate_runbook_run_seconds_count\{runbook="scale-deployment",outcome="succeeded"\} 1$/m,
     );
     const history = await api(robotToken, 'GET', '/api/v1/runs?ticket=INC-42');
     assert.ok(history.json.items.some((r: { id: string }) => r.id === id));

@@ -31,17 +31,13 @@ interface AuditEvent {
 }
 
 const mine = ['since', 'cluster', 'verb', 'decision'];
+/** An admin's filters: when, who, where, what, and how it ended. */
 const every = [
   'since',
-  'user',
-  'group',
-  'cluster',
-  'namespace',
-  'resource',
-  'verb',
-  'decision',
-  'code',
-  'source',
+  ...['user', 'group'],
+  ...['cluster', 'namespace'],
+  ...['resource', 'verb'],
+  ...['decision', 'code', 'source'],
 ];
 const titles: Record<string, string> = {
   since: 'Since',

@@ -20,48 +20,36 @@ import {
   type Column,
 } from '../widgets.js';
 
-export type RunStatus =
-  | 'awaiting-approval'
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'unknown'
-  | 'offline'
-  | 'cancelled'
-  | 'denied'
-  | 'expired';
-
-export const runStatuses: RunStatus[] = [
-  'awaiting-approval',
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'unknown',
-  'offline',
-  'cancelled',
-  'denied',
-  'expired',
-];
+/** Every run status, as the server names them (the filter's choices, in lifecycle order). */
+export const runStatuses = [
+  ...['awaiting-approval', 'queued', 'running'],
+  ...['succeeded', 'failed', 'unknown', 'offline', 'cancelled', 'denied', 'expired'],
+] as const;
+export type RunStatus = (typeof runStatuses)[number];
 
 /** A cluster of a run also waits as `preview` (the approvers' dry run) or `held` (behind the canaries). */
 export type TargetStatus = RunStatus | 'preview' | 'held';
 
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped' | 'unknown';
 
-export interface RunStep {
+/** A step as the approvers' dry run reports it. */
+export interface PreviewStep {
   index: number;
   name: string;
-  action: string;
   status: StepStatus;
   message: string;
-  diff: string | null;
+  diff?: string | null;
+}
+
+/** A step of the run itself: also what it did, its result, and when. */
+export interface RunStep extends PreviewStep {
+  action: string;
   result: unknown;
   startedAt: string | null;
   finishedAt: string | null;
 }
 
+/** Times are null until reached. */
 export interface RunTarget {
   cluster: string;
   status: TargetStatus;
@@ -70,9 +58,7 @@ export interface RunTarget {
   finishedAt: string | null;
   steps?: RunStep[];
   /** The dry run made before approval, step by step. */
-  preview?:
-    | { index: number; name: string; status: StepStatus; message: string; diff?: string | null }[]
-    | null;
+  preview?: PreviewStep[] | null;
 }
 
 export interface Run {
