@@ -111,10 +111,11 @@ runbook's parameters.
 
 Prints the run's id on stdout (a script can keep it) and its status on
 stderr; exits 0 once the run is asked for. With --wait it follows the run,
-printing each cluster's status and each step as it starts and finishes (its
-message, and its diff once finished), then one summary line; it exits 0 when
-the run succeeded and 1 when it failed, ended unknown, offline, denied,
-expired or cancelled. Interrupting --wait does not stop the run:
+printing each cluster's status and each step as it starts and finishes: its
+message and, once finished, the changed lines of its diff ("kubegate runs
+get ID" shows the whole diff); then one summary line. It exits 0 when the
+run succeeded and 1 when it failed, ended unknown, offline, denied, expired
+or cancelled. Interrupting --wait does not stop the run:
 "kubegate runs cancel ID" does.
 
 A refused request (422) lists every problem, one per line. No

@@ -312,6 +312,31 @@ function indent(text: string, by: string): string {
     .join('\n');
 }
 
+/** A changed line of a diff (not its `--- live` / `+++ requested` header). */
+const changedLine = (l: string) => /^[-+]/.test(l) && !/^(---|\+\+\+)( |$)/.test(l);
+
+/**
+ * A diff cut down to its changed lines with `context` lines around each,
+ * `...` where lines are left out: what `--wait` prints (`runs get` prints
+ * the whole diff). A diff with no changed line is kept whole.
+ */
+export function diffHunks(diff: string, context = 3): string {
+  const lines = diff.replace(/\n+$/, '').split('\n');
+  const keep = new Set<number>();
+  lines.forEach((l, i) => {
+    if (!changedLine(l)) return;
+    for (let j = Math.max(0, i - context); j <= Math.min(lines.length - 1, i + context); j++)
+      keep.add(j);
+  });
+  if (!keep.size) return lines.join('\n');
+  const out: string[] = [];
+  lines.forEach((l, i) => {
+    if (keep.has(i)) out.push(l);
+    else if (keep.has(i - 1) || (i === 0 && !keep.has(0))) out.push('...');
+  });
+  return out.join('\n');
+}
+
 function stepLine(cluster: string, s: { index: number; name: string; action?: string }): string {
   const action = s.action && s.action !== s.name ? ` (${s.action})` : '';
   return `${cluster}: step ${s.index + 1} ${s.name}${action}`;
@@ -358,7 +383,7 @@ export class Progress {
         lines.push(
           `${stepLine(t.cluster, pv)} would be ${pv.status}${pv.message ? `: ${pv.message}` : ''}`,
         );
-        if (pv.diff) lines.push(indent(pv.diff, '    '));
+        if (pv.diff) lines.push(indent(diffHunks(pv.diff), '    '));
       }
       // A cluster's own status first when it starts, last when it ends.
       const ended = t.status !== 'queued' && t.status !== 'running';
@@ -367,7 +392,7 @@ export class Progress {
       for (const s of t.steps ?? []) {
         if (!changed(`step ${t.cluster} ${s.index}`, s.status)) continue;
         lines.push(`${stepLine(t.cluster, s)}: ${s.status}${s.message ? `: ${s.message}` : ''}`);
-        if (s.status !== 'running' && s.diff) lines.push(indent(s.diff, '    '));
+        if (s.status !== 'running' && s.diff) lines.push(indent(diffHunks(s.diff), '    '));
       }
       if (ended && changed(`target ${t.cluster}`, t.status))
         lines.push(`${t.cluster}: ${t.status}${t.message ? `: ${t.message}` : ''}`);

@@ -15,6 +15,7 @@ import { main } from '../../proxy/cli/main.js';
 import { parseCommandLine, processIo, UsageError } from '../../proxy/cli/args.js';
 import {
   definitionFrom,
+  diffHunks,
   paramsOf,
   Progress,
   refusal,
@@ -296,6 +297,47 @@ describe('kubegate run --wait: progress', () => {
       '      spec:\n    -   replicas: 1\n    +   replicas: 3',
       'dev: queued',
     ]);
+  });
+
+  test('--wait shows the changed lines of a diff with context, ... where lines are left out', () => {
+    const whole = [
+      '--- live',
+      '+++ requested',
+      ' a: 1',
+      ' b: 2',
+      ' c: 3',
+      ' d: 4',
+      '-e: 5',
+      '+e: 6',
+      ' f: 7',
+      ' g: 8',
+      ' h: 9',
+      ' i: 10',
+      ' j: 11',
+      '+k: 12',
+    ].join('\n');
+    assert.equal(
+      diffHunks(whole, 2),
+      [
+        '...',
+        ' c: 3',
+        ' d: 4',
+        '-e: 5',
+        '+e: 6',
+        ' f: 7',
+        ' g: 8',
+        '...',
+        ' i: 10',
+        ' j: 11',
+        '+k: 12',
+      ].join('\n'),
+    );
+    assert.equal(diffHunks('-a\n b\n', 1), '-a\n b');
+    assert.equal(
+      diffHunks(' nothing changed\n x\n'),
+      ' nothing changed\n x',
+      'no changed line: whole',
+    );
   });
 
   test('a refused run: a 422 lists every problem on its own line; others say the detail', () => {
