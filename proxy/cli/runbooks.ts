@@ -505,7 +505,7 @@ export function runText(r: RunView): string {
   field('runbook', `${r.runbook} v${r.version}${r.dryRun ? ' (dry run)' : ''}`);
   field('status', r.status);
   field('namespace', r.namespace || '-');
-  const params = Object.entries(r.params ?? {});
+  const params = Object.entries(r.params ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   field('params', params.length ? params.map(([k, v]) => `${k}=${String(v)}`).join(' ') : '-');
   const groups = r.requester.groups?.length ? `, groups ${r.requester.groups.join(',')}` : '';
   field('requester', `${r.requester.name} (${r.requester.kind}${groups})`);

@@ -221,7 +221,7 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
     );
     assert.match(
       get.stdout,
-      /^params: {5}namespace=platform-demo deployment=demo-app replicas=2$/m,
+      /^params: {5}deployment=demo-app namespace=platform-demo replicas=2$/m,
     );
     assert.match(get.stdout, /^requester: {2}ops@example\.com \(user, groups .*operators.*\)$/m);
     assert.match(get.stdout, /^cluster dev: succeeded/m);

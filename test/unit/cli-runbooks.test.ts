@@ -594,7 +594,7 @@ describe('readable output', () => {
 runbook:    scale-deployment v1
 status:     failed
 namespace:  platform-demo
-params:     namespace=platform-demo deployment=demo-app replicas=3
+params:     deployment=demo-app namespace=platform-demo replicas=3
 requester:  ticketing (robot, groups ticket-systems)
 ticket:     INC-42
 reason:     INC-42 load
