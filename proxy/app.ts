@@ -293,6 +293,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       registry,
       audit: auditLog,
       replicaId: config.replicaId,
+      leaseMs: config.runbookLease,
+      publicUrl: identity.settings.publicUrl.replace(/\/+$/, ''),
       log: log.child({ part: 'runbooks' }),
     });
     runner.start();
@@ -323,7 +325,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         tokens,
         settings: identity.settings,
         policy: () => policy.current(),
-        created: () => runner.kick(),
+        created: () => {
+          runner.kick();
+          approvals.notified();
+        },
         log,
       }),
     ];

@@ -285,6 +285,11 @@ export const proxySchema = {
     type: 'duration',
     doc: 'On SIGTERM, how long in-flight requests may take to finish before open watches and exec sessions are ended (keep it below the pod termination grace period).',
   },
+  runbookLease: {
+    env: 'KUBEGATE_RUNBOOK_LEASE',
+    type: 'duration',
+    doc: 'How long a replica holds a runbook run it works on without renewing (renewed at a third of it). When a replica stops mid-run, another takes the run over after this: a step that was in flight is reported as unknown, never sent again.',
+  },
   metricsListen: {
     env: 'KUBEGATE_METRICS_LISTEN',
     type: 'string',
@@ -343,6 +348,7 @@ export const proxyDefaults = {
   replicaHeartbeat: '1s',
   replicaStaleAfter: '5s',
   drainTimeout: '20s',
+  runbookLease: '30s',
 };
 
 /** Where agents enroll: enrollAddress, or the tunnel host with the enrollment port. */

@@ -26,6 +26,7 @@ import {
 } from '../common/metrics-server.js';
 import { objectVerbs } from '../common/kube-grammar.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
+import { RunbookMetrics } from './runbooks/metrics.js';
 import { DataplaneMetrics } from './forward/dataplane-metrics.js';
 
 /** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
@@ -74,6 +75,8 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
   private readonly clustersSeen = new Set<string>();
   /** Just-in-time approvals (proxy/approvals/metrics.ts), on the same registry. */
   readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
+  /** Runbook runs (proxy/runbooks/metrics.ts). */
+  readonly runbooks = new RunbookMetrics(this.registry);
   /** Request-body bounds, tunnel probes and failovers (proxy/forward/dataplane-metrics.ts). */
   readonly dataplane = new DataplaneMetrics(this.registry);
   /** Per-request timestamps, keyed by the request's context (gone with it). */

@@ -32,7 +32,7 @@ import {
 import { checkQuery, oneOf, pageParams } from '../api/params.js';
 import { createPolicy, deletePolicy, getPolicy, listPolicies, replacePolicy } from './policies.js';
 import { policyView, type ApprovalPolicy } from './policy-spec.js';
-import { statuses, type Status } from './records.js';
+import { requestKinds, statuses, type Status } from './records.js';
 import type { ApprovalRequests } from './requests.js';
 import type { Actor, ListFilter } from './records.js';
 import { createWebhook, deleteWebhook, listWebhooks } from './webhooks.js';
@@ -93,7 +93,7 @@ export function approvalsRoutes(d: ApprovalsApiDeps): Route[] {
               ...page,
             };
             const status = oneOf<Status>(c.query, 'status', statuses);
-            const kind = oneOf(c.query, 'kind', ['access', 'action'] as const);
+            const kind = oneOf(c.query, 'kind', requestKinds);
             if (status) f.status = status;
             if (kind) f.kind = kind;
             writeJson(c.res, 200, await d.requests.list(c.actor, f));

@@ -28,7 +28,7 @@ export async function governor(db: Queryable): Promise<Governor> {
   const labels = await clusterLabels(db);
   return (r) => {
     const named = new Set(r.spec.policies);
-    const kind = r.kind === 'access' ? 'access' : 'gate';
+    const kind = r.kind === 'access' ? 'access' : r.kind === 'run' ? 'runbook' : 'gate';
     const policies = all.filter((p) => p.kind === kind && named.has(p.name));
     if (r.kind !== 'access') return policies;
     const s = r.spec as AccessSpec;

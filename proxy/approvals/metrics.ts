@@ -9,6 +9,7 @@
  * exact.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { RequestKind } from './records.js';
 
 export type ApprovalState =
   'pending' | 'approved' | 'denied' | 'withdrawn' | 'expired' | 'executed' | 'returned';
@@ -39,7 +40,7 @@ export class ApprovalMetrics {
     const registers = [registry];
     this.requests = new Counter({
       name: 'kubegate_approval_requests_total',
-      help: 'Approval requests entering each state (pending = created), by kind (access, action), as changed by this replica.',
+      help: 'Approval requests entering each state (pending = created), by kind (access, action, run), as changed by this replica.',
       labelNames: ['kind', 'state'] as const,
       registers,
     });
@@ -64,7 +65,7 @@ export class ApprovalMetrics {
     });
   }
 
-  state(kind: 'access' | 'action', state: ApprovalState, n = 1): void {
+  state(kind: RequestKind, state: ApprovalState, n = 1): void {
     this.requests.inc({ kind, state }, n);
   }
 
@@ -76,7 +77,7 @@ export class ApprovalMetrics {
     this.deliveries.inc({ result });
   }
 
-  decided(kind: 'access' | 'action', decision: 'approved' | 'denied', seconds: number): void {
+  decided(kind: RequestKind, decision: 'approved' | 'denied', seconds: number): void {
     this.decisionTime.observe({ kind, decision }, Math.max(0, seconds));
   }
 }

@@ -14,6 +14,7 @@ import type { Queryable } from '../db/query.js';
 import { hdrSignature, hdrTimestamp, sign } from './signature.js';
 import { webhookSecret } from './webhooks.js';
 import { Rerun } from '../../common/rerun.js';
+import type { RequestKind } from './records.js';
 
 export type NotifyEvent =
   | 'approval.requested'
@@ -21,13 +22,20 @@ export type NotifyEvent =
   | 'approval.denied'
   | 'approval.withdrawn'
   | 'approval.expired'
-  | 'approval.vote';
+  | 'approval.vote'
+  // Runbook runs (proxy/runbooks/): asked for, and each way one ends.
+  | 'run.requested'
+  | 'run.succeeded'
+  | 'run.failed'
+  | 'run.unknown'
+  | 'run.offline'
+  | 'run.cancelled';
 
 /** What a notification says, whatever its format. */
 export interface Notice {
   event: NotifyEvent;
   id: string;
-  kind: 'access' | 'action';
+  kind: RequestKind;
   status: string;
   requester: string;
   /** One line for people: what is asked or what was decided. */
@@ -39,20 +47,23 @@ export interface Notice {
   at: string;
 }
 
-/** The generic JSON payload. */
+const isRunEvent = (n: Notice) => n.event.startsWith('run.');
+
+/** The generic JSON payload: `{type, approval}`, or `{type, run}` for a run's own events. */
 export function jsonPayload(n: Notice): unknown {
-  return { type: n.event, approval: { ...n } };
+  return isRunEvent(n) ? { type: n.event, run: { ...n } } : { type: n.event, approval: { ...n } };
 }
 
 /** A Slack incoming-webhook message (https://api.slack.com/messaging/webhooks). */
 export function slackPayload(n: Notice): unknown {
-  const verb = n.event.slice('approval.'.length);
-  const text = `kubegate approval ${n.id} ${verb}: ${n.summary}`;
+  const what = isRunEvent(n) ? 'run' : 'approval';
+  const verb = n.event.slice(n.event.indexOf('.') + 1);
+  const text = `kubegate ${what} ${n.id} ${verb}: ${n.summary}`;
   const lines = [
     `*${n.summary}*`,
     `Requested by \`${n.requester}\`${n.reason ? ` — “${n.reason}”` : ''}`,
     ...(n.actor ? [`${verb} by \`${n.actor}\``] : []),
-    `Status: *${n.status}* · <${n.url}|approval ${n.id}>`,
+    `Status: *${n.status}* · <${n.url}|${what} ${n.id}>`,
   ];
   return {
     text,

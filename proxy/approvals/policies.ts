@@ -38,7 +38,7 @@ const toRecord = (r: Row): PolicyRecord => ({
 
 export async function listPolicies(
   db: Queryable,
-  kind?: 'access' | 'gate',
+  kind?: ApprovalPolicy['kind'],
 ): Promise<PolicyRecord[]> {
   const rows = await query<Row>(
     db,

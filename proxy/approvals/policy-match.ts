@@ -13,6 +13,7 @@ import type {
   ClusterChoice,
   GatePolicy,
   GateResource,
+  RunbookPolicy,
 } from './policy-spec.js';
 
 /** Who asks or decides. */
@@ -196,6 +197,27 @@ export function accessCovers(
       return false;
   }
   return true;
+}
+
+/** What a runbook run asks (checked): which runbook, where, whose. */
+export interface RunAsk {
+  runbook: string;
+  clusters: ClusterRef[];
+  /** '' for a runbook that works on no namespace. */
+  namespace: string;
+}
+
+/**
+ * Whether a runbook policy governs a run: the runbook, the requester's
+ * groups, the namespace, and any of the run's clusters (a fleet run waits
+ * as a whole when one of its clusters needs approval).
+ */
+export function runCovers(p: RunbookPolicy, ask: RunAsk, requester: Person): boolean {
+  if (!p.runbooks.includes('*') && !p.runbooks.includes(ask.runbook)) return false;
+  if (p.requesterGroups.length && !requester.groups.some((g) => p.requesterGroups.includes(g)))
+    return false;
+  if (p.namespaces.length && !p.namespaces.includes(ask.namespace)) return false;
+  return ask.clusters.some((c) => clusterChosen(p.clusters, c));
 }
 
 export function samePerson(a: Pick<Person, 'name' | 'kind'>, b: Pick<Person, 'name' | 'kind'>) {

@@ -8,6 +8,9 @@
  *   already allows (cluster labels, namespaces, resources, verbs), and who
  *   approves them; an approved request may run once within `window`.
  *
+ * - `runbook`: which runbook runs (runbook names, clusters, namespaces) wait
+ *   for whom before they start (proxy/runbooks/).
+ *
  * Pure; matching lives in policy-match.ts.
  */
 import { parseDuration } from '../../common/config.js';
@@ -63,7 +66,15 @@ export interface GatePolicy extends PolicyBase {
   window: number;
 }
 
-export type ApprovalPolicy = AccessPolicy | GatePolicy;
+export interface RunbookPolicy extends PolicyBase {
+  kind: 'runbook';
+  /** Runbooks whose runs need approval; `*` = any. */
+  runbooks: string[];
+  /** Whose runs; empty = anyone's. */
+  requesterGroups: string[];
+}
+
+export type ApprovalPolicy = AccessPolicy | GatePolicy | RunbookPolicy;
 
 export const mutatingVerbs = ['create', 'update', 'patch', 'delete', 'deletecollection'];
 const defaults = { pendingFor: 24 * 3600, maxDuration: 8 * 3600, window: 15 * 60 };
@@ -147,6 +158,7 @@ export function formatGateResource(r: GateResource): string {
 const common = ['name', 'kind', 'description', 'approvers', 'clusters', 'namespaces', 'pendingFor'];
 const accessFields = [...common, 'roles', 'requesterGroups', 'maxDuration'];
 const gateFields = [...common, 'resources', 'verbs', 'window'];
+const runbookFields = [...common, 'runbooks', 'requesterGroups'];
 const readOnly = ['version', 'createdBy', 'createdAt', 'updatedAt'];
 
 /**
@@ -160,11 +172,13 @@ export function validatePolicy(
   if (!isObject(raw)) return { problems: ['the policy must be a JSON object'] };
   const problems: string[] = [];
   const kind = raw.kind;
-  if (kind !== 'access' && kind !== 'gate') {
-    problems.push('kind: must be "access" (access requests) or "gate" (approval-gated actions)');
+  if (kind !== 'access' && kind !== 'gate' && kind !== 'runbook') {
+    problems.push(
+      'kind: must be "access" (access requests), "gate" (approval-gated actions) or "runbook" (runbook runs)',
+    );
     return { problems };
   }
-  const allowed = kind === 'access' ? accessFields : gateFields;
+  const allowed = kind === 'access' ? accessFields : kind === 'gate' ? gateFields : runbookFields;
   const unknown = Object.keys(raw).filter((k) => !allowed.includes(k) && !readOnly.includes(k));
   if (unknown.length)
     problems.push(
@@ -214,6 +228,20 @@ export function validatePolicy(
       requesterGroups: strings(raw.requesterGroups, 'requesterGroups', problems),
       maxDuration: seconds(raw.maxDuration, 'maxDuration', defaults.maxDuration, problems),
     };
+  } else if (kind === 'runbook') {
+    const runbooks = strings(
+      raw.runbooks,
+      'runbooks',
+      problems,
+      /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?|\*)$/,
+    );
+    if (runbooks.length === 0) problems.push('runbooks: name at least one runbook (or "*")');
+    policy = {
+      ...base,
+      kind,
+      runbooks,
+      requesterGroups: strings(raw.requesterGroups, 'requesterGroups', problems),
+    };
   } else {
     const texts = strings(raw.resources, 'resources', problems);
     if (texts.length === 0) problems.push('resources: name at least one resource (or "*")');
@@ -242,7 +270,7 @@ export function validatePolicy(
 
 /** The policy as the API returns it (durations as seconds, resources as text). */
 export function policyView(p: ApprovalPolicy): Record<string, unknown> {
-  if (p.kind === 'access') return { ...p };
+  if (p.kind !== 'gate') return { ...p };
   return { ...p, resources: p.resources.map(formatGateResource) };
 }
 

@@ -46,15 +46,33 @@ export interface ActionSpec {
   policies: string[];
 }
 
+/** A runbook run waiting for approval: what will run, where (proxy/runbooks/). */
+export interface RunSpec {
+  runId: string;
+  runbook: string;
+  version: number;
+  clusters: string[];
+  namespace: string;
+  params: Record<string, string | number | boolean>;
+  ticket: string;
+  dryRun: boolean;
+  /** The rendered steps, in order. */
+  steps: { index: number; name: string; action: string }[];
+  policies: string[];
+}
+
+export type RequestKind = 'access' | 'action' | 'run';
+export const requestKinds: readonly RequestKind[] = ['access', 'action', 'run'];
+
 export interface RequestRow {
   id: string;
-  kind: 'access' | 'action';
+  kind: RequestKind;
   status: Status;
   requester: string;
   requester_kind: 'user' | 'robot';
   requester_groups: string[];
   reason: string;
-  spec: AccessSpec | ActionSpec;
+  spec: AccessSpec | ActionSpec | RunSpec;
   fingerprint: string | null;
   cluster: string;
   diff: string | null;
@@ -118,6 +136,14 @@ export function approvalView(r: RequestRow, decisions: readonly DecisionRow[], p
   if (r.kind === 'access') {
     return { ...base, access: { ...(r.spec as AccessSpec), bindingId: r.binding_id } };
   }
+  if (r.kind === 'run') {
+    const { runId, ...run } = r.spec as RunSpec;
+    return {
+      ...base,
+      run: { id: runId, ...run, link: `${publicUrl}/api/v1/runs/${runId}` },
+      diff: r.diff,
+    };
+  }
   return {
     ...base,
     action: {
@@ -144,6 +170,12 @@ export function summaryOf(r: Pick<RequestRow, 'kind' | 'spec' | 'requester'>): s
     const ns = s.namespaces.length ? ` in namespaces ${s.namespaces.join(', ')}` : ' cluster-wide';
     return `${r.requester} asks for role ${s.role} on ${where}${ns} for ${Math.round(s.durationSeconds / 60)} min`;
   }
+  if (r.kind === 'run') {
+    const s = r.spec as RunSpec;
+    const ns = s.namespace ? ` in namespace ${s.namespace}` : '';
+    const ticket = s.ticket ? ` for ${s.ticket}` : '';
+    return `${r.requester} wants to run runbook ${s.runbook}${ns} on ${s.clusters.join(', ')}${ticket}`;
+  }
   const a = r.spec as ActionSpec;
   const obj = `${a.resource}${a.subresource ? `/${a.subresource}` : ''}${a.name ? ` "${a.name}"` : ''}`;
   const ns = a.namespace ? ` in namespace ${a.namespace}` : '';
@@ -163,7 +195,7 @@ export interface ListFilter {
   /** mine: asked by me; approvable: pending and mine to decide; all: admins only. */
   view: 'mine' | 'approvable' | 'all';
   status?: Status;
-  kind?: 'access' | 'action';
+  kind?: RequestKind;
   /** Page size, 1..500 (default 100), and the position from the previous page. */
   limit?: number;
   continue?: string;

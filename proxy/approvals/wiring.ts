@@ -30,6 +30,8 @@ export interface Approvals {
   gate: ApprovalGate;
   /** The REST API's routes, for the front's route table. */
   routes: Route[];
+  /** Notifications were queued elsewhere (runbook runs): deliver them now. */
+  notified(): void;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export function startApprovals(deps: ApprovalsDeps): Approvals {
   return {
     gate,
     routes,
+    notified: queued,
     close: async () => {
       await housekeeping.stop();
       await deliverer.stop();

@@ -17,12 +17,14 @@
  * gets the runbook's own permissions: the steps run as the runbook.
  */
 import { KgError, invalid } from '../../common/errors.js';
-import { selectorMatches } from '../../common/kube-grammar.js';
+import { parseDuration } from '../../common/config.js';
+import { selectorMatches, validateSelector } from '../../common/kube-grammar.js';
 import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
 import { authorize } from '../authz/authorizer.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { RequestInfo } from '../authz/request-info.js';
+import type { ClusterRef } from '../authz/types.js';
 import type { Pool } from '../db/pool.js';
 import { checkQuery, oneOf, optional } from '../api/params.js';
 import { guardCaller, type Caller } from '../identity/caller.js';
@@ -38,6 +40,7 @@ import {
 import { validateParams } from './params.js';
 import { renderRun } from './render.js';
 import {
+  cancelRun,
   createRun,
   createRunbook,
   deleteRunbook,
@@ -48,6 +51,7 @@ import {
   replaceRunbook,
   runStatuses,
   type RunbookRecord,
+  type RunRecord,
 } from './store.js';
 
 export interface RunbooksApiDeps {
@@ -66,9 +70,21 @@ interface Call extends BaseCall {
 
 /** Largest runbook definition accepted. */
 const runbookBody = { object: true, maxBytes: 256 * 1024 };
-const runFields = ['runbook', 'clusters', 'params', 'ticket', 'dryRun'];
+const runFields = [
+  'runbook',
+  'clusters',
+  'selector',
+  'params',
+  'ticket',
+  'reason',
+  'dryRun',
+  'canary',
+  'concurrency',
+  'offlineWait',
+];
 const ticketRe = /^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,127}$/;
 const keyRe = /^[\x21-\x7e]{1,128}$/;
+const maxClusters = 500;
 
 function runbookView(r: RunbookRecord) {
   return {
@@ -78,6 +94,23 @@ function runbookView(r: RunbookRecord) {
     updatedBy: r.updatedBy,
     updatedAt: r.updatedAt,
   };
+}
+
+/** A whole number in [min, max], or a problem. */
+function whole(
+  raw: unknown,
+  at: string,
+  min: number,
+  max: number,
+  fallback: number,
+  problems: string[],
+) {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
+    problems.push(`${at}: must be a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return raw;
 }
 
 /** The RBAC request a run stands for: `run` on the runbook, in the run's namespace. */
@@ -97,27 +130,55 @@ function runInfo(runbook: string, namespace: string): RequestInfo {
   };
 }
 
+interface CheckedRun {
+  params: Record<string, string | number | boolean>;
+  namespace: string;
+  clusters: ClusterRef[];
+  steps: { index: number; name: string; action: string }[];
+  ticket: string;
+  reason: string;
+  dryRun: boolean;
+  canary: number;
+  concurrency: number;
+  offlineWait: number;
+}
+
 /** Check a run request whole: every problem at once (422), then permission (403). */
 function checkRun(
   body: Record<string, unknown>,
   rb: RunbookRecord,
   caller: Caller,
   state: PolicyState,
-): { params: Record<string, string | number | boolean>; namespace: string; clusters: string[] } {
+): CheckedRun {
   const problems: string[] = [];
   for (const k of Object.keys(body))
     if (!runFields.includes(k))
       problems.push(`${k}: unknown field (fields: ${runFields.join(', ')})`);
-  const raw = body.clusters;
-  const clusters =
-    Array.isArray(raw) &&
-    raw.length > 0 &&
-    raw.length <= 100 &&
-    raw.every((c) => typeof c === 'string')
-      ? [...new Set(raw as string[])]
-      : (problems.push('clusters: must be a list of 1 to 100 cluster names'), []);
+  // Clusters by name (in the order given: canaries first) and/or by selector (by name).
+  const chosen: string[] = [];
+  if (body.clusters !== undefined) {
+    const raw = body.clusters;
+    if (Array.isArray(raw) && raw.length <= maxClusters && raw.every((c) => typeof c === 'string'))
+      chosen.push(...(raw as string[]));
+    else problems.push(`clusters: must be a list of at most ${maxClusters} cluster names`);
+  }
+  if (body.selector !== undefined) {
+    const sel = validateSelector(body.selector, 'selector', problems);
+    if (sel)
+      chosen.push(
+        ...[...state.clusters.values()]
+          .filter((c) => !c.disabled && selectorMatches(sel, c.labels))
+          .map((c) => c.name)
+          .sort(),
+      );
+  }
+  const names = [...new Set(chosen)];
+  if (!names.length && body.clusters === undefined && body.selector === undefined)
+    problems.push('clusters: name the clusters to run on (or give a selector)');
+  else if (!names.length && !problems.length) problems.push('selector: matches no enabled cluster');
   const targets = rb.spec.targets;
-  for (const name of clusters) {
+  const clusters: ClusterRef[] = [];
+  for (const name of names) {
     const c = state.clusters.get(name);
     if (!c) problems.push(`clusters: ${JSON.stringify(name)} is not a cluster kubegate knows`);
     else if (c.disabled) problems.push(`clusters: ${JSON.stringify(name)} is disabled`);
@@ -128,39 +189,71 @@ function checkRun(
       problems.push(
         `clusters: runbook ${JSON.stringify(rb.name)} does not target ${JSON.stringify(name)}`,
       );
+    else clusters.push(c);
   }
   if (body.ticket !== undefined && (typeof body.ticket !== 'string' || !ticketRe.test(body.ticket)))
     problems.push(
       'ticket: must be a reference such as INC-42 (letters, digits, . _ : # / -; at most 128)',
     );
+  if (body.reason !== undefined && (typeof body.reason !== 'string' || body.reason.length > 1000))
+    problems.push('reason: must be a string of at most 1000 characters');
   if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
     problems.push('dryRun: must be true or false');
+  const canary = whole(body.canary, 'canary', 0, maxClusters, 0, problems);
+  const concurrency = whole(body.concurrency, 'concurrency', 1, 50, 5, problems);
+  let offlineWait = 60;
+  if (body.offlineWait !== undefined) {
+    const ms = typeof body.offlineWait === 'string' ? parseDuration(body.offlineWait) : undefined;
+    if (ms === undefined || !(ms >= 1000 && ms <= 86_400_000))
+      problems.push('offlineWait: must be a duration from 1s to 24h, such as "5m"');
+    else offlineWait = Math.round(ms / 1000);
+  }
   const checked = validateParams(rb.spec, body.params ?? {});
   problems.push(...checked.problems.map((p) => `params: ${p}`));
+  let steps: CheckedRun['steps'] = [];
   if (checked.values) {
     const r = renderRun(rb.spec, checked.values, checked.namespace, {
       now: new Date().toISOString(),
     });
     problems.push(...r.problems.map((p) => `params: ${p}`));
+    steps = (r.steps ?? []).map((s) => ({ index: s.index, name: s.name, action: s.action }));
   }
   if (problems.length || !checked.values) throw invalid('run', problems);
   const namespace = checked.namespace ?? '';
   const who = { user: caller.name, groups: caller.groups, kind: caller.kind };
   const info = runInfo(rb.name, namespace);
   const now = new Date();
-  const refused = clusters.filter((name) => {
-    const c = state.clusters.get(name)!;
-    return !authorize(state.snapshot, who, info, c, now).allowed;
-  });
+  const refused = clusters.filter((c) => !authorize(state.snapshot, who, info, c, now).allowed);
   if (refused.length)
     throw new KgError(
       'KG_ERR_FORBIDDEN',
-      `${caller.kind} ${JSON.stringify(caller.name)} may not run runbook ${JSON.stringify(rb.name)}${namespace ? ` in namespace ${JSON.stringify(namespace)}` : ''} on ${refused.map((c) => JSON.stringify(c)).join(', ')}: ask an admin for a role with verb "run" on resource "runbooks" (API group kubegate.dev)`,
+      `${caller.kind} ${JSON.stringify(caller.name)} may not run runbook ${JSON.stringify(rb.name)}${namespace ? ` in namespace ${JSON.stringify(namespace)}` : ''} on ${refused.map((c) => JSON.stringify(c.name)).join(', ')}: ask an admin for a role with verb "run" on resource "runbooks" (API group kubegate.dev)`,
     );
-  return { params: checked.values, namespace, clusters };
+  return {
+    params: checked.values,
+    namespace,
+    clusters,
+    steps,
+    ticket: typeof body.ticket === 'string' ? body.ticket : '',
+    reason: typeof body.reason === 'string' ? body.reason : '',
+    dryRun: body.dryRun === true,
+    canary,
+    concurrency,
+    offlineWait,
+  };
 }
 
 export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
+  /** A run, for its requester or an admin; anyone else learns nothing, not even that it exists. */
+  const visibleRun = async (c: Call, id: string): Promise<RunRecord> => {
+    const run = await getRun(d.pool, id);
+    if (
+      !c.caller.admin &&
+      (run.requester.name !== c.caller.name || run.requester.kind !== c.caller.kind)
+    )
+      throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(id)} not found`);
+    return run;
+  };
   const specs: RouteSpec<Call>[] = [
     {
       path: '/api/v1/runbooks',
@@ -277,21 +370,58 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
             if (typeof body.runbook !== 'string' || body.runbook === '')
               throw invalid('run', ['runbook: the name of the runbook to run is required']);
             const rb = await getRunbook(d.pool, body.runbook);
-            const { params, namespace, clusters } = checkRun(body, rb, c.caller, d.policy());
+            const run = checkRun(body, rb, c.caller, d.policy());
+            const ua = c.req.headers['user-agent'];
             const { id, created } = await createRun(d.pool, {
               runbook: rb,
-              params,
-              namespace,
-              clusters,
-              dryRun: body.dryRun === true,
-              requester: { name: c.caller.name, kind: c.caller.kind, groups: c.caller.groups },
-              ticket: typeof body.ticket === 'string' ? body.ticket : '',
+              ...run,
+              requester: {
+                name: c.caller.name,
+                kind: c.caller.kind,
+                groups: c.caller.groups,
+                actor: c.caller.actor,
+                sourceIp: c.req.socket.remoteAddress ?? '',
+                userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '',
+              },
               ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
+              publicUrl: d.settings.publicUrl.replace(/\/+$/, ''),
             });
             if (created) d.created();
             writeJson(c.res, created ? 201 : 200, await getRun(d.pool, id), {
               location: `/api/v1/runs/${id}`,
             });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/runs/{id}/cancel',
+      tag: 'runbooks',
+      methods: {
+        POST: {
+          access: 'caller',
+          summary:
+            'Cancel a run {reason}: clusters not started never start; a running one stops before its next step',
+          body: smallObjectBody,
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const body = (await c.readBody()) as Record<string, unknown>;
+            const reason = body.reason ?? '';
+            if (
+              typeof reason !== 'string' ||
+              reason.length > 1000 ||
+              Object.keys(body).some((k) => k !== 'reason')
+            )
+              throw invalid('cancel', ['the body is {reason?: string of at most 1000 characters}']);
+            await visibleRun(c, c.params[0]!);
+            await cancelRun(
+              d.pool,
+              c.params[0]!,
+              reason,
+              c.caller.actor,
+              d.settings.publicUrl.replace(/\/+$/, ''),
+            );
+            writeJson(c.res, 200, await getRun(d.pool, c.params[0]!));
           },
         },
       },
@@ -305,13 +435,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
           summary: "One run: who asked, for which ticket, each cluster's steps, results and diffs",
           handle: async (c) => {
             checkQuery(c.query, []);
-            const run = await getRun(d.pool, c.params[0]!);
-            if (
-              !c.caller.admin &&
-              (run.requester.name !== c.caller.name || run.requester.kind !== c.caller.kind)
-            )
-              throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(c.params[0])} not found`);
-            writeJson(c.res, 200, run);
+            writeJson(c.res, 200, await visibleRun(c, c.params[0]!));
           },
         },
       },

@@ -29,26 +29,27 @@ import {
   stepFinished,
   stepStarted,
   stepsSkipped,
+  previewDone,
   type ClaimedTarget,
+  type PreviewStep,
   type StepStatus,
 } from './store.js';
+import { setRunPreview } from '../approvals/run-approval.js';
 
 export interface RunnerOptions {
   pool: Pool;
   registry: TunnelRegistry;
   audit: AuditLog;
   replicaId: string;
+  /** For links in notifications. */
+  publicUrl: string;
   log: Logger;
   /** A target's lease; renewed at a third of it while the replica works on it. */
   leaseMs?: number;
-  /** A queued target whose cluster no replica serves for this long is reported offline. */
-  offlineAfterMs?: number;
   /** Between two reads of an object a step waits on. */
   pollMs?: number;
   /** Targets worked on at once by this replica. */
   concurrency?: number;
-  /** Told when a target finished (metrics, notifications). */
-  onFinished?: (t: ClaimedTarget, status: string) => void;
 }
 
 interface StepOutcome {
@@ -120,10 +121,16 @@ export class RunbookRunner {
   }
 
   private async pass(): Promise<void> {
-    await expireOffline(this.o.pool, this.o.offlineAfterMs ?? 60_000);
+    await expireOffline(this.o.pool, this.o.publicUrl);
     while (!this.stopping && this.working.size < this.concurrency) {
       const local = [...new Set(this.o.registry.tunnels().map((t) => t.cluster))];
-      const t = await claimTarget(this.o.pool, this.o.replicaId, local, this.leaseMs);
+      const t = await claimTarget(
+        this.o.pool,
+        this.o.replicaId,
+        local,
+        this.leaseMs,
+        this.o.publicUrl,
+      );
       if (!t) return;
       const p = this.work(t)
         .catch((err) =>
@@ -139,17 +146,26 @@ export class RunbookRunner {
 
   private async work(t: ClaimedTarget): Promise<void> {
     const log = this.o.log.child({ runId: t.runId, cluster: t.cluster, runbook: t.spec.name });
-    const finish = async (status: 'succeeded' | 'failed', message: string) => {
-      await finishTarget(this.o.pool, t, status, message);
+    const finish = async (status: 'succeeded' | 'failed' | 'cancelled', message: string) => {
+      await finishTarget(this.o.pool, t, status, message, this.o.publicUrl);
       log.info({ status }, 'runbook run finished on cluster');
-      this.o.onFinished?.(t, status);
     };
     const rendered = renderRun(t.spec, t.params, t.namespace || undefined, {
       now: new Date().toISOString(),
     });
-    if (!rendered.steps) return finish('failed', rendered.problems.join('; '));
+    if (!rendered.steps) {
+      const message = rendered.problems.join('; ');
+      return t.mode === 'preview'
+        ? this.previewed(t, [{ index: 0, name: 'render', status: 'failed', message }])
+        : finish('failed', message);
+    }
     const tunnel = this.o.registry.pick(t.cluster);
-    if (!tunnel) return finish('failed', 'the cluster went offline before the run started');
+    // Before any step: a preview says why it has no diff; a run fails with nothing sent.
+    const refuse = (message: string) =>
+      t.mode === 'preview'
+        ? this.previewed(t, [{ index: 0, name: 'preview', status: 'failed', message }])
+        : finish('failed', message);
+    if (!tunnel) return refuse('the cluster went offline before the run started');
     const { roles, grants } = runbookGrants(t.spec, t.namespace);
     const pushed = await controlRequest(
       tunnel.session,
@@ -157,32 +173,59 @@ export class RunbookRunner {
       { body: JSON.stringify(roles), timeoutMs: 15_000, what: 'runbook roles' },
     );
     if (pushed.status !== 200)
-      return finish('failed', `the agent refused the runbook's role: ${pushed.body.toString()}`);
+      return refuse(`the agent refused the runbook's role: ${pushed.body.toString()}`);
 
     let lost = false;
+    let cancel: string | null = null;
     const keep = setInterval(() => {
       renewLease(this.o.pool, t, this.o.replicaId, this.leaseMs).then(
-        (ok) => (lost ||= !ok),
+        (r) => {
+          lost ||= r.lost;
+          cancel = r.cancel;
+        },
         () => undefined,
       );
     }, this.leaseMs / 3);
+    const who = (index: number): RunIdentity => ({
+      runbook: t.spec.name,
+      grants,
+      runId: t.runId,
+      step: index,
+      requestedBy: `${t.requesterKind}:${t.requester}`,
+      ticket: t.ticket,
+      cluster: t.cluster,
+      replica: this.o.replicaId,
+    });
     try {
+      if (t.mode === 'preview') {
+        const preview: PreviewStep[] = [];
+        for (const step of rendered.steps) {
+          if (lost || this.stopping) return;
+          const o = await this.runStep(tunnel, step, who(step.index), true).catch(
+            (err): StepOutcome => ({ status: 'failed', message: (err as Error).message }),
+          );
+          preview.push({
+            index: step.index,
+            name: step.name,
+            status: o.status,
+            message: o.message,
+            ...(o.diff !== undefined ? { diff: o.diff } : {}),
+          });
+        }
+        return await this.previewed(t, preview);
+      }
       let failed: string | undefined;
       const steps = rendered.steps.slice(t.done);
       for (const [i, step] of steps.entries()) {
         if (lost || this.stopping) return; // another replica continues (or reports) from here
+        if (cancel === null)
+          cancel = (await renewLease(this.o.pool, t, this.o.replicaId, this.leaseMs)).cancel;
+        if (cancel !== null) {
+          await stepsSkipped(this.o.pool, t, steps.slice(i), `not run: ${cancel}`);
+          return await finish('cancelled', cancel);
+        }
         if (!(await stepStarted(this.o.pool, t, step))) return;
-        const who: RunIdentity = {
-          runbook: t.spec.name,
-          grants,
-          runId: t.runId,
-          step: step.index,
-          requestedBy: `${t.requesterKind}:${t.requester}`,
-          ticket: t.ticket,
-          cluster: t.cluster,
-          replica: this.o.replicaId,
-        };
-        const outcome = await this.runStep(tunnel, step, who, t.dryRun).catch(
+        const outcome = await this.runStep(tunnel, step, who(step.index), t.dryRun).catch(
           (err): StepOutcome => ({ status: 'failed', message: (err as Error).message }),
         );
         await stepFinished(this.o.pool, t, step.index, outcome);
@@ -203,6 +246,12 @@ export class RunbookRunner {
     } finally {
       clearInterval(keep);
     }
+  }
+
+  /** The approvers' dry run on this cluster is in; once every cluster's is, the approval shows it. */
+  private async previewed(t: ClaimedTarget, preview: PreviewStep[]): Promise<void> {
+    const diff = await previewDone(this.o.pool, t, preview);
+    if (diff !== undefined && t.approvalId) await setRunPreview(this.o.pool, t.approvalId, diff);
   }
 
   /** One step: read the object, send the change, wait if asked, and say what changed. */

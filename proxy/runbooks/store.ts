@@ -13,6 +13,10 @@
  */
 import { createHash } from 'node:crypto';
 import { KgError, invalid } from '../../common/errors.js';
+import { askRunApproval, runPolicies, withdrawRunApproval } from '../approvals/run-approval.js';
+import { enqueue, type Notice, type NotifyEvent } from '../approvals/notify.js';
+import type { ClusterRef } from '../authz/types.js';
+import { proxyMetrics } from '../metrics.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
@@ -29,11 +33,22 @@ export interface RunbookRecord {
   updatedAt?: string;
 }
 
-export type RunStatus =
-  'queued' | 'running' | 'succeeded' | 'failed' | 'unknown' | 'offline' | 'cancelled';
-export const runStatuses: readonly RunStatus[] = [
+export const runStatuses = [
+  'awaiting-approval',
   'queued',
   'running',
+  'succeeded',
+  'failed',
+  'unknown',
+  'offline',
+  'cancelled',
+  'denied',
+  'expired',
+] as const;
+export type RunStatus = (typeof runStatuses)[number];
+/** A target (one cluster of a run) also has these, before it is queued. */
+export type TargetStatus = RunStatus | 'preview' | 'held';
+const finalTarget: readonly TargetStatus[] = [
   'succeeded',
   'failed',
   'unknown',
@@ -54,13 +69,23 @@ export interface StepRecord {
   finishedAt: string | null;
 }
 
+export interface PreviewStep {
+  index: number;
+  name: string;
+  status: StepStatus;
+  message: string;
+  diff?: string;
+}
+
 export interface TargetRecord {
   cluster: string;
-  status: RunStatus;
+  status: TargetStatus;
   message: string;
   startedAt: string | null;
   finishedAt: string | null;
   steps: StepRecord[];
+  /** The dry run shown to approvers, when the run waited for approval. */
+  preview: PreviewStep[] | null;
 }
 
 export interface RunRecord {
@@ -72,7 +97,14 @@ export interface RunRecord {
   dryRun: boolean;
   requester: { name: string; kind: string; groups: string[] };
   ticket: string;
+  reason: string;
   status: RunStatus;
+  canary: number;
+  concurrency: number;
+  /** Seconds a queued cluster may stay offline before it is reported so. */
+  offlineWait: number;
+  approval: { id: string; status: string } | null;
+  cancelReason: string | null;
   createdAt: string;
   finishedAt: string | null;
   targets: TargetRecord[];
@@ -223,15 +255,32 @@ async function saved(c: Queryable, row: RunbookRow, actor: string, verb: string)
 
 // --- runs --------------------------------------------------------------------
 
+export interface Requester {
+  name: string;
+  kind: 'user' | 'robot';
+  groups: string[];
+  actor: string;
+  sourceIp?: string;
+  userAgent?: string;
+}
+
 export interface NewRun {
   runbook: RunbookRecord;
   params: ParamValues;
   namespace: string;
-  clusters: string[];
+  /** The clusters, in the order they run (the first `canary` first). */
+  clusters: ClusterRef[];
+  /** The rendered steps, for the approval request. */
+  steps: { index: number; name: string; action: string }[];
   dryRun: boolean;
-  requester: { name: string; kind: string; groups: string[] };
+  requester: Requester;
   ticket: string;
+  reason: string;
+  canary: number;
+  concurrency: number;
+  offlineWait: number;
   idempotencyKey?: string;
+  publicUrl: string;
 }
 
 /** What a retried request must repeat exactly to be the same run. */
@@ -243,18 +292,44 @@ function requestHash(r: NewRun): string {
         r.runbook.version,
         r.params,
         r.namespace,
-        r.clusters,
+        r.clusters.map((c) => c.name),
         r.dryRun,
         r.ticket,
+        r.reason,
+        r.canary,
+        r.concurrency,
+        r.offlineWait,
       ]),
     )
     .digest('hex');
 }
 
+function runNotice(
+  run: { id: string; runbook: string; ticket: string; requester: string; requester_kind: string },
+  event: NotifyEvent,
+  status: string,
+  publicUrl: string,
+  reason = '',
+): Notice {
+  return {
+    event,
+    id: run.id,
+    kind: 'run',
+    status,
+    requester: `${run.requester_kind}:${run.requester}`,
+    summary: `runbook ${run.runbook} ${status}${run.ticket ? ` (${run.ticket})` : ''}`,
+    reason,
+    url: `${publicUrl}/api/v1/runs/${run.id}`,
+    at: new Date().toISOString(),
+  };
+}
+
 /**
- * Create a run (queued on every target), or — for a key this requester used
- * before — return that run (`created: false`). The same key with a different
- * request is a 409: the client is confused, and guessing would be wrong.
+ * Create a run — waiting for approval when a runbook policy governs it (a
+ * dry run never does: it changes nothing), else queued, canaries first —
+ * or, for a key this requester used before, return that run (`created:
+ * false`). The same key with a different request is a 409: the client is
+ * confused, and guessing would be wrong.
  */
 export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; created: boolean }> {
   const hash = requestHash(r);
@@ -262,8 +337,9 @@ export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; cr
     const [row] = await query<{ id: string }>(
       c,
       `INSERT INTO runbook_runs (runbook, version, spec, params, namespace, dry_run, requester,
-         requester_kind, requester_groups, ticket, idempotency_key, request_hash, status)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued')
+         requester_kind, requester_groups, ticket, reason, idempotency_key, request_hash, status,
+         canary, concurrency, offline_wait)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'queued', $14, $15, $16)
        ON CONFLICT (requester_kind, requester, idempotency_key) WHERE idempotency_key IS NOT NULL
        DO NOTHING RETURNING id`,
       [
@@ -277,8 +353,12 @@ export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; cr
         r.requester.kind,
         r.requester.groups,
         r.ticket,
+        r.reason,
         r.idempotencyKey ?? null,
         hash,
+        r.canary,
+        r.concurrency,
+        r.offlineWait,
       ],
     );
     if (!row) {
@@ -295,12 +375,67 @@ export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; cr
         );
       return { id: prev.id, created: false };
     }
-    for (const cluster of r.clusters)
+    const policies = r.dryRun
+      ? []
+      : await runPolicies(
+          c,
+          { runbook: r.runbook.name, clusters: r.clusters, namespace: r.namespace },
+          r.requester,
+        );
+    let approvalId: string | undefined;
+    if (policies.length) {
+      approvalId = await askRunApproval(c, {
+        spec: {
+          runId: row.id,
+          runbook: r.runbook.name,
+          version: r.runbook.version,
+          clusters: r.clusters.map((x) => x.name),
+          namespace: r.namespace,
+          params: r.params,
+          ticket: r.ticket,
+          dryRun: r.dryRun,
+          steps: r.steps,
+        },
+        policies,
+        requester: r.requester,
+        reason: r.reason,
+        publicUrl: r.publicUrl,
+      });
       await query(
         c,
-        `INSERT INTO runbook_run_targets (run_id, cluster, status) VALUES ($1, $2, 'queued')`,
-        [row.id, cluster],
+        `UPDATE runbook_runs SET status = 'awaiting-approval', approval_id = $2 WHERE id = $1`,
+        [row.id, approvalId],
       );
+    }
+    for (const [position, cluster] of r.clusters.entries()) {
+      const status: TargetStatus = approvalId
+        ? 'preview'
+        : r.canary === 0 || position < r.canary
+          ? 'queued'
+          : 'held';
+      await query(
+        c,
+        `INSERT INTO runbook_run_targets (run_id, cluster, position, status, queued_at)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'queued' THEN now() END)`,
+        [row.id, cluster.name, position, status],
+      );
+    }
+    await enqueue(
+      c,
+      runNotice(
+        {
+          id: row.id,
+          runbook: r.runbook.name,
+          ticket: r.ticket,
+          requester: r.requester.name,
+          requester_kind: r.requester.kind,
+        },
+        'run.requested',
+        approvalId ? 'awaiting-approval' : 'queued',
+        r.publicUrl,
+        r.reason,
+      ),
+    );
     return { id: row.id, created: true };
   });
 }
@@ -316,7 +451,14 @@ interface RunRow {
   requester_kind: string;
   requester_groups: string[];
   ticket: string;
+  reason: string;
   status: RunStatus;
+  canary: number;
+  concurrency: number;
+  offline_wait: number;
+  cancel_reason: string | null;
+  approval_id: string | null;
+  approval_status: string | null;
   created_at: Date;
   finished_at: Date | null;
 }
@@ -333,33 +475,43 @@ function runRecord(r: RunRow, targets: TargetRecord[]): RunRecord {
     dryRun: r.dry_run,
     requester: { name: r.requester, kind: r.requester_kind, groups: r.requester_groups },
     ticket: r.ticket,
+    reason: r.reason,
     status: r.status,
+    canary: r.canary,
+    concurrency: r.concurrency,
+    offlineWait: r.offline_wait,
+    approval: r.approval_id ? { id: r.approval_id, status: r.approval_status ?? '' } : null,
+    cancelReason: r.cancel_reason,
     createdAt: r.created_at.toISOString(),
     finishedAt: iso(r.finished_at),
     targets,
   };
 }
 
-const runCols = `id, runbook, version, params, namespace, dry_run, requester, requester_kind,
-  requester_groups, ticket, status, created_at, finished_at`;
+const runCols = `r.id, r.runbook, r.version, r.params, r.namespace, r.dry_run, r.requester,
+  r.requester_kind, r.requester_groups, r.ticket, r.reason, r.status, r.canary, r.concurrency,
+  r.offline_wait, r.cancel_reason, r.approval_id, a.status AS approval_status, r.created_at,
+  r.finished_at`;
+const runFrom = 'runbook_runs r LEFT JOIN approval_requests a ON a.id = r.approval_id';
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** One run with its targets and steps. */
 export async function getRun(db: Queryable, id: string): Promise<RunRecord> {
   const [row] = uuidRe.test(id)
-    ? await query<RunRow>(db, `SELECT ${runCols} FROM runbook_runs WHERE id = $1`, [id])
+    ? await query<RunRow>(db, `SELECT ${runCols} FROM ${runFrom} WHERE r.id = $1`, [id])
     : [];
   if (!row) throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(id)} not found`);
   const targets = await query<{
     cluster: string;
-    status: RunStatus;
+    status: TargetStatus;
     message: string;
+    preview: PreviewStep[] | null;
     started_at: Date | null;
     finished_at: Date | null;
   }>(
     db,
-    `SELECT cluster, status, message, started_at, finished_at FROM runbook_run_targets
-     WHERE run_id = $1 ORDER BY cluster`,
+    `SELECT cluster, status, message, preview, started_at, finished_at FROM runbook_run_targets
+     WHERE run_id = $1 ORDER BY position`,
     [id],
   );
   const steps = await query<{
@@ -387,6 +539,7 @@ export async function getRun(db: Queryable, id: string): Promise<RunRecord> {
       message: t.message,
       startedAt: iso(t.started_at),
       finishedAt: iso(t.finished_at),
+      preview: t.preview,
       steps: steps
         .filter((s) => s.cluster === t.cluster)
         .map((s) => ({
@@ -414,7 +567,7 @@ export interface RunFilter {
   limit: number;
 }
 
-/** Run history, newest first (without steps: GET one run for those). */
+/** Run history, newest first, with each cluster's status (GET one run for its steps). */
 export async function listRuns(db: Queryable, f: RunFilter): Promise<RunRecord[]> {
   const where: string[] = [];
   const values: unknown[] = [];
@@ -422,22 +575,94 @@ export async function listRuns(db: Queryable, f: RunFilter): Promise<RunRecord[]
     values.push(v);
     where.push(sql.replace('?', `$${values.length}`));
   };
-  if (f.runbook) add('runbook = ?', f.runbook);
-  if (f.status) add('status = ?', f.status);
-  if (f.requester) add('requester = ?', f.requester);
-  if (f.ticket) add('ticket = ?', f.ticket);
+  if (f.runbook) add('r.runbook = ?', f.runbook);
+  if (f.status) add('r.status = ?', f.status);
+  if (f.requester) add('r.requester = ?', f.requester);
+  if (f.ticket) add('r.ticket = ?', f.ticket);
   if (f.mine) {
-    add('requester = ?', f.mine.name);
-    add('requester_kind = ?', f.mine.kind);
+    add('r.requester = ?', f.mine.name);
+    add('r.requester_kind = ?', f.mine.kind);
   }
   values.push(f.limit);
   const rows = await query<RunRow>(
     db,
-    `SELECT ${runCols} FROM runbook_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-     ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    `SELECT ${runCols} FROM ${runFrom} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY r.created_at DESC, r.id DESC LIMIT $${values.length}`,
     values,
   );
-  return rows.map((r) => runRecord(r, []));
+  const targets = rows.length
+    ? await query<{ run_id: string; cluster: string; status: TargetStatus; message: string }>(
+        db,
+        `SELECT run_id, cluster, status, message FROM runbook_run_targets
+         WHERE run_id = ANY($1) ORDER BY position`,
+        [rows.map((r) => r.id)],
+      )
+    : [];
+  return rows.map((r) =>
+    runRecord(
+      r,
+      targets
+        .filter((t) => t.run_id === r.id)
+        .map((t) => ({
+          cluster: t.cluster,
+          status: t.status,
+          message: t.message,
+          startedAt: null,
+          finishedAt: null,
+          steps: [],
+          preview: null,
+        })),
+    ),
+  );
+}
+
+/**
+ * Cancel a run: clusters not yet started never start; a cluster running
+ * stops before its next step (the step in flight finishes). A run waiting
+ * for approval has its approval request withdrawn.
+ */
+export async function cancelRun(
+  pool: Pool,
+  id: string,
+  reason: string,
+  actor: string,
+  publicUrl: string,
+): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    const [run] = uuidRe.test(id)
+      ? await query<{ status: RunStatus; approval_id: string | null }>(
+          c,
+          'SELECT status, approval_id FROM runbook_runs WHERE id = $1 FOR UPDATE',
+          [id],
+        )
+      : [];
+    if (!run) throw new KgError('KG_ERR_NOT_FOUND', `run ${JSON.stringify(id)} not found`);
+    if (!['awaiting-approval', 'queued', 'running'].includes(run.status))
+      throw new KgError(
+        'KG_ERR_CONFLICT',
+        `run ${id} is ${run.status}; there is nothing to cancel`,
+      );
+    const why = `cancelled by ${actor}${reason ? `: ${reason}` : ''}`;
+    await query(c, 'UPDATE runbook_runs SET cancel_reason = $2 WHERE id = $1', [id, why]);
+    if (run.status === 'awaiting-approval' && run.approval_id) {
+      // The trigger ends the run and its targets with the request.
+      await withdrawRunApproval(c, run.approval_id);
+    } else {
+      const open = await query<{ cluster: string }>(
+        c,
+        `SELECT cluster FROM runbook_run_targets WHERE run_id = $1 AND status IN ('queued', 'held', 'preview', 'awaiting-approval')`,
+        [id],
+      );
+      for (const t of open) await finishTargetOn(c, id, t.cluster, 'cancelled', why, publicUrl);
+    }
+    await recordAdminEvent(c, {
+      actor,
+      verb: 'cancel',
+      resource: 'runs',
+      name: id,
+      detail: { reason },
+    });
+  });
 }
 
 // --- execution state ---------------------------------------------------------
@@ -445,6 +670,8 @@ export async function listRuns(db: Queryable, f: RunFilter): Promise<RunRecord[]
 export interface ClaimedTarget {
   runId: string;
   cluster: string;
+  /** `preview`: a dry run for the approvers, recorded apart from the steps. */
+  mode: 'run' | 'preview';
   spec: RunbookSpec;
   params: ParamValues;
   namespace: string;
@@ -452,32 +679,41 @@ export interface ClaimedTarget {
   requester: string;
   requesterKind: string;
   ticket: string;
-  /** Steps already finished (a target taken over between steps resumes after them). */
+  approvalId: string | null;
+  /** Steps already recorded (a target taken over between steps resumes after them). */
   done: number;
 }
 
 /**
  * Take one target this replica can serve (its cluster has a tunnel here):
- * queued, or running under a lease that ran out. A target whose last step
- * was started and never finished is not taken: its step and the target
- * become `unknown` (the step may or may not have happened on the cluster).
+ * a preview not being worked on, a queued one (within the run's
+ * concurrency), or a running one whose lease ran out. A target whose last
+ * step was started and never finished is not taken: its step and the
+ * target become `unknown` (the step may or may not have happened).
  */
 export async function claimTarget(
   pool: Pool,
   owner: string,
   clusters: string[],
   leaseMs: number,
+  publicUrl: string,
 ): Promise<ClaimedTarget | undefined> {
   if (!clusters.length) return undefined;
   return inTransaction(pool, async (c) => {
-    const [t] = await query<{ run_id: string; cluster: string; status: RunStatus }>(
+    const [t] = await query<{ run_id: string; cluster: string; status: TargetStatus }>(
       c,
-      `SELECT run_id, cluster, status FROM runbook_run_targets
-       WHERE cluster = ANY($1) AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
-       ORDER BY run_id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      `SELECT t.run_id, t.cluster, t.status FROM runbook_run_targets t JOIN runbook_runs r ON r.id = t.run_id
+       WHERE t.cluster = ANY($1)
+         AND ((t.status = 'preview' AND (t.lease_until IS NULL OR t.lease_until < now()))
+           OR (t.status = 'queued' AND (SELECT count(*) FROM runbook_run_targets x
+                 WHERE x.run_id = t.run_id AND x.status = 'running') < r.concurrency)
+           OR (t.status = 'running' AND t.lease_until < now()))
+       ORDER BY r.created_at, t.position LIMIT 1 FOR UPDATE OF t SKIP LOCKED`,
       [clusters],
     );
     if (!t) return undefined;
+    // One claim per run at a time, so two replicas never pass its concurrency together.
+    await query(c, 'SELECT 1 FROM runbook_runs WHERE id = $1 FOR UPDATE', [t.run_id]);
     if (t.status === 'running') {
       const lost = await query(
         c,
@@ -487,22 +723,39 @@ export async function claimTarget(
         [t.run_id, t.cluster],
       );
       if (lost.length) {
-        await finishTargetOn(c, t.run_id, t.cluster, 'unknown', 'a step was interrupted');
+        await finishTargetOn(
+          c,
+          t.run_id,
+          t.cluster,
+          'unknown',
+          'a step was interrupted',
+          publicUrl,
+        );
         return undefined;
       }
+    } else if (t.status === 'queued') {
+      const [n] = await query<{ n: number }>(
+        c,
+        `SELECT count(*)::int AS n FROM runbook_run_targets x JOIN runbook_runs r ON r.id = x.run_id
+         WHERE x.run_id = $1 AND x.status = 'running' HAVING count(*) >= min(r.concurrency)`,
+        [t.run_id],
+      );
+      if (n) return undefined;
     }
     await query(
       c,
-      `UPDATE runbook_run_targets SET status = 'running', owner = $3,
-         lease_until = now() + make_interval(secs => $4), started_at = coalesce(started_at, now())
+      `UPDATE runbook_run_targets SET status = CASE WHEN status = 'preview' THEN 'preview' ELSE 'running' END,
+         owner = $3, lease_until = now() + make_interval(secs => $4),
+         started_at = CASE WHEN status = 'preview' THEN NULL ELSE coalesce(started_at, now()) END
        WHERE run_id = $1 AND cluster = $2`,
       [t.run_id, t.cluster, owner, leaseMs / 1000],
     );
-    await query(
-      c,
-      `UPDATE runbook_runs SET status = 'running' WHERE id = $1 AND status = 'queued'`,
-      [t.run_id],
-    );
+    if (t.status !== 'preview')
+      await query(
+        c,
+        `UPDATE runbook_runs SET status = 'running' WHERE id = $1 AND status = 'queued'`,
+        [t.run_id],
+      );
     const [run] = await query<{
       spec: RunbookSpec;
       params: ParamValues;
@@ -511,10 +764,11 @@ export async function claimTarget(
       requester: string;
       requester_kind: string;
       ticket: string;
+      approval_id: string | null;
       done: number;
     }>(
       c,
-      `SELECT spec, params, namespace, dry_run, requester, requester_kind, ticket,
+      `SELECT spec, params, namespace, dry_run, requester, requester_kind, ticket, approval_id,
          (SELECT count(*)::int FROM runbook_run_steps s WHERE s.run_id = r.id AND s.cluster = $2) AS done
        FROM runbook_runs r WHERE id = $1`,
       [t.run_id, t.cluster],
@@ -522,6 +776,7 @@ export async function claimTarget(
     return {
       runId: t.run_id,
       cluster: t.cluster,
+      mode: t.status === 'preview' ? 'preview' : 'run',
       spec: run!.spec,
       params: run!.params,
       namespace: run!.namespace,
@@ -529,25 +784,32 @@ export async function claimTarget(
       requester: run!.requester,
       requesterKind: run!.requester_kind,
       ticket: run!.ticket,
+      approvalId: run!.approval_id,
       done: run!.done,
     };
   });
 }
 
-/** Keep the lease while working; false when it was lost (another replica took over). */
+/**
+ * Keep the lease while working. `lost`: another replica took over (stop
+ * now); `cancel`: the run was cancelled (stop before the next step).
+ */
 export async function renewLease(
   pool: Pool,
   t: { runId: string; cluster: string },
   owner: string,
   leaseMs: number,
-): Promise<boolean> {
-  const rows = await query(
+): Promise<{ lost: boolean; cancel: string | null }> {
+  const [row] = await query<{ cancel_reason: string | null }>(
     pool,
-    `UPDATE runbook_run_targets SET lease_until = now() + make_interval(secs => $4)
-     WHERE run_id = $1 AND cluster = $2 AND owner = $3 AND status = 'running' RETURNING 1`,
+    `UPDATE runbook_run_targets t SET lease_until = now() + make_interval(secs => $4)
+     FROM runbook_runs r
+     WHERE t.run_id = $1 AND t.cluster = $2 AND t.owner = $3 AND t.status IN ('running', 'preview')
+       AND r.id = t.run_id
+     RETURNING r.cancel_reason`,
     [t.runId, t.cluster, owner, leaseMs / 1000],
   );
-  return rows.length > 0;
+  return { lost: !row, cancel: row?.cancel_reason ?? null };
 }
 
 /**
@@ -606,62 +868,155 @@ export async function stepsSkipped(
     );
 }
 
-/** The run's status from its targets: running while any is open; else the worst outcome. */
+/**
+ * The approvers' dry run on one cluster is in. Returns the diff of every
+ * cluster once all previews are in (for the approval request), else undefined.
+ */
+export async function previewDone(
+  pool: Pool,
+  t: { runId: string; cluster: string },
+  preview: PreviewStep[],
+): Promise<string | undefined> {
+  return inTransaction(pool, async (c) => {
+    await query(
+      c,
+      `UPDATE runbook_run_targets SET preview = $3, lease_until = NULL,
+         status = CASE WHEN status = 'preview' THEN 'awaiting-approval' ELSE status END
+       WHERE run_id = $1 AND cluster = $2`,
+      [t.runId, t.cluster, JSON.stringify(preview)],
+    );
+    const all = await query<{ cluster: string; preview: PreviewStep[] | null }>(
+      c,
+      'SELECT cluster, preview FROM runbook_run_targets WHERE run_id = $1 ORDER BY position',
+      [t.runId],
+    );
+    if (all.some((x) => !x.preview)) return undefined;
+    return all
+      .map(
+        (x) =>
+          `# cluster ${x.cluster}\n` +
+          x
+            .preview!.map(
+              (s) =>
+                `## step ${s.index + 1}: ${s.name} (${s.status}${s.message ? `: ${s.message}` : ''})\n${s.diff ?? ''}`,
+            )
+            .join(''),
+      )
+      .join('\n');
+  });
+}
+
+/** The run's status from its targets: worst outcome first. */
 const severity: RunStatus[] = ['succeeded', 'cancelled', 'offline', 'failed', 'unknown'];
 
 async function finishTargetOn(
   c: Queryable,
   runId: string,
   cluster: string,
-  status: RunStatus,
+  status: TargetStatus,
   message: string,
+  publicUrl: string,
 ): Promise<void> {
-  await query(
+  const [done] = await query<{ seconds: number | null }>(
     c,
     `UPDATE runbook_run_targets SET status = $3, message = $4, finished_at = now(), lease_until = NULL
-     WHERE run_id = $1 AND cluster = $2`,
+     WHERE run_id = $1 AND cluster = $2 AND status NOT IN ('succeeded', 'failed', 'unknown', 'offline', 'cancelled')
+     RETURNING extract(epoch FROM now() - started_at)::float8 AS seconds`,
     [runId, cluster, status, message],
   );
-  const targets = await query<{ status: RunStatus }>(
+  if (!done) return;
+  const [run] = await query<{
+    id: string;
+    runbook: string;
+    ticket: string;
+    requester: string;
+    requester_kind: string;
+    canary: number;
+    cancel_reason: string | null;
+  }>(
     c,
-    'SELECT status FROM runbook_run_targets WHERE run_id = $1',
+    'SELECT id, runbook, ticket, requester, requester_kind, canary, cancel_reason FROM runbook_runs WHERE id = $1',
     [runId],
   );
-  if (targets.some((t) => t.status === 'queued' || t.status === 'running')) return;
+  proxyMetrics.runbooks.ended(run!.runbook, status, done.seconds ?? undefined);
+  const targets = await query<{ cluster: string; status: TargetStatus; position: number }>(
+    c,
+    'SELECT cluster, status, position FROM runbook_run_targets WHERE run_id = $1',
+    [runId],
+  );
+  // Canaries all done: the rest go ahead if every one succeeded, else are held back for good.
+  const canaries = targets.filter((t) => t.position < run!.canary);
+  if (run!.canary > 0 && canaries.every((t) => finalTarget.includes(t.status))) {
+    const failed = canaries.filter((t) => t.status !== 'succeeded');
+    for (const t of targets.filter((x) => x.status === 'held')) {
+      if (failed.length === 0) {
+        await query(
+          c,
+          `UPDATE runbook_run_targets SET status = 'queued', queued_at = now() WHERE run_id = $1 AND cluster = $2`,
+          [runId, t.cluster],
+        );
+        t.status = 'queued';
+      } else {
+        await query(
+          c,
+          `UPDATE runbook_run_targets SET status = 'cancelled', finished_at = now(), message = $3
+           WHERE run_id = $1 AND cluster = $2`,
+          [
+            runId,
+            t.cluster,
+            `held back: canary cluster ${failed.map((f) => f.cluster).join(', ')} did not succeed`,
+          ],
+        );
+        t.status = 'cancelled';
+        proxyMetrics.runbooks.ended(run!.runbook, 'cancelled');
+      }
+    }
+  }
+  if (targets.some((t) => !finalTarget.includes(t.status))) return;
   const worst = targets.reduce<RunStatus>(
-    (w, t) => (severity.indexOf(t.status) > severity.indexOf(w) ? t.status : w),
+    (w, t) =>
+      severity.indexOf(t.status as RunStatus) > severity.indexOf(w) ? (t.status as RunStatus) : w,
     'succeeded',
   );
-  await query(
+  const [ended] = await query<{ id: string }>(
     c,
-    `UPDATE runbook_runs SET status = $2, finished_at = now() WHERE id = $1 AND finished_at IS NULL`,
+    `UPDATE runbook_runs SET status = $2, finished_at = now()
+     WHERE id = $1 AND finished_at IS NULL RETURNING id`,
     [runId, worst],
   );
+  if (ended)
+    await enqueue(
+      c,
+      runNotice(run!, `run.${worst}` as NotifyEvent, worst, publicUrl, run!.cancel_reason ?? ''),
+    );
 }
 
 export function finishTarget(
   pool: Pool,
   t: { runId: string; cluster: string },
-  status: RunStatus,
+  status: TargetStatus,
   message: string,
+  publicUrl: string,
 ): Promise<void> {
-  return inTransaction(pool, (c) => finishTargetOn(c, t.runId, t.cluster, status, message));
+  return inTransaction(pool, (c) =>
+    finishTargetOn(c, t.runId, t.cluster, status, message, publicUrl),
+  );
 }
 
-/** Queued targets whose cluster no replica served within `waitMs`: offline. */
-export async function expireOffline(pool: Pool, waitMs: number): Promise<number> {
-  const rows = await query<{ run_id: string; cluster: string }>(
+/** Queued targets whose cluster no replica served within the run's offline wait: offline. */
+export async function expireOffline(pool: Pool, publicUrl: string): Promise<number> {
+  const rows = await query<{ run_id: string; cluster: string; offline_wait: number }>(
     pool,
-    `SELECT t.run_id, t.cluster FROM runbook_run_targets t JOIN runbook_runs r ON r.id = t.run_id
-     WHERE t.status = 'queued' AND r.created_at < now() - make_interval(secs => $1)`,
-    [waitMs / 1000],
+    `SELECT t.run_id, t.cluster, r.offline_wait FROM runbook_run_targets t JOIN runbook_runs r ON r.id = t.run_id
+     WHERE t.status = 'queued' AND t.queued_at < now() - make_interval(secs => r.offline_wait)`,
   );
   for (const r of rows)
     await finishTarget(
       pool,
       { runId: r.run_id, cluster: r.cluster },
       'offline',
-      `cluster ${JSON.stringify(r.cluster)} had no agent connected within ${Math.round(waitMs / 1000)} s; nothing was run there`,
+      `cluster ${JSON.stringify(r.cluster)} had no agent connected within ${r.offline_wait} s; nothing was run there`,
+      publicUrl,
     );
   return rows.length;
 }

@@ -11,6 +11,9 @@
  * every API call it made in the central audit log.
  */
 import { after, before, describe, test } from 'node:test';
+import { createHmac } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { readFileSync } from 'node:fs';
@@ -20,11 +23,18 @@ import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
 
+/* eslint-disable @typescript-eslint/no-explicit-any -- answers are read field by field */
+
 let stack: Stack;
 let ca: string;
 let adminToken: string;
 let robotToken: string;
 let devKubeconfig: string;
+let leadToken: string;
+/** What the ticket system's webhook receiver got. */
+const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+let receiver: http.Server;
+let hookSecret = '';
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 function tokenOf(kubeconfigFile: string): string {
@@ -82,6 +92,15 @@ const scale = (replicasWanted: unknown, extra: Record<string, unknown> = {}) => 
 
 describe('runbooks', { timeout: 600_000 }, () => {
   before(async () => {
+    receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     stack = await startStack({
       clusters: [{ name: 'dev', labels: { env: 'dev' }, nodes: 2 }],
       log: (m) => process.stderr.write(`# ${m}\n`),
@@ -130,6 +149,24 @@ describe('runbooks', { timeout: 600_000 }, () => {
       clusters: ['dev'],
       namespaces: ['platform-demo'],
     });
+    leadToken = tokenOf(await stack.kubeconfig('lead@example.com', ['platform-leads']));
+    // Scaling in platform-demo waits for a platform lead.
+    const policy = await api(adminToken, 'POST', '/api/v1/approval-policies', {
+      name: 'demo-scaling',
+      kind: 'runbook',
+      description: 'a platform lead approves scaling in platform-demo',
+      runbooks: ['scale-deployment'],
+      approvers: { groups: ['platform-leads'] },
+      clusters: { selector: { matchLabels: { env: 'dev' } } },
+      namespaces: ['platform-demo'],
+    });
+    assert.equal(policy.status, 201, JSON.stringify(policy.json));
+    const hook = await api(adminToken, 'POST', '/api/v1/approval-webhooks', {
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/tickets`,
+      format: 'json',
+    });
+    assert.equal(hook.status, 201, JSON.stringify(hook.json));
+    hookSecret = hook.json.secret as string;
     // The binding reaches the proxy through LISTEN/NOTIFY.
     await until(
       async () => (await api(robotToken, 'POST', '/api/v1/runs', scale('x'))).status === 422,
@@ -139,6 +176,7 @@ describe('runbooks', { timeout: 600_000 }, () => {
   });
   after(async () => {
     await stack?.stop();
+    receiver?.close();
   });
 
   test('the developer cannot scale by hand', async () => {
@@ -173,9 +211,39 @@ describe('runbooks', { timeout: 600_000 }, () => {
     const other = await api(robotToken, 'POST', '/api/v1/runs', scale(4), key);
     assert.equal(other.status, 409, JSON.stringify(other.json));
 
+    // It waits for a platform lead, who sees the rendered steps and the dry run's diff.
+    assert.equal(created.json.status, 'awaiting-approval', JSON.stringify(created.json));
+    const approvalId = created.json.approval.id as string;
+    let approval: Record<string, any> = {};
+    await until(
+      async () => {
+        approval = (await api(leadToken, 'GET', `/api/v1/approvals/${approvalId}`)).json;
+        return typeof approval.diff === 'string';
+      },
+      30_000,
+      'the dry run to reach the approval',
+    );
+    assert.equal(approval.kind, 'run');
+    assert.equal(approval.run.id, id);
+    assert.equal(approval.run.ticket, 'INC-42');
+    assert.deepEqual(approval.run.clusters, ['dev']);
+    assert.deepEqual(approval.run.steps, [{ index: 0, name: 'scale', action: 'scale' }]);
+    assert.match(approval.diff, /^# cluster dev$/m);
+    assert.match(approval.diff, /^\+\s+replicas: 3$/m);
+    // Nothing ran yet: the dry run changed nothing.
+    assert.equal((await replicas('platform-demo', 'demo-app')).spec, 1);
+    // The robot cannot approve its own run; the lead can.
+    const self = await api(robotToken, 'POST', `/api/v1/approvals/${approvalId}/approve`, {});
+    assert.notEqual(self.status, 200);
+    const ok = await api(leadToken, 'POST', `/api/v1/approvals/${approvalId}/approve`, {
+      reason: 'INC-42 needs capacity',
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+
     const run = await finished(id);
     assert.equal(run.status, 'succeeded', JSON.stringify(run));
     assert.equal(run.ticket, 'INC-42');
+    assert.deepEqual(run.approval, { id: approvalId, status: 'approved' });
     assert.deepEqual(run.requester, {
       name: 'ticketing',
       kind: 'robot',
@@ -192,21 +260,52 @@ describe('runbooks', { timeout: 600_000 }, () => {
       60_000,
       'demo-app to have 3 ready replicas',
     );
-    // Every API call of the run is in the audit log, as the runbook, beside the run.
+    // Every API call of the run is in the audit log, as the runbook, beside the run:
+    // first the approvers' dry run, then the run itself.
     const rows = await stack.sql<{
       verb: string;
       username: string;
       user_kind: string;
       code: number;
+      uri: string;
     }>(
-      `SELECT verb, username, user_kind, code FROM audit_events
+      `SELECT verb, username, user_kind, code, event->>'requestURI' AS uri FROM audit_events
         WHERE source = 'runbook' AND event->'annotations'->>'kubegate.dev/run-id' = $1
         ORDER BY stage_at`,
       [id],
     );
+    const path = '/apis/apps/v1/namespaces/platform-demo/deployments/demo-app';
     assert.deepEqual(
-      rows.map((r) => `${r.verb} ${r.username} ${r.user_kind} ${r.code}`),
-      ['get scale-deployment runbook 200', 'patch scale-deployment runbook 200'],
+      rows.map((r) => `${r.verb} ${r.username} ${r.user_kind} ${r.code} ${r.uri}`),
+      [
+        `get scale-deployment runbook 200 ${path}`,
+        `patch scale-deployment runbook 200 ${path}?dryRun=All`,
+        `get scale-deployment runbook 200 ${path}`,
+        `patch scale-deployment runbook 200 ${path}`,
+      ],
+    );
+    // The ticket system hears the outcome, signed with the webhook's secret.
+    let outcome: { headers: http.IncomingHttpHeaders; body: string } | undefined;
+    await until(
+      async () => {
+        outcome = received.find((h) => {
+          const p = JSON.parse(h.body) as { type: string; run?: { id: string } };
+          return p.type === 'run.succeeded' && p.run?.id === id;
+        });
+        return outcome !== undefined;
+      },
+      30_000,
+      'the run.succeeded webhook',
+    );
+    const ts = String(outcome!.headers['x-kubegate-timestamp']);
+    const want = createHmac('sha256', hookSecret).update(`v1:${ts}:${outcome!.body}`).digest('hex');
+    assert.equal(outcome!.headers['x-kubegate-signature'], `v1=${want}`);
+    const payload = JSON.parse(outcome!.body) as { run: Record<string, string> };
+    assert.equal(payload.run.status, 'succeeded');
+    assert.equal(payload.run.requester, 'robot:ticketing');
+    assert.match(payload.run.summary, /scale-deployment succeeded \(INC-42\)/);
+    assert.ok(
+      received.some((h) => (JSON.parse(h.body) as { type: string }).type === 'run.requested'),
     );
     const history = await api(robotToken, 'GET', '/api/v1/runs?ticket=INC-42');
     assert.ok(history.json.items.some((r: { id: string }) => r.id === id));
@@ -301,6 +400,31 @@ describe('runbooks', { timeout: 600_000 }, () => {
     assert.equal(nowhere.status, 422);
     const missing = await api(robotToken, 'POST', '/api/v1/runs', { ...scale(2), runbook: 'nope' });
     assert.equal(missing.status, 404);
+  });
+
+  test('a denied run creates nothing', async () => {
+    const r = await api(robotToken, 'POST', '/api/v1/runs', scale(0));
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    assert.equal(r.json.status, 'awaiting-approval');
+    const no = await api(leadToken, 'POST', `/api/v1/approvals/${r.json.approval.id}/deny`, {
+      reason: 'not during the sale',
+    });
+    assert.equal(no.status, 200, JSON.stringify(no.json));
+    const run = (await api(robotToken, 'GET', `/api/v1/runs/${r.json.id}`)).json;
+    assert.equal(run.status, 'denied');
+    assert.equal(run.targets[0].status, 'cancelled');
+    assert.deepEqual(run.targets[0].steps, []);
+    assert.equal((await replicas('platform-demo', 'demo-app')).spec, 3);
+    // A cancelled one (while it waits) withdraws its approval request.
+    const w = await api(robotToken, 'POST', '/api/v1/runs', scale(1));
+    const cancelled = await api(robotToken, 'POST', `/api/v1/runs/${w.json.id}/cancel`, {
+      reason: 'ticket closed',
+    });
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.json));
+    assert.equal(cancelled.json.status, 'cancelled');
+    assert.equal(cancelled.json.approval.status, 'withdrawn');
+    const again = await api(robotToken, 'POST', `/api/v1/runs/${w.json.id}/cancel`, {});
+    assert.equal(again.status, 409);
   });
 
   test('a dry run shows the diff and changes nothing', async () => {
