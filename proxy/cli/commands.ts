@@ -557,7 +557,11 @@ adds (version, builtin, updatedBy, updatedAt) are ignored. Needs DATABASE_URL.`,
       },
       wait: { type: 'boolean', doc: 'follow the run; exit 0 only if it succeeds' },
       canary: { value: 'N', doc: 'run on N clusters first; the rest only if they succeed' },
-      concurrency: { value: 'N', doc: 'at most N clusters at a time' },
+      concurrency: { value: 'N', doc: 'at most N clusters at a time (default 5)' },
+      'offline-wait': {
+        value: '5m',
+        doc: 'how long an offline cluster is waited for before it is reported offline (default 60s)',
+      },
       'idempotency-key': {
         value: 'K',
         doc: 'the same K and request answer the same run (none is sent by default)',

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { parseDuration } from '../../common/config.js';
 import { KgError, isKgError } from '../../common/errors.js';
 import {
   formatSelector,
@@ -194,6 +195,10 @@ export interface RunView {
   ticket: string;
   reason?: string;
   status: string;
+  canary?: number;
+  concurrency?: number;
+  offlineWait?: number;
+  cancelReason?: string | null;
   createdAt: string;
   finishedAt: string | null;
   approval?: { id: string; status: string } | null;
@@ -212,6 +217,9 @@ const finalStatuses = [
   'denied',
   'expired',
 ];
+
+/** Statuses a cluster of a run ends in. */
+const finalTargetStatuses = ['succeeded', 'failed', 'unknown', 'offline', 'cancelled'];
 
 export function runFinished(r: Pick<RunView, 'status' | 'finishedAt'>): boolean {
   return finalStatuses.includes(r.status) || !!r.finishedAt;
@@ -280,8 +288,13 @@ export function runBody(p: Invocation): {
     problems.push('say where: --cluster NAME (repeatable) or --selector');
   const { params, problems: paramProblems } = paramsOf(p.flags.get('param') ?? []);
   problems.push(...paramProblems);
-  const canary = countFlag(p, 'canary', 1, problems);
+  const canary = countFlag(p, 'canary', 0, problems);
   const concurrency = countFlag(p, 'concurrency', 1, problems);
+  const offlineWait = flag(p, 'offline-wait');
+  if (offlineWait !== undefined && parseDuration(offlineWait) === undefined)
+    problems.push(
+      `--offline-wait must be a duration such as 90s or 5m (got ${JSON.stringify(offlineWait)})`,
+    );
   const key = flag(p, 'idempotency-key');
   if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key))
     problems.push('--idempotency-key must be 1 to 128 visible ASCII characters');
@@ -299,6 +312,7 @@ export function runBody(p: Invocation): {
       ...(p.flags.has('dry-run') ? { dryRun: true } : {}),
       ...(canary !== undefined ? { canary } : {}),
       ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(offlineWait !== undefined ? { offlineWait } : {}),
     },
     headers: key !== undefined ? { 'idempotency-key': key } : {},
   };
@@ -386,7 +400,7 @@ export class Progress {
         if (pv.diff) lines.push(indent(diffHunks(pv.diff), '    '));
       }
       // A cluster's own status first when it starts, last when it ends.
-      const ended = t.status !== 'queued' && t.status !== 'running';
+      const ended = finalTargetStatuses.includes(t.status);
       if (!ended && changed(`target ${t.cluster}`, t.status))
         lines.push(`${t.cluster}: ${t.status}`);
       for (const s of t.steps ?? []) {
@@ -511,6 +525,12 @@ export function runText(r: RunView): string {
   field('requester', `${r.requester.name} (${r.requester.kind}${groups})`);
   field('ticket', r.ticket || '-');
   if (r.reason) field('reason', r.reason);
+  if (r.targets.length > 1)
+    field(
+      'fleet',
+      `canary ${r.canary ?? 0}, concurrency ${r.concurrency ?? '-'}, offline wait ${r.offlineWait ?? '-'}s`,
+    );
+  if (r.cancelReason) field('cancel', r.cancelReason);
   if (r.approval) field('approval', `${r.approval.id} ${r.approval.status}`);
   field('created', r.createdAt);
   field('finished', r.finishedAt ? `${r.finishedAt}${seconds(r.createdAt, r.finishedAt)}` : '-');

@@ -12,15 +12,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { runKubegate } from '../support/proc.js';
+import { httpGet } from '../support/http.js';
+import { parse } from 'yaml';
 
 let stack: Stack;
 let opsKubeconfig: string;
+let leadKubeconfig: string;
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 /** `kubegate ARGS` as the operator (their fleet kubeconfig; no database settings). */
@@ -31,6 +34,44 @@ function asOps(args: string[]) {
     KUBEGATE_SERVER: '',
     KUBEGATE_TOKEN: '',
   });
+}
+
+/** A platform lead approves, through the REST API with the token of their fleet kubeconfig. */
+async function approve(approvalId: string) {
+  const kc = parse(readFileSync(leadKubeconfig, 'utf8')) as {
+    users: { user: { token: string } }[];
+    clusters: { cluster: { 'certificate-authority-data': string } }[];
+  };
+  return httpGet(`${stack.publicUrl}/api/v1/approvals/${approvalId}/approve`, {
+    method: 'POST',
+    token: kc.users[0]!.user.token,
+    ca: Buffer.from(kc.clusters[0]!.cluster['certificate-authority-data'], 'base64').toString(),
+    body: JSON.stringify({ reason: 'go' }),
+    timeoutMs: 30_000,
+  });
+}
+
+/** The run of `runbook` waiting for approval, once there is exactly one: its id and its approval's. */
+async function waitingRun(runbook: string): Promise<{ id: string; approval: string }> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await asOps([
+      'runs',
+      'list',
+      '--runbook',
+      runbook,
+      '--status',
+      'awaiting-approval',
+      '--output',
+      'json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const items = JSON.parse(r.stdout) as { id: string; approval: { id: string } | null }[];
+    if (items.length === 1 && items[0]!.approval)
+      return { id: items[0]!.id, approval: items[0]!.approval.id };
+    assert.ok(items.length <= 1 && Date.now() - t0 < 20_000, `no single waiting run: ${r.stdout}`);
+    await new Promise((res) => setTimeout(res, 300));
+  }
 }
 
 /** `kubegate admin ARGS` against the stack's database. */
@@ -117,7 +158,7 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
           apiGroups: ['kubegate.dev'],
           resources: ['runbooks'],
           verbs: ['run'],
-          resourceNames: ['scale-deployment', 'delete-pod', 'annotate-demo'],
+          resourceNames: ['scale-deployment', 'delete-pod', 'annotate-demo', 'rollout-restart'],
         },
       ]),
     );
@@ -136,6 +177,30 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
       namespaces: ['platform-demo'],
     });
     opsKubeconfig = await stack.kubeconfig('ops@example.com', ['operators']);
+    // Restarts wait for a platform lead.
+    await grant(stack, {
+      groups: ['platform-leads'],
+      role: 'view',
+      clusters: ['dev'],
+      namespaces: ['platform-demo'],
+    });
+    leadKubeconfig = await stack.kubeconfig('lead@example.com', ['platform-leads']);
+    const policy = join(stack.dir, 'restart-policy.yaml');
+    writeFileSync(
+      policy,
+      [
+        'name: demo-restarts',
+        'kind: runbook',
+        'description: a platform lead approves restarts in platform-demo',
+        'runbooks: [rollout-restart]',
+        'approvers: {groups: [platform-leads]}',
+        'clusters: {selector: {matchLabels: {env: dev}}}',
+        'namespaces: [platform-demo]',
+        '',
+      ].join('\n'),
+    );
+    const applied = await asAdmin(['approval', 'policy', 'apply', '--file', policy]);
+    assert.equal(applied.code, 0, applied.stderr);
     // The bindings reach the proxy through LISTEN/NOTIFY: wait until a dry run is allowed.
     const t0 = Date.now();
     for (;;) {
@@ -341,6 +406,93 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
     assert.match(usage.stderr, /say where: --cluster NAME/);
     assert.match(usage.stderr, /--param replicas is given more than once/);
     assert.equal(await runCount(), before);
+  });
+
+  test('run --wait waits for approval and goes on once a lead approves; runs cancel ends a waiting run', async () => {
+    const restart = [
+      'run',
+      'rollout-restart',
+      '--cluster',
+      'dev',
+      '--param',
+      'namespace=platform-demo',
+      '--param',
+      'deployment=demo-app',
+      '--ticket',
+      'INC-8',
+      '--reason',
+      'stuck pods',
+      '--wait',
+    ];
+    const following = asOps(restart);
+    const w = await waitingRun('rollout-restart');
+    const get = await asOps(['runs', 'get', w.id]);
+    assert.match(get.stdout, /^status: {5}awaiting-approval$/m);
+    assert.match(get.stdout, /^reason: {5}stuck pods$/m);
+    assert.match(get.stdout, new RegExp(`^approval: {3}${w.approval} pending$`, 'm'));
+    // The operator may not approve their own run; a lead may.
+    const self = await asOps(['request', 'approve', w.approval]);
+    assert.equal(self.code, 1);
+    assert.match(self.stderr, /^kubegate: 403: /);
+    // Through the REST API: `kubegate request approve` cannot print a run's approval yet.
+    const ok = await approve(w.approval);
+    assert.equal(ok.status, 200, ok.body);
+    const r = await following;
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], w.id);
+    assert.ok(
+      lines.includes(
+        `run ${w.id}: awaiting-approval (approval ${w.approval}: kubegate request get ${w.approval})`,
+      ),
+      r.stdout,
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith('dev: step 1 restart: succeeded')),
+      r.stdout,
+    );
+    assert.match(
+      lines[lines.length - 1]!,
+      new RegExp(`^run ${w.id} succeeded \\(1 cluster\\) in `),
+    );
+    assert.ok(
+      (await deployment('demo-app')).spec.replicas >= 0 &&
+        /restartedAt/.test(
+          await kubectlOk(
+            [
+              'get',
+              'deployment',
+              'demo-app',
+              '-n',
+              'platform-demo',
+              '-o',
+              'jsonpath={.spec.template.metadata.annotations}',
+            ],
+            admin(),
+          ),
+        ),
+      'the pod template carries the restart annotation',
+    );
+
+    // Cancelled while it waits: --wait ends with exit 1, and nothing ran.
+    const second = asOps(restart);
+    const c = await waitingRun('rollout-restart');
+    assert.notEqual(c.id, w.id);
+    const cancel = await asOps(['runs', 'cancel', c.id, '--reason', 'ticket closed']);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.equal(cancel.stdout, `run ${c.id}: cancelled\n`);
+    const s = await second;
+    assert.equal(s.code, 1, `${s.stdout}\n${s.stderr}`);
+    assert.match(
+      s.stdout,
+      new RegExp(`\\nrun ${c.id} cancelled \\(cancelled on dev\\) in \\d+\\.\\ds\\n$`),
+    );
+    assert.doesNotMatch(s.stdout, /step 1 restart: (running|succeeded)/);
+    const again = await asOps(['runs', 'cancel', c.id]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^kubegate: 409: /);
+    const shown = await asOps(['runs', 'get', c.id]);
+    assert.match(shown.stdout, /^cancel: {5}cancelled by user:ops@example\.com: ticket closed$/m);
   });
 
   test('admin runbook apply: a custom runbook, its versions, run by the operator', async () => {

@@ -122,6 +122,8 @@ describe('kubegate run: the command line', () => {
         '1',
         '--concurrency',
         '2',
+        '--offline-wait',
+        '5m',
         '--idempotency-key',
         'INC-42-1',
       ]),
@@ -139,6 +141,7 @@ describe('kubegate run: the command line', () => {
       dryRun: true,
       canary: 1,
       concurrency: 2,
+      offlineWait: '5m',
     });
     assert.deepEqual(full.headers, { 'idempotency-key': 'INC-42-1' });
   });
@@ -152,7 +155,9 @@ describe('kubegate run: the command line', () => {
             '--param',
             'bad',
             '--canary',
-            '0',
+            '-1',
+            '--offline-wait',
+            'soon',
             '--concurrency',
             'two',
             '--selector',
@@ -166,7 +171,8 @@ describe('kubegate run: the command line', () => {
         for (const re of [
           /--selector: /,
           /--param "bad" must look like name=value/,
-          /--canary must be a whole number of at least 1 \(got "0"\)/,
+          /--canary must be a whole number of at least 0 \(got "-1"\)/,
+          /--offline-wait must be a duration such as 90s or 5m \(got "soon"\)/,
           /--concurrency must be a whole number of at least 1 \(got "two"\)/,
           /--idempotency-key must be 1 to 128 visible ASCII characters/,
         ])
@@ -189,7 +195,7 @@ describe('kubegate run: the command line', () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^Usage: kubegate run NAME \[--cluster NAME\]\.\.\./);
     assert.match(r.stdout, /No\s+Idempotency-Key is sent unless --idempotency-key is given/);
-    assert.match(r.stdout, /exits 0 when\s+the run succeeded and 1 when it failed/);
+    assert.match(r.stdout, /exits 0 when\s+the\s+run succeeded and 1 when it failed/);
     for (const path of ['runs', 'runbook', 'admin runbook']) {
       const g = await inProcess([...path.split(' '), '--help']);
       assert.equal(g.code, 0);
