@@ -309,8 +309,11 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
   });
 
   test('a dry run shows the diff and changes nothing', async () => {
-    const r = await asOps([...scaleArgs('5'), '--dry-run', '--wait']);
+    // The clusters by label selector this time.
+    const args = scaleArgs('5').filter((a) => a !== '--cluster' && a !== 'dev');
+    const r = await asOps([...args, '--selector', 'env=dev', '--dry-run', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /: dry run of scale-deployment v1 in platform-demo on dev; /);
     assert.match(r.stdout, /^dev: step 1 scale: succeeded: .*dry run/m);
     assert.match(r.stdout, /^ {4}\+\s+replicas: 5$/m);
     assert.match(r.stdout, /^dry run \S+ succeeded \(1 cluster\)/m);

@@ -622,6 +622,34 @@ cluster dev: failed: step 2 (read) failed
     );
   });
 
+  test('runs get: a fleet run shows its canary and concurrency; a cancelled one why', () => {
+    const fleet = runText(
+      run({
+        status: 'cancelled',
+        canary: 1,
+        concurrency: 2,
+        offlineWait: 60,
+        cancelReason: 'cancelled by user:ann: ticket closed',
+        targets: [
+          { cluster: 'a', status: 'succeeded', message: '', steps: [] },
+          {
+            cluster: 'b',
+            status: 'cancelled',
+            message: 'not run: the run was cancelled',
+            steps: [],
+          },
+        ],
+      }),
+    );
+    assert.match(fleet, /^fleet: {6}canary 1, concurrency 2, offline wait 60s$/m);
+    assert.match(fleet, /^cancel: {5}cancelled by user:ann: ticket closed$/m);
+    assert.match(
+      fleet,
+      /^cluster a: succeeded\n\ncluster b: cancelled: not run: the run was cancelled$/m,
+    );
+    assert.doesNotMatch(runText(run()), /^(fleet|cancel):/m);
+  });
+
   test('runbook get: parameters with types, defaults and bounds; targets; steps', () => {
     const spec = catalogue.find((s) => s.name === 'scale-deployment')!;
     const text = runbookText({ ...spec, version: 1, builtin: true });
