@@ -34,7 +34,10 @@ export const groups: Record<string, string> = {
   'admin approval': 'approval policies and webhooks',
   'admin approval policy': 'approval policies',
   'admin approval webhook': 'approval webhooks',
+  'admin runbook': 'stored runbooks (definitions of governed operations)',
   request: 'ask for access and decide approvals as yourself, through the proxy',
+  runs: 'runbook runs: history, one run, cancel (through the proxy, as yourself)',
+  runbook: 'the runbooks you may ask to run (through the proxy)',
 };
 
 const out: OptionSpec = { value: 'FILE', doc: 'write to FILE (mode 0600) instead of stdout' };
@@ -88,8 +91,39 @@ const identity = handlersIn(() => import('./admin-identity.js'));
 const rbac = handlersIn(() => import('./admin-rbac.js'));
 const tokens = handlersIn(() => import('./admin-token.js'));
 const approvals = handlersIn(() => import('./approvals.js'));
+const runbooks = handlersIn(() => import('./runbooks.js'));
 
 const name = (n = 'NAME', doc?: string): ArgSpec[] => [{ name: n, ...(doc ? { doc } : {}) }];
+const outputOpt: OptionSpec = {
+  value: 'text|json|yaml',
+  doc: 'readable text (default), or what the API answers as JSON or YAML',
+};
+
+const runHelp = `Asks the proxy for a run (POST /api/v1/runs) as the identity of your fleet
+kubeconfig; you need the verb "run" on the runbook (resource "runbooks", API
+group kubegate.dev) in the run's namespace on every cluster named. The steps
+run in the cluster as the runbook's own ServiceAccount, never as you.
+
+Parameters are sent as the text given (--param replicas=3); the proxy turns
+them into integers or booleans as the runbook declares. A value may hold '='
+and ','; a name given twice is an error. "kubegate runbook get NAME" lists a
+runbook's parameters.
+
+Prints the run's id on stdout (a script can keep it) and its status on
+stderr; exits 0 once the run is asked for. With --wait it follows the run,
+printing each cluster's status and each step as it starts and finishes: its
+message and, once finished, the changed lines of its diff ("kubegate runs
+get ID" shows the whole diff); then one summary line. It exits 0 when the
+run succeeded and 1 when it failed, ended unknown, offline, denied, expired
+or cancelled. Interrupting --wait does not stop the run:
+"kubegate runs cancel ID" does.
+
+A refused request (422) lists every problem, one per line. No
+Idempotency-Key is sent unless --idempotency-key is given: then asking again
+with the same key and the same request answers the run made the first time
+instead of making a second one (the same key with another request is
+refused), so a retried script never runs twice.`;
+
 const decide = (verb: 'approve' | 'deny' | 'withdraw', summary: string): Command => ({
   path: `request ${verb}`,
   summary,
@@ -443,6 +477,35 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
   },
 
   {
+    path: 'admin runbook list',
+    summary: 'list runbooks: built-in and stored, with versions',
+    run: runbooks('adminRunbookList'),
+  },
+  {
+    path: 'admin runbook apply',
+    summary: 'create a runbook, or save a new version of a stored one',
+    options: {
+      file: {
+        value: 'runbook.yaml',
+        required: true,
+        doc: 'the definition, YAML or JSON; - for stdin',
+      },
+    },
+    help: `The definition: name, description, parameters, targets, steps (docs/runbooks.md).
+A runbook by that name is replaced by a new version (runs already made keep
+theirs); the same definition again changes nothing. Problems are listed one
+per line. Built-in runbooks cannot be replaced. Fields "runbook get --output yaml"
+adds (version, builtin, updatedBy, updatedAt) are ignored. Needs DATABASE_URL.`,
+    run: runbooks('adminRunbookApply'),
+  },
+  {
+    path: 'admin runbook delete',
+    summary: 'delete a stored runbook (its runs stay in the history)',
+    args: name(),
+    run: runbooks('adminRunbookDelete'),
+  },
+
+  {
     path: 'request create',
     summary: 'ask for time-bound access; prints the approval id',
     options: {
@@ -473,6 +536,83 @@ now. Needs DATABASE_URL. REST: POST /api/v1/clusters/NAME/revoke-agent.`,
     args: name('ID'),
     options: { kubeconfig: kubeconfigOpt },
     run: approvals('requestGet'),
+  },
+  {
+    path: 'run',
+    summary: 'ask for a runbook run; --wait follows it to the end',
+    args: name('NAME', 'the runbook ("kubegate runbook list")'),
+    options: {
+      cluster: { value: 'NAME', repeatable: true, doc: 'a cluster to run on (repeat, or a,b)' },
+      selector: { value: "'env=prod'", doc: 'the clusters whose labels match' },
+      param: {
+        value: 'k=v',
+        repeatable: true,
+        doc: 'a parameter (repeat; the value may hold = and ,)',
+      },
+      ticket: { value: 'INC-42', doc: 'the ticket the run is for (kept with the run)' },
+      reason: { value: 'TEXT', doc: 'why (approvers see it)' },
+      'dry-run': {
+        type: 'boolean',
+        doc: 'every step with dryRun=All: the diffs, nothing changed',
+      },
+      wait: { type: 'boolean', doc: 'follow the run; exit 0 only if it succeeds' },
+      canary: { value: 'N', doc: 'run on N clusters first; the rest only if they succeed' },
+      concurrency: { value: 'N', doc: 'at most N clusters at a time (default 5)' },
+      'offline-wait': {
+        value: '5m',
+        doc: 'how long an offline cluster is waited for before it is reported offline (default 60s)',
+      },
+      'idempotency-key': {
+        value: 'K',
+        doc: 'the same K and request answer the same run (none is sent by default)',
+      },
+      kubeconfig: kubeconfigOpt,
+    },
+    help: runHelp,
+    run: runbooks('runCreate'),
+  },
+  {
+    path: 'runs list',
+    summary: "runs, newest first: yours (admins: everyone's)",
+    options: {
+      runbook: { value: 'NAME', doc: 'only runs of this runbook' },
+      status: { value: 'STATUS', doc: 'only runs in this status (succeeded, failed, running, …)' },
+      ticket: { value: 'INC-42', doc: 'only runs for this ticket' },
+      requester: { value: 'NAME', doc: 'only runs this user or robot asked for' },
+      limit: { value: 'N', doc: 'at most N runs, 1 to 500 (default 50)' },
+      output: outputOpt,
+      kubeconfig: kubeconfigOpt,
+    },
+    help: "A table: id, runbook and version, the run's status, each cluster's status, who asked, ticket, when.",
+    run: runbooks('runsList'),
+  },
+  {
+    path: 'runs get',
+    summary: "one run: who asked, each cluster's steps, messages, diffs and results",
+    args: name('ID'),
+    options: { output: outputOpt, kubeconfig: kubeconfigOpt },
+    run: runbooks('runsGet'),
+  },
+  {
+    path: 'runs cancel',
+    summary: 'cancel a run: steps not yet started never run',
+    args: name('ID'),
+    options: { reason: { value: 'TEXT', doc: 'why' }, kubeconfig: kubeconfigOpt },
+    run: runbooks('runsCancel'),
+  },
+  {
+    path: 'runbook list',
+    summary: 'the runbooks: name, version, built in, description',
+    options: { output: outputOpt, kubeconfig: kubeconfigOpt },
+    run: runbooks('runbookList'),
+  },
+  {
+    path: 'runbook get',
+    summary: 'one runbook: parameters (types, defaults, bounds), targets, steps',
+    args: name(),
+    options: { output: outputOpt, kubeconfig: kubeconfigOpt },
+    help: '"--output yaml" prints the definition as "kubegate admin runbook apply -f" takes it.',
+    run: runbooks('runbookGet'),
   },
   decide('approve', 'approve a request'),
   decide('deny', 'deny a request'),
