@@ -5,9 +5,6 @@
  * database, like the other admin commands.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { KgError } from '../../common/errors.js';
 import { parseMasterKey } from '../pki/master-key.js';
@@ -22,80 +19,11 @@ import {
 import { policyView } from '../approvals/policy-spec.js';
 import { createWebhook, deleteWebhook, listWebhooks } from '../approvals/webhooks.js';
 import { cliActor, cliConfig, flag, flagList, withPool, type Invocation } from './args.js';
+import { call, endpoint, type Endpoint } from './rest.js';
 
-interface Endpoint {
-  base: string;
-  token: string;
-  ca?: string;
-}
-
-/** Server, token and CA from the environment or the current context of a kubeconfig. */
-function endpoint(p: Invocation): Endpoint {
-  const env = p.io.env;
-  const envServer = env.KUBEGATE_SERVER;
-  const envToken = env.KUBEGATE_TOKEN;
-  if (envServer && envToken) return { base: envServer.replace(/\/+$/, ''), token: envToken };
-  const file =
-    flag(p, 'kubeconfig') ?? env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
-  type Kc = {
-    'current-context'?: string;
-    contexts?: { name: string; context: { cluster: string; user: string } }[];
-    clusters?: {
-      name: string;
-      cluster: { server: string; 'certificate-authority-data'?: string };
-    }[];
-    users?: { name: string; user: { token?: string } }[];
-  };
-  let kc: Kc;
-  try {
-    kc = parseYaml(readFileSync(file, 'utf8')) as Kc;
-  } catch (err) {
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `cannot read kubeconfig ${file}: ${(err as Error).message}`,
-    );
-  }
-  const ctx = kc.contexts?.find((c) => c.name === kc['current-context']) ?? kc.contexts?.[0];
-  const cluster = kc.clusters?.find((c) => c.name === ctx?.context.cluster);
-  const user = kc.users?.find((u) => u.name === ctx?.context.user);
-  if (!cluster || !user?.user.token)
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `kubeconfig ${file} has no kubegate context with a token`,
-    );
-  const url = new URL(cluster.cluster.server);
-  const caData = cluster.cluster['certificate-authority-data'];
-  return {
-    base: url.origin,
-    token: user.user.token,
-    ...(caData ? { ca: Buffer.from(caData, 'base64').toString('utf8') } : {}),
-  };
-}
-
-async function call(e: Endpoint, method: string, path: string, body?: unknown): Promise<unknown> {
-  const dispatcher = new Agent({ connect: e.ca ? { ca: e.ca } : {} });
-  try {
-    const res = await request(`${e.base}${path}`, {
-      method: method as 'GET',
-      dispatcher,
-      headers: {
-        authorization: `Bearer ${e.token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.body.text();
-    const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    if (res.statusCode >= 400)
-      throw new KgError(
-        'KG_ERR_BAD_REQUEST',
-        `${res.statusCode}: ${String(parsed.detail ?? text)}`,
-      );
-    return parsed;
-  } finally {
-    await dispatcher.close();
-  }
-}
+/** The answer's JSON (a refusal throws, with the problem's detail). */
+const callJson = async (e: Endpoint, method: string, path: string, body?: unknown) =>
+  (await call(e, method, path, body)).json;
 
 type View = {
   id: string;
@@ -105,13 +33,16 @@ type View = {
   reason: string;
   access?: { role: string; expiresAt?: string };
   action?: { verb: string; resource: string; name: string; namespace: string; cluster: string };
+  run?: { runbook: string; namespace: string; clusters: string[]; ticket: string };
   diff?: string | null;
 };
 
 function line(v: View): string {
   const what = v.access
     ? `access ${v.access.role}`
-    : `${v.action!.verb} ${v.action!.resource}/${v.action!.name} ${v.action!.namespace || '-'}@${v.action!.cluster}`;
+    : v.run
+      ? `run ${v.run.runbook} ${v.run.namespace || '-'}@${v.run.clusters.join(',')}${v.run.ticket ? ` ${v.run.ticket}` : ''}`
+      : `${v.action!.verb} ${v.action!.resource}/${v.action!.name} ${v.action!.namespace || '-'}@${v.action!.cluster}`;
   return `${v.id}\t${v.status}\t${v.requester.name}\t${what}\t${v.reason}\n`;
 }
 
@@ -128,7 +59,7 @@ export async function requestCreate(p: Invocation): Promise<void> {
     duration: flag(p, 'duration'),
     reason: flag(p, 'reason'),
   };
-  const v = (await call(endpoint(p), 'POST', '/api/v1/approvals', body)) as View;
+  const v = (await callJson(endpoint(p), 'POST', '/api/v1/approvals', body)) as View;
   p.io.stdout.write(`${v.id}\n`);
   p.io.stderr.write(`access request ${v.id} is ${v.status}; approvers were notified\n`);
 }
@@ -140,7 +71,7 @@ export async function requestList(p: Invocation): Promise<void> {
   // Every page, in order: the API pages with limit + continue.
   q.set('limit', '500');
   for (;;) {
-    const r = (await call(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as {
+    const r = (await callJson(e, 'GET', `/api/v1/approvals?${q.toString()}`)) as {
       items: View[];
       continue?: string;
     };
@@ -152,7 +83,11 @@ export async function requestList(p: Invocation): Promise<void> {
 
 export async function requestGet(p: Invocation): Promise<void> {
   const id = p.positionals[0]!;
-  const v = (await call(endpoint(p), 'GET', `/api/v1/approvals/${encodeURIComponent(id)}`)) as View;
+  const v = (await callJson(
+    endpoint(p),
+    'GET',
+    `/api/v1/approvals/${encodeURIComponent(id)}`,
+  )) as View;
   const { diff, ...rest } = v;
   p.io.stdout.write(toYaml(rest));
   if (diff) p.io.stdout.write(`\n${diff}`);
@@ -163,7 +98,7 @@ export function requestDecide(verb: 'approve' | 'deny' | 'withdraw') {
   return async (p: Invocation): Promise<void> => {
     const id = p.positionals[0]!;
     const reason = flag(p, 'reason');
-    const v = (await call(
+    const v = (await callJson(
       endpoint(p),
       'POST',
       `/api/v1/approvals/${encodeURIComponent(id)}/${verb}`,

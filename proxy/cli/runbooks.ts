@@ -13,10 +13,7 @@
  * text without a proxy.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseDuration } from '../../common/config.js';
 import { KgError, isKgError } from '../../common/errors.js';
@@ -32,132 +29,13 @@ import {
   getRunbook,
   listRunbooks,
   replaceRunbook,
+  finalRun,
+  finalTarget,
   type RunbookRecord,
 } from '../runbooks/store.js';
 import { cliActor, flag, flagList, UsageError, withPool, type Invocation } from './args.js';
 import { table } from './table.js';
-
-// --- the REST API ----------------------------------------------------------------
-
-interface Endpoint {
-  base: string;
-  token: string;
-  ca?: string;
-}
-
-/**
- * Server, token and CA from KUBEGATE_SERVER + KUBEGATE_TOKEN or from the
- * current context of a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config),
- * read the way `kubegate request` reads it.
- */
-function endpoint(p: Invocation): Endpoint {
-  const env = p.io.env;
-  if (env.KUBEGATE_SERVER && env.KUBEGATE_TOKEN)
-    return { base: env.KUBEGATE_SERVER.replace(/\/+$/, ''), token: env.KUBEGATE_TOKEN };
-  const file =
-    flag(p, 'kubeconfig') ?? env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
-  type Kc = {
-    'current-context'?: string;
-    contexts?: { name: string; context: { cluster: string; user: string } }[];
-    clusters?: {
-      name: string;
-      cluster: { server: string; 'certificate-authority-data'?: string };
-    }[];
-    users?: { name: string; user: { token?: string } }[];
-  };
-  let kc: Kc;
-  try {
-    kc = parseYaml(readFileSync(file, 'utf8')) as Kc;
-  } catch (err) {
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `cannot read kubeconfig ${file}: ${(err as Error).message}`,
-    );
-  }
-  const ctx = kc?.contexts?.find((c) => c.name === kc['current-context']) ?? kc?.contexts?.[0];
-  const cluster = kc?.clusters?.find((c) => c.name === ctx?.context.cluster);
-  const user = kc?.users?.find((u) => u.name === ctx?.context.user);
-  if (!cluster || !user?.user.token)
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `kubeconfig ${file} has no kubegate context with a token`,
-    );
-  const caData = cluster.cluster['certificate-authority-data'];
-  return {
-    base: new URL(cluster.cluster.server).origin,
-    token: user.user.token,
-    ...(caData ? { ca: Buffer.from(caData, 'base64').toString('utf8') } : {}),
-  };
-}
-
-/** An answer of the API that is not a success: its status and problem JSON. */
-export class ApiError extends KgError {
-  constructor(
-    readonly statusCode: number,
-    readonly problem: Record<string, unknown>,
-    message: string,
-  ) {
-    super('KG_ERR_BAD_REQUEST', message);
-  }
-}
-
-/**
- * The sentence (or lines) to show for a refused request: the problem's
- * detail, and for a 422 every problem on a line of its own.
- */
-export function refusal(status: number, problem: Record<string, unknown>, text = ''): string {
-  const problems = Array.isArray(problem.problems)
-    ? problem.problems.filter((x): x is string => typeof x === 'string')
-    : [];
-  if (status === 422 && problems.length) {
-    const what = typeof problem.detail === 'string' ? problem.detail.split(' is invalid')[0] : '';
-    const n = problems.length;
-    return `${status}: ${what || 'the request'} refused, ${n} problem${n === 1 ? '' : 's'}:\n${problems.map((x) => `  - ${x}`).join('\n')}`;
-  }
-  const detail =
-    typeof problem.detail === 'string' ? problem.detail : text.trim() || 'no detail given';
-  return `${status}: ${detail}`;
-}
-
-async function call(
-  e: Endpoint,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: unknown }> {
-  const dispatcher = new Agent({ connect: e.ca ? { ca: e.ca } : {} });
-  try {
-    const res = await request(`${e.base}${path}`, {
-      method: method as 'GET',
-      dispatcher,
-      headers: {
-        authorization: `Bearer ${e.token}`,
-        accept: 'application/json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.body.text();
-    let parsed: unknown = {};
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      parsed = {};
-    }
-    if (res.statusCode >= 400) {
-      const problem = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<
-        string,
-        unknown
-      >;
-      throw new ApiError(res.statusCode, problem, refusal(res.statusCode, problem, text));
-    }
-    return { status: res.statusCode, json: parsed };
-  } finally {
-    await dispatcher.close();
-  }
-}
+import { ApiError, call, endpoint, type Endpoint } from './rest.js';
 
 // --- shapes the API answers with ---------------------------------------------------
 
@@ -207,22 +85,9 @@ export interface RunView {
 
 export type RunbookView = Omit<RunbookRecord, 'spec'> & RunbookRecord['spec'];
 
-/** Statuses a run ends in; any status once finishedAt is set counts too. */
-const finalStatuses = [
-  'succeeded',
-  'failed',
-  'unknown',
-  'offline',
-  'cancelled',
-  'denied',
-  'expired',
-];
-
-/** Statuses a cluster of a run ends in. */
-const finalTargetStatuses = ['succeeded', 'failed', 'unknown', 'offline', 'cancelled'];
-
+/** Whether a run has ended: one of the final statuses, or a finishedAt set. */
 export function runFinished(r: Pick<RunView, 'status' | 'finishedAt'>): boolean {
-  return finalStatuses.includes(r.status) || !!r.finishedAt;
+  return (finalRun as readonly string[]).includes(r.status) || !!r.finishedAt;
 }
 
 // --- kubegate run --------------------------------------------------------------------
@@ -400,7 +265,7 @@ export class Progress {
         if (pv.diff) lines.push(indent(diffHunks(pv.diff), '    '));
       }
       // A cluster's own status first when it starts, last when it ends.
-      const ended = finalTargetStatuses.includes(t.status);
+      const ended = (finalTarget as readonly string[]).includes(t.status);
       if (!ended && changed(`target ${t.cluster}`, t.status))
         lines.push(`${t.cluster}: ${t.status}`);
       for (const s of t.steps ?? []) {
@@ -581,13 +446,16 @@ export async function runsList(p: Invocation): Promise<void> {
   else p.io.stderr.write('no runs\n');
 }
 
-export async function runsGet(p: Invocation): Promise<void> {
+/** GET one object and print it: as text, or as JSON/YAML with --output. */
+async function show<T>(p: Invocation, path: string, text: (v: T) => string): Promise<void> {
   const raw = wantJson(p);
-  const id = p.positionals[0]!;
-  const run = (await call(endpoint(p), 'GET', `/api/v1/runs/${encodeURIComponent(id)}`))
-    .json as RunView;
-  if (raw) structured(p, run);
-  else p.io.stdout.write(runText(run));
+  const v = (await call(endpoint(p), 'GET', path)).json as T;
+  if (raw) structured(p, v);
+  else p.io.stdout.write(text(v));
+}
+
+export async function runsGet(p: Invocation): Promise<void> {
+  await show(p, `/api/v1/runs/${encodeURIComponent(p.positionals[0]!)}`, runText);
 }
 
 export async function runsCancel(p: Invocation): Promise<void> {
@@ -715,12 +583,7 @@ export async function runbookList(p: Invocation): Promise<void> {
 }
 
 export async function runbookGet(p: Invocation): Promise<void> {
-  const raw = wantJson(p);
-  const name = p.positionals[0]!;
-  const rb = (await call(endpoint(p), 'GET', `/api/v1/runbooks/${encodeURIComponent(name)}`))
-    .json as RunbookView;
-  if (raw) structured(p, rb);
-  else p.io.stdout.write(runbookText(rb));
+  await show(p, `/api/v1/runbooks/${encodeURIComponent(p.positionals[0]!)}`, runbookText);
 }
 
 // --- kubegate admin runbook ------------------------------------------------------------------

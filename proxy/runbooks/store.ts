@@ -48,12 +48,19 @@ export const runStatuses = [
 export type RunStatus = (typeof runStatuses)[number];
 /** A target (one cluster of a run) also has these, before it is queued. */
 export type TargetStatus = RunStatus | 'preview' | 'held';
-const finalTarget: readonly TargetStatus[] = [
+/** How one cluster of a run can end. */
+export const finalTarget: readonly TargetStatus[] = [
   'succeeded',
   'failed',
   'unknown',
   'offline',
   'cancelled',
+];
+/** How a run can end: as its clusters can, or refused before it started. */
+export const finalRun: readonly RunStatus[] = [
+  ...(finalTarget as RunStatus[]),
+  'denied',
+  'expired',
 ];
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped' | 'unknown';
 

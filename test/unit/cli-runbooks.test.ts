@@ -18,7 +18,6 @@ import {
   diffHunks,
   paramsOf,
   Progress,
-  refusal,
   runBody,
   runbookText,
   runsTable,
@@ -27,6 +26,7 @@ import {
   type RunView,
   type StepView,
 } from '../../proxy/cli/runbooks.js';
+import { refusal } from '../../proxy/cli/rest.js';
 import { catalogue } from '../../proxy/runbooks/catalogue.js';
 
 async function inProcess(argv: string[], env: NodeJS.ProcessEnv = {}) {

@@ -61,23 +61,28 @@ export interface RunTarget {
   preview?: PreviewStep[] | null;
 }
 
-export interface Run {
-  id: string;
+/** What was asked for: which runbook, where, with which values, why. */
+export interface RunAsk {
   runbook: string;
   version: number;
-  namespace: string;
   params: ParamValues;
-  dryRun: boolean;
-  requester: { name: string; kind: string; groups: string[] };
+  namespace: string;
   ticket: string;
   reason?: string;
-  status: RunStatus;
-  createdAt: string;
-  finishedAt: string | null;
-  approval?: { id: string; status: Parameters<typeof statusBadge>[0] } | null;
-  cancelReason?: string | null;
+  dryRun: boolean;
   canary?: number;
   concurrency?: number;
+}
+
+/** A run: what was asked, by whom, and how it went. */
+export interface Run extends RunAsk {
+  id: string;
+  requester: { name: string; kind: string; groups: string[] };
+  approval?: { id: string; status: Parameters<typeof statusBadge>[0] } | null;
+  status: RunStatus;
+  cancelReason?: string | null;
+  createdAt: string;
+  finishedAt: string | null;
   targets?: RunTarget[];
 }
 

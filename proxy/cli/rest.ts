@@ -1,0 +1,132 @@
+/**
+ * The CLI's client for the proxy's REST API, as the person running it: the
+ * server, token and CA come from KUBEGATE_SERVER + KUBEGATE_TOKEN or the
+ * current context of the fleet kubeconfig. Used by `kubegate request …`,
+ * `kubegate run`, `kubegate runs …` and `kubegate runbook …`.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { parse as parseYaml } from 'yaml';
+import { KgError } from '../../common/errors.js';
+import { flag, type Invocation } from './args.js';
+
+export interface Endpoint {
+  base: string;
+  token: string;
+  ca?: string;
+}
+
+/**
+ * Server, token and CA from KUBEGATE_SERVER + KUBEGATE_TOKEN or from the
+ * current context of a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config).
+ */
+export function endpoint(p: Invocation): Endpoint {
+  const env = p.io.env;
+  if (env.KUBEGATE_SERVER && env.KUBEGATE_TOKEN)
+    return { base: env.KUBEGATE_SERVER.replace(/\/+$/, ''), token: env.KUBEGATE_TOKEN };
+  const file =
+    flag(p, 'kubeconfig') ?? env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+  type Kc = {
+    'current-context'?: string;
+    contexts?: { name: string; context: { cluster: string; user: string } }[];
+    clusters?: {
+      name: string;
+      cluster: { server: string; 'certificate-authority-data'?: string };
+    }[];
+    users?: { name: string; user: { token?: string } }[];
+  };
+  let kc: Kc;
+  try {
+    kc = parseYaml(readFileSync(file, 'utf8')) as Kc;
+  } catch (err) {
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      `cannot read kubeconfig ${file}: ${(err as Error).message}`,
+    );
+  }
+  const ctx = kc?.contexts?.find((c) => c.name === kc['current-context']) ?? kc?.contexts?.[0];
+  const cluster = kc?.clusters?.find((c) => c.name === ctx?.context.cluster);
+  const user = kc?.users?.find((u) => u.name === ctx?.context.user);
+  if (!cluster || !user?.user.token)
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      `kubeconfig ${file} has no kubegate context with a token`,
+    );
+  const caData = cluster.cluster['certificate-authority-data'];
+  return {
+    base: new URL(cluster.cluster.server).origin,
+    token: user.user.token,
+    ...(caData ? { ca: Buffer.from(caData, 'base64').toString('utf8') } : {}),
+  };
+}
+
+/** An answer of the API that is not a success: its status and problem JSON. */
+export class ApiError extends KgError {
+  constructor(
+    readonly statusCode: number,
+    readonly problem: Record<string, unknown>,
+    message: string,
+  ) {
+    super('KG_ERR_BAD_REQUEST', message);
+  }
+}
+
+/**
+ * The sentence (or lines) to show for a refused request: the problem's
+ * detail, and for a 422 every problem on a line of its own.
+ */
+export function refusal(status: number, problem: Record<string, unknown>, text = ''): string {
+  const problems = Array.isArray(problem.problems)
+    ? problem.problems.filter((x): x is string => typeof x === 'string')
+    : [];
+  if (status === 422 && problems.length) {
+    const what = typeof problem.detail === 'string' ? problem.detail.split(' is invalid')[0] : '';
+    const n = problems.length;
+    return `${status}: ${what || 'the request'} refused, ${n} problem${n === 1 ? '' : 's'}:\n${problems.map((x) => `  - ${x}`).join('\n')}`;
+  }
+  const detail =
+    typeof problem.detail === 'string' ? problem.detail : text.trim() || 'no detail given';
+  return `${status}: ${detail}`;
+}
+
+export async function call(
+  e: Endpoint,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: unknown }> {
+  const dispatcher = new Agent({ connect: e.ca ? { ca: e.ca } : {} });
+  try {
+    const res = await request(`${e.base}${path}`, {
+      method: method as 'GET',
+      dispatcher,
+      headers: {
+        authorization: `Bearer ${e.token}`,
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.body.text();
+    let parsed: unknown = {};
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = {};
+    }
+    if (res.statusCode >= 400) {
+      const problem = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<
+        string,
+        unknown
+      >;
+      throw new ApiError(res.statusCode, problem, refusal(res.statusCode, problem, text));
+    }
+    return { status: res.statusCode, json: parsed };
+  } finally {
+    await dispatcher.close();
+  }
+}
