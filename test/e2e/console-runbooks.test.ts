@@ -12,7 +12,7 @@
  *   makes no run;
  * - the Runs page lists the run, and its filters work;
  * - "Dry run" in the form shows the diff and changes nothing;
- * - under a runbook approval policy the run waits: an admin sees the
+ * - under a runbook approval policy the run waits: a platform lead sees the
  *   runbook, clusters, namespace, parameters, ticket, steps and the dry
  *   run's diff in the inbox and approves it there, and the requester's run
  *   page follows it to `succeeded` by itself (asking every second while it
@@ -36,7 +36,7 @@ let stack: Stack;
 let idp: Idp;
 let publicUrl: string;
 let dev: ChromiumSession;
-let admin: ChromiumSession;
+let lead: ChromiumSession;
 let ca: string;
 let adminToken: string;
 const direct = () => ({ kubeconfig: stack.cluster.kubeconfig });
@@ -57,6 +57,7 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
   before(async () => {
     const sso = await startStackIdp();
     idp = sso.idp;
+    idp.addUser({ email: 'lead@example.com', name: 'Lead', groups: ['platform-leads'] });
     publicUrl = sso.publicUrl;
     stack = await startStack({
       clusters: [{ name: 'dev', labels: { env: 'dev' } }],
@@ -108,13 +109,13 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
         namespaces: ['platform-demo'],
       });
     dev = await launchChromium(publicUrl);
-    admin = await launchChromium(publicUrl);
+    lead = await launchChromium(publicUrl);
     await signIn(dev.page, publicUrl, 'dev@example.com');
-    await signIn(admin.page, publicUrl, 'admin@example.com');
+    await signIn(lead.page, publicUrl, 'lead@example.com');
   });
   after(async () => {
     await dev?.close();
-    await admin?.close();
+    await lead?.close();
     await stack?.stop();
     await idp?.close();
   });
@@ -276,7 +277,7 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
   });
 
   test('a run an approval policy covers waits: the approver sees its steps and dry-run diff in the inbox, the run page follows it to the end', async () => {
-    // Developers' scale-deployment runs on dev wait for a kubegate admin.
+    // Developers' scale-deployment runs on dev wait for a platform lead.
     const policy = await httpGet(`${stack.publicUrl}/api/v1/approval-policies`, {
       ca,
       token: adminToken,
@@ -284,8 +285,8 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
       body: JSON.stringify({
         name: 'dev-runbooks',
         kind: 'runbook',
-        description: 'an admin approves developers scaling on dev',
-        approvers: { groups: ['kubegate-admins'] },
+        description: 'a platform lead approves developers scaling on dev',
+        approvers: { groups: ['platform-leads'] },
         clusters: { names: ['dev'] },
         runbooks: ['scale-deployment'],
         requesterGroups: ['developers'],
@@ -322,7 +323,7 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
     await screenshot(page, '45-run-awaiting-approval');
 
     // The approver's inbox: the run in full, and the dry run's diff once it is in.
-    const inbox = admin.page;
+    const inbox = lead.page;
     const card = inbox.getByRole('article', {
       name: 'Runbook run: scale-deployment in platform-demo on dev for INC-44',
     });
