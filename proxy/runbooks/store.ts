@@ -991,12 +991,17 @@ export function finishTarget(
   );
 }
 
-/** Queued targets whose cluster no replica served within the run's offline wait: offline. */
+/**
+ * Queued targets whose cluster has had no agent connected (to any replica)
+ * for the run's offline wait: offline, with nothing run there.
+ */
 export async function expireOffline(pool: Pool, publicUrl: string): Promise<number> {
   const rows = await query<{ run_id: string; cluster: string; offline_wait: number }>(
     pool,
     `SELECT t.run_id, t.cluster, r.offline_wait FROM runbook_run_targets t JOIN runbook_runs r ON r.id = t.run_id
-     WHERE t.status = 'queued' AND t.queued_at < now() - make_interval(secs => r.offline_wait)`,
+     WHERE t.status = 'queued' AND t.queued_at < now() - make_interval(secs => r.offline_wait)
+       -- Waiting for a slot (the run's concurrency) is not being offline.
+       AND NOT EXISTS (SELECT 1 FROM replica_tunnels rt WHERE rt.cluster = t.cluster)`,
   );
   for (const r of rows)
     await finishTarget(

@@ -12,14 +12,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { runKubegate } from '../support/proc.js';
-import { httpGet } from '../support/http.js';
-import { parse } from 'yaml';
 
 let stack: Stack;
 let opsKubeconfig: string;
@@ -36,18 +34,13 @@ function asOps(args: string[]) {
   });
 }
 
-/** A platform lead approves, through the REST API with the token of their fleet kubeconfig. */
-async function approve(approvalId: string) {
-  const kc = parse(readFileSync(leadKubeconfig, 'utf8')) as {
-    users: { user: { token: string } }[];
-    clusters: { cluster: { 'certificate-authority-data': string } }[];
-  };
-  return httpGet(`${stack.publicUrl}/api/v1/approvals/${approvalId}/approve`, {
-    method: 'POST',
-    token: kc.users[0]!.user.token,
-    ca: Buffer.from(kc.clusters[0]!.cluster['certificate-authority-data'], 'base64').toString(),
-    body: JSON.stringify({ reason: 'go' }),
-    timeoutMs: 30_000,
+/** `kubegate ARGS` as a platform lead (their fleet kubeconfig). */
+function asLead(args: string[]) {
+  return runKubegate([...args, '--kubeconfig', leadKubeconfig], {
+    DATABASE_URL: '',
+    KUBECONFIG: '',
+    KUBEGATE_SERVER: '',
+    KUBEGATE_TOKEN: '',
   });
 }
 
@@ -437,9 +430,16 @@ describe('runbooks from the CLI', { timeout: 600_000 }, () => {
     const self = await asOps(['request', 'approve', w.approval]);
     assert.equal(self.code, 1);
     assert.match(self.stderr, /^kubegate: 403: /);
-    // Through the REST API: `kubegate request approve` cannot print a run's approval yet.
-    const ok = await approve(w.approval);
-    assert.equal(ok.status, 200, ok.body);
+    // The lead sees it in their queue and approves it, from the CLI too.
+    const queue = await asLead(['request', 'list', '--view', 'approvable']);
+    assert.equal(queue.code, 0, queue.stderr);
+    assert.match(
+      queue.stdout,
+      new RegExp(`^${w.approval}\tpending\t.*\trun rollout-restart platform-demo@dev INC-8\t`, 'm'),
+    );
+    const ok = await asLead(['request', 'approve', w.approval, '--reason', 'go']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^${w.approval}\tapproved\t`, 'm'));
     const r = await following;
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const lines = r.stdout.trimEnd().split('\n');

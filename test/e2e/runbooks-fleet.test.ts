@@ -112,6 +112,27 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
         ],
       },
       {
+        name: 'slow-wait',
+        description: 'wait 3 s for a condition that never comes',
+        parameters: [],
+        targets: { namespace: { fixed: 'default' } },
+        steps: [
+          {
+            name: 'never',
+            action: 'wait',
+            target: {
+              group: '',
+              version: 'v1',
+              resource: 'configmaps',
+              namespaced: true,
+              name: 'never-there',
+            },
+            condition: { type: 'Ready' },
+            timeoutSeconds: 3,
+          },
+        ],
+      },
+      {
         name: 'slow-job',
         description: 'a Job that never finishes on a cluster without nodes',
         parameters: [],
@@ -225,6 +246,20 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
     assert.deepEqual(byCluster(done), { west: 'succeeded', east: 'succeeded' });
     const [west, east] = done.targets;
     assert.ok(Date.parse(east.startedAt) >= Date.parse(west.finishedAt), JSON.stringify(done));
+  });
+
+  test('a cluster waiting for a slot (concurrency 1) is not taken for offline', async () => {
+    const r = await api(botToken, 'POST', '/api/v1/runs', {
+      runbook: 'slow-wait',
+      clusters: ['east', 'west'],
+      concurrency: 1,
+      offlineWait: '1s',
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    const run = await finished(r.json.id);
+    // Each waited its 3 s in turn; neither was reported offline.
+    assert.deepEqual(byCluster(run), { east: 'failed', west: 'failed' });
+    for (const t of run.targets) assert.match(t.steps[0].message, /Ready was not True within 3 s/);
   });
 
   test('kill -9 of the replica running a step: reported unknown, never sent twice', async () => {
