@@ -72,7 +72,7 @@ auditFilters.since!.doc = 'events in the last DURATION';
 auditFilters.resource!.value = 'pods|deployments.apps|pods/exec';
 auditFilters.decision!.value = 'allow|deny|error';
 auditFilters.code!.value = '403|4xx';
-auditFilters.source!.value = 'kube|admin';
+auditFilters.source!.value = 'kube|admin|runbook';
 
 /** A command's handler: its exit code (0 when it returns nothing); -1: still running (a server). */
 type Handler = (p: Invocation) => Promise<number | void>;

@@ -24,7 +24,7 @@ interface AuditEvent {
   };
   responseStatus?: { code: number };
   stageTimestamp: string;
-  source: 'kube' | 'admin';
+  source: 'kube' | 'admin' | 'runbook';
   cluster: string;
   decision: 'allow' | 'deny' | 'error';
   reason: string;
@@ -68,7 +68,7 @@ function control(name: string): HTMLInputElement | HTMLSelectElement {
     return h(
       'select',
       { name },
-      ['', 'kube', 'admin'].map((v) => h('option', { value: v }, v || 'any')),
+      ['', 'kube', 'admin', 'runbook'].map((v) => h('option', { value: v }, v || 'any')),
     );
   return h('input', {
     type: 'text',
