@@ -91,7 +91,11 @@ export function sendCall(
         ),
       );
     }, timeoutMs);
+    let settled = false;
+    // Once: a timed-out stream may still report its end or an error afterwards.
     const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       const answer: CallAnswer = {
         status: err ? 0 : status,
