@@ -316,10 +316,10 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
       ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
       publicUrl,
     });
+    // The answer shows the run as it was made; only then may a runner take it.
+    const answer = await getRun(d.pool, id);
     if (created) d.created();
-    writeJson(c.res, created ? 201 : 200, await getRun(d.pool, id), {
-      location: `/api/v1/runs/${id}`,
-    });
+    writeJson(c.res, created ? 201 : 200, answer, { location: `/api/v1/runs/${id}` });
   };
   const cancel = async (c: Call) => {
     const body = (await c.readBody()) as Record<string, unknown>;
