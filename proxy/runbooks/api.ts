@@ -302,7 +302,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
     const rb = await getRunbook(d.pool, body.runbook);
     const run = checkRun(body, rb, c.caller, d.policy());
     const ua = c.req.headers['user-agent'];
-    const { id, created } = await createRun(d.pool, {
+    const { run: made, created } = await createRun(d.pool, {
       runbook: rb,
       ...run,
       requester: {
@@ -316,10 +316,8 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
       ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
       publicUrl,
     });
-    // The answer shows the run as it was made; only then may a runner take it.
-    const answer = await getRun(d.pool, id);
     if (created) d.created();
-    writeJson(c.res, created ? 201 : 200, answer, { location: `/api/v1/runs/${id}` });
+    writeJson(c.res, created ? 201 : 200, made, { location: `/api/v1/runs/${made.id}` });
   };
   const cancel = async (c: Call) => {
     const body = (await c.readBody()) as Record<string, unknown>;

@@ -338,7 +338,10 @@ function runNotice(
  * false`). The same key with a different request is a 409: the client is
  * confused, and guessing would be wrong.
  */
-export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; created: boolean }> {
+export async function createRun(
+  pool: Pool,
+  r: NewRun,
+): Promise<{ run: RunRecord; created: boolean }> {
   const hash = requestHash(r);
   return inTransaction(pool, async (c) => {
     const [row] = await query<{ id: string }>(
@@ -380,7 +383,7 @@ export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; cr
           'KG_ERR_CONFLICT',
           'this Idempotency-Key was used before for a different request; use a new key for a new run',
         );
-      return { id: prev.id, created: false };
+      return { run: await getRun(c, prev.id), created: false };
     }
     const policies = r.dryRun
       ? []
@@ -443,7 +446,8 @@ export async function createRun(pool: Pool, r: NewRun): Promise<{ id: string; cr
         r.reason,
       ),
     );
-    return { id: row.id, created: true };
+    // Read before the commit: the run as it was made, before any runner takes it.
+    return { run: await getRun(c, row.id), created: true };
   });
 }
 
