@@ -1,10 +1,11 @@
 /**
  * Fleet runs and durability of runbook runs (issue #20): one request over
- * several real clusters (each its own apiserver behind its own agent),
+ * several clusters (two real ones, each its own apiserver behind its own agent),
  * PostgreSQL, two proxy replicas.
  *
- * - a run over three clusters with one offline: two succeed, one is
- *   reported offline once the run's offline wait passes;
+ * - a run over three clusters with one offline (registered, its agent never
+ *   connected): two succeed, one is reported offline once the run's offline
+ *   wait passes;
  * - a canary that fails holds the rest of the fleet back;
  * - the replica running a step is killed (-9) mid-step: the other replica
  *   takes the run over, reports that step as unknown, and never sends it
@@ -69,12 +70,14 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
       clusters: [
         { name: 'east', labels: { env: 'fleet' } },
         { name: 'west', labels: { env: 'fleet' } },
-        { name: 'north', labels: { env: 'fleet' } },
       ],
       proxyEnv: { KUBEGATE_RUNBOOK_LEASE: '3s' },
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
     base = stack.publicUrl;
+    // A third cluster of the fleet whose agent never connects: registered, nothing more
+    // (no control plane to start, so this file weighs on the machine like two clusters).
+    await stack.admin(['cluster', 'add', 'north', '--label', 'env=fleet', '--out', '/dev/null']);
     ca = (
       await stack.sql<{ cert_pem: string }>(`SELECT cert_pem FROM ca_keys WHERE name = 'server'`)
     )[0]!.cert_pem;
@@ -176,7 +179,6 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
   });
 
   test('three clusters, one offline: two succeed and one is reported offline', async () => {
-    await stack.agents.get('north')!.stop();
     const r = await api(botToken, 'POST', '/api/v1/runs', {
       runbook: 'mark',
       selector: { matchLabels: { env: 'fleet' } },
@@ -199,12 +201,7 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
       );
       assert.equal(v, 'one');
     }
-    const north = await kubectl(
-      ['get', 'configmap', 'fleet-mark', '-n', 'default'],
-      admin('north'),
-    );
-    assert.notEqual(north.code, 0);
-    await stack.startAgent('north');
+    assert.deepEqual(run.targets[1].steps, []);
   });
 
   test('a failing canary holds the rest of the fleet back', async () => {
