@@ -20,6 +20,7 @@ import {
 import type { AuditLog } from '../audit/audit-log.js';
 import { microTime, type AuditEvent } from '../audit/event.js';
 import { requestInfo } from '../authz/request-info.js';
+import { requestWhole } from '../tunnel/control-request.js';
 import type { Tunnel } from '../tunnel/registry.js';
 import type { ApiCall } from './render.js';
 
@@ -52,7 +53,7 @@ export function failureMessage(a: CallAnswer): string {
   return `${a.status}: ${a.body.toString('utf8', 0, 300)}`;
 }
 
-export function sendCall(
+export async function sendCall(
   tunnel: Tunnel,
   call: ApiCall,
   who: RunIdentity,
@@ -76,60 +77,31 @@ export function sendCall(
     headers['content-type'] = call.contentType ?? 'application/json';
     headers['content-length'] = body.length;
   }
-  return new Promise<CallAnswer>((resolve, reject) => {
-    let status = 0;
-    let ranAs = '';
-    let size = 0;
-    let truncated = false;
-    const chunks: Buffer[] = [];
-    const stream = tunnel.session.request(headers, { endStream: !body });
-    const timer = setTimeout(() => {
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-      finish(
-        new Error(
-          `the cluster did not answer ${call.method} ${call.path} within ${timeoutMs / 1000} s`,
-        ),
-      );
-    }, timeoutMs);
-    let settled = false;
-    // Once: a timed-out stream may still report its end or an error afterwards.
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const answer: CallAnswer = {
-        status: err ? 0 : status,
-        body: Buffer.concat(chunks),
-        json: undefined,
-        truncated,
-      };
-      if (!err && !truncated) {
-        try {
-          answer.json = JSON.parse(answer.body.toString('utf8'));
-        } catch {
-          // not JSON (pod logs): kept as text
-        }
-      }
-      audit.record(auditEvent(call, who, auditId, started, answer, ranAs, body?.length ?? 0, err));
-      if (err) reject(err);
-      else resolve(answer);
-    };
-    stream.on('response', (h) => {
-      status = Number(h[':status']);
-      ranAs = String(h[hdrRanAs] ?? '');
+  let answer: CallAnswer = { status: 0, body: Buffer.alloc(0), json: undefined, truncated: false };
+  let ranAs = '';
+  let failure: Error | undefined;
+  try {
+    const a = await requestWhole(tunnel.session, headers, {
+      ...(body ? { body } : {}),
+      timeoutMs,
+      what: `${call.method} ${call.path}`,
+      maxBytes: maxAnswerBytes,
     });
-    stream.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > maxAnswerBytes) {
-        truncated = true;
-        return;
+    ranAs = String(a.headers[hdrRanAs] ?? '');
+    answer = { status: a.status, body: a.body, json: undefined, truncated: a.truncated };
+    if (!a.truncated) {
+      try {
+        answer.json = JSON.parse(a.body.toString('utf8'));
+      } catch {
+        // not JSON (pod logs): kept as text
       }
-      chunks.push(c);
-    });
-    stream.on('end', () => finish());
-    stream.on('error', (err) => finish(err));
-    if (body) stream.end(body);
-  });
+    }
+  } catch (err) {
+    failure = err as Error;
+  }
+  audit.record(auditEvent(call, who, auditId, started, answer, ranAs, body?.length ?? 0, failure));
+  if (failure) throw failure;
+  return answer;
 }
 
 function auditEvent(
