@@ -13,8 +13,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
-import { credsOf } from '../support/creds.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
@@ -28,6 +29,11 @@ let ca: string;
 let botToken: string;
 let base: string;
 let tunnels: LoadBalancer | undefined;
+
+function tokenOf(kubeconfigFile: string): string {
+  return (parse(readFileSync(kubeconfigFile, 'utf8')) as { users: { user: { token: string } }[] })
+    .users[0]!.user.token;
+}
 
 async function api(token: string, method: string, path: string, body?: unknown) {
   const r = await httpGet(`${base}${path}`, {
@@ -75,16 +81,14 @@ describe('fleet runs and durability', { timeout: 900_000 }, () => {
     ca = (
       await stack.sql<{ cert_pem: string }>(`SELECT cert_pem FROM ca_keys WHERE name = 'server'`)
     )[0]!.cert_pem;
-    const adminToken = credsOf(
-      await stack.kubeconfig('root@example.com', ['kubegate-admins']),
-    ).token;
+    const adminToken = tokenOf(await stack.kubeconfig('root@example.com', ['kubegate-admins']));
     const role = await api(adminToken, 'POST', '/api/v1/roles', {
       name: 'fleet-runner',
       description: 'may run every runbook',
       rules: [{ apiGroups: ['kubegate.dev'], resources: ['runbooks'], verbs: ['run'] }],
     });
     assert.equal(role.status, 201, JSON.stringify(role.json));
-    botToken = credsOf(await stack.kubeconfig('fleet-bot@example.com', ['fleet-ops'])).token;
+    botToken = tokenOf(await stack.kubeconfig('fleet-bot@example.com', ['fleet-ops']));
     await grant(stack, {
       groups: ['fleet-ops'],
       role: 'fleet-runner',

@@ -15,8 +15,9 @@ import { createHmac } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
+import { parse } from 'yaml';
+import { readFileSync } from 'node:fs';
 import { startStack, type Stack } from '../support/stack.js';
-import { credsOf } from '../support/creds.js';
 import { serviceAccountName } from '../../agent/jit/names.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
@@ -37,6 +38,11 @@ let receiver: http.Server;
 let hookSecret = '';
 let metricsPort = 0;
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
+
+function tokenOf(kubeconfigFile: string): string {
+  return (parse(readFileSync(kubeconfigFile, 'utf8')) as { users: { user: { token: string } }[] })
+    .users[0]!.user.token;
+}
 
 async function api(
   token: string,
@@ -113,7 +119,7 @@ describe('runbooks', { timeout: 600_000 }, () => {
         admin(),
       );
     }
-    adminToken = credsOf(await stack.kubeconfig('root@example.com', ['kubegate-admins'])).token;
+    adminToken = tokenOf(await stack.kubeconfig('root@example.com', ['kubegate-admins']));
     await grant(stack, {
       groups: ['developers'],
       role: 'view',
@@ -147,7 +153,7 @@ describe('runbooks', { timeout: 600_000 }, () => {
       clusters: ['dev'],
       namespaces: ['platform-demo'],
     });
-    leadToken = credsOf(await stack.kubeconfig('lead@example.com', ['platform-leads'])).token;
+    leadToken = tokenOf(await stack.kubeconfig('lead@example.com', ['platform-leads']));
     // Scaling in platform-demo waits for a platform lead.
     const policy = await api(adminToken, 'POST', '/api/v1/approval-policies', {
       name: 'demo-scaling',
@@ -382,7 +388,7 @@ describe('runbooks', { timeout: 600_000 }, () => {
       /may not run runbook "scale-deployment" in namespace "other"/,
     );
     // The developer may not run it at all, and never sees the robot's runs.
-    const devToken = credsOf(devKubeconfig).token;
+    const devToken = tokenOf(devKubeconfig);
     const dev = await api(devToken, 'POST', '/api/v1/runs', scale(2));
     assert.equal(dev.status, 403);
     const list = await api(devToken, 'GET', '/api/v1/runs');

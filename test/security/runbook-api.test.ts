@@ -13,8 +13,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
-import { credsOf } from '../support/creds.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
@@ -27,6 +28,11 @@ let ca: string;
 let admin: string;
 let alice: string;
 let bob: string;
+
+function tokenOf(file: string): string {
+  return (parse(readFileSync(file, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!
+    .user.token;
+}
 
 async function api(
   token: string,
@@ -71,7 +77,7 @@ describe('runbooks under attack', { timeout: 300_000 }, () => {
       ['create', 'deployment', 'web', '--image=registry.example/web:1', '-n', 'team'],
       k,
     );
-    admin = credsOf(await stack.kubeconfig('root@example.com', ['kubegate-admins'])).token;
+    admin = tokenOf(await stack.kubeconfig('root@example.com', ['kubegate-admins']));
     const role = await api(admin, 'POST', '/api/v1/roles', {
       name: 'runner',
       description: 'may run scale-deployment',
@@ -92,8 +98,8 @@ describe('runbooks under attack', { timeout: 300_000 }, () => {
       namespaces: ['team'],
     });
     await grant(stack, { groups: ['team'], role: 'view', clusters: ['dev'], namespaces: ['team'] });
-    alice = credsOf(await stack.kubeconfig('alice@example.com', ['team'])).token;
-    bob = credsOf(await stack.kubeconfig('bob@example.com', ['team'])).token;
+    alice = tokenOf(await stack.kubeconfig('alice@example.com', ['team']));
+    bob = tokenOf(await stack.kubeconfig('bob@example.com', ['team']));
     await until(
       async () => (await api(alice, 'POST', '/api/v1/runs', scale({ params: {} }))).status === 422,
       10_000,
