@@ -230,9 +230,16 @@ export const tunnelServeOptions = (): Pick<
   maxSessionMemory: tunnelMaxSessionMemoryMb,
 });
 
-/** Widen a tunnel session's receive window (both sides) once its settings are exchanged. */
+/**
+ * Widen a tunnel session's receive window (both sides) once its settings are
+ * exchanged. A session can be destroyed by then (its peer killed at that
+ * moment), and setLocalWindowSize throws on a destroyed session: in an event
+ * listener that would end the process.
+ */
 export function widenTunnelWindow(session: http2.Http2Session): void {
-  session.on('localSettings', () => session.setLocalWindowSize(tunnelSessionWindow));
+  session.on('localSettings', () => {
+    if (!session.destroyed) session.setLocalWindowSize(tunnelSessionWindow);
+  });
 }
 export const tunnelPingIntervalMs = 15_000;
 export const tunnelPingTimeoutMs = 10_000;

@@ -139,7 +139,8 @@ async function runPass(name: string, kubeconfig: string, dir: string): Promise<P
     pass.ran.add(full);
     if (s.State === 'passed') pass.passed.add(full);
     if (s.State === 'passed' && (s.NumAttempts ?? 1) > 1) pass.flaked.add(full);
-    if (s.State !== 'passed') pass.failures.set(full, `${s.State}: ${(s.Failure?.Message ?? '').slice(0, 600)}`);
+    if (s.State !== 'passed')
+      pass.failures.set(full, `${s.State}: ${(s.Failure?.Message ?? '').slice(0, 600)}`);
   }
   process.stderr.write(
     `# conformance ${name}: ${pass.passed.size} of ${pass.ran.size} specs passed in ${seconds} s (exit ${exitCode}; log ${logFile})\n`,
