@@ -15,6 +15,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../../common/errors.js';
 import type { JitManager } from '../jit/jit-manager.js';
 import { upgradeUpstream } from './upgrade.js';
+import { canAnswer } from './can-answer.js';
 import { hopByHopHeaders } from '../../common/hop-by-hop.js';
 import { agentMetrics } from '../metrics.js';
 import type { Logger } from '../../common/log.js';
@@ -259,7 +260,7 @@ export class Upstream {
           n++;
         }
       }
-      if (stream.destroyed) return;
+      if (!canAnswer(stream)) return;
       stream.respond({ ':status': 200, 'content-type': 'text/plain' });
       stream.end(String(n));
     });
@@ -413,7 +414,7 @@ class Relay implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // informational
     this.up.answered(this.method, statusCode, this.sentAt, this.cred);
     const stream = this.stream;
-    if (stream.destroyed) {
+    if (!canAnswer(stream)) {
       controller.abort(new Error('the tunnel stream closed'));
       return;
     }
@@ -467,7 +468,7 @@ export function replyStatus(
   message: string,
   retryAfter?: number,
 ): void {
-  if (stream.headersSent || stream.destroyed) return;
+  if (stream.headersSent || !canAnswer(stream)) return;
   const body = JSON.stringify(
     kubeStatus(code, reason, message, retryAfter ? { retryAfterSeconds: retryAfter } : undefined),
   );

@@ -16,6 +16,7 @@ import {
   hdrUpgradeStatus,
   isKubegateHeader,
 } from '../../common/tunnel-protocol.js';
+import { canAnswer } from './can-answer.js';
 
 /**
  * Framing headers of the 101 itself. kwok (like other kubelets) answers a SPDY
@@ -59,7 +60,7 @@ export function upgradeUpstream(
 
   req.on('upgrade', (res, socket, head) => {
     upstream = socket;
-    if (stream.destroyed) {
+    if (!canAnswer(stream)) {
       socket.destroy();
       return;
     }
@@ -87,7 +88,7 @@ export function upgradeUpstream(
 
   req.on('response', (res) => {
     // Not switched: the whole answer goes back, and this connection is done.
-    if (stream.destroyed) {
+    if (!canAnswer(stream)) {
       res.destroy();
       return;
     }
@@ -106,7 +107,7 @@ export function upgradeUpstream(
 
   req.on('error', (err) => {
     target.log.warn({ err: err.message }, 'upgrade to the apiserver failed');
-    if (!stream.headersSent && !stream.destroyed) {
+    if (!stream.headersSent && canAnswer(stream)) {
       stream.respond({ ':status': 502, 'content-type': 'application/json', 'kg-agent-error': '1' });
       stream.end(
         JSON.stringify({

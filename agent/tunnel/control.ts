@@ -29,6 +29,7 @@ import {
   type TunnelRoles,
 } from '../../common/tunnel-protocol.js';
 import { replyStatus } from '../forward/forward.js';
+import { canAnswer } from '../forward/can-answer.js';
 import type { JitManager } from '../jit/jit-manager.js';
 import { parseRules } from '../jit/rules.js';
 
@@ -268,10 +269,11 @@ export function dispatchControl(
     return Promise.resolve()
       .then(() => c.route.handle(ctx, value, headers))
       .then((reply) => {
-        if (reply.body === undefined) {
+        // The proxy may have gone while the handler ran (a replica killed).
+        if (canAnswer(stream) && reply.body === undefined) {
           stream.respond({ ':status': reply.status });
           stream.end();
-        } else {
+        } else if (canAnswer(stream)) {
           stream.respond({ ':status': reply.status, 'content-type': 'application/json' });
           stream.end(JSON.stringify(reply.body));
         }
