@@ -47,6 +47,10 @@ import { sessionOrBearer } from './console/caller.js';
 import { consoleRoutes } from './console/api.js';
 import { clusterHealth } from './ha/cluster-health.js';
 import { closeTunnelsOnRevocation } from './tunnel/revocation.js';
+import { PgRecordingStorage } from './recording/pg-storage.js';
+import { PolicyCache, type Mode } from './recording/policy.js';
+import { SessionRecorder } from './recording/recorder.js';
+import { recordingRoutes } from './recording/api.js';
 
 export interface ProxyApp {
   front: Front;
@@ -261,7 +265,18 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const metricsServer = m
       ? await startMetricsServer(m.host, m.port, proxyMetrics.registry)
       : undefined;
+    // Session recording (proxy/recording/): exec, attach and port-forward, stored in PostgreSQL.
+    const recordingStorage = new PgRecordingStorage(pool);
+    const recordingPolicies = new PolicyCache(pool);
+    const recorder = new SessionRecorder({
+      storage: recordingStorage,
+      policies: recordingPolicies,
+      defaultMode: config.recordingDefaultMode as Mode,
+      replica: config.replicaId,
+      log: log.child({ part: 'recording' }),
+    });
     const pipelineDeps = {
+      recorder,
       tokens,
       policy,
       registry,
@@ -320,6 +335,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       ...consoleApiRoutes,
       ...auditApiRoutes,
       ...approvals.routes,
+      ...recordingRoutes({
+        pool,
+        storage: recordingStorage,
+        adminGroups: config.adminGroups,
+        viewerGroups: config.recordingViewerGroups,
+        authenticate: apiCaller,
+        policiesChanged: () => recordingPolicies.invalidate(),
+        log,
+      }),
       ...runbooksRoutes({
         pool,
         tokens,

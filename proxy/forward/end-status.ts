@@ -26,13 +26,15 @@ export interface EndReason {
    * the proxy is going away and the client should just retry elsewhere.
    */
   refused: boolean;
+  /** The Status to tell the client (default: 401 Unauthorized with `message`). */
+  status?: KubeStatus;
 }
 
 /** How long a frame half passed on may take to complete before the stream is cut instead. */
 export const frameGraceMs = 250;
 
 export function endStatus(reason: EndReason): KubeStatus {
-  return kubeStatus(401, 'Unauthorized', reason.message);
+  return reason.status ?? kubeStatus(401, 'Unauthorized', reason.message);
 }
 
 /**
