@@ -247,18 +247,25 @@ async function sendCast(deps: RecordingApiDeps, res: AnyResponse, id: string): P
   let closed = false;
   res.once('close', () => (closed = true));
   const w = res as unknown as NodeJS.WritableStream & { once: AnyResponse['once'] };
-  while (!next.done && !closed) {
-    if (!w.write(next.value))
-      await new Promise<void>((resolve) => {
-        const go = () => {
-          res.off('drain', go);
-          res.off('close', go);
-          resolve();
-        };
-        res.on('drain', go);
-        res.on('close', go);
-      });
-    next = await it.next();
+  try {
+    while (!next.done && !closed) {
+      if (!w.write(next.value))
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off('drain', go);
+            res.off('close', go);
+            resolve();
+          };
+          res.on('drain', go);
+          res.on('close', go);
+        });
+      next = await it.next();
+    }
+  } catch (err) {
+    // The status is sent: a store failure midway can only cut the download short.
+    deps.log.warn({ recording: id, err: (err as Error).message }, 'recording download failed');
+    (res as unknown as { destroy(): void }).destroy();
+    return;
   }
   if (!closed) res.end();
   else await it.return?.(undefined);
