@@ -98,8 +98,9 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
     summary,
     query,
     handle: async (c) => {
-      checkQuery(c.query, query);
+      // Who may read recordings comes first: anyone else learns nothing, not even what a query lacks.
       requireViewer(c);
+      checkQuery(c.query, query);
       await handle(c);
     },
   });
