@@ -12,11 +12,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
+import { runKubegate } from '../support/proc.js';
 
 const NS = 'rec';
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
@@ -302,6 +305,41 @@ describe('session recording through kubegate', { timeout: 600_000 }, () => {
     const admin = await api(tokens.admin, `/api/v1/recordings?user=dora&pod=${pod}`);
     assert.equal(admin.status, 200);
     assert.ok((JSON.parse(admin.body) as { items: Recording[] }).items.length >= 2);
+  });
+
+  test('kubegate admin recording list|get|download, as an auditor through the proxy; a plain user is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-rec-cli-'));
+    const caFile = join(dir, 'ca.pem');
+    writeFileSync(caFile, ca);
+    const as = (token: string, args: string[]) =>
+      runKubegate(['admin', 'recording', ...args], {
+        DATABASE_URL: '',
+        KUBECONFIG: '',
+        KUBEGATE_SERVER: stack.publicUrl,
+        KUBEGATE_TOKEN: token,
+        NODE_EXTRA_CA_CERTS: caFile,
+      });
+    try {
+      const rec = await recordingOf('mark-spdy');
+      const list = await as(tokens.auditor, ['list', '--pod', pod, '--command', 'mark-spdy']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, new RegExp(`${rec.id}.*dora.*exec.*dev/${NS}/${pod}.*complete`));
+      const get = await as(tokens.auditor, ['get', rec.id]);
+      assert.equal(get.code, 0, get.stderr);
+      assert.match(get.stdout, new RegExp(`audit id:\\s+${rec.auditId}`));
+      assert.match(get.stdout, /status:\s+complete/);
+      const out = join(dir, 'session.cast');
+      const dl = await as(tokens.auditor, ['download', rec.id, '--out', out]);
+      assert.equal(dl.code, 0, dl.stderr);
+      const viaApi = await api(tokens.auditor, `/api/v1/recordings/${rec.id}/cast`);
+      assert.equal(readFileSync(out, 'utf8'), viaApi.body, 'the CLI saves the same .cast');
+      const refused = await as(tokens.dora, ['list']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /403: User "dora" may not read session recordings/);
+      assert.equal(refused.stdout, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('store refusing writes: required refuses the exec, naming why; best effort runs it unrecorded; back: recorded again', async () => {
