@@ -289,6 +289,8 @@ export const spdyDictionary = Buffer.concat([
 
 /** At most this many header bytes are kept per connection (a port-forward opens streams per connection). */
 const maxSpdyHeaderBytes = 256 * 1024;
+/** …and at most this many once inflated (a zlib bomb finds no error stream, and holds nothing). */
+const maxSpdyInflated = 1024 * 1024;
 
 /**
  * Follows the client's half of a SPDY session to learn which streams it
@@ -344,6 +346,8 @@ export class SpdyClientStreams {
       text = inflateSync(Buffer.concat(this.syns.map((s) => s.block)), {
         dictionary: spdyDictionary,
         finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        // 256 KiB of compressed headers could otherwise inflate to ~256 MiB here.
+        maxOutputLength: maxSpdyInflated,
       });
     } catch {
       return [];
