@@ -83,6 +83,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     applicationName: `kubegate-authn ${config.replicaId}`,
     health: dbHealth,
   });
+  // Session recordings write chunks on a pool of their own: many long sessions
+  // flushing every second can never take the connections requests need.
+  const recordingPool = createPool({
+    url: config.databaseUrl,
+    max: 4,
+    applicationName: `kubegate-recording ${config.replicaId}`,
+    health: dbHealth,
+  });
   let audit: AuditLog | undefined;
   let scaleOut: ScaleOut | undefined;
   try {
@@ -266,7 +274,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       ? await startMetricsServer(m.host, m.port, proxyMetrics.registry)
       : undefined;
     // Session recording (proxy/recording/): exec, attach and port-forward, stored in PostgreSQL.
-    const recordingStorage = new PgRecordingStorage(pool);
+    const recordingStorage = new PgRecordingStorage(recordingPool);
     const recordingPolicies = new PolicyCache(pool);
     const recorder = new SessionRecorder({
       storage: recordingStorage,
@@ -416,9 +424,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           runner.stop(),
         ]);
         await ha.close();
+        // The sessions just ended: their recordings are closed before the pools go.
+        await recorder.settled(5000);
         await auditLog.close();
         dbHealth.stop();
-        await Promise.all([pool.end(), authPool.end()]);
+        await Promise.all([pool.end(), authPool.end(), recordingPool.end()]);
       },
     };
   } catch (err) {
@@ -427,6 +437,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     dbHealth.stop();
     await pool.end().catch(() => undefined);
     await authPool.end().catch(() => undefined);
+    await recordingPool.end().catch(() => undefined);
     throw err;
   }
 }

@@ -42,7 +42,25 @@ const kinds: Record<string, SessionKind> = {
 };
 
 export class SessionRecorder {
+  /** Recordings not yet closed in the store. */
+  private readonly open = new Set<Promise<void>>();
+
   constructor(private readonly deps: SessionRecorderDeps) {}
+
+  /**
+   * Wait (at most `ms`) until every recording of an ended session is closed
+   * in the store: the proxy calls this on shutdown, after ending its
+   * sessions and before closing the database pool.
+   */
+  async settled(ms: number): Promise<void> {
+    if (!this.open.size) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.open),
+      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+    ]);
+    clearTimeout(timer);
+  }
 
   /**
    * The tap for this upgrade, or undefined when it is not recorded. Throws a
@@ -130,7 +148,7 @@ export class SessionRecorder {
       return undefined;
     }
     annotate(writer.id);
-    return new RecordingSession(writer, {
+    const session = new RecordingSession(writer, {
       kind,
       stdin: meta.stdin,
       required: mode === 'required',
@@ -143,5 +161,9 @@ export class SessionRecorder {
         ),
       log: (reason) => this.deps.log.warn({ auditId: ctx.auditId, recording: writer.id }, reason),
     });
+    const closed = session.closed;
+    this.open.add(closed);
+    void closed.then(() => this.open.delete(closed));
+    return session;
   }
 }
