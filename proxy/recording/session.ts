@@ -296,7 +296,13 @@ export class RecordingSession implements UpgradeTap {
     this.pending = [];
     this.pendingBytes = 0;
     this.writing = 1;
-    this.writer.append(++this.seq, data).then(
+    let write: Promise<void>;
+    try {
+      write = this.writer.append(++this.seq, data);
+    } catch (err) {
+      write = Promise.reject(err as Error); // a store that throws at once fails the same way
+    }
+    write.then(
       () => {
         this.writing = 0;
         if (this.ended || this.pendingBytes >= this.chunkBytes) this.flush();

@@ -19,11 +19,12 @@ class MemoryWriter implements RecordingWriter {
   readonly id = '00000000-0000-4000-8000-000000000001';
   chunks: { seq: number; data: Buffer }[] = [];
   end?: RecordingEnd;
-  constructor(private readonly behaviour: 'ok' | 'fail' | 'hang' = 'ok') {}
+  constructor(private readonly behaviour: 'ok' | 'fail' | 'hang' | 'throw' = 'ok') {}
   append(seq: number, data: Buffer): Promise<void> {
     if (this.behaviour === 'fail')
       return Promise.reject(new Error('permission denied for table recording_chunks'));
     if (this.behaviour === 'hang') return new Promise(() => {});
+    if (this.behaviour === 'throw') throw new Error('the store threw at once');
     this.chunks.push({ seq, data });
     return Promise.resolve();
   }
@@ -416,6 +417,17 @@ test('a store that fails: best effort marks the recording incomplete; required e
     assert.match(w.end!.reason, /store failed: permission denied/);
     assert.equal(failures.length, required ? 1 : 0);
   }
+});
+
+test('a store that throws at once, even from the flush timer: no uncaught error, recording incomplete', async () => {
+  const w = new MemoryWriter('throw');
+  const { s } = session(w, { flushMs: 5 });
+  s.switched('websocket', 'v5.channel.k8s.io');
+  s.fromCluster(wsFrame(2, ch(1, 'a little output, flushed by the timer\n')));
+  await new Promise((r) => setTimeout(r, 30));
+  await settle(s);
+  assert.equal(w.end?.status, 'incomplete');
+  assert.match(w.end!.reason, /threw at once/);
 });
 
 test('a store that falls behind: pending bytes are bounded, then the recording is given up', async () => {
