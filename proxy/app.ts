@@ -47,6 +47,10 @@ import { sessionOrBearer } from './console/caller.js';
 import { consoleRoutes } from './console/api.js';
 import { clusterHealth } from './ha/cluster-health.js';
 import { closeTunnelsOnRevocation } from './tunnel/revocation.js';
+import { PgRecordingStorage } from './recording/pg-storage.js';
+import { PolicyCache, type Mode } from './recording/policy.js';
+import { SessionRecorder } from './recording/recorder.js';
+import { recordingRoutes } from './recording/api.js';
 
 export interface ProxyApp {
   front: Front;
@@ -77,6 +81,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     statementTimeoutMs: 2000,
     connectTimeoutMs: 1000,
     applicationName: `kubegate-authn ${config.replicaId}`,
+    health: dbHealth,
+  });
+  // Session recordings write chunks on a pool of their own: many long sessions
+  // flushing every second can never take the connections requests need.
+  const recordingPool = createPool({
+    url: config.databaseUrl,
+    max: 4,
+    applicationName: `kubegate-recording ${config.replicaId}`,
     health: dbHealth,
   });
   let audit: AuditLog | undefined;
@@ -261,7 +273,18 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const metricsServer = m
       ? await startMetricsServer(m.host, m.port, proxyMetrics.registry)
       : undefined;
+    // Session recording (proxy/recording/): exec, attach and port-forward, stored in PostgreSQL.
+    const recordingStorage = new PgRecordingStorage(recordingPool);
+    const recordingPolicies = new PolicyCache(pool);
+    const recorder = new SessionRecorder({
+      storage: recordingStorage,
+      policies: recordingPolicies,
+      defaultMode: config.recordingDefaultMode as Mode,
+      replica: config.replicaId,
+      log: log.child({ part: 'recording' }),
+    });
     const pipelineDeps = {
+      recorder,
       tokens,
       policy,
       registry,
@@ -320,6 +343,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       ...consoleApiRoutes,
       ...auditApiRoutes,
       ...approvals.routes,
+      ...recordingRoutes({
+        pool,
+        storage: recordingStorage,
+        adminGroups: config.adminGroups,
+        viewerGroups: config.recordingViewerGroups,
+        authenticate: apiCaller,
+        policiesChanged: () => recordingPolicies.invalidate(),
+        log,
+      }),
       ...runbooksRoutes({
         pool,
         tokens,
@@ -392,9 +424,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           runner.stop(),
         ]);
         await ha.close();
+        // The sessions just ended: their recordings are closed before the pools go.
+        await recorder.settled(5000);
         await auditLog.close();
         dbHealth.stop();
-        await Promise.all([pool.end(), authPool.end()]);
+        await Promise.all([pool.end(), authPool.end(), recordingPool.end()]);
       },
     };
   } catch (err) {
@@ -403,6 +437,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     dbHealth.stop();
     await pool.end().catch(() => undefined);
     await authPool.end().catch(() => undefined);
+    await recordingPool.end().catch(() => undefined);
     throw err;
   }
 }

@@ -290,6 +290,21 @@ export const proxySchema = {
     type: 'duration',
     doc: 'How long a replica holds a runbook run it works on without renewing (renewed at a third of it). When a replica stops mid-run, another takes the run over after this: a step that was in flight is reported as unknown, never sent again.',
   },
+  // --- Session recording (docs/recording.md) ---
+  recordingDefaultMode: {
+    env: 'KUBEGATE_RECORDING_DEFAULT_MODE',
+    type: 'string',
+    check: (v) =>
+      v === 'off' || v === 'best-effort' || v === 'required'
+        ? undefined
+        : `must be "off", "best-effort" or "required", got "${String(v)}"`,
+    doc: 'How exec, attach and port-forward sessions that no recording policy names are recorded: off, best-effort (recorded when the store can take it; otherwise the session runs and its audit event says unrecorded) or required (a session whose recording cannot be started is refused, one whose recording fails is ended). Recording policies (`/api/v1/recording-policies`) override it per cluster and namespace; the strictest matching one wins.',
+  },
+  recordingViewerGroups: {
+    env: 'KUBEGATE_RECORDING_VIEWER_GROUPS',
+    type: 'list',
+    doc: 'Groups whose members may list and download session recordings, besides the admin groups. Every download is audited.',
+  },
   metricsListen: {
     env: 'KUBEGATE_METRICS_LISTEN',
     type: 'string',
@@ -349,6 +364,8 @@ export const proxyDefaults = {
   replicaStaleAfter: '5s',
   drainTimeout: '20s',
   runbookLease: '30s',
+  recordingDefaultMode: 'best-effort',
+  recordingViewerGroups: ['kubegate-auditors'],
 };
 
 /** Where agents enroll: enrollAddress, or the tunnel host with the enrollment port. */

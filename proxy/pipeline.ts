@@ -4,7 +4,7 @@
  * kubegate.
  */
 import type { Logger } from '../common/log.js';
-import { KgError } from '../common/errors.js';
+import { KgError, kubeStatus } from '../common/errors.js';
 import { newContext, type RequestContext } from './context.js';
 import { refuseReservedPath, routeKubeRequest } from './route/kube-path.js';
 import { authenticate } from './authn/authenticate.js';
@@ -34,6 +34,7 @@ import type { AuditRecorder } from './audit/recorder.js';
 import type { ApprovalGate } from './approvals/gate.js';
 import { budgetKey, type BodyBudget } from './forward/body-budget.js';
 import type { TunnelHealth } from './tunnel/health.js';
+import type { SessionRecorder } from './recording/recorder.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
@@ -53,6 +54,8 @@ export interface PipelineDeps {
   bodyIdleMs?: number;
   /** Notices dead tunnels while requests wait on them (tunnel/health.ts). */
   health?: TunnelHealth;
+  /** Records exec, attach and port-forward sessions (proxy/recording/); absent = none. */
+  recorder?: SessionRecorder;
 }
 
 /** A new request's context: method, target, source and user agent as received. */
@@ -112,12 +115,24 @@ export function createUpgradeHandler(
       // 4b. approval gate (e.g. exec in production); upgrades carry no body
       await deps.gate?.check(ctx, req, cluster, { readBody: false });
       const tunnel = await pickTunnel(deps, route.cluster);
+      // The session's recording (its policy may refuse the session here, before the upgrade).
+      let endNow: ((reason: EndReason) => void) | undefined;
+      const tap = await deps.recorder?.start(ctx, info, cluster, identity, (message) => {
+        if (endNow)
+          endNow({
+            message,
+            refused: true,
+            status: kubeStatus(503, 'ServiceUnavailable', message),
+          });
+        else socket.destroy();
+      });
       // exec and port-forward sessions end when the grant or token does.
       const open = trackOpen(deps, ctx, { cluster: route.cluster, identity, info }, 'upgrade', () =>
         socket.destroy(),
       );
+      let status = 0;
       try {
-        const status = await forwardUpgrade(
+        status = await forwardUpgrade(
           ctx,
           req as IncomingMessage,
           socket,
@@ -126,12 +141,17 @@ export function createUpgradeHandler(
           upgrade,
           (st, h) => audit?.responseStarted(st, h, hdrRanAs),
           deps.health,
-          open.onEnd,
+          (end) => {
+            endNow = end;
+            open.onEnd(end);
+          },
+          tap,
         );
         settled = true;
         audit.complete(status);
       } finally {
         open.untrack();
+        tap?.end(status);
       }
     };
     go().catch((err: unknown) => {

@@ -35,6 +35,8 @@ export const groups: Record<string, string> = {
   'admin approval policy': 'approval policies',
   'admin approval webhook': 'approval webhooks',
   'admin runbook': 'stored runbooks (definitions of governed operations)',
+  'admin recording':
+    'session recordings of exec, attach and port-forward (through the proxy, as yourself)',
   request: 'ask for access and decide approvals as yourself, through the proxy',
   runs: 'runbook runs: history, one run, cancel (through the proxy, as yourself)',
   runbook: 'the runbooks you may ask to run (through the proxy)',
@@ -92,6 +94,7 @@ const rbac = handlersIn(() => import('./admin-rbac.js'));
 const tokens = handlersIn(() => import('./admin-token.js'));
 const approvals = handlersIn(() => import('./approvals.js'));
 const runbooks = handlersIn(() => import('./runbooks.js'));
+const recordings = handlersIn(() => import('./recordings.js'));
 
 const name = (n = 'NAME', doc?: string): ArgSpec[] => [{ name: n, ...(doc ? { doc } : {}) }];
 const outputOpt: OptionSpec = {
@@ -570,6 +573,43 @@ adds (version, builtin, updatedBy, updatedAt) are ignored. Needs DATABASE_URL.`,
     },
     help: runHelp,
     run: runbooks('runCreate'),
+  },
+  {
+    path: 'admin recording list',
+    summary: 'session recordings, newest first',
+    options: {
+      user: { value: 'NAME', doc: 'only sessions of this user or robot' },
+      cluster: { value: 'NAME', doc: 'only sessions on this cluster' },
+      namespace: { value: 'NS', doc: 'only sessions in this namespace' },
+      pod: { value: 'NAME', doc: 'only sessions into this pod' },
+      container: { value: 'NAME', doc: 'only sessions into this container' },
+      command: { value: 'TEXT', doc: 'only sessions whose command contains TEXT' },
+      status: { value: 'STATUS', doc: 'recording, complete, incomplete or unrecorded' },
+      from: { value: 'T', doc: 'sessions started at or after T (RFC 3339 or a duration ago: 2h)' },
+      to: { value: 'T', doc: 'sessions started before T (RFC 3339 or a duration ago)' },
+      limit: { value: 'N', doc: 'at most N, 1 to 1000 (default 100)' },
+      continue: { value: 'TOKEN', doc: 'the next page, as the previous one said' },
+      output: outputOpt,
+      kubeconfig: kubeconfigOpt,
+    },
+    help: `Through the proxy, as you: you must be in an admin group or a recording
+viewer group (recordingViewerGroups, default kubegate-auditors).`,
+    run: recordings('recordingList'),
+  },
+  {
+    path: 'admin recording get',
+    summary: "one recording's metadata: who, where, what ran, status, sizes",
+    args: name('ID'),
+    options: { output: outputOpt, kubeconfig: kubeconfigOpt },
+    run: recordings('recordingGet'),
+  },
+  {
+    path: 'admin recording download',
+    summary: 'a recording as an asciicast v2 file (.cast); the download is audited',
+    args: name('ID'),
+    options: { out, kubeconfig: kubeconfigOpt },
+    help: 'Play it with any asciicast v2 player (asciinema play FILE).',
+    run: recordings('recordingDownload'),
   },
   {
     path: 'runs list',

@@ -2,7 +2,8 @@
  * The CLI's client for the proxy's REST API, as the person running it: the
  * server, token and CA come from KUBEGATE_SERVER + KUBEGATE_TOKEN or the
  * current context of the fleet kubeconfig. Used by `kubegate request …`,
- * `kubegate run`, `kubegate runs …` and `kubegate runbook …`.
+ * `kubegate run`, `kubegate runs …`, `kubegate runbook …` and
+ * `kubegate admin recording …`.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -98,6 +99,31 @@ export async function call(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; json: unknown }> {
+  const { status, text } = await send(e, method, path, body, {
+    accept: 'application/json',
+    ...headers,
+  });
+  let parsed: unknown = {};
+  try {
+    parsed = text ? JSON.parse(text) : {};
+  } catch {
+    parsed = {};
+  }
+  return { status, json: parsed };
+}
+
+/** A GET whose answer is not JSON (a recording's .cast): its body as text. */
+export async function callText(e: Endpoint, path: string, accept = '*/*'): Promise<string> {
+  return (await send(e, 'GET', path, undefined, { accept })).text;
+}
+
+async function send(
+  e: Endpoint,
+  method: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
   const dispatcher = new Agent({ connect: e.ca ? { ca: e.ca } : {} });
   try {
     const res = await request(`${e.base}${path}`, {
@@ -105,27 +131,26 @@ export async function call(
       dispatcher,
       headers: {
         authorization: `Bearer ${e.token}`,
-        accept: 'application/json',
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...headers,
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.body.text();
-    let parsed: unknown = {};
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      parsed = {};
-    }
     if (res.statusCode >= 400) {
+      let parsed: unknown = {};
+      try {
+        parsed = text ? JSON.parse(text) : {};
+      } catch {
+        parsed = {};
+      }
       const problem = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<
         string,
         unknown
       >;
       throw new ApiError(res.statusCode, problem, refusal(res.statusCode, problem, text));
     }
-    return { status: res.statusCode, json: parsed };
+    return { status: res.statusCode, text };
   } finally {
     await dispatcher.close();
   }

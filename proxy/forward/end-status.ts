@@ -26,13 +26,15 @@ export interface EndReason {
    * the proxy is going away and the client should just retry elsewhere.
    */
   refused: boolean;
+  /** The Status to tell the client (default: 401 Unauthorized with `message`). */
+  status?: KubeStatus;
 }
 
 /** How long a frame half passed on may take to complete before the stream is cut instead. */
 export const frameGraceMs = 250;
 
 export function endStatus(reason: EndReason): KubeStatus {
-  return kubeStatus(401, 'Unauthorized', reason.message);
+  return reason.status ?? kubeStatus(401, 'Unauthorized', reason.message);
 }
 
 /**
@@ -287,6 +289,8 @@ export const spdyDictionary = Buffer.concat([
 
 /** At most this many header bytes are kept per connection (a port-forward opens streams per connection). */
 const maxSpdyHeaderBytes = 256 * 1024;
+/** …and at most this many once inflated (a zlib bomb finds no error stream, and holds nothing). */
+const maxSpdyInflated = 1024 * 1024;
 
 /**
  * Follows the client's half of a SPDY session to learn which streams it
@@ -342,6 +346,8 @@ export class SpdyClientStreams {
       text = inflateSync(Buffer.concat(this.syns.map((s) => s.block)), {
         dictionary: spdyDictionary,
         finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        // 256 KiB of compressed headers could otherwise inflate to ~256 MiB here.
+        maxOutputLength: maxSpdyInflated,
       });
     } catch {
       return [];

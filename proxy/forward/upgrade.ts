@@ -16,6 +16,7 @@ import type { RequestInfo } from '../authz/request-info.js';
 import type { RequestContext } from '../context.js';
 import type { TunnelHealth } from '../tunnel/health.js';
 import type { Tunnel } from '../tunnel/registry.js';
+import type { UpgradeTap } from '../recording/session.js';
 import { isHopByHopResponseHeader, upstreamHeaders } from './headers.js';
 import {
   endStatus,
@@ -77,6 +78,12 @@ export function forwardUpgrade(
    * error channel and a close frame (end-status.ts); anything else is cut.
    */
   onEnd?: (end: (reason: EndReason) => void) => void,
+  /**
+   * Sees every byte of a switched session as it passes, both ways (the
+   * session recording, proxy/recording/session.ts); it never changes or
+   * holds them, and never throws.
+   */
+  tap?: UpgradeTap,
 ): Promise<number> {
   const route = ctx.route!;
   const headers = upstreamHeaders(req, ctx);
@@ -178,11 +185,14 @@ export function forwardUpgrade(
         subprotocol = [
           h[websocket ? 'sec-websocket-protocol' : 'x-stream-protocol-version'] ?? '',
         ].flat()[0];
+        tap?.switched(upgrade, subprotocol);
         if (head.length) {
           spdyStreams?.feed(head);
+          tap?.fromClient(head);
           stream.write(head);
         }
         if (spdyStreams) socket.on('data', (c: Buffer) => spdyStreams.feed(c));
+        if (tap) socket.on('data', (c: Buffer) => tap.fromClient(c));
         socket.pipe(stream);
         // Cluster → client, following its WebSocket or SPDY frames (so an early end
         // can come between two of them); ends the socket when the stream ends.
@@ -190,6 +200,7 @@ export function forwardUpgrade(
           if (stopped || finished) return;
           const n = frames.scan(chunk, stopping !== undefined);
           if (n < chunk.length) chunk = chunk.subarray(0, n);
+          if (chunk.length) tap?.fromCluster(chunk);
           if (chunk.length && !socket.write(chunk)) {
             stream.pause();
             socket.once('drain', () => stream.resume());

@@ -37,7 +37,9 @@ export function httpGet(
       },
       (res) => {
         let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
+        // Decoded as a stream: a UTF-8 character split between two chunks stays whole.
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
       },
     );

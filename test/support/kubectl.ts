@@ -32,8 +32,11 @@ export function kubectl(
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    // Decoded as streams: a UTF-8 character split between two reads stays whole.
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (b: string) => (stdout += b));
+    child.stderr.on('data', (b: string) => (stderr += b));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.once('error', reject);
     child.once('close', (code) => {

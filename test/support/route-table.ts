@@ -20,6 +20,7 @@ import { adminRoutes } from '../../proxy/identity/admin-routes.js';
 import type { ApiCall as IdentityCall } from '../../proxy/identity/routes.js';
 import { selfRoutes } from '../../proxy/identity/self-routes.js';
 import type { PolicyState } from '../../proxy/authz/policy-store.js';
+import { recordingRoutes } from '../../proxy/recording/api.js';
 
 const callers: Record<string, ApiCaller> = {
   admin: { user: 'ada', kind: 'user', groups: ['admins'], actor: 'user:ada' },
@@ -106,7 +107,15 @@ export function featureRoutes(): Route[] {
     masterKey: Buffer.alloc(32),
     log: quietLog,
   });
-  return [...identity, ...admin, ...consoleApi, ...audit, ...approvals];
+  const recordings = recordingRoutes({
+    pool,
+    storage: {} as never,
+    adminGroups: ['admins'],
+    viewerGroups: ['auditors'],
+    authenticate: who,
+    log: quietLog,
+  });
+  return [...identity, ...admin, ...consoleApi, ...audit, ...approvals, ...recordings];
 }
 
 /** The dispatcher the front uses over the whole table, the document included. */

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { constants as zc, createDeflate } from 'node:zlib';
+import { constants as zc, createDeflate, deflateSync } from 'node:zlib';
 import {
   JsonLines,
   LengthPrefixed,
@@ -258,4 +258,29 @@ test('SPDY: the error stream is found in the client half, however it is chunked,
     spdyEnd([1], 'v3.channel.k8s.io', status).subarray(8).toString().startsWith(status.message),
     true,
   );
+});
+
+test('SPDY: client header blocks are inflated to at most 1 MiB when the session is ended (a zlib bomb holds nothing)', () => {
+  // A block naming the error stream, padded with a 200 MiB header value: ~200 KiB deflated.
+  const pad = Buffer.alloc(200 * 1024 * 1024, 0x61);
+  const nv = Buffer.concat([
+    u32(2),
+    u32(10),
+    Buffer.from('streamtype'),
+    u32(5),
+    Buffer.from('error'),
+    u32(1),
+    Buffer.from('x'),
+    u32(pad.length),
+    pad,
+  ]);
+  const block = deflateSync(nv, { dictionary: spdyDictionary, level: 9 });
+  assert.ok(block.length < 256 * 1024, `block is ${block.length} bytes`);
+  const body = Buffer.concat([u32(1), u32(0), Buffer.from([0, 0]), block]);
+  const head = Buffer.from([0x80, 3, 0, 1, 0, 0, 0, 0]);
+  head.writeUInt32BE(body.length & 0xffffff, 4);
+  const t = new SpdyClientStreams();
+  t.feed(Buffer.concat([head, body]));
+  // Inflated whole, this would find stream 1 (and hold 200 MiB doing so).
+  assert.deepEqual(t.errorStreams(), []);
 });

@@ -1,0 +1,273 @@
+/**
+ * Session recordings and recording policies over REST:
+ *
+ *   GET    /api/v1/recordings               search (user, cluster, namespace, pod,
+ *                                           container, command, status, from, to; limit, continue)
+ *   GET    /api/v1/recordings/{id}          one recording's metadata
+ *   GET    /api/v1/recordings/{id}/cast     the recording as asciicast v2 (.cast); audited
+ *   GET    /api/v1/recording-policies       the recording policies (admin)
+ *   POST   /api/v1/recording-policies       create one (admin)
+ *   DELETE /api/v1/recording-policies/{name} delete one (admin)
+ *
+ * Who may list and download recordings: members of an admin group or of a
+ * recording viewer group (config `recordingViewerGroups`, default
+ * `kubegate-auditors`). Everyone else is 403 and sees no listing — not even
+ * of their own sessions: a recording can hold what others typed beside
+ * them. Every download is an audit event (resource `recordings`, verb
+ * `download`).
+ */
+import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { ApiCaller } from '../api/types.js';
+import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
+import type { Queryable } from '../db/query.js';
+import type { AnyRequest } from '../forward/forward.js';
+import { writeJson, writeNoContent } from '../http/json-body.js';
+import {
+  createDispatcher,
+  mount,
+  requireAdmin,
+  type BaseCall,
+  type Operation,
+  type Route,
+  type RouteSpec,
+} from '../http/routes.js';
+import type { AnyResponse } from '../http/response.js';
+import { getRecording, searchFilters, searchRecordings, type SearchFilter } from './catalog.js';
+import { createPolicy, deletePolicy, listPolicies, validatePolicy } from './policy.js';
+import type { RecordingStorage } from './storage.js';
+
+export interface RecordingApiDeps {
+  pool: Queryable;
+  storage: RecordingStorage;
+  adminGroups: readonly string[];
+  /** Besides admins, members of these groups may list and download recordings. */
+  viewerGroups: readonly string[];
+  /** Resolves the caller (bearer token, or the console session with its CSRF checks); throws 401. */
+  authenticate: (req: AnyRequest) => Promise<ApiCaller>;
+  /** A policy was created or deleted (this replica's policy cache reads them again). */
+  policiesChanged?: () => void;
+  log: Logger;
+}
+
+interface RecordingCall extends BaseCall {
+  caller: ApiCaller;
+  admin: boolean;
+  viewer: boolean;
+}
+
+const listQuery = [...searchFilters, 'limit', 'continue'];
+
+function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
+  const unknown = [...new Set(query.keys())].filter((k) => !allowed.includes(k));
+  if (unknown.length)
+    throw new KgError(
+      'KG_ERR_BAD_REQUEST',
+      `unknown query parameter(s) ${unknown.slice(0, 5).join(', ').slice(0, 200)}; ${allowed.length ? `this endpoint takes ${allowed.join(', ')}` : 'this endpoint takes none'}`,
+    );
+  for (const k of allowed)
+    if (query.getAll(k).length > 1)
+      throw new KgError('KG_ERR_BAD_REQUEST', `query parameter ${k} given more than once`);
+}
+
+function requireViewer(c: RecordingCall): void {
+  if (c.viewer) return;
+  throw new KgError(
+    'KG_ERR_FORBIDDEN',
+    `${c.caller.kind === 'robot' ? 'Robot' : 'User'} "${c.caller.user}" may not read session recordings: this needs membership of an admin group or a recording viewer group`,
+  );
+}
+
+/** The recording an id names, or 404 (a malformed id is simply not found). */
+async function recordingOf(deps: RecordingApiDeps, c: RecordingCall) {
+  const id = c.params[0]!;
+  const r = await getRecording(deps.pool, id);
+  if (!r) throw new KgError('KG_ERR_NOT_FOUND', `recording "${id.slice(0, 64)}" not found`);
+  return r;
+}
+
+export function recordingRoutes(deps: RecordingApiDeps): Route[] {
+  const admins = new Set(deps.adminGroups);
+  const viewers = new Set(deps.viewerGroups);
+  const viewerOp = (
+    summary: string,
+    query: readonly string[],
+    handle: (c: RecordingCall) => Promise<void>,
+  ): Operation<RecordingCall> => ({
+    access: 'caller',
+    summary,
+    query,
+    handle: async (c) => {
+      // Who may read recordings comes first: anyone else learns nothing, not even what a query lacks.
+      requireViewer(c);
+      checkQuery(c.query, query);
+      await handle(c);
+    },
+  });
+  const specs: RouteSpec<RecordingCall>[] = [
+    {
+      path: '/api/v1/recordings',
+      tag: 'recordings',
+      methods: {
+        GET: viewerOp(
+          'Search session recordings, newest first (admins and recording viewers)',
+          listQuery,
+          async (c) => {
+            const limitText = c.query.get('limit');
+            const limit = limitText === null ? 100 : Number(limitText);
+            if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+              throw new KgError(
+                'KG_ERR_BAD_REQUEST',
+                'limit must be a whole number from 1 to 1000',
+              );
+            const filter: SearchFilter = {};
+            for (const n of searchFilters) {
+              const v = c.query.get(n);
+              if (v !== null) filter[n] = v;
+            }
+            const page = await searchRecordings(deps.pool, filter, {
+              limit,
+              continue: c.query.get('continue') ?? undefined,
+            });
+            writeJson(c.res, 200, page, { 'cache-control': 'no-store' });
+          },
+        ),
+      },
+    },
+    {
+      path: '/api/v1/recordings/{id}',
+      tag: 'recordings',
+      methods: {
+        GET: viewerOp("A session recording's metadata", [], async (c) => {
+          writeJson(c.res, 200, await recordingOf(deps, c), { 'cache-control': 'no-store' });
+        }),
+      },
+    },
+    {
+      path: '/api/v1/recordings/{id}/cast',
+      tag: 'recordings',
+      methods: {
+        GET: viewerOp(
+          'Download a session recording as asciicast v2 (the download is audited)',
+          [],
+          async (c) => {
+            const r = await recordingOf(deps, c);
+            // The download is recorded before a byte of it is sent.
+            await recordAdminEvent(deps.pool, {
+              actor: c.caller.actor,
+              verb: 'download',
+              resource: 'recordings',
+              name: r.id,
+              cluster: r.cluster,
+              detail: { user: r.user.name, namespace: r.namespace, pod: r.pod, auditId: r.auditId },
+              ...requestOrigin(c.req),
+            });
+            await sendCast(deps, c.res, r.id);
+          },
+        ),
+      },
+    },
+    {
+      path: '/api/v1/recording-policies',
+      tag: 'recordings',
+      methods: {
+        GET: {
+          access: 'admin',
+          summary: 'The recording policies',
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            writeJson(c.res, 200, { items: await listPolicies(deps.pool) });
+          },
+        },
+        POST: {
+          access: 'admin',
+          summary: 'Create a recording policy',
+          body: { object: true, maxBytes: 64 * 1024 },
+          responses: { 201: 'the policy as stored' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            const p = validatePolicy(await c.readBody());
+            const stored = await createPolicy(deps.pool, p, c.caller.actor, requestOrigin(c.req));
+            deps.policiesChanged?.();
+            writeJson(c.res, 201, stored, {
+              location: `/api/v1/recording-policies/${stored.name}`,
+            });
+          },
+        },
+      },
+    },
+    {
+      path: '/api/v1/recording-policies/{name}',
+      tag: 'recordings',
+      methods: {
+        DELETE: {
+          access: 'admin',
+          summary: 'Delete a recording policy',
+          responses: { 204: 'deleted' },
+          handle: async (c) => {
+            checkQuery(c.query, []);
+            await deletePolicy(deps.pool, c.params[0]!, c.caller.actor, requestOrigin(c.req));
+            deps.policiesChanged?.();
+            writeNoContent(c.res);
+          },
+        },
+      },
+    },
+  ];
+  return mount(specs, async (base, op) => {
+    const caller = await deps.authenticate(base.req);
+    const admin = caller.groups.some((g) => admins.has(g));
+    const call: RecordingCall = {
+      ...base,
+      caller,
+      admin,
+      viewer: admin || caller.groups.some((g) => viewers.has(g)),
+    };
+    requireAdmin(op, { admin, kind: caller.kind, name: caller.user });
+    return call;
+  });
+}
+
+/** The recording endpoints on their own (tests). */
+export function createRecordingApiHandler(
+  deps: RecordingApiDeps,
+): (req: AnyRequest, res: AnyResponse) => boolean {
+  return createDispatcher(recordingRoutes(deps), { log: deps.log, owns: () => false });
+}
+
+/** Stream a recording's chunks; the first is read before the status goes, so a store failure is a clean error. */
+async function sendCast(deps: RecordingApiDeps, res: AnyResponse, id: string): Promise<void> {
+  const it = deps.storage.chunks(id)[Symbol.asyncIterator]();
+  let next = await it.next();
+  res.writeHead(200, {
+    'content-type': 'application/x-asciicast',
+    'content-disposition': `attachment; filename="kubegate-${id}.cast"`,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  let closed = false;
+  res.once('close', () => (closed = true));
+  const w = res as unknown as NodeJS.WritableStream & { once: AnyResponse['once'] };
+  try {
+    while (!next.done && !closed) {
+      if (!w.write(next.value))
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off('drain', go);
+            res.off('close', go);
+            resolve();
+          };
+          res.on('drain', go);
+          res.on('close', go);
+        });
+      next = await it.next();
+    }
+  } catch (err) {
+    // The status is sent: a store failure midway can only cut the download short.
+    deps.log.warn({ recording: id, err: (err as Error).message }, 'recording download failed');
+    (res as unknown as { destroy(): void }).destroy();
+    return;
+  }
+  if (!closed) res.end();
+  else await it.return?.(undefined);
+}
