@@ -21,6 +21,7 @@ import type { ApiCall as IdentityCall } from '../../proxy/identity/routes.js';
 import { selfRoutes } from '../../proxy/identity/self-routes.js';
 import type { PolicyState } from '../../proxy/authz/policy-store.js';
 import { recordingRoutes } from '../../proxy/recording/api.js';
+import { runbooksRoutes } from '../../proxy/runbooks/api.js';
 
 const callers: Record<string, ApiCaller> = {
   admin: { user: 'ada', kind: 'user', groups: ['admins'], actor: 'user:ada' },
@@ -115,7 +116,15 @@ export function featureRoutes(): Route[] {
     authenticate: who,
     log: quietLog,
   });
-  return [...identity, ...admin, ...consoleApi, ...audit, ...approvals, ...recordings];
+  const runbooks = runbooksRoutes({
+    pool,
+    tokens: {} as never,
+    settings: { publicUrl: 'https://kubegate.test' } as never,
+    policy: () => emptyPolicy,
+    created: () => undefined,
+    log: quietLog,
+  });
+  return [...identity, ...admin, ...consoleApi, ...audit, ...approvals, ...recordings, ...runbooks];
 }
 
 /** The dispatcher the front uses over the whole table, the document included. */
