@@ -364,15 +364,20 @@ describe('session recording through kubegate', { timeout: 600_000 }, () => {
           `${tr.name}: ${r.stderr}`,
         );
       }
-      // The refusal's audit event says unrecorded, with the reason.
-      const refusedRows = await stack.sql<{
-        event: { annotations: Record<string, string> };
-        code: number;
-      }>(
-        `SELECT event, code FROM audit_events WHERE subresource = 'exec' AND stage = 'ResponseComplete'
-           AND event->'annotations'->>'kubegate.dev/command' LIKE '%refused-run%'`,
+      // The refusals' audit events (written in batches, a moment later) say unrecorded,
+      // with the reason: one per transport.
+      let refusedRows: { event: { annotations: Record<string, string> }; code: number }[] = [];
+      await until(
+        async () => {
+          refusedRows = await stack.sql(
+            `SELECT event, code FROM audit_events WHERE subresource = 'exec' AND stage = 'ResponseComplete'
+               AND event->'annotations'->>'kubegate.dev/command' LIKE '%refused-run%'`,
+          );
+          return refusedRows.length >= transports.length;
+        },
+        10_000,
+        'the refused sessions in the audit log',
       );
-      assert.ok(refusedRows.length >= 1);
       for (const row of refusedRows) {
         assert.equal(row.code, 503);
         assert.equal(row.event.annotations['kubegate.dev/recording'], 'unrecorded');

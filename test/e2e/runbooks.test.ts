@@ -265,18 +265,22 @@ describe('runbooks', { timeout: 600_000 }, () => {
       'demo-app to have 3 ready replicas',
     );
     // Every API call of the run is in the audit log, as the runbook, beside the run:
-    // first the approvers' dry run, then the run itself.
-    const rows = await stack.sql<{
-      verb: string;
-      username: string;
-      user_kind: string;
-      code: number;
-      uri: string;
-    }>(
-      `SELECT verb, username, user_kind, code, event->>'requestURI' AS uri FROM audit_events
-        WHERE source = 'runbook' AND event->'annotations'->>'kubegate.dev/run-id' = $1
-        ORDER BY stage_at`,
-      [id],
+    // first the approvers' dry run, then the run itself. Audit events are written in
+    // batches, so the last call's may land a moment after the run is reported done.
+    let rows: { verb: string; username: string; user_kind: string; code: number; uri: string }[] =
+      [];
+    await until(
+      async () => {
+        rows = await stack.sql(
+          `SELECT verb, username, user_kind, code, event->>'requestURI' AS uri FROM audit_events
+            WHERE source = 'runbook' AND event->'annotations'->>'kubegate.dev/run-id' = $1
+            ORDER BY stage_at`,
+          [id],
+        );
+        return rows.length >= 4;
+      },
+      10_000,
+      "the run's four API calls in the audit log",
     );
     const path = '/apis/apps/v1/namespaces/platform-demo/deployments/demo-app';
     assert.deepEqual(
