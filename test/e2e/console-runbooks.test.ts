@@ -309,8 +309,9 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
     const counting = (r: { method(): string; url(): string }) => {
       if (r.method() === 'GET' && r.url().endsWith(`/api/v1/runs/${id}`)) asked++;
     };
-    page.on('request', counting);
     await page.getByRole('status').getByText('Status: awaiting-approval').waitFor();
+    // From here the page can learn the run's end only by asking again.
+    page.on('request', counting);
     const facts = page.locator('dl.facts');
     await facts.getByText('more pods for the sale').waitFor();
     const link = facts.getByRole('link', { name: /approval request/ });
@@ -362,7 +363,9 @@ describe('runbooks in the web console', { timeout: 900_000 }, () => {
     assert.match((await step.textContent()) ?? '', /^\+\s+replicas: 4$/m);
     await page.getByText('The dry run made before approval').waitFor();
     await screenshot(page, '47-approved-run-succeeded');
-    assert.ok(asked >= 2, `the page asked again while the run was open (${asked})`);
+    // (At least once: on a quick approval the first question after the request may
+    // already be answered "succeeded"; the CI simulation saw just that.)
+    assert.ok(asked >= 1, `the page asked again while the run was open (${asked})`);
     const after = asked;
     await page.waitForTimeout(2500);
     page.off('request', counting);
