@@ -19,7 +19,7 @@ import type { Logger } from '../../common/log.js';
 import { authenticate } from '../authn/authenticate.js';
 import type { TokenStore } from '../authn/token-store.js';
 import type { AnyRequest } from '../forward/forward.js';
-import type { AnyResponse } from '../http/response.js';
+import { writeDrained, type AnyResponse } from '../http/response.js';
 import {
   createDispatcher,
   mount,
@@ -161,22 +161,10 @@ async function streamExport(
   }
   let closed = false;
   res.once('close', () => (closed = true));
-  const write = async (text: string) => {
-    if (!(res as NodeJS.WritableStream).write(text)) {
-      await new Promise<void>((resolve) => {
-        const go = () => {
-          res.off('drain', go);
-          res.off('close', go);
-          resolve();
-        };
-        res.on('drain', go);
-        res.on('close', go);
-      });
-    }
-  };
   let page = first;
   while (!page.done && !closed) {
-    await write(
+    await writeDrained(
+      res,
       page.value.map((e) => JSON.stringify(strictKube ? toKubeEvent(e) : e) + '\n').join(''),
     );
     page = await pages.next();

@@ -7,24 +7,12 @@
  * database directly.
  */
 import { stringify as toYaml } from 'yaml';
-import type { RecordingView } from '../recording/catalog.js';
+import { searchFilters, type RecordingView } from '../recording/catalog.js';
 import { flag, output, UsageError, type Invocation } from './args.js';
 import { call, callText, endpoint } from './rest.js';
 import { table } from './table.js';
 
-export const recordingFilters = [
-  'user',
-  'cluster',
-  'namespace',
-  'pod',
-  'container',
-  'command',
-  'status',
-  'from',
-  'to',
-  'limit',
-  'continue',
-] as const;
+export const recordingFilters = [...searchFilters, 'limit', 'continue'] as const;
 
 function wantStructured(p: Invocation): 'json' | 'yaml' | undefined {
   const o = flag(p, 'output') ?? 'text';

@@ -20,7 +20,7 @@ import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { ApiCaller } from '../api/types.js';
 import { recordAdminEvent, requestOrigin } from '../audit/admin-events.js';
-import type { Queryable } from '../db/query.js';
+import type { Pool } from 'pg';
 import type { AnyRequest } from '../forward/forward.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import {
@@ -32,13 +32,13 @@ import {
   type Route,
   type RouteSpec,
 } from '../http/routes.js';
-import type { AnyResponse } from '../http/response.js';
+import { writeDrained, type AnyResponse } from '../http/response.js';
 import { getRecording, searchFilters, searchRecordings, type SearchFilter } from './catalog.js';
 import { createPolicy, deletePolicy, listPolicies, validatePolicy } from './policy.js';
 import type { RecordingStorage } from './storage.js';
 
 export interface RecordingApiDeps {
-  pool: Queryable;
+  pool: Pool;
   storage: RecordingStorage;
   adminGroups: readonly string[];
   /** Besides admins, members of these groups may list and download recordings. */
@@ -101,6 +101,21 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
       // Who may read recordings comes first: anyone else learns nothing, not even what a query lacks.
       requireViewer(c);
       checkQuery(c.query, query);
+      await handle(c);
+    },
+  });
+  const changedBy = (c: RecordingCall) => ({ actor: c.caller.actor, ...requestOrigin(c.req) });
+  /** An admin's operation on the recording policies (no query parameters). */
+  const adminOp = (
+    summary: string,
+    handle: (c: RecordingCall) => Promise<void>,
+    more: Pick<Operation<RecordingCall>, 'body' | 'responses'> = {},
+  ): Operation<RecordingCall> => ({
+    access: 'admin',
+    summary,
+    ...more,
+    handle: async (c) => {
+      checkQuery(c.query, []);
       await handle(c);
     },
   });
@@ -171,46 +186,39 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
       path: '/api/v1/recording-policies',
       tag: 'recordings',
       methods: {
-        GET: {
-          access: 'admin',
-          summary: 'The recording policies',
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            writeJson(c.res, 200, { items: await listPolicies(deps.pool) });
-          },
-        },
-        POST: {
-          access: 'admin',
-          summary: 'Create a recording policy',
-          body: { object: true, maxBytes: 64 * 1024 },
-          responses: { 201: 'the policy as stored' },
-          handle: async (c) => {
-            checkQuery(c.query, []);
+        GET: adminOp('The recording policies', async (c) =>
+          writeJson(c.res, 200, { items: await listPolicies(deps.pool) }),
+        ),
+        POST: adminOp(
+          'Create a recording policy',
+          async (c) => {
             const p = validatePolicy(await c.readBody());
-            const stored = await createPolicy(deps.pool, p, c.caller.actor, requestOrigin(c.req));
+            const stored = await createPolicy(deps.pool, p, changedBy(c));
             deps.policiesChanged?.();
             writeJson(c.res, 201, stored, {
               location: `/api/v1/recording-policies/${stored.name}`,
             });
           },
-        },
+          {
+            body: { object: true, maxBytes: 64 * 1024 },
+            responses: { 201: 'the policy as stored' },
+          },
+        ),
       },
     },
     {
       path: '/api/v1/recording-policies/{name}',
       tag: 'recordings',
       methods: {
-        DELETE: {
-          access: 'admin',
-          summary: 'Delete a recording policy',
-          responses: { 204: 'deleted' },
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            await deletePolicy(deps.pool, c.params[0]!, c.caller.actor, requestOrigin(c.req));
+        DELETE: adminOp(
+          'Delete a recording policy',
+          async (c) => {
+            await deletePolicy(deps.pool, c.params[0]!, changedBy(c));
             deps.policiesChanged?.();
             writeNoContent(c.res);
           },
-        },
+          { responses: { 204: 'deleted' } },
+        ),
       },
     },
   ];
@@ -247,19 +255,9 @@ async function sendCast(deps: RecordingApiDeps, res: AnyResponse, id: string): P
   });
   let closed = false;
   res.once('close', () => (closed = true));
-  const w = res as unknown as NodeJS.WritableStream & { once: AnyResponse['once'] };
   try {
     while (!next.done && !closed) {
-      if (!w.write(next.value))
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            res.off('drain', go);
-            res.off('close', go);
-            resolve();
-          };
-          res.on('drain', go);
-          res.on('close', go);
-        });
+      await writeDrained(res, next.value);
       next = await it.next();
     }
   } catch (err) {

@@ -5,17 +5,10 @@
 import { KgError } from '../../common/errors.js';
 import { query, type Queryable } from '../db/query.js';
 import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from '../rbac/cursor.js';
-import type { RecordingStatus, SessionKind } from './storage.js';
+import type { RecordingStatus, SessionTarget } from './storage.js';
 
-export interface RecordingView {
+export interface RecordingView extends SessionTarget {
   id: string;
-  auditId: string;
-  kind: SessionKind;
-  cluster: string;
-  namespace: string;
-  pod: string;
-  container: string;
-  command: string[];
   user: { name: string; kind: string; groups: string[] };
   mode: string;
   policy: string;
@@ -29,53 +22,22 @@ export interface RecordingView {
   endedAt: string | null;
 }
 
-interface Row {
-  id: string;
-  audit_id: string;
-  kind: SessionKind;
-  cluster: string;
-  namespace: string;
-  pod: string;
-  container: string;
-  command: string[];
-  user_name: string;
-  user_kind: string;
-  user_groups: string[];
-  mode: string;
-  policy: string;
-  stdin_recorded: boolean;
-  replica: string;
-  status: RecordingStatus;
-  reason: string;
-  bytes_in: string;
-  bytes_out: string;
-  started_at: Date;
-  ended_at: Date | null;
-  cursor_at: string;
-}
+/**
+ * The columns, named as the view names them (times as ISO 8601 UTC text, as
+ * toISOString writes them), and the page cursor's timestamp.
+ */
+const columns = `id, audit_id AS "auditId", kind, cluster, namespace, pod, container, command,
+  json_build_object('name', user_name, 'kind', user_kind, 'groups', user_groups) AS "user",
+  mode, policy, stdin_recorded AS "stdinRecorded", replica, status, reason,
+  bytes_in::float8 AS "bytesIn", bytes_out::float8 AS "bytesOut",
+  to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "startedAt",
+  to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "endedAt",
+  started_at::text AS cursor_at`;
 
-function view(r: Row): RecordingView {
-  return {
-    id: r.id,
-    auditId: r.audit_id,
-    kind: r.kind,
-    cluster: r.cluster,
-    namespace: r.namespace,
-    pod: r.pod,
-    container: r.container,
-    command: r.command,
-    user: { name: r.user_name, kind: r.user_kind, groups: r.user_groups },
-    mode: r.mode,
-    policy: r.policy,
-    stdinRecorded: r.stdin_recorded,
-    replica: r.replica,
-    status: r.status,
-    reason: r.reason,
-    bytesIn: Number(r.bytes_in),
-    bytesOut: Number(r.bytes_out),
-    startedAt: r.started_at.toISOString(),
-    endedAt: r.ended_at?.toISOString() ?? null,
-  };
+type Row = RecordingView & { cursor_at: string };
+
+function view({ cursor_at: _, ...r }: Row): RecordingView {
+  return r;
 }
 
 export const searchFilters = [
@@ -162,7 +124,7 @@ export async function searchRecordings(
   v.push(page.limit + 1);
   const rows = await query<Row>(
     db,
-    `SELECT *, started_at::text AS cursor_at FROM recordings
+    `SELECT ${columns} FROM recordings
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY started_at DESC, id DESC LIMIT $${v.length}`,
     v,
@@ -175,10 +137,6 @@ export async function searchRecordings(
 
 export async function getRecording(db: Queryable, id: string): Promise<RecordingView | undefined> {
   if (!uuidPattern.test(id)) return undefined;
-  const [row] = await query<Row>(
-    db,
-    `SELECT *, started_at::text AS cursor_at FROM recordings WHERE id = $1`,
-    [id],
-  );
+  const [row] = await query<Row>(db, `SELECT ${columns} FROM recordings WHERE id = $1`, [id]);
   return row && view(row);
 }

@@ -22,9 +22,10 @@ import {
   type LabelSelector,
 } from '../../common/kube-grammar.js';
 import type { ClusterRef } from '../authz/types.js';
-import type { Queryable } from '../db/query.js';
-import { query } from '../db/query.js';
+import type { Pool } from 'pg';
+import { inTransaction, query, type Queryable } from '../db/query.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
+import { isObject, unknownFields } from '../../common/json-object.js';
 
 export const modes = ['off', 'best-effort', 'required'] as const;
 export type Mode = (typeof modes)[number];
@@ -79,60 +80,63 @@ export function decide(
   };
 }
 
+/**
+ * A list of names, each matching `pattern`, at most 256, duplicates dropped;
+ * undefined (and a problem noted) when `v` is not one.
+ */
+function nameList(
+  v: unknown,
+  pattern: RegExp,
+  problem: string,
+  problems: string[],
+): string[] | undefined {
+  if (
+    Array.isArray(v) &&
+    v.length <= 256 &&
+    v.every((n): n is string => typeof n === 'string' && pattern.test(n))
+  )
+    return [...new Set(v)];
+  problems.push(problem);
+  return undefined;
+}
+
 /** Check an untrusted policy body; every problem at once (422). */
 export function validatePolicy(raw: unknown): RecordingPolicy {
   const problems: string[] = [];
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw invalid('the recording policy', ['must be a JSON object']);
-  const o = raw as Record<string, unknown>;
-  for (const k of Object.keys(o))
-    if (!['name', 'clusters', 'namespaces', 'mode', 'recordStdin'].includes(k))
-      problems.push(`${k}: unknown field`);
-  if (typeof o.name !== 'string' || !policyName.test(o.name))
+  if (!isObject(raw)) throw invalid('the recording policy', ['must be a JSON object']);
+  unknownFields(raw, ['name', 'clusters', 'namespaces', 'mode', 'recordStdin'], '', problems);
+  const { name, clusters: c, namespaces: ns, mode, recordStdin } = raw;
+  if (typeof name !== 'string' || !policyName.test(name))
     problems.push('name: a DNS label (lower-case letters, digits and -, at most 63)');
   const clusters: RecordingPolicy['clusters'] = {};
-  if (o.clusters !== undefined) {
-    const c = o.clusters as Record<string, unknown>;
-    if (typeof c !== 'object' || c === null || Array.isArray(c))
-      problems.push('clusters: an object with names and/or selector');
-    else {
-      for (const k of Object.keys(c))
-        if (k !== 'names' && k !== 'selector') problems.push(`clusters.${k}: unknown field`);
-      if (c.names !== undefined) {
-        if (
-          !Array.isArray(c.names) ||
-          c.names.length > 256 ||
-          !c.names.every((n) => typeof n === 'string' && clusterName.test(n))
-        )
-          problems.push('clusters.names: at most 256 cluster names');
-        else clusters.names = [...new Set(c.names as string[])];
-      }
-      if (c.selector !== undefined) {
-        const sel = validateSelector(c.selector, 'clusters.selector', problems);
-        if (sel) clusters.selector = sel;
-      }
-    }
+  if (c !== undefined && !isObject(c))
+    problems.push('clusters: an object with names and/or selector');
+  else if (c !== undefined) {
+    unknownFields(c, ['names', 'selector'], 'clusters', problems);
+    if (c.names !== undefined)
+      clusters.names = nameList(
+        c.names,
+        clusterName,
+        'clusters.names: at most 256 cluster names',
+        problems,
+      );
+    if (c.selector !== undefined)
+      clusters.selector = validateSelector(c.selector, 'clusters.selector', problems);
   }
-  let namespaces: string[] = [];
-  if (o.namespaces !== undefined) {
-    if (
-      !Array.isArray(o.namespaces) ||
-      o.namespaces.length > 256 ||
-      !o.namespaces.every((n) => typeof n === 'string' && dnsLabel.test(n))
-    )
-      problems.push('namespaces: at most 256 namespace names');
-    else namespaces = [...new Set(o.namespaces as string[])];
-  }
-  if (!modes.includes(o.mode as Mode)) problems.push(`mode: one of ${modes.join(', ')}`);
-  if (o.recordStdin !== undefined && typeof o.recordStdin !== 'boolean')
+  const namespaces =
+    ns === undefined
+      ? []
+      : nameList(ns, dnsLabel, 'namespaces: at most 256 namespace names', problems);
+  if (!modes.includes(mode as Mode)) problems.push(`mode: one of ${modes.join(', ')}`);
+  if (recordStdin !== undefined && typeof recordStdin !== 'boolean')
     problems.push('recordStdin: true or false');
   if (problems.length) throw invalid('the recording policy', problems);
   return {
-    name: o.name as string,
+    name: name as string,
     clusters,
-    namespaces,
-    mode: o.mode as Mode,
-    recordStdin: o.recordStdin === true,
+    namespaces: namespaces!,
+    mode: mode as Mode,
+    recordStdin: recordStdin === true,
   };
 }
 
@@ -167,60 +171,58 @@ export async function listPolicies(db: Queryable): Promise<RecordingPolicy[]> {
   return rows.map(fromRow);
 }
 
-export async function createPolicy(
-  db: Queryable,
-  p: RecordingPolicy,
-  actor: string,
-  origin: { sourceIp: string; userAgent: string },
-): Promise<RecordingPolicy> {
-  const rows = await query<PolicyRow>(
-    db,
-    `INSERT INTO recording_policies (name, cluster_names, selector, namespaces, mode, record_stdin, created_by)
-       VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
-       ON CONFLICT (name) DO NOTHING RETURNING *`,
-    [
-      p.name,
-      p.clusters.names ?? [],
-      p.clusters.selector ? JSON.stringify(p.clusters.selector) : null,
-      p.namespaces,
-      p.mode,
-      p.recordStdin,
-      actor,
-    ],
-  );
-  if (!rows.length)
-    throw new KgError('KG_ERR_CONFLICT', `recording policy "${p.name}" already exists`);
-  await recordAdminEvent(db, {
-    actor,
-    verb: 'create',
-    resource: 'recordingpolicies',
-    name: p.name,
-    detail: p,
-    ...origin,
-  });
-  return fromRow(rows[0]!);
+/** Who changes the policies, as their admin audit events name them. */
+export interface ChangedBy {
+  actor: string;
+  sourceIp: string;
+  userAgent: string;
 }
 
-export async function deletePolicy(
-  db: Queryable,
-  name: string,
-  actor: string,
-  origin: { sourceIp: string; userAgent: string },
-): Promise<void> {
-  const rows = await query<{ name: string }>(
-    db,
-    `DELETE FROM recording_policies WHERE name = $1 RETURNING name`,
-    [name],
-  );
-  if (!rows.length) throw new KgError('KG_ERR_NOT_FOUND', `recording policy "${name}" not found`);
-  await recordAdminEvent(db, {
-    actor,
-    verb: 'delete',
-    resource: 'recordingpolicies',
-    name,
-    ...origin,
+/**
+ * Create a policy, with its admin audit event in the same transaction (a
+ * change is never stored unaudited); a name in use is a conflict.
+ */
+export function createPolicy(
+  pool: Pool,
+  p: RecordingPolicy,
+  by: ChangedBy,
+): Promise<RecordingPolicy> {
+  return inTransaction(pool, async (c) => {
+    const [created] = await query<PolicyRow>(
+      c,
+      `INSERT INTO recording_policies (name, cluster_names, selector, namespaces, mode, record_stdin, created_by)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+         ON CONFLICT (name) DO NOTHING RETURNING *`,
+      [
+        p.name,
+        p.clusters.names ?? [],
+        p.clusters.selector ? JSON.stringify(p.clusters.selector) : null,
+        p.namespaces,
+        p.mode,
+        p.recordStdin,
+        by.actor,
+      ],
+    );
+    if (!created)
+      throw new KgError('KG_ERR_CONFLICT', `recording policy "${p.name}" already exists`);
+    await recordAdminEvent(c, { ...by, verb: 'create', resource, name: p.name, detail: p });
+    return fromRow(created);
   });
 }
+
+/** Delete a policy, with its admin audit event in the same transaction. */
+export async function deletePolicy(pool: Pool, name: string, by: ChangedBy): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    const gone = await query(c, `DELETE FROM recording_policies WHERE name = $1 RETURNING name`, [
+      name,
+    ]);
+    if (!gone.length) throw new KgError('KG_ERR_NOT_FOUND', `recording policy "${name}" not found`);
+    await recordAdminEvent(c, { ...by, verb: 'delete', resource, name });
+  });
+}
+
+/** The policies' name in admin audit events. */
+const resource = 'recordingpolicies';
 
 /**
  * The policies as last read, re-read when older than `maxAgeMs` (a change

@@ -11,8 +11,8 @@ export type RecordingStatus = (typeof recordingStatuses)[number];
 
 export type SessionKind = 'exec' | 'attach' | 'portforward';
 
-/** What is known of a session when it opens. */
-export interface RecordingMeta {
+/** Which session a recording is of: its request and where it went. */
+export interface SessionTarget {
   auditId: string;
   kind: SessionKind;
   cluster: string;
@@ -20,6 +20,10 @@ export interface RecordingMeta {
   pod: string;
   container: string;
   command: string[];
+}
+
+/** What is known of a session when it opens. */
+export interface RecordingMeta extends SessionTarget {
   user: string;
   userKind: 'user' | 'robot';
   groups: string[];
