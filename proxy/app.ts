@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from '../common/log.js';
 import { parseHostPort } from '../common/config.js';
-import { enrollAddressOf, type ProxyConfig } from './config.js';
+import { enrollAddressOf, recordingS3Settings, type ProxyConfig } from './config.js';
 import { createPool, type Pool } from './db/pool.js';
 import { DbHealth } from './db/health.js';
 import { SourceBudget } from './authn/source-budget.js';
@@ -48,6 +48,8 @@ import { consoleRoutes } from './console/api.js';
 import { clusterHealth } from './ha/cluster-health.js';
 import { closeTunnelsOnRevocation } from './tunnel/revocation.js';
 import { PgRecordingStorage } from './recording/pg-storage.js';
+import { RecordingSweeper } from './recording/retention.js';
+import { S3RecordingStorage, s3Client } from './recording/s3-storage.js';
 import { PolicyCache, type Mode } from './recording/policy.js';
 import { SessionRecorder } from './recording/recorder.js';
 import { recordingRoutes } from './recording/api.js';
@@ -273,8 +275,26 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const metricsServer = m
       ? await startMetricsServer(m.host, m.port, proxyMetrics.registry)
       : undefined;
-    // Session recording (proxy/recording/): exec, attach and port-forward, stored in PostgreSQL.
-    const recordingStorage = new PgRecordingStorage(recordingPool);
+    // Session recording (proxy/recording/): exec, attach and port-forward, stored in
+    // PostgreSQL or, with KUBEGATE_RECORDING_STORAGE=s3, in an S3-compatible object store.
+    const s3 = recordingS3Settings(config);
+    const objects = s3
+      ? new S3RecordingStorage({
+          pool: recordingPool,
+          client: s3Client(s3),
+          settings: s3,
+          masterKey: parseMasterKey(config.masterKey),
+        })
+      : undefined;
+    const recordingStorage = objects ?? new PgRecordingStorage(recordingPool);
+    const sweeper = new RecordingSweeper(pool, {
+      retentionMs: config.recordingRetention,
+      replicaStaleMs: config.replicaStaleAfter,
+      ...(objects ? { deleteObjects: (keys: string[]) => objects.deleteObjects(keys) } : {}),
+      observe: (what, n) => proxyMetrics.observeRecordingsSwept(what, n),
+      log: log.child({ part: 'recording' }),
+    });
+    sweeper.start();
     const recordingPolicies = new PolicyCache(pool);
     const recorder = new SessionRecorder({
       storage: recordingStorage,
@@ -408,6 +428,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         await drainer.drain();
         ready = false;
         stopStaleGrants();
+        sweeper.stop();
         clearTimeout(expiryTimer);
         // End open watches and streams now, so their audit events are written
         // before the audit log closes (clients re-watch on another replica).

@@ -5,6 +5,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, parseHostPort, type ConfigOf, type Schema } from '../common/config.js';
+import { KgError } from '../common/errors.js';
+import { checkBucket, checkPrefix } from './recording/object-key.js';
+import type { S3Settings } from './recording/s3-storage.js';
 
 export const proxySchema = {
   databaseUrl: {
@@ -305,6 +308,75 @@ export const proxySchema = {
     type: 'list',
     doc: 'Groups whose members may list and download session recordings, besides the admin groups. Every download is audited.',
   },
+  recordingStorage: {
+    env: 'KUBEGATE_RECORDING_STORAGE',
+    type: 'string',
+    check: (v) =>
+      v === 'postgres' || v === 's3' ? undefined : `must be "postgres" or "s3", got "${String(v)}"`,
+    doc: 'Where new recordings are kept: "postgres" (the database kubegate already uses; nothing more to run) or "s3" (an S3-compatible object store: one encrypted object per session, settings below). Recordings already kept stay readable after a change.',
+  },
+  recordingS3Endpoint: {
+    env: 'KUBEGATE_RECORDING_S3_ENDPOINT',
+    type: 'url',
+    doc: 'URL of an S3-compatible object store (MinIO, Ceph, versitygw, SeaweedFS…); unset: AWS S3 in recordingS3Region.',
+  },
+  recordingS3Bucket: {
+    env: 'KUBEGATE_RECORDING_S3_BUCKET',
+    type: 'string',
+    check: (v) => checkBucket(v as string),
+    doc: 'The bucket recordings are written to (it must exist); required with recordingStorage "s3".',
+  },
+  recordingS3Region: {
+    env: 'KUBEGATE_RECORDING_S3_REGION',
+    type: 'string',
+    doc: "The bucket's region (S3-compatible stores mostly accept any).",
+  },
+  recordingS3Prefix: {
+    env: 'KUBEGATE_RECORDING_S3_PREFIX',
+    type: 'string',
+    check: (v) => checkPrefix(v as string),
+    doc: 'Key prefix of the recording objects (keys are <prefix>/<yyyy>/<mm>/<dd>/<recording id>.cast.enc).',
+  },
+  recordingS3AccessKeyId: {
+    env: 'KUBEGATE_RECORDING_S3_ACCESS_KEY_ID',
+    type: 'string',
+    secret: true,
+    doc: "Access key id for the object store; unset: the AWS SDK's default credential chain (AWS_* environment, web identity / IRSA, instance role…).",
+  },
+  recordingS3SecretAccessKey: {
+    env: 'KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY',
+    type: 'string',
+    secret: true,
+    doc: 'Secret access key for recordingS3AccessKeyId (set both or neither).',
+  },
+  recordingS3ForcePathStyle: {
+    env: 'KUBEGATE_RECORDING_S3_FORCE_PATH_STYLE',
+    type: 'bool',
+    doc: 'Address the bucket in the path (https://host/bucket/key), as most S3-compatible stores want, rather than as a host name (https://bucket.host/key).',
+  },
+  recordingS3Sse: {
+    env: 'KUBEGATE_RECORDING_S3_SSE',
+    type: 'string',
+    check: (v) =>
+      v === '' || v === 'AES256' || v === 'aws:kms'
+        ? undefined
+        : `must be "AES256", "aws:kms" or empty, got "${String(v)}"`,
+    doc: "Server-side encryption asked of the store for each object, on top of kubegate's own envelope encryption (every object is encrypted with a data key of its own, sealed by the master key): AES256, aws:kms, or empty for none.",
+  },
+  recordingS3SseKmsKeyId: {
+    env: 'KUBEGATE_RECORDING_S3_SSE_KMS_KEY_ID',
+    type: 'string',
+    doc: 'The KMS key for recordingS3Sse "aws:kms" (unset: the bucket\'s default key).',
+  },
+  recordingRetention: {
+    env: 'KUBEGATE_RECORDING_RETENTION',
+    type: 'duration',
+    check: (v) =>
+      v === 0 || (v as number) >= 3_600_000
+        ? undefined
+        : 'must be at least 1h, or 0 to keep recordings until deleted',
+    doc: 'How long recordings are kept after their session ended; a sweep (any replica, every 10 minutes) deletes older ones with their chunks or objects. 0 keeps them. The sweep also marks recordings left open by a replica that stopped as incomplete.',
+  },
   metricsListen: {
     env: 'KUBEGATE_METRICS_LISTEN',
     type: 'string',
@@ -366,7 +438,44 @@ export const proxyDefaults = {
   runbookLease: '30s',
   recordingDefaultMode: 'best-effort',
   recordingViewerGroups: ['kubegate-auditors'],
+  recordingStorage: 'postgres',
+  recordingS3Region: 'us-east-1',
+  recordingS3Prefix: 'recordings',
+  recordingS3ForcePathStyle: false,
+  recordingS3Sse: '',
+  recordingRetention: '90d',
 };
+
+/** The object store settings, when recordings go to S3; throws KG_ERR_CONFIG naming what is missing. */
+export function recordingS3Settings(c: ProxyConfig): S3Settings | undefined {
+  if (c.recordingStorage !== 's3') return undefined;
+  const problems: string[] = [];
+  if (!c.recordingS3Bucket)
+    problems.push(
+      'KUBEGATE_RECORDING_S3_BUCKET (recordingS3Bucket) is required when KUBEGATE_RECORDING_STORAGE is "s3"',
+    );
+  if (!c.recordingS3AccessKeyId !== !c.recordingS3SecretAccessKey)
+    problems.push(
+      'KUBEGATE_RECORDING_S3_ACCESS_KEY_ID and KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY go together: set both, or neither for the default credential chain',
+    );
+  if (c.recordingS3SseKmsKeyId && c.recordingS3Sse !== 'aws:kms')
+    problems.push('KUBEGATE_RECORDING_S3_SSE_KMS_KEY_ID needs KUBEGATE_RECORDING_S3_SSE=aws:kms');
+  if (problems.length)
+    throw new KgError('KG_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      details: { problems },
+    });
+  return {
+    endpoint: c.recordingS3Endpoint || undefined,
+    bucket: c.recordingS3Bucket,
+    region: c.recordingS3Region,
+    prefix: c.recordingS3Prefix,
+    accessKeyId: c.recordingS3AccessKeyId || undefined,
+    secretAccessKey: c.recordingS3SecretAccessKey || undefined,
+    forcePathStyle: c.recordingS3ForcePathStyle,
+    sse: c.recordingS3Sse || undefined,
+    sseKmsKeyId: c.recordingS3SseKmsKeyId || undefined,
+  };
+}
 
 /** Where agents enroll: enrollAddress, or the tunnel host with the enrollment port. */
 export function enrollAddressOf(c: {

@@ -148,6 +148,13 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
     registers: [this.registry],
   });
 
+  private readonly recordingsSwept = new Counter({
+    name: 'kubegate_recordings_swept_total',
+    help: 'Recordings the sweep dealt with: expired (deleted past KUBEGATE_RECORDING_RETENTION, with their chunks or objects) or abandoned (left open by a replica that stopped, marked incomplete).',
+    labelNames: ['what'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     super();
     // Scrape-time collectors read the live objects through these (arrow
@@ -323,6 +330,10 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
 
   observeAudit(outcome: AuditOutcome, events = 1): void {
     this.auditEvents.inc({ outcome }, events);
+  }
+
+  observeRecordingsSwept(what: 'expired' | 'abandoned', n: number): void {
+    this.recordingsSwept.inc({ what }, n);
   }
 
   observeAuditCaptureFailure(reason: 'too_deep' | 'body' | 'event'): void {

@@ -4,35 +4,74 @@
  * a download reads them back in order, a few at a time.
  */
 import type { Pool } from '../db/pool.js';
-import { inTransaction, query } from '../db/query.js';
-import type { RecordingEnd, RecordingMeta, RecordingStorage, RecordingWriter } from './storage.js';
+import { randomUUID } from 'node:crypto';
+import { inTransaction, query, type Queryable } from '../db/query.js';
+import type {
+  RecordingEnd,
+  RecordingMeta,
+  RecordingStatus,
+  RecordingStorage,
+  RecordingWriter,
+} from './storage.js';
 
-const insertRecording = `INSERT INTO recordings (audit_id, kind, cluster, namespace, pod, container,
-    command, user_name, user_kind, user_groups, mode, policy, stdin_recorded, replica, status,
-    reason, started_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-  RETURNING id`;
+/** Where a recording's bytes go: PostgreSQL chunks, or an object (proxy/recording/s3-storage.ts). */
+export interface StoredAs {
+  storage: 'postgres' | 's3';
+  objectKey?: string;
+  /** The recording's data key, sealed with the master key (proxy/recording/envelope.ts). */
+  dataKey?: string;
+}
 
-function values(m: RecordingMeta, status: string, reason: string): unknown[] {
-  return [
-    m.auditId,
-    m.kind,
-    m.cluster,
-    m.namespace,
-    m.pod,
-    m.container,
-    m.command,
-    m.user,
-    m.userKind,
-    m.groups,
-    m.mode,
-    m.policy,
-    m.stdin,
-    m.replica,
-    status,
-    reason,
-    m.startedAt,
-  ];
+/** Insert a recording's row (id chosen by the caller, so an object can be named after it). */
+export async function insertRecording(
+  db: Queryable,
+  id: string,
+  m: RecordingMeta,
+  status: RecordingStatus,
+  reason: string,
+  as: StoredAs = { storage: 'postgres' },
+): Promise<void> {
+  await query(
+    db,
+    `INSERT INTO recordings (id, audit_id, kind, cluster, namespace, pod, container, command,
+        user_name, user_kind, user_groups, mode, policy, stdin_recorded, replica, status, reason,
+        started_at, storage, object_key, data_key)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19, $20, $21)`,
+    [
+      id,
+      m.auditId,
+      m.kind,
+      m.cluster,
+      m.namespace,
+      m.pod,
+      m.container,
+      m.command,
+      m.user,
+      m.userKind,
+      m.groups,
+      m.mode,
+      m.policy,
+      m.stdin,
+      m.replica,
+      status,
+      reason.slice(0, 1024),
+      m.startedAt,
+      as.storage,
+      as.objectKey ?? null,
+      as.dataKey ?? null,
+    ],
+  );
+}
+
+/** Record how a session ended. */
+export async function closeRecording(db: Queryable, id: string, end: RecordingEnd): Promise<void> {
+  await query(
+    db,
+    `UPDATE recordings SET status = $2, reason = $3, bytes_in = $4, bytes_out = $5,
+       ended_at = $6 WHERE id = $1`,
+    [id, end.status, end.reason.slice(0, 1024), end.bytesIn, end.bytesOut, end.endedAt],
+  );
 }
 
 /** Chunks read per query on download. */
@@ -42,13 +81,13 @@ export class PgRecordingStorage implements RecordingStorage {
   constructor(private readonly pool: Pool) {}
 
   async open(meta: RecordingMeta, header: Buffer): Promise<RecordingWriter> {
-    const id = await inTransaction(this.pool, async (c) => {
-      const [row] = await query<{ id: string }>(c, insertRecording, values(meta, 'recording', ''));
+    const id = randomUUID();
+    await inTransaction(this.pool, async (c) => {
+      await insertRecording(c, id, meta, 'recording', '');
       await query(c, `INSERT INTO recording_chunks (recording_id, seq, data) VALUES ($1, 0, $2)`, [
-        row!.id,
+        id,
         header,
       ]);
-      return row!.id;
     });
     const pool = this.pool;
     return {
@@ -60,24 +99,14 @@ export class PgRecordingStorage implements RecordingStorage {
           [id, seq, data],
         );
       },
-      async close(end: RecordingEnd): Promise<void> {
-        await query(
-          pool,
-          `UPDATE recordings SET status = $2, reason = $3, bytes_in = $4, bytes_out = $5,
-             ended_at = $6 WHERE id = $1`,
-          [id, end.status, end.reason.slice(0, 1024), end.bytesIn, end.bytesOut, end.endedAt],
-        );
-      },
+      close: (end: RecordingEnd) => closeRecording(pool, id, end),
     };
   }
 
   async unrecorded(meta: RecordingMeta, reason: string): Promise<string> {
-    const [row] = await query<{ id: string }>(
-      this.pool,
-      insertRecording,
-      values(meta, 'unrecorded', reason.slice(0, 1024)),
-    );
-    return row!.id;
+    const id = randomUUID();
+    await insertRecording(this.pool, id, meta, 'unrecorded', reason);
+    return id;
   }
 
   async *chunks(id: string): AsyncIterable<Buffer> {
