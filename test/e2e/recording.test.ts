@@ -16,12 +16,20 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, type Stack } from '../support/stack.js';
+import type { Stack } from '../support/stack.js';
 import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
 import { runKubegate } from '../support/proc.js';
 import { appendPodLog } from '../support/cluster.js';
+import {
+  castEvents,
+  completeEvent as auditEvent,
+  sameText,
+  startRecordingStack,
+  type Recording,
+  type RecordingStack,
+} from '../support/recordings.js';
 
 const NS = 'rec';
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
@@ -40,141 +48,24 @@ const transports = [
   },
 ];
 
-interface Recording {
-  id: string;
-  kind: string;
-  auditId: string;
-  status: string;
-  reason: string;
-  user: { name: string };
-  pod: string;
-  command: string[];
-  stdinRecorded: boolean;
-  bytesOut: number;
-}
-
+let f: RecordingStack;
 let stack: Stack;
 let ca: string;
 let dora: { kubeconfig: string };
-let tokens: { admin: string; auditor: string; dora: string };
+let tokens: RecordingStack['tokens'];
 let pod = '';
 
-const tokenOf = (kubeconfig: string) =>
-  /token: (kg_\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!;
-
-async function api(token: string, path: string, method = 'GET', body?: unknown) {
-  return httpGet(`${stack.publicUrl}${path}`, {
-    token,
-    ca,
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-}
-
-/** The newest recording of `command` (as an auditor), once its session has ended. */
-async function recordingOf(marker: string, final = true): Promise<Recording> {
-  let found: Recording | undefined;
-  await until(
-    async () => {
-      const r = await api(
-        tokens.auditor,
-        `/api/v1/recordings?namespace=${NS}&command=${encodeURIComponent(marker)}&limit=5`,
-      );
-      assert.equal(r.status, 200, r.body);
-      found = (JSON.parse(r.body) as { items: Recording[] }).items[0];
-      return !!found && (!final || found.status !== 'recording');
-    },
-    15_000,
-    `recording of ${marker}`,
-  );
-  return found!;
-}
-
-/** The recording's events: [type, data], consecutive output joined. */
-function castEvents(cast: string): {
-  header: Record<string, unknown>;
-  o: string;
-  i: string;
-  r: string[];
-} {
-  const [first, ...lines] = cast.split('\n').filter(Boolean);
-  const out = {
-    header: JSON.parse(first!) as Record<string, unknown>,
-    o: '',
-    i: '',
-    r: [] as string[],
-  };
-  let last = -1;
-  for (const l of lines) {
-    const [t, type, data] = JSON.parse(l) as [number, string, string];
-    assert.ok(t >= last, 'event times never go back');
-    last = t;
-    if (type === 'o') out.o += data;
-    else if (type === 'i') out.i += data;
-    else if (type === 'r') out.r.push(data);
-  }
-  return out;
-}
-
-async function completeEvent(
-  auditId: string,
-): Promise<{ annotations?: Record<string, string>; responseStatus?: { code?: number } }> {
-  let ev: { annotations?: Record<string, string> } | undefined;
-  await until(
-    async () => {
-      const rows = await stack.sql<{ event: { annotations?: Record<string, string> } }>(
-        `SELECT event FROM audit_events WHERE audit_id = $1::uuid AND stage = 'ResponseComplete'`,
-        [auditId],
-      );
-      ev = rows[0]?.event;
-      return !!ev;
-    },
-    10_000,
-    `audit event ${auditId}`,
-  );
-  return ev!;
-}
-
-/** Equal strings; on a difference, where it starts (not the whole text). */
-function sameText(actual: string, expected: string, what: string): void {
-  if (actual === expected) return;
-  let i = 0;
-  while (i < actual.length && actual[i] === expected[i]) i++;
-  assert.fail(
-    `${what}: lengths ${actual.length} and ${expected.length}, first difference at ${i}: ${JSON.stringify(actual.slice(Math.max(0, i - 40), i + 40))} vs ${JSON.stringify(expected.slice(Math.max(0, i - 40), i + 40))}`,
-  );
-}
+const api: RecordingStack['api'] = (...args) => f.api(...args);
+const recordingOf: RecordingStack['recordingOf'] = (...args) => f.recordingOf(...args);
+const completeEvent = (auditId: string) => auditEvent(stack, auditId);
 
 const storeDown = `ALTER TABLE recording_chunks ADD CONSTRAINT kg_test_store_down CHECK (false) NOT VALID`;
 const storeUp = `ALTER TABLE recording_chunks DROP CONSTRAINT kg_test_store_down`;
 
 describe('session recording through kubegate', { timeout: 600_000 }, () => {
   before(async () => {
-    stack = await startStack({
-      clusters: [{ name: 'dev', labels: { env: 'dev' }, nodes: 1 }],
-      log: (m) => process.stderr.write(`# ${m}\n`),
-    });
-    await kubectlOk(['create', 'namespace', NS], { kubeconfig: stack.cluster.kubeconfig });
-    await grant(stack, { users: ['dora'], role: 'admin', clusters: ['dev'], namespaces: [NS] });
-    dora = { kubeconfig: await stack.kubeconfig('dora') };
-    const adminKc = await stack.kubeconfig('root', ['kubegate-admins']);
-    tokens = {
-      admin: tokenOf(adminKc),
-      auditor: tokenOf(await stack.kubeconfig('audrey', ['kubegate-auditors'])),
-      dora: tokenOf(dora.kubeconfig),
-    };
-    ca = Buffer.from(
-      /certificate-authority-data: (\S+)/.exec(readFileSync(dora.kubeconfig, 'utf8'))![1]!,
-      'base64',
-    ).toString();
-    await kubectlOk(['-n', NS, 'create', 'deployment', 'shell', '--image=busybox'], dora);
-    await kubectlOk(['-n', NS, 'rollout', 'status', 'deployment/shell', '--timeout=120s'], {
-      ...dora,
-      timeoutMs: 130_000,
-    });
-    pod = (
-      await kubectlOk(['-n', NS, 'get', 'pods', '-o', 'jsonpath={.items[0].metadata.name}'], dora)
-    ).trim();
+    f = await startRecordingStack(NS);
+    ({ stack, ca, dora, tokens, pod } = f);
   });
   after(async () => {
     await stack?.stop();
