@@ -22,6 +22,9 @@ export interface StoredAs {
   dataKey?: string;
 }
 
+/** PostgreSQL text cannot hold NUL: a command argument with one is kept with U+FFFD in its place. */
+const text = (s: string) => s.replaceAll('\0', '\uFFFD');
+
 /** Insert a recording's row (id chosen by the caller, so an object can be named after it). */
 export async function insertRecording(
   db: Queryable,
@@ -40,22 +43,22 @@ export async function insertRecording(
         $19, $20, $21)`,
     [
       id,
-      m.auditId,
+      text(m.auditId),
       m.kind,
-      m.cluster,
-      m.namespace,
-      m.pod,
-      m.container,
-      m.command,
-      m.user,
+      text(m.cluster),
+      text(m.namespace),
+      text(m.pod),
+      text(m.container),
+      m.command.map(text),
+      text(m.user),
       m.userKind,
-      m.groups,
+      m.groups.map(text),
       m.mode,
-      m.policy,
+      text(m.policy),
       m.stdin,
-      m.replica,
+      text(m.replica),
       status,
-      reason.slice(0, 1024),
+      text(reason.slice(0, 1024)),
       m.startedAt,
       as.storage,
       as.objectKey ?? null,
@@ -70,7 +73,7 @@ export async function closeRecording(db: Queryable, id: string, end: RecordingEn
     db,
     `UPDATE recordings SET status = $2, reason = $3, bytes_in = $4, bytes_out = $5,
        ended_at = $6 WHERE id = $1`,
-    [id, end.status, end.reason.slice(0, 1024), end.bytesIn, end.bytesOut, end.endedAt],
+    [id, end.status, text(end.reason.slice(0, 1024)), end.bytesIn, end.bytesOut, end.endedAt],
   );
 }
 
