@@ -221,6 +221,59 @@ test('kubegate: enrollment has its own port and Service; the address defaults to
   assert.equal(v6.value('KUBEGATE_ENROLL_ADDRESS'), '[2001:db8::5]:9445');
 });
 
+test('kubegate: recordings in S3 — settings as env, credentials from a Secret, never inline in the Deployment', async () => {
+  const byDefault = await proxyRender([]);
+  assert.equal(byDefault.value('KUBEGATE_RECORDING_STORAGE'), 'postgres');
+  assert.equal(byDefault.value('KUBEGATE_RECORDING_RETENTION'), '90d');
+  assert.ok(!byDefault.env.some((e) => e.name.startsWith('KUBEGATE_RECORDING_S3_')));
+  const s3 = {
+    recording: {
+      storage: 's3',
+      retention: '30d',
+      s3: {
+        endpoint: 'https://minio.example:9000',
+        bucket: 'kg-rec',
+        forcePathStyle: true,
+        accessKeyId: 'AKIAEXAMPLE',
+        secretAccessKey: 'example-secret-key',
+      },
+    },
+  };
+  const r = await proxyRender([s3]);
+  assert.equal(r.value('KUBEGATE_RECORDING_STORAGE'), 's3');
+  assert.equal(r.value('KUBEGATE_RECORDING_RETENTION'), '30d');
+  assert.equal(r.value('KUBEGATE_RECORDING_S3_ENDPOINT'), 'https://minio.example:9000');
+  assert.equal(r.value('KUBEGATE_RECORDING_S3_BUCKET'), 'kg-rec');
+  assert.equal(r.value('KUBEGATE_RECORDING_S3_PREFIX'), 'recordings');
+  assert.equal(r.value('KUBEGATE_RECORDING_S3_FORCE_PATH_STYLE'), 'true');
+  for (const n of [
+    'KUBEGATE_RECORDING_S3_ACCESS_KEY_ID',
+    'KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY',
+  ]) {
+    const e = r.env.find((x) => x.name === n)!;
+    assert.equal(e.value, undefined, `${n} is not inline`);
+    assert.deepEqual(e.valueFrom, { secretKeyRef: { name: 'kubegate', key: n } });
+  }
+  const { objects } = await renderObjects('kubegate', {
+    ciValues: ['minimal-values.yaml'],
+    values: [s3],
+  });
+  const secret = objects.find((o) => o.kind === 'Secret')! as unknown as {
+    stringData: Record<string, string>;
+  };
+  assert.equal(secret.stringData.KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY, 'example-secret-key');
+  // An existing Secret instead; or no keys at all: the SDK's default chain (no env).
+  const existing = await proxyRender([
+    { recording: { storage: 's3', s3: { bucket: 'kg-rec', existingSecret: 'my-s3' } } },
+  ]);
+  const ref = existing.env.find((x) => x.name === 'KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY')!;
+  assert.deepEqual(ref.valueFrom, {
+    secretKeyRef: { name: 'my-s3', key: 'KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY' },
+  });
+  const chain = await proxyRender([{ recording: { storage: 's3', s3: { bucket: 'kg-rec' } } }]);
+  assert.ok(!chain.env.some((e) => e.name.includes('ACCESS_KEY')));
+});
+
 test('image, chart appVersion, package version and the default agent image agree', () => {
   const pkg = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as {
     version: string;
@@ -288,6 +341,30 @@ const refusals: { chart: Chart; name: string; values: unknown; message: RegExp }
     name: 'minReplicas above maxReplicas',
     values: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
     message: /minReplicas must not exceed autoscaling\.maxReplicas/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'recordings in S3 without a bucket',
+    values: { recording: { storage: 's3' } },
+    message: /recording\.storage is s3: set recording\.s3\.bucket/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'an S3 access key without its secret',
+    values: { recording: { s3: { accessKeyId: 'AKIA' } } },
+    message: /set recording\.s3\.accessKeyId and recording\.s3\.secretAccessKey together/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a recording store kubegate does not have',
+    values: { recording: { storage: 'ftp' } },
+    message: /at '\/recording\/storage'/,
+  },
+  {
+    chart: 'kubegate',
+    name: 'a retention that is not a duration',
+    values: { recording: { retention: 'forever' } },
+    message: /at '\/recording\/retention'/,
   },
   // Types and shapes: the values schema, with the path of the bad value.
   {

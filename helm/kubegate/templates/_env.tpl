@@ -37,6 +37,20 @@
       key: KUBEGATE_OIDC_CLIENT_SECRET
       {{- end }}
 {{- end }}
+{{- $s3 := .Values.recording.s3 }}
+{{- if or $s3.existingSecret $s3.accessKeyId }}
+{{- $name := $s3.existingSecret | default (include "kubegate.secretName" .) }}
+- name: KUBEGATE_RECORDING_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name | quote }}
+      key: {{ ternary $s3.existingSecretAccessKeyIdKey "KUBEGATE_RECORDING_S3_ACCESS_KEY_ID" (not (empty $s3.existingSecret)) | quote }}
+- name: KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name | quote }}
+      key: {{ ternary $s3.existingSecretSecretAccessKeyKey "KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY" (not (empty $s3.existingSecret)) | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The proxy's plain settings. */}}
@@ -49,6 +63,34 @@
   value: {{ include "kubegate.enrollAddress" . | quote }}
 - name: KUBEGATE_AGENT_IMAGE
   value: {{ default (include "kubegate.image" .) .Values.agentImage | quote }}
+- name: KUBEGATE_RECORDING_STORAGE
+  value: {{ .Values.recording.storage | quote }}
+- name: KUBEGATE_RECORDING_RETENTION
+  value: {{ .Values.recording.retention | toString | quote }}
+{{- if eq .Values.recording.storage "s3" }}
+{{- with .Values.recording.s3 }}
+{{- if .endpoint }}
+- name: KUBEGATE_RECORDING_S3_ENDPOINT
+  value: {{ .endpoint | quote }}
+{{- end }}
+- name: KUBEGATE_RECORDING_S3_BUCKET
+  value: {{ .bucket | quote }}
+- name: KUBEGATE_RECORDING_S3_REGION
+  value: {{ .region | quote }}
+- name: KUBEGATE_RECORDING_S3_PREFIX
+  value: {{ .prefix | quote }}
+- name: KUBEGATE_RECORDING_S3_FORCE_PATH_STYLE
+  value: {{ .forcePathStyle | toString | quote }}
+{{- if .sse }}
+- name: KUBEGATE_RECORDING_S3_SSE
+  value: {{ .sse | quote }}
+{{- end }}
+{{- if .sseKmsKeyId }}
+- name: KUBEGATE_RECORDING_S3_SSE_KMS_KEY_ID
+  value: {{ .sseKmsKeyId | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := .Values.config }}
 - name: {{ $k }}
   {{- /* YAML numbers arrive as float64; print whole numbers without an exponent. */}}

@@ -78,7 +78,7 @@ service names. The first one is the certificate's common name.
 
 {{/* Env vars the chart sets itself; config: may not set them (the schema says so too). */}}
 {{- define "kubegate.managedEnv" -}}
-DATABASE_URL KUBEGATE_MASTER_KEY KUBEGATE_OIDC_CLIENT_SECRET KUBEGATE_LISTEN KUBEGATE_TUNNEL_LISTEN KUBEGATE_ENROLL_LISTEN KUBEGATE_PEER_LISTEN KUBEGATE_PEER_ADDRESS KUBEGATE_METRICS_LISTEN KUBEGATE_PUBLIC_URL KUBEGATE_TUNNEL_ADDRESS KUBEGATE_ENROLL_ADDRESS KUBEGATE_TLS_HOSTS KUBEGATE_TLS_CERT_FILE KUBEGATE_TLS_KEY_FILE KUBEGATE_REPLICA_ID KUBEGATE_AGENT_IMAGE KUBEGATE_MIGRATE_ON_START KUBEGATE_CONFIG KUBEGATE_AUDIT_SPOOL_DIR KUBEGATE_AUDIT_POLICY_FILE
+DATABASE_URL KUBEGATE_MASTER_KEY KUBEGATE_OIDC_CLIENT_SECRET KUBEGATE_LISTEN KUBEGATE_TUNNEL_LISTEN KUBEGATE_ENROLL_LISTEN KUBEGATE_PEER_LISTEN KUBEGATE_PEER_ADDRESS KUBEGATE_METRICS_LISTEN KUBEGATE_PUBLIC_URL KUBEGATE_TUNNEL_ADDRESS KUBEGATE_ENROLL_ADDRESS KUBEGATE_TLS_HOSTS KUBEGATE_TLS_CERT_FILE KUBEGATE_TLS_KEY_FILE KUBEGATE_REPLICA_ID KUBEGATE_AGENT_IMAGE KUBEGATE_MIGRATE_ON_START KUBEGATE_CONFIG KUBEGATE_AUDIT_SPOOL_DIR KUBEGATE_AUDIT_POLICY_FILE KUBEGATE_RECORDING_STORAGE KUBEGATE_RECORDING_RETENTION KUBEGATE_RECORDING_S3_ENDPOINT KUBEGATE_RECORDING_S3_BUCKET KUBEGATE_RECORDING_S3_REGION KUBEGATE_RECORDING_S3_PREFIX KUBEGATE_RECORDING_S3_FORCE_PATH_STYLE KUBEGATE_RECORDING_S3_SSE KUBEGATE_RECORDING_S3_SSE_KMS_KEY_ID KUBEGATE_RECORDING_S3_ACCESS_KEY_ID KUBEGATE_RECORDING_S3_SECRET_ACCESS_KEY
 {{- end -}}
 
 {{/* Clear messages for what the values schema cannot express. */}}
@@ -99,6 +99,16 @@ DATABASE_URL KUBEGATE_MASTER_KEY KUBEGATE_OIDC_CLIENT_SECRET KUBEGATE_LISTEN KUB
 {{- if ne (len (b64dec .Values.masterKey.value)) 32 -}}
 {{- fail "kubegate: masterKey.value must be exactly 32 random bytes in base64 (44 characters), e.g. `openssl rand -base64 32`" -}}
 {{- end -}}
+{{- end -}}
+{{- $s3 := .Values.recording.s3 -}}
+{{- if and (eq .Values.recording.storage "s3") (not $s3.bucket) -}}
+{{- fail "kubegate: recording.storage is s3: set recording.s3.bucket (an existing bucket) too" -}}
+{{- end -}}
+{{- if ne (not $s3.accessKeyId) (not $s3.secretAccessKey) -}}
+{{- fail "kubegate: set recording.s3.accessKeyId and recording.s3.secretAccessKey together, or neither (recording.s3.existingSecret, or the AWS SDK's default chain)" -}}
+{{- end -}}
+{{- if and $s3.sseKmsKeyId (ne $s3.sse "aws:kms") -}}
+{{- fail "kubegate: recording.s3.sseKmsKeyId needs recording.s3.sse: aws:kms" -}}
 {{- end -}}
 {{- $managed := splitList " " (include "kubegate.managedEnv" .) -}}
 {{- range $k, $_ := .Values.config -}}
