@@ -166,8 +166,10 @@ export class S3RecordingStorage implements RecordingStorage {
       throw new KgError('KG_ERR_CONFIG', `the S3 part size must be at least ${minPartBytes} bytes`);
   }
 
+  /** The bucket, and the endpoint's origin (never a user:password in the URL). */
   private where(): string {
-    return `bucket "${this.s.bucket}"${this.s.endpoint ? ` at ${this.s.endpoint}` : ''}`;
+    const at = this.s.endpoint ? URL.parse(this.s.endpoint)?.origin : undefined;
+    return `bucket "${this.s.bucket}"${at ? ` at ${at}` : ''}`;
   }
 
   /** Resolves when the bucket answers; rejects naming why not. */

@@ -236,6 +236,21 @@ describe('recording objects under attack', { timeout: 120_000 }, () => {
       );
     assert.ok(err, 'open was refused');
     assert.match(err.message, /cannot be reached: .*HTTP 403/);
+    // An endpoint with a password in its URL: the reason names the origin only.
+    const withUserinfo = settings({ endpoint: s3.endpoint.replace('//', `//user:${wrong}@`) });
+    const named = await new S3RecordingStorage({
+      pool,
+      client: s3Client(settings()),
+      settings: { ...withUserinfo, bucket: 'no-such-bucket' },
+      masterKey: randomBytes(32),
+    })
+      .reachable()
+      .then(
+        () => '',
+        (e: Error) => e.message,
+      );
+    assert.match(named, new RegExp(`at ${s3.endpoint.replaceAll('.', '\\.')} cannot be reached`));
+    assert.equal(named.includes(wrong), false);
     assert.equal(err.message.includes(wrong), false);
     assert.equal(err.message.includes(s3.secretAccessKey), false);
   });
