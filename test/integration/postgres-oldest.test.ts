@@ -28,6 +28,8 @@ const SUITES = [
   'token-store',
   'replica-registry',
   'admin-api',
+  // Recording rows and the retention sweep (it starts its own S3 server as well).
+  'recording-s3',
 ];
 
 test(`PostgreSQL ${OLDEST_MAJOR}: the migrations apply on the oldest supported major`, async () => {
