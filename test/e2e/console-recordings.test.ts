@@ -257,7 +257,8 @@ describe('the recording player in the web console', { timeout: 900_000 }, () => 
     await found.waitFor();
     assert.match(await screenText(page), /needle-42/);
     const at = await position(page);
-    assert.ok(at > 0 && at <= (await duration(page)), `the match's time (${at})`);
+    const end = await duration(page);
+    assert.ok(at > 0 && at <= end, `the match's time (${at} of ${end})`);
     // Just before it, the word is not on screen yet.
     await seekTo(page, Math.max(0, at - 1.5));
     await until(

@@ -390,7 +390,7 @@ async function playerFor(
   const slider = h('input', {
     type: 'range',
     min: '0',
-    max: String(player.duration),
+    max: player.duration.toFixed(3),
     step: 'any',
     value: '0',
     'aria-label': 'Position',
@@ -419,8 +419,9 @@ async function playerFor(
     wasPlaying = player.playing;
     playButton.textContent = player.playing ? 'Pause' : 'Play';
     playButton.setAttribute('aria-pressed', String(player.playing));
-    slider.max = String(player.duration);
-    if (!dragging) slider.value = String(player.position);
+    // Milliseconds: a float's last digits would differ from what the browser keeps of them.
+    slider.max = player.duration.toFixed(3);
+    if (!dragging) slider.value = player.position.toFixed(3);
     time.textContent = `${clock(player.position)} / ${clock(player.duration)}`;
   };
   player.onChange();
