@@ -244,6 +244,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
     const apiCaller = sessionOrBearer({ pool, tokens, settings: identity.settings });
     const assets = consoleAssets();
     if (assets.missing) log.error(assets.missing);
+    if (assets.vendorMissing.length > 0)
+      log.error(
+        `the console's terminal files are not installed (${assets.vendorMissing.join(', ')}); run \`npm ci\``,
+      );
     const consoleApiRoutes = consoleRoutes({
       resolveCaller: apiCaller,
       adminGroups: config.adminGroups,

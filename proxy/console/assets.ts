@@ -6,11 +6,19 @@
  * browser may cache them for a year and a new build is a new URL. Relative
  * `import`s between modules stay inside that directory.
  *
+ * Beside them, under `vendor/`, the browser builds of xterm.js (the terminal
+ * emulator of the recording player and the browser terminal) and its fit and
+ * search add-ons, with xterm's stylesheet: exactly the files listed in
+ * `vendorFiles`, read from the installed packages as published (ES modules
+ * with no imports of their own). Nothing else in node_modules is reachable:
+ * a request names a key of the in-memory map, never a path on disk.
+ *
  * A missing build is not fatal for the proxy (kubectl traffic does not need
  * the console); the console pages then answer 503 with what to run.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
@@ -42,6 +50,11 @@ export interface ConsoleAssets {
   modules: string[];
   /** Why the console cannot run, when the UI build is missing. */
   missing?: string;
+  /**
+   * Vendor files not found (a broken install): the console runs, the
+   * terminal views say they cannot start.
+   */
+  vendorMissing: string[];
 }
 
 const uiDir = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -53,14 +66,55 @@ function walk(dir: string): string[] {
   );
 }
 
+/**
+ * Brotli's best quality costs about a second of CPU on xterm.js (340 KB) at
+ * every start for 10% fewer bytes than quality 5 (20 ms): large files get 5.
+ */
+const bestBrotliBelow = 64 * 1024;
+
 function asset(name: string, type: string, body: Buffer): Asset {
+  const quality = body.length < bestBrotliBelow ? 11 : 5;
   return {
     name,
     type,
     body,
-    br: brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
+    br: brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: quality } }),
     gzip: gzipSync(body, { level: 9 }),
   };
+}
+
+const js = 'text/javascript; charset=utf-8';
+const css = 'text/css; charset=utf-8';
+
+/**
+ * The third-party files served under `vendor/`: the asset name and the file
+ * in its package. Only these; each keeps its licence header.
+ */
+export const vendorFiles: readonly { name: string; from: string; type: string }[] = [
+  { name: 'vendor/xterm.js', from: '@xterm/xterm/lib/xterm.mjs', type: js },
+  { name: 'vendor/xterm.css', from: '@xterm/xterm/css/xterm.css', type: css },
+  { name: 'vendor/addon-fit.js', from: '@xterm/addon-fit/lib/addon-fit.mjs', type: js },
+  { name: 'vendor/addon-search.js', from: '@xterm/addon-search/lib/addon-search.mjs', type: js },
+];
+
+const requireHere = createRequire(import.meta.url);
+
+/** The vendor files from the installed packages; a missing one is named in `missing`. */
+function loadVendor(files: Map<string, Asset>): string[] {
+  const missing: string[] = [];
+  for (const v of vendorFiles) {
+    let text: string;
+    try {
+      text = readFileSync(requireHere.resolve(v.from), 'utf8');
+    } catch {
+      missing.push(v.from);
+      continue;
+    }
+    // The source map is not served: no reference to it either.
+    text = text.replace(/^\/\/# sourceMappingURL=.*$/m, '');
+    files.set(v.name, asset(v.name, v.type, Buffer.from(text)));
+  }
+  return missing;
 }
 
 /** Read the compiled UI from `dir` (default: next to this module) into memory. */
@@ -74,12 +128,10 @@ export function loadConsoleAssets(dir = uiDir): ConsoleAssets {
     const text = readFileSync(path, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, '');
     // Type-only modules compile to an empty `export {};` that no module imports.
     if (/^\s*export \{\};?\s*$/.test(text)) continue;
-    files.set(name, asset(name, 'text/javascript; charset=utf-8', Buffer.from(text)));
+    files.set(name, asset(name, js, Buffer.from(text)));
   }
-  files.set(
-    'console.css',
-    asset('console.css', 'text/css; charset=utf-8', Buffer.from(consoleCss)),
-  );
+  files.set('console.css', asset('console.css', css, Buffer.from(consoleCss)));
+  const vendorMissing = loadVendor(files);
   const h = createHash('sha256');
   for (const [name, a] of files) h.update(name).update('\0').update(a.body).update('\0');
   const version = h.digest('hex').slice(0, 16);
@@ -92,6 +144,7 @@ export function loadConsoleAssets(dir = uiDir): ConsoleAssets {
     script: `${base}app.js`,
     style: `${base}console.css`,
     modules,
+    vendorMissing,
     ...(files.has('app.js')
       ? {}
       : {

@@ -6,15 +6,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { loadConsoleAssets, type ConsoleAssets } from '../../proxy/console/assets.js';
+import { createRequire } from 'node:module';
+import { loadConsoleAssets, vendorFiles, type ConsoleAssets } from '../../proxy/console/assets.js';
 import { serveAsset } from '../../proxy/console/static.js';
 import { agentHelmCommand } from '../../proxy/clusters/helm-command.js';
+
+const requireTest = createRequire(import.meta.url);
 
 function uiDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'kg-ui-'));
@@ -40,7 +43,16 @@ describe('console assets', () => {
     try {
       const x = loadConsoleAssets(a);
       assert.equal(x.missing, undefined);
-      assert.deepEqual([...x.files.keys()].sort(), ['app.js', 'console.css', 'views/x.js']);
+      assert.deepEqual([...x.files.keys()].sort(), [
+        'app.js',
+        'console.css',
+        'vendor/addon-fit.js',
+        'vendor/addon-search.js',
+        'vendor/xterm.css',
+        'vendor/xterm.js',
+        'views/x.js',
+      ]);
+      assert.deepEqual(x.vendorMissing, []);
       assert.equal(x.script, `/console/assets/${x.version}/app.js`);
       assert.deepEqual(x.modules.sort(), [x.script, `${x.base}views/x.js`].sort());
       assert.doesNotMatch(x.files.get('app.js')!.body.toString(), /sourceMappingURL/);
@@ -83,6 +95,41 @@ describe('console assets', () => {
     const x = loadConsoleAssets(join(tmpdir(), 'kg-no-such-ui'));
     assert.match(x.missing ?? '', /not built.*make build/);
     assert.ok(x.files.has('console.css'), 'the sign-in page keeps its stylesheet');
+  });
+});
+
+describe('the vendor files (xterm.js)', () => {
+  test('exactly the listed files, as the packages publish them, licence kept, no source map', () => {
+    const dir = uiDir({ 'app.js': 'export const a = 1;\n' });
+    try {
+      const x = loadConsoleAssets(dir);
+      for (const v of vendorFiles) {
+        const a = x.files.get(v.name);
+        assert.ok(a, v.name);
+        assert.equal(a.type, v.type);
+        const published = readFileSync(requireTest.resolve(v.from), 'utf8');
+        assert.equal(
+          a.body.toString(),
+          published.replace(/^\/\/# sourceMappingURL=.*$/m, ''),
+          `${v.name} is ${v.from} unchanged`,
+        );
+        assert.doesNotMatch(a.body.toString(), /sourceMappingURL/);
+        assert.match(a.body.toString().slice(0, 400), /@license MIT|MIT License/, v.name);
+        // A browser module the console imports by URL: it must not import anything itself.
+        if (v.name.endsWith('.js'))
+          assert.doesNotMatch(a.body.toString(), /^\s*import[\s{*'"]|[;}]import[\s{*'"]/m);
+      }
+      assert.match(
+        x.files.get('vendor/xterm.js')!.body.toString(),
+        /export\s*\{[^}]*as Terminal\}/,
+      );
+      assert.ok(
+        x.modules.every((m) => !m.includes('/vendor/')),
+        'xterm is not preloaded by the shell',
+      );
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
 
@@ -163,6 +210,43 @@ describe('serving assets', () => {
     assert.equal(head.body.length, 0);
     assert.equal((await get('/console/tokens')).status, 418);
     assert.equal((await get('/')).status, 418);
+  });
+
+  test('the vendor files are served as the console files are; nothing else of node_modules is', async () => {
+    const xterm = await get(`${assets.base}vendor/xterm.js`, { 'accept-encoding': 'br' });
+    assert.equal(xterm.status, 200);
+    assert.equal(xterm.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.equal(xterm.headers['cache-control'], 'public, max-age=31536000, immutable');
+    assert.match(String(xterm.headers.etag), new RegExp(`^"${assets.version}-br"$`));
+    assert.deepEqual(brotliDecompressSync(xterm.body), assets.files.get('vendor/xterm.js')!.body);
+    const css = await get(`${assets.base}vendor/xterm.css`);
+    assert.equal(css.status, 200);
+    assert.equal(css.headers['content-type'], 'text/css; charset=utf-8');
+    for (const path of [
+      'vendor/xterm.mjs',
+      'vendor/xterm.js.map',
+      'vendor/',
+      'vendor',
+      'vendor/package.json',
+      'vendor/../vendor/xterm.js',
+      'vendor/./xterm.js',
+      'vendor//xterm.js',
+      'vendor%2fxterm.js',
+      'vendor/xterm.js%00',
+      'VENDOR/xterm.js',
+      'vendor\\xterm.js',
+      '@xterm/xterm/lib/xterm.mjs',
+      '@xterm/xterm/package.json',
+      'node_modules/@xterm/xterm/lib/xterm.mjs',
+      '../../../node_modules/@xterm/xterm/lib/xterm.mjs',
+      'vendor/../../../../node_modules/@xterm/xterm/package.json',
+      '%2e%2e/%2e%2e/node_modules/@xterm/xterm/LICENSE',
+      'vendor/%2e%2e%2f%2e%2e%2fpackage.json',
+    ]) {
+      const r = await get(assets.base + path);
+      assert.equal(r.status, 404, path);
+      assert.doesNotMatch(r.body.toString(), /xterm|license|"name"/i, path);
+    }
   });
 });
 
