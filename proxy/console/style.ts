@@ -71,6 +71,8 @@ pre.diff .add{color:var(--ok);background:var(--ok-bg)}pre.diff .del{color:var(--
 pre.diff .head{color:var(--muted)}
 .progress{font-weight:600;margin:.5rem 0 .2rem}
 fieldset.selector .selector-row{margin:.3rem 0}
+.terminal{height:26rem;background:#000;padding:.3rem;border-radius:6px;margin:.5rem 0}
+#term-state[data-state=ended]{font-weight:600}
 @media (max-width:50rem){.layout{display:block}nav.side{width:auto;border-right:0;border-bottom:1px solid var(--line)}
 nav.side ul{display:flex;flex-wrap:wrap;gap:.2rem}input[type=text],textarea,select{width:100%}}
 `.trim();
