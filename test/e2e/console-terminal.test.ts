@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import * as https from 'node:https';
 import type { Page } from 'playwright-core';
 import { startStack, type Stack } from '../support/stack.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
@@ -77,6 +78,22 @@ async function typeLine(page: Page, line: string): Promise<void> {
   await page.locator('#term-screen .xterm').click();
   await page.keyboard.type(line);
   await page.keyboard.press('Enter');
+}
+
+/** A GET with the browser's session cookie, as the console's own fetches send it. */
+function getWithCookie(path: string, cookie: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      `${publicUrl}${path}`,
+      { ca, agent: false, headers: { cookie } },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+  });
 }
 
 async function sessionCookie(s: ChromiumSession): Promise<string> {
@@ -232,11 +249,10 @@ describe('console terminal: a shell into a pod from the browser', { timeout: 900
     await viewer.page.getByText('You may not open a terminal (exec) on any cluster.').waitFor();
     assert.equal(await viewer.page.getByLabel('Pod').isDisabled(), true);
     await screenshot(viewer.page, '42-terminal-no-exec');
-    const picker = await viewer.page.request.get(
-      `${publicUrl}/api/v1/terminal/pods?cluster=dev&namespace=${NS}`,
-    );
-    assert.equal(picker.status(), 403);
     const cookie = await sessionCookie(viewer);
+    const picker = await getWithCookie(`/api/v1/terminal/pods?cluster=dev&namespace=${NS}`, cookie);
+    assert.equal(picker.status, 403, picker.body);
+    assert.match(picker.body, /may not open a terminal/);
     const r = await upgradeRequest(
       publicUrl,
       ca,

@@ -60,6 +60,7 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
     id: 'term-namespace-name',
     name: 'namespace-name',
     placeholder: 'any namespace',
+    'aria-label': 'Namespace name',
     autocomplete: 'off',
   });
   const pod = h('select', { id: 'term-pod', name: 'pod' });
