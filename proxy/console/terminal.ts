@@ -352,6 +352,27 @@ function targets(state: PolicyState, c: ApiCaller) {
   return out;
 }
 
+interface NamedList {
+  items?: { metadata?: { name?: string } }[];
+}
+
+/** The caller as the kube path's stages see an already authenticated identity. */
+function whoIs(c: PickerCall) {
+  const identity: TokenIdentity = {
+    tokenId: '',
+    tokenHash: '',
+    user: c.caller.user,
+    kind: c.caller.kind,
+    groups: c.caller.groups,
+    expiresAt: new Date(Date.now() + 60_000),
+  };
+  return {
+    identity,
+    sourceIp: c.req.socket.remoteAddress ?? '',
+    userAgent: 'kubegate-console-terminal',
+  };
+}
+
 interface PodList {
   items?: {
     metadata?: { name?: string };
@@ -400,6 +421,41 @@ export function terminalRoutes(deps: TerminalPickerDeps): Route[] {
       },
     },
     {
+      path: `${terminalPath}/namespaces`,
+      tag: 'console',
+      methods: {
+        GET: {
+          access: 'caller',
+          summary:
+            'The namespaces of a cluster where the caller may open a terminal (a cluster-wide grant: those the caller can list)',
+          query: ['cluster'],
+          handle: async (c) => {
+            checkQuery(c.query, ['cluster']);
+            const cluster = one(c.query, 'cluster', dnsLabel, 'cluster');
+            const t = targets(deps.policy(), c.caller).find((x) => x.name === cluster);
+            if (!t)
+              throw new KgError(
+                'KG_ERR_FORBIDDEN',
+                `you may not open a terminal (exec) on cluster "${cluster}"`,
+              );
+            const names = new Set(t.namespaces);
+            if (t.allNamespaces) {
+              // Allowed everywhere: offer the namespaces the caller may list (if they may).
+              const a = await deps.readAs(whoIs(c), `/k8s/${cluster}/api/v1/namespaces`);
+              if (a.status === 200)
+                for (const ns of (a.json as NamedList | undefined)?.items ?? [])
+                  if (ns.metadata?.name && dnsLabel.test(ns.metadata.name))
+                    names.add(ns.metadata.name);
+            }
+            writeJson(c.res, 200, {
+              items: [...names].sort(),
+              allNamespaces: t.allNamespaces,
+            });
+          },
+        },
+      },
+    },
+    {
       path: `${terminalPath}/pods`,
       tag: 'console',
       methods: {
@@ -418,20 +474,8 @@ export function terminalRoutes(deps: TerminalPickerDeps): Route[] {
                 'KG_ERR_FORBIDDEN',
                 `you may not open a terminal (exec) in namespace "${namespace}" of cluster "${cluster}"`,
               );
-            const identity: TokenIdentity = {
-              tokenId: '',
-              tokenHash: '',
-              user: c.caller.user,
-              kind: c.caller.kind,
-              groups: c.caller.groups,
-              expiresAt: new Date(Date.now() + 60_000),
-            };
             const a = await deps.readAs(
-              {
-                identity,
-                sourceIp: c.req.socket.remoteAddress ?? '',
-                userAgent: 'kubegate-console-terminal',
-              },
+              whoIs(c),
               `/k8s/${cluster}/api/v1/namespaces/${namespace}/pods`,
             );
             if (a.status !== 200) {

@@ -58,13 +58,16 @@ async function recordingsOf(user: string): Promise<Recording[]> {
 /** Pick the one offered target, open the terminal and wait until it is connected. */
 async function openTerminal(page: Page): Promise<void> {
   await goTo(page, 'Terminal');
+  assert.equal(await page.getByLabel('Cluster').inputValue(), 'dev');
+  const namespace = page.getByLabel('Namespace', { exact: true });
+  // A namespaced grant offers its namespace; a cluster-wide one lists the cluster's.
+  await namespace.locator(`option[value="${NS}"]`).waitFor({ state: 'attached' });
+  if ((await namespace.inputValue()) !== NS) await namespace.selectOption(NS);
   await until(
     async () => (await page.getByLabel('Container').inputValue()) === 'busybox',
     30_000,
     'the pickers offer the pod and its container',
   );
-  assert.equal(await page.getByLabel('Cluster').inputValue(), 'dev');
-  assert.equal(await page.getByLabel('Namespace', { exact: true }).inputValue(), NS);
   assert.equal(await page.getByLabel('Pod').inputValue(), pod);
   await page.getByRole('button', { name: 'Open terminal' }).click();
   await page

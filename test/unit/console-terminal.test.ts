@@ -179,6 +179,14 @@ const fakePodList = {
   ],
 };
 
+const fakeNamespaceList = {
+  items: [
+    { metadata: { name: 'kube-system' } },
+    { metadata: { name: 'apps' } },
+    { metadata: { name: 'Bad/Name' } },
+  ],
+};
+
 let server: Server;
 let port: number;
 
@@ -217,7 +225,7 @@ describe('terminal pickers', () => {
       health: async (names) => new Map(names.map((n) => [n, { online: n === 'dev-1' } as never])),
       readAs: async (who, target) => {
         reads.push({ identity: who.identity, target });
-        return { status: 200, json: fakePodList };
+        return { status: 200, json: target.endsWith('/pods') ? fakePodList : fakeNamespaceList };
       },
     });
     const handle = createDispatcher(routes, { log: quietLog, owns: () => true });
@@ -275,6 +283,23 @@ describe('terminal pickers', () => {
     ]) {
       assert.equal((await call('dev', `/api/v1/terminal/pods?${q}`)).status, 400, q);
     }
+  });
+
+  test('namespaces: a namespaced grant offers its own; a cluster-wide one, those the caller can list', async () => {
+    reads.length = 0;
+    const dev = await call('dev', '/api/v1/terminal/namespaces?cluster=dev-1');
+    assert.deepEqual(dev.body, { items: ['team-a'], allNamespaces: false });
+    assert.equal(reads.length, 0, 'nothing to read for a namespaced grant');
+    const ops = await call('ops', '/api/v1/terminal/namespaces?cluster=dev-2');
+    assert.deepEqual(ops.body, { items: ['apps', 'kube-system'], allNamespaces: true });
+    assert.equal(reads[0]!.target, '/k8s/dev-2/api/v1/namespaces');
+    assert.equal(reads[0]!.identity.user, 'ops');
+    for (const [who, cluster] of [
+      ['viewer', 'dev-1'],
+      ['dev', 'dev-2'],
+      ['dev', 'off'],
+    ] as const)
+      assert.equal((await call(who, `/api/v1/terminal/namespaces?cluster=${cluster}`)).status, 403);
   });
 
   test('a plain GET on the terminal itself says it is a WebSocket', async () => {

@@ -114,7 +114,17 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
   };
   const loadNamespaces = async () => {
     const t = targets.find((x) => x.name === cluster.value);
-    const names = t?.namespaces ?? [];
+    let names = t?.namespaces ?? [];
+    if (t?.allNamespaces) {
+      options(namespace, [], 'loading…');
+      try {
+        names = (
+          await get<{ items: string[] }>(`/api/v1/terminal/namespaces${query({ cluster: t.name })}`)
+        ).items;
+      } catch (err) {
+        status.show(errorNotice(err));
+      }
+    }
     options(namespace, t?.allNamespaces ? [...names, '*'] : names, 'none');
     const star = namespace.querySelector('option[value="*"]');
     if (star) star.textContent = 'another namespace…';
