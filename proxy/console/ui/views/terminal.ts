@@ -89,22 +89,29 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
     const p = pods.find((x) => x.name === pod.value);
     options(container, p?.containers ?? [], 'no containers');
   };
+  // Each pick supersedes the answers still coming for earlier ones.
+  let podsAsked = 0;
+  let namespacesAsked = 0;
   const loadPods = async () => {
+    const mine = ++podsAsked;
     pods = [];
     options(pod, [], 'loading…');
     options(container, [], '');
     const ns = chosenNamespace();
     if (!cluster.value || !ns) return options(pod, [], 'pick a namespace');
+    let found: Pod[] = [];
     try {
-      pods = (
+      found = (
         await get<{ items: Pod[] }>(
           `/api/v1/terminal/pods${query({ cluster: cluster.value, namespace: ns })}`,
         )
       ).items;
-      status.clear();
+      if (mine === podsAsked) status.clear();
     } catch (err) {
-      status.show(errorNotice(err));
+      if (mine === podsAsked) status.show(errorNotice(err));
     }
+    if (mine !== podsAsked) return;
+    pods = found;
     options(
       pod,
       pods.map((p) => p.name),
@@ -113,6 +120,7 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
     loadContainers();
   };
   const loadNamespaces = async () => {
+    const mine = ++namespacesAsked;
     const t = targets.find((x) => x.name === cluster.value);
     let names = t?.namespaces ?? [];
     if (t?.allNamespaces) {
@@ -124,6 +132,7 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
       } catch (err) {
         status.show(errorNotice(err));
       }
+      if (mine !== namespacesAsked) return;
     }
     options(namespace, t?.allNamespaces ? [...names, '*'] : names, 'none');
     const star = namespace.querySelector('option[value="*"]');
