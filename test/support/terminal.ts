@@ -24,7 +24,12 @@ export function upgradeRequest(
   headers: Record<string, string>,
 ): Promise<UpgradeAnswer> {
   return new Promise((resolve, reject) => {
-    const req = https.request(`${publicUrl}${path}`, {
+    // The path as given (a URL string would have its dot segments resolved).
+    const u = new URL(publicUrl);
+    const req = https.request({
+      host: u.hostname,
+      port: Number(u.port || 443),
+      path,
       ca,
       agent: false,
       headers: {
