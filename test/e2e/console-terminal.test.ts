@@ -58,6 +58,7 @@ async function recordingsOf(user: string): Promise<Recording[]> {
 /** Pick the one offered target, open the terminal and wait until it is connected. */
 async function openTerminal(page: Page): Promise<void> {
   await goTo(page, 'Terminal');
+  await page.getByLabel('Cluster').locator('option[value="dev"]').waitFor({ state: 'attached' });
   assert.equal(await page.getByLabel('Cluster').inputValue(), 'dev');
   const namespace = page.getByLabel('Namespace', { exact: true });
   // A namespaced grant offers its namespace; a cluster-wide one lists the cluster's.
