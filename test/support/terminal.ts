@@ -62,7 +62,7 @@ export interface TerminalSession {
   status(): Record<string, unknown> | undefined;
   type(text: string): void;
   resize(cols: number, rows: number): void;
-  /** Resolves when the socket is closed (with its close code). */
+  /** Resolves when the socket is closed (with its close code); rejects if still open 15 s after opening. */
   closed: Promise<number>;
   close(): void;
   waitFor(text: string | RegExp, ms?: number): Promise<void>;
@@ -94,12 +94,24 @@ export async function openTerminal(
     else if (bytes[0] === 3)
       end = JSON.parse(decoder.decode(bytes.subarray(1))) as Record<string, unknown>;
   });
-  const closed = new Promise<number>((resolve) =>
+  let timer: NodeJS.Timeout | undefined;
+  const closed = new Promise<number>((resolve, reject) => {
     ws.addEventListener('close', (ev) => {
+      clearTimeout(timer);
       void dispatcher.close();
       resolve(ev.code);
-    }),
-  );
+    });
+    // A session that should have ended but did not fails the test, not hangs it.
+    timer = setTimeout(() => {
+      ws.close();
+      reject(
+        new Error(
+          `the terminal did not close within 15 s; output: ${JSON.stringify(out.slice(-300))}`,
+        ),
+      );
+    }, 15_000);
+  });
+  closed.catch(() => undefined);
   await new Promise<void>((resolve, reject) => {
     ws.addEventListener('open', () => resolve());
     ws.addEventListener('error', () => reject(new Error('the terminal WebSocket did not open')));
