@@ -73,6 +73,9 @@ pre.diff .head{color:var(--muted)}
 fieldset.selector .selector-row{margin:.3rem 0}
 .terminal{height:26rem;background:#000;padding:.3rem;border-radius:6px;margin:.5rem 0}
 #term-state[data-state=ended]{font-weight:600}
+.player .screen{overflow:auto;background:#000;border-radius:6px;padding:.4rem;margin:.6rem 0;max-width:100%}
+.player .seek{flex:1;min-width:12rem}.player .seek input{width:100%}
+.player .actions label{margin:0 0 .1rem}.player .actions input[type=search]{width:16rem}
 @media (max-width:50rem){.layout{display:block}nav.side{width:auto;border-right:0;border-bottom:1px solid var(--line)}
 nav.side ul{display:flex;flex-wrap:wrap;gap:.2rem}input[type=text],textarea,select{width:100%}}
 `.trim();

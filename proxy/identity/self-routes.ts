@@ -17,6 +17,7 @@ import { checkQuery } from '../api/params.js';
 import { param, parseTtl, type ApiCall } from './routes.js';
 import { listTokens, revokeToken } from './token-records.js';
 import { signinBound } from './sso-signins.js';
+import { mayWatchRecordings } from '../recording/api.js';
 
 async function me(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
@@ -31,6 +32,12 @@ async function me(call: ApiCall): Promise<void> {
     name: c.name,
     groups: c.groups,
     admin: c.admin,
+    // What the console shows: the Recordings page (the recordings API decides the same way).
+    recordingViewer: mayWatchRecordings(
+      c.groups,
+      c.admin,
+      call.deps.settings.recordingViewerGroups,
+    ),
     via: c.via,
     clusters,
     ...(c.session
@@ -182,7 +189,8 @@ export const selfRoutes: readonly RouteSpec<ApiCall>[] = [
     methods: {
       GET: {
         access: 'caller',
-        summary: 'Who the caller is: name, groups, admin, the clusters they reach (and CSRF token)',
+        summary:
+          'Who the caller is: name, groups, admin, recording viewer, the clusters they reach (and CSRF token)',
         handle: me,
       },
     },

@@ -9,6 +9,8 @@ import { KgError } from '../../common/errors.js';
 export interface IdentityConfig {
   publicUrl: string;
   adminGroups: readonly string[];
+  /** Besides admins, who may watch session recordings (`/api/v1/me` says whether the caller may). */
+  recordingViewerGroups?: readonly string[] | undefined;
   tokenTtl: number;
   tokenMaxTtl: number;
   robotTokenTtl: number;
@@ -45,6 +47,7 @@ export interface IdentitySettings {
   publicUrl: string;
   publicOrigin: string;
   adminGroups: ReadonlySet<string>;
+  recordingViewerGroups: ReadonlySet<string>;
   tokenTtlMs: number;
   tokenMaxTtlMs: number;
   robotTokenTtlMs: number;
@@ -125,6 +128,7 @@ export function identitySettings(c: IdentityConfig): IdentitySettings {
     publicUrl: c.publicUrl.replace(/\/+$/, ''),
     publicOrigin: publicUrl.origin,
     adminGroups: new Set(c.adminGroups),
+    recordingViewerGroups: new Set(c.recordingViewerGroups ?? []),
     tokenTtlMs: c.tokenTtl,
     tokenMaxTtlMs: c.tokenMaxTtl,
     robotTokenTtlMs: c.robotTokenTtl,

@@ -5,6 +5,7 @@
  *                                           container, command, status, from, to; limit, continue)
  *   GET    /api/v1/recordings/{id}          one recording's metadata
  *   GET    /api/v1/recordings/{id}/cast     the recording as asciicast v2 (.cast); audited
+ *                                           (purpose=playback: the console's player)
  *   GET    /api/v1/recording-policies       the recording policies (admin)
  *   POST   /api/v1/recording-policies       create one (admin)
  *   DELETE /api/v1/recording-policies/{name} delete one (admin)
@@ -14,7 +15,7 @@
  * `kubegate-auditors`). Everyone else is 403 and sees no listing — not even
  * of their own sessions: a recording can hold what others typed beside
  * them. Every download is an audit event (resource `recordings`, verb
- * `download`).
+ * `download`, or `play` when the console's player fetched it to play it).
  */
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -57,6 +58,23 @@ interface RecordingCall extends BaseCall {
 }
 
 const listQuery = [...searchFilters, 'limit', 'continue'];
+
+/**
+ * Why a cast is fetched, as the audit event's verb: `download` (a file to
+ * keep: the CLI, a link) or `play` (the console's player, `purpose=playback`).
+ * Both send the whole recording and both are audited; the verb says which
+ * the caller asked for.
+ */
+const castPurposes = { download: 'download', playback: 'play' } as const;
+
+/** Who may list, read and download recordings: admins and the recording viewer groups. */
+export function mayWatchRecordings(
+  groups: readonly string[],
+  admin: boolean,
+  viewerGroups: ReadonlySet<string>,
+): boolean {
+  return admin || groups.some((g) => viewerGroups.has(g));
+}
 
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
   const unknown = [...new Set(query.keys())].filter((k) => !allowed.includes(k));
@@ -163,14 +181,20 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
       tag: 'recordings',
       methods: {
         GET: viewerOp(
-          'Download a session recording as asciicast v2 (the download is audited)',
-          [],
+          'Download a session recording as asciicast v2 (audited: purpose=playback for the player)',
+          ['purpose'],
           async (c) => {
+            const purpose = c.query.get('purpose') ?? 'download';
+            if (!Object.hasOwn(castPurposes, purpose))
+              throw new KgError(
+                'KG_ERR_BAD_REQUEST',
+                `purpose must be "download" or "playback"; got ${JSON.stringify(purpose.slice(0, 64))}`,
+              );
             const r = await recordingOf(deps, c);
             // The download is recorded before a byte of it is sent.
             await recordAdminEvent(deps.pool, {
               actor: c.caller.actor,
-              verb: 'download',
+              verb: castPurposes[purpose as keyof typeof castPurposes],
               resource: 'recordings',
               name: r.id,
               cluster: r.cluster,
@@ -229,7 +253,7 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
       ...base,
       caller,
       admin,
-      viewer: admin || caller.groups.some((g) => viewers.has(g)),
+      viewer: mayWatchRecordings(caller.groups, admin, viewers),
     };
     requireAdmin(op, { admin, kind: caller.kind, name: caller.user });
     return call;

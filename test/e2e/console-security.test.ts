@@ -330,6 +330,7 @@ describe(
         'Approvals',
         'Approval policies',
         'Approval webhooks',
+        'Recordings',
         'My clusters',
       ]) {
         await goTo(page, v); // waits until the view has loaded

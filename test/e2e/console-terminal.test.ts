@@ -241,9 +241,9 @@ describe('console terminal: a shell into a pod from the browser', { timeout: 900
     const link = admin.page.locator('#term-recording a');
     await link.waitFor({ timeout: 15_000 });
     const href = await link.getAttribute('href');
-    assert.match(String(href), /^\/api\/v1\/recordings\/[0-9a-f-]+\/cast$/);
+    assert.match(String(href), /^\/console\/recordings\/[0-9a-f-]+$/);
     const recs = await recordingsOf('admin@example.com');
-    assert.ok(recs.some((r) => href === `/api/v1/recordings/${r.id}/cast`));
+    assert.ok(recs.some((r) => href === `/console/recordings/${r.id}`));
     await screenshot(admin.page, '41-terminal-ended-recorded');
   });
 

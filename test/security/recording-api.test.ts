@@ -8,7 +8,10 @@
  *   upper-case and over-long ids — 400 or 404, never a recording, never a 500;
  * - hostile queries: huge, repeated and unknown parameters, forged continue
  *   tokens, LIKE wildcards taken literally;
- * - a failed download is not audited as one; a real one is.
+ * - a failed download is not audited as one; a real one is;
+ * - the player's fetch (purpose=playback) is audited as `play` under the
+ *   caller; a bad, repeated or refused purpose is a clean 400 or 403 and no
+ *   event; `/api/v1/me` says who may watch exactly as the API decides.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -188,5 +191,54 @@ describe('session recordings API under attack', { timeout: 300_000 }, () => {
       token: tokens.auditor!,
     }).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
     assert.ok([0, 400, 414, 431].includes(huge.status), `huge URL: ${huge.status}`);
+  });
+  test('playback is audited as play under the caller; a bad purpose is refused, unaudited', async () => {
+    const audited = async () =>
+      (
+        await stack.sql<{ verb: string; username: string; name: string }>(
+          `SELECT verb, username, name FROM audit_events
+            WHERE resource = 'recordings' AND verb IN ('play', 'download') ORDER BY verb, name`,
+        )
+      ).map((e) => `${e.verb} ${e.username} ${e.name}`);
+    const before = await audited();
+    for (const [q, why] of [
+      ['purpose=evil', /purpose must be "download" or "playback"/],
+      ['purpose=PLAYBACK', /purpose must be/],
+      ['purpose=', /purpose must be/],
+      ['purpose=playback&purpose=download', /more than once/],
+      [`purpose=${'p'.repeat(5000)}`, /purpose must be/],
+    ] as const) {
+      const r = await get('auditor', `/api/v1/recordings/${aliceRec}/cast?${q}`);
+      assert.equal(r.status, 400, `${q.slice(0, 60)}: ${r.body.slice(0, 200)}`);
+      assert.match(r.body, why);
+      assert.ok(r.body.length < 1024, 'the refusal does not echo the input');
+      assert.doesNotMatch(r.body, /secret output/);
+    }
+    const refused = await get('alice', `/api/v1/recordings/${aliceRec}/cast?purpose=playback`);
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await audited(), before, 'no event for a refused or malformed request');
+    const played = await get('auditor', `/api/v1/recordings/${bobRec}/cast?purpose=playback`);
+    assert.equal(played.status, 200);
+    assert.match(played.body, /secret output of bob/);
+    let after = await audited();
+    for (let i = 0; i < 50 && after.length === before.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await audited();
+    }
+    assert.deepEqual(
+      after.filter((e) => !before.includes(e)),
+      [`play audrey ${bobRec}`],
+    );
+    // Who may watch, as /api/v1/me tells the console: the same answer the API gives.
+    for (const [who, may] of [
+      ['admin', true],
+      ['auditor', true],
+      ['alice', false],
+      ['bob', false],
+    ] as const) {
+      const me = await get(who, '/api/v1/me');
+      assert.equal(me.status, 200);
+      assert.equal((JSON.parse(me.body) as { recordingViewer: boolean }).recordingViewer, may, who);
+    }
   });
 });

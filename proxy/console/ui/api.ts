@@ -96,6 +96,18 @@ export async function download(
   return { blob: await res.blob(), filename, headers: res.headers };
 }
 
+/** A GET whose body the caller reads as a stream (a recording); problem JSON → ApiError. */
+export async function fetchOk(path: string, signal?: AbortSignal): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(path, { credentials: 'same-origin', ...(signal ? { signal } : {}) });
+  } catch {
+    throw new ApiError(0, 'kubegate could not be reached; check your connection and retry');
+  }
+  if (!res.ok) return fail(res);
+  return res;
+}
+
 export function query(params: Record<string, string | undefined>): string {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);

@@ -75,6 +75,15 @@ const views: Routed[] = [
     load: () => import('./views/approvals-inbox.js').then((m) => m.approvalsInbox),
   },
   {
+    // Auditors are not admins: a page of "You", listed for whoever may watch recordings.
+    path: '/console/recordings',
+    title: 'Recordings',
+    section: 'you',
+    pages: true,
+    shownTo: (me) => me.recordingViewer === true,
+    load: () => import('./views/recordings.js').then((m) => m.recordingsView),
+  },
+  {
     path: '/console/admin/clusters',
     title: 'Clusters',
     section: 'admin',
@@ -154,7 +163,11 @@ function nav(me: Me, current: View | undefined): HTMLElement {
       'div',
       {},
       h('h2', { id: `nav-${id}` }, title),
-      h('ul', { 'aria-labelledby': `nav-${id}` }, views.filter((v) => v.section === id).map(link)),
+      h(
+        'ul',
+        { 'aria-labelledby': `nav-${id}` },
+        views.filter((v) => v.section === id && (v.shownTo?.(me) ?? true)).map(link),
+      ),
     );
   return h(
     'nav',

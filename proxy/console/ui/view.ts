@@ -4,6 +4,8 @@ export interface Me {
   name: string;
   groups: string[];
   admin: boolean;
+  /** May list and watch session recordings (admins and the recording viewer groups). */
+  recordingViewer?: boolean;
   via: 'session' | 'token';
   clusters: string[];
   user?: { id: string; email: string; name: string };
@@ -24,6 +26,8 @@ export interface View {
   path: string;
   title: string;
   section: 'you' | 'admin';
+  /** Shown in the navigation only to whom this says (the server still decides at every call). */
+  shownTo?: (me: Me) => boolean;
   /** The view's module, fetched the first time it is shown. */
   load: () => Promise<Render>;
 }

@@ -9,24 +9,32 @@
  * The Content-Security-Policy allows stylesheets only as files
  * (`style-src 'self'`, no inline `<style>`). xterm's DOM renderer writes CSS
  * it computes at run time (cell size, theme colours, scrollbar colours) into
- * `<style>` elements it creates; under the policy the browser would drop them
- * and report a violation each time. A hash cannot name text computed from
- * the font's measured size, and a nonce would loosen the policy for every
- * view. Instead, while xterm is in use, `document.createElement('style')`
- * gives a stand-in element whose text goes into a constructed stylesheet
- * (the CSS object model, which the policy does not govern, as it does not
- * govern `element.style`), adopted by the document while the element is in
- * it. Nothing else in the console creates `<style>` elements (the policy
- * would refuse them); every other tag is created as before.
+ * `<style>` elements it creates, and colours a cell in 24-bit colour with
+ * `span.setAttribute('style', …)`; under the policy the browser drops both
+ * and reports a violation each time. A hash cannot name text computed from
+ * the font's measured size or a recording's colours, and a nonce would
+ * loosen the policy for every view. Instead, once xterm is loaded:
+ *
+ * - `document.createElement('style')` gives a stand-in element whose text
+ *   goes into a constructed stylesheet (the CSS object model, which the
+ *   policy does not govern, as it does not govern `element.style`), adopted
+ *   by the document while the element is in it;
+ * - a span's `setAttribute('style', …)` writes the same declarations through
+ *   `element.style.cssText` (the CSS object model again).
+ *
+ * Nothing else in the console creates `<style>` elements or sets style
+ * attributes (the policy would refuse them); markup cannot reach either
+ * path (Trusted Types refuse HTML strings), and every other tag and
+ * attribute is handled as before.
  */
 import type { ITerminalOptions, Terminal } from '@xterm/xterm';
 import type { FitAddon } from '@xterm/addon-fit';
 import type { SearchAddon } from '@xterm/addon-search';
 
 export interface Xterm {
-  Terminal: new (options?: ITerminalOptions) => Terminal;
-  FitAddon: new () => FitAddon;
-  SearchAddon: new (options?: { highlightLimit: number }) => SearchAddon;
+  Terminal: typeof Terminal;
+  FitAddon: typeof FitAddon;
+  SearchAddon: typeof SearchAddon;
 }
 
 export type { ITerminalOptions, Terminal, FitAddon, SearchAddon };
@@ -73,6 +81,11 @@ function installStyleShim(): void {
   if (shimmed) return;
   shimmed = true;
   defineStyleElement();
+  const setAttribute = Element.prototype.setAttribute;
+  HTMLSpanElement.prototype.setAttribute = function (this: HTMLSpanElement, name, value) {
+    if (String(name).toLowerCase() === 'style') this.style.cssText = String(value);
+    else setAttribute.call(this, name, value);
+  };
   const create = document.createElement.bind(document);
   document.createElement = ((tag: string, options?: ElementCreationOptions) =>
     String(tag).toLowerCase() === 'style'

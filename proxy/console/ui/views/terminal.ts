@@ -194,10 +194,7 @@ export async function terminalView(ctx: ViewContext): Promise<void> {
           'Recorded: ',
           h(
             'a',
-            {
-              href: `/api/v1/recordings/${encodeURIComponent(rec.id)}/cast`,
-              download: `${rec.id}.cast`,
-            },
+            { href: `/console/recordings/${encodeURIComponent(rec.id)}` },
             `recording ${rec.id}`,
           ),
         );
