@@ -33,6 +33,7 @@ import { p3List } from './rows/p3-list.js';
 import { p4Watches } from './rows/p4-watches.js';
 import { p5Stall } from './rows/p5-stall.js';
 import { p6Exec } from './rows/p6-exec.js';
+import { p12Recording } from './rows/p12-recording.js';
 import { p7Jit } from './rows/p7-jit.js';
 import { p8Audit } from './rows/p8-audit.js';
 import { p9Revocation } from './rows/p9-revocation.js';
@@ -259,7 +260,10 @@ async function main(): Promise<void> {
           noExec,
         ),
       );
-    else await attempt(rows, 'P6', 'exec / port-forward streams', () => p6Exec(ctx));
+    else {
+      await attempt(rows, 'P6', 'exec / port-forward streams', () => p6Exec(ctx));
+      await attempt(rows, 'P12', 'session recording on vs off', () => p12Recording(ctx));
+    }
     if (jit)
       await attempt(rows, 'P7', 'JIT first request', async () => [
         await p7Jit(

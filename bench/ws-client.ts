@@ -25,16 +25,17 @@ export interface StreamResult {
   detail: string;
 }
 
-export const streamPath = (kind: StreamKind, mib: number): string =>
+export const streamPath = (kind: StreamKind, mib: number, namespace = 'default'): string =>
   kind === 'exec'
-    ? `/api/v1/namespaces/default/pods/stream-${mib}/exec?command=cat&command=%2Fdev%2Fzero&stdout=true`
-    : `/api/v1/namespaces/default/pods/stream-${mib}/portforward?ports=8080`;
+    ? `/api/v1/namespaces/${namespace}/pods/stream-${mib}/exec?command=cat&command=%2Fdev%2Fzero&stdout=true`
+    : `/api/v1/namespaces/${namespace}/pods/stream-${mib}/portforward?ports=8080`;
 
 export function openStream(
   t: Target,
   kind: StreamKind,
   mib: number,
   timeoutMs = 120_000,
+  namespace = 'default',
 ): Promise<StreamResult> {
   const base = new URL(t.base);
   const key = newKey();
@@ -50,7 +51,7 @@ export function openStream(
     const options: https.RequestOptions & { ALPNProtocols: string[] } = {
       host: base.hostname,
       port: base.port,
-      path: t.prefix + streamPath(kind, mib),
+      path: t.prefix + streamPath(kind, mib, namespace),
       ca: t.ca,
       agent: false,
       ALPNProtocols: ['http/1.1'],

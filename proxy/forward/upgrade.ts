@@ -194,6 +194,15 @@ export function forwardUpgrade(
         if (spdyStreams) socket.on('data', (c: Buffer) => spdyStreams.feed(c));
         if (tap) socket.on('data', (c: Buffer) => tap.fromClient(c));
         socket.pipe(stream);
+        // The cluster side is read while neither the client nor the recording
+        // store is behind; each that is holds it until it has caught up.
+        let holds = 0;
+        const hold = () => {
+          if (holds++ === 0) stream.pause();
+        };
+        const release = () => {
+          if (--holds === 0) stream.resume();
+        };
         // Cluster → client, following its WebSocket or SPDY frames (so an early end
         // can come between two of them); ends the socket when the stream ends.
         stream.on('data', (chunk: Buffer) => {
@@ -202,8 +211,13 @@ export function forwardUpgrade(
           if (n < chunk.length) chunk = chunk.subarray(0, n);
           if (chunk.length) tap?.fromCluster(chunk);
           if (chunk.length && !socket.write(chunk)) {
-            stream.pause();
-            socket.once('drain', () => stream.resume());
+            hold();
+            socket.once('drain', release);
+          }
+          const store = tap?.behind?.();
+          if (store) {
+            hold();
+            void store.then(release);
           }
           if (stopping && frames.atBoundary()) stopping();
         });

@@ -34,6 +34,7 @@ import {
   type RouteSpec,
 } from '../http/routes.js';
 import { writeDrained, type AnyResponse } from '../http/response.js';
+import { castOf } from './events.js';
 import { getRecording, searchFilters, searchRecordings, type SearchFilter } from './catalog.js';
 import { createPolicy, deletePolicy, listPolicies, validatePolicy } from './policy.js';
 import type { RecordingStorage } from './storage.js';
@@ -269,7 +270,7 @@ export function createRecordingApiHandler(
 
 /** Stream a recording's chunks; the first is read before the status goes, so a store failure is a clean error. */
 async function sendCast(deps: RecordingApiDeps, res: AnyResponse, id: string): Promise<void> {
-  const it = deps.storage.chunks(id)[Symbol.asyncIterator]();
+  const it = castOf(deps.storage.chunks(id))[Symbol.asyncIterator]();
   let next = await it.next();
   res.writeHead(200, {
     'content-type': 'application/x-asciicast',

@@ -6,16 +6,21 @@
  * The rules (issue #21): a byte passed in is never changed, held back or
  * copied beyond the frame being read; nothing here throws into the data path
  * (every entry point catches, and a protocol the tap cannot follow makes the
- * recording incomplete); memory is bounded: lines wait for the store only up
- * to `maxPendingBytes`, after which the recording is given up (best effort)
- * or the session ended (required, through `onFailure`).
+ * recording incomplete); memory is bounded. When more than `holdBytes` wait
+ * for the store, `behind()` asks the upgrade path to stop reading from the
+ * cluster until the store has caught up: a store slower than the session
+ * slows the session down (as a slow client does) rather than losing its
+ * recording or holding it in memory. Only a store that makes no progress for
+ * `stallMs`, or bytes past `maxPendingBytes` (which pausing the cluster side
+ * cannot stop: stdin), give the recording up (best effort) or end the session
+ * (required, through `onFailure`).
  *
- * Output: a header line, then `[seconds, "o", text]` for stdout and stderr,
- * `[seconds, "i", text]` for stdin when the policy records it, and
- * `[seconds, "r", "COLSxROWS"]` for terminal resizes. Port-forward sessions
- * keep the header and byte counts only.
+ * Output: the asciicast header, then records (events.ts) of stdout, stderr,
+ * stdin when the policy records it, and terminal resizes (`COLSxROWS`),
+ * which become asciicast v2 events when the recording is read. Port-forward
+ * sessions keep the header and byte counts only.
  */
-import { TextDecoder } from 'node:util';
+import { recordHeader, recordHeaderBytes, recordKind, type RecordKind } from './events.js';
 import { channel, isBase64Protocol, WebSocketChannels } from './ws-channels.js';
 import { SpdyStreams } from './spdy-streams.js';
 import type { RecordingEnd, RecordingMeta, RecordingWriter, SessionKind } from './storage.js';
@@ -30,6 +35,12 @@ export interface UpgradeTap {
   fromCluster(chunk: Buffer): void;
   /** The connection is over; `status` is the upstream's answer (101 when switched). */
   end(status: number): void;
+  /**
+   * Called after each chunk from the cluster: a promise when the store is
+   * behind, and the caller should read no more from the cluster until it
+   * settles (it always does: caught up, failed or ended); otherwise undefined.
+   */
+  behind?(): Promise<void> | undefined;
 }
 
 export interface SessionOptions {
@@ -37,11 +48,15 @@ export interface SessionOptions {
   stdin: boolean;
   /** required: a failure ends the session (onFailure); best effort: the recording is marked incomplete. */
   required: boolean;
-  /** Chunk size: a chunk is written once this many bytes wait (default 64 KiB)… */
+  /** Chunk size: a chunk is written once this many bytes wait (default 1 MiB)… */
   chunkBytes?: number;
   /** …or this often, whichever first (default 1 s). */
   flushMs?: number;
-  /** Most bytes waiting for the store before the recording is given up (default 8 MiB). */
+  /** Bytes waiting for the store past which `behind()` holds the cluster side (default 4 MiB). */
+  holdBytes?: number;
+  /** A store that completes no write for this long while holding the session fails it (default 10 s). */
+  stallMs?: number;
+  /** Most bytes waiting for the store before the recording is given up (default 16 MiB). */
   maxPendingBytes?: number;
   /** The session must end: a required recording failed. */
   onFailure(reason: string): void;
@@ -66,6 +81,10 @@ export function castHeader(meta: RecordingMeta): Buffer {
 }
 
 const resizeLimit = 1024;
+/** Bytes of one stream arriving within this many milliseconds are one event. */
+const runMs = 10;
+/** …up to this many bytes. */
+const runBytes = 64 * 1024;
 
 export class RecordingSession implements UpgradeTap {
   bytesIn = 0;
@@ -74,6 +93,12 @@ export class RecordingSession implements UpgradeTap {
   private readonly now: () => number;
   private readonly chunkBytes: number;
   private readonly maxPending: number;
+  private readonly holdBytes: number;
+  private readonly stallMs: number;
+  /** Bytes of the write in flight. */
+  private writingBytes = 0;
+  private hold?: { settled: Promise<void>; release: () => void; stall: NodeJS.Timeout };
+  /** Record headers and payloads waiting for the store, joined into one chunk per write. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writing = 0;
@@ -83,7 +108,7 @@ export class RecordingSession implements UpgradeTap {
   private timer: NodeJS.Timeout | undefined;
   private client?: { feed(b: Buffer): void };
   private cluster?: { feed(b: Buffer): void };
-  private readonly decoders = new Map<number, TextDecoder>();
+  private run: { kind: RecordKind; at: number; parts: Buffer[]; bytes: number } | undefined;
   private resize: Buffer[] = [];
   private resizeBytes = 0;
   private idle?: () => void;
@@ -97,8 +122,10 @@ export class RecordingSession implements UpgradeTap {
   ) {
     this.now = opts.now ?? Date.now;
     this.started = this.now();
-    this.chunkBytes = opts.chunkBytes ?? 64 * 1024;
-    this.maxPending = opts.maxPendingBytes ?? 8 * 1024 * 1024;
+    this.chunkBytes = opts.chunkBytes ?? 1024 * 1024;
+    this.maxPending = opts.maxPendingBytes ?? 16 * 1024 * 1024;
+    this.holdBytes = opts.holdBytes ?? 4 * 1024 * 1024;
+    this.stallMs = opts.stallMs ?? 10_000;
     this.closed = new Promise((r) => (this.closeNow = r));
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? 1000);
     this.timer.unref();
@@ -120,13 +147,14 @@ export class RecordingSession implements UpgradeTap {
         const base64 = isBase64Protocol(subprotocol ?? '');
         this.cluster = new WebSocketChannels(base64, {
           data: (ch, b) => {
-            if (ch === channel.stdout || ch === channel.stderr) this.text(ch, 'o', b);
+            if (ch === channel.stdout) this.text(recordKind.stdout, b);
+            else if (ch === channel.stderr) this.text(recordKind.stderr, b);
           },
           end: () => {},
         });
         this.client = new WebSocketChannels(base64, {
           data: (ch, b) => {
-            if (ch === channel.stdin && this.opts.stdin) this.text(ch, 'i', b);
+            if (ch === channel.stdin && this.opts.stdin) this.text(recordKind.stdin, b);
             else if (ch === channel.resize) this.resizePiece(b);
           },
           end: (ch) => {
@@ -142,7 +170,7 @@ export class RecordingSession implements UpgradeTap {
         opened: (id, h) => void types.set(id, h.get('streamtype') ?? ''),
         data: (id, b) => {
           const t = typeOf(id);
-          if (t === 'stdin' && this.opts.stdin) this.text(channel.stdin, 'i', b);
+          if (t === 'stdin' && this.opts.stdin) this.text(recordKind.stdin, b);
           else if (t === 'resize') this.resizeLines(b);
         },
       });
@@ -150,11 +178,38 @@ export class RecordingSession implements UpgradeTap {
         opened: () => {},
         data: (id, b) => {
           const t = typeOf(id);
-          if (t === 'stdout') this.text(channel.stdout, 'o', b);
-          else if (t === 'stderr') this.text(channel.stderr, 'o', b);
+          if (t === 'stdout') this.text(recordKind.stdout, b);
+          else if (t === 'stderr') this.text(recordKind.stderr, b);
         },
       });
     });
+  }
+
+  behind(): Promise<void> | undefined {
+    if (this.hold) return this.hold.settled;
+    if (this.failed || this.ended || this.pendingBytes + this.writingBytes < this.holdBytes)
+      return undefined;
+    let release!: () => void;
+    const settled = new Promise<void>((r) => (release = r));
+    const stall = setTimeout(
+      () =>
+        this.fail(
+          `the recording store completed no write for ${this.stallMs / 1000} s; the recording was given up`,
+        ),
+      this.stallMs,
+    );
+    stall.unref();
+    this.hold = { settled, release, stall };
+    return settled;
+  }
+
+  /** Let the cluster side go on: the store caught up, or the recording is over. */
+  private releaseHold(): void {
+    const h = this.hold;
+    if (!h) return;
+    this.hold = undefined;
+    clearTimeout(h.stall);
+    h.release();
   }
 
   fromClient(chunk: Buffer): void {
@@ -171,12 +226,8 @@ export class RecordingSession implements UpgradeTap {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.timer);
-    this.guard(() => {
-      for (const [ch, d] of this.decoders) {
-        const tail = d.decode();
-        if (tail) this.line(ch === channel.stdin ? 'i' : 'o', tail);
-      }
-    });
+    this.releaseHold();
+    this.endRun();
     let finished = false;
     const finish = () => {
       if (finished) return;
@@ -215,8 +266,10 @@ export class RecordingSession implements UpgradeTap {
   private fail(reason: string): void {
     if (this.failed) return;
     this.failed = reason;
+    this.run = undefined;
     this.pending = [];
     this.pendingBytes = 0;
+    this.releaseHold();
     this.client = this.cluster = undefined;
     this.opts.log(reason);
     if (this.opts.required && !this.ended) {
@@ -228,11 +281,30 @@ export class RecordingSession implements UpgradeTap {
     }
   }
 
-  private text(ch: number, kind: 'o' | 'i', bytes: Buffer): void {
-    let d = this.decoders.get(ch);
-    if (!d) this.decoders.set(ch, (d = new TextDecoder('utf-8')));
-    const s = d.decode(bytes, { stream: true });
-    if (s) this.line(kind, s);
+  /**
+   * Output (or input) joins the run of its stream: bytes arriving within
+   * `runMs` of the run's first become one event, up to a chunk's worth. A
+   * fast stream is decoded and escaped in large pieces instead of one per
+   * frame or TLS record; a person typing still gets an event per keystroke.
+   */
+  private text(kind: RecordKind, bytes: Buffer): void {
+    if (this.failed) return;
+    // A record holds at most runBytes (a reader of the store refuses far larger ones as damage).
+    for (; bytes.length > runBytes; bytes = bytes.subarray(runBytes))
+      this.text(kind, bytes.subarray(0, runBytes));
+    const at = this.now();
+    if (this.run && (this.run.kind !== kind || at - this.run.at > runMs)) this.endRun();
+    this.run ??= { kind, at, parts: [], bytes: 0 };
+    this.run.parts.push(bytes);
+    this.run.bytes += bytes.length;
+    if (this.run.bytes >= runBytes) this.endRun();
+  }
+
+  private endRun(): void {
+    const r = this.run;
+    if (!r) return;
+    this.run = undefined;
+    this.record(r.kind, r.at, r.parts, r.bytes);
   }
 
   private resizePiece(b: Buffer): void {
@@ -271,15 +343,15 @@ export class RecordingSession implements UpgradeTap {
     const w = Number(s?.Width);
     const h = Number(s?.Height);
     if (Number.isInteger(w) && Number.isInteger(h) && w >= 0 && h >= 0 && w < 65536 && h < 65536)
-      this.line('r', `${w}x${h}`);
+      this.record(recordKind.resize, this.now(), [Buffer.from(`${w}x${h}`)]);
   }
 
-  private line(kind: 'o' | 'i' | 'r', data: string): void {
+  /** One event: its record header and bytes wait for the next chunk (the bytes are not copied). */
+  private record(kind: RecordKind, at: number, parts: Buffer[], bytes = parts[0]!.length): void {
     if (this.failed) return;
-    const t = ((this.now() - this.started) / 1000).toFixed(6);
-    const b = Buffer.from(`[${t}, ${JSON.stringify(kind)}, ${JSON.stringify(data)}]\n`);
-    this.pending.push(b);
-    this.pendingBytes += b.length;
+    if (kind === recordKind.resize) this.endRun(); // what came before the resize is written before it
+    this.pending.push(recordHeader(kind, at - this.started, bytes), ...parts);
+    this.pendingBytes += recordHeaderBytes + bytes;
     if (this.pendingBytes > this.maxPending) {
       this.fail(
         `the recording store fell behind by more than ${this.maxPending} bytes; the recording was given up`,
@@ -291,11 +363,13 @@ export class RecordingSession implements UpgradeTap {
 
   /** Write what waits as the next chunk, one write at a time. */
   private flush(): void {
+    if (!this.writing) this.guard(() => this.endRun());
     if (this.writing || this.pendingBytes === 0 || this.failed) return;
-    const data = Buffer.concat(this.pending);
+    const data = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     this.writing = 1;
+    this.writingBytes = data.length;
     let write: Promise<void>;
     try {
       write = this.writer.append(++this.seq, data);
@@ -305,11 +379,18 @@ export class RecordingSession implements UpgradeTap {
     write.then(
       () => {
         this.writing = 0;
+        this.writingBytes = 0;
+        if (this.hold) {
+          // Progress: the stall clock starts again; below half the mark, the cluster side goes on.
+          this.hold.stall.refresh();
+          if (this.pendingBytes < this.holdBytes / 2) this.releaseHold();
+        }
         if (this.ended || this.pendingBytes >= this.chunkBytes) this.flush();
         if (this.writing === 0 && this.idle) this.idle();
       },
       (err: unknown) => {
         this.writing = 0;
+        this.writingBytes = 0;
         this.fail(`the recording store failed: ${(err as Error).message}`);
         if (this.idle) this.idle();
       },

@@ -1,6 +1,7 @@
 /**
  * Session recording end to end (issue #21), with real kubectl into a Pod on a
- * kwok node: exec -i over WebSocket and over SPDY is recorded byte for byte
+ * kwok node: exec -i over WebSocket and over SPDY is recorded byte for byte;
+ * attach over both, and kubectl debug's ephemeral container, are recorded
  * (what kubectl printed is what the recording replays, in order; typed
  * input too, where the policy records stdin); the audit event names the
  * recording; an auditor lists and downloads it, and the download is itself
@@ -20,16 +21,28 @@ import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
 import { grant } from '../support/grants.js';
 import { httpGet, until } from '../support/http.js';
 import { runKubegate } from '../support/proc.js';
+import { appendPodLog } from '../support/cluster.js';
 
 const NS = 'rec';
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
 const transports = [
-  { name: 'WebSocket', env: {}, log: /subprotocol is v5\.channel\.k8s\.io/ },
-  { name: 'SPDY', env: SPDY, log: /\/exec\?[^"]*" status="101 Switching Protocols"/ },
+  {
+    name: 'WebSocket',
+    env: {},
+    log: /subprotocol is v5\.channel\.k8s\.io/,
+    attachLog: /subprotocol is v5\.channel\.k8s\.io/,
+  },
+  {
+    name: 'SPDY',
+    env: SPDY,
+    log: /\/exec\?[^"]*" status="101 Switching Protocols"/,
+    attachLog: /\/attach\?[^"]*" status="101 Switching Protocols"/,
+  },
 ];
 
 interface Recording {
   id: string;
+  kind: string;
   auditId: string;
   status: string;
   reason: string;
@@ -282,6 +295,189 @@ describe('session recording through kubegate', { timeout: 600_000 }, () => {
       sameText(ev.o, shown(), 'the terminal output replays byte for byte');
     });
   }
+
+  for (const t of transports) {
+    test(`attach over ${t.name}: what kubectl showed of the container is in the recording, in order`, async () => {
+      const tag = `attach-${t.name.toLowerCase()}-${Date.now()}`;
+      const child = spawn(
+        kubectlPath(),
+        ['--kubeconfig', dora.kubeconfig, '-v=6', '-n', NS, 'attach', pod],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '', ...t.env } },
+      );
+      const out: Buffer[] = [];
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      const shown = () => Buffer.concat(out).toString('utf8');
+      const exited = new Promise((r) => child.once('close', r));
+      try {
+        // attach shows what the container writes after it connected: write until lines show.
+        let n = 0;
+        await until(
+          async () => {
+            if (child.exitCode !== null) throw new Error(`attach exited: ${err}`);
+            await appendPodLog(stack.cluster.podLogsFile!, [`${tag} ${n++} ünï`]);
+            return (shown().match(new RegExp(`${tag} \\d+ ünï\n`, 'g')) ?? []).length >= 3;
+          },
+          60_000,
+          `kubectl attach output (stderr ${JSON.stringify(err.slice(-2000))})`,
+        );
+        assert.match(err, t.attachLog, `kubectl used ${t.name}`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      await exited;
+      let rec: Recording | undefined;
+      await until(
+        async () => {
+          const r = await api(
+            tokens.auditor,
+            `/api/v1/recordings?namespace=${NS}&pod=${pod}&limit=20`,
+          );
+          rec = (JSON.parse(r.body) as { items: Recording[] }).items.find(
+            (x) => x.kind === 'attach' && x.status !== 'recording',
+          );
+          return !!rec && rec.status !== 'recording';
+        },
+        15_000,
+        'the attach session is recorded',
+      );
+      assert.equal(rec!.status, 'complete', rec!.reason);
+      assert.equal(rec!.user.name, 'dora');
+      const ev = castEvents((await api(tokens.auditor, `/api/v1/recordings/${rec!.id}/cast`)).body);
+      // What kubectl printed before it was stopped is the start of what was recorded.
+      sameText(ev.o.slice(0, shown().length), shown(), 'the attached output replays in order');
+      assert.ok((ev.o.match(new RegExp(`${tag} \\d+ ünï\n`, 'g')) ?? []).length >= 3);
+    });
+  }
+
+  test('kubectl debug: the ephemeral container it adds and attaches to is recorded as that container', async () => {
+    const name = `dbg${Date.now() % 1_000_000}`;
+    const tag = `debug-${name}`;
+    // Adding an ephemeral container is a right of its own (as in Kubernetes' built-in roles,
+    // admin and edit do not include it).
+    const role = await api(tokens.admin, '/api/v1/roles', 'POST', {
+      name: 'pod-debugger',
+      description: 'may add ephemeral debug containers',
+      rules: [
+        { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['get', 'patch'] },
+      ],
+    });
+    assert.equal(role.status, 201, role.body);
+    await grant(stack, {
+      users: ['dora'],
+      role: 'pod-debugger',
+      clusters: ['dev'],
+      namespaces: [NS],
+    });
+    const ephemeral = `${stack.publicUrl}/k8s/dev/api/v1/namespaces/${NS}/pods/${pod}/ephemeralcontainers`;
+    await until(
+      async () => (await httpGet(ephemeral, { token: tokens.dora, ca })).status === 200,
+      15_000,
+      'the new grant reaches the cluster',
+    );
+    const child = spawn(
+      kubectlPath(),
+      [
+        '--kubeconfig',
+        dora.kubeconfig,
+        '-n',
+        NS,
+        'debug',
+        pod,
+        '--image=busybox',
+        `--container=${name}`,
+        '-i',
+        '--',
+        'sh',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
+    );
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const shown = () => Buffer.concat(out).toString('utf8');
+    const exited = new Promise((r) => child.once('close', r));
+    try {
+      // kwok starts no ephemeral containers: once kubectl has added it (through kubegate), the
+      // cluster's admin marks it running, as a kubelet would; kubectl then attaches to it.
+      const admin = { kubeconfig: stack.cluster.kubeconfig };
+      await until(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`kubectl debug exited: ${err.slice(-3000)}`);
+          const spec = await kubectlOk(
+            ['-n', NS, 'get', 'pod', pod, '-o', 'jsonpath={.spec.ephemeralContainers[*].name}'],
+            admin,
+          );
+          return spec.split(' ').includes(name);
+        },
+        30_000,
+        'the ephemeral container is added',
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; kubectl debug said: ${err.slice(-3000)}`);
+      });
+      const status = {
+        status: {
+          ephemeralContainerStatuses: [
+            {
+              name,
+              image: 'busybox',
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              state: { running: { startedAt: new Date().toISOString() } },
+            },
+          ],
+        },
+      };
+      await kubectlOk(
+        [
+          '-n',
+          NS,
+          'patch',
+          'pod',
+          pod,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          JSON.stringify(status),
+        ],
+        admin,
+      );
+      let n = 0;
+      await until(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`kubectl debug exited: ${err}`);
+          await appendPodLog(stack.cluster.podLogsFile!, [`${tag} ${n++}`]);
+          return (shown().match(new RegExp(`${tag} \\d+\n`, 'g')) ?? []).length >= 2;
+        },
+        60_000,
+        `kubectl debug output (stderr ${JSON.stringify(err.slice(-2000))})`,
+      );
+    } finally {
+      child.kill('SIGTERM');
+    }
+    await exited;
+    let rec: Recording | undefined;
+    await until(
+      async () => {
+        const r = await api(
+          tokens.auditor,
+          `/api/v1/recordings?namespace=${NS}&pod=${pod}&container=${name}&limit=5`,
+        );
+        rec = (JSON.parse(r.body) as { items: Recording[] }).items[0];
+        return !!rec && rec.status !== 'recording';
+      },
+      15_000,
+      'the debug session is recorded',
+    );
+    assert.equal(rec!.kind, 'attach');
+    assert.equal(rec!.status, 'complete', rec!.reason);
+    const ev = castEvents((await api(tokens.auditor, `/api/v1/recordings/${rec!.id}/cast`)).body);
+    sameText(ev.o.slice(0, shown().length), shown(), 'the debug session replays in order');
+    assert.ok((ev.o.match(new RegExp(`${tag} \\d+\\n`, 'g')) ?? []).length >= 2);
+  });
 
   test('who may watch: an auditor lists and reads; a plain user gets 403 and no listing', async () => {
     const rec = await recordingOf('mark-websocket');

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as zc, createDeflate, deflateSync } from 'node:zlib';
 import { spdyDictionary } from '../../proxy/forward/end-status.js';
 import { RecordingSession, type SessionOptions } from '../../proxy/recording/session.js';
+import { CastEncoder } from '../../proxy/recording/events.js';
 import type { RecordingEnd, RecordingWriter } from '../../proxy/recording/storage.js';
 import { WebSocketChannels } from '../../proxy/recording/ws-channels.js';
 import { SpdyStreams } from '../../proxy/recording/spdy-streams.js';
@@ -35,10 +36,9 @@ class MemoryWriter implements RecordingWriter {
   /** The recorded events, [type, data] (the time left out; consecutive "o" or "i" joined). */
   events(): [string, string][] {
     const out: [string, string][] = [];
-    for (const l of Buffer.concat(this.chunks.map((c) => c.data))
-      .toString()
-      .split('\n')
-      .filter(Boolean)) {
+    const enc = new CastEncoder();
+    const cast = [...this.chunks.map((c) => enc.push(c.data)), enc.end()];
+    for (const l of Buffer.concat(cast).toString().split('\n').filter(Boolean)) {
       const [t, type, text] = JSON.parse(l) as [number, string, string];
       assert.equal(typeof t, 'number');
       const last = out[out.length - 1];
@@ -410,8 +410,9 @@ test('a store that fails: best effort marks the recording incomplete; required e
     const { s, failures } = session(w, { required, chunkBytes: 16 });
     s.switched('websocket', 'v5.channel.k8s.io');
     s.fromCluster(wsFrame(2, ch(1, 'enough output to flush a chunk\n')));
+    await new Promise((r) => setTimeout(r, 20)); // past the 10 ms that join output into one event
+    s.fromCluster(wsFrame(2, ch(1, 'more\n'))); // ends the first event, written as a chunk
     await new Promise((r) => setImmediate(r));
-    s.fromCluster(wsFrame(2, ch(1, 'more\n')));
     await settle(s);
     assert.equal(w.end?.status, 'incomplete');
     assert.match(w.end!.reason, /store failed: permission denied/);
@@ -430,7 +431,78 @@ test('a store that throws at once, even from the flush timer: no uncaught error,
   assert.match(w.end!.reason, /threw at once/);
 });
 
-test('a store that falls behind: pending bytes are bounded, then the recording is given up', async () => {
+test('a store slower than the session holds the cluster side: the recording is complete, memory bounded', async () => {
+  // A store that takes a few milliseconds per write, whatever its size.
+  class SlowWriter extends MemoryWriter {
+    override append(seq: number, data: Buffer): Promise<void> {
+      return new Promise((r) => setTimeout(r, 3)).then(() => super.append(seq, data));
+    }
+  }
+  const w = new SlowWriter();
+  const holdBytes = 256 * 1024;
+  const { s, failures } = session(w, { required: true, chunkBytes: 16 * 1024, holdBytes });
+  s.switched('websocket', 'v5.channel.k8s.io');
+  const frame = wsFrame(2, ch(1, 'y'.repeat(32 * 1024 - 1)));
+  const frames = 256; // 8 MiB
+  let holds = 0;
+  for (let i = 0; i < frames; i++) {
+    s.fromCluster(frame);
+    const wait = s.behind();
+    if (wait) {
+      holds++;
+      await wait;
+    }
+  }
+  await settle(s);
+  assert.deepEqual(failures, []);
+  assert.equal(w.end?.status, 'complete');
+  const out = w.events().filter(([t]) => t === 'o');
+  assert.equal(out.length, 1);
+  assert.equal(out[0]![1].length, frames * (32 * 1024 - 1));
+  assert.ok(holds > 0, 'the slow store held the session at least once');
+  // No write carried more than the mark and the one frame that crossed it (as JSON lines).
+  const biggest = Math.max(...w.chunks.map((c) => c.data.length));
+  assert.ok(biggest <= holdBytes + 33 * 1024, `largest chunk ${biggest} bytes`);
+});
+
+test('a store that stops answering while it holds the session: given up after stallMs, the hold released', async () => {
+  for (const required of [false, true]) {
+    const w = new MemoryWriter('hang');
+    const { s, failures } = session(w, {
+      required,
+      chunkBytes: 1024,
+      holdBytes: 8 * 1024,
+      stallMs: 50,
+    });
+    s.switched('websocket', 'v5.channel.k8s.io');
+    let wait: Promise<void> | undefined;
+    for (let i = 0; i < 100 && !wait; i++) {
+      s.fromCluster(wsFrame(2, ch(1, 'z'.repeat(1000))));
+      wait = s.behind();
+    }
+    assert.ok(wait, 'held once the mark was passed');
+    await wait; // settles: the stall gives the recording up
+    assert.match(s.failure ?? '', /completed no write for 0.05 s/);
+    assert.equal(failures.length, required ? 1 : 0);
+    assert.equal(s.behind(), undefined, 'a given-up recording holds nothing');
+  }
+});
+
+test('an ended session releases a hold', async () => {
+  const w = new MemoryWriter('hang');
+  const { s } = session(w, { chunkBytes: 1024, holdBytes: 4096 });
+  s.switched('websocket', 'v5.channel.k8s.io');
+  let wait: Promise<void> | undefined;
+  for (let i = 0; i < 100 && !wait; i++) {
+    s.fromCluster(wsFrame(2, ch(1, 'q'.repeat(1000))));
+    wait = s.behind();
+  }
+  assert.ok(wait);
+  s.end(101);
+  await wait;
+});
+
+test('bytes past the hard limit, which holding the cluster side cannot stop: the recording is given up', async () => {
   const w = new MemoryWriter('hang');
   const { s, failures } = session(w, {
     required: true,
