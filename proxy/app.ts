@@ -3,6 +3,7 @@
  * runs is created here and closed by the returned handle, so `main.ts` only
  * deals with the process (signals, exit codes).
  */
+import type { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from '../common/log.js';
@@ -24,7 +25,8 @@ import { createRenewServer } from './tunnel/renew-server.js';
 import { startTunnelListener, type TunnelListener } from './tunnel/listener.js';
 import { startEnrollListener } from './tunnel/enroll-listener.js';
 import { startFront, type Front } from './front/server.js';
-import { createKubeHandler, createUpgradeHandler } from './pipeline.js';
+import { createKubeHandler, createUpgradeHandler, readAs } from './pipeline.js';
+import { createTerminalUpgrade, isTerminalTarget, terminalRoutes } from './console/terminal.js';
 import { PolicyStore } from './authz/policy-store.js';
 import { OpenRequests, endReasons, endStaleGrants } from './open-requests.js';
 import { createIdentityHandler } from './identity/handler.js';
@@ -365,6 +367,12 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         askAgent: (cluster, path) => askAgent(registry, cluster, path),
       }),
       ...consoleApiRoutes,
+      ...terminalRoutes({
+        resolveCaller: apiCaller,
+        policy: () => policy.current(),
+        health: (names) => clusterHealth(pool, names, config.replicaStaleAfter),
+        readAs: (who, target) => readAs({ ...pipelineDeps, gate: approvals.gate }, who, target),
+      }),
       ...auditApiRoutes,
       ...approvals.routes,
       ...recordingRoutes({
@@ -389,6 +397,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       }),
     ];
     const api = createRestApi(apiRoutes, log);
+    const kubeUpgrade = createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate });
+    // The console's terminal: checked there, then the same exec upgrade as kubectl's.
+    const terminal = createTerminalUpgrade({
+      pool,
+      tokens,
+      settings: identity.settings,
+      log: log.child({ part: 'terminal' }),
+      kubeUpgrade,
+    });
     const front = await startFront({
       host: f.host,
       port: f.port,
@@ -396,7 +413,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       keyPem: frontKey,
       log: log.child({ part: 'front' }),
       kube: createKubeHandler({ ...pipelineDeps, gate: approvals.gate }),
-      upgrade: createUpgradeHandler({ ...pipelineDeps, gate: approvals.gate }),
+      upgrade: (req, socket, head) =>
+        isTerminalTarget(req.url)
+          ? terminal(req as IncomingMessage, socket, head)
+          : kubeUpgrade(req, socket, head),
       console: (req, res) => serveAsset(assets, req, res),
       identity: identity.pages,
       api,

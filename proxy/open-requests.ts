@@ -130,6 +130,12 @@ export const endReasons = {
       message: `access removed: kubegate no longer allows "${r.identity.user}" to ${what} on cluster "${r.cluster}" (a binding was removed, changed or expired)`,
     };
   },
+  /** The token of a console terminal (proxy/console/terminal.ts), revoked by signing out or by hand. */
+  terminalEnded: (): EndReason => ({
+    refused: true,
+    message:
+      'session ended: kubegate ended this terminal because its console session was signed out or its token revoked; sign in and open it again',
+  }),
   shuttingDown: (): EndReason => ({ refused: false, message: 'the proxy is shutting down' }),
 };
 
@@ -143,8 +149,8 @@ export async function revocationReason(
   waitMs = 300,
 ): Promise<EndReason> {
   const lookup = pool
-    .query<{ subject: string; subject_kind: string; inactive: boolean }>(
-      `SELECT t.subject, t.subject_kind,
+    .query<{ subject: string; subject_kind: string; inactive: boolean; terminal: boolean }>(
+      `SELECT t.subject, t.subject_kind, t.description LIKE 'console terminal %' AS terminal,
               EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND NOT u.active)
               OR EXISTS (SELECT 1 FROM users u
                    WHERE t.subject_kind = 'user' AND u.username = t.subject AND NOT u.active)
@@ -157,9 +163,12 @@ export async function revocationReason(
     )
     .then(({ rows }) => {
       const row = rows[0];
-      return row?.inactive
-        ? endReasons.userDeactivated(row.subject, row.subject_kind === 'robot' ? 'robot' : 'user')
-        : endReasons.tokenRevoked();
+      if (row?.inactive)
+        return endReasons.userDeactivated(
+          row.subject,
+          row.subject_kind === 'robot' ? 'robot' : 'user',
+        );
+      return row?.terminal ? endReasons.terminalEnded() : endReasons.tokenRevoked();
     })
     .catch(() => endReasons.tokenRevoked());
   let timer: NodeJS.Timeout | undefined;

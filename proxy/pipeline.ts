@@ -35,6 +35,9 @@ import type { ApprovalGate } from './approvals/gate.js';
 import { budgetKey, type BodyBudget } from './forward/body-budget.js';
 import type { TunnelHealth } from './tunnel/health.js';
 import type { SessionRecorder } from './recording/recorder.js';
+import type { TokenIdentity } from './authn/identity.js';
+import { requestWhole } from './tunnel/control-request.js';
+import { setCallerHeaders } from './forward/headers.js';
 
 export interface PipelineDeps {
   tokens: TokenStore;
@@ -163,23 +166,88 @@ export function createUpgradeHandler(
   };
 }
 
+/** The most of an answer `readAs` keeps. */
+const maxReadBytes = 8 * 1024 * 1024;
+
+/**
+ * A GET on a cluster as an identity the caller has already authenticated
+ * (the console's terminal pickers, as the signed-in user): the same stages
+ * as any request — audit, route, request info, authorize, audit admitted,
+ * the approval gate, tunnel pick — and the answer read whole (at most
+ * 8 MiB, else 502). `target` is `/k8s/<cluster>/<kube path>[?query]`.
+ * Refusals throw as they would for kubectl; any other answer is returned.
+ */
+export async function readAs(
+  deps: PipelineDeps,
+  who: { identity: TokenIdentity; sourceIp: string; userAgent: string },
+  target: string,
+): Promise<{ status: number; json: unknown }> {
+  const ctx = newContext('GET', target, who.sourceIp, who.userAgent, deps.log);
+  const headers = { 'user-agent': who.userAgent };
+  const audit = deps.audit.begin(ctx, headers);
+  let status = 0;
+  try {
+    const req = { method: 'GET', headers, socket: { remoteAddress: who.sourceIp } };
+    const { route, cluster } = await admit(deps, ctx, req as unknown as AnyRequest, {
+      identity: who.identity,
+    });
+    await audit.admitted();
+    await deps.gate?.check(ctx, req as unknown as AnyRequest, cluster, { readBody: false });
+    const tunnel = await pickTunnel(deps, route.cluster);
+    const out: Record<string, string> = {
+      ':method': 'GET',
+      ':path': route.rawQuery ? `${route.kubePath}?${route.rawQuery}` : route.kubePath,
+      accept: 'application/json',
+      'user-agent': who.userAgent,
+    };
+    setCallerHeaders(out, ctx);
+    const a = await requestWhole(tunnel.session, out, {
+      timeoutMs: 30_000,
+      what: `GET ${route.kubePath}`,
+      maxBytes: maxReadBytes,
+    }).catch((err: unknown) => {
+      throw new KgError('KG_ERR_UPSTREAM', `cluster "${route.cluster}": ${String(err)}`, {
+        cause: err,
+      });
+    });
+    if (a.truncated)
+      throw new KgError(
+        'KG_ERR_UPSTREAM',
+        `cluster "${route.cluster}" answered more than ${maxReadBytes} bytes`,
+      );
+    status = a.status;
+    let json: unknown;
+    try {
+      json = JSON.parse(a.body.toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    return { status, json };
+  } catch (err) {
+    audit.fail(err);
+    status = toKgError(err).status;
+    throw err;
+  } finally {
+    audit.complete(status);
+  }
+}
+
 /** Stages 1–4: route, authenticate, request info, authorize. Throws on any refusal. */
 async function admit(
   deps: PipelineDeps,
   ctx: RequestContext,
   req: AnyRequest,
-  opts: { upgrade?: boolean } = {},
+  opts: { upgrade?: boolean; identity?: TokenIdentity } = {},
 ) {
   // 1. route: the cluster and the kube path, from the validated raw target
   const route = (ctx.route = routeKubeRequest(ctx.rawTarget));
   // …never a path reserved for kubegate's own control channel (404)
   refuseReservedPath(route.kubePath);
-  // 2. authenticate: bearer token → identity
-  const identity = (ctx.identity = await authenticate(
-    deps.tokens,
-    req.headers.authorization,
-    req.socket.remoteAddress ?? '',
-  ));
+  // 2. authenticate: bearer token → identity (or one the caller already
+  // authenticated: the console's reads as its signed-in user, readAs below)
+  const identity = (ctx.identity =
+    opts.identity ??
+    (await authenticate(deps.tokens, req.headers.authorization, req.socket.remoteAddress ?? '')));
   // 3. request info: method + path + query → the Kubernetes authorization tuple
   // (an upgrade on a */proxy subresource is `create`: it opens a stream)
   const info = (ctx.info = requestInfo(ctx.method, route.kubePath, route.rawQuery, opts));

@@ -71,6 +71,8 @@ pre.diff .add{color:var(--ok);background:var(--ok-bg)}pre.diff .del{color:var(--
 pre.diff .head{color:var(--muted)}
 .progress{font-weight:600;margin:.5rem 0 .2rem}
 fieldset.selector .selector-row{margin:.3rem 0}
+.terminal{height:26rem;background:#000;padding:.3rem;border-radius:6px;margin:.5rem 0}
+#term-state[data-state=ended]{font-weight:600}
 .player .screen{overflow:auto;background:#000;border-radius:6px;padding:.4rem;margin:.6rem 0;max-width:100%}
 .player .seek{flex:1;min-width:12rem}.player .seek input{width:100%}
 .player .actions label{margin:0 0 .1rem}.player .actions input[type=search]{width:16rem}

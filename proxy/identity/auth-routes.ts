@@ -28,6 +28,7 @@ import {
   createSession,
   deleteSession,
   findSession,
+  revokeTerminalTokens,
   savePendingLogin,
   takePendingLogin,
 } from './session-store.js';
@@ -234,6 +235,8 @@ export async function logout(deps: AuthDeps, req: AnyRequest, res: AnyResponse):
     if (caller?.via === 'session') {
       checkBrowserRequest(req, caller, deps.settings, form.get('csrf') ?? undefined);
       await deleteSession(deps.pool, cookie);
+      // The session's open terminals end with it (their tokens' revocation ends them).
+      await revokeTerminalTokens(deps.pool, caller.userId, cookie);
       await recordAdminEvent(deps.pool, {
         actor: caller.actor,
         verb: 'logout',

@@ -101,6 +101,31 @@ export async function deleteSession(pool: Pool, cookie: string): Promise<void> {
   await query(pool, 'DELETE FROM sessions WHERE id_hash = $1', [hash(cookie)]);
 }
 
+/**
+ * The description of the tokens a session's console terminals run with
+ * (proxy/console/terminal.ts): it names the session by a one-way tag of its
+ * cookie, so signing out can revoke exactly that session's terminals.
+ */
+export function terminalTokenDescription(cookie: string): string {
+  return `console terminal ${hash(`terminal:${cookie}`).slice(0, 16)}`;
+}
+
+/** Revoke the terminal tokens of the session behind `cookie` (signing out); how many. */
+export async function revokeTerminalTokens(
+  pool: Pool,
+  userId: string | undefined,
+  cookie: string,
+): Promise<number> {
+  if (!userId || !secretPattern.test(cookie)) return 0;
+  const rows = await query(
+    pool,
+    `UPDATE api_tokens SET revoked_at = now()
+      WHERE user_id = $1 AND description = $2 AND revoked_at IS NULL RETURNING id`,
+    [userId, terminalTokenDescription(cookie)],
+  );
+  return rows.length;
+}
+
 /** Remember a sign-in in progress; returns the value of the cookie that binds it to this browser. */
 export async function savePendingLogin(
   pool: Pool,

@@ -22,6 +22,7 @@ import { selfRoutes } from '../../proxy/identity/self-routes.js';
 import type { PolicyState } from '../../proxy/authz/policy-store.js';
 import { recordingRoutes } from '../../proxy/recording/api.js';
 import { runbooksRoutes } from '../../proxy/runbooks/api.js';
+import { terminalRoutes } from '../../proxy/console/terminal.js';
 
 const callers: Record<string, ApiCaller> = {
   admin: { user: 'ada', kind: 'user', groups: ['admins'], actor: 'user:ada' },
@@ -124,7 +125,24 @@ export function featureRoutes(): Route[] {
     created: () => undefined,
     log: quietLog,
   });
-  return [...identity, ...admin, ...consoleApi, ...audit, ...approvals, ...recordings, ...runbooks];
+  const terminal = terminalRoutes({
+    resolveCaller: who,
+    policy: () => emptyPolicy,
+    health: async () => new Map(),
+    readAs: async () => {
+      throw noDatabase();
+    },
+  });
+  return [
+    ...identity,
+    ...admin,
+    ...consoleApi,
+    ...terminal,
+    ...audit,
+    ...approvals,
+    ...recordings,
+    ...runbooks,
+  ];
 }
 
 /** The dispatcher the front uses over the whole table, the document included. */

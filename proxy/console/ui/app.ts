@@ -63,6 +63,12 @@ const views: Routed[] = [
     load: () => import('./views/runs.js').then((m) => m.runsView),
   },
   {
+    path: '/console/terminal',
+    title: 'Terminal',
+    section: 'you',
+    load: () => import('./views/terminal.js').then((m) => m.terminalView),
+  },
+  {
     path: '/console/approvals',
     title: 'Approvals',
     section: 'you',
