@@ -8,6 +8,7 @@
 import type { Logger } from '../../common/log.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/query.js';
+import { runEvery } from '../periodic.js';
 
 const dayMs = 86_400_000;
 const lockKey = 7_346_519_005;
@@ -23,7 +24,7 @@ function utcDay(ms: number): string {
 }
 
 export class PartitionMaintainer {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { stop(): void } | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -64,16 +65,15 @@ export class PartitionMaintainer {
 
   /** Run now and then every `everyMs`; failures are logged and retried on the next run. */
   start(everyMs = 3_600_000): void {
-    const go = () =>
-      void this.run().catch((err: Error) =>
+    this.timer = runEvery(
+      everyMs,
+      () => this.run(),
+      (err) =>
         this.opts.log.warn({ err: err.message }, 'audit partition maintenance failed; will retry'),
-      );
-    go();
-    this.timer = setInterval(go, everyMs);
-    this.timer.unref();
+    );
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.timer?.stop();
   }
 }

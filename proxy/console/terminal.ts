@@ -381,6 +381,24 @@ interface PodList {
   }[];
 }
 
+/** A picker: a GET for the signed-in caller taking exactly `query`, each at most once. */
+function picker(
+  path: string,
+  summary: string,
+  query: string[],
+  answer: (c: PickerCall) => Promise<unknown>,
+): RouteSpec<PickerCall> {
+  const get = async (c: PickerCall) => {
+    checkQuery(c.query, query);
+    writeJson(c.res, 200, await answer(c));
+  };
+  return {
+    path,
+    tag: 'console',
+    methods: { GET: { access: 'caller', summary, query, handle: get } },
+  };
+}
+
 export function terminalRoutes(deps: TerminalPickerDeps): Route[] {
   const specs: RouteSpec<PickerCall>[] = [
     {
@@ -401,103 +419,74 @@ export function terminalRoutes(deps: TerminalPickerDeps): Route[] {
         },
       },
     },
-    {
-      path: `${terminalPath}/targets`,
-      tag: 'console',
-      methods: {
-        GET: {
-          access: 'caller',
-          summary: 'The clusters and namespaces where the caller may open a terminal (exec)',
-          handle: async (c) => {
-            checkQuery(c.query, []);
-            const state = deps.policy();
-            const items = targets(state, c.caller);
-            const health = await deps.health(items.map((i) => i.name));
-            writeJson(c.res, 200, {
-              items: items.map((i) => ({ ...i, online: health.get(i.name)?.online ?? false })),
-            });
-          },
-        },
+    picker(
+      `${terminalPath}/targets`,
+      'The clusters and namespaces where the caller may open a terminal (exec)',
+      [],
+      async (c) => {
+        const items = targets(deps.policy(), c.caller);
+        const health = await deps.health(items.map((i) => i.name));
+        return { items: items.map((i) => ({ ...i, online: health.get(i.name)?.online ?? false })) };
       },
-    },
-    {
-      path: `${terminalPath}/namespaces`,
-      tag: 'console',
-      methods: {
-        GET: {
-          access: 'caller',
-          summary:
-            'The namespaces of a cluster where the caller may open a terminal (a cluster-wide grant: those the caller can list)',
-          query: ['cluster'],
-          handle: async (c) => {
-            checkQuery(c.query, ['cluster']);
-            const cluster = one(c.query, 'cluster', dnsLabel, 'cluster');
-            const t = targets(deps.policy(), c.caller).find((x) => x.name === cluster);
-            if (!t)
-              throw new KgError(
-                'KG_ERR_FORBIDDEN',
-                `you may not open a terminal (exec) on cluster "${cluster}"`,
-              );
-            const names = new Set(t.namespaces);
-            if (t.allNamespaces) {
-              // Allowed everywhere: offer the namespaces the caller may list (if they may).
-              const a = await deps.readAs(whoIs(c), `/k8s/${cluster}/api/v1/namespaces`);
-              if (a.status === 200)
-                for (const ns of (a.json as NamedList | undefined)?.items ?? [])
-                  if (ns.metadata?.name && dnsLabel.test(ns.metadata.name))
-                    names.add(ns.metadata.name);
-            }
-            writeJson(c.res, 200, {
-              items: [...names].sort(),
-              allNamespaces: t.allNamespaces,
-            });
-          },
-        },
+    ),
+    picker(
+      `${terminalPath}/namespaces`,
+      'The namespaces of a cluster where the caller may open a terminal (a cluster-wide grant: those the caller can list)',
+      ['cluster'],
+      async (c) => {
+        const cluster = one(c.query, 'cluster', dnsLabel, 'cluster');
+        const t = targets(deps.policy(), c.caller).find((x) => x.name === cluster);
+        if (!t)
+          throw new KgError(
+            'KG_ERR_FORBIDDEN',
+            `you may not open a terminal (exec) on cluster "${cluster}"`,
+          );
+        const names = new Set(t.namespaces);
+        if (t.allNamespaces) {
+          // Allowed everywhere: offer the namespaces the caller may list (if they may).
+          const a = await deps.readAs(whoIs(c), `/k8s/${cluster}/api/v1/namespaces`);
+          if (a.status === 200)
+            for (const ns of (a.json as NamedList | undefined)?.items ?? [])
+              if (ns.metadata?.name && dnsLabel.test(ns.metadata.name)) names.add(ns.metadata.name);
+        }
+        return { items: [...names].sort(), allNamespaces: t.allNamespaces };
       },
-    },
-    {
-      path: `${terminalPath}/pods`,
-      tag: 'console',
-      methods: {
-        GET: {
-          access: 'caller',
-          summary:
-            'The running pods of a namespace the caller may exec into, with their containers',
-          query: ['cluster', 'namespace'],
-          handle: async (c) => {
-            checkQuery(c.query, ['cluster', 'namespace']);
-            const cluster = one(c.query, 'cluster', dnsLabel, 'cluster');
-            const namespace = one(c.query, 'namespace', dnsLabel, 'namespace');
-            const state = deps.policy();
-            if (!mayExec(state, c.caller, cluster, namespace, ''))
-              throw new KgError(
-                'KG_ERR_FORBIDDEN',
-                `you may not open a terminal (exec) in namespace "${namespace}" of cluster "${cluster}"`,
-              );
-            const a = await deps.readAs(
-              whoIs(c),
-              `/k8s/${cluster}/api/v1/namespaces/${namespace}/pods`,
-            );
-            if (a.status !== 200) {
-              const msg = (a.json as { message?: unknown } | undefined)?.message;
-              throw new KgError(
-                a.status === 403 ? 'KG_ERR_FORBIDDEN' : 'KG_ERR_UPSTREAM',
-                `listing pods in "${namespace}" on "${cluster}": ${a.status}${typeof msg === 'string' ? `: ${msg.slice(0, 300)}` : ''}`,
-              );
-            }
-            const pods = ((a.json as PodList | undefined)?.items ?? [])
-              .filter((p) => p.status?.phase === 'Running' && p.metadata?.name)
-              .filter((p) => mayExec(state, c.caller, cluster, namespace, p.metadata!.name!))
-              .map((p) => ({
-                name: p.metadata!.name!,
-                containers: (p.spec?.containers ?? []).map((x) => x.name ?? '').filter(Boolean),
-              }))
-              .sort((x, y) => (x.name < y.name ? -1 : 1));
-            writeJson(c.res, 200, { items: pods });
-          },
-        },
+    ),
+    picker(
+      `${terminalPath}/pods`,
+      'The running pods of a namespace the caller may exec into, with their containers',
+      ['cluster', 'namespace'],
+      async (c) => {
+        const cluster = one(c.query, 'cluster', dnsLabel, 'cluster');
+        const namespace = one(c.query, 'namespace', dnsLabel, 'namespace');
+        const state = deps.policy();
+        if (!mayExec(state, c.caller, cluster, namespace, ''))
+          throw new KgError(
+            'KG_ERR_FORBIDDEN',
+            `you may not open a terminal (exec) in namespace "${namespace}" of cluster "${cluster}"`,
+          );
+        const a = await deps.readAs(
+          whoIs(c),
+          `/k8s/${cluster}/api/v1/namespaces/${namespace}/pods`,
+        );
+        if (a.status !== 200) {
+          const msg = (a.json as { message?: unknown } | undefined)?.message;
+          throw new KgError(
+            a.status === 403 ? 'KG_ERR_FORBIDDEN' : 'KG_ERR_UPSTREAM',
+            `listing pods in "${namespace}" on "${cluster}": ${a.status}${typeof msg === 'string' ? `: ${msg.slice(0, 300)}` : ''}`,
+          );
+        }
+        const pods = ((a.json as PodList | undefined)?.items ?? [])
+          .filter((p) => p.status?.phase === 'Running' && p.metadata?.name)
+          .filter((p) => mayExec(state, c.caller, cluster, namespace, p.metadata!.name!))
+          .map((p) => ({
+            name: p.metadata!.name!,
+            containers: (p.spec?.containers ?? []).map((x) => x.name ?? '').filter(Boolean),
+          }))
+          .sort((x, y) => (x.name < y.name ? -1 : 1));
+        return { items: pods };
       },
-    },
+    ),
   ];
   return mount(specs, async (base) => {
     const caller = await deps.resolveCaller(base.req);

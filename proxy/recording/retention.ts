@@ -20,6 +20,7 @@ import type { Logger } from '../../common/log.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction, query } from '../db/query.js';
+import { runEvery } from '../periodic.js';
 
 const lockKey = 7_346_519_021;
 
@@ -43,7 +44,7 @@ export interface SweepResult {
 }
 
 export class RecordingSweeper {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { stop(): void } | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -130,16 +131,14 @@ export class RecordingSweeper {
 
   /** Run now and then every `everyMs`; failures are logged and retried on the next run. */
   start(everyMs = 600_000): void {
-    const go = () =>
-      void this.run().catch((err: Error) =>
-        this.o.log.warn({ err: err.message }, 'recording sweep failed; will retry'),
-      );
-    go();
-    this.timer = setInterval(go, everyMs);
-    this.timer.unref();
+    this.timer = runEvery(
+      everyMs,
+      () => this.run(),
+      (err) => this.o.log.warn({ err: err.message }, 'recording sweep failed; will retry'),
+    );
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.timer?.stop();
   }
 }

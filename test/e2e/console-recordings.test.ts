@@ -197,7 +197,11 @@ describe('the recording player in the web console', { timeout: 900_000 }, () => 
     await page.waitForTimeout(700);
     assert.equal(await position(page), atOne, 'paused: the position stays');
     await page.getByText(/^Paused at /).waitFor();
-    assert.notEqual((await screenText(page)).trim(), '', 'the session so far is on screen');
+    await until(
+      async () => (await screenText(page)).trim() !== '',
+      10_000,
+      'the session so far on screen',
+    );
     await screenshot(page, '61-player-paused');
 
     // The end: the last thing kubectl showed is on screen.
@@ -234,7 +238,8 @@ describe('the recording player in the web console', { timeout: 900_000 }, () => 
       'played to the end',
     );
     await page.getByText('Played to the end').waitFor();
-    assert.match(await screenText(page), /needle-42/);
+    // xterm draws its rows on the next animation frame after the last write.
+    await until(async () => /needle-42/.test(await screenText(page)), 10_000, 'the end shown');
     await screenshot(page, '62-player-ended');
 
     // The idle limit: the 4 s sleep is cut to 2 s; "as recorded" plays it whole.
@@ -255,7 +260,8 @@ describe('the recording player in the web console', { timeout: 900_000 }, () => 
     await page.getByRole('button', { name: 'Find', exact: true }).click();
     const found = page.getByText(/^Match 1 of 1, shown at /);
     await found.waitFor();
-    assert.match(await screenText(page), /needle-42/);
+    // xterm draws its rows on the next animation frame after a write: wait for the screen.
+    await until(async () => /needle-42/.test(await screenText(page)), 10_000, 'the match shown');
     const at = await position(page);
     const end = await duration(page);
     assert.ok(at > 0 && at <= end, `the match's time (${at} of ${end})`);
@@ -283,7 +289,7 @@ describe('the recording player in the web console', { timeout: 900_000 }, () => 
     await find.fill('row-60');
     await page.getByRole('button', { name: 'Find', exact: true }).click();
     await page.getByText(/^Match 1 of 1, shown at /).waitFor();
-    assert.match(await screenText(page), /row-60/);
+    await until(async () => /row-60/.test(await screenText(page)), 10_000, 'row-60 shown');
     assert.doesNotMatch(await screenText(page), /needle-42/);
     await find.fill('not-in-this-recording');
     await page.getByRole('button', { name: 'Find', exact: true }).click();

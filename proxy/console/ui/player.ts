@@ -159,9 +159,16 @@ export class Player {
     if (!this.#playing) return;
     this.#pos = Math.min(this.#clock(), this.duration);
     this.#enqueue();
-    if (this.#pos >= this.duration) this.#playing = false;
-    else this.#schedule();
-    this.onChange();
+    if (this.#pos < this.duration) {
+      this.#schedule();
+      this.onChange();
+      return;
+    }
+    // The end is announced once the last output has reached the terminal.
+    this.#playing = false;
+    void this.#work
+      .then(() => new Promise<void>((r) => this.#screen.write('', r)))
+      .then(() => this.onChange());
   }
 
   /** Write up to the current position after the work queued before (one such write waiting at most). */

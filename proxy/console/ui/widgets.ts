@@ -3,7 +3,10 @@
  * notices for errors and results (announced to screen readers), badges, and
  * a button that shows it is busy and reports its own failure.
  */
-import { ApiError, get, request } from './api.js';
+import { ApiError, get, query, request } from './api.js';
+
+/** Rows a paged search asks for at a time. */
+const pageSize = 50;
 import { h, replace, type Child } from './dom.js';
 
 export interface Column<T> {
@@ -104,6 +107,49 @@ export interface StatusArea {
 export function statusArea(): StatusArea {
   const el = h('div', { 'aria-live': 'polite' });
   return { el, show: (...c) => replace(el, ...c), clear: () => replace(el) };
+}
+
+/**
+ * A search whose results come in pages: a new search shows "Searching…",
+ * each page is added to those shown, and "Load more" fetches the next while
+ * the server says there is one. Returns the search (call it with no
+ * argument for a new one); `filters` are read at each call.
+ */
+export function pagedSearch<T>(
+  into: HTMLElement,
+  search: { path: string; filters: () => Record<string, string | undefined> },
+  render: (all: T[]) => Child,
+  failed: (err: unknown) => void = (err) => replace(into, errorNotice(err)),
+): (cont?: string, shown?: T[]) => Promise<void> {
+  const run = async (cont?: string, shown: T[] = []): Promise<void> => {
+    if (!cont) replace(into, h('p', { class: 'muted', role: 'status' }, 'Searching…'));
+    let page: { items: T[]; continue?: string };
+    try {
+      page = await get(
+        `${search.path}${query({ ...search.filters(), limit: String(pageSize), continue: cont })}`,
+      );
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    const all = shown.concat(page.items);
+    replace(
+      into,
+      render(all),
+      loadMore(page.continue, (next) => void run(next, all)),
+    );
+  };
+  return run;
+}
+
+/** "Load more" under a paged list, when the server said there is more (`next`). */
+export function loadMore(next: string | undefined, load: (next: string) => void): Child {
+  if (!next) return null;
+  return h(
+    'p',
+    {},
+    h('button', { type: 'button', class: 'quiet', onclick: () => load(next) }, 'Load more'),
+  );
 }
 
 /**

@@ -3,11 +3,11 @@
  * event with filters and an NDJSON export (admins). The server decides what
  * a caller may see; this view only asks.
  */
-import { get, query } from '../api.js';
+import { query } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { badge, errorNotice, statusArea, table } from '../widgets.js';
+import { badge, pagedSearch, statusArea, table } from '../widgets.js';
 
 interface AuditEvent {
   auditID: string;
@@ -114,55 +114,35 @@ export async function auditView(ctx: ViewContext, admin: boolean): Promise<void>
     Object.fromEntries([...controls].map(([n, c]) => [n, c.value.trim() || undefined]));
   const updateExport = () => (exportLink.href = `/api/v1/audit/export${query(filters())}`);
 
-  const run = async (cont?: string, rows: AuditEvent[] = []) => {
+  const search = pagedSearch<AuditEvent>(results, { path: '/api/v1/audit', filters }, (all) =>
+    table(
+      'Audit events',
+      [
+        { title: 'When', cell: (e) => when(e.stageTimestamp) },
+        ...(admin ? [{ title: 'Who', cell: (e: AuditEvent) => e.user.username }] : []),
+        {
+          title: 'Cluster',
+          cell: (e) => (e.source === 'admin' ? badge('admin action') : h('code', {}, e.cluster)),
+        },
+        { title: 'Verb', cell: (e) => e.verb },
+        { title: 'What', cell: (e) => h('span', { class: 'mono' }, what(e)) },
+        {
+          title: 'Outcome',
+          cell: (e) => [
+            badge(e.decision, e.decision === 'allow' ? 'ok' : 'bad'),
+            e.responseStatus ? ` ${e.responseStatus.code}` : '',
+            e.decision !== 'allow' && e.reason ? h('div', { class: 'hint' }, e.reason) : '',
+          ],
+        },
+      ],
+      all,
+      'No events match these filters. Widen the time range (since) or clear a filter.',
+    ),
+  );
+  const run = () => {
     updateExport();
     status.clear();
-    if (!cont) replace(results, h('p', { class: 'muted', role: 'status' }, 'Searching…'));
-    let page: { items: AuditEvent[]; continue?: string };
-    try {
-      page = await get(`/api/v1/audit${query({ ...filters(), limit: '50', continue: cont })}`);
-    } catch (err) {
-      replace(results, errorNotice(err));
-      return;
-    }
-    const all = rows.concat(page.items);
-    replace(
-      results,
-      table(
-        'Audit events',
-        [
-          { title: 'When', cell: (e) => when(e.stageTimestamp) },
-          ...(admin ? [{ title: 'Who', cell: (e: AuditEvent) => e.user.username }] : []),
-          {
-            title: 'Cluster',
-            cell: (e) => (e.source === 'admin' ? badge('admin action') : h('code', {}, e.cluster)),
-          },
-          { title: 'Verb', cell: (e) => e.verb },
-          { title: 'What', cell: (e) => h('span', { class: 'mono' }, what(e)) },
-          {
-            title: 'Outcome',
-            cell: (e) => [
-              badge(e.decision, e.decision === 'allow' ? 'ok' : 'bad'),
-              e.responseStatus ? ` ${e.responseStatus.code}` : '',
-              e.decision !== 'allow' && e.reason ? h('div', { class: 'hint' }, e.reason) : '',
-            ],
-          },
-        ],
-        all,
-        'No events match these filters. Widen the time range (since) or clear a filter.',
-      ),
-      page.continue
-        ? h(
-            'p',
-            {},
-            h(
-              'button',
-              { type: 'button', class: 'quiet', onclick: () => void run(page.continue, all) },
-              'Load more',
-            ),
-          )
-        : null,
-    );
+    return search();
   };
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();

@@ -14,7 +14,7 @@ import { ApiError, fetchOk, get, query } from '../api.js';
 import { field, h, replace, type Child } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { badge, errorNotice, statusArea, table } from '../widgets.js';
+import { badge, errorNotice, pagedSearch, statusArea, table } from '../widgets.js';
 import {
   CastError,
   CastReader,
@@ -51,26 +51,18 @@ export interface Recording {
   endedAt: string | null;
 }
 
-const filters = [
-  ...['user', 'cluster', 'namespace', 'pod', 'container', 'command'],
-  ...['status', 'from', 'to'],
+/** The search form's fields: query name, label, and a hint where the format needs one. */
+const filters: [name: string, title: string, hint?: string][] = [
+  ['user', 'User'],
+  ['cluster', 'Cluster'],
+  ['namespace', 'Namespace'],
+  ['pod', 'Pod'],
+  ['container', 'Container'],
+  ['command', 'Command', 'a part of the command line, e.g. psql'],
+  ['status', 'Status'],
+  ['from', 'From', 'a duration ago (15m, 2h, 7d) or an RFC 3339 time'],
+  ['to', 'To', 'a duration ago or an RFC 3339 time'],
 ];
-const titles: Record<string, string> = {
-  user: 'User',
-  cluster: 'Cluster',
-  namespace: 'Namespace',
-  pod: 'Pod',
-  container: 'Container',
-  command: 'Command',
-  status: 'Status',
-  from: 'From',
-  to: 'To',
-};
-const hints: Record<string, string> = {
-  command: 'a part of the command line, e.g. psql',
-  from: 'a duration ago (15m, 2h, 7d) or an RFC 3339 time',
-  to: 'a duration ago or an RFC 3339 time',
-};
 const statuses: RecordingStatus[] = ['complete', 'incomplete', 'recording', 'unrecorded'];
 
 /** The server's refusal, said plainly (a 403 is not an error of the page). */
@@ -126,7 +118,7 @@ function control(name: string): HTMLInputElement | HTMLSelectElement {
 
 async function recordingList(ctx: ViewContext): Promise<void> {
   const params = new URLSearchParams(location.search);
-  const controls = new Map(filters.map((n) => [n, control(n)] as const));
+  const controls = new Map(filters.map(([n]) => [n, control(n)] as const));
   for (const [n, c] of controls) c.value = params.get(n) ?? '';
   const results = h('div', { 'aria-live': 'polite' });
   const form = h(
@@ -135,27 +127,17 @@ async function recordingList(ctx: ViewContext): Promise<void> {
     h(
       'div',
       { class: 'grid' },
-      [...controls].map(([n, c]) => field(titles[n] ?? n, c, hints[n])),
+      filters.map(([n, title, hint]) => field(title, controls.get(n)!, hint)),
     ),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Search')),
   );
   const values = () =>
     Object.fromEntries([...controls].map(([n, c]) => [n, c.value.trim() || undefined]));
 
-  const run = async (cont?: string, rows: Recording[] = []) => {
-    if (!cont) replace(results, h('p', { class: 'muted', role: 'status' }, 'Searching…'));
-    let page: { items: Recording[]; continue?: string };
-    try {
-      page = await get(`/api/v1/recordings${query({ ...values(), limit: '50', continue: cont })}`);
-    } catch (err) {
-      // Refused: the form goes too, so nothing suggests there is a listing to search.
-      if (err instanceof ApiError && err.status === 403) replace(ctx.into, refused(err));
-      else replace(results, errorNotice(err));
-      return;
-    }
-    const all = rows.concat(page.items);
-    replace(
-      results,
+  const run = pagedSearch<Recording>(
+    results,
+    { path: '/api/v1/recordings', filters: values },
+    (all) =>
       table(
         'Recordings',
         [
@@ -188,19 +170,12 @@ async function recordingList(ctx: ViewContext): Promise<void> {
         all,
         'No recordings match these filters. Clear a filter or widen the time range.',
       ),
-      page.continue
-        ? h(
-            'p',
-            {},
-            h(
-              'button',
-              { type: 'button', class: 'quiet', onclick: () => void run(page.continue, all) },
-              'Load more',
-            ),
-          )
-        : null,
-    );
-  };
+    (err) => {
+      // Refused: the form goes too, so nothing suggests there is a listing to search.
+      if (err instanceof ApiError && err.status === 403) replace(ctx.into, refused(err));
+      else replace(results, errorNotice(err));
+    },
+  );
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const q = query(values());
