@@ -55,6 +55,7 @@ import { S3RecordingStorage, s3Client } from './recording/s3-storage.js';
 import { PolicyCache, type Mode } from './recording/policy.js';
 import { SessionRecorder } from './recording/recorder.js';
 import { recordingRoutes } from './recording/api.js';
+import { RecordingAccess } from './recording/access.js';
 
 export interface ProxyApp {
   front: Front;
@@ -234,10 +235,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       webhookUrl: config.auditWebhookUrl || undefined,
       observe: (o, n) => proxyMetrics.observeAudit(o, n),
     }));
+    const recordingAccess = new RecordingAccess(config.recordingViewerGroups, () =>
+      policy.current(),
+    );
     const identity = createIdentityHandler({
       config,
       pool,
       tokens,
+      recordings: recordingAccess,
       caPem: config.tlsCertFile ? undefined : cas.server.certPem,
       loginBudget: new SourceBudget({ burst: 30, perSecond: 0.5 }),
       log: log.child({ part: 'identity' }),
@@ -379,7 +384,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         pool,
         storage: recordingStorage,
         adminGroups: config.adminGroups,
-        viewerGroups: config.recordingViewerGroups,
+        access: recordingAccess,
         authenticate: apiCaller,
         policiesChanged: () => recordingPolicies.invalidate(),
         log,

@@ -593,7 +593,9 @@ adds (version, builtin, updatedBy, updatedAt) are ignored. Needs DATABASE_URL.`,
       kubeconfig: kubeconfigOpt,
     },
     help: `Through the proxy, as you: you must be in an admin group or a recording
-viewer group (recordingViewerGroups, default kubegate-auditors).`,
+viewer group (recordingViewerGroups, default kubegate-auditors), or hold a role
+with verbs get and list on resource recordings (API group kubegate.dev) where
+the sessions ran; you see those recordings only.`,
     run: recordings('recordingList'),
   },
   {

@@ -29,6 +29,7 @@ import type { ApiCall, IdentityApiDeps } from './routes.js';
 import { createDispatcher, mount, type Route } from '../http/routes.js';
 import { selfRoutes } from './self-routes.js';
 import { identitySettings, type IdentityConfig, type IdentitySettings } from './settings.js';
+import type { RecordingAccess } from '../recording/access.js';
 
 export interface IdentityDeps {
   config: IdentityConfig;
@@ -41,6 +42,8 @@ export interface IdentityDeps {
   reapIntervalMs?: number;
   /** Per-address budget for sign-in starts (each writes a pending-login row). */
   loginBudget?: SourceBudget;
+  /** Who may watch session recordings (`/api/v1/me` says so for the console). */
+  recordings?: RecordingAccess;
 }
 
 export interface IdentityHandler {
@@ -84,6 +87,7 @@ export function createIdentityHandler(deps: IdentityDeps): IdentityHandler {
     settings,
     caPem: deps.caPem,
     log,
+    recordings: deps.recordings,
   };
   const reaper = startReaper(deps.pool, log, deps.reapIntervalMs ?? 500);
   // Groups re-read from the provider with each sign-in's refresh token (sso-signins.ts).

@@ -11,6 +11,7 @@ import type { TokenStore } from '../authn/token-store.js';
 import type { Pool } from '../db/pool.js';
 import type { Caller } from './caller.js';
 import type { IdentitySettings } from './settings.js';
+import type { RecordingAccess } from '../recording/access.js';
 
 export interface IdentityApiDeps {
   pool: Pool;
@@ -19,6 +20,8 @@ export interface IdentityApiDeps {
   /** The CA kubectl must trust for the front, when it is private. */
   caPem: string | undefined;
   log: Logger;
+  /** Who may watch session recordings (the console shows Recordings to them). */
+  recordings?: RecordingAccess | undefined;
 }
 
 /** What identity's handlers get: the dispatcher's call, the caller and identity's dependencies. */

@@ -17,7 +17,6 @@ import { checkQuery } from '../api/params.js';
 import { param, parseTtl, type ApiCall } from './routes.js';
 import { listTokens, revokeToken } from './token-records.js';
 import { signinBound } from './sso-signins.js';
-import { mayWatchRecordings } from '../recording/api.js';
 
 async function me(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
@@ -33,11 +32,13 @@ async function me(call: ApiCall): Promise<void> {
     groups: c.groups,
     admin: c.admin,
     // What the console shows: the Recordings page (the recordings API decides the same way).
-    recordingViewer: mayWatchRecordings(
-      c.groups,
-      c.admin,
-      call.deps.settings.recordingViewerGroups,
-    ),
+    recordingViewer:
+      call.deps.recordings?.anywhere({
+        user: c.name,
+        kind: c.kind,
+        groups: c.groups,
+        admin: c.admin,
+      }) ?? false,
     via: c.via,
     clusters,
     ...(c.session

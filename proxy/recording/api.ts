@@ -10,12 +10,14 @@
  *   POST   /api/v1/recording-policies       create one (admin)
  *   DELETE /api/v1/recording-policies/{name} delete one (admin)
  *
- * Who may list and download recordings: members of an admin group or of a
- * recording viewer group (config `recordingViewerGroups`, default
- * `kubegate-auditors`). Everyone else is 403 and sees no listing — not even
- * of their own sessions: a recording can hold what others typed beside
- * them. Every download is an audit event (resource `recordings`, verb
- * `download`, or `play` when the console's player fetched it to play it).
+ * Who may list and download recordings (access.ts): admins and the
+ * recording viewer groups (default `kubegate-auditors`) everywhere, and
+ * through the central RBAC, whoever holds `list`/`get` on `recordings`
+ * (API group `kubegate.dev`) where the sessions ran. Everyone else is 403
+ * and sees no listing; a recording outside a caller's grants is 404, as if
+ * it did not exist. Every download is an audit event (resource
+ * `recordings`, verb `download`, or `play` when the console's player
+ * fetched it to play it).
  */
 import { KgError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -38,13 +40,14 @@ import { castOf } from './events.js';
 import { getRecording, searchFilters, searchRecordings, type SearchFilter } from './catalog.js';
 import { createPolicy, deletePolicy, listPolicies, validatePolicy } from './policy.js';
 import type { RecordingStorage } from './storage.js';
+import type { RecordingAccess, Viewer } from './access.js';
 
 export interface RecordingApiDeps {
   pool: Pool;
   storage: RecordingStorage;
   adminGroups: readonly string[];
-  /** Besides admins, members of these groups may list and download recordings. */
-  viewerGroups: readonly string[];
+  /** Who may watch which recordings (admins, the viewer groups, RBAC). */
+  access: RecordingAccess;
   /** Resolves the caller (bearer token, or the console session with its CSRF checks); throws 401. */
   authenticate: (req: AnyRequest) => Promise<ApiCaller>;
   /** A policy was created or deleted (this replica's policy cache reads them again). */
@@ -55,7 +58,7 @@ export interface RecordingApiDeps {
 interface RecordingCall extends BaseCall {
   caller: ApiCaller;
   admin: boolean;
-  viewer: boolean;
+  viewer: Viewer;
 }
 
 const listQuery = [...searchFilters, 'limit', 'continue'];
@@ -67,15 +70,6 @@ const listQuery = [...searchFilters, 'limit', 'continue'];
  * the caller asked for.
  */
 const castPurposes = { download: 'download', playback: 'play' } as const;
-
-/** Who may list, read and download recordings: admins and the recording viewer groups. */
-export function mayWatchRecordings(
-  groups: readonly string[],
-  admin: boolean,
-  viewerGroups: ReadonlySet<string>,
-): boolean {
-  return admin || groups.some((g) => viewerGroups.has(g));
-}
 
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
   const unknown = [...new Set(query.keys())].filter((k) => !allowed.includes(k));
@@ -89,25 +83,25 @@ function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
       throw new KgError('KG_ERR_BAD_REQUEST', `query parameter ${k} given more than once`);
 }
 
-function requireViewer(c: RecordingCall): void {
-  if (c.viewer) return;
+function requireViewer(deps: RecordingApiDeps, c: RecordingCall): void {
+  if (deps.access.anywhere(c.viewer)) return;
   throw new KgError(
     'KG_ERR_FORBIDDEN',
-    `${c.caller.kind === 'robot' ? 'Robot' : 'User'} "${c.caller.user}" may not read session recordings: this needs membership of an admin group or a recording viewer group`,
+    `${c.caller.kind === 'robot' ? 'Robot' : 'User'} "${c.caller.user}" may not read session recordings: this needs membership of an admin group or a recording viewer group, or a role with verbs get and list on resource "recordings" (API group kubegate.dev) where the sessions ran`,
   );
 }
 
-/** The recording an id names, or 404 (a malformed id is simply not found). */
+/** The recording an id names, or 404 (a malformed id, or one the caller may not watch, is simply not found). */
 async function recordingOf(deps: RecordingApiDeps, c: RecordingCall) {
   const id = c.params[0]!;
   const r = await getRecording(deps.pool, id);
-  if (!r) throw new KgError('KG_ERR_NOT_FOUND', `recording "${id.slice(0, 64)}" not found`);
+  if (!r || !deps.access.may(c.viewer, 'get', r.cluster, r.namespace, r.id))
+    throw new KgError('KG_ERR_NOT_FOUND', `recording "${id.slice(0, 64)}" not found`);
   return r;
 }
 
 export function recordingRoutes(deps: RecordingApiDeps): Route[] {
   const admins = new Set(deps.adminGroups);
-  const viewers = new Set(deps.viewerGroups);
   const viewerOp = (
     summary: string,
     query: readonly string[],
@@ -118,7 +112,7 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
     query,
     handle: async (c) => {
       // Who may read recordings comes first: anyone else learns nothing, not even what a query lacks.
-      requireViewer(c);
+      requireViewer(deps, c);
       checkQuery(c.query, query);
       await handle(c);
     },
@@ -159,10 +153,18 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
               const v = c.query.get(n);
               if (v !== null) filter[n] = v;
             }
-            const page = await searchRecordings(deps.pool, filter, {
-              limit,
-              continue: c.query.get('continue') ?? undefined,
-            });
+            const clusters = deps.access.searchable(c.viewer);
+            const page = await searchRecordings(
+              deps.pool,
+              filter,
+              { limit, continue: c.query.get('continue') ?? undefined },
+              clusters === 'all'
+                ? undefined
+                : {
+                    clusters,
+                    visible: (r) => deps.access.may(c.viewer, 'list', r.cluster, r.namespace),
+                  },
+            );
             writeJson(c.res, 200, page, { 'cache-control': 'no-store' });
           },
         ),
@@ -254,7 +256,7 @@ export function recordingRoutes(deps: RecordingApiDeps): Route[] {
       ...base,
       caller,
       admin,
-      viewer: mayWatchRecordings(caller.groups, admin, viewers),
+      viewer: { user: caller.user, kind: caller.kind, groups: caller.groups, admin },
     };
     requireAdmin(op, { admin, kind: caller.kind, name: caller.user });
     return call;

@@ -78,10 +78,25 @@ function likeLiteral(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * What a caller may see of the recordings: those of `clusters`, and of those
+ * the ones `visible` says (RBAC per cluster and namespace). A page then holds
+ * at most `limit` visible recordings, possibly fewer, with a cursor while more
+ * rows remain.
+ */
+export interface SearchScope {
+  clusters: readonly string[];
+  visible(r: RecordingView): boolean;
+}
+
+/** Rows read at most per search beyond the page (a scoped search skips rows it may not show). */
+const maxScanned = 5000;
+
 export async function searchRecordings(
   db: Queryable,
   f: SearchFilter,
   page: { limit: number; continue?: string | undefined },
+  scope?: SearchScope,
 ): Promise<{ items: RecordingView[]; continue?: string }> {
   const where: string[] = [];
   const v: unknown[] = [];
@@ -116,23 +131,44 @@ export async function searchRecordings(
     v.push(timeOf('to', f.to, now));
     where.push(`started_at < $${v.length}`);
   }
-  if (page.continue) {
-    const c = decodeCursor(page.continue, { t: pgTimestamp, i: uuidPattern });
-    v.push(c.t, c.i);
-    where.push(`(started_at, id) < ($${v.length - 1}::timestamptz, $${v.length}::uuid)`);
+  if (scope) {
+    v.push(scope.clusters);
+    where.push(`cluster = ANY($${v.length}::text[])`);
   }
-  v.push(page.limit + 1);
-  const rows = await query<Row>(
-    db,
-    `SELECT ${columns} FROM recordings
-      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY started_at DESC, id DESC LIMIT $${v.length}`,
-    v,
-  );
-  const items = rows.slice(0, page.limit);
-  if (rows.length <= page.limit) return { items: items.map(view) };
-  const last = items[items.length - 1]!;
-  return { items: items.map(view), continue: encodeCursor({ t: last.cursor_at, i: last.id }) };
+  let after = page.continue
+    ? decodeCursor(page.continue, { t: pgTimestamp, i: uuidPattern })
+    : undefined;
+  const batch = page.limit + 1;
+  const items: RecordingView[] = [];
+  let last: Row | undefined;
+  for (let scanned = 0; scanned < maxScanned; scanned += batch) {
+    const w = [...where];
+    const vv = [...v];
+    if (after) {
+      vv.push(after.t, after.i);
+      w.push(`(started_at, id) < ($${vv.length - 1}::timestamptz, $${vv.length}::uuid)`);
+    }
+    vv.push(batch);
+    const rows = await query<Row>(
+      db,
+      `SELECT ${columns} FROM recordings
+        ${w.length ? `WHERE ${w.join(' AND ')}` : ''}
+        ORDER BY started_at DESC, id DESC LIMIT $${vv.length}`,
+      vv,
+    );
+    for (const row of rows) {
+      // A full page and a row after it: the next page starts after the last row read.
+      if (items.length === page.limit)
+        return { items, continue: encodeCursor({ t: last!.cursor_at, i: last!.id }) };
+      const r = view(row);
+      if (!scope || scope.visible(r)) items.push(r);
+      last = row;
+    }
+    if (rows.length < batch) return { items };
+    after = { t: last!.cursor_at, i: last!.id };
+  }
+  // Many rows this caller may not see: what was found, and where to go on.
+  return { items, continue: encodeCursor({ t: last!.cursor_at, i: last!.id }) };
 }
 
 export async function getRecording(db: Queryable, id: string): Promise<RecordingView | undefined> {

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { startStack, type Stack } from '../support/stack.js';
 import { httpGet } from '../support/http.js';
 import { rawRequest } from '../support/creds.js';
+import { grant } from '../support/grants.js';
 
 let stack: Stack;
 let ca: string;
@@ -38,13 +39,17 @@ async function get(who: string, path: string) {
   return r;
 }
 
-async function insertRecording(user: string, command: string[]): Promise<string> {
+async function insertRecording(
+  user: string,
+  command: string[],
+  namespace = 'team',
+): Promise<string> {
   const [row] = await stack.sql<{ id: string }>(
     `INSERT INTO recordings (audit_id, kind, cluster, namespace, pod, command, user_name, user_kind,
        mode, stdin_recorded, status, started_at, ended_at)
-     VALUES (gen_random_uuid()::text, 'exec', 'dev', 'team', 'web-0', $2, $1, 'user',
+     VALUES (gen_random_uuid()::text, 'exec', 'dev', $3, 'web-0', $2, $1, 'user',
        'best-effort', false, 'complete', now(), now()) RETURNING id`,
-    [user, command],
+    [user, command, namespace],
   );
   await stack.sql(
     `INSERT INTO recording_chunks (recording_id, seq, data) VALUES ($1, 0, $2), ($1, 1, $3)`,
@@ -238,6 +243,72 @@ describe('session recordings API under attack', { timeout: 300_000 }, () => {
     ] as const) {
       const me = await get(who, '/api/v1/me');
       assert.equal(me.status, 200);
+      assert.equal((JSON.parse(me.body) as { recordingViewer: boolean }).recordingViewer, may, who);
+    }
+  });
+
+  test('watching as a permission in the central RBAC: get and list on kubegate.dev recordings where the sessions ran, nothing beyond', async () => {
+    const elsewhere = await insertRecording('alice', ['cat', '/etc/hostname'], 'payments');
+    const made = await httpGet(`${stack.publicUrl}/api/v1/roles`, {
+      ca,
+      token: tokens.admin!,
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'recording-watcher',
+        description: 'may watch session recordings',
+        rules: [{ apiGroups: ['kubegate.dev'], resources: ['recordings'], verbs: ['get', 'list'] }],
+      }),
+    });
+    assert.equal(made.status, 201, made.body);
+    tokens.carol = tokenOf(await stack.kubeconfig('carol', ['team-leads']));
+    tokens.dave = tokenOf(await stack.kubeconfig('dave', ['ops']));
+    await grant(stack, {
+      groups: ['team-leads'],
+      role: 'recording-watcher',
+      clusters: ['dev'],
+      namespaces: ['team'],
+    });
+    // dave may watch on a namespace with no recordings; his other grant (edit) gives no sight of any.
+    await grant(stack, {
+      groups: ['ops'],
+      role: 'recording-watcher',
+      clusters: ['dev'],
+      namespaces: ['quiet'],
+    });
+    await grant(stack, { groups: ['ops'], role: 'edit', clusters: ['dev'] });
+    const ids = async (who: string, q = '') => {
+      const r = await get(who, `/api/v1/recordings${q}`);
+      assert.equal(r.status, 200, `${who}: ${r.body}`);
+      return (JSON.parse(r.body) as { items: { id: string }[] }).items.map((x) => x.id).sort();
+    };
+    // Bindings reach the proxies' policy within a second or so.
+    for (let i = 0; i < 50 && (await get('carol', '/api/v1/recordings')).status !== 200; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await ids('carol'), [aliceRec, bobRec].sort(), 'the team namespace only');
+    assert.deepEqual(await ids('carol', '?namespace=payments'), []);
+    // One per page still finds both, skipping what carol may not see.
+    const first = await get('carol', '/api/v1/recordings?limit=1');
+    const p1 = JSON.parse(first.body) as { items: { id: string }[]; continue?: string };
+    assert.equal(p1.items.length, 1);
+    const second = await get('carol', `/api/v1/recordings?limit=1&continue=${p1.continue}`);
+    const p2 = JSON.parse(second.body) as { items: { id: string }[] };
+    assert.deepEqual([p1.items[0]!.id, p2.items[0]!.id].sort(), [aliceRec, bobRec].sort());
+    for (const path of [`/api/v1/recordings/${aliceRec}`, `/api/v1/recordings/${aliceRec}/cast`]) {
+      assert.equal((await get('carol', path)).status, 200, path);
+      // Outside her grants: not found, as if it did not exist.
+      const other = await get('carol', path.replace(aliceRec, elsewhere));
+      assert.equal(other.status, 404, other.body);
+      assert.doesNotMatch(other.body, /secret output|payments/);
+      const daves = await get('dave', path);
+      assert.equal(daves.status, 404, daves.body);
+    }
+    assert.deepEqual(await ids('dave'), []);
+    for (const [who, may] of [
+      ['carol', true],
+      ['dave', true],
+      ['alice', false],
+    ] as const) {
+      const me = await get(who, '/api/v1/me');
       assert.equal((JSON.parse(me.body) as { recordingViewer: boolean }).recordingViewer, may, who);
     }
   });

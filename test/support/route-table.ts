@@ -21,6 +21,7 @@ import type { ApiCall as IdentityCall } from '../../proxy/identity/routes.js';
 import { selfRoutes } from '../../proxy/identity/self-routes.js';
 import type { PolicyState } from '../../proxy/authz/policy-store.js';
 import { recordingRoutes } from '../../proxy/recording/api.js';
+import { RecordingAccess } from '../../proxy/recording/access.js';
 import { runbooksRoutes } from '../../proxy/runbooks/api.js';
 import { terminalRoutes } from '../../proxy/console/terminal.js';
 
@@ -113,7 +114,7 @@ export function featureRoutes(): Route[] {
     pool,
     storage: {} as never,
     adminGroups: ['admins'],
-    viewerGroups: ['auditors'],
+    access: new RecordingAccess(['auditors'], () => emptyPolicy),
     authenticate: who,
     log: quietLog,
   });
