@@ -1,6 +1,6 @@
 /**
  * Envelope encryption of a recording kept in an object store
- * (docs/decisions/0029-s3-recordings-aws-sdk-and-segmented-envelope.md).
+ * (docs/adr/0029-s3-recordings-aws-sdk-and-segmented-envelope.md).
  *
  * Each recording has a data key of its own (32 random bytes), sealed with the
  * master key (proxy/pki/master-key.ts, the recording id bound as associated
