@@ -449,15 +449,23 @@ export async function profileApply(p: Invocation): Promise<void> {
     file === '-' ? 'stdin' : file,
   );
   const e = endpoint(p);
-  const exists = await call(e, 'GET', profilePath(doc.name)).then(
-    () => true,
+  // The version read goes back as If-Match: a profile changed meanwhile is refused, not overwritten.
+  const current = await call(e, 'GET', profilePath(doc.name)).then(
+    (r) => r.json as Partial<ProfileView>,
     (err: unknown) => {
-      if (err instanceof ApiError && err.statusCode === 404) return false;
+      if (err instanceof ApiError && err.statusCode === 404) return undefined;
       throw err;
     },
   );
+  const exists = current !== undefined;
   const r = exists
-    ? await call(e, 'PUT', profilePath(doc.name), doc)
+    ? await call(
+        e,
+        'PUT',
+        profilePath(doc.name),
+        doc,
+        current.version !== undefined ? { 'if-match': `"${current.version}"` } : {},
+      )
     : await call(e, 'POST', '/api/v1/namespace-profiles', doc);
   const saved = r.json as Partial<ProfileView>;
   p.io.stderr.write(

@@ -138,7 +138,7 @@ describe('kubegate namespace: the text it prints', () => {
 describe('kubegate namespace against a fake API', () => {
   let server: Server;
   let base: string;
-  const seen: { method: string; url: string; body: string }[] = [];
+  const seen: { method: string; url: string; body: string; ifMatch?: string }[] = [];
   /** Answers by "METHOD path"; a list is one answer per call, the last repeating. */
   let answers: Record<string, { status: number; body?: unknown }[]> = {};
 
@@ -147,7 +147,7 @@ describe('kubegate namespace against a fake API', () => {
       let body = '';
       req.on('data', (b: Buffer) => (body += b.toString()));
       req.on('end', () => {
-        seen.push({ method: req.method!, url: req.url!, body });
+        seen.push({ method: req.method!, url: req.url!, body, ifMatch: req.headers['if-match'] });
         const list = answers[`${req.method} ${req.url}`];
         const a = list ? (list.length > 1 ? list.shift()! : list[0]!) : undefined;
         const status = req.headers.authorization !== 'Bearer tok' ? 401 : (a?.status ?? 404);
@@ -388,6 +388,7 @@ describe('kubegate namespace against a fake API', () => {
     );
     assert.equal(replaced.stderr, 'namespace profile "dev" replaced (version 2)\n');
     assert.equal(seen.at(-1)!.method, 'PUT');
+    assert.equal(seen.at(-1)!.ifMatch, '"1"', 'the version read goes back as If-Match');
 
     const yaml = await inProcess(['admin', 'namespace-profile', 'get', 'dev'], env());
     assert.match(yaml.stdout, /^name: dev\n/);
