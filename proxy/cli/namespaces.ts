@@ -33,6 +33,8 @@ export interface NamespaceView {
   status: NamespaceStatus;
   message: string;
   approvalId?: string;
+  /** Set while the namespace's deletion waits for an approver. */
+  retireApprovalId?: string;
   requestedBy: string;
   createdAt: string;
   readyAt?: string | null;
@@ -66,9 +68,10 @@ export interface ProfileView {
   ownerRole?: string;
   memberRoles?: string[];
   perUserLimit?: number;
+  requesterGroups?: string[];
   approval?: {
     approvers: { groups: string[]; count: number };
-    pendingFor?: string;
+    pendingFor?: number | string;
     onDelete?: boolean;
   } | null;
   version?: number;
@@ -274,6 +277,7 @@ export function namespaceText(n: NamespaceView): string {
   field('cluster', n.cluster);
   field('profile', n.profile);
   field('status', n.status + (n.approvalId ? ` (approval ${n.approvalId})` : ''));
+  if (n.retireApprovalId) field('deletion', `waits for approval ${n.retireApprovalId}`);
   if (n.message) field('message', n.message);
   field('owner', n.owner);
   field('your role', (n.yourRole ?? 'none') + (n.mayManage ? ' (you may manage it)' : ''));
@@ -315,9 +319,9 @@ export async function namespaceDelete(p: Invocation): Promise<void> {
   const { cluster, name } = target(p);
   const n = (await call(endpoint(p), 'DELETE', namespacePath(cluster, name))).json as NamespaceView;
   p.io.stdout.write(`${statusLine(n)}\n`);
-  if (n.status === 'awaiting-approval' && n.approvalId)
+  if (n.retireApprovalId)
     p.io.stderr.write(
-      `the deletion waits for approval ${n.approvalId}: kubegate request get ${n.approvalId}\n`,
+      `the deletion waits for approval ${n.retireApprovalId}: kubegate request get ${n.retireApprovalId}\n`,
     );
 }
 
@@ -401,7 +405,7 @@ export function profileTable(items: readonly ProfileView[]): string {
 }
 
 /** The fields the API adds to a profile; `apply` leaves them out of what it sends. */
-const readOnly = ['version', 'updatedBy', 'updatedAt'];
+const readOnly = ['version', 'updatedBy', 'updatedAt', 'createdAt', 'inUse'];
 
 /** A profile read from a file (YAML or JSON; - for stdin), without the read-only fields. */
 export function profileFrom(

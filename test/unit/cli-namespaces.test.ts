@@ -353,10 +353,17 @@ describe('kubegate namespace against a fake API', () => {
     assert.deepEqual(JSON.parse(seen.at(-1)!.body), { user: 'bob@example.com' });
 
     answers['DELETE /api/v1/namespaces/dev/team-a'] = [
-      { status: 202, body: ns({ status: 'awaiting-approval', approvalId: 'a-2' }) },
+      {
+        status: 202,
+        body: ns({
+          status: 'ready',
+          message: 'deletion waits for approval',
+          retireApprovalId: 'a-2',
+        }),
+      },
     ];
     const del = await inProcess(['namespace', 'delete', 'team-a', '--cluster', 'dev'], env());
-    assert.equal(del.stdout, 'dev/team-a: awaiting-approval (approval a-2)\n');
+    assert.equal(del.stdout, 'dev/team-a: ready — deletion waits for approval\n');
     assert.equal(del.stderr, 'the deletion waits for approval a-2: kubegate request get a-2\n');
   });
 

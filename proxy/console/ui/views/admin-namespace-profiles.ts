@@ -44,7 +44,7 @@ const example = {
 };
 
 /** The fields the server sets; the editor leaves them out. */
-const readOnly = ['version', 'updatedBy', 'updatedAt'];
+const readOnly = ['version', 'updatedBy', 'updatedAt', 'createdAt', 'inUse'];
 
 function editable(p: Profile): string {
   const fields = Object.entries(p).filter(([k]) => !readOnly.includes(k));

@@ -47,6 +47,8 @@ export interface Namespace {
   status: NamespaceStatus;
   message: string;
   approvalId?: string;
+  /** Set while the namespace's deletion waits for an approver. */
+  retireApprovalId?: string;
   requestedBy: string;
   createdAt: string;
   readyAt?: string | null;
@@ -73,9 +75,10 @@ export interface Profile {
   ownerRole?: string;
   memberRoles?: string[];
   perUserLimit?: number;
+  requesterGroups?: string[];
   approval?: {
     approvers: { groups: string[]; count: number };
-    pendingFor?: string;
+    pendingFor?: number | string;
     onDelete?: boolean;
   } | null;
   version?: number;
@@ -151,7 +154,7 @@ export function profileFacts(p: Profile): HTMLElement {
     fact(
       'Approval',
       p.approval
-        ? `needed: ${p.approval.approvers.count} of ${p.approval.approvers.groups.join(', ')}`
+        ? `needed: ${p.approval.approvers.count} of ${p.approval.approvers.groups.join(', ')}${p.approval.onDelete ? ', to delete one too' : ''}`
         : 'not needed: ready in seconds',
     ),
     fact(
@@ -185,12 +188,14 @@ export function nameProblems(name: string, naming: Profile['naming']): string[] 
     problems.push(
       'only lowercase letters, digits and -, starting and ending with a letter or digit',
     );
+  if (/^(default|kube-.*|kubegate-.*|openshift.*)$/.test(name))
+    problems.push('this name is kept for the cluster itself');
   if (naming?.prefix && !name.startsWith(naming.prefix))
     problems.push(`must start with ${naming.prefix}`);
   if (naming?.pattern) {
     let re: RegExp | undefined;
     try {
-      re = new RegExp(`^(?:${naming.pattern})$`, 'u');
+      re = new RegExp(`^(?:${naming.pattern})$`);
     } catch {
       re = undefined; // a pattern this browser cannot read: the server decides
     }
@@ -333,7 +338,7 @@ function requestForm(
       body,
     );
     const items = r.body.items;
-    if (items.length === 1 && !r.body.approvalId) {
+    if (items.length === 1) {
       ctx.navigate(pagePath(items[0]!));
       return;
     }
@@ -363,7 +368,7 @@ function requestForm(
 
 // --- the list -------------------------------------------------------------------------------
 
-function listTable(items: Namespace[], everyone: boolean): HTMLElement {
+function listTable(items: Namespace[], everyone: boolean, me: Me): HTMLElement {
   return table<Namespace>(
     everyone ? 'Every managed namespace' : 'My namespaces',
     [
@@ -377,7 +382,10 @@ function listTable(items: Namespace[], everyone: boolean): HTMLElement {
           n.message ? h('div', { class: 'hint' }, n.message) : null,
         ],
       },
-      { title: 'My role', cell: (n) => n.yourRole ?? '-' },
+      {
+        title: 'My role',
+        cell: (n) => n.yourRole ?? (n.owner === me.name ? 'owner' : '-'),
+      },
       { title: 'Owner', cell: (n) => n.owner },
       { title: 'Drift', cell: (n) => (n.drift ? badge(`${n.drift} corrected`, 'warn') : '0') },
       { title: 'Created', cell: (n) => when(n.createdAt) },
@@ -407,7 +415,7 @@ async function listView(ctx: ViewContext): Promise<void> {
           `/api/v1/namespaces${everyone.checked ? '?all=true' : ''}`,
         )
       ).items;
-      replace(list, listTable(items, everyone.checked));
+      replace(list, listTable(items, everyone.checked, ctx.me));
     } catch (err) {
       replace(list, errorNotice(err));
     }
@@ -478,6 +486,9 @@ function facts(n: Namespace): HTMLElement {
           h('a', { href: '/console/requests' }, 'my requests'),
           ')',
         ])
+      : null,
+    n.retireApprovalId
+      ? fact('Deletion', ['waits for approval ', h('code', {}, n.retireApprovalId)])
       : null,
     fact(
       'Drift',
@@ -658,8 +669,8 @@ async function namespacePage(ctx: ViewContext, cluster: string, name: string): P
         const r = (await request<Namespace>('DELETE', url)).body;
         status.show(
           okNotice(
-            r.status === 'awaiting-approval'
-              ? 'The deletion waits for an approver.'
+            r.retireApprovalId
+              ? `The deletion waits for an approver (approval ${r.retireApprovalId}).`
               : `${name} is being deleted, with everything in it and every binding it gave.`,
           ),
         );
