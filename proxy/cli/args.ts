@@ -34,6 +34,8 @@ export interface OptionSpec {
   /** Shown as `[--group G]...`: the values are collected (and split on commas). */
   repeatable?: boolean;
   required?: boolean;
+  /** A one-letter alias, as kubectl has them: `-o json` for `--output json`. */
+  short?: string;
   doc: string;
 }
 
@@ -89,7 +91,10 @@ export function parseCommandLine(
     help: { type: 'boolean', short: 'h' },
   };
   for (const [name, o] of Object.entries(options))
-    spec[name] = o.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: true };
+    spec[name] = {
+      ...(o.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: true }),
+      ...(o.short ? { short: o.short } : {}),
+    };
   const { tokens } = parseArgs({
     args: argv,
     options: spec,

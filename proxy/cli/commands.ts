@@ -40,6 +40,9 @@ export const groups: Record<string, string> = {
   request: 'ask for access and decide approvals as yourself, through the proxy',
   runs: 'runbook runs: history, one run, cancel (through the proxy, as yourself)',
   runbook: 'the runbooks you may ask to run (through the proxy)',
+  namespace: 'self-service namespaces: ask for one, its members, its owner (through the proxy)',
+  'admin namespace-profile':
+    'namespace profiles: what self-service namespaces get (through the proxy, as yourself)',
 };
 
 const out: OptionSpec = { value: 'FILE', doc: 'write to FILE (mode 0600) instead of stdout' };
@@ -95,10 +98,12 @@ const tokens = handlersIn(() => import('./admin-token.js'));
 const approvals = handlersIn(() => import('./approvals.js'));
 const runbooks = handlersIn(() => import('./runbooks.js'));
 const recordings = handlersIn(() => import('./recordings.js'));
+const namespaces = handlersIn(() => import('./namespaces.js'));
 
 const name = (n = 'NAME', doc?: string): ArgSpec[] => [{ name: n, ...(doc ? { doc } : {}) }];
 const outputOpt: OptionSpec = {
   value: 'text|json|yaml',
+  short: 'o',
   doc: 'readable text (default), or what the API answers as JSON or YAML',
 };
 
@@ -126,6 +131,155 @@ Idempotency-Key is sent unless --idempotency-key is given: then asking again
 with the same key and the same request answers the run made the first time
 instead of making a second one (the same key with another request is
 refused), so a retried script never runs twice.`;
+
+const createNamespaceHelp = `Asks the proxy for a namespace made from profile P (POST /api/v1/namespaces)
+on each cluster named, as the identity of your fleet kubeconfig; you become its
+owner. The profile decides the name rule, the clusters, what the namespace gets
+(quota, limits, network policy, labels), how many you may own, and whether an
+approver must say yes first ("kubegate admin namespace-profile get P" shows it).
+
+Without --wait it prints each namespace's status and what to do next. With
+--wait it follows them, printing each status as it changes, until every one is
+ready (exit 0) or one failed or was denied (exit 1). A request that waits for
+approval names its approval ("kubegate request get ID"). A refused request says
+why: the name is taken, breaks the profile's rule, a cluster is outside the
+profile, or you reached the profile's limit.`;
+
+/** `NAME --cluster C`: the namespace a command acts on. */
+const onNamespace = {
+  args: name('NAME', 'the namespace'),
+  cluster: { value: 'C', required: true, doc: 'the cluster it is on' } as OptionSpec,
+};
+const memberOpts: Record<string, OptionSpec> = {
+  user: { value: 'U', doc: 'the member is this user' },
+  group: { value: 'G', doc: 'the member is this group' },
+};
+
+function namespaceCommands(): Command[] {
+  return [
+    {
+      path: 'namespace create',
+      summary: 'ask for a namespace made from a profile; you own it',
+      args: onNamespace.args,
+      options: {
+        profile: { value: 'P', required: true, doc: 'the namespace profile' },
+        cluster: { value: 'C', repeatable: true, doc: 'a cluster (repeat, or a,b; at least one)' },
+        reason: { value: 'TEXT', doc: 'why (approvers see it)' },
+        wait: { type: 'boolean', doc: 'follow until ready; exit 0 only if every one is ready' },
+        kubeconfig: kubeconfigOpt,
+      },
+      help: createNamespaceHelp,
+      run: namespaces('namespaceCreate'),
+    },
+    {
+      path: 'namespace list',
+      summary: 'your namespaces (owner or member): status, profile, your role, drift',
+      options: {
+        cluster: { value: 'C', doc: 'only namespaces on this cluster' },
+        all: { type: 'boolean', doc: 'every managed namespace (admins)' },
+        output: outputOpt,
+        kubeconfig: kubeconfigOpt,
+      },
+      run: namespaces('namespaceList'),
+    },
+    {
+      path: 'namespace get',
+      summary: 'one namespace: status, owner, your role, drift, members',
+      args: onNamespace.args,
+      options: { cluster: onNamespace.cluster, output: outputOpt, kubeconfig: kubeconfigOpt },
+      run: namespaces('namespaceGet'),
+    },
+    {
+      path: 'namespace delete',
+      summary: 'retire a namespace and its bindings (owners and admins)',
+      args: onNamespace.args,
+      options: { cluster: onNamespace.cluster, kubeconfig: kubeconfigOpt },
+      help: 'The namespace and everything in it is deleted on the cluster, and every binding it gave goes with it. Where the profile says so, the deletion first waits for an approver.',
+      run: namespaces('namespaceDelete'),
+    },
+    {
+      path: 'namespace members',
+      summary: 'who works in a namespace, with which role',
+      args: onNamespace.args,
+      options: { cluster: onNamespace.cluster, output: outputOpt, kubeconfig: kubeconfigOpt },
+      run: namespaces('namespaceMembers'),
+    },
+    {
+      path: 'namespace add-member',
+      summary: 'add a user or group with a role, or change its role (owners)',
+      args: onNamespace.args,
+      options: {
+        cluster: onNamespace.cluster,
+        ...memberOpts,
+        role: { value: 'R', required: true, doc: 'a role the profile lets owners hand out' },
+        kubeconfig: kubeconfigOpt,
+      },
+      help: 'Exactly one of --user or --group. The role must be one the profile allows members, and never more than you hold. The member can work in the namespace within a second.',
+      run: namespaces('namespaceAddMember'),
+    },
+    {
+      path: 'namespace remove-member',
+      summary: 'take a user or group out of a namespace (owners)',
+      args: onNamespace.args,
+      options: { cluster: onNamespace.cluster, ...memberOpts, kubeconfig: kubeconfigOpt },
+      help: 'Exactly one of --user or --group. Their access, open watches included, ends within a second.',
+      run: namespaces('namespaceRemoveMember'),
+    },
+    {
+      path: 'namespace transfer',
+      summary: 'make another user the owner (owners and admins)',
+      args: onNamespace.args,
+      options: {
+        cluster: onNamespace.cluster,
+        to: { value: 'USER', required: true, doc: 'the new owner' },
+        kubeconfig: kubeconfigOpt,
+      },
+      run: namespaces('namespaceTransfer'),
+    },
+    {
+      path: 'admin namespace-profile list',
+      summary: 'namespace profiles: clusters, approval, per-user limit, version',
+      options: { output: outputOpt, kubeconfig: kubeconfigOpt },
+      run: namespaces('profileList'),
+    },
+    {
+      path: 'admin namespace-profile get',
+      summary: 'one namespace profile, as "apply -f" takes it',
+      args: name(),
+      options: {
+        output: { value: 'yaml|json', short: 'o', doc: 'YAML (default) or JSON' },
+        kubeconfig: kubeconfigOpt,
+      },
+      run: namespaces('profileGet'),
+    },
+    {
+      path: 'admin namespace-profile apply',
+      summary: 'create a namespace profile, or replace the one of that name',
+      options: {
+        file: {
+          value: 'profile.yaml',
+          short: 'f',
+          required: true,
+          doc: 'the profile, YAML or JSON; - for stdin',
+        },
+        kubeconfig: kubeconfigOpt,
+      },
+      help: `Through the proxy, as you (an admin). The profile: name, description,
+clusters (names and/or selector), naming, quota, limits, networkPolicy,
+labels, annotations, ownerRole, memberRoles, perUserLimit, approval
+(docs/namespaces.md). Fields "get" adds (version, updatedBy, updatedAt) are
+ignored. The server lists every problem, one per line.`,
+      run: namespaces('profileApply'),
+    },
+    {
+      path: 'admin namespace-profile delete',
+      summary: 'delete a namespace profile (refused while namespaces use it)',
+      args: name(),
+      options: { kubeconfig: kubeconfigOpt },
+      run: namespaces('profileDelete'),
+    },
+  ];
+}
 
 const decide = (verb: 'approve' | 'deny' | 'withdraw', summary: string): Command => ({
   path: `request ${verb}`,
@@ -656,6 +810,7 @@ the sessions ran; you see those recordings only.`,
     help: '"--output yaml" prints the definition as "kubegate admin runbook apply -f" takes it.',
     run: runbooks('runbookGet'),
   },
+  ...namespaceCommands(),
   decide('approve', 'approve a request'),
   decide('deny', 'deny a request'),
   decide('withdraw', 'withdraw your own request'),

@@ -49,7 +49,7 @@ export function groupHelp(prefix: string): string {
 }
 
 function optionLine(name: string, o: OptionSpec): string {
-  const left = `  ${optionText(name, o)}${o.repeatable ? '...' : ''}`;
+  const left = `  ${o.short ? `-${o.short}, ` : ''}${optionText(name, o)}${o.repeatable ? '...' : ''}`;
   const doc = `${o.doc}${o.required ? ' (required)' : ''}`;
   return left.length <= 28 ? `${left.padEnd(30)}${doc}\n` : `${left}\n${' '.repeat(30)}${doc}\n`;
 }

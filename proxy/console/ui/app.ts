@@ -15,8 +15,12 @@ import { h, replace } from './dom.js';
 import { errorNotice } from './widgets.js';
 import type { Me, Render, View } from './view.js';
 
-/** A view; `pages` when paths below it (`/console/runs/<id>`) are its pages too. */
-type Routed = View & { pages?: true };
+/**
+ * A view; `pages` when paths below it are its pages too, and how many
+ * segments deep: 1 for `/console/runs/<id>`, 2 for
+ * `/console/namespaces/<cluster>/<name>`.
+ */
+type Routed = View & { pages?: 1 | 2 };
 
 /**
  * Every view by path. The approvals inbox is in "You", not "Administration":
@@ -52,14 +56,14 @@ const views: Routed[] = [
     path: '/console/runbooks',
     title: 'Runbooks',
     section: 'you',
-    pages: true,
+    pages: 1,
     load: () => import('./views/runbooks.js').then((m) => m.runbooksView),
   },
   {
     path: '/console/runs',
     title: 'Runs',
     section: 'you',
-    pages: true,
+    pages: 1,
     load: () => import('./views/runs.js').then((m) => m.runsView),
   },
   {
@@ -67,6 +71,14 @@ const views: Routed[] = [
     title: 'Terminal',
     section: 'you',
     load: () => import('./views/terminal.js').then((m) => m.terminalView),
+  },
+  {
+    // Everyone: members of a namespace see it here even when no profile lets them ask for one.
+    path: '/console/namespaces',
+    title: 'Namespaces',
+    section: 'you',
+    pages: 2,
+    load: () => import('./views/namespaces.js').then((m) => m.namespacesView),
   },
   {
     path: '/console/approvals',
@@ -79,7 +91,7 @@ const views: Routed[] = [
     path: '/console/recordings',
     title: 'Recordings',
     section: 'you',
-    pages: true,
+    pages: 1,
     shownTo: (me) => me.recordingViewer === true,
     load: () => import('./views/recordings.js').then((m) => m.recordingsView),
   },
@@ -126,6 +138,12 @@ const views: Routed[] = [
     load: () => import('./views/admin-approval-webhooks.js').then((m) => m.adminApprovalWebhooks),
   },
   {
+    path: '/console/admin/namespace-profiles',
+    title: 'Namespace profiles',
+    section: 'admin',
+    load: () => import('./views/admin-namespace-profiles.js').then((m) => m.adminNamespaceProfiles),
+  },
+  {
     path: '/console/admin/audit',
     title: 'Audit log',
     section: 'admin',
@@ -136,10 +154,15 @@ const views: Routed[] = [
 function viewFor(path: string): View | undefined {
   const p = path === '/console' || path === '/console/' ? '/' : path.replace(/\/$/, '') || '/';
   return views.find(
-    (v) =>
-      v.path === p ||
-      (v.pages && p.startsWith(`${v.path}/`) && !p.includes('/', v.path.length + 1)),
+    (v) => v.path === p || (v.pages !== undefined && depthBelow(v.path, p) === v.pages),
   );
+}
+
+/** How many segments `p` lies below `base` (`/console/runs/x` below `/console/runs`: 1); 0 when it is not below, or a segment is empty. */
+function depthBelow(base: string, p: string): number {
+  if (!p.startsWith(`${base}/`)) return 0;
+  const segments = p.slice(base.length + 1).split('/');
+  return segments.every(Boolean) ? segments.length : 0;
 }
 
 function signOut(me: Me): HTMLFormElement {

@@ -29,6 +29,21 @@ export function selectorText(sel: LabelSelector | undefined | null): string {
   return parts.length ? parts.join(', ') : 'every cluster';
 }
 
+/** Whether labels match a selector, with metav1.LabelSelector's rules (to grey out or offer clusters). */
+export function selectorMatches(sel: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {}))
+    if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const vals = e.values ?? [];
+    if (e.operator === 'In' && !(has && vals.includes(labels[e.key]!))) return false;
+    if (e.operator === 'NotIn' && has && vals.includes(labels[e.key]!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
 type RowOp = '=' | Operator;
 const ops: [RowOp, string][] = [
   ['=', 'equals'],

@@ -6,6 +6,8 @@ export interface Me {
   admin: boolean;
   /** May list and watch session recordings (admins and the recording viewer groups). */
   recordingViewer?: boolean;
+  /** How many namespace profiles the caller may ask for namespaces with (absent: not said). */
+  namespaceProfiles?: number;
   via: 'session' | 'token';
   clusters: string[];
   user?: { id: string; email: string; name: string };

@@ -14,7 +14,7 @@
 import { ApiError, get, request } from '../api.js';
 import { field, h, replace, uid, type Child } from '../dom.js';
 import { when } from '../format.js';
-import { selectorText, type LabelSelector } from '../selector.js';
+import { selectorMatches, selectorText, type LabelSelector } from '../selector.js';
 import { stepsOutline, type ParamValues } from '../approvals.js';
 import type { ViewContext } from '../view.js';
 import { healthBadge, type ClusterHealth } from './my-clusters.js';
@@ -47,25 +47,10 @@ interface MyCluster {
   health: ClusterHealth;
 }
 
-/** metav1.LabelSelector semantics, for greying out clusters a runbook does not target. */
-function matches(sel: LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {}))
-    if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const vals = e.values ?? [];
-    if (e.operator === 'In' && !(has && vals.includes(labels[e.key]!))) return false;
-    if (e.operator === 'NotIn' && has && vals.includes(labels[e.key]!)) return false;
-    if (e.operator === 'Exists' && !has) return false;
-    if (e.operator === 'DoesNotExist' && has) return false;
-  }
-  return true;
-}
-
 function targeted(rb: Runbook, c: MyCluster): boolean {
   const t = rb.targets;
   if (t.clusters && !t.clusters.includes(c.name)) return false;
-  if (t.selector && !matches(t.selector, c.labels)) return false;
+  if (t.selector && !selectorMatches(t.selector, c.labels)) return false;
   return true;
 }
 
