@@ -18,6 +18,8 @@ import { JitManager } from './jit/jit-manager.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { agentMetrics } from './metrics.js';
 import { loadCeiling } from './jit/ceiling.js';
+import { kubeJson } from './namespaces/kube-json.js';
+import { NamespaceReconciler } from './namespaces/reconcile.js';
 
 export interface AgentApp {
   tunnels: TunnelClient[];
@@ -69,6 +71,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         })
       : undefined;
   jit?.startCleanup(config.jitCleanupInterval);
+  // In both modes the agent keeps managed namespaces as itself (its own RBAC, fenced in JIT mode).
+  const namespaces = new NamespaceReconciler({
+    kube: kubeJson(kc),
+    agentNamespace: config.namespace,
+    log: log.child({ part: 'namespaces' }),
+  });
   const upstream = new Upstream({
     apiserverUrl: config.apiserverUrl,
     caPem,
@@ -91,6 +99,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         identity: () => identity.current(),
         onStream: (stream, headers) => upstream.handle(stream, headers),
         jit,
+        namespaces,
         reconnectBaseMs: config.reconnectBase,
         reconnectMaxMs: config.reconnectMax,
         ...hooks,

@@ -15,8 +15,10 @@ import {
   ProcessMetrics,
   upstreamBuckets,
 } from '../common/metrics-server.js';
+import { managedObjectKinds } from '../common/tunnel-protocol.js';
 
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const managedKinds = new Set(Object.keys(managedObjectKinds));
 
 export type TunnelEvent = 'up' | 'down' | 'failed';
 
@@ -62,6 +64,12 @@ export class AgentMetrics extends ProcessMetrics<AgentMetricSources> {
     name: 'kubegate_agent_tunnel_events_total',
     help: 'Tunnel lifecycle: up (connected), down (lost), failed (a connection attempt failed).',
     labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  private readonly namespaceCorrections = new Counter({
+    name: 'kubegate_agent_namespace_corrections_total',
+    help: 'Objects of a managed namespace the agent found not as desired and set right (created, replaced or deleted), by kind.',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
   constructor() {
@@ -141,6 +149,11 @@ export class AgentMetrics extends ProcessMetrics<AgentMetricSources> {
   /** A stream now in flight; call the returned function exactly once when it ends. */
   openStream(): () => void {
     return holdGauge(this.openStreams);
+  }
+
+  /** An object of an existing managed namespace set right; `kind` is one of the three the agent manages. */
+  observeNamespaceCorrection(kind: string): void {
+    this.namespaceCorrections.inc({ kind: boundedLabel(kind, managedKinds, 'other') });
   }
 
   observeTunnel(event: TunnelEvent): void {

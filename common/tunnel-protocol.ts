@@ -299,3 +299,78 @@ export interface JitAccountsReport {
     reconcileErrors: number;
   };
 }
+
+/**
+ * Control path (proxy → agent): the managed namespaces the agent keeps as
+ * desired (self-service namespaces). The proxy sends every managed namespace
+ * of the cluster each reconcile period and single ones right after a change;
+ * namespaces not listed are left alone. Answered with one result per entry,
+ * in the same order (`NamespacesReply`).
+ */
+export const namespacesPath = '/.kubegate/v1/namespaces';
+/** The most entries one namespaces message may carry. */
+export const maxNamespacesPerMessage = 500;
+/**
+ * Labels on every namespace kubegate manages: the agent writes (and deletes)
+ * only namespaces carrying both, and its admission fence holds it to that.
+ */
+export const managedByLabel = 'app.kubernetes.io/managed-by';
+export const managedNamespaceLabel = 'kubegate.dev/managed-namespace';
+/** Objects the agent keeps inside a managed namespace are named with this prefix. */
+export const managedObjectPrefix = 'kubegate-';
+
+/** The kinds of object a managed namespace may hold, with their API versions. */
+export const managedObjectKinds = {
+  ResourceQuota: 'v1',
+  LimitRange: 'v1',
+  NetworkPolicy: 'networking.k8s.io/v1',
+} as const;
+export type ManagedObjectKind = keyof typeof managedObjectKinds;
+
+/** One object the agent keeps in a managed namespace, as the profile says. */
+export interface ManagedObject {
+  apiVersion: 'v1' | 'networking.k8s.io/v1';
+  kind: ManagedObjectKind;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+export interface NamespaceDesired {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  objects: ManagedObject[];
+  /** Delete the namespace (and so everything in it). */
+  retire?: boolean;
+}
+
+export interface NamespacesRequest {
+  namespaces: NamespaceDesired[];
+}
+
+/** An object the agent found not as desired and set right (or removed). */
+export interface NamespaceObjectChange {
+  kind: string;
+  name: string;
+  change: 'created' | 'updated' | 'deleted';
+}
+
+export interface NamespaceResult {
+  name: string;
+  /** `retiring`: deleted, still Terminating; `gone`: no longer exists. */
+  state: 'ready' | 'retiring' | 'gone' | 'error';
+  /**
+   * The Namespace object itself: `created`, `updated` (its labels or
+   * annotations were set right; when retiring, the delete was sent in this
+   * pass) or `unchanged`.
+   */
+  namespaceChange: 'created' | 'updated' | 'unchanged';
+  /** Objects that were not as desired; empty when all were. */
+  changes: NamespaceObjectChange[];
+  /** With state `error`: one clear sentence. */
+  error?: string;
+}
+
+export interface NamespacesReply {
+  results: NamespaceResult[];
+}

@@ -42,6 +42,8 @@ import { defaultSpoolDir } from './audit/spool-dir.js';
 import { startApprovals } from './approvals/wiring.js';
 import { runbooksRoutes } from './runbooks/api.js';
 import { RunbookRunner } from './runbooks/runner.js';
+import { namespacesRoutes } from './namespaces/api.js';
+import { NamespaceReconciler } from './namespaces/reconciler.js';
 import { startScaleOut, type ScaleOut } from './ha/scale-out.js';
 import { consoleAssets } from './console/assets.js';
 import { serveAsset } from './console/static.js';
@@ -352,6 +354,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
       log: log.child({ part: 'runbooks' }),
     });
     runner.start();
+    // Self-service namespaces: kept as their profiles say by the replica holding the tunnel.
+    const namespaces = new NamespaceReconciler({
+      pool,
+      registry,
+      replicaId: config.replicaId,
+      periodMs: config.namespaceReconcile,
+      log: log.child({ part: 'namespaces' }),
+    });
+    namespaces.start();
     // Every REST endpoint, from one route table: each feature exports its routes.
     const apiRoutes = [
       ...identity.routes,
@@ -396,6 +407,17 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         policy: () => policy.current(),
         created: () => {
           runner.kick();
+          approvals.notified();
+        },
+        log,
+      }),
+      ...namespacesRoutes({
+        pool,
+        tokens,
+        settings: identity.settings,
+        policy: () => policy.current(),
+        changed: () => {
+          namespaces.kick();
           approvals.notified();
         },
         log,
@@ -472,6 +494,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
           identity.close(),
           approvals.close(),
           runner.stop(),
+          namespaces.stop(),
         ]);
         await ha.close();
         // The sessions just ended: their recordings are closed before the pools go.

@@ -293,6 +293,11 @@ export const proxySchema = {
     type: 'duration',
     doc: 'How long a replica holds a runbook run it works on without renewing (renewed at a third of it). When a replica stops mid-run, another takes the run over after this: a step that was in flight is reported as unknown, never sent again.',
   },
+  namespaceReconcile: {
+    env: 'KUBEGATE_NAMESPACE_RECONCILE',
+    type: 'duration',
+    doc: 'How often each self-service namespace is checked against its profile (docs/namespaces.md): a quota, limit range or network policy someone deleted or changed on the cluster is put back, and the change audited, within this. Creating and deleting namespaces does not wait for it.',
+  },
   // --- Session recording (docs/recording.md) ---
   recordingDefaultMode: {
     env: 'KUBEGATE_RECORDING_DEFAULT_MODE',
@@ -436,6 +441,7 @@ export const proxyDefaults = {
   replicaStaleAfter: '5s',
   drainTimeout: '20s',
   runbookLease: '30s',
+  namespaceReconcile: '30s',
   recordingDefaultMode: 'best-effort',
   recordingViewerGroups: ['kubegate-auditors'],
   recordingStorage: 'postgres',

@@ -27,6 +27,7 @@ import {
 import { objectVerbs } from '../common/kube-grammar.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
 import { RunbookMetrics } from './runbooks/metrics.js';
+import { NamespaceMetrics } from './namespaces/metrics.js';
 import { DataplaneMetrics } from './forward/dataplane-metrics.js';
 
 /** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
@@ -77,6 +78,8 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
   readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
   /** Runbook runs (proxy/runbooks/metrics.ts). */
   readonly runbooks = new RunbookMetrics(this.registry);
+  /** Self-service namespaces (proxy/namespaces/metrics.ts). */
+  readonly namespaces = new NamespaceMetrics(this.registry);
   /** Request-body bounds, tunnel probes and failovers (proxy/forward/dataplane-metrics.ts). */
   readonly dataplane = new DataplaneMetrics(this.registry);
   /** Per-request timestamps, keyed by the request's context (gone with it). */

@@ -21,6 +21,7 @@ import {
   helloPath,
   jitAccountsPath,
   jitUsersPath,
+  namespacesPath,
   rolesPath,
   type GrantUpdate,
   type HelloResponse,
@@ -32,6 +33,8 @@ import { replyStatus } from '../forward/forward.js';
 import { canAnswer } from '../forward/can-answer.js';
 import type { JitManager } from '../jit/jit-manager.js';
 import { parseRules } from '../jit/rules.js';
+import { namespacesBody, type CheckedEntry } from '../namespaces/body.js';
+import type { NamespaceReconciler } from '../namespaces/reconcile.js';
 
 /** What control handlers act on: the tunnel the message came on, and JIT (absent when impersonating). */
 export interface ControlContext {
@@ -40,6 +43,8 @@ export interface ControlContext {
   /** The replica is draining: move off it. */
   goaway(): void;
   jit: JitManager | undefined;
+  /** Managed namespaces (self-service namespaces); absent: the message is refused. */
+  namespaces?: NamespaceReconciler;
 }
 
 export interface ControlReply {
@@ -58,6 +63,8 @@ export interface ControlRoute<B = unknown> {
    * and is answered at once.
    */
   body?: (value: unknown) => B;
+  /** The most body bytes read (default 4 MiB); a longer body is refused (413) unread. */
+  maxBytes?: number;
   handle(
     ctx: ControlContext,
     body: B,
@@ -111,6 +118,9 @@ function grantsBody(value: unknown): GrantUpdate[] {
 }
 
 const ok = { status: 200, body: { ok: true } };
+
+/** Default body limit of a control message (roles and grants of many users fit easily). */
+const defaultMaxBytes = 4 * 1024 * 1024;
 
 /** Every control message the agent answers. Anything else under the control prefix is refused. */
 export const controlTable: ReadonlyMap<string, ControlRoute> = new Map([
@@ -167,6 +177,20 @@ export const controlTable: ReadonlyMap<string, ControlRoute> = new Map([
           ? await jit.describe()
           : ({ mode: 'impersonate', accounts: [] } satisfies JitAccountsReport),
       }),
+    }),
+  ],
+  [
+    namespacesPath,
+    route<CheckedEntry[]>({
+      method: 'POST',
+      // 500 namespaces with their objects' specs (each at most 64 KiB, most far less).
+      maxBytes: 16 * 1024 * 1024,
+      body: (v) => namespacesBody(v),
+      handle: async ({ namespaces }, entries) => {
+        if (!namespaces)
+          throw new KgError('KG_ERR_UNAVAILABLE', 'this agent does not manage namespaces');
+        return { status: 200, body: await namespaces.reconcile(entries) };
+      },
     }),
   ],
 ]);
@@ -296,8 +320,24 @@ export function dispatchControl(
     return;
   }
   const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const max = c.route.maxBytes ?? defaultMaxBytes;
+  let size = 0;
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= max) chunks.push(chunk);
+  });
   stream.on('end', () => {
+    if (size > max) {
+      chunks.length = 0;
+      log.warn({ path: c.path, bytes: size }, 'control message refused: body too large');
+      replyStatus(
+        stream,
+        413,
+        'RequestEntityTooLarge',
+        `control message body exceeds ${max} bytes`,
+      );
+      return;
+    }
     void run(() => {
       let value: unknown;
       try {

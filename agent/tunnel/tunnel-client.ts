@@ -19,6 +19,7 @@ import {
 } from '../../common/tunnel-protocol.js';
 import type { AgentIdentity } from '../enroll/store.js';
 import type { JitManager } from '../jit/jit-manager.js';
+import type { NamespaceReconciler } from '../namespaces/reconcile.js';
 import { classifyStream, dispatchControl, type ControlContext } from './control.js';
 import { replyStatus } from '../forward/forward.js';
 import { agentMetrics } from '../metrics.js';
@@ -34,6 +35,8 @@ export interface TunnelClientDeps {
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   /** JIT accounts, for the control messages that manage them; absent when impersonating. */
   jit: JitManager | undefined;
+  /** Managed namespaces, for the control message that keeps them. */
+  namespaces?: NamespaceReconciler;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   /**
@@ -107,6 +110,7 @@ export class TunnelClient {
         this.deps.onGoaway?.(this);
       },
       jit: this.deps.jit,
+      namespaces: this.deps.namespaces,
     };
     this.server = http2.createServer(tunnelServeOptions());
     this.server.on('session', (session) => {

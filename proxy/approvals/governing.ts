@@ -6,7 +6,8 @@
  */
 import { query, type Queryable } from '../db/query.js';
 import { listPolicies } from './policies.js';
-import type { AccessPolicy, ApprovalPolicy } from './policy-spec.js';
+import type { AccessPolicy, ApprovalPolicy, NamespacePolicy } from './policy-spec.js';
+import type { ProfileApproval } from '../namespaces/profile-spec.js';
 import { accessCovers } from './policy-match.js';
 import { requesterOf, type AccessSpec, type RequestRow } from './records.js';
 
@@ -19,16 +20,41 @@ export async function clusterLabels(db: Queryable): Promise<Map<string, Record<s
   return new Map(rows.map((r) => [r.name, r.labels]));
 }
 
+const kinds: Record<RequestRow['kind'], ApprovalPolicy['kind']> = {
+  access: 'access',
+  action: 'gate',
+  run: 'runbook',
+  namespace: 'namespace',
+};
+
+/** The approvers of every namespace profile that has them, as policies named after the profile. */
+async function profileApprovers(db: Queryable): Promise<NamespacePolicy[]> {
+  const rows = await query<{ name: string; spec: { approval: ProfileApproval | null } }>(
+    db,
+    `SELECT name, spec FROM namespace_profiles WHERE spec->'approval' IS NOT NULL
+        AND spec->'approval' <> 'null'::jsonb`,
+  );
+  return rows.map((r) => ({
+    kind: 'namespace',
+    name: r.name,
+    description: `approvers of namespace profile ${r.name}`,
+    approvers: r.spec.approval!.approvers,
+    clusters: { selector: {} },
+    namespaces: [],
+    pendingFor: r.spec.approval!.pendingFor,
+  }));
+}
+
 /** Which policies govern a request, from policies and cluster labels read once. */
 export type Governor = (r: RequestRow) => ApprovalPolicy[];
 
 /** Read the policies and cluster labels once, for judging many requests (a list page). */
 export async function governor(db: Queryable): Promise<Governor> {
-  const all = (await listPolicies(db)).map((p) => p.policy);
+  const all = [...(await listPolicies(db)).map((p) => p.policy), ...(await profileApprovers(db))];
   const labels = await clusterLabels(db);
   return (r) => {
     const named = new Set(r.spec.policies);
-    const kind = r.kind === 'access' ? 'access' : r.kind === 'run' ? 'runbook' : 'gate';
+    const kind = kinds[r.kind];
     const policies = all.filter((p) => p.kind === kind && named.has(p.name));
     if (r.kind !== 'access') return policies;
     const s = r.spec as AccessSpec;

@@ -75,7 +75,16 @@ export interface RunbookPolicy extends PolicyBase {
   requesterGroups: string[];
 }
 
-export type ApprovalPolicy = AccessPolicy | GatePolicy | RunbookPolicy;
+/**
+ * The approvers a namespace profile names (proxy/namespaces/): not stored as a
+ * policy of its own but read from the profile, so a profile says in one place
+ * whether its namespaces wait for approval and for whom.
+ */
+export interface NamespacePolicy extends PolicyBase {
+  kind: 'namespace';
+}
+
+export type ApprovalPolicy = AccessPolicy | GatePolicy | RunbookPolicy | NamespacePolicy;
 
 export const mutatingVerbs = ['create', 'update', 'patch', 'delete', 'deletecollection'];
 const defaults = { pendingFor: 24 * 3600, maxDuration: 8 * 3600, window: 15 * 60 };

@@ -61,8 +61,19 @@ export interface RunSpec {
   policies: string[];
 }
 
-export type RequestKind = 'access' | 'action' | 'run';
-export const requestKinds: readonly RequestKind[] = ['access', 'action', 'run'];
+/** A self-service namespace waiting to be created or deleted (proxy/namespaces/). */
+export interface NamespaceSpec {
+  action: 'create' | 'delete';
+  namespace: string;
+  clusters: string[];
+  profile: string;
+  owner: string;
+  /** The profile whose approvers decide. */
+  policies: string[];
+}
+
+export type RequestKind = 'access' | 'action' | 'run' | 'namespace';
+export const requestKinds: readonly RequestKind[] = ['access', 'action', 'run', 'namespace'];
 
 export interface RequestRow {
   id: string;
@@ -72,7 +83,7 @@ export interface RequestRow {
   requester_kind: 'user' | 'robot';
   requester_groups: string[];
   reason: string;
-  spec: AccessSpec | ActionSpec | RunSpec;
+  spec: AccessSpec | ActionSpec | RunSpec | NamespaceSpec;
   fingerprint: string | null;
   cluster: string;
   diff: string | null;
@@ -136,6 +147,19 @@ export function approvalView(r: RequestRow, decisions: readonly DecisionRow[], p
   if (r.kind === 'access') {
     return { ...base, access: { ...(r.spec as AccessSpec), bindingId: r.binding_id } };
   }
+  if (r.kind === 'namespace') {
+    const s = r.spec as NamespaceSpec;
+    return {
+      ...base,
+      namespace: {
+        action: s.action,
+        namespace: s.namespace,
+        clusters: s.clusters,
+        profile: s.profile,
+        owner: s.owner,
+      },
+    };
+  }
   if (r.kind === 'run') {
     const { runId, ...run } = r.spec as RunSpec;
     return {
@@ -169,6 +193,11 @@ export function summaryOf(r: Pick<RequestRow, 'kind' | 'spec' | 'requester'>): s
     ].join(', ');
     const ns = s.namespaces.length ? ` in namespaces ${s.namespaces.join(', ')}` : ' cluster-wide';
     return `${r.requester} asks for role ${s.role} on ${where}${ns} for ${Math.round(s.durationSeconds / 60)} min`;
+  }
+  if (r.kind === 'namespace') {
+    const s = r.spec as NamespaceSpec;
+    const verb = s.action === 'create' ? 'create' : 'delete';
+    return `${r.requester} wants to ${verb} namespace ${s.namespace} (profile ${s.profile}) on ${s.clusters.join(', ')}`;
   }
   if (r.kind === 'run') {
     const s = r.spec as RunSpec;
