@@ -13,7 +13,7 @@ export class NamespaceMetrics {
 
   constructor(registry: Registry) {
     this.count = new Gauge({
-      name: 'kubegate_namespaces',
+      name: 'kubegate_namespaces_managed',
       help: 'Self-service namespaces by profile and status (awaiting-approval, provisioning, ready, retiring), fleet-wide.',
       labelNames: ['profile', 'status'] as const,
       registers: [registry],
