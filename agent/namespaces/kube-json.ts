@@ -42,8 +42,13 @@ export function kubeJson(kc: k8s.KubeConfig, timeoutMs = 10_000): KubeCall {
       accept: 'application/json',
       authorization: String((opts.headers as Record<string, unknown>)['Authorization'] ?? ''),
     };
-    const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
-    if (payload !== undefined) headers['content-type'] = req.contentType ?? 'application/json';
+    const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+    if (payload !== undefined) {
+      headers['content-type'] = req.contentType ?? 'application/json';
+      // Always said: Node sends a DELETE body neither chunked nor measured, and
+      // the apiserver would read it as the next request on the connection.
+      headers['content-length'] = String(payload.length);
+    }
     return new Promise<KubeAnswer>((resolve, reject) => {
       const r = https.request(
         {

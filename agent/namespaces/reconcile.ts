@@ -111,7 +111,7 @@ function collectionPath(kind: ManagedObjectKind, ns: string): string {
     LimitRange: 'limitranges',
     NetworkPolicy: 'networkpolicies',
   }[kind];
-  return `${prefix}${nsPath(ns)}/${resource}`;
+  return `${prefix}/namespaces/${encodeURIComponent(ns)}/${resource}`;
 }
 
 const kinds = Object.keys(managedObjectKinds) as ManagedObjectKind[];
@@ -212,7 +212,9 @@ export class NamespaceReconciler {
     let namespaceChange: NamespaceResult['namespaceChange'];
     if (!live) {
       // Created, not applied: an apply would take over a namespace someone
-      // created meanwhile; a create fails on it instead (409).
+      // created meanwhile; a create fails on it instead (409). (The next
+      // pass's apply then writes once, taking over the fields the create set;
+      // its content is the same, so it reports no change.)
       expect(
         await kube({
           method: 'POST',

@@ -5,6 +5,7 @@
  * proxy CA, and the agent Deployment. Each RBAC rule says why it exists.
  */
 import { stringify } from 'yaml';
+import { managedNamespaceLabel, managedObjectPrefix } from '../../common/tunnel-protocol.js';
 
 export interface BootstrapInput {
   cluster: string;
@@ -65,6 +66,35 @@ const identitySecretRules: AgentRbacRule[] = [
 ];
 
 /**
+ * In both modes: self-service namespaces, which the agent keeps as itself
+ * (agent/namespaces/). In JIT mode agentAdmissionPolicy narrows these to
+ * namespaces labelled as kubegate's and `kubegate-…` objects inside them.
+ */
+const managedNamespaceRules: AgentRbacRule[] = [
+  // Managed namespaces: read to tell ours from others' (JIT accounts also read
+  // one before binding in it), create and label (server-side apply), retire.
+  // RBAC cannot limit these by label; the admission policy does.
+  {
+    apiGroups: [''],
+    resources: ['namespaces'],
+    verbs: ['get', 'create', 'patch', 'delete'],
+  },
+  // Managed namespaces: the quota and limits a profile puts in each one, kept
+  // as desired (replaced when changed by hand, deleted when the profile drops them).
+  {
+    apiGroups: [''],
+    resources: ['resourcequotas', 'limitranges'],
+    verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+  },
+  // Managed namespaces: the network policies a profile puts in each one, likewise.
+  {
+    apiGroups: ['networking.k8s.io'],
+    resources: ['networkpolicies'],
+    verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+  },
+];
+
+/**
  * The agent's own permissions, per forwarding mode: the single lists both the
  * bootstrap YAML and the agent chart install (the chart reads the generated
  * copy in helm/kubegate-agent/files/bootstrap-shared.json; `make docs`
@@ -76,8 +106,8 @@ const identitySecretRules: AgentRbacRule[] = [
 export const agentRbacRules: Record<ForwardMode, AgentRbac> = {
   jit: {
     cluster: [
-      // JIT accounts: RoleBindings go only into namespaces that exist (never created).
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+      // JIT accounts read namespaces too: RoleBindings go only into ones that exist.
+      ...managedNamespaceRules,
       // JIT accounts: one ClusterRole per central role, content-addressed. `escalate`
       // and `bind` are needed because central roles may grant what the agent itself
       // does not hold, and RBAC cannot limit them to the agent's names (those are
@@ -118,6 +148,7 @@ export const agentRbacRules: Record<ForwardMode, AgentRbac> = {
       // refuses any system: name; robots are kubegate:robot:<name>), so the
       // cluster's RBAC decides. Only in this mode.
       { apiGroups: [''], resources: ['users', 'groups'], verbs: ['impersonate'] },
+      ...managedNamespaceRules,
     ],
     namespace: [...identitySecretRules],
   },
@@ -129,6 +160,9 @@ export const agentPolicyName = 'kubegate-agent-jit-fence';
 const managedKey = 'app.kubernetes.io/managed-by';
 const managed = (o: string) =>
   `(has(${o}.metadata.labels) && '${managedKey}' in ${o}.metadata.labels && ${o}.metadata.labels['${managedKey}'] == 'kubegate')`;
+/** Labelled as a namespace kubegate manages (common/tunnel-protocol.ts managedNamespaceLabel). */
+const managedNs = (o: string) =>
+  `(${managed(o)} && '${managedNamespaceLabel}' in ${o}.metadata.labels && ${o}.metadata.labels['${managedNamespaceLabel}'] == 'true')`;
 
 /** An agent environment variable read from the bootstrap Secret. */
 const fromBootstrapSecret = (name: string, key: string) => ({
@@ -148,10 +182,16 @@ const fromBootstrapSecret = (name: string, key: string) => ({
  *    agent's own namespace (deletes: kg-… bindings labelled with a user key, which idle
  *    clean-up needs for orphans; the agent cannot label anything itself);
  *  - ServiceAccounts `kg-…` (labelled) in its namespace, and tokens for them only;
- *  - the Secret `kubegate-agent-identity`, never a service-account-token Secret.
+ *  - the Secret `kubegate-agent-identity`, never a service-account-token Secret;
+ *  - Namespaces labelled managed-by kubegate and kubegate.dev/managed-namespace
+ *    (an update: before and after, so no namespace of someone else's is
+ *    adopted by labelling it; a delete: as it was);
+ *  - ResourceQuotas, LimitRanges and NetworkPolicies named `kubegate-…`,
+ *    labelled managed-by kubegate, in such a namespace.
  * So a compromised agent cannot bind cluster-admin (or anything) to a subject
  * of its choosing, bind anything to itself, mint a token for another account,
- * or remove the cluster's own roles and bindings.
+ * remove the cluster's own roles and bindings, or delete or loosen a
+ * namespace (or its policies) that kubegate does not manage.
  */
 export function agentAdmissionPolicy(): Record<string, unknown>[] {
   const agent =
@@ -195,7 +235,20 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
               apiGroups: [''],
               apiVersions: ['*'],
               operations: write,
-              resources: ['serviceaccounts', 'serviceaccounts/token', 'secrets'],
+              resources: [
+                'serviceaccounts',
+                'serviceaccounts/token',
+                'secrets',
+                'namespaces',
+                'resourcequotas',
+                'limitranges',
+              ],
+            },
+            {
+              apiGroups: ['networking.k8s.io'],
+              apiVersions: ['*'],
+              operations: write,
+              resources: ['networkpolicies'],
             },
           ],
         },
@@ -234,6 +287,14 @@ export function agentAdmissionPolicy(): Record<string, unknown>[] {
             expression: `variables.res != 'secrets' || (request.operation != 'DELETE' && request.namespace == variables.ns && object.metadata.name == 'kubegate-agent-identity' && (!has(object.type) || object.type != 'kubernetes.io/service-account-token'))`,
             message:
               'the kubegate agent may only write its own Secret kubegate-agent-identity (never a service-account token)',
+          },
+          {
+            expression: `variables.res != 'namespaces' || (${del} ? ${managedNs('oldObject')} : request.operation == 'CREATE' ? ${managedNs('object')} : (${managedNs('object')} && ${managedNs('oldObject')}))`,
+            message: `the kubegate agent may only write namespaces labelled ${managedKey}=kubegate and ${managedNamespaceLabel}=true`,
+          },
+          {
+            expression: `!(variables.res in ['resourcequotas', 'limitranges', 'networkpolicies']) || (${managedNs('namespaceObject')} && (${del} ? (oldObject.metadata.name.startsWith('${managedObjectPrefix}') && ${managed('oldObject')}) : (object.metadata.name.startsWith('${managedObjectPrefix}') && ${managed('object')})))`,
+            message: `the kubegate agent may only write ResourceQuotas, LimitRanges and NetworkPolicies named ${managedObjectPrefix}… and labelled ${managedKey}=kubegate, in a namespace labelled ${managedNamespaceLabel}=true`,
           },
         ],
       },
