@@ -11,24 +11,42 @@
  *   `ready` by itself, and the namespace is on the cluster with its quota;
  * - the owner adds a colleague with a role picked among the profile's member
  *   roles only, and the colleague is listed; removing them takes them out;
- * - the list shows the namespace with its status and the owner's role.
+ * - the list shows the namespace with its status and the owner's role;
+ * - the `kubegate` CLI against the same proxy, with fleet kubeconfigs:
+ *   `namespace create --wait` follows a namespace to ready, a name against
+ *   the rule and a role beyond the profile are refused with the reason,
+ *   list, get, add-member, delete; an admin reads and re-applies the profile
+ *   and cannot delete it while namespaces use it.
  *
  * Screenshots go to test-results/console/.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
 import { goTo, signIn, unnamedControls } from '../support/console.js';
 import { grant } from '../support/grants.js';
 import { kubectlOk } from '../support/kubectl.js';
 import { launchChromium, screenshot, type ChromiumSession } from '../support/chromium.js';
+import { runKubegate } from '../support/proc.js';
 
 let stack: Stack;
 let idp: Idp;
 let admin: ChromiumSession;
 let dev: ChromiumSession;
 const direct = () => ({ kubeconfig: stack.cluster.kubeconfig });
+
+/** `kubegate ARGS` with a fleet kubeconfig, and no other way to reach kubegate. */
+function cli(kubeconfig: string, args: string[]) {
+  return runKubegate([...args, '--kubeconfig', kubeconfig], {
+    DATABASE_URL: '',
+    KUBECONFIG: '',
+    KUBEGATE_SERVER: '',
+    KUBEGATE_TOKEN: '',
+  });
+}
 
 const profile = {
   name: 'dev-teams',
@@ -54,6 +72,14 @@ describe('self-service namespaces in the web console', { timeout: 900_000 }, () 
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
     await grant(stack, { groups: ['kubegate-admins'], role: 'cluster-admin', selector: {} });
+    // Developers may look at one shared namespace: their fleet kubeconfig has a dev context.
+    await kubectlOk(['create', 'namespace', 'shared'], direct());
+    await grant(stack, {
+      groups: ['developers'],
+      role: 'view',
+      clusters: ['dev'],
+      namespaces: ['shared'],
+    });
     admin = await launchChromium(sso.publicUrl);
     dev = await launchChromium(sso.publicUrl);
     await signIn(admin.page, sso.publicUrl, 'admin@example.com');
@@ -106,6 +132,7 @@ describe('self-service namespaces in the web console', { timeout: 900_000 }, () 
     const page = dev.page;
     await goTo(page, 'Namespaces');
     await page.getByText('You own no namespace and are a member of none yet.').waitFor();
+    await page.getByRole('heading', { name: 'Ask for a namespace' }).waitFor();
 
     // The profile says what it gives before anyone asks.
     assert.equal(await page.getByLabel('Profile', { exact: true }).inputValue(), 'dev-teams');
@@ -170,5 +197,91 @@ describe('self-service namespaces in the web console', { timeout: 900_000 }, () 
       .getByRole('row', { name: /team-a/ });
     await row.getByText('ready', { exact: true }).waitFor();
     await row.getByText('dev-teams').waitFor();
+  });
+
+  test('the CLI against the same proxy: create --wait, refusals, members, delete, profiles', async () => {
+    const owner = await stack.kubeconfig('dev@example.com', ['developers']);
+    const created = await cli(owner, [
+      'namespace',
+      'create',
+      'team-b',
+      '--profile',
+      'dev-teams',
+      '--cluster',
+      'dev',
+      '--wait',
+    ]);
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    assert.match(created.stdout, /^dev\/team-b: provisioning/m);
+    assert.match(created.stdout, /^ready: dev\/team-b$/m);
+
+    const badName = await cli(owner, [
+      'namespace',
+      'create',
+      'payments',
+      '--profile',
+      'dev-teams',
+      '--cluster',
+      'dev',
+    ]);
+    assert.equal(badName.code, 1);
+    assert.match(badName.stderr, /start with "team-"/);
+
+    const list = await cli(owner, ['namespace', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^CLUSTER +NAME +PROFILE +STATUS/);
+    assert.match(list.stdout, /^dev +team-a +dev-teams +ready/m);
+    assert.match(list.stdout, /^dev +team-b +dev-teams +ready/m);
+
+    const tooMuch = await cli(owner, [
+      'namespace',
+      'add-member',
+      'team-b',
+      '--cluster',
+      'dev',
+      '--group',
+      'qa',
+      '--role',
+      'admin',
+    ]);
+    assert.equal(tooMuch.code, 1);
+    assert.match(tooMuch.stderr, /lets owners give "edit", "view", not "admin"/);
+    const added = await cli(owner, [
+      'namespace',
+      'add-member',
+      'team-b',
+      '--cluster',
+      'dev',
+      '--user',
+      'csv@example.com',
+      '--role',
+      'view',
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.equal(added.stdout, 'User csv@example.com is view in dev/team-b\n');
+    const one = await cli(owner, ['namespace', 'get', 'team-b', '--cluster', 'dev', '-o', 'json']);
+    assert.equal(one.code, 0, one.stderr);
+    const got = JSON.parse(one.stdout) as { members: { name: string; role: string }[] };
+    assert.ok(got.members.some((m) => m.name === 'csv@example.com' && m.role === 'view'));
+
+    const deleted = await cli(owner, ['namespace', 'delete', 'team-b', '--cluster', 'dev']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.match(deleted.stdout, /^dev\/team-b: (retiring|retired)/);
+
+    // An admin reads the profile as YAML, applies it back changed, and cannot delete it while in use.
+    const adminKc = await stack.kubeconfig('admin@example.com', ['kubegate-admins']);
+    const yaml = await cli(adminKc, ['admin', 'namespace-profile', 'get', 'dev-teams']);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^name: dev-teams$/m);
+    const file = join(stack.dir, 'dev-teams.yaml');
+    writeFileSync(file, yaml.stdout.replace(/^perUserLimit: 3$/m, 'perUserLimit: 4'));
+    const applied = await cli(adminKc, ['admin', 'namespace-profile', 'apply', '-f', file]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stderr, /^namespace profile "dev-teams" replaced \(version \d+\)$/m);
+    const table = await cli(adminKc, ['admin', 'namespace-profile', 'list']);
+    assert.match(table.stdout, /^dev-teams +dev +no +4 /m);
+    const refused = await cli(adminKc, ['admin', 'namespace-profile', 'delete', 'dev-teams']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^kubegate: 409: .*used by/);
   });
 });
