@@ -82,6 +82,9 @@ export interface ProfileView {
 /** A namespace stops changing by itself in these; --wait ends there. */
 const settled: readonly NamespaceStatus[] = ['ready', 'failed', 'denied', 'retired'];
 
+/** The namespace's message when it says more than its status ("ready" does not). */
+const note = (n: NamespaceView) => (n.message && n.message !== n.status ? n.message : '');
+
 const where = (n: Pick<NamespaceView, 'cluster' | 'name'>) => `${n.cluster}/${n.name}`;
 
 /** `/api/v1/namespaces/dev/team-a`, each part encoded. */
@@ -134,7 +137,7 @@ export function createBody(p: Invocation): {
 export function statusLine(n: NamespaceView): string {
   const approval =
     n.status === 'awaiting-approval' && n.approvalId ? ` (approval ${n.approvalId})` : '';
-  return `${where(n)}: ${n.status}${approval}${n.message ? ` — ${n.message}` : ''}`;
+  return `${where(n)}: ${n.status}${approval}${note(n) ? ` — ${note(n)}` : ''}`;
 }
 
 /** What `namespace create` says without --wait: each namespace's status, then what to do next. */
@@ -278,7 +281,7 @@ export function namespaceText(n: NamespaceView): string {
   field('profile', n.profile);
   field('status', n.status + (n.approvalId ? ` (approval ${n.approvalId})` : ''));
   if (n.retireApprovalId) field('deletion', `waits for approval ${n.retireApprovalId}`);
-  if (n.message) field('message', n.message);
+  if (note(n)) field('message', note(n));
   field('owner', n.owner);
   field('your role', (n.yourRole ?? 'none') + (n.mayManage ? ' (you may manage it)' : ''));
   field('requested by', n.requestedBy);

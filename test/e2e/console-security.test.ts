@@ -178,6 +178,19 @@ describe(
           }),
         ],
         ['DELETE', '/api/v1/approval-policies/any', undefined],
+        // Self-service namespaces: ask, members, ownership, retire; the admin page's profiles.
+        [
+          'POST',
+          '/api/v1/namespaces',
+          JSON.stringify({ name: 'team-csrf', profile: 'dev', clusters: ['eu-1'] }),
+        ],
+        ['PUT', '/api/v1/namespaces/eu-1/team-x/members/User/x', JSON.stringify({ role: 'view' })],
+        ['DELETE', '/api/v1/namespaces/eu-1/team-x/members/User/x', undefined],
+        ['POST', '/api/v1/namespaces/eu-1/team-x/owner', JSON.stringify({ user: 'x' })],
+        ['DELETE', '/api/v1/namespaces/eu-1/team-x', undefined],
+        ['POST', '/api/v1/namespace-profiles', JSON.stringify({ name: 'csrf' })],
+        ['PUT', '/api/v1/namespace-profiles/any', JSON.stringify({ name: 'any' })],
+        ['DELETE', '/api/v1/namespace-profiles/any', undefined],
         [
           'POST',
           '/api/v1/approval-webhooks',
@@ -331,6 +344,8 @@ describe(
         'Approval policies',
         'Approval webhooks',
         'Recordings',
+        'Namespaces',
+        'Namespace profiles',
         'My clusters',
       ]) {
         await goTo(page, v); // waits until the view has loaded

@@ -79,6 +79,7 @@ describe('kubegate namespace: the text it prints', () => {
       'dev/team-a: provisioning — quota created',
     ]);
     assert.deepEqual(p.update(ns({ cluster: 'prod' })), ['prod/team-a: provisioning']);
+    assert.deepEqual(p.update(ns({ status: 'ready', message: 'ready' })), ['dev/team-a: ready']);
   });
 
   test('the list table and one namespace with its members', () => {

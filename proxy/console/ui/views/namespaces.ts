@@ -108,6 +108,9 @@ const apiPath = (cluster: string, name: string, ...rest: string[]) =>
 const pagePath = (n: Pick<Namespace, 'cluster' | 'name'>) =>
   `/console/namespaces/${encodeURIComponent(n.cluster)}/${encodeURIComponent(n.name)}`;
 
+/** The namespace's message when it says more than its status ("ready" does not). */
+const note = (n: Namespace) => (n.message && n.message !== n.status ? n.message : '');
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // --- what a profile gives, and its name rule ----------------------------------------------
@@ -249,7 +252,8 @@ function requestForm(
     autocomplete: 'off',
     spellcheck: 'false',
   });
-  const nameField = field('Name', name, '');
+  // Drawn with the first profile's rule; drawProfile() keeps it to the chosen one.
+  const nameField = field('Name', name, ruleText(profiles[0]?.naming));
   const nameHint = nameField.querySelector<HTMLElement>('.hint')!;
   const nameCheck = h('p', { class: 'hint', id: uid('rule'), 'aria-live': 'polite' });
   name.setAttribute('aria-describedby', `${nameHint.id} ${nameCheck.id}`);
@@ -377,10 +381,7 @@ function listTable(items: Namespace[], everyone: boolean, me: Me): HTMLElement {
       { title: 'Profile', cell: (n) => n.profile },
       {
         title: 'Status',
-        cell: (n) => [
-          statusChip(n.status),
-          n.message ? h('div', { class: 'hint' }, n.message) : null,
-        ],
+        cell: (n) => [statusChip(n.status), note(n) ? h('div', { class: 'hint' }, note(n)) : null],
       },
       {
         title: 'My role',
@@ -535,7 +536,7 @@ async function namespacePage(ctx: ViewContext, cluster: string, name: string): P
       live,
       'Status: ',
       statusChip(n.status),
-      n.message ? ` ${n.message}` : '',
+      note(n) ? ` ${note(n)}` : '',
       changing.includes(n.status) ? ' — this page updates by itself.' : '',
     );
     replace(factsSlot, facts(n));
