@@ -243,13 +243,15 @@ export async function askNamespace(
 ): Promise<{ rows: NamespaceRow[]; approvalId?: string }> {
   const p = ask.profile;
   return inTransaction(pool, async (c) => {
+    // One request per person at a time; one being deleted no longer counts against the limit.
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
       `kubegate-namespaces:${who.kind}:${who.name}`,
     ]);
     const [owned] = await query<{ n: number }>(
       c,
       `SELECT count(*)::int AS n FROM managed_namespaces
-        WHERE owner_kind = $1 AND owner = $2 AND profile = $3 AND ${live}`,
+        WHERE owner_kind = $1 AND owner = $2 AND profile = $3
+          AND status IN ('awaiting-approval', 'provisioning', 'ready')`,
       [who.kind, who.name, p.name],
     );
     if (owned!.n + ask.clusters.length > p.perUserLimit)

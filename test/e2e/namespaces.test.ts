@@ -146,6 +146,7 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
       clusters: ['dev'],
       namespaces: ['shared'],
     });
+    await grant(stack, { groups: ['kubegate-admins'], role: 'cluster-admin', clusters: ['dev'] });
     const a = await person(adminEmail);
     for (const p of [devProfile, qaProfile]) {
       const r = await api(a.token, 'POST', '/api/v1/namespace-profiles', p);

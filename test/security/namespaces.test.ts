@@ -113,7 +113,8 @@ describe('self-service namespaces under attack', { timeout: 600_000 }, () => {
       ['team-../kube-system', /DNS label/],
       ['Team-A', /DNS label/],
       ['team-a\n', /DNS label/],
-      ['team-' + 'a'.repeat(60), /at most 20 characters/],
+      ['team-' + 'a'.repeat(20), /at most 20 characters/],
+      ['team-' + 'a'.repeat(60), /DNS label/],
       ['', /DNS label/],
     ] as const) {
       const r = await ask(alice, name);

@@ -23,6 +23,7 @@ import {
   helloPath,
   jitAccountsPath,
   jitUsersPath,
+  namespacesPath,
   rolesPath,
   type GrantUpdate,
   type TunnelRoles,
@@ -285,7 +286,15 @@ test('control table: every route answers through the one dispatcher (impersonati
   };
   assert.deepEqual(
     [...controlTable.keys()].sort(),
-    [goawayPath, grantsPath, helloPath, jitAccountsPath, jitUsersPath, rolesPath].sort(),
+    [
+      goawayPath,
+      grantsPath,
+      helloPath,
+      jitAccountsPath,
+      jitUsersPath,
+      namespacesPath,
+      rolesPath,
+    ].sort(),
   );
   await withAgent(ctx, async (send) => {
     assert.equal((await send('GET', helloPath)).status, helloDeclinedStatus);
@@ -302,5 +311,9 @@ test('control table: every route answers through the one dispatcher (impersonati
     });
     assert.deepEqual(JSON.parse((await send('POST', rolesPath, '{}')).body), { ok: true });
     assert.deepEqual(JSON.parse((await send('POST', grantsPath, '[]')).body), { ok: true });
+    // An agent without a namespace keeper says so rather than pretending.
+    const ns = await send('POST', namespacesPath, '{"namespaces":[]}');
+    assert.equal(ns.status, 500, ns.body);
+    assert.match(ns.body, /does not manage namespaces/);
   });
 });
