@@ -34,6 +34,7 @@ type View = {
   access?: { role: string; expiresAt?: string };
   action?: { verb: string; resource: string; name: string; namespace: string; cluster: string };
   run?: { runbook: string; namespace: string; clusters: string[]; ticket: string };
+  namespace?: { action: string; namespace: string; clusters: string[]; profile: string };
   diff?: string | null;
 };
 
@@ -42,7 +43,9 @@ function line(v: View): string {
     ? `access ${v.access.role}`
     : v.run
       ? `run ${v.run.runbook} ${v.run.namespace || '-'}@${v.run.clusters.join(',')}${v.run.ticket ? ` ${v.run.ticket}` : ''}`
-      : `${v.action!.verb} ${v.action!.resource}/${v.action!.name} ${v.action!.namespace || '-'}@${v.action!.cluster}`;
+      : v.namespace
+        ? `${v.namespace.action} namespace ${v.namespace.namespace}@${v.namespace.clusters.join(',')} (profile ${v.namespace.profile})`
+        : `${v.action!.verb} ${v.action!.resource}/${v.action!.name} ${v.action!.namespace || '-'}@${v.action!.cluster}`;
   return `${v.id}\t${v.status}\t${v.requester.name}\t${what}\t${v.reason}\n`;
 }
 

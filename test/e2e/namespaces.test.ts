@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectl, kubectlOk, kubectlPath } from '../support/kubectl.js';
@@ -27,6 +27,7 @@ import { httpGet, until } from '../support/http.js';
 import { Browser } from '../support/browser.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
 import { signIn } from '../support/sso.js';
+import { runKubegate } from '../support/proc.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- answers are read field by field */
 
@@ -292,6 +293,14 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
     );
     assert.equal(notOwner.status, 404, 'a stranger learns nothing of the namespace');
 
+    // A second replica: the change must hold there too (it reaches the agent through the first).
+    const replica = await stack.startReplica();
+    const viaReplica = { kubeconfig: `${mate.file}-replica`, timeoutMs: 30_000 };
+    writeFileSync(
+      viaReplica.kubeconfig,
+      readFileSync(mate.file, 'utf8').replaceAll(publicUrl, replica.publicUrl),
+    );
+
     const added = await api(
       dev.token,
       'PUT',
@@ -300,24 +309,32 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
     );
     assert.equal(added.status, 200, added.body);
     const done = Date.now();
-    let firstOk = 0;
-    await until(
-      async () => {
-        const started = Date.now();
-        const r = await kubectl(
-          ['create', 'configmap', 'hello', '--from-literal=a=b', '-n', 'team-a'],
-          as(mate),
-        );
-        if (r.code === 0) firstOk = started;
-        return r.code === 0;
-      },
-      10_000,
-      'the colleague can write in team-a',
-    );
-    process.stderr.write(
-      `# member added: first kubectl that worked started ${firstOk - done} ms after the change returned\n`,
-    );
-    assert.ok(firstOk - done <= 1000, `took effect within a second (${firstOk - done} ms)`);
+    for (const [where, k, cm] of [
+      ['replica 1', as(mate), 'hello'],
+      ['replica 2', viaReplica, 'hello-2'],
+    ] as const) {
+      let firstOk = 0;
+      await until(
+        async () => {
+          const started = Date.now();
+          const r = await kubectl(
+            ['create', 'configmap', cm, '--from-literal=a=b', '-n', 'team-a'],
+            k,
+          );
+          if (r.code === 0) firstOk = started;
+          return r.code === 0;
+        },
+        10_000,
+        `the colleague can write in team-a through ${where}`,
+      );
+      process.stderr.write(
+        `# member added: through ${where} the first kubectl that worked started ${firstOk - done} ms after the change returned\n`,
+      );
+      assert.ok(
+        firstOk - done <= 1000,
+        `in effect within a second via ${where} (${firstOk - done} ms)`,
+      );
+    }
     const members = (await api(dev.token, 'GET', '/api/v1/namespaces/dev/team-a/members')).json
       .items;
     assert.deepEqual(
@@ -325,15 +342,20 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
       [`User:${owner}:admin:true`, `User:${colleague}:edit:false`],
     );
 
-    // Their open watch ends when they are removed.
-    const child = spawn(
-      kubectlPath(),
-      ['--kubeconfig', mate.file, 'get', 'configmaps', '-n', 'team-a', '-w'],
-      { stdio: 'ignore' },
-    );
-    const ended = new Promise<number>((res) => child.once('exit', () => res(Date.now())));
+    // Their open watches, on both replicas, end when they are removed.
+    const watches = [mate.file, viaReplica.kubeconfig].map((file) => {
+      const child = spawn(
+        kubectlPath(),
+        ['--kubeconfig', file, 'get', 'configmaps', '-n', 'team-a', '-w'],
+        { stdio: 'ignore' },
+      );
+      return {
+        child,
+        ended: new Promise<number>((res) => child.once('exit', () => res(Date.now()))),
+      };
+    });
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(child.exitCode, null, 'the watch is open');
+    for (const w of watches) assert.equal(w.child.exitCode, null, 'the watch is open');
     const removed = await api(
       dev.token,
       'DELETE',
@@ -341,13 +363,21 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
     );
     assert.equal(removed.status, 204, removed.body);
     const t0 = Date.now();
-    const at = await Promise.race([
-      ended,
-      new Promise<number>((r) => setTimeout(() => r(Infinity), 5000)),
-    ]);
-    child.kill('SIGKILL');
-    process.stderr.write(`# member removed: their watch ended after ${at - t0} ms\n`);
-    assert.ok(at - t0 <= 1000, `the watch ended within a second (${at - t0} ms)`);
+    for (const [i, w] of watches.entries()) {
+      const at = await Promise.race([
+        w.ended,
+        new Promise<number>((r) => setTimeout(() => r(Infinity), 5000)),
+      ]);
+      w.child.kill('SIGKILL');
+      process.stderr.write(
+        `# member removed: their watch on replica ${i + 1} ended after ${at - t0} ms\n`,
+      );
+      assert.ok(
+        at - t0 <= 1000,
+        `the watch on replica ${i + 1} ended within a second (${at - t0} ms)`,
+      );
+    }
+    await replica.proxy.stop();
     const after = await kubectl(['get', 'configmaps', '-n', 'team-a'], as(mate));
     assert.match(after.stderr, /forbidden/);
   });
@@ -376,6 +406,28 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
     await new Promise((r) => setTimeout(r, 3000));
     const none = await kubectl(['get', 'namespace', 'qa-denied'], admin());
     assert.match(none.stderr, /NotFound/, 'a denied namespace is never created');
+
+    // Approvers see what is asked, in the CLI as in the console.
+    const pending = await api(dev.token, 'POST', '/api/v1/namespaces', {
+      name: 'qa-look',
+      profile: 'qa',
+      clusters: ['dev'],
+    });
+    assert.equal(pending.status, 202, pending.body);
+    const listed = await runKubegate(
+      ['request', 'list', '--view', 'approvable', '--kind', 'namespace', '--kubeconfig', a.file],
+      {
+        DATABASE_URL: '',
+        KUBECONFIG: '',
+        KUBEGATE_SERVER: '',
+        KUBEGATE_TOKEN: '',
+      },
+    );
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /create namespace qa-look@dev \(profile qa\)/);
+    const withdrawn = await api(dev.token, 'DELETE', '/api/v1/namespaces/dev/qa-look');
+    assert.equal(withdrawn.status, 202, withdrawn.body);
+    assert.equal(withdrawn.json.status, 'retired', 'withdrawn before it was made');
 
     const second = await api(dev.token, 'POST', '/api/v1/namespaces', {
       name: 'qa-approved',

@@ -40,7 +40,7 @@ export type ParamValues = Record<string, string | number | boolean>;
 
 export interface Approval {
   id: string;
-  kind: 'access' | 'action' | 'run';
+  kind: 'access' | 'action' | 'run' | 'namespace';
   status: Status;
   requester: { name: string; kind: 'user' | 'robot'; groups: string[] };
   reason: string;
@@ -81,6 +81,14 @@ export interface Approval {
     steps: StepOutline[];
     /** The run in the REST API. */
     link?: string;
+  };
+  /** A self-service namespace to create or delete (kind `namespace`). */
+  namespace?: {
+    action: 'create' | 'delete';
+    namespace: string;
+    clusters: string[];
+    profile: string;
+    owner: string;
   };
   /** A gated change's diff against the live object; a run's server-side dry run, one section per cluster. */
   diff?: string | null;
@@ -163,11 +171,27 @@ export function stepsOutline(steps: StepOutline[]): HTMLElement {
 
 /** What a heading calls the request's kind. */
 export function kindText(a: Approval): string {
-  return a.kind === 'access' ? 'Access: ' : a.kind === 'run' ? 'Runbook run: ' : 'Gated change: ';
+  return a.kind === 'access'
+    ? 'Access: '
+    : a.kind === 'run'
+      ? 'Runbook run: '
+      : a.kind === 'namespace'
+        ? 'Namespace: '
+        : 'Gated change: ';
 }
 
 /** One line: what is asked. */
 export function summary(a: Approval): Child {
+  if (a.namespace) {
+    const x = a.namespace;
+    return [
+      x.action,
+      ' ',
+      h('strong', {}, x.namespace),
+      ` (profile ${x.profile}) on `,
+      h('strong', {}, x.clusters.join(', ')),
+    ];
+  }
   if (a.run) {
     const x = a.run;
     return [
@@ -234,6 +258,15 @@ export function details(a: Approval): HTMLElement {
       ['Dry run', x.dryRun ? 'yes: every step runs with dryRun=All, nothing changes' : 'no'],
       ['Steps', stepsOutline(x.steps)],
       ['Run', h('code', {}, x.id)],
+    );
+  } else if (a.namespace) {
+    const x = a.namespace;
+    rows.push(
+      ['Asks to', x.action === 'create' ? 'create a namespace' : 'delete a namespace'],
+      ['Namespace', h('strong', {}, x.namespace)],
+      ['Profile', x.profile],
+      ['Clusters', h('strong', {}, x.clusters.join(', '))],
+      ['Owner', x.owner],
     );
   } else if (a.action) {
     const x = a.action;

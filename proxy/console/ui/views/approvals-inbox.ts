@@ -30,6 +30,10 @@ function decisionText(a: Approval, decision: 'approve' | 'deny'): string {
     return 'Your approval is in; the policy needs another approver before anything is granted.';
   if (a.kind === 'access') return 'Approved: the access works now and ends on time by itself.';
   if (a.kind === 'run') return 'Approved: the run starts now, as the runbook.';
+  if (a.kind === 'namespace')
+    return a.namespace?.action === 'delete'
+      ? 'Approved: the namespace and its access are being deleted.'
+      : 'Approved: the namespace is being created; its owner gets it when it is ready.';
   return 'Approved: the identical request may now run once.';
 }
 
