@@ -18,3 +18,20 @@ export function unknownFields(
     if (!allowed.includes(k))
       problems.push(`${at ? `${at}.` : ''}${k}: unknown field (allowed: ${allowed.join(', ')})`);
 }
+
+/** A whole number in [min, max] (`fallback` when absent), or a problem named by `at`. */
+export function wholeNumber(
+  raw: unknown,
+  at: string,
+  min: number,
+  max: number,
+  fallback: number,
+  problems: string[],
+): number {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
+    problems.push(`${at}: must be a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return raw;
+}

@@ -27,7 +27,6 @@ import {
 import { objectVerbs } from '../common/kube-grammar.js';
 import { ApprovalMetrics } from './approvals/metrics.js';
 import { RunbookMetrics } from './runbooks/metrics.js';
-import { NamespaceMetrics } from './namespaces/metrics.js';
 import { DataplaneMetrics } from './forward/dataplane-metrics.js';
 
 /** Kube verbs and the lowercase methods of non-resource requests; anything else is `other`. */
@@ -78,8 +77,6 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
   readonly approvals = new ApprovalMetrics(this.registry, (name) => this.cluster(name));
   /** Runbook runs (proxy/runbooks/metrics.ts). */
   readonly runbooks = new RunbookMetrics(this.registry);
-  /** Self-service namespaces (proxy/namespaces/metrics.ts). */
-  readonly namespaces = new NamespaceMetrics(this.registry);
   /** Request-body bounds, tunnel probes and failovers (proxy/forward/dataplane-metrics.ts). */
   readonly dataplane = new DataplaneMetrics(this.registry);
   /** Per-request timestamps, keyed by the request's context (gone with it). */
@@ -155,6 +152,22 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
     name: 'kubegate_recordings_swept_total',
     help: 'Recordings the sweep dealt with: expired (deleted past KUBEGATE_RECORDING_RETENTION, with their chunks or objects) or abandoned (left open by a replica that stopped, marked incomplete).',
     labelNames: ['what'] as const,
+    registers: [this.registry],
+  });
+
+  // Self-service namespaces: the fleet's count, read from PostgreSQL by the reconciler (so
+  // every replica says the same), and the drift this replica put back.
+  private readonly namespaces = new Gauge({
+    name: 'kubegate_namespaces_managed',
+    help: 'Self-service namespaces by profile and status (awaiting-approval, provisioning, ready, retiring), fleet-wide.',
+    labelNames: ['profile', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly namespaceCorrections = new Counter({
+    name: 'kubegate_namespace_drift_corrections_total',
+    help: 'Objects of managed namespaces found changed or deleted on a cluster and put back as the profile says, by profile and kind, corrected by this replica.',
+    labelNames: ['profile', 'kind'] as const,
     registers: [this.registry],
   });
 
@@ -337,6 +350,16 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
 
   observeRecordingsSwept(what: 'expired' | 'abandoned', n: number): void {
     this.recordingsSwept.inc({ what }, n);
+  }
+
+  /** The fleet's self-service namespaces now, by profile and status (replaces the last reading). */
+  observeNamespaces(rows: readonly { profile: string; status: string; n: number }[]): void {
+    this.namespaces.reset();
+    for (const r of rows) this.namespaces.set({ profile: r.profile, status: r.status }, r.n);
+  }
+
+  observeNamespaceCorrected(profile: string, kind: string): void {
+    this.namespaceCorrections.inc({ profile, kind });
   }
 
   observeAuditCaptureFailure(reason: 'too_deep' | 'body' | 'event'): void {

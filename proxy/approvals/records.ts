@@ -212,12 +212,16 @@ export function summaryOf(r: Pick<RequestRow, 'kind' | 'spec' | 'requester'>): s
 }
 
 /** Who acts, as the API resolved them. */
-export interface Actor extends Person {
+/** Who asks for something, with where they asked from (for the audit log). */
+export interface Requester extends Person {
   /** `user:alice`, as the audit log names actors. */
   actor: string;
-  admin: boolean;
   sourceIp?: string;
   userAgent?: string;
+}
+
+export interface Actor extends Requester {
+  admin: boolean;
 }
 
 export interface ListFilter {

@@ -5,14 +5,12 @@
  * run when the request is decided, expires or is withdrawn is the trigger
  * in migrations/0010_runbooks.sql: one rule, whichever path ends it.
  */
-import { recordAdminEvent } from '../audit/admin-events.js';
 import { query, type Queryable } from '../db/query.js';
-import { proxyMetrics } from '../metrics.js';
-import { enqueue, type Notice } from './notify.js';
+import { openRequest } from './open-request.js';
 import { listPolicies } from './policies.js';
 import type { RunbookPolicy } from './policy-spec.js';
 import { runCovers, type Person, type RunAsk } from './policy-match.js';
-import { summaryOf, type RequestRow, type RunSpec } from './records.js';
+import type { Requester, RunSpec } from './records.js';
 
 /** The runbook policies that govern a run (empty: it needs no approval). */
 export async function runPolicies(
@@ -28,7 +26,7 @@ export async function runPolicies(
 export interface RunApprovalInput {
   spec: Omit<RunSpec, 'policies'>;
   policies: RunbookPolicy[];
-  requester: Person & { actor: string; sourceIp?: string; userAgent?: string };
+  requester: Requester;
   reason: string;
   publicUrl: string;
 }
@@ -36,46 +34,15 @@ export interface RunApprovalInput {
 /** Open the approval request a run waits for; returns its id. */
 export async function askRunApproval(c: Queryable, a: RunApprovalInput): Promise<string> {
   const spec: RunSpec = { ...a.spec, policies: a.policies.map((p) => p.name) };
-  const pendingFor = Math.min(...a.policies.map((p) => p.pendingFor));
-  const [r] = await query<RequestRow>(
-    c,
-    `INSERT INTO approval_requests (kind, status, requester, requester_kind, requester_groups,
-            reason, spec, cluster, pending_until)
-     VALUES ('run', 'pending', $1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) RETURNING *`,
-    [
-      a.requester.name,
-      a.requester.kind,
-      a.requester.groups,
-      a.reason,
-      JSON.stringify(spec),
-      spec.clusters[0] ?? '',
-      pendingFor,
-    ],
-  );
-  await recordAdminEvent(c, {
-    actor: a.requester.actor,
-    verb: 'create',
-    resource: 'approvals',
-    name: r!.id,
-    detail: { kind: 'run', spec, reason: a.reason },
-    ...(a.requester.sourceIp ? { sourceIp: a.requester.sourceIp } : {}),
-    ...(a.requester.userAgent ? { userAgent: a.requester.userAgent } : {}),
-    annotations: { 'kubegate.dev/approval-id': r!.id, 'kubegate.dev/run-id': spec.runId },
-  });
-  const notice: Notice = {
-    event: 'approval.requested',
-    id: r!.id,
+  return openRequest(c, {
     kind: 'run',
-    status: 'pending',
-    requester: `${r!.requester_kind}:${r!.requester}`,
-    summary: summaryOf(r!),
+    spec,
+    requester: a.requester,
     reason: a.reason,
-    url: `${a.publicUrl}/api/v1/approvals/${r!.id}`,
-    at: new Date().toISOString(),
-  };
-  await enqueue(c, notice);
-  proxyMetrics.approvals.state('run', 'pending');
-  return r!.id;
+    pendingFor: Math.min(...a.policies.map((p) => p.pendingFor)),
+    publicUrl: a.publicUrl,
+    annotations: { 'kubegate.dev/run-id': spec.runId },
+  });
 }
 
 /** The approvers' dry run is in: show its diff on the approval request. */

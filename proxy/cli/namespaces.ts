@@ -14,70 +14,31 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { formatSelector, type LabelSelector } from '../../common/kube-grammar.js';
+import { formatSelector } from '../../common/kube-grammar.js';
 import { KgError } from '../../common/errors.js';
 import { flag, flagList, UsageError, type Invocation } from './args.js';
 import { ApiError, call, endpoint, type Endpoint } from './rest.js';
 import { table } from './table.js';
+import type {
+  NamespaceMember,
+  NamespaceProfileView,
+  NamespaceStatus,
+  NamespaceView,
+} from '../console/ui/wire/namespaces.js';
 
 // --- shapes the API answers with ---------------------------------------------------
 
-export type NamespaceStatus =
-  'awaiting-approval' | 'provisioning' | 'ready' | 'failed' | 'denied' | 'retiring' | 'retired';
-
-export interface NamespaceView {
-  cluster: string;
-  name: string;
-  profile: string;
-  owner: string;
-  status: NamespaceStatus;
-  message: string;
-  approvalId?: string;
-  /** Set while the namespace's deletion waits for an approver. */
-  retireApprovalId?: string;
-  requestedBy: string;
-  createdAt: string;
-  readyAt?: string | null;
-  drift: number;
-  yourRole?: string;
-  mayManage: boolean;
-  members?: MemberView[];
-}
-
-export interface MemberView {
-  kind: 'User' | 'Group';
-  name: string;
-  role: string;
-  owner: boolean;
-}
-
-export interface ProfileView {
-  name: string;
-  description?: string;
-  clusters: { names?: string[]; selector?: LabelSelector };
-  naming?: { prefix?: string; pattern?: string; maxLength?: number };
-  quota?: Record<string, string>;
-  limits?: {
-    default?: Record<string, string>;
-    defaultRequest?: Record<string, string>;
-    max?: Record<string, string>;
+export type { NamespaceStatus, NamespaceView };
+export type MemberView = NamespaceMember;
+/** A profile as the API answers it, or as an admin writes it in a file (most fields optional). */
+export type ProfileView = Pick<NamespaceProfileView, 'name' | 'clusters'> &
+  Partial<Omit<NamespaceProfileView, 'name' | 'clusters' | 'approval'>> & {
+    approval?:
+      | (Omit<NonNullable<NamespaceProfileView['approval']>, 'pendingFor'> & {
+          pendingFor?: number | string;
+        })
+      | null;
   };
-  networkPolicy?: 'default-deny' | 'none';
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerRole?: string;
-  memberRoles?: string[];
-  perUserLimit?: number;
-  requesterGroups?: string[];
-  approval?: {
-    approvers: { groups: string[]; count: number };
-    pendingFor?: number | string;
-    onDelete?: boolean;
-  } | null;
-  version?: number;
-  updatedBy?: string;
-  updatedAt?: string;
-}
 
 /** A namespace stops changing by itself in these; --wait ends there. */
 const settled: readonly NamespaceStatus[] = ['ready', 'failed', 'denied', 'retired'];

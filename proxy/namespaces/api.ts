@@ -28,8 +28,6 @@ import { checkQuery, oneOf, optional } from '../api/params.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { uncovered } from '../authz/covers.js';
 import type { PolicyState } from '../authz/policy-store.js';
-import type { TokenStore } from '../authn/token-store.js';
-import type { Pool } from '../db/pool.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import {
   mount,
@@ -38,8 +36,8 @@ import {
   type Route,
   type RouteSpec,
 } from '../http/routes.js';
-import { guardCaller, type Caller } from '../identity/caller.js';
-import type { IdentitySettings } from '../identity/settings.js';
+import { guardCaller, type Caller, type CallerDeps } from '../identity/caller.js';
+import type { NamespaceProfileView, NamespaceView } from '../console/ui/wire/namespaces.js';
 import { dnsLabel, nameProblem } from './profile-spec.js';
 import {
   askNamespace,
@@ -57,14 +55,12 @@ import {
   transferOwner,
   type Actor,
   type Member,
+  type NamespaceChange,
   type NamespaceRow,
   type ProfileRecord,
 } from './store.js';
 
-export interface NamespacesApiDeps {
-  pool: Pool;
-  tokens: TokenStore;
-  settings: IdentitySettings;
+export interface NamespacesApiDeps extends CallerDeps {
   policy: () => PolicyState;
   /** Something changed that the cluster should see: reconcile now rather than at the next pass. */
   changed: () => void;
@@ -109,7 +105,9 @@ function segment(raw: string, what: string): string {
   }
 }
 
-function view(ns: NamespaceRow, c: Caller) {
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+function view(ns: NamespaceRow, c: Caller): NamespaceView {
   return {
     cluster: ns.cluster,
     name: ns.name,
@@ -122,13 +120,17 @@ function view(ns: NamespaceRow, c: Caller) {
     ...(ns.retire_approval_id ? { retireApprovalId: ns.retire_approval_id } : {}),
     requestedBy: ns.requested_by,
     reason: ns.reason,
-    createdAt: ns.created_at,
-    readyAt: ns.ready_at,
-    reconciledAt: ns.reconciled_at,
-    endedAt: ns.ended_at,
+    createdAt: ns.created_at.toISOString(),
+    readyAt: iso(ns.ready_at),
+    reconciledAt: iso(ns.reconciled_at),
+    endedAt: iso(ns.ended_at),
     drift: ns.drift,
     mayManage: c.admin || isOwner(c, ns),
   };
+}
+
+function profileView(p: ProfileRecord): NamespaceProfileView {
+  return { ...p, updatedAt: p.updatedAt.toISOString() };
 }
 
 function roleOf(members: Member[], c: Caller): string | undefined {
@@ -154,20 +156,31 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
       throw notFound(cluster, name);
     return { ns, members };
   };
-  /** Checked inside the change's transaction, on the row it locked. */
-  const manager = (c: Call) => async (ns: NamespaceRow) => {
-    if (c.caller.admin || isOwner(c.caller, ns)) return;
-    const members = await membersOf(d.pool, ns.id);
-    if (roleOf(members, c.caller) === undefined) throw notFound(ns.cluster, ns.name);
-    throw new KgError(
-      'KG_ERR_FORBIDDEN',
-      `only the owner of namespace ${ns.name} (${ns.owner}) or an admin may change it`,
-    );
-  };
+  /**
+   * The namespace of the path as a change by the caller: only its owner or an
+   * admin may make it (checked on the locked row, with `also`); a member is
+   * told so, anyone else that it does not exist.
+   */
+  const change = (c: Call, also?: (ns: NamespaceRow) => Promise<void>): NamespaceChange => ({
+    cluster: segment(c.params[0]!, 'cluster'),
+    name: segment(c.params[1]!, 'namespace'),
+    who: actorOf(c),
+    allowed: async (ns) => {
+      if (!c.caller.admin && !isOwner(c.caller, ns)) {
+        const members = await membersOf(d.pool, ns.id);
+        if (roleOf(members, c.caller) === undefined) throw notFound(ns.cluster, ns.name);
+        throw new KgError(
+          'KG_ERR_FORBIDDEN',
+          `only the owner of namespace ${ns.name} (${ns.owner}) or an admin may change it`,
+        );
+      }
+      await also?.(ns);
+    },
+  });
 
   const profiles = async (c: Call) => {
     const all = await listProfiles(d.pool);
-    writeJson(c.res, 200, { items: all.filter((p) => mayUse(p, c.caller)) });
+    writeJson(c.res, 200, { items: all.filter((p) => mayUse(p, c.caller)).map(profileView) });
   };
   const oneProfile = async (c: Call) => {
     const p = await getProfile(d.pool, segment(c.params[0]!, 'profile'));
@@ -176,11 +189,11 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
         'KG_ERR_NOT_FOUND',
         `namespace profile ${JSON.stringify(p.name)} not found`,
       );
-    writeJson(c.res, 200, p);
+    writeJson(c.res, 200, profileView(p));
   };
   const createProfile = async (c: Call) => {
     const p = await saveProfile(d.pool, await c.readBody(), actorOf(c), { create: true });
-    writeJson(c.res, 201, p, { location: `/api/v1/namespace-profiles/${p.name}` });
+    writeJson(c.res, 201, profileView(p), { location: `/api/v1/namespace-profiles/${p.name}` });
   };
   const replaceProfile = async (c: Call) => {
     const ifMatch = c.req.headers['if-match'];
@@ -197,7 +210,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
       ...(version !== undefined ? { version } : {}),
     });
     d.changed();
-    writeJson(c.res, 200, p);
+    writeJson(c.res, 200, profileView(p));
   };
   const removeProfile = async (c: Call) => {
     await deleteProfile(d.pool, segment(c.params[0]!, 'profile'), actorOf(c));
@@ -303,14 +316,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     writeJson(c.res, 200, { items: members });
   };
   const retire = async (c: Call) => {
-    const row = await retireNamespace(
-      d.pool,
-      segment(c.params[0]!, 'cluster'),
-      segment(c.params[1]!, 'namespace'),
-      actorOf(c),
-      publicUrl,
-      manager(c),
-    );
+    const row = await retireNamespace(d.pool, change(c), publicUrl);
     d.changed();
     writeJson(c.res, 202, view(row, c.caller));
   };
@@ -332,17 +338,9 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     if (Object.keys(body).some((k) => k !== 'role') || typeof body.role !== 'string')
       throw invalid('member', ['the body is {role}: the role to give, one the profile allows']);
     const role = body.role;
-    const cluster = segment(c.params[0]!, 'cluster');
-    const name = segment(c.params[1]!, 'namespace');
-    const guard = manager(c);
     const member = await setMember(
       d.pool,
-      cluster,
-      name,
-      { ...m, role },
-      actorOf(c),
-      async (ns) => {
-        await guard(ns);
+      change(c, async (ns) => {
         const p = await getProfile(d.pool, ns.profile);
         if (!p.memberRoles.includes(role))
           throw new KgError(
@@ -350,7 +348,8 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
             `profile ${p.name} lets owners give ${p.memberRoles.map((r) => JSON.stringify(r)).join(', ') || 'no role'}, not ${JSON.stringify(role)}`,
           );
         if (!c.caller.admin) ceiling(c.caller, ns, role);
-      },
+      }),
+      { ...m, role },
     );
     d.changed();
     writeJson(c.res, 200, member);
@@ -378,14 +377,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
       );
   };
   const deleteMember = async (c: Call) => {
-    await removeMember(
-      d.pool,
-      segment(c.params[0]!, 'cluster'),
-      segment(c.params[1]!, 'namespace'),
-      memberOf(c),
-      actorOf(c),
-      manager(c),
-    );
+    await removeMember(d.pool, change(c), memberOf(c));
     d.changed();
     writeNoContent(c.res);
   };
@@ -398,14 +390,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
       body.user.startsWith('system:')
     )
       throw invalid('transfer', ['the body is {user}: the user who will own the namespace']);
-    const row = await transferOwner(
-      d.pool,
-      segment(c.params[0]!, 'cluster'),
-      segment(c.params[1]!, 'namespace'),
-      body.user,
-      actorOf(c),
-      manager(c),
-    );
+    const row = await transferOwner(d.pool, change(c), body.user);
     d.changed();
     writeJson(c.res, 200, view(row, c.caller));
   };

@@ -10,7 +10,7 @@
  * who may ask, and whether creation (and retirement) wait for approvers.
  */
 import { validateSelector, labelKeyProblem, labelValueProblem } from '../../common/kube-grammar.js';
-import { isObject, unknownFields } from '../../common/json-object.js';
+import { isObject, unknownFields, wholeNumber } from '../../common/json-object.js';
 import { parseDuration } from '../../common/config.js';
 import type { ClusterChoice } from '../approvals/policy-spec.js';
 
@@ -147,22 +147,6 @@ function strings(raw: unknown, at: string, problems: string[], re: RegExp, what:
     else if (!out.includes(s)) out.push(s);
   });
   return out;
-}
-
-function wholeNumber(
-  raw: unknown,
-  at: string,
-  min: number,
-  max: number,
-  fallback: number,
-  problems: string[],
-) {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
-    problems.push(`${at}: must be a whole number from ${min} to ${max}`);
-    return fallback;
-  }
-  return raw;
 }
 
 /**

@@ -24,7 +24,7 @@ import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
 import { sendNamespaces } from './agent-call.js';
 import { desiredNamespace } from './desired.js';
 import type { NamespaceProfile } from './profile-spec.js';
-import type { NamespaceRow } from './store.js';
+import { bind, setStatus, type NamespaceRow } from './store.js';
 
 export interface ReconcilerOptions {
   pool: Pool;
@@ -94,7 +94,7 @@ export class NamespaceReconciler {
   private async count(): Promise<void> {
     if (Date.now() - this.countedAt < 10_000) return;
     this.countedAt = Date.now();
-    proxyMetrics.namespaces.counted(
+    proxyMetrics.observeNamespaces(
       await query<{ profile: string; status: string; n: number }>(
         this.o.pool,
         `SELECT profile, status, count(*)::int AS n FROM managed_namespaces
@@ -146,11 +146,10 @@ export class NamespaceReconciler {
         { cluster, err: (err as Error).message },
         'namespace reconcile: the agent did not answer',
       );
-      await query(
-        this.o.pool,
-        `UPDATE managed_namespaces SET message = $2 WHERE cluster = $1 AND status = 'provisioning'`,
-        [cluster, `waiting for the cluster's agent: ${(err as Error).message}`],
-      );
+      for (const r of rows.filter((r) => r.status === 'provisioning'))
+        await setStatus(this.o.pool, r.id, {
+          message: `waiting for the cluster's agent: ${(err as Error).message}`,
+        });
       return;
     }
     for (const [i, row] of rows.entries()) {
@@ -192,88 +191,61 @@ export class NamespaceReconciler {
           code,
           annotations: { 'kubegate.dev/namespace-profile': row.profile },
         });
+      const error = r.error ?? 'the cluster refused it';
       if (r.state === 'error') {
         const old = Date.now() - row.created_at.getTime() > provisioningGiveUpMs;
-        if (row.status === 'provisioning' && (lasting.test(r.error ?? '') || old)) {
-          await query(c, 'DELETE FROM bindings WHERE managed_namespace = $1', [row.id]);
-          await query(
-            c,
-            `UPDATE managed_namespaces SET status = 'failed', message = $2, ended_at = now(),
-                    reconciled_at = now() WHERE id = $1`,
-            [row.id, r.error ?? 'the cluster refused it'],
-          );
-          await event('fail', { error: r.error }, 409);
-        } else
-          await query(
-            c,
-            'UPDATE managed_namespaces SET message = $2, reconciled_at = now() WHERE id = $1',
-            [row.id, r.error ?? 'the cluster refused it'],
-          );
-        return;
-      }
-      if (row.status === 'provisioning' && r.state === 'ready') {
-        await query(
-          c,
-          `UPDATE managed_namespaces SET status = 'ready', message = 'ready', ready_at = now(),
-                  reconciled_at = now() WHERE id = $1`,
-          [row.id],
-        );
+        if (row.status !== 'provisioning' || !(lasting.test(error) || old)) {
+          await setStatus(c, row.id, { message: error, reconciled: true });
+          return;
+        }
+        await query(c, 'DELETE FROM bindings WHERE managed_namespace = $1', [row.id]);
+        await setStatus(c, row.id, {
+          status: 'failed',
+          message: error,
+          ended: true,
+          reconciled: true,
+        });
+        await event('fail', { error }, 409);
+      } else if (row.status === 'provisioning' && r.state === 'ready') {
+        await setStatus(c, row.id, {
+          status: 'ready',
+          message: 'ready',
+          ready: true,
+          reconciled: true,
+        });
         const [has] = await query(
           c,
           `SELECT 1 FROM bindings WHERE managed_namespace = $1 AND managed_as = 'owner'`,
           [row.id],
         );
-        if (!has)
-          await query(
-            c,
-            `INSERT INTO bindings (subjects, role, cluster_names, namespaces, reason, created_by,
-                    managed_namespace, managed_as)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'owner')`,
-            [
-              JSON.stringify([
-                { kind: row.owner_kind === 'robot' ? 'Robot' : 'User', name: row.owner },
-              ]),
-              row.spec.ownerRole,
-              [row.cluster],
-              [row.name],
-              `owner of namespace ${row.name} on ${row.cluster} (self-service namespace)`,
-              actor,
-              row.id,
-            ],
-          );
+        const owner = {
+          kind: row.owner_kind === 'robot' ? 'Robot' : 'User',
+          name: row.owner,
+        } as const;
+        if (!has) await bind(c, row, owner, row.spec.ownerRole, 'owner', actor);
         await event('provision', { profile: row.profile, owner: row.owner, objects: r.changes });
-        return;
-      }
-      if (row.status === 'retiring' && r.state === 'gone') {
-        await query(
-          c,
-          `UPDATE managed_namespaces SET status = 'retired', message = 'deleted', ended_at = now(),
-                  reconciled_at = now() WHERE id = $1`,
-          [row.id],
-        );
+      } else if (row.status === 'retiring' && r.state === 'gone') {
+        await setStatus(c, row.id, {
+          status: 'retired',
+          message: 'deleted',
+          ended: true,
+          reconciled: true,
+        });
         await event('retire', { profile: row.profile });
-        return;
-      }
-      if (row.status === 'ready' && fixes.length) {
-        await query(
-          c,
-          `UPDATE managed_namespaces SET drift = drift + $2, reconciled_at = now(),
-                  message = $3 WHERE id = $1`,
-          [
-            row.id,
-            fixes.length,
-            `put back ${fixes.map((f) => `${f.kind} ${f.name} (${f.change})`).join(', ')}`,
-          ],
-        );
+      } else if (row.status === 'ready' && fixes.length) {
+        const put = fixes.map((f) => `${f.kind} ${f.name} (${f.change})`).join(', ');
+        await setStatus(c, row.id, {
+          drift: fixes.length,
+          message: `put back ${put}`,
+          reconciled: true,
+        });
         await event('correct', { changes: fixes });
-        for (const f of fixes) proxyMetrics.namespaces.corrected(row.profile, f.kind);
+        for (const f of fixes) proxyMetrics.observeNamespaceCorrected(row.profile, f.kind);
         this.o.log.info(
           { cluster: row.cluster, namespace: row.name, changes: fixes },
           'namespace drift put back',
         );
-        return;
-      }
-      await query(c, 'UPDATE managed_namespaces SET reconciled_at = now() WHERE id = $1', [row.id]);
+      } else await setStatus(c, row.id, { reconciled: true });
     });
   }
 }

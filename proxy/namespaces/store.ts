@@ -7,21 +7,16 @@
  */
 import { KgError, invalid } from '../../common/errors.js';
 import { recordAdminEvent } from '../audit/admin-events.js';
-import { askNamespaceApproval } from '../approvals/namespace-approval.js';
+import { openRequest } from '../approvals/open-request.js';
+import type { NamespaceMember, NamespaceStatus } from '../console/ui/wire/namespaces.js';
+import type { Requester } from '../approvals/records.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction, query, type Queryable } from '../db/query.js';
 import { roleUsable } from '../rbac/roles.js';
-import { validateProfile, type NamespaceProfile } from './profile-spec.js';
+import { validateProfile, type NamespaceProfile, type ProfileApproval } from './profile-spec.js';
 
 /** Who acts, as the API resolved them. */
-export interface Actor {
-  name: string;
-  kind: 'user' | 'robot';
-  groups: string[];
-  actor: string;
-  sourceIp?: string;
-  userAgent?: string;
-}
+export type Actor = Requester;
 
 export interface ProfileRecord extends NamespaceProfile {
   version: number;
@@ -29,8 +24,7 @@ export interface ProfileRecord extends NamespaceProfile {
   updatedAt: Date;
 }
 
-export type NamespaceStatus =
-  'awaiting-approval' | 'provisioning' | 'ready' | 'failed' | 'denied' | 'retiring' | 'retired';
+export type { NamespaceStatus };
 
 export interface NamespaceRow {
   id: string;
@@ -52,12 +46,7 @@ export interface NamespaceRow {
   ended_at: Date | null;
 }
 
-export interface Member {
-  kind: 'User' | 'Group' | 'Robot';
-  name: string;
-  role: string;
-  owner: boolean;
-}
+export type Member = NamespaceMember;
 
 /** Statuses of a namespace that is over: kept as history, its name free again. */
 export const ended: readonly NamespaceStatus[] = ['denied', 'failed', 'retired'];
@@ -272,19 +261,15 @@ export async function askNamespace(
     const status: NamespaceStatus = p.approval ? 'awaiting-approval' : 'provisioning';
     let approvalId: string | undefined;
     if (p.approval)
-      approvalId = await askNamespaceApproval(c, {
-        spec: {
-          action: 'create',
-          namespace: ask.name,
-          clusters: ask.clusters,
-          profile: p.name,
-          owner: who.name,
-        },
-        approval: p.approval,
-        requester: who,
-        reason: ask.reason,
-        publicUrl: ask.publicUrl,
-      });
+      approvalId = await askApproval(
+        c,
+        'create',
+        { name: ask.name, profile: p.name, owner: who.name },
+        ask.clusters,
+        p.approval,
+        who,
+        ask,
+      );
     const rows: NamespaceRow[] = [];
     for (const cluster of ask.clusters) {
       const [row] = await query<NamespaceRow>(
@@ -397,10 +382,10 @@ export async function membersOf(db: Queryable, id: string): Promise<Member[]> {
   );
 }
 
-/** Insert the binding that gives `subject` `role` in the namespace. */
-async function bind(
+/** Insert the binding that gives `subject` `role` in the namespace (the reconciler makes the owner's). */
+export async function bind(
   c: Queryable,
-  ns: NamespaceRow,
+  ns: Pick<NamespaceRow, 'id' | 'cluster' | 'name'>,
   subject: { kind: Member['kind']; name: string },
   role: string,
   as: 'owner' | 'member',
@@ -424,22 +409,55 @@ async function bind(
   );
 }
 
-/** The namespace row, locked for a change, or a 404 / 409 that says why not. */
-async function lockLive(c: Queryable, cluster: string, name: string): Promise<NamespaceRow> {
-  const [r] = await query<NamespaceRow>(
-    c,
-    `SELECT * FROM managed_namespaces WHERE cluster = $1 AND name = $2 AND ${live} FOR UPDATE`,
-    [cluster, name],
-  );
-  if (!r) throw notFound(cluster, name);
-  return r;
-}
-
 export const notFound = (cluster: string, name: string) =>
   new KgError(
     'KG_ERR_NOT_FOUND',
     `no self-service namespace ${JSON.stringify(name)} on cluster ${JSON.stringify(cluster)}`,
   );
+
+/** A change to one live namespace, by someone the API resolved. */
+export interface NamespaceChange {
+  cluster: string;
+  name: string;
+  who: Actor;
+  /** Throws when `who` may not change it (checked on the locked row). */
+  allowed: (ns: NamespaceRow) => Promise<void>;
+}
+
+/**
+ * Run `fn` on the namespace's row, locked, once `allowed` agrees; and record
+ * what it did as one audit event in the same transaction.
+ */
+async function changeNamespace<T>(
+  pool: Pool,
+  t: NamespaceChange,
+  fn: (c: Queryable, ns: NamespaceRow) => Promise<{ result: T; event: NamespaceEvent }>,
+): Promise<T> {
+  return inTransaction(pool, async (c) => {
+    const [ns] = await query<NamespaceRow>(
+      c,
+      `SELECT * FROM managed_namespaces WHERE cluster = $1 AND name = $2 AND ${live} FOR UPDATE`,
+      [t.cluster, t.name],
+    );
+    if (!ns) throw notFound(t.cluster, t.name);
+    await t.allowed(ns);
+    const { result, event } = await fn(c, ns);
+    await recordAdminEvent(c, {
+      actor: t.who.actor,
+      cluster: t.cluster,
+      ...event,
+      ...origin(t.who),
+    });
+    return result;
+  });
+}
+
+interface NamespaceEvent {
+  verb: string;
+  resource: 'namespaces' | 'namespacemembers';
+  name: string;
+  detail: unknown;
+}
 
 function mustBeReady(r: NamespaceRow, what: string) {
   if (r.status !== 'ready')
@@ -449,90 +467,74 @@ function mustBeReady(r: NamespaceRow, what: string) {
     );
 }
 
-/** Give a member a role (replacing any role they had); the API has checked the role is allowed. */
-export async function setMember(
+/** Delete a member's binding; whether there was one. */
+async function unbind(
+  c: Queryable,
+  ns: NamespaceRow,
+  member: { kind: string; name: string },
+): Promise<boolean> {
+  const gone = await query(
+    c,
+    `DELETE FROM bindings WHERE managed_namespace = $1 AND managed_as = 'member'
+        AND subjects @> $2::jsonb RETURNING id`,
+    [ns.id, JSON.stringify([{ kind: member.kind, name: member.name }])],
+  );
+  return gone.length > 0;
+}
+
+/** Give a member a role (replacing any role they had); `allowed` checks the role too. */
+export function setMember(
   pool: Pool,
-  cluster: string,
-  name: string,
+  t: NamespaceChange,
   member: { kind: 'User' | 'Group'; name: string; role: string },
-  who: Actor,
-  allowed: (ns: NamespaceRow) => Promise<void>,
 ): Promise<Member> {
-  return inTransaction(pool, async (c) => {
-    const ns = await lockLive(c, cluster, name);
-    await allowed(ns);
+  return changeNamespace(pool, t, async (c, ns) => {
     mustBeReady(ns, 'add members');
     if (member.kind === 'User' && ns.owner_kind === 'user' && member.name === ns.owner)
       throw new KgError(
         'KG_ERR_CONFLICT',
-        `${member.name} owns namespace ${name}: owners are not members`,
+        `${member.name} owns namespace ${ns.name}: owners are not members`,
       );
-    const removed = await query(
-      c,
-      `DELETE FROM bindings WHERE managed_namespace = $1 AND managed_as = 'member'
-          AND subjects @> $2::jsonb RETURNING id`,
-      [ns.id, JSON.stringify([{ kind: member.kind, name: member.name }])],
-    );
-    await bind(c, ns, { kind: member.kind, name: member.name }, member.role, 'member', who.actor);
-    await recordAdminEvent(c, {
-      actor: who.actor,
-      verb: removed.length ? 'update' : 'create',
-      resource: 'namespacemembers',
-      name: `${name}/${member.kind}/${member.name}`,
-      cluster,
-      detail: { namespace: name, member },
-      ...origin(who),
-    });
-    return { ...member, owner: false };
+    const had = await unbind(c, ns, member);
+    await bind(c, ns, { kind: member.kind, name: member.name }, member.role, 'member', t.who.actor);
+    return {
+      result: { ...member, owner: false },
+      event: {
+        verb: had ? 'update' : 'create',
+        resource: 'namespacemembers',
+        name: `${ns.name}/${member.kind}/${member.name}`,
+        detail: { namespace: ns.name, member },
+      },
+    };
   });
 }
 
-export async function removeMember(
+export function removeMember(
   pool: Pool,
-  cluster: string,
-  name: string,
+  t: NamespaceChange,
   member: { kind: 'User' | 'Group'; name: string },
-  who: Actor,
-  allowed: (ns: NamespaceRow) => Promise<void>,
 ): Promise<void> {
-  await inTransaction(pool, async (c) => {
-    const ns = await lockLive(c, cluster, name);
-    await allowed(ns);
-    const removed = await query(
-      c,
-      `DELETE FROM bindings WHERE managed_namespace = $1 AND managed_as = 'member'
-          AND subjects @> $2::jsonb RETURNING id`,
-      [ns.id, JSON.stringify([member])],
-    );
-    if (!removed.length)
+  return changeNamespace(pool, t, async (c, ns) => {
+    if (!(await unbind(c, ns, member)))
       throw new KgError(
         'KG_ERR_NOT_FOUND',
-        `${member.kind} ${JSON.stringify(member.name)} is not a member of namespace ${name} on ${cluster}`,
+        `${member.kind} ${JSON.stringify(member.name)} is not a member of namespace ${ns.name} on ${ns.cluster}`,
       );
-    await recordAdminEvent(c, {
-      actor: who.actor,
-      verb: 'delete',
-      resource: 'namespacemembers',
-      name: `${name}/${member.kind}/${member.name}`,
-      cluster,
-      detail: { namespace: name, member },
-      ...origin(who),
-    });
+    return {
+      result: undefined,
+      event: {
+        verb: 'delete',
+        resource: 'namespacemembers',
+        name: `${ns.name}/${member.kind}/${member.name}`,
+        detail: { namespace: ns.name, member },
+      },
+    };
   });
 }
 
 /** Hand the namespace to another user: their owner binding replaces the old owner's. */
-export async function transferOwner(
-  pool: Pool,
-  cluster: string,
-  name: string,
-  to: string,
-  who: Actor,
-  allowed: (ns: NamespaceRow) => Promise<void>,
-): Promise<NamespaceRow> {
-  return inTransaction(pool, async (c) => {
-    const ns = await lockLive(c, cluster, name);
-    await allowed(ns);
+export function transferOwner(pool: Pool, t: NamespaceChange, to: string): Promise<NamespaceRow> {
+  return changeNamespace(pool, t, async (c, ns) => {
     mustBeReady(ns, 'transfer it');
     const [known] = await query(c, 'SELECT 1 FROM users WHERE username = $1', [to]);
     if (!known)
@@ -540,36 +542,27 @@ export async function transferOwner(
         'KG_ERR_VALIDATION',
         `user ${JSON.stringify(to)} has never signed in to kubegate: they sign in once, then it can be handed to them`,
       );
-    const [profile] = await query<ProfileRow>(
-      c,
-      'SELECT * FROM namespace_profiles WHERE name = $1',
-      [ns.profile],
-    );
+    const profile = await getProfile(c, ns.profile);
     await query(c, `DELETE FROM bindings WHERE managed_namespace = $1 AND managed_as = 'owner'`, [
       ns.id,
     ]);
     // The new owner is no longer also a member.
-    await query(
-      c,
-      `DELETE FROM bindings WHERE managed_namespace = $1 AND managed_as = 'member' AND subjects @> $2::jsonb`,
-      [ns.id, JSON.stringify([{ kind: 'User', name: to }])],
-    );
+    await unbind(c, ns, { kind: 'User', name: to });
     const [row] = await query<NamespaceRow>(
       c,
       `UPDATE managed_namespaces SET owner = $2, owner_kind = 'user' WHERE id = $1 RETURNING *`,
       [ns.id, to],
     );
-    await bind(c, row!, { kind: 'User', name: to }, profile!.spec.ownerRole, 'owner', who.actor);
-    await recordAdminEvent(c, {
-      actor: who.actor,
-      verb: 'update',
-      resource: 'namespaces',
-      name,
-      cluster,
-      detail: { owner: { before: ns.owner, after: to } },
-      ...origin(who),
-    });
-    return row!;
+    await bind(c, ns, { kind: 'User', name: to }, profile.ownerRole, 'owner', t.who.actor);
+    return {
+      result: row!,
+      event: {
+        verb: 'update',
+        resource: 'namespaces',
+        name: ns.name,
+        detail: { owner: { before: ns.owner, after: to } },
+      },
+    };
   });
 }
 
@@ -577,80 +570,117 @@ export async function transferOwner(
  * Retire a namespace: its bindings go at once and the cluster deletes it; or,
  * where the profile says so, an approval request first.
  */
-export async function retireNamespace(
+export function retireNamespace(
   pool: Pool,
-  cluster: string,
-  name: string,
-  who: Actor,
+  t: NamespaceChange,
   publicUrl: string,
-  allowed: (ns: NamespaceRow) => Promise<void>,
 ): Promise<NamespaceRow> {
-  return inTransaction(pool, async (c) => {
-    const ns = await lockLive(c, cluster, name);
-    await allowed(ns);
-    if (ns.status === 'retiring') return ns;
+  return changeNamespace(pool, t, async (c, ns) => {
     if (ns.retire_approval_id)
       throw new KgError(
         'KG_ERR_CONFLICT',
-        `deleting namespace ${name} on ${cluster} already waits for approval ${ns.retire_approval_id}`,
+        `deleting namespace ${ns.name} on ${ns.cluster} already waits for approval ${ns.retire_approval_id}`,
       );
-    const [p] = await query<ProfileRow>(c, 'SELECT * FROM namespace_profiles WHERE name = $1', [
-      ns.profile,
-    ]);
-    const approval = p!.spec.approval;
+    const approval = ns.status === 'ready' ? (await getProfile(c, ns.profile)).approval : null;
     let row: NamespaceRow;
-    if (approval?.onDelete && ns.status === 'ready') {
-      const approvalId = await askNamespaceApproval(c, {
-        spec: {
-          action: 'delete',
-          namespace: name,
-          clusters: [cluster],
-          profile: ns.profile,
-          owner: ns.owner,
-        },
-        approval,
-        requester: who,
-        reason: `delete namespace ${name}`,
+    if (approval?.onDelete) {
+      const approvalId = await askApproval(c, 'delete', ns, [ns.cluster], approval, t.who, {
+        reason: `delete namespace ${ns.name}`,
         publicUrl,
       });
-      [row] = (await query<NamespaceRow>(
-        c,
-        `UPDATE managed_namespaces SET retire_approval_id = $2, message = 'deletion waits for approval'
-          WHERE id = $1 RETURNING *`,
-        [ns.id, approvalId],
-      )) as [NamespaceRow];
+      row = await setStatus(c, ns.id, {
+        retire_approval_id: approvalId,
+        message: 'deletion waits for approval',
+      });
     } else {
       await query(c, 'DELETE FROM bindings WHERE managed_namespace = $1', [ns.id]);
-      // Not yet on the cluster (waiting for approval, or still being made): nothing to delete there.
-      const nothingThere = ns.status === 'awaiting-approval';
-      [row] = (await query<NamespaceRow>(
-        c,
-        `UPDATE managed_namespaces SET status = $2, message = $3,
-                ended_at = CASE WHEN $2 = 'retired' THEN now() END
-          WHERE id = $1 RETURNING *`,
-        [
-          ns.id,
-          nothingThere ? 'retired' : 'retiring',
-          nothingThere ? 'withdrawn before it was created' : 'being deleted',
-        ],
-      )) as [NamespaceRow];
-      if (nothingThere && ns.approval_id)
+      // Still waiting for approval: nothing on the cluster to delete, and the request is withdrawn.
+      if (ns.status === 'awaiting-approval') {
+        row = await setStatus(c, ns.id, {
+          status: 'retired',
+          message: 'withdrawn before it was created',
+          ended: true,
+        });
         await query(
           c,
           `UPDATE approval_requests SET status = 'withdrawn', decided_at = now()
             WHERE id = $1 AND status = 'pending'`,
           [ns.approval_id],
         );
+      } else row = await setStatus(c, ns.id, { status: 'retiring', message: 'being deleted' });
     }
-    await recordAdminEvent(c, {
-      actor: who.actor,
-      verb: 'delete',
-      resource: 'namespaces',
-      name,
-      cluster,
-      detail: { status: row.status, profile: ns.profile },
-      ...origin(who),
-    });
-    return row;
+    return {
+      result: row,
+      event: {
+        verb: 'delete',
+        resource: 'namespaces',
+        name: ns.name,
+        detail: { status: row.status, profile: ns.profile },
+      },
+    };
+  });
+}
+
+/** Move a namespace on: the columns given, and `ended_at`/`reconciled_at` stamped when asked. */
+export async function setStatus(
+  c: Queryable,
+  id: string,
+  f: {
+    status?: NamespaceStatus;
+    message?: string;
+    retire_approval_id?: string;
+    ended?: boolean;
+    ready?: boolean;
+    reconciled?: boolean;
+    drift?: number;
+  },
+): Promise<NamespaceRow> {
+  const [row] = await query<NamespaceRow>(
+    c,
+    `UPDATE managed_namespaces SET status = coalesce($2, status), message = coalesce($3, message),
+            retire_approval_id = coalesce($4, retire_approval_id),
+            ended_at = CASE WHEN $5 THEN now() ELSE ended_at END,
+            ready_at = CASE WHEN $6 THEN now() ELSE ready_at END,
+            reconciled_at = CASE WHEN $7 THEN now() ELSE reconciled_at END,
+            drift = drift + $8
+      WHERE id = $1 RETURNING *`,
+    [
+      id,
+      f.status ?? null,
+      f.message ?? null,
+      f.retire_approval_id ?? null,
+      f.ended === true,
+      f.ready === true,
+      f.reconciled === true,
+      f.drift ?? 0,
+    ],
+  );
+  return row!;
+}
+
+/** The approval request creating or deleting a namespace waits for; its id. */
+function askApproval(
+  c: Queryable,
+  action: 'create' | 'delete',
+  ns: { name: string; profile: string; owner: string },
+  clusters: string[],
+  approval: ProfileApproval,
+  who: Actor,
+  o: { reason: string; publicUrl: string },
+): Promise<string> {
+  return openRequest(c, {
+    kind: 'namespace',
+    spec: {
+      action,
+      namespace: ns.name,
+      clusters,
+      profile: ns.profile,
+      owner: ns.owner,
+      policies: [ns.profile],
+    },
+    requester: who,
+    reason: o.reason,
+    pendingFor: approval.pendingFor,
+    publicUrl: o.publicUrl,
   });
 }

@@ -18,6 +18,7 @@
  */
 import { KgError, invalid } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
+import { wholeNumber } from '../../common/json-object.js';
 import { selectorMatches, validateSelector } from '../../common/kube-grammar.js';
 import type { Logger } from '../../common/log.js';
 import type { TokenStore } from '../authn/token-store.js';
@@ -90,23 +91,6 @@ function runbookView(r: RunbookRecord) {
     updatedBy: r.updatedBy,
     updatedAt: r.updatedAt,
   };
-}
-
-/** A whole number in [min, max], or a problem. */
-function whole(
-  raw: unknown,
-  at: string,
-  min: number,
-  max: number,
-  fallback: number,
-  problems: string[],
-) {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
-    problems.push(`${at}: must be a whole number from ${min} to ${max}`);
-    return fallback;
-  }
-  return raw;
 }
 
 /** The RBAC request a run stands for: `run` on the runbook, in the run's namespace. */
@@ -195,8 +179,8 @@ function checkRun(
     problems.push('reason: must be a string of at most 1000 characters');
   if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
     problems.push('dryRun: must be true or false');
-  const canary = whole(body.canary, 'canary', 0, maxClusters, 0, problems);
-  const concurrency = whole(body.concurrency, 'concurrency', 1, 50, 5, problems);
+  const canary = wholeNumber(body.canary, 'canary', 0, maxClusters, 0, problems);
+  const concurrency = wholeNumber(body.concurrency, 'concurrency', 1, 50, 5, problems);
   let offlineWait = 60;
   if (body.offlineWait !== undefined) {
     const ms = typeof body.offlineWait === 'string' ? parseDuration(body.offlineWait) : undefined;

@@ -11,6 +11,7 @@
  * runs out with a step still `running` makes that step (and the target)
  * `unknown` — it is never sent a second time.
  */
+import type { Requester } from '../approvals/records.js';
 import { createHash } from 'node:crypto';
 import { KgError, invalid } from '../../common/errors.js';
 import { askRunApproval, runPolicies, withdrawRunApproval } from '../approvals/run-approval.js';
@@ -262,14 +263,7 @@ async function saved(c: Queryable, row: RunbookRow, actor: string, verb: string)
 
 // --- runs --------------------------------------------------------------------
 
-export interface Requester {
-  name: string;
-  kind: 'user' | 'robot';
-  groups: string[];
-  actor: string;
-  sourceIp?: string;
-  userAgent?: string;
-}
+export type { Requester };
 
 export interface NewRun {
   runbook: RunbookRecord;

@@ -15,8 +15,14 @@
 import { get, request } from '../api.js';
 import { field, h, replace, uid, type Child } from '../dom.js';
 import { when } from '../format.js';
-import { selectorMatches, selectorText, type LabelSelector } from '../selector.js';
+import { selectorMatches, selectorText } from '../selector.js';
 import type { Me, ViewContext } from '../view.js';
+import type {
+  NamespaceMember,
+  NamespaceProfileView,
+  NamespaceStatus,
+  NamespaceView,
+} from '../wire/namespaces.js';
 import {
   actionButton,
   badge,
@@ -29,62 +35,10 @@ import {
   type StatusArea,
 } from '../widgets.js';
 
-export type NamespaceStatus =
-  'awaiting-approval' | 'provisioning' | 'ready' | 'failed' | 'denied' | 'retiring' | 'retired';
-
-export interface Member {
-  kind: 'User' | 'Group';
-  name: string;
-  role: string;
-  owner: boolean;
-}
-
-export interface Namespace {
-  cluster: string;
-  name: string;
-  profile: string;
-  owner: string;
-  status: NamespaceStatus;
-  message: string;
-  approvalId?: string;
-  /** Set while the namespace's deletion waits for an approver. */
-  retireApprovalId?: string;
-  requestedBy: string;
-  createdAt: string;
-  readyAt?: string | null;
-  drift: number;
-  yourRole?: string;
-  mayManage: boolean;
-  members?: Member[];
-}
-
-export interface Profile {
-  name: string;
-  description?: string;
-  clusters: { names?: string[]; selector?: LabelSelector };
-  naming?: { prefix?: string; pattern?: string; maxLength?: number };
-  quota?: Record<string, string>;
-  limits?: {
-    default?: Record<string, string>;
-    defaultRequest?: Record<string, string>;
-    max?: Record<string, string>;
-  };
-  networkPolicy?: 'default-deny' | 'none';
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerRole?: string;
-  memberRoles?: string[];
-  perUserLimit?: number;
-  requesterGroups?: string[];
-  approval?: {
-    approvers: { groups: string[]; count: number };
-    pendingFor?: number | string;
-    onDelete?: boolean;
-  } | null;
-  version?: number;
-  updatedBy?: string;
-  updatedAt?: string;
-}
+export type { NamespaceStatus };
+export type Member = NamespaceMember;
+export type Namespace = NamespaceView;
+export type Profile = NamespaceProfileView;
 
 /** Statuses a namespace leaves by itself: pages follow it while it is in one. */
 const changing: readonly NamespaceStatus[] = ['awaiting-approval', 'provisioning', 'retiring'];
