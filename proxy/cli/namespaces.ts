@@ -13,12 +13,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 import { formatSelector } from '../../common/kube-grammar.js';
 import { KgError } from '../../common/errors.js';
 import { flag, flagList, UsageError, type Invocation } from './args.js';
-import { ApiError, call, endpoint, type Endpoint } from './rest.js';
+import { ApiError, call, endpoint, Poller, type Endpoint } from './rest.js';
 import { table } from './table.js';
+import { documentFrom } from './runbooks.js';
 import type {
   NamespaceMember,
   NamespaceProfileView,
@@ -133,9 +134,6 @@ export class NamespaceProgress {
   }
 }
 
-/** How many failed polls in a row --wait lives through (a proxy restarting, a blip). */
-const pollFailures = 30;
-
 async function follow(
   p: Invocation,
   e: Endpoint,
@@ -144,7 +142,7 @@ async function follow(
 ): Promise<number> {
   const progress = new NamespaceProgress();
   const current = new Map(first.map((n) => [where(n), n]));
-  let failures = 0;
+  const poll = new Poller(e);
   for (;;) {
     for (const n of current.values())
       for (const l of progress.update(n)) p.io.stdout.write(`${l}\n`);
@@ -152,21 +150,12 @@ async function follow(
     if (!open.length) break;
     await sleep(intervalMs);
     for (const n of open) {
-      try {
-        current.set(
-          where(n),
-          (await call(e, 'GET', namespacePath(n.cluster, n.name))).json as NamespaceView,
-        );
-        failures = 0;
-      } catch (err) {
-        // A refusal will not get better; a network error or a 5xx may.
-        const status = err instanceof ApiError ? err.statusCode : 0;
-        if ((status && status < 500) || ++failures >= pollFailures)
-          throw new KgError(
-            'KG_ERR_BAD_REQUEST',
-            `lost track of ${where(n)} (${(err as Error).message}); see: kubegate namespace get ${n.name} --cluster ${n.cluster}`,
-          );
-      }
+      const now = await poll.get<NamespaceView>(
+        namespacePath(n.cluster, n.name),
+        (why) =>
+          `lost track of ${where(n)} (${why}); see: kubegate namespace get ${n.name} --cluster ${n.cluster}`,
+      );
+      if (now) current.set(where(n), now);
     }
   }
   const all = [...current.values()];
@@ -376,23 +365,15 @@ export function profileFrom(
   text: string,
   file: string,
 ): Record<string, unknown> & { name: string } {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new KgError('KG_ERR_BAD_REQUEST', `${file}: not YAML or JSON: ${(err as Error).message}`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `${file}: must hold one namespace profile (a mapping with name, clusters, …)`,
-    );
-  const fields = doc as Record<string, unknown>;
+  const fields = documentFrom(
+    text,
+    file,
+    'one namespace profile (a mapping with name, clusters, …)',
+    readOnly,
+  );
   if (typeof fields.name !== 'string' || !fields.name)
     throw new KgError('KG_ERR_BAD_REQUEST', `${file}: the profile needs a name`);
-  return Object.fromEntries(
-    Object.entries(fields).filter(([k]) => !readOnly.includes(k)),
-  ) as Record<string, unknown> & { name: string };
+  return fields as Record<string, unknown> & { name: string };
 }
 
 export async function profileList(p: Invocation): Promise<void> {

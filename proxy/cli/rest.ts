@@ -155,3 +155,31 @@ async function send(
     await dispatcher.close();
   }
 }
+
+/**
+ * GETs of something `--wait` follows: a refusal (403, 404) ends the wait at
+ * once, since it will not get better; a network error or a 5xx (a proxy
+ * restarting, a blip) only after `maxFailures` in a row. `lost` says what
+ * the person can do instead.
+ */
+export class Poller {
+  private failures = 0;
+
+  constructor(
+    private readonly e: Endpoint,
+    private readonly maxFailures = 30,
+  ) {}
+
+  async get<T>(path: string, lost: (why: string) => string): Promise<T | undefined> {
+    try {
+      const v = (await call(this.e, 'GET', path)).json as T;
+      this.failures = 0;
+      return v;
+    } catch (err) {
+      const status = err instanceof ApiError ? err.statusCode : 0;
+      if ((status && status < 500) || ++this.failures >= this.maxFailures)
+        throw new KgError('KG_ERR_BAD_REQUEST', lost((err as Error).message));
+      return undefined;
+    }
+  }
+}

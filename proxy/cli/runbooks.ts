@@ -35,7 +35,7 @@ import {
 } from '../runbooks/store.js';
 import { cliActor, flag, flagList, UsageError, withPool, type Invocation } from './args.js';
 import { table } from './table.js';
-import { ApiError, call, endpoint, type Endpoint } from './rest.js';
+import { call, endpoint, Poller, type Endpoint } from './rest.js';
 
 // --- shapes the API answers with ---------------------------------------------------
 
@@ -302,9 +302,6 @@ export function runSummary(r: RunView): string {
   );
 }
 
-/** How many failed polls in a row `--wait` lives through (a proxy restarting, a blip). */
-const pollFailures = 30;
-
 async function follow(
   p: Invocation,
   e: Endpoint,
@@ -313,23 +310,16 @@ async function follow(
 ): Promise<number> {
   const progress = new Progress();
   let run = first;
-  let failures = 0;
+  const poll = new Poller(e);
   for (;;) {
     for (const l of progress.update(run)) p.io.stdout.write(`${l}\n`);
     if (runFinished(run)) break;
     await sleep(intervalMs);
-    try {
-      run = (await call(e, 'GET', `/api/v1/runs/${encodeURIComponent(run.id)}`)).json as RunView;
-      failures = 0;
-    } catch (err) {
-      // A refusal (404, 403) will not get better; a network error or a 5xx may.
-      const status = err instanceof ApiError ? err.statusCode : 0;
-      if ((status && status < 500) || ++failures >= pollFailures)
-        throw new KgError(
-          'KG_ERR_BAD_REQUEST',
-          `lost track of run ${run.id} (${(err as Error).message}); it goes on: kubegate runs get ${run.id}`,
-        );
-    }
+    run =
+      (await poll.get<RunView>(
+        `/api/v1/runs/${encodeURIComponent(run.id)}`,
+        (why) => `lost track of run ${run.id} (${why}); it goes on: kubegate runs get ${run.id}`,
+      )) ?? run;
   }
   p.io.stdout.write(`${runSummary(run)}\n`);
   return run.status === 'succeeded' ? 0 : 1;
@@ -593,6 +583,20 @@ const metadataFields = ['version', 'builtin', 'updatedBy', 'updatedAt'];
 
 /** A definition read from a file (YAML or JSON; - for stdin), without the API's metadata fields. */
 export function definitionFrom(text: string, file: string): Record<string, unknown> {
+  return documentFrom(text, file, 'one runbook (a mapping with name, steps, …)', metadataFields);
+}
+
+/**
+ * One mapping read from a file's text (YAML, so JSON too), without the
+ * fields the API adds (`apply` sends back what `get` printed); `what` says
+ * what the file must hold when it holds something else.
+ */
+export function documentFrom(
+  text: string,
+  file: string,
+  what: string,
+  apiFields: readonly string[],
+): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -600,12 +604,9 @@ export function definitionFrom(text: string, file: string): Record<string, unkno
     throw new KgError('KG_ERR_BAD_REQUEST', `${file}: not YAML or JSON: ${(err as Error).message}`);
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc))
-    throw new KgError(
-      'KG_ERR_BAD_REQUEST',
-      `${file}: must hold one runbook (a mapping with name, steps, …)`,
-    );
+    throw new KgError('KG_ERR_BAD_REQUEST', `${file}: must hold ${what}`);
   return Object.fromEntries(
-    Object.entries(doc as Record<string, unknown>).filter(([k]) => !metadataFields.includes(k)),
+    Object.entries(doc as Record<string, unknown>).filter(([k]) => !apiFields.includes(k)),
   );
 }
 

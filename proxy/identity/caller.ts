@@ -12,6 +12,8 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { KgError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { PolicyState } from '../authz/policy-store.js';
 import type { Pool } from '../db/pool.js';
 import { authenticate } from '../authn/authenticate.js';
 import type { TokenStore } from '../authn/token-store.js';
@@ -58,6 +60,12 @@ export interface CallerDeps {
   pool: Pool;
   tokens: TokenStore;
   settings: IdentitySettings;
+}
+
+/** What a feature's REST routes need that decide with central RBAC: the caller, the policy, a log. */
+export interface PolicyRouteDeps extends CallerDeps {
+  policy: () => PolicyState;
+  log: Logger;
 }
 
 /** Resolve the caller, or throw 401. Does not check CSRF; see `checkBrowserRequest`. */

@@ -23,20 +23,19 @@
  */
 import { KgError, invalid } from '../../common/errors.js';
 import { selectorMatches } from '../../common/kube-grammar.js';
-import type { Logger } from '../../common/log.js';
 import { checkQuery, oneOf, optional } from '../api/params.js';
 import { bindingsFor } from '../authz/authorizer.js';
 import { uncovered } from '../authz/covers.js';
-import type { PolicyState } from '../authz/policy-store.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import {
   mount,
   smallObjectBody,
+  type Operation,
   type BaseCall,
   type Route,
   type RouteSpec,
 } from '../http/routes.js';
-import { guardCaller, type Caller, type CallerDeps } from '../identity/caller.js';
+import { guardCaller, type Caller, type PolicyRouteDeps } from '../identity/caller.js';
 import type { NamespaceProfileView, NamespaceView } from '../console/ui/wire/namespaces.js';
 import { dnsLabel, nameProblem } from './profile-spec.js';
 import {
@@ -60,11 +59,9 @@ import {
   type ProfileRecord,
 } from './store.js';
 
-export interface NamespacesApiDeps extends CallerDeps {
-  policy: () => PolicyState;
+export interface NamespacesApiDeps extends PolicyRouteDeps {
   /** Something changed that the cluster should see: reconcile now rather than at the next pass. */
   changed: () => void;
-  log: Logger;
 }
 
 interface Call extends BaseCall {
@@ -395,128 +392,89 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     writeJson(c.res, 200, view(row, c.caller));
   };
 
-  const taking =
-    (allowed: readonly string[], handle: (c: Call) => Promise<void>) => async (c: Call) => {
-      checkQuery(c.query, allowed);
+  /** An operation that takes no query parameters (the list checks its own). */
+  const op = (
+    access: Operation<Call>['access'],
+    summary: string,
+    handle: (c: Call) => Promise<void>,
+    more: Partial<Operation<Call>> = {},
+  ): Operation<Call> => ({
+    access,
+    summary,
+    handle: async (c) => {
+      if (!more.query) checkQuery(c.query, []);
       await handle(c);
-    };
-  const tag = 'namespaces';
+    },
+    ...more,
+  });
+  const route = (path: string, methods: RouteSpec<Call>['methods']): RouteSpec<Call> => ({
+    path,
+    tag: 'namespaces',
+    methods,
+  });
+  const member = '/api/v1/namespaces/{cluster}/{name}';
   const specs: RouteSpec<Call>[] = [
-    {
-      path: '/api/v1/namespace-profiles',
-      tag,
-      methods: {
-        GET: {
-          access: 'caller',
-          summary: 'Namespace profiles you may use (admins: all)',
-          handle: taking([], profiles),
-        },
-        POST: {
-          access: 'admin',
-          summary: 'A new namespace profile',
-          body: profileBody,
-          responses: { 201: 'the profile' },
-          handle: taking([], createProfile),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespace-profiles/{name}',
-      tag,
-      methods: {
-        GET: { access: 'caller', summary: 'One namespace profile', handle: taking([], oneProfile) },
-        PUT: {
-          access: 'admin',
-          summary:
-            'Replace a namespace profile (If-Match: the version read); its namespaces follow at the next reconcile',
-          body: profileBody,
-          handle: taking([], replaceProfile),
-        },
-        DELETE: {
-          access: 'admin',
-          summary: 'Delete a namespace profile no namespace uses',
-          handle: taking([], removeProfile),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespaces',
-      tag,
-      methods: {
-        GET: {
-          access: 'caller',
-          summary: 'Your self-service namespaces (owner or member); admins: all=true for every one',
-          query: ['cluster', 'profile', 'all', 'history'],
-          handle: list,
-        },
-        POST: {
-          access: 'caller',
-          summary:
-            'Ask for a namespace {name, profile, clusters, reason}: 201 when it is being made, 202 when it waits for approval',
-          body: smallObjectBody,
-          responses: { 201: 'being created', 202: 'waiting for approval' },
-          handle: taking([], ask),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespaces/{cluster}/{name}',
-      tag,
-      methods: {
-        GET: {
-          access: 'caller',
-          summary: 'One namespace with its owner and members',
-          handle: taking([], one),
-        },
-        DELETE: {
-          access: 'caller',
-          summary:
-            'Retire a namespace (owner or admin): its bindings go at once, the cluster deletes it',
-          responses: { 202: 'being deleted, or waiting for approval' },
-          handle: taking([], retire),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespaces/{cluster}/{name}/members',
-      tag,
-      methods: {
-        GET: {
-          access: 'caller',
-          summary: "A namespace's owner and members",
-          handle: taking([], members),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespaces/{cluster}/{name}/members/{kind}/{member}',
-      tag,
-      methods: {
-        PUT: {
-          access: 'caller',
-          summary: 'Add a member (User or Group) or change their role {role} (owner or admin)',
-          body: smallObjectBody,
-          handle: taking([], putMember),
-        },
-        DELETE: {
-          access: 'caller',
-          summary: 'Remove a member (owner or admin): their access ends at once',
-          handle: taking([], deleteMember),
-        },
-      },
-    },
-    {
-      path: '/api/v1/namespaces/{cluster}/{name}/owner',
-      tag,
-      methods: {
-        POST: {
-          access: 'caller',
-          summary: 'Hand the namespace to another user {user} (owner or admin)',
-          body: smallObjectBody,
-          handle: taking([], transfer),
-        },
-      },
-    },
+    route('/api/v1/namespace-profiles', {
+      GET: op('caller', 'Namespace profiles you may use (admins: all)', profiles),
+      POST: op('admin', 'A new namespace profile', createProfile, {
+        body: profileBody,
+        responses: { 201: 'the profile' },
+      }),
+    }),
+    route('/api/v1/namespace-profiles/{name}', {
+      GET: op('caller', 'One namespace profile', oneProfile),
+      PUT: op(
+        'admin',
+        'Replace a namespace profile (If-Match: the version read); its namespaces follow at the next reconcile',
+        replaceProfile,
+        { body: profileBody },
+      ),
+      DELETE: op('admin', 'Delete a namespace profile no namespace uses', removeProfile),
+    }),
+    route('/api/v1/namespaces', {
+      GET: op(
+        'caller',
+        'Your self-service namespaces (owner or member); admins: all=true for every one',
+        list,
+        { query: ['cluster', 'profile', 'all', 'history'] },
+      ),
+      POST: op(
+        'caller',
+        'Ask for a namespace {name, profile, clusters, reason}: 201 when it is being made, 202 when it waits for approval',
+        ask,
+        { body: smallObjectBody, responses: { 201: 'being created', 202: 'waiting for approval' } },
+      ),
+    }),
+    route(member, {
+      GET: op('caller', 'One namespace with its owner and members', one),
+      DELETE: op(
+        'caller',
+        'Retire a namespace (owner or admin): its bindings go at once, the cluster deletes it',
+        retire,
+        { responses: { 202: 'being deleted, or waiting for approval' } },
+      ),
+    }),
+    route(`${member}/members`, {
+      GET: op('caller', "A namespace's owner and members", members),
+    }),
+    route(`${member}/members/{kind}/{member}`, {
+      PUT: op(
+        'caller',
+        'Add a member (User or Group) or change their role {role} (owner or admin)',
+        putMember,
+        { body: smallObjectBody },
+      ),
+      DELETE: op(
+        'caller',
+        'Remove a member (owner or admin): their access ends at once',
+        deleteMember,
+      ),
+    }),
+    route(`${member}/owner`, {
+      POST: op('caller', 'Hand the namespace to another user {user} (owner or admin)', transfer, {
+        body: smallObjectBody,
+      }),
+    }),
   ];
   return mount(specs, (base, op) =>
     guardCaller(d, base.req, op).then((caller) => ({ ...base, caller })),

@@ -13,35 +13,12 @@ import { validateSelector, labelKeyProblem, labelValueProblem } from '../../comm
 import { isObject, unknownFields, wholeNumber } from '../../common/json-object.js';
 import { parseDuration } from '../../common/config.js';
 import type { ClusterChoice } from '../approvals/policy-spec.js';
+import type { NamespaceProfileView } from '../console/ui/wire/namespaces.js';
 
-export interface ProfileApproval {
-  /** Members of any of these groups decide; `count` distinct ones (never the requester). */
-  approvers: { groups: string[]; count: number };
-  /** How long a request waits before it expires, in seconds. */
-  pendingFor: number;
-  /** Whether deleting a namespace of this profile waits for approval too. */
-  onDelete: boolean;
-}
-
-export interface NamespaceProfile {
-  name: string;
-  description: string;
-  clusters: ClusterChoice;
-  naming: { prefix: string; pattern: string; maxLength: number };
-  /** ResourceQuota `spec.hard`; empty: no quota. */
-  quota: Record<string, string>;
-  /** One LimitRange item for containers; empty: no LimitRange. */
-  limits: { default?: Quantities; defaultRequest?: Quantities; max?: Quantities };
-  networkPolicy: 'default-deny' | 'none';
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  ownerRole: string;
-  memberRoles: string[];
-  perUserLimit: number;
-  /** Who may ask; empty: anyone signed in. */
-  requesterGroups: string[];
-  approval: ProfileApproval | null;
-}
+/** A profile as stored: what the API answers without its bookkeeping (version, who, when). */
+export type NamespaceProfile = Omit<NamespaceProfileView, 'version' | 'updatedBy' | 'updatedAt'>;
+/** Approvers and how long a request waits (seconds); `onDelete`: deletion waits too. */
+export type ProfileApproval = NonNullable<NamespaceProfileView['approval']>;
 
 type Quantities = Record<string, string>;
 

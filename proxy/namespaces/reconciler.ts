@@ -192,27 +192,19 @@ export class NamespaceReconciler {
           annotations: { 'kubegate.dev/namespace-profile': row.profile },
         });
       const error = r.error ?? 'the cluster refused it';
+      const move = (f: Parameters<typeof setStatus>[2]) =>
+        setStatus(c, row.id, { reconciled: true, ...f });
       if (r.state === 'error') {
         const old = Date.now() - row.created_at.getTime() > provisioningGiveUpMs;
         if (row.status !== 'provisioning' || !(lasting.test(error) || old)) {
-          await setStatus(c, row.id, { message: error, reconciled: true });
+          await move({ message: error });
           return;
         }
         await query(c, 'DELETE FROM bindings WHERE managed_namespace = $1', [row.id]);
-        await setStatus(c, row.id, {
-          status: 'failed',
-          message: error,
-          ended: true,
-          reconciled: true,
-        });
+        await move({ status: 'failed', message: error, ended: true });
         await event('fail', { error }, 409);
       } else if (row.status === 'provisioning' && r.state === 'ready') {
-        await setStatus(c, row.id, {
-          status: 'ready',
-          message: 'ready',
-          ready: true,
-          reconciled: true,
-        });
+        await move({ status: 'ready', message: 'ready', ready: true });
         const [has] = await query(
           c,
           `SELECT 1 FROM bindings WHERE managed_namespace = $1 AND managed_as = 'owner'`,
@@ -225,27 +217,18 @@ export class NamespaceReconciler {
         if (!has) await bind(c, row, owner, row.spec.ownerRole, 'owner', actor);
         await event('provision', { profile: row.profile, owner: row.owner, objects: r.changes });
       } else if (row.status === 'retiring' && r.state === 'gone') {
-        await setStatus(c, row.id, {
-          status: 'retired',
-          message: 'deleted',
-          ended: true,
-          reconciled: true,
-        });
+        await move({ status: 'retired', message: 'deleted', ended: true });
         await event('retire', { profile: row.profile });
       } else if (row.status === 'ready' && fixes.length) {
         const put = fixes.map((f) => `${f.kind} ${f.name} (${f.change})`).join(', ');
-        await setStatus(c, row.id, {
-          drift: fixes.length,
-          message: `put back ${put}`,
-          reconciled: true,
-        });
+        await move({ drift: fixes.length, message: `put back ${put}` });
         await event('correct', { changes: fixes });
         for (const f of fixes) proxyMetrics.observeNamespaceCorrected(row.profile, f.kind);
         this.o.log.info(
           { cluster: row.cluster, namespace: row.name, changes: fixes },
           'namespace drift put back',
         );
-      } else await setStatus(c, row.id, { reconciled: true });
+      } else await move({});
     });
   }
 }

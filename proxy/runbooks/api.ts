@@ -20,17 +20,13 @@ import { KgError, invalid } from '../../common/errors.js';
 import { parseDuration } from '../../common/config.js';
 import { wholeNumber } from '../../common/json-object.js';
 import { selectorMatches, validateSelector } from '../../common/kube-grammar.js';
-import type { Logger } from '../../common/log.js';
-import type { TokenStore } from '../authn/token-store.js';
 import { authorize } from '../authz/authorizer.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { ClusterRef } from '../authz/types.js';
-import type { Pool } from '../db/pool.js';
 import { mount, smallObjectBody } from '../http/routes.js';
 import type { BaseCall, Route, RouteSpec } from '../http/routes.js';
-import { guardCaller, type Caller } from '../identity/caller.js';
-import type { IdentitySettings } from '../identity/settings.js';
+import { guardCaller, type Caller, type PolicyRouteDeps } from '../identity/caller.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import { checkQuery, oneOf, optional } from '../api/params.js';
 import { validateParams } from './params.js';
@@ -51,14 +47,9 @@ import {
   type RunRecord,
 } from './store.js';
 
-export interface RunbooksApiDeps {
-  pool: Pool;
-  tokens: TokenStore;
-  settings: IdentitySettings;
-  policy: () => PolicyState;
+export interface RunbooksApiDeps extends PolicyRouteDeps {
   /** A run was created: start it without waiting for the next pass. */
   created: () => void;
-  log: Logger;
 }
 
 interface Call extends BaseCall {
