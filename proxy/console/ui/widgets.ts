@@ -69,6 +69,24 @@ export function badge(label: string, kind: '' | 'ok' | 'bad' | 'warn' = ''): HTM
   return h('span', { class: `badge ${kind}`.trim() }, label);
 }
 
+/** A description list of facts: [term, value] pairs; null entries are left out. */
+export function factList(rows: ([string, Child] | null)[]): HTMLElement {
+  return h(
+    'dl',
+    { class: 'facts' },
+    rows.flatMap((r) => (r ? [h('dt', {}, r[0]), h('dd', {}, r[1])] : [])),
+  );
+}
+
+/** A table's first cell: the name in bold, badges beside it, the description under it. */
+export function nameCell(name: string, description?: string, ...badges: HTMLElement[]): Child {
+  return [
+    h('strong', {}, name),
+    ...badges.flatMap((b) => [' ', b]),
+    description ? h('div', { class: 'hint' }, description) : null,
+  ];
+}
+
 export function labels(l: Record<string, string>): Child {
   const entries = Object.entries(l);
   if (entries.length === 0) return h('span', { class: 'muted' }, 'none');

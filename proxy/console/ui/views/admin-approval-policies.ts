@@ -10,7 +10,15 @@ import { splitList } from '../format.js';
 import type { ViewContext } from '../view.js';
 import { clustersText, duration, type Policy } from '../approvals.js';
 import { selectorEditor } from '../selector.js';
-import { badge, deleteButton, loadTable, okNotice, onSubmit, statusArea } from '../widgets.js';
+import {
+  badge,
+  deleteButton,
+  loadTable,
+  okNotice,
+  onSubmit,
+  statusArea,
+  nameCell,
+} from '../widgets.js';
 
 export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
   const status = statusArea();
@@ -105,12 +113,7 @@ export async function adminApprovalPolicies(ctx: ViewContext): Promise<void> {
       [
         {
           title: 'Policy',
-          cell: (p) => [
-            h('strong', {}, p.name),
-            ' ',
-            badge(p.kind),
-            h('div', { class: 'hint' }, p.description),
-          ],
+          cell: (p) => nameCell(p.name, p.description, badge(p.kind)),
         },
         {
           title: 'Covers',

@@ -20,6 +20,7 @@ import {
   okNotice,
   onSubmit,
   statusArea,
+  nameCell,
 } from '../widgets.js';
 import { profileClustersText, type Profile } from './namespaces.js';
 
@@ -106,10 +107,7 @@ export async function adminNamespaceProfiles(ctx: ViewContext): Promise<void> {
       [
         {
           title: 'Profile',
-          cell: (p) => [
-            h('strong', {}, p.name),
-            p.description ? h('div', { class: 'hint' }, p.description) : null,
-          ],
+          cell: (p) => nameCell(p.name, p.description),
         },
         { title: 'Clusters', cell: (p) => profileClustersText(p.clusters) },
         {

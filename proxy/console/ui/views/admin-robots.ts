@@ -16,6 +16,7 @@ import {
   onSubmit,
   statusArea,
   table,
+  nameCell,
 } from '../widgets.js';
 import { tokenLifeColumns, type TokenRow } from './my-tokens.js';
 
@@ -94,10 +95,7 @@ export async function adminRobots(ctx: ViewContext): Promise<void> {
       [
         {
           title: 'Robot',
-          cell: (r) => [
-            h('strong', {}, r.name),
-            r.description ? h('div', { class: 'hint' }, r.description) : '',
-          ],
+          cell: (r) => nameCell(r.name, r.description),
         },
         {
           title: 'Groups',

@@ -15,6 +15,7 @@ import {
   okNotice,
   onSubmit,
   statusArea,
+  nameCell,
 } from '../widgets.js';
 
 interface PolicyRule {
@@ -107,11 +108,7 @@ export async function adminRoles(ctx: ViewContext): Promise<void> {
       [
         {
           title: 'Role',
-          cell: (r) => [
-            h('strong', {}, r.name),
-            ' ',
-            r.builtin ? badge('built-in') : badge('custom', 'ok'),
-          ],
+          cell: (r) => nameCell(r.name, '', r.builtin ? badge('built-in') : badge('custom', 'ok')),
         },
         { title: 'Description', cell: (r) => r.description },
         {

@@ -33,6 +33,7 @@ import {
   statusArea,
   table,
   type StatusArea,
+  factList,
 } from '../widgets.js';
 
 export type { NamespaceStatus };
@@ -424,34 +425,34 @@ async function listView(ctx: ViewContext): Promise<void> {
 // --- one namespace ----------------------------------------------------------------------------
 
 function facts(n: Namespace): HTMLElement {
-  const fact = (k: string, v: Child) => [h('dt', {}, k), h('dd', {}, v)];
-  return h(
-    'dl',
-    { class: 'facts' },
-    fact('Cluster', n.cluster),
-    fact('Profile', n.profile),
-    fact('Owner', n.owner),
-    fact('Your role', n.yourRole ?? 'none'),
-    fact('Requested by', [n.requestedBy, ' ', when(n.createdAt)]),
-    n.readyAt ? fact('Ready', when(n.readyAt)) : null,
+  return factList([
+    ['Cluster', n.cluster],
+    ['Profile', n.profile],
+    ['Owner', n.owner],
+    ['Your role', n.yourRole ?? 'none'],
+    ['Requested by', [n.requestedBy, ' ', when(n.createdAt)]],
+    n.readyAt ? ['Ready', when(n.readyAt)] : null,
     n.approvalId
-      ? fact('Approval', [
-          h('code', {}, n.approvalId),
-          ' (',
-          h('a', { href: '/console/requests' }, 'my requests'),
-          ')',
-        ])
+      ? [
+          'Approval',
+          [
+            h('code', {}, n.approvalId),
+            ' (',
+            h('a', { href: '/console/requests' }, 'my requests'),
+            ')',
+          ],
+        ]
       : null,
     n.retireApprovalId
-      ? fact('Deletion', ['waits for approval ', h('code', {}, n.retireApprovalId)])
+      ? ['Deletion', ['waits for approval ', h('code', {}, n.retireApprovalId)]]
       : null,
-    fact(
+    [
       'Drift',
       n.drift
         ? `${n.drift} change${n.drift === 1 ? '' : 's'} made by hand were put back as the profile says`
         : 'none',
-    ),
-  );
+    ],
+  ]);
 }
 
 async function namespacePage(ctx: ViewContext, cluster: string, name: string): Promise<void> {

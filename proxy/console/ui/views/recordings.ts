@@ -14,7 +14,7 @@ import { ApiError, fetchOk, get, query } from '../api.js';
 import { field, h, replace, type Child } from '../dom.js';
 import { when } from '../format.js';
 import type { ViewContext } from '../view.js';
-import { badge, errorNotice, pagedSearch, statusArea, table } from '../widgets.js';
+import { badge, errorNotice, pagedSearch, statusArea, table, factList } from '../widgets.js';
 import {
   CastError,
   CastReader,
@@ -196,33 +196,27 @@ async function recordingList(ctx: ViewContext): Promise<void> {
 }
 
 function facts(r: Recording): HTMLElement {
-  const row = (k: string, v: Child) => [h('dt', {}, k), h('dd', {}, v)];
-  return h(
-    'dl',
-    { class: 'facts' },
-    row('User', [r.user.name, h('span', { class: 'muted' }, ` (${r.user.kind})`)]),
-    row('Cluster', h('code', {}, r.cluster)),
-    row('Namespace', h('code', {}, r.namespace)),
-    row('Pod', h('code', {}, r.pod)),
-    row(
+  return factList([
+    ['User', [r.user.name, h('span', { class: 'muted' }, ` (${r.user.kind})`)]],
+    ['Cluster', h('code', {}, r.cluster)],
+    ['Namespace', h('code', {}, r.namespace)],
+    ['Pod', h('code', {}, r.pod)],
+    [
       'Container',
       r.container ? h('code', {}, r.container) : h('span', { class: 'muted' }, 'default'),
-    ),
-    row(
+    ],
+    [
       'Command',
       r.kind === 'portforward' ? 'port-forward' : h('code', {}, r.command.join(' ') || '—'),
-    ),
-    row('Session', r.kind),
-    row('Started', [when(r.startedAt), ` (${new Date(r.startedAt).toISOString()})`]),
-    row(
-      'Ended',
-      r.endedAt ? [when(r.endedAt), ` (${new Date(r.endedAt).toISOString()})`] : 'not yet',
-    ),
-    row('Status', [statusBadge(r), r.reason ? ` ${r.reason}` : '']),
-    row('Typed input', r.stdinRecorded ? 'recorded' : 'not recorded'),
-    row('Policy', `${r.policy || 'default'} (${r.mode})`),
-    row('Bytes', `${r.bytesOut} out, ${r.bytesIn} in`),
-  );
+    ],
+    ['Session', r.kind],
+    ['Started', [when(r.startedAt), ` (${new Date(r.startedAt).toISOString()})`]],
+    ['Ended', r.endedAt ? [when(r.endedAt), ` (${new Date(r.endedAt).toISOString()})`] : 'not yet'],
+    ['Status', [statusBadge(r), r.reason ? ` ${r.reason}` : '']],
+    ['Typed input', r.stdinRecorded ? 'recorded' : 'not recorded'],
+    ['Policy', `${r.policy || 'default'} (${r.mode})`],
+    ['Bytes', `${r.bytesOut} out, ${r.bytesIn} in`],
+  ]);
 }
 
 async function recordingPage(ctx: ViewContext, id: string): Promise<void> {
