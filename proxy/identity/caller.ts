@@ -23,7 +23,7 @@ import { findSession, type Session } from './session-store.js';
 import type { IdentitySettings } from './settings.js';
 import type { TokenOwner } from './token-records.js';
 import { tokenOwnerRefs } from './token-records.js';
-import { requireAdmin, type Access } from '../http/routes.js';
+import { requireAdmin, type Access, type BaseCall } from '../http/routes.js';
 
 export interface Caller {
   via: 'session' | 'token';
@@ -60,6 +60,11 @@ export interface CallerDeps {
   pool: Pool;
   tokens: TokenStore;
   settings: IdentitySettings;
+}
+
+/** What a handler of a route guarded by `guardCaller` gets: the call and who makes it. */
+export interface CallerCall extends BaseCall {
+  caller: Caller;
 }
 
 /** What a feature's REST routes need that decide with central RBAC: the caller, the policy, a log. */

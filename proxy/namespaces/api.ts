@@ -31,11 +31,15 @@ import {
   mount,
   smallObjectBody,
   type Operation,
-  type BaseCall,
   type Route,
   type RouteSpec,
 } from '../http/routes.js';
-import { guardCaller, type Caller, type PolicyRouteDeps } from '../identity/caller.js';
+import {
+  guardCaller,
+  type Caller,
+  type CallerCall,
+  type PolicyRouteDeps,
+} from '../identity/caller.js';
 import type { NamespaceProfileView, NamespaceView } from '../console/ui/wire/namespaces.js';
 import { dnsLabel, nameProblem } from './profile-spec.js';
 import {
@@ -64,9 +68,7 @@ export interface NamespacesApiDeps extends PolicyRouteDeps {
   changed: () => void;
 }
 
-interface Call extends BaseCall {
-  caller: Caller;
-}
+type Call = CallerCall;
 
 const profileBody = { object: true, maxBytes: 64 * 1024 };
 const askFields = ['name', 'profile', 'clusters', 'reason'];

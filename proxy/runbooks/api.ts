@@ -25,8 +25,13 @@ import type { PolicyState } from '../authz/policy-store.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { ClusterRef } from '../authz/types.js';
 import { mount, smallObjectBody } from '../http/routes.js';
-import type { BaseCall, Route, RouteSpec } from '../http/routes.js';
-import { guardCaller, type Caller, type PolicyRouteDeps } from '../identity/caller.js';
+import type { Route, RouteSpec } from '../http/routes.js';
+import {
+  guardCaller,
+  type Caller,
+  type CallerCall,
+  type PolicyRouteDeps,
+} from '../identity/caller.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import { checkQuery, oneOf, optional } from '../api/params.js';
 import { validateParams } from './params.js';
@@ -52,9 +57,7 @@ export interface RunbooksApiDeps extends PolicyRouteDeps {
   created: () => void;
 }
 
-interface Call extends BaseCall {
-  caller: Caller;
-}
+type Call = CallerCall;
 
 /** Largest runbook definition accepted. */
 const runbookBody = { object: true, maxBytes: 256 * 1024 };

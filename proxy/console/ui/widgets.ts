@@ -69,6 +69,21 @@ export function badge(label: string, kind: '' | 'ok' | 'bad' | 'warn' = ''): HTM
   return h('span', { class: `badge ${kind}`.trim() }, label);
 }
 
+/**
+ * For a page that polls: a check that is true when a value differs from the
+ * last one it saw (as JSON), so the page redraws only what changed and never
+ * under someone's cursor for nothing.
+ */
+export function changeCheck(): (v: unknown) => boolean {
+  let last = '';
+  return (v) => {
+    const text = JSON.stringify(v);
+    if (text === last) return false;
+    last = text;
+    return true;
+  };
+}
+
 /** A description list of facts: [term, value] pairs; null entries are left out. */
 export function factList(rows: ([string, Child] | null)[]): HTMLElement {
   return h(

@@ -34,6 +34,7 @@ import {
   table,
   type StatusArea,
   factList,
+  changeCheck,
 } from '../widgets.js';
 
 export type { NamespaceStatus };
@@ -477,15 +478,13 @@ async function namespacePage(ctx: ViewContext, cluster: string, name: string): P
   );
   document.title = `${name} · Namespaces · kubegate`;
   let roles: string[] | undefined;
-  let last = '';
+  const isNew = changeCheck();
   let shown = '';
   let current: Namespace | undefined;
 
   const draw = (n: Namespace) => {
     replace(problem);
-    const text = JSON.stringify(n);
-    if (text === last) return;
-    last = text;
+    if (!isNew(n)) return;
     current = n;
     replace(
       live,

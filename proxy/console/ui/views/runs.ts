@@ -18,6 +18,7 @@ import {
   loadTable,
   statusArea,
   type Column,
+  changeCheck,
 } from '../widgets.js';
 
 /** Every run status, as the server names them (the filter's choices, in lifecycle order). */
@@ -285,13 +286,11 @@ async function runPage(ctx: ViewContext, id: string): Promise<void> {
     body,
     controls,
   );
-  let last = '';
+  const isNew = changeCheck();
   let current: RunStatus | undefined;
   const draw = (r: Run) => {
     replace(problem);
-    const text = JSON.stringify(r);
-    if (text === last) return;
-    last = text;
+    if (!isNew(r)) return;
     replace(
       heading,
       'Run of ',
