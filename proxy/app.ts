@@ -405,7 +405,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Prox
         tokens,
         settings: identity.settings,
         policy: () => policy.current(),
-        created: () => {
+        changed: () => {
           runner.kick();
           approvals.notified();
         },

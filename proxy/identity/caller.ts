@@ -67,10 +67,16 @@ export interface CallerCall extends BaseCall {
   caller: Caller;
 }
 
-/** What a feature's REST routes need that decide with central RBAC: the caller, the policy, a log. */
+/**
+ * What a feature's REST routes need that decide with central RBAC and hand
+ * work to a background worker (runbook runs, namespaces): the caller, the
+ * policy, a log, and `changed` — work was made here, so the worker looks now
+ * rather than at its next pass.
+ */
 export interface PolicyRouteDeps extends CallerDeps {
   policy: () => PolicyState;
   log: Logger;
+  changed: () => void;
 }
 
 /** Resolve the caller, or throw 401. Does not check CSRF; see `checkBrowserRequest`. */

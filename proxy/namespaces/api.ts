@@ -63,10 +63,7 @@ import {
   type ProfileRecord,
 } from './store.js';
 
-export interface NamespacesApiDeps extends PolicyRouteDeps {
-  /** Something changed that the cluster should see: reconcile now rather than at the next pass. */
-  changed: () => void;
-}
+export type NamespacesApiDeps = PolicyRouteDeps;
 
 type Call = CallerCall;
 

@@ -52,10 +52,7 @@ import {
   type RunRecord,
 } from './store.js';
 
-export interface RunbooksApiDeps extends PolicyRouteDeps {
-  /** A run was created: start it without waiting for the next pass. */
-  created: () => void;
-}
+export type RunbooksApiDeps = PolicyRouteDeps;
 
 type Call = CallerCall;
 
@@ -294,7 +291,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
       ...(keyHeader ? { idempotencyKey: keyHeader } : {}),
       publicUrl,
     });
-    if (created) d.created();
+    if (created) d.changed();
     writeJson(c.res, created ? 201 : 200, made, { location: `/api/v1/runs/${made.id}` });
   };
   const cancel = async (c: Call) => {

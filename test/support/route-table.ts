@@ -23,6 +23,7 @@ import type { PolicyState } from '../../proxy/authz/policy-store.js';
 import { recordingRoutes } from '../../proxy/recording/api.js';
 import { RecordingAccess } from '../../proxy/recording/access.js';
 import { runbooksRoutes } from '../../proxy/runbooks/api.js';
+import { namespacesRoutes } from '../../proxy/namespaces/api.js';
 import { terminalRoutes } from '../../proxy/console/terminal.js';
 
 const callers: Record<string, ApiCaller> = {
@@ -123,7 +124,15 @@ export function featureRoutes(): Route[] {
     tokens: {} as never,
     settings: { publicUrl: 'https://kubegate.test' } as never,
     policy: () => emptyPolicy,
-    created: () => undefined,
+    changed: () => undefined,
+    log: quietLog,
+  });
+  const namespaces = namespacesRoutes({
+    pool,
+    tokens: {} as never,
+    settings: { publicUrl: 'https://kubegate.test' } as never,
+    policy: () => emptyPolicy,
+    changed: () => undefined,
     log: quietLog,
   });
   const terminal = terminalRoutes({
@@ -143,6 +152,7 @@ export function featureRoutes(): Route[] {
     ...approvals,
     ...recordings,
     ...runbooks,
+    ...namespaces,
   ];
 }
 
