@@ -2,25 +2,12 @@
  * Reading recordings' metadata: the search behind `GET /api/v1/recordings`
  * and one recording by id. Newest first, paged by (started_at, id).
  */
+import type { RecordingView } from '../console/ui/wire/recordings.js';
 import { KgError } from '../../common/errors.js';
 import { query, type Queryable } from '../db/query.js';
 import { decodeCursor, encodeCursor, pgTimestamp, uuidPattern } from '../rbac/cursor.js';
-import type { RecordingStatus, SessionTarget } from './storage.js';
 
-export interface RecordingView extends SessionTarget {
-  id: string;
-  user: { name: string; kind: string; groups: string[] };
-  mode: string;
-  policy: string;
-  stdinRecorded: boolean;
-  replica: string;
-  status: RecordingStatus;
-  reason: string;
-  bytesIn: number;
-  bytesOut: number;
-  startedAt: string;
-  endedAt: string | null;
-}
+export type { RecordingView };
 
 /**
  * The columns, named as the view names them (times as ISO 8601 UTC text, as

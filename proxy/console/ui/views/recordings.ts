@@ -10,6 +10,7 @@
  * log says who played which recording; the download link is audited as a
  * download.
  */
+import type { RecordingView } from '../wire/recordings.js';
 import { ApiError, fetchOk, get, query } from '../api.js';
 import { field, h, replace, type Child } from '../dom.js';
 import { when } from '../format.js';
@@ -28,28 +29,9 @@ import {
 import { Player } from '../player.js';
 import { loadXterm } from '../xterm.js';
 
-export type RecordingStatus = 'recording' | 'complete' | 'incomplete' | 'unrecorded';
+export type RecordingStatus = RecordingView['status'];
 
-export interface Recording {
-  id: string;
-  auditId: string;
-  kind: 'exec' | 'attach' | 'portforward';
-  cluster: string;
-  namespace: string;
-  pod: string;
-  container: string;
-  command: string[];
-  user: { name: string; kind: string; groups: string[] };
-  mode: string;
-  policy: string;
-  stdinRecorded: boolean;
-  status: RecordingStatus;
-  reason: string;
-  bytesIn: number;
-  bytesOut: number;
-  startedAt: string;
-  endedAt: string | null;
-}
+export type Recording = RecordingView;
 
 /** The search form's fields: query name, label, and a hint where the format needs one. */
 const filters: [name: string, title: string, hint?: string][] = [
