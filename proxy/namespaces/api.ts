@@ -63,16 +63,12 @@ import {
   type ProfileRecord,
 } from './store.js';
 
-export type NamespacesApiDeps = PolicyRouteDeps;
-
-type Call = CallerCall;
-
 const profileBody = { object: true, maxBytes: 64 * 1024 };
 const askFields = ['name', 'profile', 'clusters', 'reason'];
 const maxClusters = 50;
 const memberName = /^[^\s\0-\x1f\x7f]{1,256}$/;
 
-function actorOf(c: Call): Actor {
+function actorOf(c: CallerCall): Actor {
   const ua = c.req.headers['user-agent'];
   return {
     name: c.caller.name,
@@ -138,11 +134,11 @@ function roleOf(members: Member[], c: Caller): string | undefined {
   return mine.find((m) => m.owner)?.role ?? mine[0]?.role;
 }
 
-export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
+export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
   const publicUrl = d.settings.publicUrl.replace(/\/+$/, '');
 
   /** The namespace, for those who may see it; a 404 for anyone else. */
-  const visible = async (c: Call) => {
+  const visible = async (c: CallerCall) => {
     const cluster = segment(c.params[0]!, 'cluster');
     const name = segment(c.params[1]!, 'namespace');
     const ns = await findNamespace(d.pool, cluster, name);
@@ -157,7 +153,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
    * admin may make it (checked on the locked row, with `also`); a member is
    * told so, anyone else that it does not exist.
    */
-  const change = (c: Call, also?: (ns: NamespaceRow) => Promise<void>): NamespaceChange => ({
+  const change = (c: CallerCall, also?: (ns: NamespaceRow) => Promise<void>): NamespaceChange => ({
     cluster: segment(c.params[0]!, 'cluster'),
     name: segment(c.params[1]!, 'namespace'),
     who: actorOf(c),
@@ -174,11 +170,11 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     },
   });
 
-  const profiles = async (c: Call) => {
+  const profiles = async (c: CallerCall) => {
     const all = await listProfiles(d.pool);
     writeJson(c.res, 200, { items: all.filter((p) => mayUse(p, c.caller)).map(profileView) });
   };
-  const oneProfile = async (c: Call) => {
+  const oneProfile = async (c: CallerCall) => {
     const p = await getProfile(d.pool, segment(c.params[0]!, 'profile'));
     if (!mayUse(p, c.caller))
       throw new KgError(
@@ -187,11 +183,11 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
       );
     writeJson(c.res, 200, profileView(p));
   };
-  const createProfile = async (c: Call) => {
+  const createProfile = async (c: CallerCall) => {
     const p = await saveProfile(d.pool, await c.readBody(), actorOf(c), { create: true });
     writeJson(c.res, 201, profileView(p), { location: `/api/v1/namespace-profiles/${p.name}` });
   };
-  const replaceProfile = async (c: Call) => {
+  const replaceProfile = async (c: CallerCall) => {
     const ifMatch = c.req.headers['if-match'];
     let version: number | undefined;
     if (ifMatch !== undefined) {
@@ -208,12 +204,12 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     d.changed();
     writeJson(c.res, 200, profileView(p));
   };
-  const removeProfile = async (c: Call) => {
+  const removeProfile = async (c: CallerCall) => {
     await deleteProfile(d.pool, segment(c.params[0]!, 'profile'), actorOf(c));
     writeNoContent(c.res);
   };
 
-  const ask = async (c: Call) => {
+  const ask = async (c: CallerCall) => {
     const body = (await c.readBody()) as Record<string, unknown>;
     const problems: string[] = [];
     for (const k of Object.keys(body))
@@ -281,7 +277,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     else writeJson(c.res, 201, { items });
   };
 
-  const list = async (c: Call) => {
+  const list = async (c: CallerCall) => {
     checkQuery(c.query, ['cluster', 'profile', 'all', 'history']);
     const all = oneOf(c.query, 'all', ['true', 'false']) === 'true';
     if (all && !c.caller.admin)
@@ -298,26 +294,26 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     });
     writeJson(c.res, 200, { items: rows.map((r) => view(r, c.caller)) });
   };
-  const one = async (c: Call) => {
+  const one = async (c: CallerCall) => {
     const { ns, members } = await visible(c);
     const yourRole = isOwner(c.caller, ns)
       ? members.find((m) => m.owner)?.role
       : roleOf(members, c.caller);
     writeJson(c.res, 200, { ...view(ns, c.caller), ...(yourRole ? { yourRole } : {}), members });
   };
-  const members = async (c: Call) => {
+  const members = async (c: CallerCall) => {
     const { ns, members } = await visible(c);
     if (ns.status === 'retired' || ns.status === 'denied' || ns.status === 'failed')
       return writeJson(c.res, 200, { items: [] });
     writeJson(c.res, 200, { items: members });
   };
-  const retire = async (c: Call) => {
+  const retire = async (c: CallerCall) => {
     const row = await retireNamespace(d.pool, change(c), publicUrl);
     d.changed();
     writeJson(c.res, 202, view(row, c.caller));
   };
 
-  const memberOf = (c: Call): { kind: 'User' | 'Group'; name: string } => {
+  const memberOf = (c: CallerCall): { kind: 'User' | 'Group'; name: string } => {
     const kind = segment(c.params[2]!, 'kind');
     const name = segment(c.params[3]!, 'member');
     const problems: string[] = [];
@@ -328,7 +324,7 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     if (problems.length) throw invalid('member', problems);
     return { kind: kind as 'User' | 'Group', name };
   };
-  const putMember = async (c: Call) => {
+  const putMember = async (c: CallerCall) => {
     const m = memberOf(c);
     const body = (await c.readBody()) as Record<string, unknown>;
     if (Object.keys(body).some((k) => k !== 'role') || typeof body.role !== 'string')
@@ -372,12 +368,12 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
         `role ${JSON.stringify(role)} grants what you do not hold in namespace ${ns.name} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}): you can give only what you have`,
       );
   };
-  const deleteMember = async (c: Call) => {
+  const deleteMember = async (c: CallerCall) => {
     await removeMember(d.pool, change(c), memberOf(c));
     d.changed();
     writeNoContent(c.res);
   };
-  const transfer = async (c: Call) => {
+  const transfer = async (c: CallerCall) => {
     const body = (await c.readBody()) as Record<string, unknown>;
     if (
       Object.keys(body).some((k) => k !== 'user') ||
@@ -393,11 +389,11 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
 
   /** An operation that takes no query parameters (the list checks its own). */
   const op = (
-    access: Operation<Call>['access'],
+    access: Operation<CallerCall>['access'],
     summary: string,
-    handle: (c: Call) => Promise<void>,
-    more: Partial<Operation<Call>> = {},
-  ): Operation<Call> => ({
+    handle: (c: CallerCall) => Promise<void>,
+    more: Partial<Operation<CallerCall>> = {},
+  ): Operation<CallerCall> => ({
     access,
     summary,
     handle: async (c) => {
@@ -406,13 +402,16 @@ export function namespacesRoutes(d: NamespacesApiDeps): Route[] {
     },
     ...more,
   });
-  const route = (path: string, methods: RouteSpec<Call>['methods']): RouteSpec<Call> => ({
+  const route = (
+    path: string,
+    methods: RouteSpec<CallerCall>['methods'],
+  ): RouteSpec<CallerCall> => ({
     path,
     tag: 'namespaces',
     methods,
   });
   const member = '/api/v1/namespaces/{cluster}/{name}';
-  const specs: RouteSpec<Call>[] = [
+  const specs: RouteSpec<CallerCall>[] = [
     route('/api/v1/namespace-profiles', {
       GET: op('caller', 'Namespace profiles you may use (admins: all)', profiles),
       POST: op('admin', 'A new namespace profile', createProfile, {

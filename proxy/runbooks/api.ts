@@ -52,10 +52,6 @@ import {
   type RunRecord,
 } from './store.js';
 
-export type RunbooksApiDeps = PolicyRouteDeps;
-
-type Call = CallerCall;
-
 /** Largest runbook definition accepted. */
 const runbookBody = { object: true, maxBytes: 256 * 1024 };
 const runFields = [
@@ -214,9 +210,9 @@ function checkRun(
   };
 }
 
-export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
+export function runbooksRoutes(d: PolicyRouteDeps): Route[] {
   /** A run, for its requester or an admin; anyone else learns nothing, not even that it exists. */
-  const visibleRun = async (c: Call, id: string): Promise<RunRecord> => {
+  const visibleRun = async (c: CallerCall, id: string): Promise<RunRecord> => {
     const run = await getRun(d.pool, id);
     if (
       !c.caller.admin &&
@@ -226,26 +222,26 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
     return run;
   };
   const publicUrl = d.settings.publicUrl.replace(/\/+$/, '');
-  const name = (c: Call) => decodeURIComponent(c.params[0]!);
+  const name = (c: CallerCall) => decodeURIComponent(c.params[0]!);
 
-  const listBooks = async (c: Call) =>
+  const listBooks = async (c: CallerCall) =>
     writeJson(c.res, 200, { items: (await listRunbooks(d.pool)).map(runbookView) });
-  const createBook = async (c: Call) => {
+  const createBook = async (c: CallerCall) => {
     const r = await createRunbook(d.pool, await c.readBody(), c.caller.actor);
     writeJson(c.res, 201, runbookView(r), { location: `/api/v1/runbooks/${r.name}` });
   };
-  const getBook = async (c: Call) =>
+  const getBook = async (c: CallerCall) =>
     writeJson(c.res, 200, runbookView(await getRunbook(d.pool, name(c))));
-  const replaceBook = async (c: Call) => {
+  const replaceBook = async (c: CallerCall) => {
     const r = await replaceRunbook(d.pool, name(c), await c.readBody(), c.caller.actor);
     writeJson(c.res, 200, runbookView(r));
   };
-  const deleteBook = async (c: Call) => {
+  const deleteBook = async (c: CallerCall) => {
     await deleteRunbook(d.pool, name(c), c.caller.actor);
     writeNoContent(c.res);
   };
 
-  const history = async (c: Call) => {
+  const history = async (c: CallerCall) => {
     const limitText = optional(c.query, 'limit') ?? '50';
     const limit = /^\d{1,3}$/.test(limitText) ? Number(limitText) : NaN;
     if (!(limit >= 1 && limit <= 500))
@@ -264,7 +260,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
     });
     writeJson(c.res, 200, { items });
   };
-  const ask = async (c: Call) => {
+  const ask = async (c: CallerCall) => {
     const body = (await c.readBody()) as Record<string, unknown>;
     const keyHeader = c.req.headers['idempotency-key'];
     if (keyHeader !== undefined && (typeof keyHeader !== 'string' || !keyRe.test(keyHeader)))
@@ -294,7 +290,7 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
     if (created) d.changed();
     writeJson(c.res, created ? 201 : 200, made, { location: `/api/v1/runs/${made.id}` });
   };
-  const cancel = async (c: Call) => {
+  const cancel = async (c: CallerCall) => {
     const body = (await c.readBody()) as Record<string, unknown>;
     const reason = body.reason ?? '';
     if (
@@ -307,17 +303,18 @@ export function runbooksRoutes(d: RunbooksApiDeps): Route[] {
     await cancelRun(d.pool, c.params[0]!, reason, c.caller.actor, publicUrl);
     writeJson(c.res, 200, await getRun(d.pool, c.params[0]!));
   };
-  const oneRun = async (c: Call) => writeJson(c.res, 200, await visibleRun(c, c.params[0]!));
+  const oneRun = async (c: CallerCall) => writeJson(c.res, 200, await visibleRun(c, c.params[0]!));
 
   /** The handler, after refusing query parameters other than `allowed`. */
   const taking =
-    (allowed: readonly string[], handle: (c: Call) => Promise<void>) => async (c: Call) => {
+    (allowed: readonly string[], handle: (c: CallerCall) => Promise<void>) =>
+    async (c: CallerCall) => {
       checkQuery(c.query, allowed);
       await handle(c);
     };
   const runFilters = ['runbook', 'status', 'ticket', 'requester', 'limit'];
 
-  const specs: RouteSpec<Call>[] = [
+  const specs: RouteSpec<CallerCall>[] = [
     {
       path: '/api/v1/runbooks',
       tag: 'runbooks',
