@@ -3,6 +3,7 @@
  * defaults — PostgreSQL, the real test cluster, a proxy and an enrolled
  * agent — plus ready kubeconfigs for the demo users. Ctrl-C stops it all.
  */
+import { validateProfile } from '../../proxy/namespaces/profile-spec.js';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack } from '../support/stack.js';
@@ -60,6 +61,24 @@ export async function runDev(_args: string[]): Promise<void> {
   // Central kubegate bindings: admins everything on every cluster, developers read-only.
   await grant(stack, { groups: ['kubegate-admins'], role: 'cluster-admin', selector: {} });
   await grant(stack, { groups: ['developers'], role: 'view', selector: {} });
+  // A self-service namespace profile, so developers can ask for a team namespace.
+  const { profile } = validateProfile({
+    name: 'dev',
+    description: 'Team namespaces for trying kubegate out',
+    clusters: { selector: {} },
+    naming: { prefix: 'team-', maxLength: 30 },
+    quota: { pods: '10', 'requests.cpu': '2', 'requests.memory': '4Gi' },
+    limits: {
+      default: { cpu: '500m', memory: '256Mi' },
+      defaultRequest: { cpu: '100m', memory: '64Mi' },
+    },
+    labels: { 'pod-security.kubernetes.io/enforce': 'baseline' },
+  });
+  await stack.sql(
+    `INSERT INTO namespace_profiles (name, spec, updated_by) VALUES ('dev', $1, 'make dev')
+     ON CONFLICT (name) DO NOTHING`,
+    [JSON.stringify(profile)],
+  );
 
   const adminCfg = join(root, 'kubeconfig');
   const devCfg = join(root, 'kubeconfig-developer');
@@ -85,6 +104,8 @@ Try:
   ${kubectl} auth whoami
   ${kubectl} create deployment demo-app --image=nginx
   KUBECONFIG=${devCfg} ${kubectl} delete deployment demo-app    # Forbidden
+  node bin/kubegate.js namespace create team-demo --profile dev --cluster dev --wait --kubeconfig ${devCfg}
+  KUBECONFIG=${devCfg} ${kubectl} -n team-demo create deployment demo-app --image=nginx   # theirs now
 
 Admin CLI (same database):
   DATABASE_URL='${stack.databaseUrl}' KUBEGATE_MASTER_KEY='${stack.env.KUBEGATE_MASTER_KEY}' \\

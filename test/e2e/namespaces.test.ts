@@ -28,6 +28,7 @@ import { Browser } from '../support/browser.js';
 import { startStackIdp, type Idp } from '../support/idp.js';
 import { signIn } from '../support/sso.js';
 import { runKubegate } from '../support/proc.js';
+import { freePort } from '../support/ports.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- answers are read field by field */
 
@@ -35,6 +36,7 @@ let stack: Stack;
 let idp: Idp;
 let publicUrl: string;
 let ca: string;
+let metricsPort = 0;
 const admin = () => ({ kubeconfig: stack.cluster.kubeconfig });
 
 interface Person {
@@ -128,12 +130,17 @@ async function waitReady(token: string, name: string): Promise<any> {
 
 describe('self-service namespaces', { timeout: 900_000 }, () => {
   before(async () => {
+    metricsPort = await freePort();
     const sso = await startStackIdp();
     idp = sso.idp;
     publicUrl = sso.publicUrl;
     stack = await startStack({
       clusters: [{ name: 'dev', labels: { env: 'dev' } }],
-      proxyEnv: { ...sso.proxyEnv, KUBEGATE_NAMESPACE_RECONCILE: '2s' },
+      proxyEnv: {
+        ...sso.proxyEnv,
+        KUBEGATE_NAMESPACE_RECONCILE: '2s',
+        KUBEGATE_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      },
       log: (m) => process.stderr.write(`# ${m}\n`),
     });
     ca = (
@@ -448,6 +455,33 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
     assert.equal(ok.status, 200, ok.body);
     await waitReady(dev.token, 'qa-approved');
     await kubectlOk(['get', 'resourcequota', 'kubegate-quota', '-n', 'qa-approved'], admin());
+
+    // Deleting it waits for an approver too; until then it stays, with its access.
+    const del = await api(dev.token, 'DELETE', '/api/v1/namespaces/dev/qa-approved');
+    assert.equal(del.status, 202, del.body);
+    assert.equal(del.json.status, 'ready');
+    assert.ok(del.json.retireApprovalId, JSON.stringify(del.json));
+    const again = await api(dev.token, 'DELETE', '/api/v1/namespaces/dev/qa-approved');
+    assert.equal(again.status, 409, 'one deletion request at a time');
+    await kubectlOk(['get', 'configmaps', '-n', 'qa-approved'], as(dev));
+    const yes = await api(
+      a.token,
+      'POST',
+      `/api/v1/approvals/${del.json.retireApprovalId}/approve`,
+      {
+        reason: 'done testing',
+      },
+    );
+    assert.equal(yes.status, 200, yes.body);
+    await until(
+      async () =>
+        (await api(dev.token, 'GET', '/api/v1/namespaces/dev/qa-approved')).json?.status ===
+        'retired',
+      60_000,
+      'qa-approved retired',
+    );
+    const gone = await kubectl(['get', 'namespace', 'qa-approved'], admin());
+    assert.match(gone.stderr, /NotFound/);
   });
 
   test('drift: a deleted quota and an opened network policy are put back and audited', async () => {
@@ -502,7 +536,25 @@ describe('self-service namespaces', { timeout: 900_000 }, () => {
       'both corrections are in the audit log',
     );
     const ns = (await api(a.token, 'GET', '/api/v1/namespaces/dev/team-a')).json;
-    assert.ok(ns.drift >= 1, JSON.stringify(ns));
+    assert.ok(ns.drift >= 2, JSON.stringify(ns));
+    // The drift counter, and the fleet's count (read from PostgreSQL every 10 s).
+    let metrics = '';
+    await until(
+      async () => {
+        metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
+        return /kubegate_namespaces_managed\{profile="dev",status="ready"\} [1-9]/.test(metrics);
+      },
+      15_000,
+      'the namespaces gauge counts team-a',
+    );
+    assert.match(
+      metrics,
+      /kubegate_namespace_drift_corrections_total\{profile="dev",kind="ResourceQuota"\} [1-9]/,
+    );
+    assert.match(
+      metrics,
+      /kubegate_namespace_drift_corrections_total\{profile="dev",kind="NetworkPolicy"\} [1-9]/,
+    );
   });
 
   test('the owner retires team-a: its access goes at once and the cluster deletes it', async () => {

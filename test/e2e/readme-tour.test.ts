@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
-import { kubegateBin } from '../support/proc.js';
+import { kubegateBin, runKubegate } from '../support/proc.js';
 
 let dir: string;
 let dev: ChildProcess;
@@ -163,6 +163,33 @@ describe('the README tour, followed literally, holds', { timeout: 900_000 }, () 
     assert.ok(
       r instanceof Error ? /certificate|self-signed|issuer/i.test(String(r.cause)) : r.status < 500,
     );
+  });
+
+  test('7. the developer asks for a namespace and may deploy into it, read-only elsewhere', async () => {
+    const r = await runKubegate(
+      [
+        'namespace',
+        'create',
+        'team-demo',
+        '--profile',
+        'dev',
+        '--cluster',
+        'dev',
+        '--wait',
+        '--kubeconfig',
+        developer.kubeconfig,
+      ],
+      { DATABASE_URL: '', KUBECONFIG: '', KUBEGATE_SERVER: '', KUBEGATE_TOKEN: '' },
+    );
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /^ready: dev\/team-demo$/m);
+    await kubectlOk(
+      ['-n', 'team-demo', 'create', 'deployment', 'demo-app', '--image=nginx'],
+      developer,
+    );
+    await kubectlOk(['-n', 'team-demo', 'get', 'resourcequota', 'kubegate-quota'], admin);
+    const elsewhere = await kubectl(['create', 'deployment', 'other', '--image=nginx'], developer);
+    assert.match(elsewhere.stderr, /Forbidden/);
   });
 
   test('Ctrl-C stops everything', async () => {
