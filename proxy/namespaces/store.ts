@@ -150,6 +150,15 @@ export async function saveProfile(
                 updated_at = now() WHERE name = $1 RETURNING *`,
         [p.name, JSON.stringify(p), who.actor],
       );
+      // Owners hold the profile's owner role as it is now (members keep the role they were given).
+      if (before!.spec.ownerRole !== p.ownerRole)
+        await query(
+          c,
+          `UPDATE bindings SET role = $2, version = version + 1, updated_at = now()
+            WHERE managed_as = 'owner' AND managed_namespace IN
+              (SELECT id FROM managed_namespaces WHERE profile = $1)`,
+          [p.name, p.ownerRole],
+        );
     }
     await recordAdminEvent(c, {
       actor: who.actor,

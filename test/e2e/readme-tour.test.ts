@@ -189,7 +189,7 @@ describe('the README tour, followed literally, holds', { timeout: 900_000 }, () 
     );
     await kubectlOk(['-n', 'team-demo', 'get', 'resourcequota', 'kubegate-quota'], admin);
     const elsewhere = await kubectl(['create', 'deployment', 'other', '--image=nginx'], developer);
-    assert.match(elsewhere.stderr, /Forbidden/);
+    assert.match(elsewhere.stderr, /forbidden: User "dev@example.com" cannot create/);
   });
 
   test('Ctrl-C stops everything', async () => {

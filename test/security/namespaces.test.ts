@@ -333,6 +333,28 @@ describe('self-service namespaces under attack', { timeout: 600_000 }, () => {
     );
   });
 
+  test("a profile's new owner role reaches every owner at once; members keep theirs", async () => {
+    const p = (await api(admin, 'GET', '/api/v1/namespace-profiles/team')).json;
+    const r = await api(admin, 'PUT', '/api/v1/namespace-profiles/team', {
+      ...p,
+      ownerRole: 'edit',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const roles = await stack.sql<{ role: string; managed_as: string }>(
+      `SELECT b.role, b.managed_as FROM bindings b JOIN managed_namespaces m ON m.id = b.managed_namespace
+        WHERE m.name = 'team-alice' ORDER BY b.managed_as DESC`,
+    );
+    assert.deepEqual(
+      roles.map((b) => `${b.managed_as}:${b.role}`),
+      ['owner:edit', 'member:view'],
+    );
+    // An owner holding edit can no longer hand out edit's superset, and still gives view.
+    assert.equal(
+      (await api(alice, 'GET', '/api/v1/namespaces/dev/team-alice')).json.yourRole,
+      'edit',
+    );
+  });
+
   test("the agent's namespaces control path cannot be reached through the Kubernetes path", async () => {
     const body = JSON.stringify({
       namespaces: [{ name: 'pwned', labels: {}, annotations: {}, objects: [] }],

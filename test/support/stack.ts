@@ -234,7 +234,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         await startAgent(c.name);
       },
       async startReplica() {
-        const renv = { ...env, ...(await proxyPortEnv()) };
+        const renv = {
+          ...env,
+          ...(await proxyPortEnv()),
+          // Its own metrics port, if the first replica serves metrics (never the same one).
+          ...(env.KUBEGATE_METRICS_LISTEN
+            ? { KUBEGATE_METRICS_LISTEN: `127.0.0.1:${await freePort()}` }
+            : {}),
+        };
         const replica = await startProxy(renv, 'proxy-replica', {});
         watched.push(replica);
         cleanup.push(() => replica.stop());
