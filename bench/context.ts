@@ -7,17 +7,22 @@ import type { Proc } from '../test/support/proc.js';
 import type { BenchStack } from './stack.js';
 import type { UpstreamProc } from './upstream-proc.js';
 import type { Nginx } from './nginx.js';
+import type { Remotedialer } from './remotedialer.js';
 
 export type TargetName = 'direct' | 'kubegate' | 'nginx';
+/** Peers that speak HTTP/1.1 only, measured in their own rows (rows/peer-remotedialer.ts). */
+export type PeerName = 'remotedialer';
 
 /** One way to reach an upstream: base URL, path prefix and headers. */
 export interface Target {
-  name: TargetName;
+  name: TargetName | PeerName;
   base: string;
   prefix: string;
   headers: Record<string, string>;
   ca: string;
 }
+
+export type PeerTarget = Target & { name: PeerName };
 
 export const url = (t: Target, path: string): string => `${t.base}${t.prefix}${path}`;
 
@@ -34,6 +39,8 @@ export interface BenchContext {
   benchToken: string;
   budget: Budget;
   log: (m: string) => void;
+  /** Rancher's remotedialer example, started by the first row that needs it. */
+  remotedialer?: Remotedialer;
   /** The real test cluster, reached directly (admin token) and through kubegate. */
   real?: {
     direct: Target;

@@ -7,8 +7,9 @@
  *
  * Environment: KG_BENCH_REAL=0 skips the real test cluster rows;
  * KG_BENCH_MINUTES caps the whole run (default 14); KG_BENCH_ROWS=P2,P3,profile
- * runs only those groups (while tuning); KG_BENCH_AB=front-nodelay adds an A/B
- * row for a proposed change (rows/experiment.ts).
+ * runs only those groups (while tuning; P2-rd,P3-rd are the remotedialer rows);
+ * KG_BENCH_AB=front-nodelay adds an A/B row for a proposed change
+ * (rows/experiment.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import { makeBenchCerts } from './certs.js';
 import { startUpstream } from './upstream-proc.js';
 import { startBenchStack, type BenchStack, type Replica } from './stack.js';
 import { startNginx } from './nginx.js';
+import { buildRemotedialer, startRemotedialer, type Remotedialer } from './remotedialer.js';
 import { H2Client } from './h2-client.js';
 import { Budget, sleep, type BenchContext, type Target } from './context.js';
 import { pendingRow, renderText, type Row } from './table.js';
@@ -42,6 +44,7 @@ import { p11Agents } from './rows/p11-agents.js';
 import { auditSetting, execMissing, jitAvailable } from './rows/pending.js';
 import { profileRun, type Profiles } from './rows/profile-run.js';
 import { experimentRow } from './rows/experiment.js';
+import { rdList, rdThroughput } from './rows/peer-remotedialer.js';
 
 const t0 = Date.now();
 const log = (m: string) =>
@@ -177,6 +180,16 @@ async function main(): Promise<void> {
     };
     const small = '/api/v1/namespaces/default/configmaps/bench-1k';
     for (const t of Object.values(ctx.targets)) await waitAllowed(t, small);
+    // Rancher's remotedialer example: built (cached) and started by the first of its rows.
+    let rdStarted: Promise<Remotedialer> | undefined;
+    const remotedialer = () =>
+      (rdStarted ??= (async () => {
+        log('building and starting remotedialer (example server and client)');
+        buildRemotedialer(log);
+        const rd = await startRemotedialer(join(dir, 'remotedialer'), upstream.port, certs.caFile);
+        stops.push(() => rd.stop());
+        return (ctx.remotedialer = rd);
+      })());
     const jit = await jitAvailable();
 
     // The real test cluster first, then stopped: its controllers would load the machine.
@@ -231,7 +244,13 @@ async function main(): Promise<void> {
       cpu = r.cpu;
       return r.rows;
     });
+    await attempt(rows, 'P2-rd', "1 KiB GET against remotedialer's example", async () =>
+      rdThroughput(ctx, await remotedialer()),
+    );
     await attempt(rows, 'P3', '200 MiB LIST', () => p3List(ctx));
+    await attempt(rows, 'P3-rd', "200 MiB LIST against remotedialer's example", async () =>
+      rdList(ctx, await remotedialer()),
+    );
     for (const x of (process.env.KG_BENCH_AB ?? '').split(',').filter(Boolean))
       await attempt(rows, `X-${x}`, `experiment ${x}`, () => experimentRow(ctx, x));
     await attempt(rows, 'P4', 'concurrent watches', () =>
