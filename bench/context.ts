@@ -11,7 +11,7 @@ import type { Remotedialer } from './remotedialer.js';
 
 export type TargetName = 'direct' | 'kubegate' | 'nginx';
 /** Peers that speak HTTP/1.1 only, measured in their own rows (rows/peer-remotedialer.ts). */
-export type PeerName = 'remotedialer';
+export type PeerName = 'remotedialer' | 'remotedialer-tls';
 
 /** One way to reach an upstream: base URL, path prefix and headers. */
 export interface Target {
@@ -39,8 +39,8 @@ export interface BenchContext {
   benchToken: string;
   budget: Budget;
   log: (m: string) => void;
-  /** Rancher's remotedialer example, started by the first row that needs it. */
-  remotedialer?: Remotedialer;
+  /** Rancher's remotedialer, as its example and with TLS, started by the first row that needs them. */
+  remotedialer?: { example: Remotedialer; tls: Remotedialer };
   /** The real test cluster, reached directly (admin token) and through kubegate. */
   real?: {
     direct: Target;

@@ -23,7 +23,7 @@ import { makeBenchCerts } from './certs.js';
 import { startUpstream } from './upstream-proc.js';
 import { startBenchStack, type BenchStack, type Replica } from './stack.js';
 import { startNginx } from './nginx.js';
-import { buildRemotedialer, startRemotedialer, type Remotedialer } from './remotedialer.js';
+import { buildRemotedialer, startRemotedialer } from './remotedialer.js';
 import { H2Client } from './h2-client.js';
 import { Budget, sleep, type BenchContext, type Target } from './context.js';
 import { pendingRow, renderText, type Row } from './table.js';
@@ -180,15 +180,20 @@ async function main(): Promise<void> {
     };
     const small = '/api/v1/namespaces/default/configmaps/bench-1k';
     for (const t of Object.values(ctx.targets)) await waitAllowed(t, small);
-    // Rancher's remotedialer example: built (cached) and started by the first of its rows.
-    let rdStarted: Promise<Remotedialer> | undefined;
+    // Rancher's remotedialer, both shapes: built (cached) and started by the first of its rows.
+    let rdStarted: Promise<unknown> | undefined;
     const remotedialer = () =>
       (rdStarted ??= (async () => {
-        log('building and starting remotedialer (example server and client)');
+        log('building and starting remotedialer (its example, and with TLS)');
         buildRemotedialer(log);
-        const rd = await startRemotedialer(join(dir, 'remotedialer'), upstream.port, certs.caFile);
-        stops.push(() => rd.stop());
-        return (ctx.remotedialer = rd);
+        const at = join(dir, 'remotedialer');
+        const base = { upstreamPort: upstream.port, caFile: certs.caFile };
+        const example = await startRemotedialer(at, { ...base, shape: 'example' });
+        stops.push(() => example.stop());
+        const cert = { certFile: certs.frontCert, keyFile: certs.frontKey };
+        const tls = await startRemotedialer(at, { ...base, shape: 'tls', cert });
+        stops.push(() => tls.stop());
+        ctx.remotedialer = { example, tls };
       })());
     const jit = await jitAvailable();
 
@@ -244,13 +249,15 @@ async function main(): Promise<void> {
       cpu = r.cpu;
       return r.rows;
     });
-    await attempt(rows, 'P2-rd', "1 KiB GET against remotedialer's example", async () =>
-      rdThroughput(ctx, await remotedialer()),
-    );
+    await attempt(rows, 'P2-rd', '1 KiB GET against remotedialer', async () => {
+      await remotedialer();
+      return rdThroughput(ctx);
+    });
     await attempt(rows, 'P3', '200 MiB LIST', () => p3List(ctx));
-    await attempt(rows, 'P3-rd', "200 MiB LIST against remotedialer's example", async () =>
-      rdList(ctx, await remotedialer()),
-    );
+    await attempt(rows, 'P3-rd', '200 MiB LIST against remotedialer', async () => {
+      await remotedialer();
+      return rdList(ctx);
+    });
     for (const x of (process.env.KG_BENCH_AB ?? '').split(',').filter(Boolean))
       await attempt(rows, `X-${x}`, `experiment ${x}`, () => experimentRow(ctx, x));
     await attempt(rows, 'P4', 'concurrent watches', () =>
@@ -363,8 +370,15 @@ async function main(): Promise<void> {
   for (const l of limits) console.log(`- ${l}`);
   if (profiles) console.log('\n' + profiles.text);
   const file = join(repoRoot(), 'docs', 'benchmarks.md');
-  // A partial run reports only the rows asked for (P11 includes P11-reconnect) into the full table.
-  const ran = only ? rows.filter((r) => wanted(r.id) || wanted(r.id.replace(/-.*$/, ''))) : rows;
+  // A partial run reports only the rows asked for (P11 includes P11-reconnect, P2-rd P2-rd-h2) into the full table.
+  const ran = only
+    ? rows.filter(
+        (r) =>
+          wanted(r.id) ||
+          wanted(r.id.replace(/-.*$/, '')) ||
+          only.some((o) => r.id.toUpperCase().startsWith(`${o}-`)),
+      )
+    : rows;
   writeReport(
     file,
     {

@@ -1,77 +1,115 @@
 /**
  * P2-rd and P3-rd: kubegate beside a peer users run, Rancher's remotedialer
- * example (bench/remotedialer.ts), with nginx 2-hop and direct in the same
- * rounds. The example's front speaks HTTP/1.1 only, so every target is
- * driven over HTTP/1.1 here (h2load --h1): the 1 KiB GET of P2 on 32
- * connections, the 200 MiB LIST of P3 on one. CPU seconds of each peer's own
+ * (bench/remotedialer.ts: its example as shipped, and our main on the library
+ * with TLS), with nginx 2-hop and direct in the same rounds. The example's
+ * front speaks HTTP/1.1 only, so P2-rd and P3-rd drive every target over
+ * HTTP/1.1 (h2load --h1): P2's 1 KiB GET on 32 connections, P3's 200 MiB
+ * LIST on one. P2-rd-h2 and P3-rd-h2 repeat them over TLS + HTTP/2 as P2 and
+ * P3 do, with the shape that speaks it. CPU seconds of each peer's own
  * processes are read around each run, as P2 does: kubegate's proxy and
  * agent, nginx's two hops, remotedialer's server and client.
  */
-import { h2load } from '../h2load.js';
+import { h2load, type H2loadResult } from '../h2load.js';
 import { fmtSpread, median, ratioSpread } from '../stats.js';
 import { cpuSeconds, rotate, url, type BenchContext, type Target } from '../context.js';
 import type { Row } from '../table.js';
-import type { Remotedialer } from '../remotedialer.js';
 
-export type Who = 'kubegate' | 'remotedialer' | 'nginx' | 'direct';
+export type Who = 'kubegate' | 'remotedialer' | 'remotedialer-tls' | 'nginx' | 'direct';
 
-/** What remotedialer's example lacks next to kubegate, said in its rows' label. */
-export const rdLacks = 'no TLS on its front or tunnel, no authentication, no audit';
+/** What each shape lacks next to kubegate, said in the rows' label. */
+export const lacks = {
+  example: 'no TLS on its front or tunnel, no authentication, no audit',
+  tls: 'our main on the library: TLS on front and tunnel, no caller authentication, no audit',
+};
 
-/** Per-round figures of one measurement, each target measured in every round. */
+const names: Record<Who, string> = {
+  kubegate: 'kubegate',
+  remotedialer: "remotedialer's example",
+  'remotedialer-tls': 'remotedialer with TLS',
+  nginx: 'nginx',
+  direct: 'direct',
+};
+const parts: Record<Who, string[]> = {
+  kubegate: ['proxy', 'agent'],
+  remotedialer: ['server', 'client'],
+  'remotedialer-tls': ['server', 'client'],
+  nginx: ['hops'],
+  direct: [],
+};
+
+/** Per-round figures of one measurement, every target measured in every round. */
 export interface PeerSamples {
-  /** req/s (P2-rd) or MB/s (P3-rd), one per round. */
-  rate: Record<Who, number[]>;
-  /** CPU µs per request (P2-rd) or CPU ms per LIST (P3-rd), each process group over all rounds. */
-  cpu: { kubegate: [number, number]; remotedialer: [number, number]; nginx: number };
+  /** The targets, in the order the row names them. */
+  who: Who[];
+  /** req/s or MB/s, one per round. */
+  rate: Partial<Record<Who, number[]>>;
+  /** CPU per request of each of the target's processes (`parts`), over all rounds. */
+  cpu: Partial<Record<Who, number[]>>;
   /** New upstream TLS connections per request. */
-  conns: Record<Who, number>;
-  /** Requests that failed or came back short. */
-  failed: number;
+  conns: Partial<Record<Who, number>>;
+  /** Requests that failed or came back short, per target. */
+  failed: Partial<Record<Who, number>>;
 }
 
-const path1k = '/api/v1/namespaces/default/configmaps/bench-1k';
-const listPath = (mib: number) => `/api/v1/namespaces/list-${mib}/configmaps`;
+export interface PeerRowSpec {
+  id: string;
+  what: string;
+  /** 'req/s' or 'MB/s'. */
+  unit: string;
+  /** 'CPU µs/req' or 'CPU ms per LIST'. */
+  cpuUnit: string;
+}
 
-/** The example's HTTP client gives up after 15 s unless the query asks for more. */
-const at = (t: Target, path: string) =>
-  url(t, path) + (t.name === 'remotedialer' ? '?timeout=120' : '');
-
+const f0 = (x: number | undefined) =>
+  x !== undefined && Number.isFinite(x) ? x.toFixed(0) : 'n/a';
 const pct = (a: number[], b: number[]) => {
   const r = ratioSpread(a, b);
   return `${fmtSpread({ ...r, median: r.median * 100, min: r.min * 100, max: r.max * 100 }, 0)}%`;
 };
-const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const isRd = (w: Who) => w === 'remotedialer' || w === 'remotedialer-tls';
 
-export function rdThroughputRow(s: PeerSamples): Row {
-  const m = (w: Who) => f0(median(s.rate[w]));
-  const [kp, ka] = s.cpu.kubegate;
-  const [rs, rc] = s.cpu.remotedialer;
-  const c = (w: Who) => s.conns[w].toFixed(2);
+export function peerRow(spec: PeerRowSpec, s: PeerSamples): Row {
+  const rds = s.who.filter(isRd);
+  const of = (w: Who) => s.rate[w] ?? [];
+  const vsRd = (w: Who) => rds.map((r) => `${pct(of(w), of(r))} of ${names[r]}`).join(', ');
+  const result = [`kubegate ${vsRd('kubegate')}`];
+  if (s.who.includes('nginx')) result.push(`nginx 2-hop ${vsRd('nginx')}`);
+  const cpu = s.who
+    .filter((w) => parts[w].length)
+    .map((w) => {
+      const xs = s.cpu[w] ?? [];
+      if (parts[w].length === 1) return `${names[w]} ${parts[w][0]} ${f0(xs[0])}`;
+      const sum = xs.reduce((a, x) => a + x, 0);
+      return `${names[w]} ${f0(sum)} (${parts[w].map((p, i) => `${p} ${f0(xs[i])}`).join(' + ')})`;
+    });
+  const conns = s.who
+    .filter((w) => w !== 'direct' && s.conns[w] !== undefined)
+    .map((w) => `${names[w]} ${s.conns[w]!.toFixed(2)}`);
+  const absolute = [
+    `${spec.unit}: ${s.who.map((w) => `${names[w]} ${f0(median(of(w)))}`).join(', ')}`,
+    `${spec.cpuUnit}: ${cpu.join(', ')}`,
+    `new upstream TLS connections per request: ${conns.join(', ')}`,
+  ];
+  const failed = s.who.filter((w) => s.failed[w]).map((w) => `${names[w]} ${s.failed[w]}`);
+  if (failed.length) absolute.push(`failed or short: ${failed.join(', ')}`);
+  // The peer's own failures are part of what is measured; kubegate's or the references' are the bench's.
+  const broken = s.who.some((w) => !isRd(w) && s.failed[w]);
   return {
-    id: 'P2-rd',
-    what: `1 KiB GET throughput, HTTP/1.1 (h2load --h1, 32 connections), against remotedialer's example (${rdLacks})`,
+    id: spec.id,
+    what: spec.what,
     upstream: 'bench upstream',
     goal: '(reference: a peer users run)',
-    result: `kubegate ${pct(s.rate.kubegate, s.rate.remotedialer)} of remotedialer; nginx 2-hop ${pct(s.rate.nginx, s.rate.remotedialer)}`,
-    absolute: `req/s: kubegate ${m('kubegate')}, remotedialer ${m('remotedialer')}, nginx ${m('nginx')}, direct ${m('direct')}; CPU µs/req: kubegate ${f0(kp + ka)} (proxy ${f0(kp)} + agent ${f0(ka)}), remotedialer ${f0(rs + rc)} (server ${f0(rs)} + client ${f0(rc)}), nginx hops ${f0(s.cpu.nginx)}; new upstream TLS connections per request: kubegate ${c('kubegate')}, remotedialer ${c('remotedialer')}, nginx ${c('nginx')}${s.failed ? `; ${s.failed} failed` : ''}`,
-    verdict: s.failed ? 'error' : 'info',
+    result: result.join('; '),
+    absolute: absolute.join('; '),
+    verdict: broken ? 'error' : 'info',
   };
 }
 
-export function rdListRow(s: PeerSamples): Row {
-  const m = (w: Who) => f0(median(s.rate[w]));
-  const [kp, ka] = s.cpu.kubegate;
-  const [rs, rc] = s.cpu.remotedialer;
-  return {
-    id: 'P3-rd',
-    what: `200 MiB LIST streamed, MB/s, HTTP/1.1 (h2load --h1, one connection), against remotedialer's example (${rdLacks})`,
-    upstream: 'bench upstream',
-    goal: '(reference: a peer users run)',
-    result: `kubegate ${pct(s.rate.kubegate, s.rate.remotedialer)} of remotedialer; nginx 2-hop ${pct(s.rate.nginx, s.rate.remotedialer)}`,
-    absolute: `MB/s: kubegate ${m('kubegate')}, remotedialer ${m('remotedialer')}, nginx ${m('nginx')}, direct ${m('direct')}; CPU ms per LIST: kubegate ${f0(kp + ka)} (proxy ${f0(kp)} + agent ${f0(ka)}), remotedialer ${f0(rs + rc)} (server ${f0(rs)} + client ${f0(rc)}), nginx hops ${f0(s.cpu.nginx)}${s.failed ? `; ${s.failed} incomplete` : ''}`,
-    verdict: s.failed ? 'error' : 'info',
-  };
+interface Contestant {
+  who: Who;
+  target: Target;
+  /** The target's processes, one group per entry of `parts`. */
+  groups(): number[][];
 }
 
 interface Run {
@@ -82,106 +120,180 @@ interface Run {
   failed: number;
 }
 
-/**
- * Interleaved rounds over the four targets; CPU per request of each peer's
- * processes (`scale`: 1e6 for µs, 1e3 for ms).
- */
+/** Interleaved rounds; CPU per request of each group of processes, × `scale` (1e6: µs). */
 async function rounds(
   ctx: BenchContext,
-  rd: Remotedialer,
+  cs: Contestant[],
   n: number,
   scale: number,
   label: string,
   run: (t: Target) => Promise<Run>,
 ): Promise<PeerSamples> {
-  const t = ctx.targets;
-  const order: Target[] = [t.kubegate, rd.target, t.nginx, t.direct];
-  const procs = (w: Who): number[][] => {
-    if (w === 'kubegate') return [[ctx.stack.main.proxy.child.pid!], [ctx.agent.child.pid!]];
-    if (w === 'remotedialer') return rd.pids().map((p) => [p]);
-    if (w === 'nginx') return [ctx.nginx.pids()];
-    return [];
-  };
+  const s: PeerSamples = { who: cs.map((c) => c.who), rate: {}, cpu: {}, conns: {}, failed: {} };
+  const used = new Map<Who, number[]>(cs.map((c) => [c.who, parts[c.who].map(() => 0)]));
+  const requests = new Map<Who, number>();
+  const conns = new Map<Who, [number, number]>(cs.map((c) => [c.who, [0, 0]]));
   const cpuOf = (groups: number[][]) =>
     groups.map((g) => g.reduce((a, pid) => a + cpuSeconds(pid), 0));
-  const rate = { kubegate: [], remotedialer: [], nginx: [], direct: [] } as Record<Who, number[]>;
-  const used = { kubegate: [0, 0], remotedialer: [0, 0], nginx: [0], direct: [] } as Record<
-    Who,
-    number[]
-  >;
-  const requests = { kubegate: 0, remotedialer: 0, nginx: 0, direct: 0 } as Record<Who, number>;
-  const conns = { kubegate: [0, 0], remotedialer: [0, 0], nginx: [0, 0], direct: [0, 0] };
-  let failed = 0;
   type Traffic = { connections: number; requests: number };
   for (let r = 0; r < n; r++) {
-    for (const target of rotate(order, r)) {
-      const w = target.name as Who;
-      const groups = procs(w);
+    for (const c of rotate(cs, r)) {
+      const groups = c.groups();
       const before = cpuOf(groups);
       const t0 = await ctx.upstream.call<Traffic>({ op: 'traffic' });
-      const res = await run(target);
+      const res = await run(c.target);
       const t1 = await ctx.upstream.call<Traffic>({ op: 'traffic' });
-      cpuOf(groups).forEach((x, i) => (used[w][i]! += x - before[i]!));
-      conns[w][0] += t1.connections - t0.connections;
-      conns[w][1] += t1.requests - t0.requests;
-      rate[w].push(res.rate);
-      requests[w] += res.requests;
-      failed += res.failed;
+      const after = cpuOf(groups);
+      const u = used.get(c.who)!;
+      after.forEach((x, i) => (u[i]! += x - before[i]!));
+      const k = conns.get(c.who)!;
+      k[0] += t1.connections - t0.connections;
+      k[1] += t1.requests - t0.requests;
+      (s.rate[c.who] ??= []).push(res.rate);
+      requests.set(c.who, (requests.get(c.who) ?? 0) + res.requests);
+      s.failed[c.who] = (s.failed[c.who] ?? 0) + res.failed;
     }
     ctx.log(`  ${label} round ${r + 1}/${n}`);
   }
-  const per = (w: Who, i: number) => (requests[w] ? (used[w][i]! / requests[w]) * scale : NaN);
-  const perConn = (w: Who) => conns[w][0] / Math.max(1, conns[w][1]);
-  return {
-    rate,
-    cpu: {
-      kubegate: [per('kubegate', 0), per('kubegate', 1)],
-      remotedialer: [per('remotedialer', 0), per('remotedialer', 1)],
-      nginx: per('nginx', 0),
-    },
-    conns: {
-      kubegate: perConn('kubegate'),
-      remotedialer: perConn('remotedialer'),
-      nginx: perConn('nginx'),
-      direct: perConn('direct'),
-    },
-    failed,
-  };
+  for (const c of cs) {
+    const reqs = requests.get(c.who) ?? 0;
+    s.cpu[c.who] = used.get(c.who)!.map((x) => (reqs ? (x / reqs) * scale : NaN));
+    const [opened, answered] = conns.get(c.who)!;
+    s.conns[c.who] = opened / Math.max(1, answered);
+  }
+  return s;
 }
 
-export async function rdThroughput(ctx: BenchContext, rd: Remotedialer): Promise<Row[]> {
-  const s = await rounds(ctx, rd, 3, 1e6, 'P2-rd', async (target) => {
+function contestants(ctx: BenchContext, who: Who[]): Contestant[] {
+  const rd = ctx.remotedialer;
+  if (!rd) throw new Error('remotedialer is not running');
+  const t = ctx.targets;
+  const all: Record<Who, Contestant> = {
+    kubegate: {
+      who: 'kubegate',
+      target: t.kubegate,
+      groups: () => [[ctx.stack.main.proxy.child.pid!], [ctx.agent.child.pid!]],
+    },
+    remotedialer: {
+      who: 'remotedialer',
+      target: rd.example.target,
+      groups: () => rd.example.pids().map((p) => [p]),
+    },
+    'remotedialer-tls': {
+      who: 'remotedialer-tls',
+      target: rd.tls.target,
+      groups: () => rd.tls.pids().map((p) => [p]),
+    },
+    nginx: { who: 'nginx', target: t.nginx, groups: () => [ctx.nginx.pids()] },
+    direct: { who: 'direct', target: t.direct, groups: () => [] },
+  };
+  return who.map((w) => all[w]);
+}
+
+const path1k = '/api/v1/namespaces/default/configmaps/bench-1k';
+const listPath = (mib: number) => `/api/v1/namespaces/list-${mib}/configmaps`;
+/** The example's HTTP client gives up after 15 s unless the query asks for more. */
+const at = (t: Target, path: string) =>
+  url(t, path) + (t.name === 'remotedialer' ? '?timeout=120' : '');
+
+/** P2-rd (HTTP/1.1, every shape) and P2-rd-h2 (HTTP/2, the TLS shape). */
+export async function rdThroughput(ctx: BenchContext): Promise<Row[]> {
+  const get = (h1: boolean) => async (target: Target) => {
     const res = await h2load({
       url: at(target, path1k),
       headers: target.headers,
-      clients: 32,
-      streams: 1,
+      clients: h1 ? 32 : 8,
+      streams: h1 ? 1 : 8,
       durationS: 3,
       warmUpS: 1,
-      h1: true,
+      h1,
     });
     // CPU is read over warm-up + measurement: ≈ rate × 4 s requests.
     return { rate: res.reqPerSec, requests: res.reqPerSec * 4, failed: res.failed };
-  });
-  return [rdThroughputRow(s)];
+  };
+  const h1 = await rounds(
+    ctx,
+    contestants(ctx, ['kubegate', 'remotedialer', 'remotedialer-tls', 'nginx', 'direct']),
+    3,
+    1e6,
+    'P2-rd',
+    get(true),
+  );
+  const h2 = await rounds(
+    ctx,
+    contestants(ctx, ['kubegate', 'remotedialer-tls', 'nginx']),
+    3,
+    1e6,
+    'P2-rd-h2',
+    get(false),
+  );
+  return [
+    peerRow(
+      {
+        id: 'P2-rd',
+        what: `1 KiB GET throughput, HTTP/1.1 (h2load --h1, 32 connections), against remotedialer's example (${lacks.example}) and remotedialer with TLS (${lacks.tls})`,
+        unit: 'req/s',
+        cpuUnit: 'CPU µs/req',
+      },
+      h1,
+    ),
+    peerRow(
+      {
+        id: 'P2-rd-h2',
+        what: `1 KiB GET throughput, TLS + HTTP/2 front (h2load 8×8), against remotedialer with TLS (${lacks.tls})`,
+        unit: 'req/s',
+        cpuUnit: 'CPU µs/req',
+      },
+      h2,
+    ),
+  ];
 }
 
-export async function rdList(ctx: BenchContext, rd: Remotedialer): Promise<Row[]> {
-  const list = (target: Target, mib: number) =>
+/** P3-rd (HTTP/1.1, every shape) and P3-rd-h2 (HTTP/2, the TLS shape). */
+export async function rdList(ctx: BenchContext): Promise<Row[]> {
+  const list = (target: Target, mib: number, h1: boolean): Promise<H2loadResult> =>
     h2load({
       url: at(target, listPath(mib)),
       headers: target.headers,
       clients: 1,
       streams: 1,
       requests: 1,
-      h1: true,
+      h1,
     });
-  for (const target of [ctx.targets.kubegate, rd.target, ctx.targets.nginx, ctx.targets.direct])
-    await list(target, 20);
-  const s = await rounds(ctx, rd, 3, 1e3, 'P3-rd', async (target) => {
-    const res = await list(target, 200);
+  const once = (h1: boolean) => async (target: Target) => {
+    const res = await list(target, 200, h1);
     const short = res.ok2xx !== 1 || res.bytes < 200 * 1024 * 1024;
     return { rate: res.bytes / 1e6 / (res.requestMs / 1000), requests: 1, failed: short ? 1 : 0 };
-  });
-  return [rdListRow(s)];
+  };
+  const h1Who: Who[] = ['kubegate', 'remotedialer', 'remotedialer-tls', 'nginx', 'direct'];
+  for (const c of contestants(ctx, h1Who)) await list(c.target, 20, true);
+  const h1 = await rounds(ctx, contestants(ctx, h1Who), 3, 1e3, 'P3-rd', once(true));
+  const h2 = await rounds(
+    ctx,
+    contestants(ctx, ['kubegate', 'remotedialer-tls', 'nginx']),
+    3,
+    1e3,
+    'P3-rd-h2',
+    once(false),
+  );
+  return [
+    peerRow(
+      {
+        id: 'P3-rd',
+        what: `200 MiB LIST streamed, MB/s, HTTP/1.1 (h2load --h1, one connection), against remotedialer's example (${lacks.example}) and remotedialer with TLS (${lacks.tls})`,
+        unit: 'MB/s',
+        cpuUnit: 'CPU ms per LIST',
+      },
+      h1,
+    ),
+    peerRow(
+      {
+        id: 'P3-rd-h2',
+        what: `200 MiB LIST streamed, MB/s, TLS + HTTP/2 (h2load, one stream), against remotedialer with TLS (${lacks.tls})`,
+        unit: 'MB/s',
+        cpuUnit: 'CPU ms per LIST',
+      },
+      h2,
+    ),
+  ];
 }
