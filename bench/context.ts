@@ -3,6 +3,7 @@
  * ways to reach the same upstream, and the time budget.
  */
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import type { Proc } from '../test/support/proc.js';
 import type { BenchStack } from './stack.js';
 import type { UpstreamProc } from './upstream-proc.js';
@@ -85,4 +86,21 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export function rotate<T>(xs: readonly T[], round: number): T[] {
   const k = round % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
+export function waitPort(port: number, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve()));
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() - t0 > timeoutMs) reject(new Error(`nothing listens on ${port}`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
 }

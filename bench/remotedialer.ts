@@ -23,11 +23,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot } from '../test/support/repo.js';
 import { freePort } from '../test/support/ports.js';
-import { sleep, type PeerTarget } from './context.js';
+import { sleep, waitPort, type PeerTarget } from './context.js';
 
 const peerDir = () => join(repoRoot(), 'bench', 'peers', 'remotedialer');
 const tunnelId = 'bench';
@@ -48,22 +47,6 @@ export function buildRemotedialer(log: (m: string) => void): void {
   });
   for (const line of `${r.stdout}${r.stderr}`.trim().split('\n')) if (line) log(`  ${line}`);
   if (r.status !== 0) throw new Error(`bench/peers/remotedialer/build.sh failed (${r.status})`);
-}
-
-function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve()));
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() - t0 > timeoutMs) reject(new Error(`nothing listens on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
 }
 
 function start(bin: string, args: string[], logFile: string, env: NodeJS.ProcessEnv): ChildProcess {
@@ -102,7 +85,7 @@ export async function startRemotedialer(
   const log = (name: string) => join(dir, `${o.shape}-${name}.log`);
   const children: ChildProcess[] = [];
   const stop = async () => {
-    for (const c of children.reverse()) {
+    for (const c of [...children].reverse()) {
       if (c.exitCode !== null || c.signalCode !== null) continue;
       const exited = new Promise((r) => c.once('exit', r));
       c.kill('SIGTERM');
