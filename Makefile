@@ -146,7 +146,7 @@ dev: deps build ## Run the whole stack locally; Ctrl-C stops it
 	node bin/kubegate.js dev
 
 .PHONY: bench
-bench: deps build ## Benchmarks: kubegate vs direct vs nginx (ratios)
+bench: deps build ## Benchmarks: kubegate vs direct vs nginx vs remotedialer (ratios)
 	node dist/bench/run.js
 
 .PHONY: docs

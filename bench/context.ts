@@ -3,21 +3,27 @@
  * ways to reach the same upstream, and the time budget.
  */
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import type { Proc } from '../test/support/proc.js';
 import type { BenchStack } from './stack.js';
 import type { UpstreamProc } from './upstream-proc.js';
 import type { Nginx } from './nginx.js';
+import type { Remotedialer } from './remotedialer.js';
 
 export type TargetName = 'direct' | 'kubegate' | 'nginx';
+/** Peers that speak HTTP/1.1 only, measured in their own rows (rows/peer-remotedialer.ts). */
+export type PeerName = 'remotedialer' | 'remotedialer-tls';
 
 /** One way to reach an upstream: base URL, path prefix and headers. */
 export interface Target {
-  name: TargetName;
+  name: TargetName | PeerName;
   base: string;
   prefix: string;
   headers: Record<string, string>;
   ca: string;
 }
+
+export type PeerTarget = Target & { name: PeerName };
 
 export const url = (t: Target, path: string): string => `${t.base}${t.prefix}${path}`;
 
@@ -34,6 +40,8 @@ export interface BenchContext {
   benchToken: string;
   budget: Budget;
   log: (m: string) => void;
+  /** Rancher's remotedialer, as its example and with TLS, started by the first row that needs them. */
+  remotedialer?: { example: Remotedialer; tls: Remotedialer };
   /** The real test cluster, reached directly (admin token) and through kubegate. */
   real?: {
     direct: Target;
@@ -78,4 +86,21 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export function rotate<T>(xs: readonly T[], round: number): T[] {
   const k = round % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
+export function waitPort(port: number, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve()));
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() - t0 > timeoutMs) reject(new Error(`nothing listens on ${port}`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
 }

@@ -50,6 +50,8 @@ export interface H2loadOptions {
   /** … or a measured duration in seconds, after `warmUpS`. */
   durationS?: number;
   warmUpS?: number;
+  /** HTTP/1.1 instead of HTTP/2 (plain or over TLS), for peers that speak nothing else. */
+  h1?: boolean;
 }
 
 export function h2load(o: H2loadOptions): Promise<H2loadResult> {
@@ -57,6 +59,7 @@ export function h2load(o: H2loadOptions): Promise<H2loadResult> {
     `-c${o.clients}`,
     `-m${o.streams}`,
     '-t1',
+    ...(o.h1 ? ['--h1'] : []),
     ...Object.entries(o.headers ?? {}).map(([k, v]) => `-H${k}: ${v}`),
     ...(o.durationS
       ? [`-D${o.durationS}`, `--warm-up-time=${o.warmUpS ?? 1}`]

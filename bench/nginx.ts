@@ -11,8 +11,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
+import { waitPort } from './context.js';
 
 export interface NginxCerts {
   caFile: string;
@@ -114,22 +114,6 @@ ${proxyCommon}
   }
 }
 `;
-}
-
-function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve()));
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() - t0 > timeoutMs) reject(new Error(`nothing listens on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
 }
 
 function startOne(dir: string, name: string, conf: string, port: number): Promise<ChildProcess> {

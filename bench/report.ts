@@ -26,6 +26,17 @@ interleaved rounds after a warm-up; results are medians over rounds with the ran
   authorization on, the agent reaching the upstream over TLS exactly as it reaches an apiserver.
 - **nginx 2-hop**: hop 1 TLS + HTTP/2 front → mutual TLS → hop 2 → TLS → upstream; one worker
   per hop, buffering off, keep-alive pools.
+- **remotedialer** (rows P2-rd, P3-rd and their -h2 twins): Rancher's reverse-tunnel library
+  (v0.5.0, built from its Go module by bench/peers/remotedialer/build.sh), in two shapes, each a
+  server and a client process, both reaching the upstream over TLS from the server end of the
+  tunnel. *Its example* server and client as shipped: no TLS on its front or tunnel (HTTP/1.1,
+  ws://), no authentication, no audit; GET only, Go's default of two idle upstream connections
+  (so under 32 callers most requests open a new upstream TLS connection, counted in the row),
+  three log lines per request. *With TLS*: our main on the same library
+  (bench/peers/remotedialer/tls): TLS + HTTP/2 front, wss tunnel with a shared token, an
+  upstream pool sized to the callers; still no caller authentication and no audit. The example
+  speaks HTTP/1.1 only, so P2-rd and P3-rd drive every target over HTTP/1.1; P2-rd-h2 and
+  P3-rd-h2 compare the TLS shape over TLS + HTTP/2 as P2 and P3 do.
 - **upstreams**: the *bench upstream* is a minimal Node server answering like kube-apiserver
   (fixed 1 KiB ConfigMap, streamed lists, watches with time-stamped events); the *real test
   cluster* is kube-apiserver + etcd from test/cluster.

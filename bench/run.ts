@@ -7,8 +7,9 @@
  *
  * Environment: KG_BENCH_REAL=0 skips the real test cluster rows;
  * KG_BENCH_MINUTES caps the whole run (default 14); KG_BENCH_ROWS=P2,P3,profile
- * runs only those groups (while tuning); KG_BENCH_AB=front-nodelay adds an A/B
- * row for a proposed change (rows/experiment.ts).
+ * runs only those groups (while tuning; P2-rd,P3-rd are the remotedialer rows);
+ * KG_BENCH_AB=front-nodelay adds an A/B row for a proposed change
+ * (rows/experiment.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import { makeBenchCerts } from './certs.js';
 import { startUpstream } from './upstream-proc.js';
 import { startBenchStack, type BenchStack, type Replica } from './stack.js';
 import { startNginx } from './nginx.js';
+import { buildRemotedialer, startRemotedialer } from './remotedialer.js';
 import { H2Client } from './h2-client.js';
 import { Budget, sleep, type BenchContext, type Target } from './context.js';
 import { pendingRow, renderText, type Row } from './table.js';
@@ -42,6 +44,7 @@ import { p11Agents } from './rows/p11-agents.js';
 import { auditSetting, execMissing, jitAvailable } from './rows/pending.js';
 import { profileRun, type Profiles } from './rows/profile-run.js';
 import { experimentRow } from './rows/experiment.js';
+import { rdList, rdThroughput } from './rows/peer-remotedialer.js';
 
 const t0 = Date.now();
 const log = (m: string) =>
@@ -177,6 +180,21 @@ async function main(): Promise<void> {
     };
     const small = '/api/v1/namespaces/default/configmaps/bench-1k';
     for (const t of Object.values(ctx.targets)) await waitAllowed(t, small);
+    // Rancher's remotedialer, both shapes: built (cached) and started by the first of its rows.
+    let rdStarted: Promise<unknown> | undefined;
+    const remotedialer = () =>
+      (rdStarted ??= (async () => {
+        log('building and starting remotedialer (its example, and with TLS)');
+        buildRemotedialer(log);
+        const at = join(dir, 'remotedialer');
+        const base = { upstreamPort: upstream.port, caFile: certs.caFile };
+        const example = await startRemotedialer(at, { ...base, shape: 'example' });
+        stops.push(() => example.stop());
+        const cert = { certFile: certs.frontCert, keyFile: certs.frontKey };
+        const tls = await startRemotedialer(at, { ...base, shape: 'tls', cert });
+        stops.push(() => tls.stop());
+        ctx.remotedialer = { example, tls };
+      })());
     const jit = await jitAvailable();
 
     // The real test cluster first, then stopped: its controllers would load the machine.
@@ -231,7 +249,15 @@ async function main(): Promise<void> {
       cpu = r.cpu;
       return r.rows;
     });
+    await attempt(rows, 'P2-rd', '1 KiB GET against remotedialer', async () => {
+      await remotedialer();
+      return rdThroughput(ctx);
+    });
     await attempt(rows, 'P3', '200 MiB LIST', () => p3List(ctx));
+    await attempt(rows, 'P3-rd', '200 MiB LIST against remotedialer', async () => {
+      await remotedialer();
+      return rdList(ctx);
+    });
     for (const x of (process.env.KG_BENCH_AB ?? '').split(',').filter(Boolean))
       await attempt(rows, `X-${x}`, `experiment ${x}`, () => experimentRow(ctx, x));
     await attempt(rows, 'P4', 'concurrent watches', () =>
@@ -344,8 +370,15 @@ async function main(): Promise<void> {
   for (const l of limits) console.log(`- ${l}`);
   if (profiles) console.log('\n' + profiles.text);
   const file = join(repoRoot(), 'docs', 'benchmarks.md');
-  // A partial run reports only the rows asked for (P11 includes P11-reconnect) into the full table.
-  const ran = only ? rows.filter((r) => wanted(r.id) || wanted(r.id.replace(/-.*$/, ''))) : rows;
+  // A partial run reports only the rows asked for (P11 includes P11-reconnect, P2-rd P2-rd-h2) into the full table.
+  const ran = only
+    ? rows.filter(
+        (r) =>
+          wanted(r.id) ||
+          wanted(r.id.replace(/-.*$/, '')) ||
+          only.some((o) => r.id.toUpperCase().startsWith(`${o}-`)),
+      )
+    : rows;
   writeReport(
     file,
     {
