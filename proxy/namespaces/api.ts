@@ -50,6 +50,7 @@ import {
   listNamespaces,
   listProfiles,
   membersOf,
+  membersOfAll,
   notFound,
   removeMember,
   retireNamespace,
@@ -123,6 +124,12 @@ function view(ns: NamespaceRow, c: Caller): NamespaceView {
 
 function profileView(p: ProfileRecord): NamespaceProfileView {
   return { ...p, updatedAt: p.updatedAt.toISOString() };
+}
+
+/** The namespace as the caller sees it, with their role in it (the owner's, else a member's). */
+function withRole(ns: NamespaceRow, members: Member[], c: Caller): NamespaceView {
+  const yourRole = isOwner(c, ns) ? members.find((m) => m.owner)?.role : roleOf(members, c);
+  return { ...view(ns, c), ...(yourRole ? { yourRole } : {}) };
 }
 
 function roleOf(members: Member[], c: Caller): string | undefined {
@@ -292,14 +299,17 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
       ...(profile ? { profile } : {}),
       history: oneOf(c.query, 'history', ['true', 'false']) === 'true',
     });
-    writeJson(c.res, 200, { items: rows.map((r) => view(r, c.caller)) });
+    const members = await membersOfAll(
+      d.pool,
+      rows.map((r) => r.id),
+    );
+    writeJson(c.res, 200, {
+      items: rows.map((r) => withRole(r, members.get(r.id) ?? [], c.caller)),
+    });
   };
   const one = async (c: CallerCall) => {
     const { ns, members } = await visible(c);
-    const yourRole = isOwner(c.caller, ns)
-      ? members.find((m) => m.owner)?.role
-      : roleOf(members, c.caller);
-    writeJson(c.res, 200, { ...view(ns, c.caller), ...(yourRole ? { yourRole } : {}), members });
+    writeJson(c.res, 200, { ...withRole(ns, members, c.caller), members });
   };
   const members = async (c: CallerCall) => {
     const { ns, members } = await visible(c);

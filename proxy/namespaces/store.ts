@@ -371,24 +371,33 @@ export async function listNamespaces(db: Queryable, f: NamespaceFilter): Promise
 }
 
 export async function membersOf(db: Queryable, id: string): Promise<Member[]> {
+  return (await membersOfAll(db, [id])).get(id) ?? [];
+}
+
+/** The owner and members of each namespace, by namespace id, in one query. */
+export async function membersOfAll(
+  db: Queryable,
+  ids: readonly string[],
+): Promise<Map<string, Member[]>> {
   const rows = await query<{
+    managed_namespace: string;
     subjects: { kind: Member['kind']; name: string }[];
     role: string;
     managed_as: string;
   }>(
     db,
-    `SELECT subjects, role, managed_as FROM bindings WHERE managed_namespace = $1
-      ORDER BY managed_as DESC, created_at`,
-    [id],
+    `SELECT managed_namespace, subjects, role, managed_as FROM bindings
+      WHERE managed_namespace = ANY($1::uuid[]) ORDER BY managed_as DESC, created_at`,
+    [ids],
   );
-  return rows.flatMap((r) =>
-    r.subjects.map((s) => ({
-      kind: s.kind,
-      name: s.name,
-      role: r.role,
-      owner: r.managed_as === 'owner',
-    })),
-  );
+  const out = new Map<string, Member[]>();
+  for (const r of rows) {
+    const list = out.get(r.managed_namespace) ?? [];
+    for (const s of r.subjects)
+      list.push({ kind: s.kind, name: s.name, role: r.role, owner: r.managed_as === 'owner' });
+    out.set(r.managed_namespace, list);
+  }
+  return out;
 }
 
 /** Insert the binding that gives `subject` `role` in the namespace (the reconciler makes the owner's). */

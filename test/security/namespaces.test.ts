@@ -312,6 +312,12 @@ describe('self-service namespaces under attack', { timeout: 600_000 }, () => {
       200,
     );
     assert.equal((await api(bob, 'GET', base)).json.yourRole, 'view');
+    const listed = (await api(bob, 'GET', '/api/v1/namespaces')).json.items;
+    assert.deepEqual(
+      listed.filter((n: any) => n.name === 'team-alice').map((n: any) => [n.yourRole, n.mayManage]),
+      [['view', false]],
+      'the list says the member’s role too',
+    );
     const escalate = await api(bob, 'PUT', `${base}/members/User/bob@example.com`, {
       role: 'edit',
     });

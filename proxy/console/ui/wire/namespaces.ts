@@ -49,8 +49,9 @@ export interface NamespaceView {
   drift: number;
   /** Whether the caller may change it (its owner, or an admin). */
   mayManage: boolean;
-  /** One namespace only: the caller's role in it, and its owner and members. */
+  /** The caller's role in it (the owner's role, or a member's; absent for an admin who is neither). */
   yourRole?: string;
+  /** One namespace only: its owner and members. */
   members?: NamespaceMember[];
 }
 
