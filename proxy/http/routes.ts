@@ -70,6 +70,19 @@ export interface BaseCall {
   readBody(): Promise<unknown>;
 }
 
+/** Path parameter `i` of a call, percent-decoded once; a 400 when it does not decode. */
+export function pathParam(call: { params: readonly string[] }, i: number): string {
+  const raw = call.params[i] ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new KgError(
+      'KG_ERR_BAD_PATH',
+      `cannot decode path segment ${JSON.stringify(raw)}: it is not valid percent-encoded text`,
+    );
+  }
+}
+
 export interface Operation<C> {
   access: Access;
   summary: string;

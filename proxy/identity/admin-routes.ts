@@ -11,7 +11,8 @@ import { writeJson, writeNoContent } from '../http/json-body.js';
 import { smallObjectBody, type RouteSpec } from '../http/routes.js';
 import { createRobot, deleteRobot, getRobot, listRobots, rotateRobot } from './robot-store.js';
 import { checkQuery } from '../api/params.js';
-import { param, parseTtl, type ApiCall } from './routes.js';
+import { parseTtl, type ApiCall } from './routes.js';
+import { pathParam } from '../http/routes.js';
 import { listTokens, revokeAllTokens, type TokenOwner } from './token-records.js';
 import { activateUser, deactivateUser, getUser, listUsers } from './user-store.js';
 
@@ -43,12 +44,12 @@ async function users(call: ApiCall): Promise<void> {
 
 async function user(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  writeJson(call.res, 200, await getUser(call.deps.pool, param(call, 0)));
+  writeJson(call.res, 200, await getUser(call.deps.pool, pathParam(call, 0)));
 }
 
 async function deactivate(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const target = await getUser(call.deps.pool, param(call, 0));
+  const target = await getUser(call.deps.pool, pathParam(call, 0));
   if (
     call.caller.userId === target.id ||
     (call.caller.kind === 'user' && call.caller.name === target.username)
@@ -64,7 +65,7 @@ async function deactivate(call: ApiCall): Promise<void> {
 
 async function activate(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const u = await activateUser(call.deps.pool, param(call, 0), call.caller.actor);
+  const u = await activateUser(call.deps.pool, pathParam(call, 0), call.caller.actor);
   call.log.info({ actor: call.caller.actor, user: u.username }, 'user activated');
   writeJson(call.res, 200, u);
 }
@@ -78,13 +79,13 @@ async function ownerTokens(call: ApiCall, owner: () => Promise<TokenOwner>): Pro
 
 const userTokens = (call: ApiCall) =>
   ownerTokens(call, async () => {
-    const u = await getUser(call.deps.pool, param(call, 0));
+    const u = await getUser(call.deps.pool, pathParam(call, 0));
     return { kind: 'user', name: u.username, userId: u.id };
   });
 
 async function revokeUserTokens(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const u = await getUser(call.deps.pool, param(call, 0));
+  const u = await getUser(call.deps.pool, pathParam(call, 0));
   const revoked = await inTransaction(call.deps.pool, async (c) => {
     const n = await revokeAllTokens(c, { kind: 'user', name: u.username, userId: u.id });
     await recordChange(c, call.caller.actor, 'delete', 'token', u.username, undefined, {
@@ -134,12 +135,12 @@ async function newRobot(call: ApiCall): Promise<void> {
 
 async function robot(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  writeJson(call.res, 200, await getRobot(call.deps.pool, param(call, 0)));
+  writeJson(call.res, 200, await getRobot(call.deps.pool, pathParam(call, 0)));
 }
 
 async function removeRobot(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const name = param(call, 0);
+  const name = pathParam(call, 0);
   const revoked = await deleteRobot(call.deps.pool, name, call.caller.actor);
   call.log.info({ actor: call.caller.actor, robot: name, revoked }, 'robot deleted');
   writeNoContent(call.res);
@@ -160,12 +161,12 @@ async function rotate(call: ApiCall): Promise<void> {
   const r = await rotateRobot(
     call.deps.pool,
     call.deps.tokens,
-    param(call, 0),
+    pathParam(call, 0),
     { overlapMs, ttlMs: parseTtl(body.ttl, s.robotTokenTtlMs, s.robotTokenMaxTtlMs, 'ttl') },
     call.caller.actor,
   );
   call.log.info(
-    { actor: call.caller.actor, robot: param(call, 0), superseded: r.superseded, overlapMs },
+    { actor: call.caller.actor, robot: pathParam(call, 0), superseded: r.superseded, overlapMs },
     'robot token rotated',
   );
   writeJson(call.res, 200, r);
@@ -173,7 +174,7 @@ async function rotate(call: ApiCall): Promise<void> {
 
 const robotTokens = (call: ApiCall) =>
   ownerTokens(call, async () => {
-    const r = await getRobot(call.deps.pool, param(call, 0));
+    const r = await getRobot(call.deps.pool, pathParam(call, 0));
     return { kind: 'robot', name: r.name, robotId: r.id };
   });
 

@@ -1,6 +1,6 @@
 /**
  * What identity's `/api/v1/` handlers get and the parameter helpers they
- * share (query parameters: proxy/api/params.ts). Each route says who may call it (proxy/http/routes.ts); the guard
+ * share (query parameters: proxy/api/params.ts; path parameters: `pathParam` in proxy/http/routes.ts). Each route says who may call it (proxy/http/routes.ts); the guard
  * in handler.ts checks that, and CSRF, before a handler runs.
  */
 import { parseDuration } from '../../common/config.js';
@@ -28,16 +28,6 @@ export interface IdentityApiDeps {
 export interface ApiCall extends BaseCall {
   caller: Caller;
   deps: IdentityApiDeps;
-}
-
-/** Path parameter `i`, percent-decoded; a 400 when it does not decode. */
-export function param(call: ApiCall, i: number): string {
-  const raw = call.params[i] ?? '';
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new KgError('KG_ERR_BAD_PATH', `cannot decode path segment ${JSON.stringify(raw)}`);
-  }
 }
 
 /** A lifetime like `8h` within (0, max]; `fallback` when absent. */

@@ -14,7 +14,8 @@ import { clustersFor, kubeconfigFilename } from './fleet.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import type { RouteSpec } from '../http/routes.js';
 import { checkQuery } from '../api/params.js';
-import { param, parseTtl, type ApiCall } from './routes.js';
+import { parseTtl, type ApiCall } from './routes.js';
+import { pathParam } from '../http/routes.js';
 import { listTokens, revokeToken } from './token-records.js';
 import { signinBound } from './sso-signins.js';
 
@@ -169,7 +170,7 @@ async function myTokens(call: ApiCall): Promise<void> {
 
 async function revokeMine(call: ApiCall): Promise<void> {
   checkQuery(call.query, []);
-  const id = param(call, 0);
+  const id = pathParam(call, 0);
   const owner = call.caller.admin ? undefined : ownerOf(call.caller);
   const r = await revokeToken(call.deps.pool, id, owner);
   if (r === 'missing') throw new KgError('KG_ERR_NOT_FOUND', `no token ${id} of yours`);

@@ -22,6 +22,7 @@
  * admin, never more than the owner holds there.
  */
 import { KgError, invalid } from '../../common/errors.js';
+import { requestOrigin } from '../audit/admin-events.js';
 import { selectorMatches } from '../../common/kube-grammar.js';
 import { checkQuery, oneOf, optional } from '../api/params.js';
 import { bindingsFor } from '../authz/authorizer.js';
@@ -29,6 +30,7 @@ import { uncovered } from '../authz/covers.js';
 import { writeJson, writeNoContent } from '../http/json-body.js';
 import {
   mount,
+  pathParam,
   smallObjectBody,
   type Operation,
   type Route,
@@ -45,6 +47,7 @@ import { dnsLabel, nameProblem } from './profile-spec.js';
 import {
   askNamespace,
   deleteProfile,
+  ended,
   findNamespace,
   getProfile,
   listNamespaces,
@@ -70,15 +73,8 @@ const maxClusters = 50;
 const memberName = /^[^\s\0-\x1f\x7f]{1,256}$/;
 
 function actorOf(c: CallerCall): Actor {
-  const ua = c.req.headers['user-agent'];
-  return {
-    name: c.caller.name,
-    kind: c.caller.kind,
-    groups: c.caller.groups,
-    actor: `${c.caller.kind}:${c.caller.name}`,
-    sourceIp: c.req.socket.remoteAddress ?? '',
-    userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '',
-  };
+  const { name, kind, groups } = c.caller;
+  return { name, kind, groups, actor: `${kind}:${name}`, ...requestOrigin(c.req) };
 }
 
 const isOwner = (c: Caller, ns: NamespaceRow) => ns.owner === c.name && ns.owner_kind === c.kind;
@@ -87,15 +83,6 @@ function mayUse(p: ProfileRecord, c: Caller): boolean {
   return (
     c.admin || !p.requesterGroups.length || c.groups.some((g) => p.requesterGroups.includes(g))
   );
-}
-
-/** A path segment decoded, or a 400 (a lone `%` is not a name). */
-function segment(raw: string, what: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new KgError('KG_ERR_BAD_REQUEST', `${what}: not a valid percent-encoded path segment`);
-  }
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -146,8 +133,8 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
 
   /** The namespace, for those who may see it; a 404 for anyone else. */
   const visible = async (c: CallerCall) => {
-    const cluster = segment(c.params[0]!, 'cluster');
-    const name = segment(c.params[1]!, 'namespace');
+    const cluster = pathParam(c, 0);
+    const name = pathParam(c, 1);
     const ns = await findNamespace(d.pool, cluster, name);
     if (!ns) throw notFound(cluster, name);
     const members = await membersOf(d.pool, ns.id);
@@ -161,8 +148,8 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
    * told so, anyone else that it does not exist.
    */
   const change = (c: CallerCall, also?: (ns: NamespaceRow) => Promise<void>): NamespaceChange => ({
-    cluster: segment(c.params[0]!, 'cluster'),
-    name: segment(c.params[1]!, 'namespace'),
+    cluster: pathParam(c, 0),
+    name: pathParam(c, 1),
     who: actorOf(c),
     allowed: async (ns) => {
       if (!c.caller.admin && !isOwner(c.caller, ns)) {
@@ -182,7 +169,7 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
     writeJson(c.res, 200, { items: all.filter((p) => mayUse(p, c.caller)).map(profileView) });
   };
   const oneProfile = async (c: CallerCall) => {
-    const p = await getProfile(d.pool, segment(c.params[0]!, 'profile'));
+    const p = await getProfile(d.pool, pathParam(c, 0));
     if (!mayUse(p, c.caller))
       throw new KgError(
         'KG_ERR_NOT_FOUND',
@@ -205,14 +192,14 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
     }
     const p = await saveProfile(d.pool, await c.readBody(), actorOf(c), {
       create: false,
-      name: segment(c.params[0]!, 'profile'),
+      name: pathParam(c, 0),
       ...(version !== undefined ? { version } : {}),
     });
     d.changed();
     writeJson(c.res, 200, profileView(p));
   };
   const removeProfile = async (c: CallerCall) => {
-    await deleteProfile(d.pool, segment(c.params[0]!, 'profile'), actorOf(c));
+    await deleteProfile(d.pool, pathParam(c, 0), actorOf(c));
     writeNoContent(c.res);
   };
 
@@ -313,8 +300,7 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
   };
   const members = async (c: CallerCall) => {
     const { ns, members } = await visible(c);
-    if (ns.status === 'retired' || ns.status === 'denied' || ns.status === 'failed')
-      return writeJson(c.res, 200, { items: [] });
+    if (ended.includes(ns.status)) return writeJson(c.res, 200, { items: [] });
     writeJson(c.res, 200, { items: members });
   };
   const retire = async (c: CallerCall) => {
@@ -324,8 +310,8 @@ export function namespacesRoutes(d: PolicyRouteDeps): Route[] {
   };
 
   const memberOf = (c: CallerCall): { kind: 'User' | 'Group'; name: string } => {
-    const kind = segment(c.params[2]!, 'kind');
-    const name = segment(c.params[3]!, 'member');
+    const kind = pathParam(c, 2);
+    const name = pathParam(c, 3);
     const problems: string[] = [];
     if (kind !== 'User' && kind !== 'Group') problems.push('kind: must be User or Group');
     if (!memberName.test(name)) problems.push('member: must be 1 to 256 visible characters');

@@ -15,7 +15,7 @@ export interface DesiredInput {
 }
 
 /** Names of the objects kubegate keeps in every managed namespace. */
-export const objectNames = {
+const objectNames = {
   quota: 'kubegate-quota',
   limits: 'kubegate-limits',
   denyIngress: 'kubegate-default-deny',

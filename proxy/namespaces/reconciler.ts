@@ -24,7 +24,7 @@ import type { Tunnel, TunnelRegistry } from '../tunnel/registry.js';
 import { sendNamespaces } from './agent-call.js';
 import { desiredNamespace } from './desired.js';
 import type { NamespaceProfile } from './profile-spec.js';
-import { bind, setStatus, type NamespaceRow } from './store.js';
+import { bind, live, setStatus, type NamespaceRow } from './store.js';
 
 export interface ReconcilerOptions {
   pool: Pool;
@@ -98,7 +98,7 @@ export class NamespaceReconciler {
       await query<{ profile: string; status: string; n: number }>(
         this.o.pool,
         `SELECT profile, status, count(*)::int AS n FROM managed_namespaces
-          WHERE status NOT IN ('denied', 'failed', 'retired') GROUP BY profile, status`,
+          WHERE ${live} GROUP BY profile, status`,
       ),
     );
   }

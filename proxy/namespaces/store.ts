@@ -50,7 +50,8 @@ export type Member = NamespaceMember;
 
 /** Statuses of a namespace that is over: kept as history, its name free again. */
 export const ended: readonly NamespaceStatus[] = ['denied', 'failed', 'retired'];
-const live = `status NOT IN ('denied', 'failed', 'retired')`;
+/** SQL: the namespace is not over (it holds its name and counts as the owner's). */
+export const live = `status NOT IN (${ended.map((e) => `'${e}'`).join(', ')})`;
 
 const subjectKind = (k: 'user' | 'robot') => (k === 'robot' ? 'Robot' : 'User');
 

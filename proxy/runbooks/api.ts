@@ -24,7 +24,7 @@ import { authorize } from '../authz/authorizer.js';
 import type { PolicyState } from '../authz/policy-store.js';
 import type { RequestInfo } from '../authz/request-info.js';
 import type { ClusterRef } from '../authz/types.js';
-import { mount, smallObjectBody } from '../http/routes.js';
+import { mount, pathParam, smallObjectBody } from '../http/routes.js';
 import type { Route, RouteSpec } from '../http/routes.js';
 import {
   guardCaller,
@@ -222,7 +222,7 @@ export function runbooksRoutes(d: PolicyRouteDeps): Route[] {
     return run;
   };
   const publicUrl = d.settings.publicUrl.replace(/\/+$/, '');
-  const name = (c: CallerCall) => decodeURIComponent(c.params[0]!);
+  const name = (c: CallerCall) => pathParam(c, 0);
 
   const listBooks = async (c: CallerCall) =>
     writeJson(c.res, 200, { items: (await listRunbooks(d.pool)).map(runbookView) });
