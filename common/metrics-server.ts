@@ -7,7 +7,7 @@
  * the cluster; the public front never serves them.
  */
 import * as http from 'node:http';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 import { version } from './version.js';
 
 export interface MetricsServer {
@@ -15,11 +15,17 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** What a scrape reads: a registry, or the primary's sum over its workers (common/workers.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 /** Serve `GET /metrics` from `registry` on host:port (port 0: any free port). */
 export async function startMetricsServer(
   host: string,
   port: number,
-  registry: Registry,
+  registry: MetricsSource,
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -123,22 +129,27 @@ export class ProcessMetrics<S extends object> {
       help: 'Always 1; the labels say which kubegate runs.',
       labelNames: ['program', 'version'] as const,
       registers: [this.registry],
+      // Workers of one process tree (common/workers.ts) say it once, not once each.
+      aggregator: 'first',
     }).set({ program, version }, 1);
   }
 
   /**
    * A gauge set at each scrape to what `read` finds in the sources; while it
-   * finds nothing (undefined), the gauge keeps its last value.
+   * finds nothing (undefined), the gauge keeps its last value. `aggregator`:
+   * how the primary of several workers combines their values (default: sum).
    */
   protected scrapeGauge(
     name: string,
     help: string,
     read: (sources: Partial<S>) => number | undefined,
+    aggregator: Aggregator = 'sum',
   ): void {
     const src = () => this.sources;
     new Gauge({
       name,
       help,
+      aggregator,
       registers: [this.registry],
       collect() {
         const v = read(src());

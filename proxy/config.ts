@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, parseHostPort, type ConfigOf, type Schema } from '../common/config.js';
 import { KgError } from '../common/errors.js';
+import { workersProblem } from '../common/workers.js';
 import { checkBucket, checkPrefix } from './recording/object-key.js';
 import type { S3Settings } from './recording/s3-storage.js';
 
@@ -387,6 +388,12 @@ export const proxySchema = {
     type: 'string',
     doc: 'host:port of the internal Prometheus /metrics endpoint (plain HTTP). Unset: no metrics server.',
   },
+  workers: {
+    env: 'KUBEGATE_WORKERS',
+    type: 'string',
+    check: workersProblem,
+    doc: 'Processes serving this replica, so it uses more than one core: a number, or "auto" (one per core of the container\'s CPU limit, else per core available, at most 8). Each worker is a replica of its own behind the shared front, tunnel and enrollment ports (replica id <replicaId>-w<n>, peer port peerListen + n, audit spool <dir>/worker-<n>); /metrics sums them.',
+  },
   logLevel: {
     env: 'KUBEGATE_LOG_LEVEL',
     type: 'string',
@@ -436,6 +443,7 @@ export const proxyDefaults = {
   auditRetention: '90d',
   logLevel: 'info',
   migrateOnStart: false,
+  workers: '1',
   peerListen: '127.0.0.1:0',
   replicaHeartbeat: '1s',
   replicaStaleAfter: '5s',

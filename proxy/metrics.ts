@@ -162,6 +162,8 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
     help: 'Self-service namespaces by profile and status (awaiting-approval, provisioning, ready, retiring), fleet-wide.',
     labelNames: ['profile', 'status'] as const,
     registers: [this.registry],
+    // The same fleet-wide count in every worker of a replica (common/workers.ts): not summed.
+    aggregator: 'first',
   });
 
   private readonly namespaceCorrections = new Counter({
@@ -222,6 +224,7 @@ export class ProxyMetrics extends ProcessMetrics<ProxyMetricSources> {
       'kubegate_authz_policy_age_seconds',
       'Seconds since the policy snapshot was last confirmed current; past KUBEGATE_POLICY_STALE_AFTER the replica fails closed.',
       (s) => s.policyAgeSeconds?.(),
+      'max',
     );
     this.scrapeGauge(
       'kubegate_audit_queue_events',

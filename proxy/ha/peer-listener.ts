@@ -211,7 +211,9 @@ export async function startPeerListener(deps: PeerListenerDeps): Promise<PeerLis
     if (!incoming.endAfterHeaders) incoming.pipe(upstream);
   }
 
-  const port = await listen(server, { port: deps.port, host: deps.host });
+  // Exclusive: each worker of a replica (common/workers.ts) has a peer port of its own,
+  // so a relay addressed to one worker reaches that worker and no other.
+  const port = await listen(server, { port: deps.port, host: deps.host, exclusive: true });
   let accepting = true;
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   return {

@@ -142,7 +142,7 @@ test('kubegate: every env var the chart sets is a setting the proxy reads', asyn
 
 type EnvVar = NonNullable<Container['env']>[number];
 interface NetPolRule {
-  ports: { port: number }[];
+  ports: { port: number; endPort?: number }[];
   from?: unknown[];
   to?: unknown[];
 }
@@ -196,6 +196,31 @@ test('kubegate: replicas reach each other on the pod IP and a fixed peer port, a
   ]);
   const out = egress.np!.egress!.find((e) => e.ports.some((p) => p.port === 8446))!;
   assert.deepEqual(out.to, rule.from);
+});
+
+test('kubegate: workers per pod — the setting as env, and a peer port per worker admitted', async () => {
+  const peerRule = (np: NonNullable<Awaited<ReturnType<typeof proxyRender>>['np']>) =>
+    np.ingress.find((i) => i.ports.some((p) => p.port === 8446))!.ports[0]!;
+  const one = await proxyRender([]);
+  assert.equal(one.value('KUBEGATE_WORKERS'), '1');
+  assert.equal(peerRule(one.np!).endPort, undefined);
+  const three = await proxyRender([{ workers: 3 }]);
+  assert.equal(three.value('KUBEGATE_WORKERS'), '3');
+  assert.equal(peerRule(three.np!).endPort, 8448);
+  const auto = await proxyRender([
+    { workers: 'auto', networkPolicy: { egress: [{ ports: [{ port: 5432, protocol: 'TCP' }] }] } },
+  ]);
+  assert.equal(auto.value('KUBEGATE_WORKERS'), 'auto');
+  assert.equal(peerRule(auto.np!).endPort, 8453);
+  const out = auto.np!.egress!.find((e) => e.ports.some((p) => p.port === 8446))!;
+  assert.equal(out.ports[0]!.endPort, 8453);
+  // The schema refuses what the proxy would refuse at start.
+  for (const bad of [0, 'many', '1.5'])
+    await assert.rejects(
+      renderObjects('kubegate', { ciValues: ['minimal-values.yaml'], values: [{ workers: bad }] }),
+      /workers/,
+      String(bad),
+    );
 });
 
 test('kubegate: enrollment has its own port and Service; the address defaults to the tunnel host', async () => {
