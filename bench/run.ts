@@ -45,6 +45,7 @@ import { auditSetting, execMissing, jitAvailable } from './rows/pending.js';
 import { profileRun, type Profiles } from './rows/profile-run.js';
 import { experimentRow } from './rows/experiment.js';
 import { rdList, rdThroughput } from './rows/peer-remotedialer.js';
+import { p2Workers } from './rows/p2-workers.js';
 
 const t0 = Date.now();
 const log = (m: string) =>
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
       cpu = r.cpu;
       return r.rows;
     });
+    await attempt(rows, 'P2-workers', 'one replica on 1 and 2 workers', () => p2Workers(ctx));
     await attempt(rows, 'P2-rd', '1 KiB GET against remotedialer', async () => {
       await remotedialer();
       return rdThroughput(ctx);

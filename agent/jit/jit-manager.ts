@@ -53,7 +53,21 @@ interface UserState extends AccountRef, TokenSlot {
   chain: Promise<unknown>;
 }
 
+/**
+ * Digests of grant lists already seen: forward.ts hands the same decoded
+ * array for the same `kg-grants` value, so a user's requests hash once.
+ */
+const digests = new WeakMap<TunnelGrant[], string>();
+
 function digestOf(grants: TunnelGrant[]): string {
+  const known = digests.get(grants);
+  if (known !== undefined) return known;
+  const d = canonicalDigest(grants);
+  digests.set(grants, d);
+  return d;
+}
+
+function canonicalDigest(grants: TunnelGrant[]): string {
   const canon = grants
     .map((g) => `${g.role}|${[...g.namespaces].sort().join(',')}`)
     .sort()

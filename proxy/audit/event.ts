@@ -142,7 +142,8 @@ export const annotationPrefix = 'kubegate.dev/';
 
 /** metav1.MicroTime for a millisecond epoch time: `2006-01-02T15:04:05.000000Z`. */
 export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, '000Z');
+  // toISOString is always `YYYY-MM-DDTHH:mm:ss.sssZ` here (years 0–9999); no regex per event.
+  return `${new Date(ms).toISOString().slice(0, 23)}000Z`;
 }
 
 /** Milliseconds since the epoch of a MicroTime (or any ISO time). */

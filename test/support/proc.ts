@@ -34,7 +34,8 @@ export function startKubegate(
   env: NodeJS.ProcessEnv,
   name = args[0] ?? 'kubegate',
 ): Proc {
-  const child = spawn(process.execPath, [kubegateBin(), ...args], {
+  // KG_KUBEGATE_BIN: another build's bin/kubegate.js (the benchmark's baseline, bench/rows/experiment.ts).
+  const child = spawn(process.execPath, [env.KG_KUBEGATE_BIN || kubegateBin(), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -114,7 +115,8 @@ export async function runKubegate(
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kubegateBin(), ...args], {
+    // KG_KUBEGATE_BIN: another build's bin/kubegate.js (the benchmark's baseline, bench/rows/experiment.ts).
+  const child = spawn(process.execPath, [env.KG_KUBEGATE_BIN || kubegateBin(), ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -19,6 +19,8 @@ import { requestInfo } from '../../proxy/authz/request-info.js';
 import { AuditRecorder, isLongRunning, type RecorderSink } from '../../proxy/audit/recorder.js';
 import {
   extensionFields,
+  microTime,
+  timeOf,
   kubeEventFields,
   toKubeEvent,
   type AuditEvent,
@@ -465,4 +467,11 @@ test('a throw while building or emitting the event never leaves the listener', a
   assert.deepEqual(e.requestObject, { 'kubegate.dev/omitted': 'the body could not be captured' });
   assert.equal(e.annotations!['kubegate.dev/audit-error'], 'the bodies could not be captured');
   assert.equal(e.responseStatus!.code, 200);
+});
+
+test('microTime: metav1.MicroTime with six fraction digits, for any millisecond', () => {
+  assert.equal(microTime(0), '1970-01-01T00:00:00.000000Z');
+  assert.equal(microTime(Date.UTC(2026, 11, 7, 8, 5, 9, 42)), '2026-12-07T08:05:09.042000Z');
+  assert.equal(microTime(Date.UTC(9999, 11, 31, 23, 59, 59, 999)), '9999-12-31T23:59:59.999000Z');
+  assert.equal(timeOf(microTime(1_765_000_000_123)), 1_765_000_000_123);
 });
