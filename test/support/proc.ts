@@ -116,7 +116,7 @@ export async function runKubegate(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // KG_KUBEGATE_BIN: another build's bin/kubegate.js (the benchmark's baseline, bench/rows/experiment.ts).
-  const child = spawn(process.execPath, [env.KG_KUBEGATE_BIN || kubegateBin(), ...args], {
+    const child = spawn(process.execPath, [env.KG_KUBEGATE_BIN || kubegateBin(), ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
