@@ -1,5 +1,9 @@
 /**
- * Agent wiring: config → apiserver access → identity → tunnels.
+ * Agent wiring: config → apiserver access → identity → tunnels. With
+ * several workers (KUBEGATE_WORKERS, agent/main.ts) the primary keeps what
+ * must be one per agent — its identity and the just-in-time accounts
+ * (`startAgentState`) — and each worker runs the tunnels and the request
+ * path (`startAgent` with `shared`).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -14,7 +18,8 @@ import { IdentityManager } from './enroll/identity.js';
 import { Upstream } from './forward/forward.js';
 import { TunnelClient } from './tunnel/tunnel-client.js';
 import { TunnelSpread } from './tunnel/tunnel-spread.js';
-import { JitManager } from './jit/jit-manager.js';
+import { JitManager, type JitAccess } from './jit/jit-manager.js';
+import type { AgentIdentity } from './enroll/store.js';
 import { startMetricsServer } from '../common/metrics-server.js';
 import { agentMetrics } from './metrics.js';
 import { loadCeiling } from './jit/ceiling.js';
@@ -26,23 +31,38 @@ export interface AgentApp {
   close(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, log: Logger): Promise<AgentApp> {
+/** What one agent keeps once, however many processes carry its tunnels. */
+export interface AgentShared {
+  identity: { current(): AgentIdentity };
+  jit: JitAccess | undefined;
+}
+
+export interface AgentState {
+  identity: IdentityManager;
+  jit: JitManager | undefined;
+  stop(): void;
+}
+
+function apiserverAccess(config: AgentConfig) {
   if (!config.apiserverUrl) {
     throw new KgError(
       'KG_ERR_CONFIG',
       'KUBEGATE_APISERVER_URL is not set and this is not a pod (no KUBERNETES_SERVICE_HOST)',
     );
   }
-  const caPem = readCaFile('apiserverCaFile', config.apiserverCaFile);
-  const proxyCaPem = readCaFile('proxyCaFile', config.proxyCaFile);
-  const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
   const kc = kubeConfigFor({
     server: config.apiserverUrl,
     caFile: config.apiserverCaFile,
     tokenFile: config.apiserverTokenFile,
   });
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  return { kc, core: kc.makeApiClient(k8s.CoreV1Api), apiserverUrl: config.apiserverUrl };
+}
 
+/** The agent's identity (enrolled, renewed) and its just-in-time accounts. */
+export async function startAgentState(config: AgentConfig, log: Logger): Promise<AgentState> {
+  const { kc, core } = apiserverAccess(config);
+  const proxyCaPem = readCaFile('proxyCaFile', config.proxyCaFile);
+  const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
   const identity = new IdentityManager({
     cluster: config.cluster,
     enrollAddress: config.enrollAddress,
@@ -71,6 +91,32 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         })
       : undefined;
   jit?.startCleanup(config.jitCleanupInterval);
+  return {
+    identity,
+    jit,
+    stop: () => {
+      identity.stop();
+      jit?.stop();
+    },
+  };
+}
+
+/**
+ * Tunnels and the request path. `shared`: the identity and JIT accounts a
+ * primary keeps for this worker; absent, this process keeps its own.
+ */
+export async function startAgent(
+  config: AgentConfig,
+  log: Logger,
+  shared?: AgentShared,
+): Promise<AgentApp> {
+  const { kc, apiserverUrl } = apiserverAccess(config);
+  const caPem = readCaFile('apiserverCaFile', config.apiserverCaFile);
+  const proxyCaPem = readCaFile('proxyCaFile', config.proxyCaFile);
+  const serverName = config.tunnelServerName ?? parseHostPort(config.tunnelAddress).host;
+  const own = shared ? undefined : await startAgentState(config, log);
+  const identity = shared?.identity ?? own!.identity;
+  const jit = shared ? shared.jit : own!.jit;
   // In both modes the agent keeps managed namespaces as itself (its own RBAC, fenced in JIT mode).
   const namespaces = new NamespaceReconciler({
     kube: kubeJson(kc),
@@ -78,7 +124,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     log: log.child({ part: 'namespaces' }),
   });
   const upstream = new Upstream({
-    apiserverUrl: config.apiserverUrl,
+    apiserverUrl,
     caPem,
     tokenFile: config.apiserverTokenFile,
     jit,
@@ -109,11 +155,16 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     log.child({ part: 'tunnel' }),
   );
   const tunnels = spread.tunnels;
-  agentMetrics.setSources({
-    tunnels,
-    certificateNotAfter: () => identity.current().notAfter,
-    jit: jit ? () => jit.stats : undefined,
-  });
+  // A worker's scrape says its tunnels; the primary's says the identity and accounts.
+  agentMetrics.setSources(
+    own
+      ? {
+          tunnels,
+          certificateNotAfter: () => identity.current().notAfter,
+          jit: own.jit ? () => own.jit!.stats : undefined,
+        }
+      : { tunnels },
+  );
   const m = config.metricsListen ? parseHostPort(config.metricsListen) : undefined;
   const metricsServer = m
     ? await startMetricsServer(m.host, m.port, agentMetrics.registry)
@@ -126,8 +177,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   return {
     tunnels,
     close: async () => {
-      identity.stop();
-      jit?.stop();
+      own?.stop();
       spread.stop();
       await upstream.close();
       await metricsServer?.close();

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { KgError } from '../common/errors.js';
 import { loadConfig, type ConfigOf, type Schema } from '../common/config.js';
+import { workersProblem } from '../common/workers.js';
 
 const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -129,6 +130,12 @@ export const agentSchema = {
     doc: 'host:port of the internal Prometheus /metrics endpoint (plain HTTP). Unset: no metrics server.',
   },
   logLevel: { env: 'KUBEGATE_LOG_LEVEL', type: 'string', doc: 'pino log level.' },
+  workers: {
+    env: 'KUBEGATE_WORKERS',
+    type: 'string',
+    check: workersProblem,
+    doc: 'Processes carrying this agent\'s tunnels and requests, so it uses more than one core: a number, or "auto" (one per core of the container\'s CPU limit, else per core available, at most 8). Each worker keeps KUBEGATE_TUNNELS tunnels; the identity and the just-in-time accounts stay in one process (the primary), which the workers ask; /metrics sums them.',
+  },
 } as const satisfies Schema;
 
 export type AgentConfig = ConfigOf<typeof agentSchema>;
@@ -154,6 +161,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
       reconnectMax: '30s',
       rebalanceInterval: '30s',
       logLevel: 'info',
+      workers: '1',
       forwardMode: 'jit',
       jitIdle: '30m',
       jitTokenSeconds: 600,

@@ -1,23 +1,35 @@
 /**
- * Several processes per proxy replica (issue #23, item 5). One Node process
- * runs JavaScript on one core; with KUBEGATE_WORKERS above 1 the process
- * started becomes a small supervisor (the primary) that forks that many
- * workers with node:cluster. The workers share the listening sockets the
- * primary holds (front, tunnel, enrollment: connections are handed out in
- * turn), and each worker is otherwise a whole replica of its own — its own
- * replica id, peer port, database pools and audit spool — so what the
- * design already does for several replicas (relaying to the one holding a
- * cluster's tunnel, agents spreading their tunnels over distinct replicas,
- * leases for periodic work) is what makes the workers of one pod share the
- * load. The primary serves the metrics of all its workers summed
- * (prom-client's AggregatorRegistry), starts a worker again when one dies
- * after it was ready, and on SIGTERM passes the signal on and waits for
- * every worker to drain.
+ * Several processes per proxy replica or agent (issue #23, item 5). One
+ * Node process runs JavaScript on one core; with KUBEGATE_WORKERS above 1
+ * the process started becomes the primary, which forks that many workers
+ * with node:cluster and keeps them running.
+ *
+ * - Proxy (proxy/main.ts): the workers share the listening sockets the
+ *   primary holds (front, tunnel, enrollment: connections are handed out in
+ *   turn), and each is otherwise a whole replica of its own — its own
+ *   replica id, peer port, database pools and audit spool — so what the
+ *   design already does for several replicas (relaying to the one holding a
+ *   cluster's tunnel, agents spreading their tunnels over distinct replicas,
+ *   leases for periodic work) is what makes the workers of one pod share
+ *   the load.
+ * - Agent (agent/main.ts): each worker keeps its own tunnels and answers the
+ *   requests on them; the primary keeps what must be one per agent, the
+ *   identity and the just-in-time accounts, and the workers ask it over IPC.
+ *
+ * The primary serves the metrics of all its workers and its own, combined
+ * by each metric's aggregator (mostly sums); starts a worker again when one
+ * dies after it was ready; and on SIGTERM passes the signal on and waits
+ * for every worker to drain.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  type MetricObjectWithValues,
+  type MetricValue,
+  type Registry,
+} from 'prom-client';
 import type { Logger } from './log.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 
@@ -29,6 +41,10 @@ const indexEnv = 'KUBEGATE_WORKER_INDEX';
 
 /** A worker tells the primary it is serving with this message. */
 const readyMessage = 'kubegate:worker-ready';
+/** The primary asks each worker for its metrics (as JSON) with this, and the worker answers. */
+const metricsAsk = 'kubegate:metrics?';
+const metricsAnswer = 'kubegate:metrics';
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 /** The message for a bad KUBEGATE_WORKERS value, or undefined when it is good. */
 export function workersProblem(value: unknown): string | undefined {
@@ -87,19 +103,57 @@ export function workerIndex(): number | undefined {
   return Number.isInteger(i) && i >= 0 ? i : undefined;
 }
 
-/** Called by a worker once it serves: the primary then restarts it if it dies. */
+/**
+ * Called by a worker once it serves: the primary then restarts it if it
+ * dies, and its scrapes ask this worker for `registry`.
+ */
 export function workerReady(registry: Registry): void {
   if (!cluster.isWorker) return;
-  // The primary's scrape asks every worker for this registry (and only it);
-  // constructing one is what makes prom-client answer those requests here.
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([registry]);
+  process.on('message', (m: { kg?: string; id?: number }) => {
+    if (m?.kg !== metricsAsk) return;
+    registry.getMetricsAsJSON().then(
+      (metrics) => process.send?.({ kg: metricsAnswer, id: m.id, metrics }),
+      () => process.send?.({ kg: metricsAnswer, id: m.id, metrics: [] }),
+    );
+  });
   process.send?.(readyMessage);
+}
+
+/**
+ * Every live worker's metrics and the primary's own (`own`), combined by
+ * each metric's aggregator (sum unless it says otherwise). A worker that
+ * does not answer within 3 s is left out of this scrape.
+ */
+function scrapeAll(workers: Worker[], own: Registry | undefined): Promise<string> {
+  let next = 0;
+  const ask = (w: Worker) =>
+    new Promise<MetricsJson>((resolve) => {
+      const id = ++next;
+      const done = (metrics: MetricsJson) => {
+        clearTimeout(timer);
+        w.off('message', onMessage);
+        resolve(metrics);
+      };
+      const onMessage = (m: { kg?: string; id?: number; metrics?: MetricsJson }) => {
+        if (m?.kg === metricsAnswer && m.id === id) done(m.metrics ?? []);
+      };
+      const timer = setTimeout(() => done([]), 3000);
+      w.on('message', onMessage);
+      w.send({ kg: metricsAsk, id });
+    });
+  return Promise.all([
+    own ? own.getMetricsAsJSON() : Promise.resolve([]),
+    ...workers.map(ask),
+  ]).then((all) => AggregatorRegistry.aggregate(all as MetricsJson[]).metrics());
 }
 
 export interface PrimaryOptions {
   workers: number;
   log: Logger;
+  /** The primary's own metrics, added to its workers' (the agent's identity and JIT accounts). */
+  registry?: Registry;
+  /** Called for each worker forked (again), before it runs: what the primary serves it. */
+  onFork?: (worker: Worker, index: number) => void;
   /** Where the summed metrics of all workers are served; absent: nowhere. */
   metrics?: { host: string; port: number };
   /** A worker that dies after it was ready is started again after this (doubling to 30 s when it keeps dying). */
@@ -121,9 +175,11 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   let delay = o.restartDelayMs ?? 1000;
   let metrics: MetricsServer | undefined;
 
+  const indexOf = (w: Worker) => [...byIndex].find(([, x]) => x === w)?.[0] ?? -1;
   const fork = (i: number) => {
     const w = cluster.fork({ [indexEnv]: String(i) });
     byIndex.set(i, w);
+    o.onFork?.(w, i);
     w.on('message', (m: unknown) => {
       if (m === readyMessage) {
         ready.add(i);
@@ -173,10 +229,13 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   if (o.metrics) {
-    const aggregator = new AggregatorRegistry();
     metrics = await startMetricsServer(o.metrics.host, o.metrics.port, {
-      contentType: aggregator.contentType,
-      metrics: () => aggregator.clusterMetrics(),
+      contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE,
+      metrics: () =>
+        scrapeAll(
+          [...byIndex.values()].filter((w) => ready.has(indexOf(w))),
+          o.registry,
+        ),
     });
   }
   log.info({ workers: o.workers, metricsPort: metrics?.port }, 'starting workers');

@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import { KgError, kubeStatus, type StatusReason } from '../../common/errors.js';
-import type { JitManager } from '../jit/jit-manager.js';
+import type { JitAccess } from '../jit/jit-manager.js';
 import { upgradeUpstream } from './upgrade.js';
 import { canAnswer } from './can-answer.js';
 import { hopByHopHeaders } from '../../common/hop-by-hop.js';
@@ -46,7 +46,7 @@ export interface UpstreamDeps {
   caPem: string;
   tokenFile: string;
   /** Just-in-time accounts; absent = impersonation mode. */
-  jit?: JitManager;
+  jit?: JitAccess;
   log: Logger;
 }
 

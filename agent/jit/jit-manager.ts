@@ -59,7 +59,7 @@ interface UserState extends AccountRef, TokenSlot {
  */
 const digests = new WeakMap<TunnelGrant[], string>();
 
-function digestOf(grants: TunnelGrant[]): string {
+export function digestOf(grants: TunnelGrant[]): string {
   const known = digests.get(grants);
   if (known !== undefined) return known;
   const d = canonicalDigest(grants);
@@ -75,6 +75,32 @@ function canonicalDigest(grants: TunnelGrant[]): string {
   return createHash('sha256').update(canon).digest('hex');
 }
 
+/** A subject with a live account here. */
+export interface KnownUser {
+  user: string;
+  groups: string[];
+  kind: SubjectKind;
+}
+
+/**
+ * What the rest of the agent uses of just-in-time accounts: the manager
+ * itself, or in a worker of several (jit-ipc.ts) the primary's manager
+ * reached over IPC.
+ */
+export interface JitAccess {
+  setRoles(roles: TunnelRoles): void;
+  knownUsers(): KnownUser[] | Promise<KnownUser[]>;
+  credentialFor(
+    user: string,
+    groups: string[],
+    grants: TunnelGrant[],
+    kind?: SubjectKind,
+  ): Promise<Credential>;
+  applyUpdate(u: GrantUpdate): Promise<void>;
+  invalidate(kind: SubjectKind, user: string): void;
+  describe(): Promise<JitAccountsReport>;
+}
+
 export interface JitStats {
   accounts: number;
   created: number;
@@ -83,7 +109,7 @@ export interface JitStats {
   reconcileErrors: number;
 }
 
-export class JitManager {
+export class JitManager implements JitAccess {
   private roles: TunnelRoles = {};
   /** By identityKey(kind, user): a robot and a user of one name are two entries. */
   private readonly users = new Map<string, UserState>();
@@ -109,7 +135,7 @@ export class JitManager {
   }
 
   /** Users with a live account on this agent (the proxy asks after policy changes). */
-  knownUsers(): { user: string; groups: string[]; kind: SubjectKind }[] {
+  knownUsers(): KnownUser[] {
     return [...this.users.values()]
       .filter((u) => u.digest !== '')
       .map((u) => ({ user: u.user, groups: u.groups, kind: u.kind }));

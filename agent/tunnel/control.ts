@@ -31,7 +31,7 @@ import {
 } from '../../common/tunnel-protocol.js';
 import { replyStatus } from '../forward/forward.js';
 import { canAnswer } from '../forward/can-answer.js';
-import type { JitManager } from '../jit/jit-manager.js';
+import type { JitAccess } from '../jit/jit-manager.js';
 import { parseRules } from '../jit/rules.js';
 import { namespacesBody, type CheckedEntry } from '../namespaces/body.js';
 import type { NamespaceReconciler } from '../namespaces/reconcile.js';
@@ -42,7 +42,7 @@ export interface ControlContext {
   hello(replica: string, liveReplicas: number): HelloResponse | undefined;
   /** The replica is draining: move off it. */
   goaway(): void;
-  jit: JitManager | undefined;
+  jit: JitAccess | undefined;
   /** Managed namespaces (self-service namespaces); absent: the message is refused. */
   namespaces?: NamespaceReconciler;
 }
@@ -164,7 +164,7 @@ export const controlTable: ReadonlyMap<string, ControlRoute> = new Map([
     jitUsersPath,
     route({
       method: 'GET',
-      handle: ({ jit }) => ({ status: 200, body: jit ? jit.knownUsers() : [] }),
+      handle: async ({ jit }) => ({ status: 200, body: jit ? await jit.knownUsers() : [] }),
     }),
   ],
   [

@@ -18,7 +18,7 @@ import {
   widenTunnelWindow,
 } from '../../common/tunnel-protocol.js';
 import type { AgentIdentity } from '../enroll/store.js';
-import type { JitManager } from '../jit/jit-manager.js';
+import type { JitAccess } from '../jit/jit-manager.js';
 import type { NamespaceReconciler } from '../namespaces/reconcile.js';
 import { classifyStream, dispatchControl, type ControlContext } from './control.js';
 import { replyStatus } from '../forward/forward.js';
@@ -34,7 +34,7 @@ export interface TunnelClientDeps {
   identity: () => AgentIdentity;
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   /** JIT accounts, for the control messages that manage them; absent when impersonating. */
-  jit: JitManager | undefined;
+  jit: JitAccess | undefined;
   /** Managed namespaces, for the control message that keeps them. */
   namespaces?: NamespaceReconciler;
   reconnectBaseMs: number;

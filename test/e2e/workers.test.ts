@@ -1,23 +1,31 @@
 /**
- * One proxy replica on several cores (KUBEGATE_WORKERS, common/workers.ts):
- * the real binary started with two workers, a real agent and apiserver,
- * real kubectl. Both workers serve the front and hold a tunnel each, the
- * primary's /metrics is the sum of both, a worker killed with SIGKILL is
- * started again while the other keeps serving, and SIGTERM stops them all.
+ * One proxy replica and one agent on several cores (KUBEGATE_WORKERS,
+ * common/workers.ts): the real binaries started with two workers each, a
+ * real apiserver, real kubectl. Both proxy workers serve the front and hold
+ * a tunnel each, the primary's /metrics is the sum of both; the agent's two
+ * workers each carry a tunnel while its primary keeps the one identity and
+ * the one set of just-in-time accounts (one ServiceAccount per user however
+ * many workers served them; a revoked grant deletes it); a worker killed
+ * with SIGKILL is started again while the other keeps serving, and SIGTERM
+ * stops them all.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type Stack } from '../support/stack.js';
 import { kubectlOk } from '../support/kubectl.js';
-import { grant } from '../support/grants.js';
+import { grant, ungrant } from '../support/grants.js';
 import { freePort } from '../support/ports.js';
+import type { Proc } from '../support/proc.js';
+import { serviceAccountName } from '../../agent/jit/names.js';
 
 let stack: Stack;
 let metricsPort: number;
+let agentMetricsPort: number;
 let kubeconfig: string;
+let agent: Proc;
 
-async function scrape(): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+async function scrape(port = metricsPort): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   assert.equal(res.status, 200);
   return res.text();
 }
@@ -46,9 +54,9 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 30_0
 }
 
 /** Worker pids by index, from the primary's "worker serving" lines. */
-function workerPids(): Map<number, number> {
+function workerPids(proc: Proc = stack.proxy): Map<number, number> {
   const pids = new Map<number, number>();
-  for (const line of stack.proxy.output().split('\n')) {
+  for (const line of proc.output().split('\n')) {
     if (!line.includes('"msg":"worker serving"')) continue;
     const l = JSON.parse(line) as { worker: number; workerPid: number };
     pids.set(l.worker, l.workerPid);
@@ -130,6 +138,108 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
     assert.equal(value(after, 'kubegate_tunnel_connected{cluster="dev"}'), 2);
   });
 
+  test('an agent with two workers: a tunnel each, one identity, one JIT account per user', async () => {
+    agentMetricsPort = await freePort();
+    const env = stack.agentEnv.get('dev')!;
+    stack.agentEnv.set('dev', {
+      ...env,
+      KUBEGATE_WORKERS: '2',
+      KUBEGATE_TUNNELS: '1',
+      KUBEGATE_METRICS_LISTEN: `127.0.0.1:${agentMetricsPort}`,
+    });
+    await stack.agents.get('dev')!.stop();
+    agent = await stack.startAgent('dev');
+    // Two agent processes (one tunnel each) that only the primary's certificate lets in.
+    await until('tunnels from both agent workers', async () => {
+      const rows = await stack.sql<{ agent_id: string }>(
+        `SELECT DISTINCT agent_id FROM replica_tunnels WHERE cluster = 'dev'`,
+      );
+      return rows.length === 2 ? rows : undefined;
+    });
+    assert.equal(workerPids(agent).size, 2);
+    // Several users at once, many requests each, over both workers' tunnels.
+    const users = ['ada', 'bo', 'cy'];
+    for (const u of users) await grant(stack, { users: [u], role: 'view', clusters: ['dev'] });
+    const configs = await Promise.all(users.map((u) => stack.kubeconfig(u)));
+    await Promise.all(
+      configs.flatMap((k) =>
+        Array.from({ length: 4 }, () =>
+          kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig: k }),
+        ),
+      ),
+    );
+    const accounts = JSON.parse(
+      await kubectlOk(
+        [
+          'get',
+          'serviceaccounts',
+          '-n',
+          'kubegate-system',
+          '-l',
+          'kubegate.dev/user',
+          '-o',
+          'json',
+        ],
+        {
+          kubeconfig: stack.cluster.kubeconfig,
+        },
+      ),
+    ) as { items: { metadata: { name: string } }[] };
+    for (const u of users)
+      assert.equal(
+        accounts.items.filter((a) => a.metadata.name === serviceAccountName('user', u)).length,
+        1,
+        `one account for ${u}`,
+      );
+    // The agent primary's /metrics: both workers' requests, its own accounts and certificate.
+    const text = await scrape(agentMetricsPort);
+    const answered = text
+      .split('\n')
+      .filter((l) => l.startsWith('kubegate_agent_requests_total{'))
+      .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    assert.ok(answered >= 12, `kubegate_agent_requests_total ${answered}`);
+    assert.ok(value(text, 'kubegate_jit_service_accounts') >= 3, 'accounts counted by the primary');
+    assert.equal(value(text, 'kubegate_agent_tunnels_connected'), 2);
+    assert.ok(
+      value(text, 'kubegate_agent_certificate_expiry_timestamp_seconds') > Date.now() / 1000,
+      'the certificate expiry, from the primary',
+    );
+  });
+
+  test("a revoked grant deletes the user's account, whichever agent worker was told", async () => {
+    const id = await grant(stack, { users: ['dee'], role: 'view', clusters: ['dev'] });
+    const dee = await stack.kubeconfig('dee');
+    for (let i = 0; i < 4; i++)
+      await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig: dee });
+    const exists = async () =>
+      (
+        await kubectlOk(['get', 'serviceaccounts', '-n', 'kubegate-system', '-o', 'name'], {
+          kubeconfig: stack.cluster.kubeconfig,
+        })
+      ).includes(`serviceaccount/${serviceAccountName('user', 'dee')}`);
+    assert.ok(await exists());
+    await ungrant(stack, id);
+    await until('the account deleted', async () => ((await exists()) ? undefined : true), 15_000);
+  });
+
+  test('an agent worker killed with SIGKILL is started again; requests keep working', async () => {
+    const victim = workerPids(agent).get(0)!;
+    process.kill(victim, 'SIGKILL');
+    for (let i = 0; i < 4; i++)
+      await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig });
+    await until('agent worker 0 serving again', async () => {
+      const p = workerPids(agent).get(0);
+      return p !== undefined && p !== victim ? p : undefined;
+    });
+    await until('tunnels from both agent workers again', async () => {
+      const rows = await stack.sql<{ agent_id: string }>(
+        `SELECT DISTINCT agent_id FROM replica_tunnels WHERE cluster = 'dev'`,
+      );
+      return rows.length === 2 ? rows : undefined;
+    });
+    await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig });
+  });
+
   test('a worker killed with SIGKILL is started again; the other keeps serving meanwhile', async () => {
     const pids = workerPids();
     const victim = pids.get(1)!;
@@ -152,7 +262,11 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
     await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig });
   });
 
-  test('SIGTERM to the primary drains and stops every worker, and it exits 0', async () => {
+  test('SIGTERM to the primaries drains and stops every worker, and they exit 0', async () => {
+    const agentPids = [...workerPids(agent).values()].filter(alive);
+    assert.equal(agentPids.length, 2);
+    assert.equal(await agent.stop('SIGTERM'), 0, agent.output().slice(-3000));
+    for (const p of agentPids) assert.ok(!alive(p), `agent worker ${p} still running`);
     const pids = [...workerPids().values()].filter(alive);
     assert.equal(pids.length, 2);
     // The killed worker's row is gone once it is stale (the survivors delete it).

@@ -141,6 +141,23 @@ test('metrics on: the only difference is the metrics env var and port', async ()
   assertSameObjects(chart, bootstrapObjects(base));
 });
 
+test('workers: the only difference is KUBEGATE_WORKERS; the schema refuses what the agent would', async () => {
+  for (const workers of [4, 'auto'] as const) {
+    const chart = await chartObjects(base, { workers });
+    const dep = chart.find((o) => o.kind === 'Deployment')!;
+    type Container = { env: { name: string; value?: string }[] };
+    const container = (dep.spec as { template: { spec: { containers: Container[] } } }).template
+      .spec.containers[0]!;
+    const w = container.env.find((e) => e.name === 'KUBEGATE_WORKERS');
+    assert.equal(w?.value, String(workers));
+    container.env = container.env.filter((e) => e !== w);
+    assertSameObjects(chart, bootstrapObjects(base));
+  }
+  assertSameObjects(await chartObjects(base, { workers: 1 }), bootstrapObjects(base));
+  for (const bad of [0, 'all', '2.5'])
+    await assert.rejects(chartObjects(base, { workers: bad }), /workers/, String(bad));
+});
+
 test('with bootstrap.existingSecret: no Secret rendered, and every reference points to it', async () => {
   const chart = await chartObjects(base, {
     cluster: '',
