@@ -52,6 +52,8 @@ export interface H2loadOptions {
   warmUpS?: number;
   /** HTTP/1.1 instead of HTTP/2 (plain or over TLS), for peers that speak nothing else. */
   h1?: boolean;
+  /** POST this file's content as each request's body (h2load -d). */
+  dataFile?: string;
 }
 
 export function h2load(o: H2loadOptions): Promise<H2loadResult> {
@@ -60,6 +62,7 @@ export function h2load(o: H2loadOptions): Promise<H2loadResult> {
     `-m${o.streams}`,
     '-t1',
     ...(o.h1 ? ['--h1'] : []),
+    ...(o.dataFile ? [`-d${o.dataFile}`] : []),
     ...Object.entries(o.headers ?? {}).map(([k, v]) => `-H${k}: ${v}`),
     ...(o.durationS
       ? [`-D${o.durationS}`, `--warm-up-time=${o.warmUpS ?? 1}`]
