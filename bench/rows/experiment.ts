@@ -57,7 +57,7 @@ export async function experimentRow(ctx: BenchContext, name: string): Promise<Ro
   const p50 = { before: [] as number[], after: [] as number[] };
   const h1 = { before: [] as number[], after: [] as number[] };
   const h2 = { before: [] as number[], after: [] as number[] };
-  const rounds = baseline ? 5 : 3;
+  const rounds = Number(process.env.KG_BENCH_AB_ROUNDS ?? (baseline ? 5 : 3));
   for (let r = 0; r < rounds; r++) {
     for (const t of rotate([a, b], r)) {
       const lat = await http1Load({
