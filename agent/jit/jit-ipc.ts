@@ -100,12 +100,13 @@ export class JitOverIpc implements JitAccess {
     void this.ask(op, args).catch(() => undefined);
   }
 
-  async credentialFor(
-    user: string,
-    groups: string[],
-    grants: TunnelGrant[],
-    kind: SubjectKind = 'user',
-  ): Promise<Credential> {
+  /** The subject's credential: the one kept for these grants, else the primary's. */
+  readonly credentialFor: JitAccess['credentialFor'] = async (
+    user,
+    groups,
+    grants,
+    kind = 'user',
+  ) => {
     const key = `${kind}\u0000${user}`;
     const digest = digestOf(grants);
     let byDigest = this.cache.get(key);
@@ -124,7 +125,7 @@ export class JitOverIpc implements JitAccess {
       if (entries.get(digest) === asked) entries.delete(digest);
       throw err;
     }
-  }
+  };
 
   async applyUpdate(u: GrantUpdate): Promise<void> {
     await this.ask('applyUpdate', [u]);
