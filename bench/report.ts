@@ -37,6 +37,13 @@ interleaved rounds after a warm-up; results are medians over rounds with the ran
   upstream pool sized to the callers; still no caller authentication and no audit. The example
   speaks HTTP/1.1 only, so P2-rd and P3-rd drive every target over HTTP/1.1; P2-rd-h2 and
   P3-rd-h2 compare the TLS shape over TLS + HTTP/2 as P2 and P3 do.
+- **workers** (rows P2-workers, P2-workers-proxy): the same replica and agent with
+  KUBEGATE_WORKERS=2 (ADR 0031) beside the one-process ones; CPU is read for each whole process
+  tree. On this 2-core machine the load generator, the upstream and PostgreSQL already use what
+  a second worker would, so the rows give req/s per core of kubegate CPU and a 4-core projection.
+- **X-baseline** (with \`KG_BENCH_AB=baseline KG_BENCH_BASELINE=<checkout>\`): a proxy and agent
+  built from an earlier commit run as "before" beside this build's, same upstream, interleaved
+  rounds, CPU per request of both: a change to the data path measured in one sitting.
 - **upstreams**: the *bench upstream* is a minimal Node server answering like kube-apiserver
   (fixed 1 KiB ConfigMap, streamed lists, watches with time-stamped events); the *real test
   cluster* is kube-apiserver + etcd from test/cluster.
