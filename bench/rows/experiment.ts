@@ -53,6 +53,18 @@ export async function experimentRow(ctx: BenchContext, name: string): Promise<Ro
     });
     if (r.latenciesMs.length) break;
   }
+  // The main replica and agent have run every row before this one; the new ones get the same
+  // load first (JIT-compiled code, connections, the JIT account), or "before" and "after"
+  // would differ by warmth as much as by the change.
+  for (const t of [x, main, x])
+    await h2load({
+      url: url(t, path),
+      headers: t.headers,
+      clients: 8,
+      streams: 8,
+      durationS: 4,
+      warmUpS: 1,
+    });
   const key = (t: Target) => (t === a ? 'before' : 'after');
   const p50 = { before: [] as number[], after: [] as number[] };
   const h1 = { before: [] as number[], after: [] as number[] };
