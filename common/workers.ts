@@ -124,11 +124,12 @@ export function workerReady(registry: Registry): void {
  * each metric's aggregator (sum unless it says otherwise). A worker that
  * does not answer within 3 s is left out of this scrape.
  */
+let asked = 0;
+
 function scrapeAll(workers: Worker[], own: Registry | undefined): Promise<string> {
-  let next = 0;
   const ask = (w: Worker) =>
     new Promise<MetricsJson>((resolve) => {
-      const id = ++next;
+      const id = ++asked; // unique across scrapes, which may overlap
       const done = (metrics: MetricsJson) => {
         clearTimeout(timer);
         w.off('message', onMessage);
@@ -207,9 +208,10 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
       );
       const d = delay;
       delay = Math.min(30_000, delay * 2);
+      // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
       setTimeout(() => {
         if (!stopping) fork(i);
-      }, d).unref();
+      }, d);
     });
   };
 
