@@ -3,7 +3,7 @@
  * common/workers.ts): the real binaries started with two workers each, a
  * real apiserver, real kubectl. Both proxy workers serve the front and hold
  * a tunnel each, the primary's /metrics is the sum of both; the agent's two
- * workers each carry a tunnel while its primary keeps the one identity and
+ * workers each carry their own tunnels while its primary keeps the one identity and
  * the one set of just-in-time accounts (one ServiceAccount per user however
  * many workers served them; a revoked grant deletes it); a worker killed
  * with SIGKILL is started again while the other keeps serving, and SIGTERM
@@ -138,18 +138,18 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
     assert.equal(value(after, 'kubegate_tunnel_connected{cluster="dev"}'), 2);
   });
 
-  test('an agent with two workers: a tunnel each, one identity, one JIT account per user', async () => {
+  test('an agent with two workers: tunnels from each, one identity, one JIT account per user', async () => {
     agentMetricsPort = await freePort();
     const env = stack.agentEnv.get('dev')!;
     stack.agentEnv.set('dev', {
       ...env,
+      // Each agent worker keeps its two tunnels (the default) on distinct proxy workers.
       KUBEGATE_WORKERS: '2',
-      KUBEGATE_TUNNELS: '1',
       KUBEGATE_METRICS_LISTEN: `127.0.0.1:${agentMetricsPort}`,
     });
     await stack.agents.get('dev')!.stop();
     agent = await stack.startAgent('dev');
-    // Two agent processes (one tunnel each) that only the primary's certificate lets in.
+    // Two agent processes (two tunnels each) that only the primary's certificate lets in.
     await until('tunnels from both agent workers', async () => {
       const rows = await stack.sql<{ agent_id: string }>(
         `SELECT DISTINCT agent_id FROM replica_tunnels WHERE cluster = 'dev'`,
@@ -199,7 +199,7 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
       .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     assert.ok(answered >= 12, `kubegate_agent_requests_total ${answered}`);
     assert.ok(value(text, 'kubegate_jit_service_accounts') >= 3, 'accounts counted by the primary');
-    assert.equal(value(text, 'kubegate_agent_tunnels_connected'), 2);
+    assert.equal(value(text, 'kubegate_agent_tunnels_connected'), 4);
     assert.ok(
       value(text, 'kubegate_agent_certificate_expiry_timestamp_seconds') > Date.now() / 1000,
       'the certificate expiry, from the primary',
@@ -223,6 +223,13 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
   });
 
   test('an agent worker killed with SIGKILL is started again; requests keep working', async () => {
+    const agentIds = async () =>
+      (
+        await stack.sql<{ agent_id: string }>(
+          `SELECT DISTINCT agent_id FROM replica_tunnels WHERE cluster = 'dev'`,
+        )
+      ).map((r) => r.agent_id);
+    const before = new Set(await agentIds());
     const victim = workerPids(agent).get(0)!;
     process.kill(victim, 'SIGKILL');
     for (let i = 0; i < 4; i++)
@@ -231,12 +238,15 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
       const p = workerPids(agent).get(0);
       return p !== undefined && p !== victim ? p : undefined;
     });
-    await until('tunnels from both agent workers again', async () => {
-      const rows = await stack.sql<{ agent_id: string }>(
-        `SELECT DISTINCT agent_id FROM replica_tunnels WHERE cluster = 'dev'`,
-      );
-      return rows.length === 2 ? rows : undefined;
-    });
+    await until(
+      'tunnels from both agent workers again',
+      async () => {
+        // The killed worker's tunnels go when their proxy notices; its successor's come.
+        const ids = await agentIds();
+        return ids.length === 2 && ids.some((id) => !before.has(id)) ? ids : undefined;
+      },
+      60_000,
+    );
     await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig });
   });
 
@@ -253,12 +263,18 @@ describe('a proxy replica with two workers', { timeout: 300_000 }, () => {
     });
     assert.ok(alive(again));
     assert.match(stack.proxy.output(), /"msg":"a worker died; starting it again"/);
-    await until('the agent on both workers again', async () => {
-      const rows = await stack.sql<{ replica_id: string }>(
-        `SELECT DISTINCT replica_id FROM replica_tunnels WHERE cluster = 'dev'`,
-      );
-      return rows.length === 2 ? rows : undefined;
-    });
+    // Tunnels on both live workers (a dead worker's rows stay until they are stale: not counted).
+    await until(
+      'the agent on both workers again',
+      async () => {
+        const rows = await stack.sql<{ replica_id: string }>(
+          `SELECT DISTINCT t.replica_id FROM replica_tunnels t JOIN replicas r ON r.id = t.replica_id
+            WHERE t.cluster = 'dev' AND r.heartbeat_at > now() - interval '2 seconds'`,
+        );
+        return rows.length === 2 ? rows : undefined;
+      },
+      60_000,
+    );
     await kubectlOk(['-n', 'default', 'get', 'configmaps'], { kubeconfig });
   });
 
