@@ -124,11 +124,17 @@ describe('/metrics after real traffic', { timeout: 600_000 }, () => {
         if (Date.now() - t0 > 20_000) throw new Error(`watch showed nothing: ${seen}`);
         await new Promise((res) => setTimeout(res, 50));
       }
-      const during = (await scrape(proxyPort)).samples;
-      assert.ok(
-        sum(during, 'kubegate_http_open_streams', { cluster: 'dev', kind: 'watch' }) >= 1,
-        'the open watch is counted',
-      );
+      // kubectl prints the LIST's names first and opens the watch after it: wait for the watch.
+      const w0 = Date.now();
+      while (
+        sum((await scrape(proxyPort)).samples, 'kubegate_http_open_streams', {
+          cluster: 'dev',
+          kind: 'watch',
+        }) < 1
+      ) {
+        if (Date.now() - w0 > 10_000) assert.fail('the open watch is not counted');
+        await new Promise((res) => setTimeout(res, 50));
+      }
     } finally {
       watcher.kill('SIGINT');
     }
