@@ -15,6 +15,7 @@ import { http1Load } from '../http1-load.js';
 import { h2load } from '../h2load.js';
 import { fmtSpread, median, percentile, ratioSpread, spread } from '../stats.js';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { cpuSeconds, rotate, url, type BenchContext, type Target } from '../context.js';
 import type { Row } from '../table.js';
 
@@ -112,7 +113,7 @@ export async function experimentRow(ctx: BenchContext, name: string): Promise<Ro
     {
       id: `X-${name}`,
       what: baseline
-        ? `this build against ${baseline}'s (before), same run`
+        ? `this build against commit ${commitOf(baseline)}'s (before), same run`
         : `experiment "${name}": after / before, same run`,
       upstream: 'bench upstream',
       goal: '(proposed change)',
@@ -121,4 +122,10 @@ export async function experimentRow(ctx: BenchContext, name: string): Promise<Ro
       verdict: 'info',
     },
   ];
+}
+
+/** The short commit of a checkout (the row names the baseline by it, not by a local path). */
+function commitOf(dir: string): string {
+  const r = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'an unknown commit';
 }
