@@ -15,7 +15,7 @@ import { startStack, type Stack } from '../support/stack.js';
 import { kubectlOk } from '../support/kubectl.js';
 import { grant, ungrant } from '../support/grants.js';
 import { freePort } from '../support/ports.js';
-import type { Proc } from '../support/proc.js';
+import { isAlive as alive, type Proc } from '../support/proc.js';
 import { serviceAccountName } from '../../agent/jit/names.js';
 
 let stack: Stack;
@@ -62,15 +62,6 @@ function workerPids(proc: Proc = stack.proxy): Map<number, number> {
     pids.set(l.worker, l.workerPid);
   }
   return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('a proxy replica with two workers', { timeout: 300_000 }, () => {

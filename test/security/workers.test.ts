@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runKubegate } from '../support/proc.js';
+import { isAlive as alive, runKubegate } from '../support/proc.js';
 
 const proxyEnv = () => ({
   DATABASE_URL: 'postgres://kg@127.0.0.1:1/kg', // nothing listens there
@@ -30,15 +30,6 @@ const agentEnv = {
   KUBEGATE_ENROLL_ADDRESS: '127.0.0.1:3',
   KUBEGATE_APISERVER_URL: 'https://127.0.0.1:4',
 };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 for (const program of ['proxy', 'agent'] as const) {
   test(`${program}: KUBEGATE_WORKERS beyond 1–64 or "auto" is refused before anything is forked`, async () => {

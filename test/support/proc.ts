@@ -128,3 +128,13 @@ export async function runKubegate(
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** True while a process with this pid exists (signal 0 probes without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
