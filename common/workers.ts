@@ -180,6 +180,11 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   const fork = (i: number) => {
     const w = cluster.fork({ [indexEnv]: String(i) });
     byIndex.set(i, w);
+    // A message to a worker that just died fails with EPIPE; without a listener
+    // that error would end the primary and every other worker with it.
+    w.on('error', (err: Error) =>
+      log.warn({ worker: i, err: err.message }, 'worker channel error'),
+    );
     o.onFork?.(w, i);
     w.on('message', (m: unknown) => {
       if (m === readyMessage) {
